@@ -1,0 +1,83 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "gvlt",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "gvlt", targets: ["gvlt"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+    ],
+    targets: [
+        // System libraries: the C libraries the product builds on, found through pkg-config.
+        .systemLibrary(
+            name: "CArchive", path: "Sources/SystemLibraries/CArchive",
+            pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
+        .systemLibrary(
+            name: "CElf", path: "Sources/SystemLibraries/CElf",
+            pkgConfig: "libelf", providers: [.apt(["libelf-dev"])]),
+        .systemLibrary(
+            name: "CFFI", path: "Sources/SystemLibraries/CFFI",
+            pkgConfig: "libffi", providers: [.apt(["libffi-dev"])]),
+
+        // glibc declarations Swift's Glibc module leaves out; header only.
+        .systemLibrary(name: "CHost", path: "Sources/SystemLibraries/CHost"),
+
+        .target(
+            name: "Core",
+            dependencies: [
+                "CArchive", "CElf", "CFFI", "CHost",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            path: "Sources/Core",
+            swiftSettings: [.swiftLanguageMode(.v5)]),
+
+        // Backends and accelerators depend on Core only, never on each other.
+        .target(name: "Nanos", dependencies: ["Core"], path: "Sources/Backends/Nanos",
+                swiftSettings: [.swiftLanguageMode(.v5)]),
+        .target(name: "LinuxVM", dependencies: ["Core"], path: "Sources/Backends/LinuxVM",
+                swiftSettings: [.swiftLanguageMode(.v5)]),
+        .target(name: "NvidiaGPU", dependencies: ["Core"], path: "Sources/Backends/NvidiaGPU",
+                swiftSettings: [.swiftLanguageMode(.v5)]),
+
+        .executableTarget(
+            name: "gvlt",
+            dependencies: [
+                "Core", "Nanos", "LinuxVM", "NvidiaGPU",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/CLI",
+            swiftSettings: [.swiftLanguageMode(.v5)]),
+
+        // The flatten benchmark (bench/README.md); run with `swift run -c release gvlt-bench`.
+        .executableTarget(
+            name: "gvlt-bench",
+            dependencies: ["Core"],
+            path: "bench/Sources",
+            swiftSettings: [.swiftLanguageMode(.v5)]),
+
+        .target(
+            name: "TestSupport",
+            dependencies: ["Core", .product(name: "Crypto", package: "swift-crypto")],
+            path: "Tests/TestSupport",
+            swiftSettings: [.swiftLanguageMode(.v5)]),
+        .testTarget(
+            name: "CoreTests",
+            dependencies: ["Core", "TestSupport", "Nanos", "LinuxVM", "NvidiaGPU"],
+            path: "Tests/CoreTests",
+            swiftSettings: [.swiftLanguageMode(.v5)]),
+        .testTarget(
+            name: "CLITests",
+            dependencies: ["gvlt", "Core", "TestSupport"],
+            path: "Tests/CLITests",
+            swiftSettings: [.swiftLanguageMode(.v5)]),
+    ]
+)

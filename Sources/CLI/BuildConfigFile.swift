@@ -1,0 +1,89 @@
+import Core
+import Foundation
+import Yams
+
+/// `gvlt build --config FILE`: YAML or JSON whose keys mirror the long flags (`rootfs-dir`, `accel`, …).
+/// Flags given on the command line win over the file.
+struct BuildConfigFile {
+    static let keys = ["backend", "container", "containerfile", "context", "build-arg", "rootfs-dir", "platform",
+                       "storage-driver", "output", "accel", "force", "json", "program", "options"]
+
+    var backend: String?
+    var container: String?
+    var containerfile: String?
+    var context: String?
+    var buildArgs: [String]?
+    var rootfsDir: String?
+    var platform: String?
+    var storageDriver: String?
+    var output: String?
+    var accel: [String]?
+    var force: Bool?
+    var json: Bool?
+    var program: String?
+    var options: [String: String] = [:]
+
+    init() {}
+
+    init(path: String) throws {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw InputError("cannot read build config \(path)", hint: "check the --config path")
+        }
+        let node: Any?
+        do {
+            node = try Yams.load(yaml: text)
+        } catch let error as YamlError {
+            throw InputError("build config \(path) is not valid YAML or JSON: \(error)")
+        }
+        let object = try StrictObject(Self.jsonValue(node, at: path), location: path, allowed: Self.keys)
+        // Relative paths in the file are relative to the file, not to wherever gvlt runs.
+        let base = URL(fileURLWithPath: path).deletingLastPathComponent()
+        func resolve(_ value: String?) -> String? {
+            value.map { $0.hasPrefix("/") ? $0 : base.appendingPathComponent($0).path }
+        }
+        func resolveTransport(_ value: String?) -> String? {
+            guard let value, let colon = value.firstIndex(of: ":") else { return value }
+            let transport = value[..<colon]
+            guard ["oci", "oci-archive", "docker-archive"].contains(transport) else { return value }
+            return "\(transport):" + resolve(String(value[value.index(after: colon)...]))!
+        }
+        backend = try object.string("backend")
+        container = resolveTransport(try object.string("container"))
+        containerfile = resolve(try object.string("containerfile"))
+        context = resolve(try object.string("context"))
+        buildArgs = try object.strings("build-arg")
+        rootfsDir = resolve(try object.string("rootfs-dir"))
+        platform = try object.string("platform")
+        storageDriver = try object.string("storage-driver")
+        output = resolve(try object.string("output"))
+        accel = try object.strings("accel")
+        force = try object.bool("force")
+        json = try object.bool("json")
+        program = resolve(try object.string("program"))
+        if let value = object.fields["options"] {
+            guard case .object(let fields) = value else { throw InputError("\(path): options: expected a mapping") }
+            for (key, item) in fields {
+                switch item {
+                case .string(let text): options[key] = text
+                case .number(let number): options[key] = number == number.rounded() ? String(Int(number)) : String(number)
+                case .bool(let flag): options[key] = String(flag)
+                default: throw InputError("\(path): options.\(key): expected a string, number or boolean")
+                }
+            }
+        }
+    }
+
+    private static func jsonValue(_ node: Any?, at path: String) throws -> JSONValue {
+        switch node {
+        case nil: return .object([:])
+        case let value as Bool: return .bool(value)
+        case let value as Int: return .number(Double(value))
+        case let value as Double: return .number(value)
+        case let value as String: return .string(value)
+        case let value as [Any]: return .array(try value.map { try jsonValue($0, at: path) })
+        case let value as [String: Any]: return .object(try value.mapValues { try jsonValue($0, at: path) })
+        case is NSNull: return .null
+        default: throw InputError("\(path): unsupported value \(String(describing: node))")
+        }
+    }
+}

@@ -1,0 +1,48 @@
+import ArgumentParser
+import Core
+import Foundation
+import LinuxVM
+import Nanos
+import NvidiaGPU
+
+@main
+struct Gvlt: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gvlt",
+        abstract: "Package prover programs into bootable VM images for the Gevulot network.",
+        discussion: """
+        Sources are read without root, without network access and without a container engine
+        (except --containerfile and containers-storage:, which need podman or skopeo).
+
+        Examples:
+          gvlt export --container oci:./image:latest -o rootfs.tar
+          gvlt export --containerfile ./Containerfile -o rootfs.tar --json
+          gvlt backends
+          gvlt doctor
+        """,
+        version: GvltVersion.current,
+        subcommands: [ExportCommand.self, BuildCommand.self, BackendsCommand.self, DoctorCommand.self, KVMProbeCommand.self])
+
+    /// Our errors print as `error: …` plus a hint line; argument errors keep argument-parser's usage text.
+    static func main() {
+        setlocale(LC_ALL, "C.UTF-8")
+        Cleanup.shared.installSignalHandlers()
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch let error as UserFacingError {
+            Cleanup.shared.runAll()
+            var text = "error: \(error.message)\n"
+            if let hint = error.hint { text += "  hint: \(hint)\n" }
+            FileHandle.standardError.write(text.data(using: .utf8)!)
+            Foundation.exit(1)
+        } catch {
+            Cleanup.shared.runAll()
+            exit(withError: error)
+        }
+    }
+}
+
+enum GvltVersion {
+    static let current = "0.1.0"
+}

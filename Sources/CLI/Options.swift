@@ -1,0 +1,120 @@
+import ArgumentParser
+import Core
+import Foundation
+import Logging
+
+/// How much gvlt prints, and how hard it works.
+struct GlobalOptions: ParsableArguments {
+    @Flag(name: .shortAndLong, help: "Print nothing but errors (and the --json report).")
+    var quiet = false
+
+    @Flag(name: .shortAndLong, help: "Print debug messages.")
+    var verbose = false
+
+    @Option(name: .long, help: "Layers read in parallel (default: the number of CPUs).")
+    var jobs: Int?
+
+    @Option(name: .long, help: ArgumentHelp("Cache directory (default: $GVLT_CACHE_DIR, $XDG_CACHE_HOME/gvlt or ~/.cache/gvlt).", valueName: "dir"))
+    var cacheDir: String?
+
+    func makeLogger() -> Logger {
+        StderrLogHandler.bootstrap(level: verbose ? .debug : (quiet ? .error : .warning))
+        return Logger(label: "gvlt")
+    }
+}
+
+/// Where the root tree comes from. Exactly one of --container, --containerfile, --rootfs-dir.
+struct SourceOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp(
+        "Container image: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF] or containers-storage:REF.",
+        valueName: "transport:ref"))
+    var container: String?
+
+    @Option(name: .long, help: ArgumentHelp("Build this Containerfile/Dockerfile with podman (or buildah) and use the result.",
+                                            valueName: "file"))
+    var containerfile: String?
+
+    @Option(name: .long, help: ArgumentHelp("Build context for --containerfile (default: the Containerfile's directory).",
+                                            valueName: "dir"))
+    var context: String?
+
+    @Option(name: .customLong("build-arg"), help: ArgumentHelp("A --build-arg for --containerfile (repeatable).", valueName: "key=value"))
+    var buildArgs: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Use this directory as the image root (symlinks kept, never followed).", valueName: "dir"))
+    var rootfsDir: String?
+
+    @Option(name: .long, help: ArgumentHelp("Platform to pick from multi-platform images.", valueName: "os/arch[/variant]"))
+    var platform: String = "linux/amd64"
+
+    @Option(name: .long, help: ArgumentHelp("containers/storage driver for podman/skopeo (e.g. vfs); default: the host's configuration.",
+                                            valueName: "driver"))
+    var storageDriver: String?
+
+    var isEmpty: Bool { container == nil && containerfile == nil && rootfsDir == nil }
+
+    /// Fills unset options from a build config file; flags win.
+    mutating func merge(_ config: BuildConfigFile) {
+        container = container ?? config.container
+        containerfile = containerfile ?? config.containerfile
+        context = context ?? config.context
+        rootfsDir = rootfsDir ?? config.rootfsDir
+        storageDriver = storageDriver ?? config.storageDriver
+        if let configured = config.platform, platform == "linux/amd64" { platform = configured }
+        if buildArgs.isEmpty { buildArgs = config.buildArgs ?? [] }
+    }
+
+    func makeSource() throws -> ImageSource {
+        let given = [container.map { _ in "--container" }, containerfile.map { _ in "--containerfile" },
+                     rootfsDir.map { _ in "--rootfs-dir" }].compactMap { $0 }
+        guard given.count == 1 else {
+            throw InputError(given.isEmpty ? "no source given" : "choose one source, not \(given.joined(separator: " and "))",
+                             hint: "pass exactly one of --container TRANSPORT:REF, --containerfile FILE, --rootfs-dir DIR")
+        }
+        if context != nil && containerfile == nil {
+            throw InputError("--context only applies to --containerfile")
+        }
+        if let container {
+            let source = try ContainerReference.parse(container)
+            if var storage = source as? ContainersStorageSource {
+                storage.storageDriver = storageDriver
+                return storage
+            }
+            return source
+        }
+        if let containerfile {
+            return ContainerfileSource(containerfile: containerfile, contextDirectory: context, storageDriver: storageDriver,
+                                       buildArgs: buildArgs)
+        }
+        return RootfsDirectorySource(directory: rootfsDir!)
+    }
+
+    func makeContext(global: GlobalOptions, progress: ProgressReporter, logger: Logger) throws -> SourceContext {
+        let jobs = global.jobs ?? ProcessInfo.processInfo.activeProcessorCount
+        guard jobs >= 1 else { throw InputError("--jobs must be at least 1") }
+        return SourceContext(scratch: try ScratchDirectory(), progress: progress, logger: logger, jobs: jobs,
+                             platform: try Platform(parsing: platform))
+    }
+}
+
+/// Prints a Codable value as pretty JSON with sorted keys on stdout.
+func printJSON<T: Encodable>(_ value: T) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    FileHandle.standardOutput.write(try encoder.encode(value))
+    FileHandle.standardOutput.write("\n".data(using: .utf8)!)
+}
+
+/// The builtin plugins compiled into this gvlt, plus every plugins.json on the search path.
+func loadRegistry() throws -> PluginRegistry {
+    let registry = PluginRegistry()
+    NanosBackend.register(into: registry)
+    LinuxVMBackend.register(into: registry)
+    NvidiaAccelerator.register(into: registry)
+    try registry.load(files: PluginsFile.searchPath())
+    return registry
+}
+
+import LinuxVM
+import Nanos
+import NvidiaGPU

@@ -1,0 +1,130 @@
+import CArchive
+import Foundation
+
+/// Converts between libarchive entries and our model, keeping every bit of metadata.
+public enum ArchiveEntryCoding {
+    /// What a tar header says, before the entry is placed in a tree.
+    public struct Header {
+        public var name: String
+        public var kind: EntryKind
+        public var metadata: FileMetadata
+        public var size: Int64
+        public var isSparse: Bool
+    }
+
+    public enum DecodeProblem: Error, CustomStringConvertible {
+        case nameNotUTF8
+        case linkNotUTF8
+        case unknownType(UInt32)
+
+        public var description: String {
+            switch self {
+            case .nameNotUTF8: return "the member name is missing or not valid UTF-8"
+            case .linkNotUTF8: return "the link target is missing or not valid UTF-8"
+            case .unknownType(let t): return "unknown entry type 0o\(String(t, radix: 8))"
+            }
+        }
+    }
+
+    /// Decodes a header. Regular files get `.empty` content here; the caller attaches the real content.
+    public static func decode(_ entry: OpaquePointer) throws -> Header {
+        guard let namePointer = archive_entry_pathname_utf8(entry),
+              let name = String(validatingCString: namePointer) else { throw DecodeProblem.nameNotUTF8 }
+        var xattrs: [String: [UInt8]] = [:]
+        if archive_entry_xattr_reset(entry) > 0 {
+            var xname: UnsafePointer<CChar>?
+            var value: UnsafeRawPointer?
+            var size = 0
+            while archive_entry_xattr_next(entry, &xname, &value, &size) == ARCHIVE_OK {
+                guard let xname else { continue }
+                let bytes = value.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) } ?? []
+                xattrs[String(cString: xname)] = bytes
+            }
+        }
+        let metadata = FileMetadata(
+            permissions: UInt16(truncatingIfNeeded: archive_entry_perm(entry)),
+            uid: UInt32(truncatingIfNeeded: archive_entry_uid(entry)),
+            gid: UInt32(truncatingIfNeeded: archive_entry_gid(entry)),
+            mtime: Timestamp(seconds: Int64(archive_entry_mtime(entry)),
+                             nanoseconds: UInt32(truncatingIfNeeded: archive_entry_mtime_nsec(entry))),
+            xattrs: xattrs)
+        let size = archive_entry_size_is_set(entry) != 0 ? Int64(archive_entry_size(entry)) : 0
+
+        let kind: EntryKind
+        // libarchive reports a tar hard link as a regular file with a link name.
+        if let linkPointer = archive_entry_hardlink_utf8(entry) {
+            guard let target = String(validatingCString: linkPointer) else { throw DecodeProblem.linkNotUTF8 }
+            kind = .hardlink(target: target)
+        } else {
+            let type = UInt32(archive_entry_filetype(entry))
+            switch type {
+            case CARCHIVE_IFREG: kind = .regularFile(.empty)
+            case CARCHIVE_IFDIR: kind = .directory
+            case CARCHIVE_IFLNK:
+                guard let linkPointer = archive_entry_symlink_utf8(entry),
+                      let target = String(validatingCString: linkPointer) else { throw DecodeProblem.linkNotUTF8 }
+                kind = .symlink(target: target)
+            case CARCHIVE_IFCHR:
+                kind = .characterDevice(major: UInt32(archive_entry_rdevmajor(entry)), minor: UInt32(archive_entry_rdevminor(entry)))
+            case CARCHIVE_IFBLK:
+                kind = .blockDevice(major: UInt32(archive_entry_rdevmajor(entry)), minor: UInt32(archive_entry_rdevminor(entry)))
+            case CARCHIVE_IFIFO: kind = .fifo
+            case CARCHIVE_IFSOCK: kind = .socket
+            default: throw DecodeProblem.unknownType(type)
+            }
+        }
+        return Header(name: name, kind: kind, metadata: metadata, size: size,
+                      isSparse: archive_entry_sparse_count(entry) > 0)
+    }
+
+    /// Fills a libarchive entry from ours. Names are written without a leading "./"; the root is "./".
+    static func fill(_ archiveEntry: OpaquePointer, from entry: FileEntry) {
+        let name: String
+        if entry.path.isEmpty {
+            name = "./"
+        } else if case .directory = entry.kind {
+            name = entry.path + "/"
+        } else {
+            name = entry.path
+        }
+        archive_entry_set_pathname_utf8(archiveEntry, name)
+        let perm = mode_t(entry.metadata.permissions)
+        archive_entry_set_uid(archiveEntry, la_int64_t(entry.metadata.uid))
+        archive_entry_set_gid(archiveEntry, la_int64_t(entry.metadata.gid))
+        archive_entry_set_mtime(archiveEntry, time_t(entry.metadata.mtime.seconds), Int(entry.metadata.mtime.nanoseconds))
+        for key in entry.metadata.xattrs.keys.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }) {
+            let value = entry.metadata.xattrs[key]!
+            value.withUnsafeBytes { archive_entry_xattr_add_entry(archiveEntry, key, $0.baseAddress, $0.count) }
+        }
+        switch entry.kind {
+        case .directory:
+            archive_entry_set_filetype(archiveEntry, CARCHIVE_IFDIR)
+        case .regularFile(let content):
+            archive_entry_set_filetype(archiveEntry, CARCHIVE_IFREG)
+            archive_entry_set_size(archiveEntry, la_int64_t(content.size))
+        case .symlink(let target):
+            archive_entry_set_filetype(archiveEntry, CARCHIVE_IFLNK)
+            archive_entry_set_symlink_utf8(archiveEntry, target)
+        case .hardlink(let target):
+            archive_entry_set_filetype(archiveEntry, CARCHIVE_IFREG)
+            archive_entry_set_hardlink_utf8(archiveEntry, target)
+            archive_entry_set_size(archiveEntry, 0)
+        case .characterDevice(let major, let minor):
+            archive_entry_set_filetype(archiveEntry, CARCHIVE_IFCHR)
+            archive_entry_set_rdevmajor(archiveEntry, dev_t(major))
+            archive_entry_set_rdevminor(archiveEntry, dev_t(minor))
+        case .blockDevice(let major, let minor):
+            archive_entry_set_filetype(archiveEntry, CARCHIVE_IFBLK)
+            archive_entry_set_rdevmajor(archiveEntry, dev_t(major))
+            archive_entry_set_rdevminor(archiveEntry, dev_t(minor))
+        case .fifo:
+            archive_entry_set_filetype(archiveEntry, CARCHIVE_IFIFO)
+        case .socket:
+            archive_entry_set_filetype(archiveEntry, CARCHIVE_IFSOCK)
+        }
+        archive_entry_set_perm(archiveEntry, perm)
+    }
+
+    /// The libarchive version string, for `gvlt doctor`.
+    public static var libraryVersion: String { String(cString: archive_version_details()) }
+}

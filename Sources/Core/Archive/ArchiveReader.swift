@@ -1,0 +1,116 @@
+import CArchive
+import Foundation
+
+/// A thin wrapper over a libarchive read handle fed from a `ByteSource`.
+///
+/// Every status other than OK is an error: libarchive reports malformed tar and PAX headers as
+/// warnings and carries on, and an image builder must not.
+public final class ArchiveReader {
+    public enum Format {
+        /// tar in all its dialects (ustar, pax, GNU).
+        case tar
+        /// One entry holding the whole (decompressed) stream.
+        case raw
+    }
+
+    public enum Filter {
+        case gzip, zstd
+    }
+
+    /// Holds the source and the first error it threw; libarchive only sees "-1".
+    final class Client {
+        let source: ByteSource
+        var error: Error?
+        init(source: ByteSource) { self.source = source }
+    }
+
+    let handle: OpaquePointer
+    private let client: Client
+    private let clientPointer: UnsafeMutableRawPointer
+    /// For error messages: what is being read ("layer sha256:ab12…").
+    public let label: String
+
+    public init(format: Format, filters: [Filter] = [], source: ByteSource, label: String) throws {
+        guard let handle = archive_read_new() else { throw InputError("libarchive: out of memory") }
+        self.handle = handle
+        self.label = label
+        self.client = Client(source: source)
+        self.clientPointer = Unmanaged.passRetained(client).toOpaque()
+        switch format {
+        case .tar:
+            archive_read_support_format_tar(handle)
+            // Names are UTF-8 in practice; without this, libarchive decodes ustar names with the locale.
+            archive_read_set_format_option(handle, "tar", "hdrcharset", "UTF-8")
+        case .raw:
+            archive_read_support_format_raw(handle)
+        }
+        for filter in filters {
+            switch filter {
+            case .gzip: archive_read_support_filter_gzip(handle)
+            case .zstd: archive_read_support_filter_zstd(handle)
+            }
+        }
+        let status = archive_read_open(handle, clientPointer, nil, { _, client, buffer in
+            let box = Unmanaged<Client>.fromOpaque(client!).takeUnretainedValue()
+            do {
+                let chunk = try box.source.nextChunk()
+                buffer!.pointee = chunk.baseAddress.map { UnsafeRawPointer($0) }
+                return la_ssize_t(chunk.count)
+            } catch {
+                box.error = box.error ?? error
+                return -1
+            }
+        }, nil)
+        if status != ARCHIVE_OK { throw failure("cannot read") }
+    }
+
+    deinit {
+        archive_read_free(handle)
+        Unmanaged<Client>.fromOpaque(clientPointer).release()
+    }
+
+    /// The next entry, or nil at the end of the archive. The entry is valid until the next call.
+    public func nextHeader() throws -> OpaquePointer? {
+        var entry: OpaquePointer?
+        let status = archive_read_next_header(handle, &entry)
+        if status == ARCHIVE_EOF { return nil }
+        if status != ARCHIVE_OK { throw failure("bad header") }
+        return entry
+    }
+
+    /// The next data block of the current entry and its offset within the entry; nil at its end.
+    public func readBlock() throws -> (UnsafeRawBufferPointer, Int64)? {
+        var buffer: UnsafeRawPointer?
+        var size = 0
+        var offset: la_int64_t = 0
+        let status = archive_read_data_block(handle, &buffer, &size, &offset)
+        if status == ARCHIVE_EOF { return nil }
+        if status != ARCHIVE_OK { throw failure("bad data") }
+        return (UnsafeRawBufferPointer(start: buffer, count: size), offset)
+    }
+
+    /// Bytes the format reader has consumed from the (decompressed) stream: right after `nextHeader`
+    /// on an uncompressed archive, this is where the entry's data starts.
+    public var consumedBytes: Int64 { archive_filter_bytes(handle, 0) }
+
+    /// Names of the decompression filters libarchive applied, outermost last (e.g. ["gzip"]).
+    public var filterNames: [String] {
+        (0..<max(0, Int(archive_filter_count(handle)) - 1)).compactMap { index in
+            archive_filter_name(handle, Int32(index)).map { String(cString: $0) }
+        }
+    }
+
+    func failure(_ what: String) -> Error {
+        if let error = client.error { return error }
+        let text = archive_error_string(handle).map { String(cString: $0) } ?? "unknown libarchive error"
+        return ArchiveFormatError(label: label, detail: "\(what): \(text)")
+    }
+}
+
+/// libarchive refused the data: a truncated stream, a corrupt header, a bad checksum.
+public struct ArchiveFormatError: UserFacingError {
+    public let label: String
+    public let detail: String
+    public var message: String { "\(label): \(detail)" }
+    public var hint: String? { "the archive is truncated or corrupt; re-export it" }
+}

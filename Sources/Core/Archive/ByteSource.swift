@@ -1,0 +1,97 @@
+import Crypto
+import Foundation
+
+/// A pull stream of bytes fed to libarchive's read callback. A chunk stays valid until the next call.
+/// An empty chunk means the end.
+public protocol ByteSource: AnyObject {
+    func nextChunk() throws -> UnsafeRawBufferPointer
+}
+
+/// A byte range of an open file, optionally hashed as it is read (a blob's digest is checked on the
+/// same pass that decompresses it).
+public final class FileRangeSource: ByteSource {
+    private let file: SharedFile
+    private var position: Int64
+    private let end: Int64
+    private let buffer: UnsafeMutableRawBufferPointer
+    public private(set) var hasher: SHA256?
+    /// Called with the number of bytes read so far, for progress bars.
+    public var onProgress: ((Int64) -> Void)?
+    private let start: Int64
+
+    public init(file: SharedFile, offset: Int64 = 0, length: Int64, hashing: Bool = false, chunkSize: Int = 1 << 20) {
+        self.file = file
+        self.start = offset
+        self.position = offset
+        self.end = offset + length
+        self.buffer = .allocate(byteCount: chunkSize, alignment: 16)
+        self.hasher = hashing ? SHA256() : nil
+    }
+
+    deinit { buffer.deallocate() }
+
+    public func nextChunk() throws -> UnsafeRawBufferPointer {
+        guard position < end else { return UnsafeRawBufferPointer(start: nil, count: 0) }
+        let want = Int(min(Int64(buffer.count), end - position))
+        let slice = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<want])
+        let got = try file.read(into: slice, at: position)
+        guard got > 0 else {
+            throw InputError("\(file.displayName) ended early: expected \(end - start) bytes, found \(position - start)",
+                             hint: "the file is truncated; re-export or re-download it")
+        }
+        position += Int64(got)
+        let chunk = UnsafeRawBufferPointer(rebasing: slice[0..<got])
+        hasher?.update(bufferPointer: chunk)
+        onProgress?(position - start)
+        return chunk
+    }
+
+    public func finalizeDigest() -> String? {
+        hasher.map { "sha256:" + $0.finalize().hexString }
+    }
+}
+
+/// The uncompressed bytes of a `raw`-format ArchiveReader, hashed on the way through: this is how a
+/// layer's `diff_id` is checked without decompressing it twice.
+public final class DecompressedSource: ByteSource {
+    private let reader: ArchiveReader
+    private var hasher = SHA256()
+    public private(set) var byteCount: Int64 = 0
+
+    public init(reader: ArchiveReader) throws {
+        self.reader = reader
+        guard try reader.nextHeader() != nil else {
+            throw InputError("empty stream")
+        }
+    }
+
+    public func nextChunk() throws -> UnsafeRawBufferPointer {
+        guard let (block, _) = try reader.readBlock() else { return UnsafeRawBufferPointer(start: nil, count: 0) }
+        hasher.update(bufferPointer: block)
+        byteCount += Int64(block.count)
+        return block
+    }
+
+    /// Reads whatever the tar reader left (end-of-archive padding) so the digest covers every byte.
+    public func drainAndDigest() throws -> String {
+        while try nextChunk().count > 0 {}
+        return "sha256:" + hasher.finalize().hexString
+    }
+}
+
+extension Sequence where Element == UInt8 {
+    public var hexString: String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out = [UInt8]()
+        out.reserveCapacity(64)
+        for byte in self {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0xf)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}
+
+extension Digest {
+    public var hexString: String { Array(self.makeIterator()).hexString }
+}

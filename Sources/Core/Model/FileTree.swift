@@ -1,0 +1,172 @@
+/// The root file tree of an image: every entry with its full metadata, content by reference.
+///
+/// Lookups never follow symlinks. A symlink is data that the guest will resolve at run time, so the
+/// tree refuses operations whose parent path passes through one (that is how layer "write-through"
+/// attacks work) rather than resolving it on the host's behalf.
+///
+/// Hard links are modelled as several names sharing one `Inode`, as a file system does. Replacing or
+/// deleting one name therefore leaves the others intact, which is what overlay semantics require.
+public final class FileTree: @unchecked Sendable {
+    public final class Inode {
+        public var kind: EntryKind
+        public var metadata: FileMetadata
+        init(kind: EntryKind, metadata: FileMetadata) {
+            self.kind = kind
+            self.metadata = metadata
+        }
+    }
+
+    public final class Directory {
+        public var metadata: FileMetadata
+        public var children: [String: Node] = [:]
+        init(metadata: FileMetadata) { self.metadata = metadata }
+    }
+
+    public enum Node {
+        case directory(Directory)
+        case leaf(Inode)
+    }
+
+    /// Why a path could not be reached in the tree.
+    public enum LookupProblem: Error, Equatable {
+        /// A parent component is a symlink: `prefix` is the symlink's path, `target` its link text.
+        case throughSymlink(prefix: String, target: String)
+        /// A parent component is a file, device or other non-directory.
+        case notADirectory(prefix: String)
+    }
+
+    public let root: Directory
+
+    public init(rootMetadata: FileMetadata = .impliedDirectory) {
+        root = Directory(metadata: rootMetadata)
+    }
+
+    // MARK: Lookup
+
+    /// The directory at `components`, or nil when some component does not exist.
+    /// Throws when a component exists but is a symlink or a non-directory.
+    public func directory(at components: ArraySlice<String>, createMissing: Bool = false) throws -> Directory? {
+        var current = root
+        for (index, name) in components.enumerated() {
+            switch current.children[name] {
+            case .directory(let dir)?:
+                current = dir
+            case .leaf(let inode)?:
+                let prefix = TreePath.join(Array(components.prefix(index + 1)))
+                if case .symlink(let target) = inode.kind {
+                    throw LookupProblem.throughSymlink(prefix: prefix, target: target)
+                }
+                throw LookupProblem.notADirectory(prefix: prefix)
+            case nil:
+                guard createMissing else { return nil }
+                let dir = Directory(metadata: .impliedDirectory)
+                current.children[name] = .directory(dir)
+                current = dir
+            }
+        }
+        return current
+    }
+
+    /// The node at `components` without following a final symlink; nil when missing.
+    public func node(at components: [String]) throws -> Node? {
+        guard let last = components.last else { return .directory(root) }
+        return try directory(at: components.dropLast())?.children[last]
+    }
+
+    // MARK: Changes
+
+    /// Removes the entry (and a directory's whole subtree). Missing entries are fine.
+    public func remove(_ components: [String]) throws {
+        guard let last = components.last else { return }
+        try directory(at: components.dropLast())?.children[last] = nil
+    }
+
+    /// Sets a directory at `components`. An existing directory keeps its children and takes the new
+    /// metadata; anything else there is replaced. Missing parents are created as implied directories.
+    public func setDirectory(_ components: [String], metadata: FileMetadata) throws {
+        guard let last = components.last else {
+            root.metadata = metadata
+            return
+        }
+        let parent = try directory(at: components.dropLast(), createMissing: true)!
+        if case .directory(let existing)? = parent.children[last] {
+            existing.metadata = metadata
+        } else {
+            parent.children[last] = .directory(Directory(metadata: metadata))
+        }
+    }
+
+    /// Puts a non-directory at `components`, replacing whatever was there (a directory with its subtree).
+    @discardableResult
+    public func setLeaf(_ components: [String], kind: EntryKind, metadata: FileMetadata) throws -> Inode {
+        precondition(!components.isEmpty, "the root is always a directory")
+        switch kind {
+        case .directory, .hardlink: preconditionFailure("use setDirectory / link")
+        default: break
+        }
+        let parent = try directory(at: components.dropLast(), createMissing: true)!
+        let inode = Inode(kind: kind, metadata: metadata)
+        parent.children[components.last!] = .leaf(inode)
+        return inode
+    }
+
+    /// Gives `inode` one more name. Used for hard links.
+    public func link(_ components: [String], to inode: Inode) throws {
+        precondition(!components.isEmpty)
+        let parent = try directory(at: components.dropLast(), createMissing: true)!
+        parent.children[components.last!] = .leaf(inode)
+    }
+
+    /// Drops every child of the directory at `components` (an opaque whiteout).
+    public func removeChildren(of components: [String]) throws {
+        try directory(at: components[...])?.children.removeAll()
+    }
+
+    // MARK: Listing
+
+    /// Every entry, depth first, children in byte order of their UTF-8 names, the root first as "".
+    /// The second and later names of a shared inode are listed as `.hardlink` to the first one, so the
+    /// listing can be written to a tar file in order.
+    public func entries() -> [FileEntry] {
+        var out: [FileEntry] = []
+        var firstName: [ObjectIdentifier: String] = [:]
+        func visit(_ dir: Directory, path: String) {
+            out.append(FileEntry(path: path, kind: .directory, metadata: dir.metadata))
+            for name in dir.children.keys.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }) {
+                let childPath = path.isEmpty ? name : path + "/" + name
+                switch dir.children[name]! {
+                case .directory(let child):
+                    visit(child, path: childPath)
+                case .leaf(let inode):
+                    let id = ObjectIdentifier(inode)
+                    if let first = firstName[id] {
+                        out.append(FileEntry(path: childPath, kind: .hardlink(target: first), metadata: inode.metadata))
+                    } else {
+                        firstName[id] = childPath
+                        out.append(FileEntry(path: childPath, kind: inode.kind, metadata: inode.metadata))
+                    }
+                }
+            }
+        }
+        visit(root, path: "")
+        return out
+    }
+
+    /// Counts by kind name and the total bytes of regular file content (each inode counted once).
+    public func summary() -> TreeSummary {
+        var summary = TreeSummary()
+        for entry in entries() {
+            summary.entries += 1
+            summary.byKind[entry.kind.name, default: 0] += 1
+            if case .regularFile(let content) = entry.kind { summary.contentBytes += content.size }
+        }
+        return summary
+    }
+}
+
+public struct TreeSummary: Codable, Equatable, Sendable {
+    public var entries = 0
+    public var byKind: [String: Int] = [:]
+    public var contentBytes: Int64 = 0
+    public init() {}
+}

@@ -1,0 +1,32 @@
+/// What an accelerator adds to a build, in Core terms only, so that it never reaches into a backend.
+public struct AcceleratorContribution: Sendable {
+    /// Entries to add to the root tree (libraries, firmware, device-node placeholders).
+    public var files: [FileEntry]
+    /// Kernel modules the guest must load, in order (Linux VM).
+    public var kernelModules: [String]
+    /// Nanos klibs to put in the boot file system.
+    public var klibs: [String]
+    /// Environment added to the run spec.
+    public var env: [RunSpec.EnvVar]
+    /// What the run needs from the host, e.g. ["gpus": "1"].
+    public var resources: [String: String]
+
+    public init(files: [FileEntry] = [], kernelModules: [String] = [], klibs: [String] = [],
+                env: [RunSpec.EnvVar] = [], resources: [String: String] = [:]) {
+        self.files = files
+        self.kernelModules = kernelModules
+        self.klibs = klibs
+        self.env = env
+        self.resources = resources
+    }
+}
+
+/// Hardware support added to an image by `--accel NAME`.
+public protocol Accelerator: AnyObject {
+    var name: String { get }
+    var summary: String { get }
+    /// Backend names this accelerator can contribute to.
+    var supportedBackends: [String] { get }
+    /// What it adds to `plan`. Throws when it cannot make a consistent image.
+    func contribute(to plan: BuildPlan) throws -> AcceleratorContribution
+}

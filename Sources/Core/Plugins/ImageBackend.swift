@@ -1,0 +1,75 @@
+import Logging
+
+/// What a backend can take and produce, for `gvlt backends` and for choosing options.
+public struct BackendCapabilities: Codable, Equatable, Sendable {
+    /// Input forms: "rootfs-tree" (any image source) or "elf-program" (a single program).
+    public var inputs: [String]
+    /// What it writes, e.g. "raw-disk".
+    public var outputs: [String]
+    /// Accelerators it can combine with, by name.
+    public var accelerators: [String]
+    /// Whether the same inputs give the same image bytes.
+    public var reproducible: Bool
+    /// Whether `gvlt build` with this backend can write images in this version.
+    public var buildsImages: Bool
+
+    public init(inputs: [String], outputs: [String], accelerators: [String], reproducible: Bool, buildsImages: Bool) {
+        self.inputs = inputs
+        self.outputs = outputs
+        self.accelerators = accelerators
+        self.reproducible = reproducible
+        self.buildsImages = buildsImages
+    }
+}
+
+/// What a build has to work with besides the plan: where progress goes, where to cache and scratch.
+public struct BuildContext {
+    public var progress: ProgressReporter
+    public var logger: Logger
+    public var cache: CacheDirectory
+    public var scratch: ScratchDirectory
+
+    public init(progress: ProgressReporter, logger: Logger, cache: CacheDirectory, scratch: ScratchDirectory) {
+        self.progress = progress
+        self.logger = logger
+        self.cache = cache
+        self.scratch = scratch
+    }
+}
+
+/// The result of a build, printed as-is by `--json`.
+public struct BuildReport: Codable, Sendable {
+    public struct Step: Codable, Sendable {
+        public var name: String
+        public var seconds: Double
+        public init(name: String, seconds: Double) {
+            self.name = name
+            self.seconds = seconds
+        }
+    }
+
+    public var backend: String
+    public var output: String
+    public var sha256: String
+    public var bytes: Int64
+    public var steps: [Step]
+
+    public init(backend: String, output: String, sha256: String, bytes: Int64, steps: [Step]) {
+        self.backend = backend
+        self.output = output
+        self.sha256 = sha256
+        self.bytes = bytes
+        self.steps = steps
+    }
+}
+
+/// A way of turning a build plan into a bootable image.
+public protocol ImageBackend: AnyObject {
+    var name: String { get }
+    var summary: String { get }
+    var capabilities: BackendCapabilities { get }
+    /// Checks the plan before any work is done; throws a `UserFacingError` naming what is wrong.
+    func validate(_ plan: BuildPlan) throws
+    /// Writes the image at `plan.output`, atomically.
+    func build(_ plan: BuildPlan, context: BuildContext) throws -> BuildReport
+}

@@ -1,0 +1,87 @@
+import Foundation
+
+/// Backends and accelerators by name: builtins compiled into gvlt, plus the entries of plugins.json.
+public final class PluginRegistry {
+    public private(set) var builtinBackends: [String: ImageBackend] = [:]
+    public private(set) var builtinAccelerators: [String: Accelerator] = [:]
+    /// Every known entry after merging the plugins files, by name.
+    public private(set) var entries: [String: PluginEntry] = [:]
+
+    public init() {}
+
+    /// Called by each backend module to make itself available under its name.
+    public func register(backend: ImageBackend) {
+        builtinBackends[backend.name] = backend
+        entries[backend.name] = PluginEntry(name: backend.name, kind: .builtin, role: .backend, description: backend.summary,
+                                            origin: "builtin")
+    }
+
+    public func register(accelerator: Accelerator) {
+        builtinAccelerators[accelerator.name] = accelerator
+        entries[accelerator.name] = PluginEntry(name: accelerator.name, kind: .builtin, role: .accelerator,
+                                                description: accelerator.summary, origin: "builtin")
+    }
+
+    /// Merges plugins files in order; later files override earlier entries with the same name.
+    /// Missing files are skipped; malformed ones are errors.
+    public func load(files: [String]) throws {
+        for file in files where FileManager.default.fileExists(atPath: file) {
+            guard let data = FileManager.default.contents(atPath: file) else {
+                throw InputError("cannot read \(file)", hint: "check its permissions")
+            }
+            try merge(PluginsFile.parse(data, origin: file))
+        }
+    }
+
+    public func merge(_ newEntries: [PluginEntry]) throws {
+        for entry in newEntries {
+            if entry.kind == .builtin {
+                let known = entry.role == .backend ? builtinBackends[entry.name] != nil : builtinAccelerators[entry.name] != nil
+                guard known else {
+                    let names = (entry.role == .backend ? Array(builtinBackends.keys) : Array(builtinAccelerators.keys)).sorted()
+                    throw InputError("\(entry.origin): `\(entry.name)` is not a builtin \(entry.role.rawValue)",
+                                     hint: "builtin \(entry.role.rawValue)s: \(names.joined(separator: ", "))")
+                }
+            }
+            var merged = entry
+            if merged.description == nil { merged.description = entries[entry.name]?.description }
+            entries[entry.name] = merged
+        }
+    }
+
+    public func entries(role: PluginEntry.Role) -> [PluginEntry] {
+        entries.values.filter { $0.role == role }.sorted { $0.name < $1.name }
+    }
+
+    public func backend(named name: String) throws -> ImageBackend {
+        guard let entry = entries[name], entry.role == .backend else {
+            throw InputError("unknown backend `\(name)`", hint: suggestion(for: name, role: .backend))
+        }
+        guard entry.kind == .builtin, let backend = builtinBackends[name] else { throw Self.externalUnsupported(entry) }
+        return backend
+    }
+
+    public func accelerator(named name: String) throws -> Accelerator {
+        guard let entry = entries[name], entry.role == .accelerator else {
+            throw InputError("unknown accelerator `\(name)`", hint: suggestion(for: name, role: .accelerator))
+        }
+        guard entry.kind == .builtin, let accelerator = builtinAccelerators[name] else { throw Self.externalUnsupported(entry) }
+        return accelerator
+    }
+
+    /// External plugin kinds are recognised but cannot run in this version.
+    public static func externalUnsupported(_ entry: PluginEntry) -> Error {
+        UnsupportedError("\(entry.role.rawValue) `\(entry.name)` (from \(entry.origin)) is an \(entry.kind.rawValue) plugin; \(entry.kind.rawValue) plugins are not supported by this version of gvlt yet",
+                         hint: "use a builtin \(entry.role.rawValue) (see `gvlt backends`)")
+    }
+
+    public static func status(of entry: PluginEntry) -> String {
+        entry.kind == .builtin ? "available" : "not supported yet (\(entry.kind.rawValue) plugins come in a later version)"
+    }
+
+    private func suggestion(for name: String, role: PluginEntry.Role) -> String {
+        let names = entries(role: role).map(\.name)
+        let close = Suggestions.closest(to: name, in: names).map { "did you mean `\($0)`? " } ?? ""
+        return "\(close)available \(role.rawValue)s: \(names.joined(separator: ", ")) (see `gvlt backends`)"
+    }
+}

@@ -1,0 +1,81 @@
+import CHost
+import Foundation
+
+/// Writes an output file so that it either appears whole or not at all: a temp file next to the
+/// target, fsync, then rename. An existing file is replaced only with `force`.
+public final class AtomicOutput {
+    public let path: String
+    public let temporaryPath: String
+    public let fd: Int32
+    private let force: Bool
+    private let token: Cleanup.Token
+    private var closed = false
+
+    public init(path: String, force: Bool) throws {
+        let url = URL(fileURLWithPath: path)
+        self.path = url.path
+        self.force = force
+        let directory = url.deletingLastPathComponent().path
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw InputError("output directory \(directory) does not exist", hint: "create it first, or choose another -o path")
+        }
+        if FileManager.default.fileExists(atPath: self.path, isDirectory: &isDirectory) {
+            if isDirectory.boolValue {
+                throw InputError("output \(self.path) is a directory", hint: "give a file path with -o")
+            }
+            if !force {
+                throw InputError("output \(self.path) already exists", hint: "pass --force to overwrite it")
+            }
+        }
+        var template = Array("\(directory)/.\(url.lastPathComponent).gvlt-XXXXXX".utf8CString)
+        let fd = template.withUnsafeMutableBufferPointer { mkostemp($0.baseAddress!, O_CLOEXEC) }
+        guard fd >= 0 else {
+            throw SystemError("cannot create a file in", path: directory, errno: errno, hint: "check that the directory is writable")
+        }
+        self.fd = fd
+        temporaryPath = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        token = Cleanup.shared.register(path: temporaryPath)
+        // mkstemp makes 0600; outputs get the usual 0666 & ~umask.
+        let mask = umask(0)
+        umask(mask)
+        fchmod(fd, 0o666 & ~mask)
+    }
+
+    /// Makes the file visible under its final name.
+    public func commit() throws {
+        guard !closed else { return }
+        closed = true
+        defer { Cleanup.shared.remove(token) }
+        guard fsync(fd) == 0 else { throw SystemError("cannot flush", path: temporaryPath, errno: errno) }
+        close(fd)
+        if force {
+            guard rename(temporaryPath, path) == 0 else { throw SystemError("cannot create", path: path, errno: errno) }
+        } else {
+            // link() fails if the name exists, so a file that appeared meanwhile is never replaced.
+            guard link(temporaryPath, path) == 0 else {
+                let code = errno
+                if code == EEXIST {
+                    throw InputError("output \(path) already exists", hint: "pass --force to overwrite it")
+                }
+                throw SystemError("cannot create", path: path, errno: code)
+            }
+        }
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        let dirfd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if dirfd >= 0 {
+            fsync(dirfd)
+            close(dirfd)
+        }
+    }
+
+    /// Drops the temp file; the target is left as it was.
+    public func abandon() {
+        guard !closed else { return }
+        closed = true
+        close(fd)
+        Cleanup.shared.remove(token)
+    }
+
+    deinit { abandon() }
+}

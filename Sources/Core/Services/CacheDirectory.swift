@@ -1,0 +1,73 @@
+import CHost
+import Foundation
+
+/// gvlt's cache: `--cache-dir`, else `$GVLT_CACHE_DIR`, else `$XDG_CACHE_HOME/gvlt`, else `~/.cache/gvlt`.
+///
+/// Entries are directories published by rename once complete, under a per-key lock, so concurrent
+/// builds never see a half-written entry and never build the same entry twice.
+public struct CacheDirectory: Sendable {
+    public let root: String
+
+    public init(root: String) {
+        self.root = root
+    }
+
+    public static func resolve(override: String? = nil,
+                               environment: [String: String] = ProcessInfo.processInfo.environment) -> CacheDirectory {
+        if let override, !override.isEmpty { return CacheDirectory(root: override) }
+        if let explicit = environment["GVLT_CACHE_DIR"], !explicit.isEmpty { return CacheDirectory(root: explicit) }
+        if let xdg = environment["XDG_CACHE_HOME"], xdg.hasPrefix("/") { return CacheDirectory(root: xdg + "/gvlt") }
+        let home = environment["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? NSHomeDirectory()
+        return CacheDirectory(root: home + "/.cache/gvlt")
+    }
+
+    /// Keys are namespaced file names: letters, digits, `.`, `_`, `-`, and `/` between parts.
+    public func entryPath(_ key: String) throws -> String {
+        let parts = key.split(separator: "/", omittingEmptySubsequences: false)
+        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+        guard !parts.isEmpty, parts.allSatisfy({ !$0.isEmpty && $0 != "." && $0 != ".." && $0.allSatisfy(allowed.contains) }) else {
+            throw InputError("invalid cache key `\(key)`")
+        }
+        return root + "/entries/" + key
+    }
+
+    /// Runs `body` holding the lock for `key`.
+    public func withLock<T>(_ key: String, _ body: () throws -> T) throws -> T {
+        let lockPath = try entryPath(key).replacingOccurrences(of: root + "/entries/", with: root + "/locks/") + ".lock"
+        try createDirectory(URL(fileURLWithPath: lockPath).deletingLastPathComponent().path)
+        let lock = try FileLock(path: lockPath)
+        defer { withExtendedLifetime(lock) {} }
+        return try body()
+    }
+
+    /// The entry for `key`, produced by `produce(directory)` if it is not there yet. `produce` fills a
+    /// fresh temp directory that becomes the entry only if it returns without error.
+    @discardableResult
+    public func entry(_ key: String, produce: (String) throws -> Void) throws -> String {
+        let final = try entryPath(key)
+        return try withLock(key) {
+            if FileManager.default.fileExists(atPath: final) { return final }
+            try createDirectory(root + "/tmp")
+            try createDirectory(URL(fileURLWithPath: final).deletingLastPathComponent().path)
+            var template = Array("\(root)/tmp/entry-XXXXXX".utf8CString)
+            guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
+                throw SystemError("cannot create a directory in", path: root + "/tmp", errno: errno)
+            }
+            let staging = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+            let token = Cleanup.shared.register(path: staging)
+            defer { Cleanup.shared.remove(token) }
+            try produce(staging)
+            guard rename(staging, final) == 0 else { throw SystemError("cannot publish cache entry", path: final, errno: errno) }
+            return final
+        }
+    }
+
+    private func createDirectory(_ path: String) throws {
+        do {
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        } catch {
+            throw InputError("cannot create cache directory \(path): \(error.localizedDescription)",
+                             hint: "set --cache-dir or GVLT_CACHE_DIR to a writable directory")
+        }
+    }
+}

@@ -1,0 +1,94 @@
+import Dispatch
+import Foundation
+
+/// Temp files, scratch directories and child processes that must not outlive a failed or interrupted
+/// run. Normal code paths remove their own; this registry covers SIGINT/SIGTERM, where no `defer` runs.
+public final class Cleanup: @unchecked Sendable {
+    public static let shared = Cleanup()
+
+    private let lock = NSLock()
+    private var paths: [Int: String] = [:]
+    private var children: [Int: Int32] = [:]
+    private var nextToken = 0
+    private var signalSources: [DispatchSourceSignal] = []
+
+    public struct Token: Hashable { let value: Int }
+
+    public func register(path: String) -> Token {
+        lock.withLock {
+            nextToken += 1
+            paths[nextToken] = path
+            return Token(value: nextToken)
+        }
+    }
+
+    public func register(child pid: Int32) -> Token {
+        lock.withLock {
+            nextToken += 1
+            children[nextToken] = pid
+            return Token(value: nextToken)
+        }
+    }
+
+    public func unregister(_ token: Token) {
+        lock.withLock {
+            paths[token.value] = nil
+            children[token.value] = nil
+        }
+    }
+
+    /// Removes a registered path now and forgets it.
+    public func remove(_ token: Token) {
+        let path = lock.withLock { paths.removeValue(forKey: token.value) }
+        if let path { try? FileManager.default.removeItem(atPath: path) }
+    }
+
+    /// Stops children and removes every registered path, newest first.
+    public func runAll() {
+        let (pids, list) = lock.withLock { () -> ([Int32], [String]) in
+            defer {
+                paths.removeAll()
+                children.removeAll()
+            }
+            return (Array(children.values), paths.sorted { $0.key > $1.key }.map(\.value))
+        }
+        for pid in pids { kill(pid, SIGTERM) }
+        for path in list { try? FileManager.default.removeItem(atPath: path) }
+    }
+
+    /// On SIGINT or SIGTERM: clean up, then exit with 128 + the signal number, as a shell would report.
+    public func installSignalHandlers() {
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler { [weak self] in
+                self?.runAll()
+                FileHandle.standardError.write("\ninterrupted: temporary files removed\n".data(using: .utf8)!)
+                exit(128 + sig)
+            }
+            source.resume()
+            signalSources.append(source)
+        }
+    }
+}
+
+/// A private temp directory for one run (spools, tool output), removed when the run ends or dies.
+public final class ScratchDirectory {
+    public let path: String
+    private let token: Cleanup.Token
+
+    public init(label: String = "gvlt") throws {
+        let base = ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+        var template = Array("\(base)/\(label)-XXXXXX".utf8CString)
+        guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
+            throw SystemError("cannot create a scratch directory in", path: base, errno: errno,
+                              hint: "set TMPDIR to a writable directory with free space")
+        }
+        path = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        token = Cleanup.shared.register(path: path)
+    }
+
+    public func remove() { Cleanup.shared.remove(token) }
+
+    deinit { remove() }
+}

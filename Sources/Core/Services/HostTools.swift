@@ -1,0 +1,108 @@
+import Foundation
+
+/// A program on the host that some feature runs, and the Debian package that provides it.
+public struct HostTool: Sendable, Hashable {
+    public var name: String
+    public var aptPackage: String
+    /// For `gvlt doctor` and errors: "`--containerfile` builds".
+    public var purpose: String
+
+    public init(_ name: String, apt: String, purpose: String) {
+        self.name = name
+        self.aptPackage = apt
+        self.purpose = purpose
+    }
+
+    public static let skopeo = HostTool("skopeo", apt: "skopeo", purpose: "`--container containers-storage:…`")
+    public static let podman = HostTool("podman", apt: "podman", purpose: "`--containerfile` builds")
+    public static let buildah = HostTool("buildah", apt: "buildah", purpose: "`--containerfile` builds (alternative to podman)")
+
+    /// The absolute path of the tool in PATH, if installed.
+    public func locate(environment: [String: String] = ProcessInfo.processInfo.environment) -> String? {
+        let path = environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
+        for dir in path.split(separator: ":") where !dir.isEmpty {
+            let candidate = "\(dir)/\(name)"
+            if access(candidate, X_OK) == 0 { return candidate }
+        }
+        for dir in ["/usr/sbin", "/sbin"] where access("\(dir)/\(name)", X_OK) == 0 {
+            return "\(dir)/\(name)"
+        }
+        return nil
+    }
+
+    /// The tool's path, or an error naming the tool and its package.
+    public func require() throws -> String {
+        guard let path = locate() else {
+            throw MissingToolError(tool: name, aptPackage: aptPackage, purpose: purpose)
+        }
+        return path
+    }
+}
+
+/// Runs a host program to completion. Its output is kept so that a failure shows what the tool said;
+/// the child is registered with `Cleanup` so an interrupt stops it too.
+public enum HostCommand {
+    public struct Result {
+        public var status: Int32
+        public var output: String
+    }
+
+    public struct Failed: UserFacingError {
+        public var command: [String]
+        public var status: Int32
+        public var output: String
+        public var hint: String?
+        public var message: String {
+            let tail = output.split(separator: "\n", omittingEmptySubsequences: false).suffix(20).joined(separator: "\n")
+            return "`\(command.joined(separator: " "))` failed with exit status \(status)" + (tail.isEmpty ? "" : ":\n\(tail)")
+        }
+    }
+
+    /// Runs `executable args…`, stdout and stderr together in `output`. With `echo`, the child's output
+    /// also goes to our stderr as it comes (for long builds the user should see).
+    @discardableResult
+    public static func run(_ executable: String, _ arguments: [String], workingDirectory: String? = nil,
+                           environment: [String: String]? = nil, echo: Bool = false, check: Bool = true,
+                           hint: String? = nil) throws -> Result {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        if let workingDirectory { process.currentDirectoryURL = URL(fileURLWithPath: workingDirectory) }
+        if let environment { process.environment = environment }
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        process.standardInput = FileHandle.nullDevice
+        final class Collected: @unchecked Sendable {
+            let lock = NSLock()
+            var data = Data()
+            func append(_ chunk: Data) { lock.withLock { data.append(chunk) } }
+        }
+        let collected = Collected()
+        pipe.fileHandleForReading.readabilityHandler = { handle in
+            let chunk = handle.availableData
+            guard !chunk.isEmpty else { return }
+            collected.append(chunk)
+            if echo { FileHandle.standardError.write(chunk) }
+        }
+        do {
+            try process.run()
+        } catch {
+            throw InputError("cannot run \(executable): \(error.localizedDescription)")
+        }
+        let token = Cleanup.shared.register(child: process.processIdentifier)
+        process.waitUntilExit()
+        Cleanup.shared.unregister(token)
+        pipe.fileHandleForReading.readabilityHandler = nil
+        let rest = pipe.fileHandleForReading.readDataToEndOfFile()
+        collected.append(rest)
+        if echo { FileHandle.standardError.write(rest) }
+        let output = String(decoding: collected.lock.withLock { collected.data }, as: UTF8.self)
+        let result = Result(status: process.terminationStatus, output: output)
+        if check && result.status != 0 {
+            throw Failed(command: [URL(fileURLWithPath: executable).lastPathComponent] + arguments, status: result.status,
+                         output: output, hint: hint)
+        }
+        return result
+    }
+}

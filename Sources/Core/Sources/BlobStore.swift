@@ -1,0 +1,87 @@
+import Foundation
+
+/// Where an image's blobs are: a layout directory, or members of an archive we never extract.
+public protocol BlobStore {
+    var displayName: String { get }
+    /// The blob's bytes as a range of an open file. `context` names the referrer for messages.
+    func blob(_ digest: ContentDigest, context: String) throws -> (file: SharedFile, offset: Int64, length: Int64)
+}
+
+extension BlobStore {
+    /// Reads a small JSON blob (manifest, index, config), checking its size and digest first.
+    func json<T: Decodable>(_ type: T.Type, _ digest: ContentDigest, expectedSize: Int64?, what: String) throws -> T {
+        let (file, offset, length) = try blob(digest, context: what)
+        if let expectedSize, expectedSize != length {
+            throw HostileInputError("\(displayName): \(what) \(digest.short) is \(length) bytes but its descriptor says \(expectedSize)")
+        }
+        let data = try JSONFiles.read(file: file, offset: offset, length: length, what: "\(what) \(digest.short) in \(displayName)")
+        let actual = "sha256:" + Crypto.SHA256.hash(data: data).hexString
+        guard actual == digest.description else {
+            throw HostileInputError("\(displayName): \(what) blob does not match its digest: expected \(digest), got \(actual)")
+        }
+        return try JSONFiles.decode(type, from: data, what: "\(what) \(digest.short) in \(displayName)")
+    }
+}
+
+import Crypto
+
+/// JSON documents of images: bounded in size, with errors that say which document is broken.
+enum JSONFiles {
+    static let maximumSize: Int64 = 16 << 20
+
+    static func read(file: SharedFile, offset: Int64, length: Int64, what: String) throws -> Data {
+        guard length <= maximumSize else {
+            throw HostileInputError("\(what) is \(length) bytes; JSON documents over \(maximumSize >> 20) MiB are refused")
+        }
+        var data = Data(count: Int(length))
+        let got = try data.withUnsafeMutableBytes { try file.read(into: $0, at: offset) }
+        guard got == Int(length) else { throw InputError("\(what) is truncated") }
+        return data
+    }
+
+    static func decode<T: Decodable>(_ type: T.Type, from data: Data, what: String) throws -> T {
+        do {
+            return try JSONDecoder().decode(type, from: data)
+        } catch let error as DecodingError {
+            throw InputError("malformed \(what): \(describe(error))", hint: "the file is not a valid image document; re-export the image")
+        }
+    }
+
+    static func describe(_ error: DecodingError) -> String {
+        func path(_ codingPath: [CodingKey]) -> String {
+            codingPath.isEmpty ? "top level" : codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
+        }
+        switch error {
+        case .dataCorrupted(let context):
+            let underlying = (context.underlyingError as NSError?)?.userInfo[NSDebugDescriptionErrorKey] as? String
+            return underlying ?? context.debugDescription
+        case .keyNotFound(let key, let context):
+            return "missing key `\(key.stringValue)` at \(path(context.codingPath))"
+        case .typeMismatch(let type, let context), .valueNotFound(let type, let context):
+            return "\(path(context.codingPath)): expected \(type)"
+        @unknown default:
+            return "\(error)"
+        }
+    }
+}
+
+/// Blobs of an OCI layout directory: `blobs/sha256/<hex>`.
+public struct DirectoryBlobStore: BlobStore {
+    public let directory: String
+    public var displayName: String { directory }
+
+    public func blob(_ digest: ContentDigest, context: String) throws -> (file: SharedFile, offset: Int64, length: Int64) {
+        let path = "\(directory)/blobs/\(digest.algorithm)/\(digest.hex)"
+        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else {
+            throw InputError("\(directory): blob \(digest) (\(context)) is missing: \(String(cString: strerror(errno)))",
+                             hint: "the layout is incomplete; re-export it (e.g. skopeo copy … oci:\(directory))")
+        }
+        let file = SharedFile(fd: fd, displayName: path)
+        var st = stat()
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+            throw HostileInputError("\(directory): blob \(digest) is not a regular file")
+        }
+        return (file, 0, Int64(st.st_size))
+    }
+}

@@ -1,0 +1,90 @@
+import Foundation
+
+/// `--container containers-storage:REF`: the image is copied by skopeo into a scratch OCI layout,
+/// then read like any layout.
+public struct ContainersStorageSource: ImageSource {
+    public var reference: String
+    /// containers/storage driver (`vfs`, `overlay`); nil uses the host's configuration.
+    public var storageDriver: String?
+
+    public init(reference: String, storageDriver: String? = nil) {
+        self.reference = reference
+        self.storageDriver = storageDriver
+    }
+
+    public var description: String { "containers-storage:\(reference)" }
+
+    public func load(_ context: SourceContext) throws -> LoadedImage {
+        let skopeo = try HostTool.skopeo.require()
+        let layout = context.scratch.path + "/containers-storage"
+        let storage = storageDriver.map { "[\($0)@/var/lib/containers/storage+/run/containers/storage]" } ?? ""
+        try context.progress.step("copying \(reference) out of containers-storage") {
+            try HostCommand.run(skopeo, ["copy", "--quiet", "containers-storage:\(storage)\(reference)", "oci:\(layout):gvlt"],
+                                hint: "check the reference with `podman images`; the image must be in local storage")
+        }
+        var image = try OCILayoutSource(directory: layout, tag: "gvlt").load(context)
+        image.origin = "\(description) (via skopeo)"
+        return image
+    }
+}
+
+/// `--containerfile FILE [--context DIR]`: built with podman (or buildah), then exported as an OCI
+/// layout and read like one. The temporary image tag is removed afterwards.
+public struct ContainerfileSource: ImageSource {
+    public var containerfile: String
+    public var contextDirectory: String?
+    public var storageDriver: String?
+    public var buildArgs: [String]
+
+    public init(containerfile: String, contextDirectory: String?, storageDriver: String? = nil, buildArgs: [String] = []) {
+        self.containerfile = containerfile
+        self.contextDirectory = contextDirectory
+        self.storageDriver = storageDriver
+        self.buildArgs = buildArgs
+    }
+
+    public var description: String { "containerfile:\(containerfile)" }
+
+    /// The default context is the Containerfile's directory, as `podman build -f` users expect.
+    public var resolvedContext: String {
+        contextDirectory ?? URL(fileURLWithPath: containerfile).deletingLastPathComponent().path
+    }
+
+    public func load(_ context: SourceContext) throws -> LoadedImage {
+        guard FileManager.default.isReadableFile(atPath: containerfile) else {
+            throw InputError("Containerfile \(containerfile) does not exist or is not readable", hint: "check the --containerfile path")
+        }
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: resolvedContext, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw InputError("build context \(resolvedContext) is not a directory", hint: "pass --context DIR")
+        }
+        let tag = "localhost/gvlt-build-\(UInt64.random(in: 0...UInt64.max) & 0xffff_ffff_ffff):latest"
+        let layout = context.scratch.path + "/containerfile-image"
+        let platformArgs = ["--platform", context.platform.description]
+        let buildArgFlags = buildArgs.flatMap { ["--build-arg", $0] }
+        if let podman = HostTool.podman.locate() {
+            let storage = storageDriver.map { ["--storage-driver", $0] } ?? []
+            try context.progress.step("building \(containerfile) with podman") {
+                try HostCommand.run(podman, storage + ["build", "--isolation", "chroot", "-f", containerfile, "-t", tag]
+                                    + platformArgs + buildArgFlags + [resolvedContext],
+                                    echo: context.progress.mode == .lines, hint: "fix the Containerfile; the podman output above says what failed")
+            }
+            defer { _ = try? HostCommand.run(podman, storage + ["rmi", "--force", tag], check: false) }
+            try HostCommand.run(podman, storage + ["save", "--format", "oci-dir", "-o", layout, tag])
+        } else if let buildah = HostTool.buildah.locate() {
+            let storage = storageDriver.map { ["--storage-driver", $0] } ?? []
+            try context.progress.step("building \(containerfile) with buildah") {
+                try HostCommand.run(buildah, storage + ["bud", "--isolation", "chroot", "-f", containerfile, "-t", tag]
+                                    + platformArgs + buildArgFlags + [resolvedContext],
+                                    echo: context.progress.mode == .lines, hint: "fix the Containerfile; the buildah output above says what failed")
+            }
+            defer { _ = try? HostCommand.run(buildah, storage + ["rmi", "--force", tag], check: false) }
+            try HostCommand.run(buildah, storage + ["push", tag, "oci:\(layout)"])
+        } else {
+            throw MissingToolError(tool: "podman", aptPackage: "podman", purpose: "`--containerfile` builds")
+        }
+        var image = try OCILayoutSource(directory: layout, tag: nil).load(context)
+        image.origin = "\(description) (built in \(resolvedContext))"
+        return image
+    }
+}

@@ -1,0 +1,93 @@
+import Foundation
+import Logging
+
+/// What every source produces: the image's root tree and how to run it.
+public struct LoadedImage {
+    public var tree: FileTree
+    public var runSpec: RunSpec
+    /// For reports: "oci:./img:latest (3 layers)".
+    public var origin: String
+
+    public init(tree: FileTree, runSpec: RunSpec, origin: String) {
+        self.tree = tree
+        self.runSpec = runSpec
+        self.origin = origin
+    }
+}
+
+/// Shared state a source may use while loading: scratch space, progress, logging, parallelism.
+public struct SourceContext {
+    public var scratch: ScratchDirectory
+    public var progress: ProgressReporter
+    public var logger: Logger
+    public var jobs: Int
+    public var platform: Platform
+
+    public init(scratch: ScratchDirectory, progress: ProgressReporter, logger: Logger,
+                jobs: Int = ProcessInfo.processInfo.activeProcessorCount, platform: Platform = .linuxAMD64) {
+        self.scratch = scratch
+        self.progress = progress
+        self.logger = logger
+        self.jobs = jobs
+        self.platform = platform
+    }
+
+    func flattener() -> ImageFlattener {
+        ImageFlattener(jobs: jobs, scratchDirectory: scratch.path, logger: logger, progress: progress)
+    }
+}
+
+/// Something that yields a root file tree: a directory, an OCI layout, a docker archive, a container
+/// engine's storage, a Containerfile.
+public protocol ImageSource {
+    /// As the user wrote it, for messages.
+    var description: String { get }
+    func load(_ context: SourceContext) throws -> LoadedImage
+}
+
+/// The `--container` transports, parsed from `TRANSPORT:REFERENCE`.
+public enum ContainerReference {
+    public static let transports = ["oci:DIR[:TAG]", "oci-archive:FILE[:TAG]", "docker-archive:FILE[:REF]",
+                                    "containers-storage:REF"]
+
+    public static func parse(_ text: String) throws -> ImageSource {
+        guard let colon = text.firstIndex(of: ":") else {
+            throw InputError("--container `\(text)` has no transport",
+                             hint: "write one of: \(transports.joined(separator: ", ")); e.g. containers-storage:localhost/my_prover:latest")
+        }
+        let transport = String(text[..<colon])
+        let rest = String(text[text.index(after: colon)...])
+        guard !rest.isEmpty else { throw InputError("--container `\(text)`: the reference after `\(transport):` is empty") }
+        switch transport {
+        case "oci":
+            let (path, tag) = splitPathAndTag(rest)
+            return OCILayoutSource(directory: path, tag: tag)
+        case "oci-archive":
+            let (path, tag) = splitPathAndTag(rest)
+            return ArchiveImageSource(file: path, reference: tag, transport: "oci-archive")
+        case "docker-archive":
+            let (path, ref) = splitPathAndTag(rest)
+            return ArchiveImageSource(file: path, reference: ref, transport: "docker-archive")
+        case "containers-storage":
+            return ContainersStorageSource(reference: rest)
+        default:
+            throw InputError("--container `\(text)`: unknown transport `\(transport)`",
+                             hint: "supported: \(transports.joined(separator: ", "))")
+        }
+    }
+
+    /// `PATH[:TAG]`: the shortest prefix that exists as a path is the path, so both paths containing
+    /// `:` and references containing `:` (`docker-archive:img.tar:name:tag`) work.
+    static func splitPathAndTag(_ text: String) -> (String, String?) {
+        if FileManager.default.fileExists(atPath: text) { return (text, nil) }
+        for colon in text.indices where text[colon] == ":" {
+            let path = String(text[..<colon])
+            let tag = String(text[text.index(after: colon)...])
+            if !tag.isEmpty, FileManager.default.fileExists(atPath: path) { return (path, tag) }
+        }
+        guard let colon = text.lastIndex(of: ":") else { return (text, nil) }
+        let tag = String(text[text.index(after: colon)...])
+        guard !tag.isEmpty, !tag.contains("/") else { return (text, nil) }
+        return (String(text[..<colon]), tag)
+    }
+}

@@ -1,0 +1,125 @@
+import Foundation
+import XCTest
+
+/// A private directory per test with its own TMPDIR, HOME and cache, so a test can assert that a run
+/// created nothing outside it.
+public final class Sandbox {
+    public let root: String
+    public var work: String { root + "/work" }
+    public var tmp: String { root + "/tmp" }
+    public var home: String { root + "/home" }
+
+    public init() throws {
+        root = NSTemporaryDirectory() + "gvlt-test-" + UUID().uuidString
+        for dir in [work, tmp, home] {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        }
+    }
+
+    public func path(_ relative: String) -> String { work + "/" + relative }
+
+    public func write(_ relative: String, _ data: Data) throws {
+        try FileManager.default.createDirectory(atPath: URL(fileURLWithPath: path(relative)).deletingLastPathComponent().path,
+                                                withIntermediateDirectories: true)
+        try data.write(to: URL(fileURLWithPath: path(relative)))
+    }
+
+    /// Every path under `dir`, relative, sorted.
+    public func listing(_ dir: String) -> [String] {
+        (FileManager.default.subpaths(atPath: dir) ?? []).sorted()
+    }
+
+    public func remove() { try? FileManager.default.removeItem(atPath: root) }
+
+    deinit { remove() }
+}
+
+public struct RunResult {
+    public var status: Int32
+    public var stdout: String
+    public var stderr: String
+}
+
+/// Runs the built `gvlt` executable.
+public enum GvltBinary {
+    public static var path: String {
+        // The test bundle sits next to the products in .build/<config>/.
+        let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        var dir = exe.deletingLastPathComponent()
+        for _ in 0..<4 {
+            let candidate = dir.appendingPathComponent("gvlt").path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+            dir = dir.deletingLastPathComponent()
+        }
+        fatalError("gvlt executable not found near \(exe.path); run `swift build` first")
+    }
+
+    @discardableResult
+    public static func run(_ arguments: [String], in sandbox: Sandbox, environment extra: [String: String] = [:]) throws -> RunResult {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
+        process.currentDirectoryURL = URL(fileURLWithPath: sandbox.work)
+        var environment = ProcessInfo.processInfo.environment
+        environment["TMPDIR"] = sandbox.tmp
+        environment["HOME"] = sandbox.home
+        environment["XDG_CACHE_HOME"] = sandbox.home + "/.cache"
+        environment["XDG_CONFIG_HOME"] = sandbox.home + "/.config"
+        environment["GVLT_PLUGINS"] = nil
+        environment["GVLT_CACHE_DIR"] = nil
+        for (key, value) in extra { environment[key] = value }
+        process.environment = environment
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        let errData = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return RunResult(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+                         stderr: String(decoding: errData, as: UTF8.self))
+    }
+}
+
+/// A tar listing made by Python's tarfile, a reader independent of libarchive, one line per member:
+/// `path type mode uid:gid [-> target] [sha256=…] [dev=M,m] [xattr:name=hex]`.
+public enum TarListing {
+    static let script = #"""
+import hashlib, sys, tarfile
+kinds = {tarfile.REGTYPE: "file", tarfile.DIRTYPE: "dir", tarfile.SYMTYPE: "symlink", tarfile.LNKTYPE: "hardlink",
+         tarfile.CHRTYPE: "chardev", tarfile.BLKTYPE: "blockdev", tarfile.FIFOTYPE: "fifo"}
+with tarfile.open(sys.argv[1]) as tar:
+    for m in tar.getmembers():
+        line = f"{m.name} {kinds.get(m.type, m.type)} {m.mode:04o} {m.uid}:{m.gid}"
+        if m.issym() or m.islnk():
+            line += f" -> {m.linkname}"
+        if m.isreg():
+            line += " sha256=" + hashlib.sha256(tar.extractfile(m).read()).hexdigest()[:16]
+        if m.ischr() or m.isblk():
+            line += f" dev={m.devmajor},{m.devminor}"
+        for key in sorted(m.pax_headers):
+            if key.startswith("SCHILY.xattr."):
+                line += f" xattr:{key[13:]}={m.pax_headers[key].encode('utf-8', 'surrogateescape').hex()}"
+        print(line)
+"""#
+
+    public static func of(_ tarPath: String) throws -> [String] {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-c", script, tarPath]
+        let out = Pipe()
+        process.standardOutput = out
+        try process.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw NSError(domain: "TarListing", code: Int(process.terminationStatus)) }
+        return String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init)
+    }
+
+    /// The short content hash used in listings.
+    public static func hash(_ text: String) -> String {
+        String(TarBuilder.sha256(Data(text.utf8)).dropFirst(7).prefix(16))
+    }
+}
