@@ -1,0 +1,145 @@
+import Foundation
+import TestSupport
+import XCTest
+
+/// `gvlt backends`, `build`, `doctor` and the registry as the CLI sees it.
+final class CommandTests: XCTestCase {
+    func testBackendsListsBuiltinsAndReportsExternalKindsAsUnsupported() throws {
+        let sandbox = try Sandbox()
+        try sandbox.write("extra.json", Data("""
+            {"schema": 1, "plugins": [
+              {"name": "firecracker", "kind": "exec", "role": "backend", "path": "/opt/fc-plugin", "protocol": "gvlt-plugin/1"}
+            ]}
+            """.utf8))
+        let result = try GvltBinary.run(["backends", "--json"], in: sandbox, environment: ["GVLT_PLUGINS": sandbox.path("extra.json")])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let rows = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as! [[String: Any]]
+        let byName = Dictionary(uniqueKeysWithValues: rows.map { ($0["name"] as! String, $0) })
+        XCTAssertEqual(Set(byName.keys), ["linuxvm", "nanos", "nvidia", "firecracker"])
+        XCTAssertEqual(byName["linuxvm"]?["kind"] as? String, "builtin")
+        XCTAssertEqual(byName["nvidia"]?["role"] as? String, "accelerator")
+        XCTAssertTrue((byName["linuxvm"]?["origin"] as? String ?? "").hasSuffix("plugins.json"), "the shipped plugins.json lists linuxvm")
+        XCTAssertEqual((byName["nanos"]?["capabilities"] as? [String: Any])?["inputs"] as? [String], ["elf-program"])
+        XCTAssertTrue((byName["firecracker"]?["status"] as? String ?? "").contains("not supported yet"))
+
+        let build = try GvltBinary.run(["build", "--backend", "firecracker", "--rootfs-dir", ".", "-o", "x.img"], in: sandbox,
+                                       environment: ["GVLT_PLUGINS": sandbox.path("extra.json")])
+        XCTAssertEqual(build.status, 1)
+        XCTAssertTrue(build.stderr.contains("`firecracker`") && build.stderr.contains("exec plugins are not supported"), build.stderr)
+    }
+
+    func testMalformedPluginsFileNamesLineAndKey() throws {
+        let sandbox = try Sandbox()
+        try sandbox.write("plugins.json", Data("{\n  \"schema\": 1,\n  \"plugins\": [\n    {\"name\": \"x\",, }\n  ]\n}\n".utf8))
+        var result = try GvltBinary.run(["backends"], in: sandbox)
+        XCTAssertEqual(result.status, 1)
+        XCTAssertTrue(result.stderr.contains("plugins.json is not valid JSON at line 4"), result.stderr)
+
+        try sandbox.write("plugins.json", Data(#"{"schema": 1, "plugins": [{"name": "x", "kind": "exec", "rol": "backend", "path": "/x"}]}"#.utf8))
+        result = try GvltBinary.run(["backends"], in: sandbox)
+        XCTAssertTrue(result.stderr.contains("plugins[0]: unknown key `rol`") && result.stderr.contains("did you mean `role`?"), result.stderr)
+    }
+
+    func testBuildDispatchesToTheBackendAndWritesNothingWhenItCannotBuild() throws {
+        let sandbox = try Sandbox()
+        try FileManager.default.createDirectory(atPath: sandbox.path("root/bin"), withIntermediateDirectories: true)
+        let result = try GvltBinary.run(["build", "--backend", "linuxvm", "--rootfs-dir", "root", "-o", "vm.img"], in: sandbox)
+        XCTAssertEqual(result.status, 1)
+        XCTAssertTrue(result.stderr.contains("linuxvm backend cannot write images in this version"), result.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: sandbox.path("vm.img")))
+        XCTAssertEqual(sandbox.listing(sandbox.tmp), [])
+
+        let typo = try GvltBinary.run(["build", "--backend", "linuxv", "--rootfs-dir", "root"], in: sandbox)
+        XCTAssertTrue(typo.stderr.contains("unknown backend `linuxv`") && typo.stderr.contains("did you mean `linuxvm`?"), typo.stderr)
+
+        let accel = try GvltBinary.run(["build", "--backend", "linuxvm", "--rootfs-dir", "root", "--accel", "nvidia", "-o", "vm.img"], in: sandbox)
+        XCTAssertTrue(accel.stderr.contains("--accel nvidia is not available"), accel.stderr)
+    }
+
+    func testBuildConfigFileMirrorsFlagsAndRejectsUnknownKeys() throws {
+        let sandbox = try Sandbox()
+        try FileManager.default.createDirectory(atPath: sandbox.path("cfg/root"), withIntermediateDirectories: true)
+        try sandbox.write("cfg/build.yaml", Data("backend: linuxvm\nrootfs-dir: root\noutput: vm.img\n".utf8))
+        var result = try GvltBinary.run(["build", "--config", "cfg/build.yaml"], in: sandbox)
+        // The config's relative rootfs-dir resolved against the file; the backend was reached.
+        XCTAssertTrue(result.stderr.contains("linuxvm backend cannot write images"), result.stderr)
+
+        // Flags win over the file.
+        result = try GvltBinary.run(["build", "--config", "cfg/build.yaml", "--backend", "nanos"], in: sandbox)
+        XCTAssertTrue(result.stderr.contains("the nanos backend takes a program"), result.stderr)
+
+        try sandbox.write("cfg/bad.yaml", Data("backend: linuxvm\nrootfs_dir: root\n".utf8))
+        result = try GvltBinary.run(["build", "--config", "cfg/bad.yaml"], in: sandbox)
+        XCTAssertEqual(result.status, 1)
+        XCTAssertTrue(result.stderr.contains("unknown key `rootfs_dir`") && result.stderr.contains("did you mean `rootfs-dir`?"), result.stderr)
+    }
+
+    func testDoctorReportsToolsWithAptPackagesAndProbesKVM() throws {
+        let sandbox = try Sandbox()
+        let started = Date()
+        let result = try GvltBinary.run(["doctor", "--json"], in: sandbox, environment: ["PATH": "/usr/bin:/bin"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertLessThan(Date().timeIntervalSince(started), 20, "a hanging KVM must not hang doctor")
+        let report = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as! [String: Any]
+        XCTAssertNotNil(report["kvmWorks"] as? Bool)
+        XCTAssertFalse((report["kvm"] as? String ?? "").isEmpty)
+        let checks = report["checks"] as! [[String: Any]]
+        let linuxvm = checks.first { ($0["feature"] as? String) == "linuxvm images" }!
+        let missing = (linuxvm["missing"] as? [String] ?? []) + (linuxvm["found"] as? [String] ?? [])
+        XCTAssertTrue(missing.contains { $0.contains("syslinux") }, "\(linuxvm)")
+        for item in linuxvm["missing"] as? [String] ?? [] {
+            XCTAssertTrue(item.contains("apt-get install "), item)
+        }
+
+        let bare = try GvltBinary.run(["doctor", "--strict"], in: sandbox, environment: ["PATH": "/nonexistent"])
+        XCTAssertEqual(bare.status, 1)
+        XCTAssertTrue(bare.stdout.contains("missing skopeo: apt-get install skopeo"), bare.stdout)
+    }
+
+    func testHelpIsExampleDriven() throws {
+        let sandbox = try Sandbox()
+        for command in ["export", "build", "backends", "doctor"] {
+            let result = try GvltBinary.run([command, "--help"], in: sandbox)
+            XCTAssertEqual(result.status, 0)
+            XCTAssertTrue(result.stdout.contains("Examples:") && result.stdout.contains("gvlt \(command)"), "\(command): \(result.stdout)")
+        }
+        let export = try GvltBinary.run(["export", "--help"], in: sandbox)
+        let flattened = export.stdout.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        XCTAssertTrue(flattened.contains("default: the Containerfile's directory"), export.stdout)
+        let completion = try GvltBinary.run(["--generate-completion-script", "bash"], in: sandbox)
+        XCTAssertTrue(completion.stdout.contains("_gvlt"), completion.stdout)
+    }
+
+    func testInterruptRemovesTheTemporaryOutput() throws {
+        let sandbox = try Sandbox()
+        // A large sparse file takes long enough to write that the interrupt lands mid-export.
+        try FileManager.default.createDirectory(atPath: sandbox.path("root"), withIntermediateDirectories: true)
+        let big = sandbox.path("root/big")
+        FileManager.default.createFile(atPath: big, contents: nil)
+        truncate(big, 8 << 30)
+
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: GvltBinary.path)
+        process.arguments = ["export", "--rootfs-dir", "root", "-o", "out.tar", "--quiet"]
+        process.currentDirectoryURL = URL(fileURLWithPath: sandbox.work)
+        var environment = ProcessInfo.processInfo.environment
+        environment["TMPDIR"] = sandbox.tmp
+        process.environment = environment
+        try process.run()
+        let deadline = Date().addingTimeInterval(30)
+        var sawTemporary = false
+        while Date() < deadline && process.isRunning {
+            if sandbox.listing(sandbox.work).contains(where: { $0.hasPrefix(".out.tar.gvlt-") }) {
+                sawTemporary = true
+                break
+            }
+            usleep(10_000)
+        }
+        XCTAssertTrue(sawTemporary, "the temporary output never appeared")
+        kill(process.processIdentifier, SIGINT)
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 128 + SIGINT)
+        XCTAssertEqual(sandbox.listing(sandbox.work), ["root", "root/big"])
+        XCTAssertEqual(sandbox.listing(sandbox.tmp), [])
+    }
+}
