@@ -1,0 +1,91 @@
+@testable import Core
+import Foundation
+import XCTest
+
+final class ServicesTests: XCTestCase {
+    var directory: String!
+
+    override func setUpWithError() throws {
+        directory = NSTemporaryDirectory() + "gvlt-services-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    }
+
+    override func tearDown() {
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    func contents() -> [String] { (try? FileManager.default.contentsOfDirectory(atPath: directory).sorted()) ?? [] }
+
+    func testAtomicOutputAppearsWholeOrNotAtAll() throws {
+        let path = directory + "/out.img"
+        let output = try AtomicOutput(path: path, force: false)
+        _ = "partial".withCString { write(output.fd, $0, 7) }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path), "visible before commit")
+        XCTAssertEqual(contents().count, 1)
+        try output.commit()
+        XCTAssertEqual(contents(), ["out.img"])
+        XCTAssertEqual(try String(contentsOfFile: path, encoding: .utf8), "partial")
+
+        XCTAssertThrowsError(try AtomicOutput(path: path, force: false)) { XCTAssertTrue("\($0)".contains("--force")) }
+        let abandoned = try AtomicOutput(path: path, force: true)
+        abandoned.abandon()
+        XCTAssertEqual(contents(), ["out.img"])
+        XCTAssertEqual(try String(contentsOfFile: path, encoding: .utf8), "partial")
+
+        let replacement = try AtomicOutput(path: path, force: true)
+        _ = "new".withCString { write(replacement.fd, $0, 3) }
+        try replacement.commit()
+        XCTAssertEqual(try String(contentsOfFile: path, encoding: .utf8), "new")
+        XCTAssertEqual(contents(), ["out.img"])
+    }
+
+    func testAtomicOutputWithoutForceNeverReplacesAFileThatAppearedMeanwhile() throws {
+        let path = directory + "/race.img"
+        let output = try AtomicOutput(path: path, force: false)
+        try Data("theirs".utf8).write(to: URL(fileURLWithPath: path))
+        XCTAssertThrowsError(try output.commit())
+        XCTAssertEqual(try String(contentsOfFile: path, encoding: .utf8), "theirs")
+    }
+
+    func testCacheProducesEachEntryOnceUnderConcurrencyAndNeverPublishesFailures() throws {
+        let cache = CacheDirectory(root: directory + "/cache")
+        let counter = NSLock()
+        var produced = 0
+        DispatchQueue.concurrentPerform(iterations: 8) { _ in
+            let path = try! cache.entry("kernels/debian-6.1") { staging in
+                counter.withLock { produced += 1 }
+                usleep(50_000)
+                try Data("vmlinuz".utf8).write(to: URL(fileURLWithPath: staging + "/vmlinuz"))
+            }
+            XCTAssertEqual(try? String(contentsOfFile: path + "/vmlinuz", encoding: .utf8), "vmlinuz")
+        }
+        XCTAssertEqual(produced, 1)
+
+        struct Boom: Error {}
+        XCTAssertThrowsError(try cache.entry("kernels/broken") { staging in
+            try Data("half".utf8).write(to: URL(fileURLWithPath: staging + "/vmlinuz"))
+            throw Boom()
+        })
+        XCTAssertFalse(FileManager.default.fileExists(atPath: directory + "/cache/entries/kernels/broken"))
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: directory + "/cache/tmp"), [])
+        XCTAssertThrowsError(try cache.entryPath("../escape"))
+    }
+
+    func testCacheLocationPrecedence() {
+        XCTAssertEqual(CacheDirectory.resolve(override: "/x", environment: ["GVLT_CACHE_DIR": "/y"]).root, "/x")
+        XCTAssertEqual(CacheDirectory.resolve(environment: ["GVLT_CACHE_DIR": "/y", "XDG_CACHE_HOME": "/z"]).root, "/y")
+        XCTAssertEqual(CacheDirectory.resolve(environment: ["XDG_CACHE_HOME": "/z", "HOME": "/h"]).root, "/z/gvlt")
+        XCTAssertEqual(CacheDirectory.resolve(environment: ["HOME": "/h"]).root, "/h/.cache/gvlt")
+    }
+
+    func testScratchDirectoryIsRemoved() throws {
+        let scratch = try ScratchDirectory()
+        let path = scratch.path
+        XCTAssertTrue(FileManager.default.fileExists(atPath: path))
+        let spool = try SharedFile.anonymous(in: path)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: path), [], "spool files have no name")
+        _ = spool
+        scratch.remove()
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path))
+    }
+}
