@@ -8,7 +8,9 @@ struct DoctorCommand: ParsableCommand {
         abstract: "Check the host tools each feature needs and whether KVM really works.",
         discussion: """
         Every missing tool is printed with the Debian package that provides it. KVM is checked by
-        running a tiny guest, not by looking for /dev/kvm (which exists on hosts where KVM hangs).
+        running tiny guests, not by looking for /dev/kvm (which exists on hosts where KVM hangs):
+        first directly through the KVM API, then under QEMU with KVM and with software emulation,
+        comparing the two.
 
         Examples:
           gvlt doctor
@@ -77,7 +79,16 @@ struct DoctorCommand: ParsableCommand {
             }
             checks.append(Check(feature: feature.name, ok: missing.isEmpty, found: found, missing: missing))
         }
-        let (kvmWorks, kvmText) = Self.probeKVM()
+        var (kvmWorks, kvmText) = Self.probeKVM()
+        if kvmWorks, let qemu = QEMUProbe.qemu.locate() {
+            // The device answers; whether QEMU can really use it is a separate question.
+            let scratch = try ScratchDirectory()
+            defer { scratch.remove() }
+            (kvmWorks, kvmText) = try QEMUProbe.kvmVerdict(qemuPath: qemu, scratch: scratch.path)
+            if !kvmWorks { kvmText = "/dev/kvm runs a test guest, but " + kvmText }
+        } else if kvmWorks {
+            kvmText += " (install qemu-system-x86 to check QEMU+KVM too)"
+        }
         let report = Report(libraries: ["libarchive": ArchiveEntryCoding.libraryVersion], checks: checks, kvm: kvmText,
                             kvmWorks: kvmWorks)
         if json {
@@ -90,7 +101,7 @@ struct DoctorCommand: ParsableCommand {
                 for item in check.missing { print("          missing \(item)") }
             }
             print("\(kvmWorks ? "ok     " : "no     ") KVM: \(kvmText)")
-            if !kvmWorks { print("          gvlt run falls back to software emulation (-accel tcg)") }
+            if !kvmWorks { print("          boot images here with software emulation (qemu -accel tcg)") }
         }
         if strict && (!kvmWorks || checks.contains { !$0.ok }) { throw ExitCode(1) }
     }

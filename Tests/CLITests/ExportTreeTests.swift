@@ -145,6 +145,29 @@ final class ExportTreeTests: XCTestCase {
         }
     }
 
+    func testDockerV2MediaTypesAndMislabelledCompression() throws {
+        let sandbox = try Sandbox()
+        let layout = try OCILayoutBuilder(directory: sandbox.path("img"))
+        var first = LayerFixture([.dir("etc"), .file("etc/os-release", "one")], compression: .gzip)
+        first.mediaType = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+        // Labelled gzip but stored as zstd: the bytes decide, with a warning.
+        var second = LayerFixture([.file("etc/os-release", "two")], compression: .zstd)
+        second.mediaType = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+        try layout.writeIndex([try layout.image([first, second], manifestMediaType: "application/vnd.docker.distribution.manifest.v2+json")])
+        let result = try GvltBinary.run(["export", "--container", "oci:img", "-o", "out.tar"], in: sandbox)
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertTrue(result.stderr.contains("media type says gzip but the bytes are zstd"), result.stderr)
+        XCTAssertEqual(try TarListing.of(sandbox.path("out.tar")).last, "etc/os-release file 0644 0:0 sha256=\(h("two"))")
+
+        var unknown = LayerFixture([.file("x", "x")], compression: .gzip)
+        unknown.mediaType = "application/vnd.example.layer+squashfs"
+        let other = try OCILayoutBuilder(directory: sandbox.path("img2"))
+        try other.writeIndex([try other.image([unknown])])
+        let refused = try GvltBinary.run(["export", "--container", "oci:img2", "-o", "out2.tar"], in: sandbox)
+        XCTAssertEqual(refused.status, 1)
+        XCTAssertTrue(refused.stderr.contains("application/vnd.example.layer+squashfs, which is not a layer type gvlt reads"), refused.stderr)
+    }
+
     func testDockerArchiveLegacyOCIFormAndCompressedArchive() throws {
         let layers: [[TarMember]] = [[.dir("etc"), .file("etc/hostname", "one"), .file("etc/gone", "x")],
                                      [.file("etc/hostname", "two"), .whiteout("etc/gone")]]

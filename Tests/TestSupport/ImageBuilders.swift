@@ -44,7 +44,8 @@ public final class OCILayoutBuilder {
     public func image(_ layers: [LayerFixture], architecture: String = "amd64", os: String = "linux",
                       config: [String: Any] = ["Entrypoint": ["/bin/app"], "Cmd": ["--serve"], "Env": ["PATH=/bin", "A=1"],
                                                "WorkingDir": "/work", "User": "1000:1000"],
-                      tag: String? = "latest", platformInIndex: Bool = false) throws -> [String: Any] {
+                      tag: String? = "latest", platformInIndex: Bool = false,
+                      manifestMediaType: String = "application/vnd.oci.image.manifest.v1+json") throws -> [String: Any] {
         var layerDescriptors: [[String: Any]] = []
         var diffIDs: [String] = []
         for layer in layers {
@@ -69,12 +70,12 @@ public final class OCILayoutBuilder {
         let configObject: [String: Any] = ["architecture": architecture, "os": os, "config": config,
                                            "rootfs": ["type": "layers", "diff_ids": diffIDs]]
         let (configDigest, configSize) = try putBlob(try json(configObject))
-        let manifest: [String: Any] = ["schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        let manifest: [String: Any] = ["schemaVersion": 2, "mediaType": manifestMediaType,
                                        "config": ["mediaType": "application/vnd.oci.image.config.v1+json",
                                                   "digest": configDigest, "size": configSize],
                                        "layers": layerDescriptors]
         let (manifestDigest, manifestSize) = try putBlob(try json(manifest))
-        var descriptor: [String: Any] = ["mediaType": "application/vnd.oci.image.manifest.v1+json",
+        var descriptor: [String: Any] = ["mediaType": manifestMediaType,
                                          "digest": manifestDigest, "size": manifestSize]
         if let tag { descriptor["annotations"] = ["org.opencontainers.image.ref.name": tag] }
         if platformInIndex { descriptor["platform"] = ["os": os, "architecture": architecture] }
