@@ -32,6 +32,7 @@ struct Gvlt: ParsableCommand {
             try command.run()
         } catch let error as UserFacingError {
             Cleanup.shared.runAll()
+            ProgressReporter.closeOpenLine()
             var text = "error: \(error.message)\n"
             if let hint = error.hint { text += "  hint: \(hint)\n" }
             FileHandle.standardError.write(text.data(using: .utf8)!)

@@ -145,6 +145,18 @@ final class ExportTreeTests: XCTestCase {
         }
     }
 
+    func testSingleManifestIsCheckedAgainstItsConfigPlatform() throws {
+        let sandbox = try Sandbox()
+        let layout = try OCILayoutBuilder(directory: sandbox.path("img"))
+        try layout.writeIndex([try layout.image([LayerFixture([.file("arch", "arm64")])], architecture: "arm64")])
+        let refused = try GvltBinary.run(["export", "--container", "oci:img", "-o", "out.tar"], in: sandbox)
+        XCTAssertEqual(refused.status, 1)
+        XCTAssertTrue(refused.stderr.contains("the image is linux/arm64, not linux/amd64") && refused.stderr.contains("--platform linux/arm64"),
+                      refused.stderr)
+        XCTAssertEqual(try export(["--container", "oci:img", "--platform", "linux/arm64"], in: sandbox).last,
+                       "arch file 0644 0:0 sha256=\(h("arm64"))")
+    }
+
     func testDockerV2MediaTypesAndMislabelledCompression() throws {
         let sandbox = try Sandbox()
         let layout = try OCILayoutBuilder(directory: sandbox.path("img"))

@@ -118,6 +118,16 @@ public struct ImageConfig: Codable, Sendable {
     public var rootfs: RootFS
     public var created: String?
 
+    /// Refuses a config whose os/architecture is not the wanted platform (`where` names the image).
+    public func check(platform wanted: Platform, where location: String) throws {
+        guard let os, let architecture else { return }
+        let actual = Platform(os: os, architecture: architecture, variant: variant)
+        guard wanted.matches(actual) else {
+            throw InputError("\(location): the image is \(actual), not \(wanted)",
+                             hint: "pass --platform \(actual) to use it anyway, or export the \(wanted) image")
+        }
+    }
+
     public var runSpec: RunSpec {
         RunSpec(entrypoint: config?.Entrypoint, cmd: config?.Cmd, env: config?.Env,
                 workingDir: config?.WorkingDir, user: config?.User)

@@ -18,6 +18,18 @@ public final class ProgressReporter: @unchecked Sendable {
         self.mode = mode
     }
 
+    /// A bar line that a failure interrupted; closed before an error message is printed.
+    private static let openLine = NSLock()
+    nonisolated(unsafe) private static var lineIsOpen = false
+
+    /// Ends a bar that is still drawn, so that what follows starts on its own line.
+    public static func closeOpenLine() {
+        openLine.withLock {
+            if lineIsOpen { FileHandle.standardError.write("\n".data(using: .utf8)!) }
+            lineIsOpen = false
+        }
+    }
+
     /// Bars on a TTY, lines otherwise, nothing with `quiet`.
     public static func automatic(quiet: Bool) -> ProgressReporter {
         ProgressReporter(mode: quiet ? .quiet : (isatty(STDERR_FILENO) != 0 ? .bar : .lines))
@@ -55,6 +67,7 @@ public final class ProgressReporter: @unchecked Sendable {
                 current = total
                 draw(force: true)
                 emit(String(format: " %.1fs\n", seconds))
+                Self.openLine.withLock { Self.lineIsOpen = false }
             case .lines:
                 emit(String(format: "%@ done (%.1fs)\n", name, seconds))
             case .quiet: break
@@ -75,6 +88,7 @@ public final class ProgressReporter: @unchecked Sendable {
         let now = Date()
         guard force || now.timeIntervalSince(lastDraw) > 0.1, let name = step else { return }
         lastDraw = now
+        Self.openLine.withLock { Self.lineIsOpen = true }
         var line = "\r\u{1B}[2K" + name
         if total > 0 {
             let fraction = min(1, Double(current) / Double(total))

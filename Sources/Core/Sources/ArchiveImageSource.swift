@@ -64,12 +64,7 @@ public struct ArchiveImageSource: ImageSource {
                 throw HostileInputError("\(description): config \(item.Config) does not match its digest (content is \(actual))")
             }
         }
-        if let os = config.os, let arch = config.architecture {
-            let actual = Platform(os: os, architecture: arch, variant: config.variant)
-            guard context.platform.matches(actual) else {
-                throw InputError("\(description): the image is \(actual), not \(context.platform)", hint: "pass --platform \(actual) to use it anyway")
-            }
-        }
+        try config.check(platform: context.platform, where: description)
         guard item.Layers.count == config.rootfs.diff_ids.count else {
             throw HostileInputError("\(description): manifest.json lists \(item.Layers.count) layers but the config has \(config.rootfs.diff_ids.count) diff_ids")
         }

@@ -60,29 +60,24 @@ public struct ContainerfileSource: ImageSource {
         }
         let tag = "localhost/gvlt-build-\(UInt64.random(in: 0...UInt64.max) & 0xffff_ffff_ffff):latest"
         let layout = context.scratch.path + "/containerfile-image"
-        let platformArgs = ["--platform", context.platform.description]
-        let buildArgFlags = buildArgs.flatMap { ["--build-arg", $0] }
-        if let podman = HostTool.podman.locate() {
-            let storage = storageDriver.map { ["--storage-driver", $0] } ?? []
-            try context.progress.step("building \(containerfile) with podman") {
-                try HostCommand.run(podman, storage + ["build", "--isolation", "chroot", "-f", containerfile, "-t", tag]
-                                    + platformArgs + buildArgFlags + [resolvedContext],
-                                    echo: context.progress.mode == .lines, hint: "fix the Containerfile; the podman output above says what failed")
-            }
-            defer { _ = try? HostCommand.run(podman, storage + ["rmi", "--force", tag], check: false) }
-            try HostCommand.run(podman, storage + ["save", "--format", "oci-dir", "-o", layout, tag])
-        } else if let buildah = HostTool.buildah.locate() {
-            let storage = storageDriver.map { ["--storage-driver", $0] } ?? []
-            try context.progress.step("building \(containerfile) with buildah") {
-                try HostCommand.run(buildah, storage + ["bud", "--isolation", "chroot", "-f", containerfile, "-t", tag]
-                                    + platformArgs + buildArgFlags + [resolvedContext],
-                                    echo: context.progress.mode == .lines, hint: "fix the Containerfile; the buildah output above says what failed")
-            }
-            defer { _ = try? HostCommand.run(buildah, storage + ["rmi", "--force", tag], check: false) }
-            try HostCommand.run(buildah, storage + ["push", tag, "oci:\(layout)"])
-        } else {
+        // podman and buildah take the same build flags; they differ in the verb and in how to export.
+        let engines: [(tool: HostTool, build: String, export: [String])] = [
+            (.podman, "build", ["save", "--format", "oci-dir", "-o", layout, tag]),
+            (.buildah, "bud", ["push", tag, "oci:\(layout)"]),
+        ]
+        guard let (engine, path) = engines.lazy.compactMap({ engine in engine.tool.locate().map { (engine, $0) } }).first else {
             throw MissingToolError(tool: "podman", aptPackage: "podman", purpose: "`--containerfile` builds")
         }
+        let storage = storageDriver.map { ["--storage-driver", $0] } ?? []
+        try context.progress.step("building \(containerfile) with \(engine.tool.name)") {
+            try HostCommand.run(path, storage + [engine.build, "--isolation", "chroot", "-f", containerfile, "-t", tag,
+                                                 "--platform", context.platform.description]
+                                + buildArgs.flatMap { ["--build-arg", $0] } + [resolvedContext],
+                                echo: context.progress.mode == .lines,
+                                hint: "fix the Containerfile; the \(engine.tool.name) output above says what failed")
+        }
+        defer { _ = try? HostCommand.run(path, storage + ["rmi", "--force", tag], check: false) }
+        try HostCommand.run(path, storage + engine.export)
         var image = try OCILayoutSource(directory: layout, tag: nil).load(context)
         image.origin = "\(description) (built in \(resolvedContext))"
         return image

@@ -38,13 +38,7 @@ struct OCIImageResolver {
         }
         let configDigest = try ContentDigest(manifest.config.digest, context: "\(store.displayName): config digest")
         let config = try store.json(ImageConfig.self, configDigest, expectedSize: manifest.config.size, what: "image config")
-        if let os = config.os, let arch = config.architecture {
-            let actual = Platform(os: os, architecture: arch, variant: config.variant)
-            guard platform.matches(actual) else {
-                throw InputError("\(store.displayName): the image is \(actual), not \(platform)",
-                                 hint: "pass --platform \(actual) to use it anyway, or export the \(platform) image")
-            }
-        }
+        try config.check(platform: platform, where: store.displayName)
         guard manifest.layers.count == config.rootfs.diff_ids.count else {
             throw HostileInputError("\(store.displayName): the manifest lists \(manifest.layers.count) layers but the config has \(config.rootfs.diff_ids.count) diff_ids")
         }
