@@ -111,7 +111,7 @@ struct ContentSynth {
                 let n = min(p.count - at, rng.logUniform(4 << 10, 256 << 10))
                 switch rng.below(10) {
                 case 0..<4: text(p, at, n)
-                case 4..<8: binary(p, at, n)
+                case 4..<9: binary(p, at, n)
                 default: random(p, at, n)
                 }
                 at += n
@@ -126,6 +126,9 @@ struct ContentSynth {
         var lineLength = 6 + rng.below(12)
         var indent = 0
         let vocabCount = vocabOffsets.count - 1
+        // Start offsets of the last lines (a ring), for repeated lines.
+        var recent = [Int](repeating: start, count: 16)
+        var lineCount = 1
         vocabBytes.withUnsafeBufferPointer { vb in
             vocabOffsets.withUnsafeBufferPointer { vo in
                 while at < end {
@@ -139,8 +142,8 @@ struct ContentSynth {
                             n /= 10
                         } while n > 0
                     } else {
-                        // Zipf-ish: cubing a uniform draw makes low indexes (and the keywords) frequent.
-                        let index = Int(u * u * u * Double(vocabCount))
+                        // Zipf-ish: a uniform draw to the fifth power makes low indexes (and the keywords) frequent.
+                        let index = Int(u * u * u * u * u * Double(vocabCount))
                         let ws = vo[index], we = vo[index + 1]
                         var i = ws
                         while i < we && at < end { p[at] = vb[i]; at += 1; i += 1 }
@@ -150,6 +153,16 @@ struct ContentSynth {
                     if wordsOnLine >= lineLength {
                         if (r >> 20) & 7 == 0 { p[at] = 59; at += 1; if at >= end { break } }  // ';'
                         p[at] = 10; at += 1
+                        // Code and docs repeat themselves: now and then the next line copies a recent one.
+                        if (r >> 44) & 3 == 0, lineCount > 1 {
+                            let back = 1 + Int((r >> 48) % UInt64(min(lineCount - 1, recent.count)))
+                            let from = recent[(lineCount - back) % recent.count]
+                            let to = recent[(lineCount - back + 1) % recent.count]
+                            var i = from
+                            while i < to && at < end { p[at] = p[i]; at += 1; i += 1 }
+                        }
+                        recent[lineCount % recent.count] = at
+                        lineCount += 1
                         wordsOnLine = 0
                         lineLength = 4 + Int((r >> 24) % 14)
                         indent = Int((r >> 32) % 4) * 4
@@ -176,7 +189,7 @@ struct ContentSynth {
         var address = UInt32(truncatingIfNeeded: rng.next()) & 0x00ff_fff0
         while at < end {
             let r = rng.next()
-            if r & 0x1ff == 0 {
+            if r & 0xff == 0 {
                 // Alignment padding.
                 let n = min(end - at, 64 + Int((r >> 12) % 2048))
                 for k in 0..<n { p[at + k] = 0 }
@@ -187,7 +200,7 @@ struct ContentSynth {
             address &+= UInt32(4 + (r >> 9) % 28)
             // Three records in four use one of eight hot opcodes.
             let op = opcodes[Int((r >> 16) % (((r >> 22) & 3) != 0 ? 8 : UInt64(opcodes.count)))]
-            let a = UInt32((r >> 28) & 0xff)
+            let a = UInt32((r >> 28) & 0x1f)
             let b = UInt32((r >> 36) & 0x0f)
             let flags = UInt32((r >> 40) & 0x3) << 8
             var record: (UInt32, UInt32, UInt32, UInt32) = (address, op, a | b << 16, flags)

@@ -45,7 +45,7 @@ struct GeneratedImage: Codable {
     var totalUncompressed: Int64 { layers.reduce(0) { $0 + $1.uncompressedBytes } }
 
     static let stampName = "bench-params.json"
-    static let formatVersion = 1
+    static let formatVersion = 2
 
     func blobPath(in directory: String, _ layer: Layer) -> String {
         "\(directory)/blobs/sha256/\(layer.digest.dropFirst("sha256:".count))"
@@ -116,7 +116,7 @@ struct Planner {
         if size < 64 << 10 {
             return u < 0.80 ? .text : u < 0.95 ? .binary : .random
         }
-        return u < 0.40 ? .text : u < 0.75 ? .binary : u < 0.85 ? .random : .mixed
+        return u < 0.42 ? .text : u < 0.80 ? .binary : u < 0.87 ? .random : .mixed
     }
 
     private static func fileExtension(_ style: ContentStyle, _ pick: Int) -> String {
@@ -314,7 +314,7 @@ enum Generator {
         if !contents.isEmpty && !fm.fileExists(atPath: stampPath) {
             throw BenchError("\(directory) is not empty and was not made by gvlt-bench; give an empty or new --work directory")
         }
-        for name in [GeneratedImage.stampName, "index.json", "oci-layout", "blobs", "flat.tar"] {
+        for name in [GeneratedImage.stampName, "index.json", "oci-layout", "blobs"] {
             try? fm.removeItem(atPath: "\(directory)/\(name)")
         }
         try fm.createDirectory(atPath: "\(directory)/blobs/sha256", withIntermediateDirectories: true)

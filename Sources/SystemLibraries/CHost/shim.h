@@ -15,3 +15,6 @@ static inline int chost_ioctl_pointer(int fd, unsigned long request, void *argum
 static inline int chost_ioctl_int(int fd, unsigned long request, unsigned long argument) {
     return ioctl(fd, request, argument);
 }
+
+/* Starts writeback of a file range without waiting (SYNC_FILE_RANGE_WRITE = 2). */
+extern int sync_file_range(int fd, long long offset, long long nbytes, unsigned int flags);
