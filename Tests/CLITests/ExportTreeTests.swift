@@ -220,6 +220,21 @@ final class ExportTreeTests: XCTestCase {
         XCTAssertEqual(digests.count, 1, "export must be byte-for-byte reproducible and independent of layer compression")
     }
 
+    func testMultiMegabyteContentSurvivesTheBufferedDirectWriter() throws {
+        let sandbox = try Sandbox()
+        let random = FileHandle(forReadingAtPath: "/dev/urandom")!
+        let sizes = [5 << 20, (3 << 20) + 123, 1 << 20, 4093]
+        var expected = [". dir 0755 0:0"]
+        for (index, size) in sizes.enumerated() {
+            let data = random.readData(ofLength: size)
+            try sandbox.write("root/f\(index)", data)
+            chmod(sandbox.path("root/f\(index)"), 0o644)
+            expected.append("f\(index) file 0644 0:0 sha256=\(TarBuilder.sha256(data).dropFirst(7).prefix(16))")
+        }
+        chmod(sandbox.path("root"), 0o755)
+        XCTAssertEqual(try export(["--rootfs-dir", "root"], in: sandbox), expected)
+    }
+
     func testRootfsDirectoryKeepsSymlinksHardlinksModesAndOwners() throws {
         let sandbox = try Sandbox()
         let root = sandbox.path("rootfs")

@@ -463,6 +463,7 @@ enum Generator {
         let sink = FileSink(fd: fd, displayName: temporary)
         do {
             try data.withUnsafeBytes { try sink.write($0) }
+            try sink.finish()
         } catch {
             close(fd)
             throw error

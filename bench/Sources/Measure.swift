@@ -157,6 +157,7 @@ struct Measurements {
                 try sink.write(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
                 left -= Int64(n)
             }
+            try sink.finish()
             _ = sink.digest()
         })
         steps.append(try step("inflate only (the floor)") {

@@ -24,7 +24,7 @@ public struct TarExporter {
             if case .regularFile(let content) = entry.kind { return sum + content.size }
             return sum
         }
-        let sink = FileSink(fd: output.fd, displayName: output.temporaryPath)
+        let sink = FileSink(fd: output.fd, displayName: output.temporaryPath, direct: true)
         progress?.begin("writing \(URL(fileURLWithPath: path).lastPathComponent)", total: total)
         let writer = try ArchiveWriter(format: .pax, sink: sink, label: path)
         var written: Int64 = 0
