@@ -89,12 +89,12 @@ struct DoctorCommand: ParsableCommand {
         } else if kvmWorks {
             kvmText += " (install qemu-system-x86 to check QEMU+KVM too)"
         }
-        let report = Report(libraries: ["libarchive": ArchiveEntryCoding.libraryVersion], checks: checks, kvm: kvmText,
+        let report = Report(libraries: LibraryVersions.all, checks: checks, kvm: kvmText,
                             kvmWorks: kvmWorks)
         if json {
             try printJSON(report)
         } else {
-            print("libarchive: \(ArchiveEntryCoding.libraryVersion)")
+            for (name, version) in report.libraries.sorted(by: { $0.key < $1.key }) { print("\(name): \(version)") }
             for check in checks {
                 print("\(check.ok ? "ok     " : "MISSING") \(check.feature)")
                 for item in check.found { print("          found \(item)") }

@@ -82,7 +82,16 @@ final class CommandTests: XCTestCase {
         XCTAssertLessThan(Date().timeIntervalSince(started), 20, "a hanging KVM must not hang doctor")
         let report = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as! [String: Any]
         XCTAssertNotNil(report["kvmWorks"] as? Bool)
-        XCTAssertFalse((report["kvm"] as? String ?? "").isEmpty)
+        let libraries = report["libraries"] as? [String: String] ?? [:]
+        XCTAssertTrue(libraries["libarchive"]?.hasPrefix("libarchive 3.") == true, "\(libraries)")
+        XCTAssertEqual(libraries["libelf"], "ELF version 1")
+        XCTAssertEqual(libraries["libffi"], "call interfaces work (default ABI)")
+        let kvm = report["kvm"] as? String ?? ""
+        XCTAssertFalse(kvm.isEmpty)
+        if FileManager.default.isExecutableFile(atPath: "/usr/bin/qemu-system-x86_64"), FileManager.default.fileExists(atPath: "/dev/kvm"),
+           !kvm.contains("KVM_") && !kvm.contains("cannot open") {
+            XCTAssertTrue(kvm.contains("QEMU"), "with qemu installed the verdict must come from booting it: \(kvm)")
+        }
         let checks = report["checks"] as! [[String: Any]]
         let linuxvm = checks.first { ($0["feature"] as? String) == "linuxvm images" }!
         let missing = (linuxvm["missing"] as? [String] ?? []) + (linuxvm["found"] as? [String] ?? [])
