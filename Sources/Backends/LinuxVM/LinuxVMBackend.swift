@@ -6,7 +6,7 @@ import Core
 /// file system, kernel, init) is not in this build, and `build` says so instead of writing anything.
 public final class LinuxVMBackend: ImageBackend {
     public let name = "linuxvm"
-    public let summary = "Firestarter Linux VM images from a container image, Containerfile or rootfs directory"
+    public let description = "Firestarter Linux VM images from a container image, Containerfile or rootfs directory"
     public let capabilities = BackendCapabilities(inputs: ["rootfs-tree"], outputs: ["raw-disk"], accelerators: ["nvidia"],
                                                   reproducible: true, buildsImages: false)
 

@@ -6,7 +6,7 @@ import Core
 /// ELF dependency resolution) is not in this build, and `build` says so instead of writing anything.
 public final class NanosBackend: ImageBackend {
     public let name = "nanos"
-    public let summary = "Nanos unikernel images from an Ops-style manifest (ops build compatible)"
+    public let description = "Nanos unikernel images from an Ops-style manifest (ops build compatible)"
     public let capabilities = BackendCapabilities(inputs: ["elf-program"], outputs: ["raw-disk"], accelerators: ["nvidia"],
                                                   reproducible: true, buildsImages: false)
 

@@ -6,7 +6,7 @@ import Core
 /// `contribute` says so rather than producing an image without a working GPU stack.
 public final class NvidiaAccelerator: Accelerator {
     public let name = "nvidia"
-    public let summary = "NVIDIA GPU driver, GSP firmware and device nodes with matching versions"
+    public let description = "NVIDIA GPU driver, GSP firmware and device nodes with matching versions"
     public let supportedBackends = ["linuxvm", "nanos"]
 
     public init() {}

@@ -124,7 +124,4 @@ public enum ArchiveEntryCoding {
         }
         archive_entry_set_perm(archiveEntry, perm)
     }
-
-    /// The libarchive version string, for `gvlt doctor`.
-    public static var libraryVersion: String { String(cString: archive_version_details()) }
 }

@@ -52,3 +52,11 @@ public struct TarExporter {
         return Report(output: output.path, sha256: sink.digest(), bytes: sink.byteCount, summary: summary, skippedSockets: skipped)
     }
 }
+
+/// What an export wrote: entries by kind, and the bytes of regular file content (each inode once).
+public struct TreeSummary: Codable, Equatable, Sendable {
+    public var entries = 0
+    public var byKind: [String: Int] = [:]
+    public var contentBytes: Int64 = 0
+    public init() {}
+}

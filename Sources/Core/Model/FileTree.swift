@@ -151,22 +151,4 @@ public final class FileTree: @unchecked Sendable {
         visit(root, path: "")
         return out
     }
-
-    /// Counts by kind name and the total bytes of regular file content (each inode counted once).
-    public func summary() -> TreeSummary {
-        var summary = TreeSummary()
-        for entry in entries() {
-            summary.entries += 1
-            summary.byKind[entry.kind.name, default: 0] += 1
-            if case .regularFile(let content) = entry.kind { summary.contentBytes += content.size }
-        }
-        return summary
-    }
-}
-
-public struct TreeSummary: Codable, Equatable, Sendable {
-    public var entries = 0
-    public var byKind: [String: Int] = [:]
-    public var contentBytes: Int64 = 0
-    public init() {}
 }

@@ -24,7 +24,8 @@ public struct AcceleratorContribution: Sendable {
 /// Hardware support added to an image by `--accel NAME`.
 public protocol Accelerator: AnyObject {
     var name: String { get }
-    var summary: String { get }
+    /// One line for `gvlt backends`.
+    var description: String { get }
     /// Backend names this accelerator can contribute to.
     var supportedBackends: [String] { get }
     /// What it adds to `plan`. Throws when it cannot make a consistent image.

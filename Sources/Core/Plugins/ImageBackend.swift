@@ -66,7 +66,8 @@ public struct BuildReport: Codable, Sendable {
 /// A way of turning a build plan into a bootable image.
 public protocol ImageBackend: AnyObject {
     var name: String { get }
-    var summary: String { get }
+    /// One line for `gvlt backends`.
+    var description: String { get }
     var capabilities: BackendCapabilities { get }
     /// Checks the plan before any work is done; throws a `UserFacingError` naming what is wrong.
     func validate(_ plan: BuildPlan) throws

@@ -12,14 +12,14 @@ public final class PluginRegistry {
     /// Called by each backend module to make itself available under its name.
     public func register(backend: ImageBackend) {
         builtinBackends[backend.name] = backend
-        entries[backend.name] = PluginEntry(name: backend.name, kind: .builtin, role: .backend, description: backend.summary,
+        entries[backend.name] = PluginEntry(name: backend.name, kind: .builtin, role: .backend, description: backend.description,
                                             origin: "builtin")
     }
 
     public func register(accelerator: Accelerator) {
         builtinAccelerators[accelerator.name] = accelerator
         entries[accelerator.name] = PluginEntry(name: accelerator.name, kind: .builtin, role: .accelerator,
-                                                description: accelerator.summary, origin: "builtin")
+                                                description: accelerator.description, origin: "builtin")
     }
 
     /// Merges plugins files in order; later files override earlier entries with the same name.
