@@ -12,6 +12,11 @@ final class ModelTests: XCTestCase {
         XCTAssertEqual(TreePath.components("a/../../b"), .failure(.parentReference))
         XCTAssertEqual(TreePath.components("a/.."), .failure(.parentReference))
         XCTAssertEqual(TreePath.components(""), .failure(.empty))
+        // Bytes, not Characters: a combining mark after `/` does not glue it to the next component.
+        XCTAssertEqual(TreePath.components("../\u{301}x"), .failure(.parentReference))
+        XCTAssertEqual(TreePath.components("/\u{301}etc"), .failure(.absolute))
+        XCTAssertEqual(try TreePath.components("a/\u{301}b").get(), ["a", "\u{301}b"])
+        XCTAssertEqual(TreePath.components(String(repeating: "x", count: 256)), .failure(.tooLong))
     }
 
     func testDigestGrammar() {

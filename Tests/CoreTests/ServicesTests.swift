@@ -89,3 +89,24 @@ final class ServicesTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: path))
     }
 }
+
+final class HostFileContentTests: XCTestCase {
+    /// A rootfs file whose path names another file at write time (a parent swapped for a symlink)
+    /// must not be copied.
+    func testHostFileMustStillBeTheScannedFile() throws {
+        let directory = NSTemporaryDirectory() + "gvlt-hostfile-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try Data("scanned".utf8).write(to: URL(fileURLWithPath: directory + "/a"))
+        try Data("swapped".utf8).write(to: URL(fileURLWithPath: directory + "/b"))
+        var st = stat()
+        XCTAssertEqual(stat(directory + "/a", &st), 0)
+        let scanned = FileIdentity(st)
+        var collected = Data()
+        try FileContent.hostFile(path: directory + "/a", size: 7, identity: scanned).stream { collected.append(contentsOf: $0) }
+        XCTAssertEqual(String(decoding: collected, as: UTF8.self), "scanned")
+        XCTAssertThrowsError(try FileContent.hostFile(path: directory + "/b", size: 7, identity: scanned).stream { _ in }) {
+            XCTAssertTrue("\($0)".contains("is no longer the file that was scanned"), "\($0)")
+        }
+    }
+}

@@ -54,8 +54,11 @@ public enum GvltBinary {
         fatalError("gvlt executable not found near \(exe.path); run `swift build` first")
     }
 
+    /// Runs gvlt; a run longer than `timeout` seconds is killed and reported as status -1 (a hang is a
+    /// failure, not a stuck test suite).
     @discardableResult
-    public static func run(_ arguments: [String], in sandbox: Sandbox, environment extra: [String: String] = [:]) throws -> RunResult {
+    public static func run(_ arguments: [String], in sandbox: Sandbox, environment extra: [String: String] = [:],
+                           timeout: Double = 120) throws -> RunResult {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments = arguments
@@ -75,10 +78,14 @@ public enum GvltBinary {
         process.standardError = err
         process.standardInput = FileHandle.nullDevice
         try process.run()
+        let watchdog = DispatchWorkItem { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: watchdog)
         let outData = out.fileHandleForReading.readDataToEndOfFile()
         let errData = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        return RunResult(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+        watchdog.cancel()
+        let killed = process.terminationReason == .uncaughtSignal && process.terminationStatus == SIGKILL
+        return RunResult(status: killed ? -1 : process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
                          stderr: String(decoding: errData, as: UTF8.self))
     }
 }
@@ -121,5 +128,23 @@ with tarfile.open(sys.argv[1]) as tar:
     /// The short content hash used in listings.
     public static func hash(_ text: String) -> String {
         String(TarBuilder.sha256(Data(text.utf8)).dropFirst(7).prefix(16))
+    }
+}
+
+/// Tars that our own writer cannot produce (out-of-range numeric fields), written by Python's tarfile.
+public enum PythonTar {
+    /// Runs `body` (Python statements with `tar` open for writing in pax format) and returns the tar.
+    public static func make(_ body: String) throws -> Data {
+        let path = NSTemporaryDirectory() + "gvlt-pytar-\(UUID().uuidString).tar"
+        defer { unlink(path) }
+        let script = "import io, sys, tarfile\nwith tarfile.open(sys.argv[1], 'w', format=tarfile.GNU_FORMAT) as tar:\n"
+            + body.split(separator: "\n").map { "    " + $0 }.joined(separator: "\n") + "\n"
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-c", script, path]
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw NSError(domain: "PythonTar", code: Int(process.terminationStatus)) }
+        return try Data(contentsOf: URL(fileURLWithPath: path))
     }
 }

@@ -49,7 +49,8 @@ public final class OCILayoutBuilder {
         var layerDescriptors: [[String: Any]] = []
         var diffIDs: [String] = []
         for layer in layers {
-            let plain = try TarBuilder.tar(layer.members, compression: .none)
+            // An uncompressed raw blob is its own diff_id source; otherwise the members are.
+            let plain = try layer.compression == .none ? (layer.rawBlob ?? TarBuilder.tar(layer.members)) : TarBuilder.tar(layer.members)
             var stored = try layer.rawBlob ?? TarBuilder.tar(layer.members, compression: layer.compression)
             var digest = TarBuilder.sha256(stored)
             let size = stored.count

@@ -2,6 +2,12 @@ import CArchive
 import Foundation
 
 /// Converts between libarchive entries and our model, keeping every bit of metadata.
+///
+/// Names go through libarchive's locale ("MBS") accessors, with the locale set to UTF-8
+/// (`ArchiveLocale`): its `_utf8` accessors treat the bytes as coming *from* UTF-8, and libarchive then
+/// rewrites decomposed (NFD) names to composed (NFC) ones, turning two distinct files into one name.
+/// The MBS accessors pass the bytes through. One case remains that libarchive always normalizes: names
+/// read from PAX `path`/`linkpath` records (README, "Known limits").
 public enum ArchiveEntryCoding {
     /// What a tar header says, before the entry is placed in a tree.
     public struct Header {
@@ -15,20 +21,24 @@ public enum ArchiveEntryCoding {
     public enum DecodeProblem: Error, CustomStringConvertible {
         case nameNotUTF8
         case linkNotUTF8
+        case linkTooLong
         case unknownType(UInt32)
+        case outOfRange(String, Int64)
 
         public var description: String {
             switch self {
             case .nameNotUTF8: return "the member name is missing or not valid UTF-8"
             case .linkNotUTF8: return "the link target is missing or not valid UTF-8"
+            case .linkTooLong: return "the link target is longer than \(TreePath.maximumLength) bytes"
             case .unknownType(let t): return "unknown entry type 0o\(String(t, radix: 8))"
+            case .outOfRange(let field, let value): return "\(field) \(value) does not fit in 32 bits"
             }
         }
     }
 
     /// Decodes a header. Regular files get `.empty` content here; the caller attaches the real content.
     public static func decode(_ entry: OpaquePointer) throws -> Header {
-        guard let namePointer = archive_entry_pathname_utf8(entry),
+        guard let namePointer = archive_entry_pathname(entry),
               let name = String(validatingCString: namePointer) else { throw DecodeProblem.nameNotUTF8 }
         var xattrs: [String: [UInt8]] = [:]
         if archive_entry_xattr_reset(entry) > 0 {
@@ -43,8 +53,8 @@ public enum ArchiveEntryCoding {
         }
         let metadata = FileMetadata(
             permissions: UInt16(truncatingIfNeeded: archive_entry_perm(entry)),
-            uid: UInt32(truncatingIfNeeded: archive_entry_uid(entry)),
-            gid: UInt32(truncatingIfNeeded: archive_entry_gid(entry)),
+            uid: try field("uid", Int64(archive_entry_uid(entry))),
+            gid: try field("gid", Int64(archive_entry_gid(entry))),
             mtime: Timestamp(seconds: Int64(archive_entry_mtime(entry)),
                              nanoseconds: UInt32(truncatingIfNeeded: archive_entry_mtime_nsec(entry))),
             xattrs: xattrs)
@@ -52,8 +62,9 @@ public enum ArchiveEntryCoding {
 
         let kind: EntryKind
         // libarchive reports a tar hard link as a regular file with a link name.
-        if let linkPointer = archive_entry_hardlink_utf8(entry) {
+        if let linkPointer = archive_entry_hardlink(entry) {
             guard let target = String(validatingCString: linkPointer) else { throw DecodeProblem.linkNotUTF8 }
+            guard target.utf8.count <= TreePath.maximumLength else { throw DecodeProblem.linkTooLong }
             kind = .hardlink(target: target)
         } else {
             let type = UInt32(archive_entry_filetype(entry))
@@ -61,13 +72,16 @@ public enum ArchiveEntryCoding {
             case CARCHIVE_IFREG: kind = .regularFile(.empty)
             case CARCHIVE_IFDIR: kind = .directory
             case CARCHIVE_IFLNK:
-                guard let linkPointer = archive_entry_symlink_utf8(entry),
+                guard let linkPointer = archive_entry_symlink(entry),
                       let target = String(validatingCString: linkPointer) else { throw DecodeProblem.linkNotUTF8 }
+                guard target.utf8.count <= TreePath.maximumLength else { throw DecodeProblem.linkTooLong }
                 kind = .symlink(target: target)
             case CARCHIVE_IFCHR:
-                kind = .characterDevice(major: UInt32(archive_entry_rdevmajor(entry)), minor: UInt32(archive_entry_rdevminor(entry)))
+                kind = .characterDevice(major: try field("device major", Int64(archive_entry_rdevmajor(entry))),
+                                        minor: try field("device minor", Int64(archive_entry_rdevminor(entry))))
             case CARCHIVE_IFBLK:
-                kind = .blockDevice(major: UInt32(archive_entry_rdevmajor(entry)), minor: UInt32(archive_entry_rdevminor(entry)))
+                kind = .blockDevice(major: try field("device major", Int64(archive_entry_rdevmajor(entry))),
+                                    minor: try field("device minor", Int64(archive_entry_rdevminor(entry))))
             case CARCHIVE_IFIFO: kind = .fifo
             case CARCHIVE_IFSOCK: kind = .socket
             default: throw DecodeProblem.unknownType(type)
@@ -75,6 +89,13 @@ public enum ArchiveEntryCoding {
         }
         return Header(name: name, kind: kind, metadata: metadata, size: size,
                       isSparse: archive_entry_sparse_count(entry) > 0)
+    }
+
+    /// A numeric header field that must fit the 32 bits Linux gives it; larger values are refused, not
+    /// truncated (uid 2^32 must not silently become root).
+    private static func field(_ name: String, _ value: Int64) throws -> UInt32 {
+        guard let narrow = UInt32(exactly: value) else { throw DecodeProblem.outOfRange(name, value) }
+        return narrow
     }
 
     /// Fills a libarchive entry from ours. Names are written without a leading "./"; the root is "./".
@@ -87,7 +108,7 @@ public enum ArchiveEntryCoding {
         } else {
             name = entry.path
         }
-        archive_entry_set_pathname_utf8(archiveEntry, name)
+        archive_entry_copy_pathname(archiveEntry, name)
         let perm = mode_t(entry.metadata.permissions)
         archive_entry_set_uid(archiveEntry, la_int64_t(entry.metadata.uid))
         archive_entry_set_gid(archiveEntry, la_int64_t(entry.metadata.gid))
@@ -104,10 +125,10 @@ public enum ArchiveEntryCoding {
             archive_entry_set_size(archiveEntry, la_int64_t(content.size))
         case .symlink(let target):
             archive_entry_set_filetype(archiveEntry, CARCHIVE_IFLNK)
-            archive_entry_set_symlink_utf8(archiveEntry, target)
+            archive_entry_copy_symlink(archiveEntry, target)
         case .hardlink(let target):
             archive_entry_set_filetype(archiveEntry, CARCHIVE_IFREG)
-            archive_entry_set_hardlink_utf8(archiveEntry, target)
+            archive_entry_copy_hardlink(archiveEntry, target)
             archive_entry_set_size(archiveEntry, 0)
         case .characterDevice(let major, let minor):
             archive_entry_set_filetype(archiveEntry, CARCHIVE_IFCHR)

@@ -31,6 +31,7 @@ public final class ArchiveReader {
     public let label: String
 
     public init(format: Format, filters: [Filter] = [], source: ByteSource, label: String) throws {
+        _ = ArchiveLocale.ensureUTF8
         guard let handle = archive_read_new() else { throw InputError("libarchive: out of memory") }
         self.handle = handle
         self.label = label
@@ -39,8 +40,6 @@ public final class ArchiveReader {
         switch format {
         case .tar:
             archive_read_support_format_tar(handle)
-            // Names are UTF-8 in practice; without this, libarchive decodes ustar names with the locale.
-            archive_read_set_format_option(handle, "tar", "hdrcharset", "UTF-8")
         case .raw:
             archive_read_support_format_raw(handle)
         }

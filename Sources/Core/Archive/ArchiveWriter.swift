@@ -28,14 +28,20 @@ public final class FileSink {
     private let errorLock = NSLock()
     private var writeError: Error?
     private var finished = false
-    /// O_DIRECT on x86_64 Linux; the Glibc module does not export it.
+    /// O_DIRECT, which the Glibc module does not export; its value depends on the architecture.
+    #if arch(x86_64)
     private static let oDirect: Int32 = 0o40000
+    #elseif arch(arm64)
+    private static let oDirect: Int32 = 0o200000
+    #else
+    private static let oDirect: Int32 = 0
+    #endif
 
     public init(fd: Int32, displayName: String, direct: Bool = false) {
         self.fd = fd
         self.displayName = displayName
         startOffset = Int64(lseek(fd, 0, SEEK_CUR))
-        self.direct = direct && startOffset % Int64(Self.bufferSize) == 0
+        self.direct = direct && Self.oDirect != 0 && startOffset % Int64(Self.bufferSize) == 0
         if self.direct {
             let flags = fcntl(fd, F_GETFL)
             self.direct = flags >= 0 && fcntl(fd, F_SETFL, flags | Self.oDirect) == 0
@@ -170,6 +176,7 @@ public final class ArchiveWriter {
     private var finished = false
 
     public init(format: Format, filter: Filter = .none, sink: FileSink, label: String) throws {
+        _ = ArchiveLocale.ensureUTF8
         guard let handle = archive_write_new() else { throw InputError("libarchive: out of memory") }
         self.handle = handle
         self.label = label

@@ -61,7 +61,7 @@ public final class DecompressedSource: ByteSource {
     public init(reader: ArchiveReader) throws {
         self.reader = reader
         guard try reader.nextHeader() != nil else {
-            throw InputError("empty stream")
+            throw InputError("\(reader.label): the stream is empty", hint: "a layer must hold a tar archive, at least its end marker")
         }
     }
 

@@ -28,8 +28,15 @@ public struct TarExporter {
         progress?.begin("writing \(URL(fileURLWithPath: path).lastPathComponent)", total: total)
         let writer = try ArchiveWriter(format: .pax, sink: sink, label: path)
         var written: Int64 = 0
+        var skippedSet = Set<String>()
         for entry in entries {
             if case .socket = entry.kind {
+                skipped.append(entry.path)
+                skippedSet.insert(entry.path)
+                continue
+            }
+            // Further names of a skipped socket would be links to nothing.
+            if case .hardlink(let target) = entry.kind, skippedSet.contains(target) {
                 skipped.append(entry.path)
                 continue
             }

@@ -6,14 +6,16 @@ public enum FileContent: Sendable {
     case empty
     /// A byte range of a file we hold open: a layer spool, an uncompressed blob, a member of an archive.
     case blobRange(file: SharedFile, offset: Int64, length: Int64)
-    /// A file on the host (`--rootfs-dir`), read when the image is written; its size is checked then.
-    case hostFile(path: String, size: Int64)
+    /// A file on the host (`--rootfs-dir`), read when the image is written. `identity` is the
+    /// (device, inode) seen when the tree was scanned: if a parent directory is swapped for a symlink
+    /// in between, the file opened then is another one, and the write fails instead of copying it.
+    case hostFile(path: String, size: Int64, identity: FileIdentity)
 
     public var size: Int64 {
         switch self {
         case .empty: return 0
         case .blobRange(_, _, let length): return length
-        case .hostFile(_, let size): return size
+        case .hostFile(_, let size, _): return size
         }
     }
 
@@ -25,10 +27,15 @@ public enum FileContent: Sendable {
             return
         case .blobRange(let file, let offset, let length):
             try Self.copy(from: file, offset: offset, length: length, chunkSize: chunkSize, body)
-        case .hostFile(let path, let size):
-            let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        case .hostFile(let path, let size, let identity):
+            let fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
             guard fd >= 0 else { throw SystemError("cannot read", path: path, errno: errno) }
             let file = SharedFile(fd: fd, displayName: path)
+            var st = stat()
+            guard fstat(fd, &st) == 0, FileIdentity(st) == identity else {
+                throw InputError("\(path) is no longer the file that was scanned (its path was replaced during the build)",
+                                 hint: "do not modify the rootfs directory during a build")
+            }
             guard file.size == size else {
                 throw InputError("\(path) changed size while the image was being written (\(size) -> \(file.size) bytes)",
                                  hint: "do not modify the rootfs directory during a build")
@@ -53,5 +60,16 @@ public enum FileContent: Sendable {
             try body(UnsafeRawBufferPointer(slice))
             done += Int64(got)
         }
+    }
+}
+
+/// Which file a path named when it was scanned.
+public struct FileIdentity: Hashable, Sendable {
+    public var device: UInt64
+    public var inode: UInt64
+
+    public init(_ st: stat) {
+        device = UInt64(st.st_dev)
+        inode = UInt64(st.st_ino)
     }
 }

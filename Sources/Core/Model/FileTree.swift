@@ -18,8 +18,17 @@ public final class FileTree: @unchecked Sendable {
 
     public final class Directory {
         public var metadata: FileMetadata
-        public var children: [String: Node] = [:]
+        /// Keyed by the exact UTF-8 bytes of the name: Swift `String` equality would merge canonically
+        /// equivalent spellings (NFC/NFD), which are different files to the kernel.
+        public var children: [Name: Node] = [:]
         init(metadata: FileMetadata) { self.metadata = metadata }
+    }
+
+    /// A directory entry name, compared and hashed byte by byte.
+    public struct Name: Hashable {
+        public let bytes: [UInt8]
+        public init(_ string: String) { bytes = Array(string.utf8) }
+        public var string: String { String(decoding: bytes, as: UTF8.self) }
     }
 
     public enum Node {
@@ -48,7 +57,7 @@ public final class FileTree: @unchecked Sendable {
     public func directory(at components: ArraySlice<String>, createMissing: Bool = false) throws -> Directory? {
         var current = root
         for (index, name) in components.enumerated() {
-            switch current.children[name] {
+            switch current.children[Name(name)] {
             case .directory(let dir)?:
                 current = dir
             case .leaf(let inode)?:
@@ -60,7 +69,7 @@ public final class FileTree: @unchecked Sendable {
             case nil:
                 guard createMissing else { return nil }
                 let dir = Directory(metadata: .impliedDirectory)
-                current.children[name] = .directory(dir)
+                current.children[Name(name)] = .directory(dir)
                 current = dir
             }
         }
@@ -70,7 +79,7 @@ public final class FileTree: @unchecked Sendable {
     /// The node at `components` without following a final symlink; nil when missing.
     public func node(at components: [String]) throws -> Node? {
         guard let last = components.last else { return .directory(root) }
-        return try directory(at: components.dropLast())?.children[last]
+        return try directory(at: components.dropLast())?.children[Name(last)]
     }
 
     // MARK: Changes
@@ -78,7 +87,7 @@ public final class FileTree: @unchecked Sendable {
     /// Removes the entry (and a directory's whole subtree). Missing entries are fine.
     public func remove(_ components: [String]) throws {
         guard let last = components.last else { return }
-        try directory(at: components.dropLast())?.children[last] = nil
+        try directory(at: components.dropLast())?.children[Name(last)] = nil
     }
 
     /// Sets a directory at `components`. An existing directory keeps its children and takes the new
@@ -89,10 +98,10 @@ public final class FileTree: @unchecked Sendable {
             return
         }
         let parent = try directory(at: components.dropLast(), createMissing: true)!
-        if case .directory(let existing)? = parent.children[last] {
+        if case .directory(let existing)? = parent.children[Name(last)] {
             existing.metadata = metadata
         } else {
-            parent.children[last] = .directory(Directory(metadata: metadata))
+            parent.children[Name(last)] = .directory(Directory(metadata: metadata))
         }
     }
 
@@ -106,7 +115,7 @@ public final class FileTree: @unchecked Sendable {
         }
         let parent = try directory(at: components.dropLast(), createMissing: true)!
         let inode = Inode(kind: kind, metadata: metadata)
-        parent.children[components.last!] = .leaf(inode)
+        parent.children[Name(components.last!)] = .leaf(inode)
         return inode
     }
 
@@ -114,7 +123,7 @@ public final class FileTree: @unchecked Sendable {
     public func link(_ components: [String], to inode: Inode) throws {
         precondition(!components.isEmpty)
         let parent = try directory(at: components.dropLast(), createMissing: true)!
-        parent.children[components.last!] = .leaf(inode)
+        parent.children[Name(components.last!)] = .leaf(inode)
     }
 
     /// Drops every child of the directory at `components` (an opaque whiteout).
@@ -126,29 +135,29 @@ public final class FileTree: @unchecked Sendable {
 
     /// Every entry, depth first, children in byte order of their UTF-8 names, the root first as "".
     /// The second and later names of a shared inode are listed as `.hardlink` to the first one, so the
-    /// listing can be written to a tar file in order.
+    /// listing can be written to a tar file in order. Iterative: depth is bounded only by path length.
     public func entries() -> [FileEntry] {
         var out: [FileEntry] = []
         var firstName: [ObjectIdentifier: String] = [:]
-        func visit(_ dir: Directory, path: String) {
-            out.append(FileEntry(path: path, kind: .directory, metadata: dir.metadata))
-            for name in dir.children.keys.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }) {
-                let childPath = path.isEmpty ? name : path + "/" + name
-                switch dir.children[name]! {
-                case .directory(let child):
-                    visit(child, path: childPath)
-                case .leaf(let inode):
-                    let id = ObjectIdentifier(inode)
-                    if let first = firstName[id] {
-                        out.append(FileEntry(path: childPath, kind: .hardlink(target: first), metadata: inode.metadata))
-                    } else {
-                        firstName[id] = childPath
-                        out.append(FileEntry(path: childPath, kind: inode.kind, metadata: inode.metadata))
-                    }
+        var stack: [(path: String, node: Node)] = [("", .directory(root))]
+        while let (path, node) = stack.popLast() {
+            switch node {
+            case .directory(let dir):
+                out.append(FileEntry(path: path, kind: .directory, metadata: dir.metadata))
+                let names = dir.children.keys.sorted { $0.bytes.lexicographicallyPrecedes($1.bytes) }
+                for name in names.reversed() {
+                    stack.append((path.isEmpty ? name.string : path + "/" + name.string, dir.children[name]!))
+                }
+            case .leaf(let inode):
+                let id = ObjectIdentifier(inode)
+                if let first = firstName[id] {
+                    out.append(FileEntry(path: path, kind: .hardlink(target: first), metadata: inode.metadata))
+                } else {
+                    firstName[id] = path
+                    out.append(FileEntry(path: path, kind: inode.kind, metadata: inode.metadata))
                 }
             }
         }
-        visit(root, path: "")
         return out
     }
 }

@@ -20,18 +20,25 @@ public final class LayerFlattener {
         additions.reserveCapacity(layer.entries.count)
         for entry in layer.entries {
             let components = try Self.components(of: entry.name, in: layer)
-            guard let base = components.last, base.hasPrefix(Self.whiteoutPrefix) else {
+            if let bad = components.dropLast().first(where: { TreePath.hasPrefix($0, Self.whiteoutPrefix) }) {
+                throw HostileInputError("\(layer.label): entry '\(entry.name)': the directory '\(bad)' has a whiteout name; a whiteout cannot have children")
+            }
+            guard let base = components.last, TreePath.hasPrefix(base, Self.whiteoutPrefix) else {
                 additions.append((entry, components))
                 continue
             }
             let parent = Array(components.dropLast())
-            try guarded(entry, layer) {
-                if base == Self.opaqueMarker {
+            do {
+                if base.utf8.elementsEqual(Self.opaqueMarker.utf8) {
                     try tree.removeChildren(of: parent)
-                } else if !base.hasPrefix(Self.whiteoutPrefix + Self.whiteoutPrefix) {
+                } else if !TreePath.hasPrefix(base, Self.whiteoutPrefix + Self.whiteoutPrefix) {
                     // `.wh..wh.*` other than the opaque marker are aufs bookkeeping: ignored, like docker does.
-                    try tree.remove(parent + [String(base.dropFirst(Self.whiteoutPrefix.count))])
+                    let hidden = String(decoding: base.utf8.dropFirst(Self.whiteoutPrefix.utf8.count), as: UTF8.self)
+                    try tree.remove(parent + [hidden])
                 }
+            } catch is FileTree.LookupProblem {
+                // The parent is a symlink or file in lower layers (e.g. `var/run -> /run` turned into a
+                // directory by this layer): there is nothing below it to hide, and nothing is written.
             }
         }
         for (entry, components) in additions {

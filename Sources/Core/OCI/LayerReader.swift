@@ -60,6 +60,9 @@ public struct BuildCancelled: UserFacingError {
 public enum LayerReader {
     public static func parse(_ blob: LayerBlob, scratchDirectory: String, cancel: CancellationFlag? = nil,
                              logger: Logger? = nil, progress: ((Int64) -> Void)? = nil) throws -> ParsedLayer {
+        guard blob.length > 0 else {
+            throw HostileInputError("\(blob.label): the blob is empty; a layer holds at least a tar end marker")
+        }
         var magic = [UInt8](repeating: 0, count: 6)
         let magicCount = try magic.withUnsafeMutableBytes {
             try blob.file.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<Int(min(6, blob.length))]), at: blob.offset)

@@ -37,9 +37,7 @@ public final class AtomicOutput {
         temporaryPath = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
         token = Cleanup.shared.register(path: temporaryPath)
         // mkstemp makes 0600; outputs get the usual 0666 & ~umask.
-        let mask = umask(0)
-        umask(mask)
-        fchmod(fd, 0o666 & ~mask)
+        fchmod(fd, 0o666 & ~Self.processUmask)
     }
 
     /// Makes the file visible under its final name.
@@ -52,14 +50,19 @@ public final class AtomicOutput {
         if force {
             guard rename(temporaryPath, path) == 0 else { throw SystemError("cannot create", path: path, errno: errno) }
         } else {
-            // link() fails if the name exists, so a file that appeared meanwhile is never replaced.
-            guard link(temporaryPath, path) == 0 else {
-                let code = errno
-                if code == EEXIST {
-                    throw InputError("output \(path) already exists", hint: "pass --force to overwrite it")
+            // Never replace a file that appeared meanwhile: rename with RENAME_NOREPLACE, or, on file
+            // systems without it, link() (which also fails on an existing name).
+            var code: Int32 = 0
+            if renameat2(AT_FDCWD, temporaryPath, AT_FDCWD, path, 1) != 0 {
+                code = errno
+                if code == EINVAL || code == ENOSYS || code == EOPNOTSUPP {
+                    code = link(temporaryPath, path) == 0 ? 0 : errno
                 }
-                throw SystemError("cannot create", path: path, errno: code)
             }
+            if code == EEXIST {
+                throw InputError("output \(path) already exists", hint: "pass --force to overwrite it")
+            }
+            if code != 0 { throw SystemError("cannot create", path: path, errno: code) }
         }
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
         let dirfd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
@@ -68,6 +71,18 @@ public final class AtomicOutput {
             close(dirfd)
         }
     }
+
+    /// The process umask, read from /proc so that no other thread ever sees a changed one.
+    static let processUmask: mode_t = {
+        if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+           let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Umask:") }),
+           let value = mode_t(line.dropFirst("Umask:".count).trimmingCharacters(in: .whitespaces), radix: 8) {
+            return value
+        }
+        let mask = umask(0o022)
+        umask(mask)
+        return mask
+    }()
 
     /// Drops the temp file; the target is left as it was.
     public func abandon() {

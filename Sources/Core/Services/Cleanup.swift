@@ -9,6 +9,7 @@ public final class Cleanup: @unchecked Sendable {
     private let lock = NSLock()
     private var paths: [Int: String] = [:]
     private var children: [Int: Int32] = [:]
+    private var actions: [Int: () -> Void] = [:]
     private var nextToken = 0
     private var signalSources: [DispatchSourceSignal] = []
 
@@ -30,10 +31,20 @@ public final class Cleanup: @unchecked Sendable {
         }
     }
 
+    /// Work that must happen if the run dies, e.g. removing a temporary image from podman's storage.
+    public func register(action: @escaping () -> Void) -> Token {
+        lock.withLock {
+            nextToken += 1
+            actions[nextToken] = action
+            return Token(value: nextToken)
+        }
+    }
+
     public func unregister(_ token: Token) {
         lock.withLock {
             paths[token.value] = nil
             children[token.value] = nil
+            actions[token.value] = nil
         }
     }
 
@@ -43,16 +54,23 @@ public final class Cleanup: @unchecked Sendable {
         if let path { try? FileManager.default.removeItem(atPath: path) }
     }
 
-    /// Stops children and removes every registered path, newest first.
+    /// Stops children (waiting up to 3 s, so they cannot recreate what is removed next), runs the
+    /// registered actions, then removes every registered path, newest first.
     public func runAll() {
-        let (pids, list) = lock.withLock { () -> ([Int32], [String]) in
+        let (pids, pending, list) = lock.withLock { () -> ([Int32], [() -> Void], [String]) in
             defer {
                 paths.removeAll()
                 children.removeAll()
+                actions.removeAll()
             }
-            return (Array(children.values), paths.sorted { $0.key > $1.key }.map(\.value))
+            return (Array(children.values), actions.sorted { $0.key > $1.key }.map(\.value),
+                    paths.sorted { $0.key > $1.key }.map(\.value))
         }
         for pid in pids { kill(pid, SIGTERM) }
+        let deadline = Date().addingTimeInterval(3)
+        while Date() < deadline && pids.contains(where: { kill($0, 0) == 0 }) { usleep(20_000) }
+        for pid in pids where kill(pid, 0) == 0 { kill(pid, SIGKILL) }
+        for action in pending { action() }
         for path in list { try? FileManager.default.removeItem(atPath: path) }
     }
 

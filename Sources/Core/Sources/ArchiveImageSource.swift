@@ -82,11 +82,17 @@ public struct ArchiveImageSource: ImageSource {
         return LoadedImage(tree: tree, runSpec: config.runSpec, origin: "\(description) (\(layers.count) layers)")
     }
 
-    /// `blobs/sha256/<hex>` members are named by their digest; it is checked like a blob's.
+    /// Members named by their digest (`blobs/sha256/<hex>`, or the legacy `<hex>.json` config and
+    /// `<hex>.tar` layer) are checked against it like blobs.
     static func digest(fromMemberName name: String) -> ContentDigest? {
         let parts = name.split(separator: "/")
-        guard parts.count == 3, parts[0] == "blobs", parts[1] == "sha256" else { return nil }
-        return try? ContentDigest("sha256:\(parts[2])", context: name)
+        if parts.count == 3, parts[0] == "blobs", parts[1] == "sha256" {
+            return try? ContentDigest("sha256:\(parts[2])", context: name)
+        }
+        if parts.count == 1, let dot = name.lastIndex(of: "."), [".json", ".tar"].contains(String(name[dot...])) {
+            return try? ContentDigest("sha256:\(name[..<dot])", context: name)
+        }
+        return nil
     }
 }
 
@@ -112,11 +118,11 @@ final class TarMemberIndex: BlobStore {
     var displayName: String { label }
 
     init(path: String, label: String, scratch: String) throws {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else {
-            throw InputError("\(label): cannot open \(path): \(String(cString: strerror(errno)))", hint: "check the path")
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw InputError("\(label): \(path) does not exist", hint: "check the path")
         }
-        var file = SharedFile(fd: fd, displayName: path)
+        // The archive is addressed by offset, so it must be a regular file (not a pipe or /dev/stdin).
+        var file = try SharedFile.openRegular(path, what: "archive", followSymlinks: true)
         self.label = label
         var magic = [UInt8](repeating: 0, count: 6)
         let count = try magic.withUnsafeMutableBytes { try file.read(into: $0, at: 0) }
@@ -148,6 +154,9 @@ final class TarMemberIndex: BlobStore {
             // Names that could escape are never referenced legitimately; leave them out of the index.
             guard case .success(let parts) = TreePath.components(header.name), !parts.isEmpty else { continue }
             let name = TreePath.join(parts)
+            // As when a tar is extracted, a later member of the same name replaces an earlier one.
+            members[name] = nil
+            symlinks[name] = nil
             switch header.kind {
             case .regularFile:
                 guard !header.isSparse else { throw UnsupportedError("\(label): member \(name) is a sparse file") }

@@ -72,16 +72,22 @@ public struct DirectoryBlobStore: BlobStore {
 
     public func blob(_ digest: ContentDigest, context: String) throws -> (file: SharedFile, offset: Int64, length: Int64) {
         let path = "\(directory)/blobs/\(digest.algorithm)/\(digest.hex)"
-        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
-        guard fd >= 0 else {
-            throw InputError("\(directory): blob \(digest) (\(context)) is missing: \(String(cString: strerror(errno)))",
+        guard FileManager.default.fileExists(atPath: path) || (try? FileManager.default.destinationOfSymbolicLink(atPath: path)) != nil else {
+            throw InputError("\(directory): blob \(digest) (\(context)) is missing",
                              hint: "the layout is incomplete; re-export it (e.g. skopeo copy … oci:\(directory))")
         }
-        let file = SharedFile(fd: fd, displayName: path)
-        var st = stat()
-        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
-            throw HostileInputError("\(directory): blob \(digest) is not a regular file")
+        let file = try SharedFile.openRegular(path, what: "blob", followSymlinks: false)
+        return (file, 0, file.size)
+    }
+
+    /// A small file of the layout (`index.json`, `oci-layout`), read with the same bounds as JSON blobs;
+    /// nil when it does not exist.
+    public func document(_ name: String) throws -> Data? {
+        let path = "\(directory)/\(name)"
+        guard FileManager.default.fileExists(atPath: path) || (try? FileManager.default.destinationOfSymbolicLink(atPath: path)) != nil else {
+            return nil
         }
-        return (file, 0, Int64(st.st_size))
+        let file = try SharedFile.openRegular(path, what: name, followSymlinks: false)
+        return try JSONFiles.read(file: file, offset: 0, length: file.size, what: path)
     }
 }

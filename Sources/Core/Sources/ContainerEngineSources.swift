@@ -17,9 +17,12 @@ public struct ContainersStorageSource: ImageSource {
     public func load(_ context: SourceContext) throws -> LoadedImage {
         let skopeo = try HostTool.skopeo.require()
         let layout = context.scratch.path + "/containers-storage"
-        let storage = storageDriver.map { "[\($0)@/var/lib/containers/storage+/run/containers/storage]" } ?? ""
+        // containers/storage reads the driver from STORAGE_DRIVER, keeping the user's own store paths.
+        var environment = ProcessInfo.processInfo.environment
+        if let storageDriver { environment["STORAGE_DRIVER"] = storageDriver }
         try context.progress.step("copying \(reference) out of containers-storage") {
-            try HostCommand.run(skopeo, ["copy", "--quiet", "containers-storage:\(storage)\(reference)", "oci:\(layout):gvlt"],
+            try HostCommand.run(skopeo, ["copy", "--quiet", "containers-storage:\(reference)", "oci:\(layout):gvlt"],
+                                environment: environment,
                                 hint: "check the reference with `podman images`; the image must be in local storage")
         }
         var image = try OCILayoutSource(directory: layout, tag: "gvlt").load(context)
@@ -69,6 +72,13 @@ public struct ContainerfileSource: ImageSource {
             throw MissingToolError(tool: "podman", aptPackage: "podman", purpose: "`--containerfile` builds")
         }
         let storage = storageDriver.map { ["--storage-driver", $0] } ?? []
+        // Remove the temporary tag afterwards, also when the run fails or is interrupted.
+        let removeImage = { _ = try? HostCommand.run(path, storage + ["rmi", "--force", tag], check: false) }
+        let cleanup = Cleanup.shared.register(action: removeImage)
+        defer {
+            Cleanup.shared.unregister(cleanup)
+            removeImage()
+        }
         try context.progress.step("building \(containerfile) with \(engine.tool.name)") {
             try HostCommand.run(path, storage + [engine.build, "--isolation", "chroot", "-f", containerfile, "-t", tag,
                                                  "--platform", context.platform.description]
@@ -76,7 +86,6 @@ public struct ContainerfileSource: ImageSource {
                                 echo: context.progress.mode == .lines,
                                 hint: "fix the Containerfile; the \(engine.tool.name) output above says what failed")
         }
-        defer { _ = try? HostCommand.run(path, storage + ["rmi", "--force", tag], check: false) }
         try HostCommand.run(path, storage + engine.export)
         var image = try OCILayoutSource(directory: layout, tag: nil).load(context)
         image.origin = "\(description) (built in \(resolvedContext))"

@@ -18,12 +18,13 @@ public struct OCILayoutSource: ImageSource {
             throw InputError("\(description): \(directory) is not a directory",
                              hint: "give an OCI layout directory (with oci-layout and index.json), e.g. from `skopeo copy … oci:DIR:TAG`")
         }
-        try Self.checkLayoutMarker(read: { try? Data(contentsOf: URL(fileURLWithPath: "\(directory)/\($0)")) }, in: directory)
-        guard let indexData = try? Data(contentsOf: URL(fileURLWithPath: "\(directory)/index.json")) else {
-            throw InputError("\(directory)/index.json is missing or unreadable", hint: "this is not a complete OCI layout")
+        let store = DirectoryBlobStore(directory: directory)
+        try Self.checkLayoutMarker(read: { try store.document($0) }, in: directory)
+        guard let indexData = try store.document("index.json") else {
+            throw InputError("\(directory)/index.json is missing", hint: "this is not a complete OCI layout")
         }
         let index = try JSONFiles.decode(ImageIndex.self, from: indexData, what: "index.json in \(directory)")
-        let resolver = OCIImageResolver(store: DirectoryBlobStore(directory: directory), platform: context.platform)
+        let resolver = OCIImageResolver(store: store, platform: context.platform)
         let resolved = try resolver.resolve(index: index, tag: tag)
         let tree = try context.flattener().flatten(resolved.layers)
         return LoadedImage(tree: tree, runSpec: resolved.config.runSpec,

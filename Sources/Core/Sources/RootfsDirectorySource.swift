@@ -26,7 +26,7 @@ public struct RootfsDirectorySource: ImageSource {
             throw InputError("--rootfs-dir \(directory) is not a directory", hint: "give the directory that becomes the image's /")
         }
         let tree = FileTree(rootMetadata: metadata(root, st))
-        var inodes: [String: FileTree.Inode] = [:]
+        var inodes: [FileIdentity: FileTree.Inode] = [:]
         try context.progress.step("scanning \(directory)") {
             try walk(root, components: [], tree: tree, inodes: &inodes)
         }
@@ -68,7 +68,7 @@ public struct RootfsDirectorySource: ImageSource {
         return result
     }
 
-    private func walk(_ path: String, components: [String], tree: FileTree, inodes: inout [String: FileTree.Inode]) throws {
+    private func walk(_ path: String, components: [String], tree: FileTree, inodes: inout [FileIdentity: FileTree.Inode]) throws {
         guard let dir = opendir(path) else {
             throw InputError("cannot read directory \(path): \(String(cString: strerror(errno)))",
                              hint: "run gvlt as a user that can read the whole rootfs directory")
@@ -99,7 +99,7 @@ public struct RootfsDirectorySource: ImageSource {
                 try walk(childPath, components: childComponents, tree: tree, inodes: &inodes)
                 continue
             }
-            let identity = "\(st.st_dev):\(st.st_ino)"
+            let identity = FileIdentity(st)
             if st.st_nlink > 1, let inode = inodes[identity] {
                 try tree.link(childComponents, to: inode)
                 continue
@@ -110,7 +110,7 @@ public struct RootfsDirectorySource: ImageSource {
                 guard access(childPath, R_OK) == 0 else {
                     throw InputError("cannot read \(childPath): permission denied", hint: "run gvlt as a user that can read every file of the rootfs directory")
                 }
-                kind = .regularFile(st.st_size == 0 ? .empty : .hostFile(path: childPath, size: Int64(st.st_size)))
+                kind = .regularFile(st.st_size == 0 ? .empty : .hostFile(path: childPath, size: Int64(st.st_size), identity: FileIdentity(st)))
             case S_IFLNK:
                 var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
                 let length = readlink(childPath, &buffer, Int(PATH_MAX))

@@ -16,6 +16,24 @@ public final class SharedFile: @unchecked Sendable {
         self.displayName = displayName
     }
 
+    /// Opens a regular file for reading, refusing anything else before it can block or mislead: a FIFO
+    /// (open would wait forever), a device, a directory, and (unless `followSymlinks`) a symlink.
+    /// `what` names the file in errors.
+    public static func openRegular(_ path: String, what: String, followSymlinks: Bool) throws -> SharedFile {
+        let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | (followSymlinks ? 0 : O_NOFOLLOW))
+        guard fd >= 0 else {
+            let code = errno
+            if code == ELOOP { throw HostileInputError("\(what) \(path) is a symlink, which is refused inside an image layout") }
+            throw SystemError("cannot open \(what)", path: path, errno: code)
+        }
+        let file = SharedFile(fd: fd, displayName: path)
+        var st = stat()
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+            throw InputError("\(what) \(path) is not a regular file")
+        }
+        return file
+    }
+
     public static func openReadOnly(_ path: String) throws -> SharedFile {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw SystemError("cannot open", path: path, errno: errno) }

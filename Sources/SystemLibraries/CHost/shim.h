@@ -18,3 +18,6 @@ static inline int chost_ioctl_int(int fd, unsigned long request, unsigned long a
 
 /* Starts writeback of a file range without waiting (SYNC_FILE_RANGE_WRITE = 2). */
 extern int sync_file_range(int fd, long long offset, long long nbytes, unsigned int flags);
+
+/* rename that fails with EEXIST instead of replacing (flag RENAME_NOREPLACE = 1); glibc >= 2.28. */
+extern int renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags);
