@@ -75,6 +75,11 @@ let package = Package(
             path: "Tests/CoreTests",
             swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(
+            name: "LinuxVMTests",
+            dependencies: ["Core", "LinuxVM", "TestSupport"],
+            path: "Tests/LinuxVMTests",
+            swiftSettings: [.swiftLanguageMode(.v5)]),
+        .testTarget(
             name: "CLITests",
             dependencies: ["gvlt", "Core", "TestSupport"],
             path: "Tests/CLITests",

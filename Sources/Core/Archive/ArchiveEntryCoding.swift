@@ -99,16 +99,18 @@ public enum ArchiveEntryCoding {
     }
 
     /// Fills a libarchive entry from ours. Names are written without a leading "./"; the root is "./".
-    static func fill(_ archiveEntry: OpaquePointer, from entry: FileEntry) {
+    static func fill(_ archiveEntry: OpaquePointer, from entry: FileEntry, directorySlash: Bool = true) {
         let name: String
         if entry.path.isEmpty {
-            name = "./"
-        } else if case .directory = entry.kind {
+            name = directorySlash ? "./" : "."
+        } else if case .directory = entry.kind, directorySlash {
             name = entry.path + "/"
         } else {
             name = entry.path
         }
         archive_entry_copy_pathname(archiveEntry, name)
+        // cpio needs a size on every entry; regular files set theirs below.
+        archive_entry_set_size(archiveEntry, 0)
         let perm = mode_t(entry.metadata.permissions)
         archive_entry_set_uid(archiveEntry, la_int64_t(entry.metadata.uid))
         archive_entry_set_gid(archiveEntry, la_int64_t(entry.metadata.gid))

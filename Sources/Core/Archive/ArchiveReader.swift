@@ -11,10 +11,14 @@ public final class ArchiveReader {
         case tar
         /// One entry holding the whole (decompressed) stream.
         case raw
+        /// Unix `ar` archives, e.g. the outer layer of a Debian package.
+        case ar
+        /// cpio archives (initramfs).
+        case cpio
     }
 
     public enum Filter {
-        case gzip, zstd
+        case gzip, zstd, xz
     }
 
     /// Holds the source and the first error it threw; libarchive only sees "-1".
@@ -42,11 +46,16 @@ public final class ArchiveReader {
             archive_read_support_format_tar(handle)
         case .raw:
             archive_read_support_format_raw(handle)
+        case .ar:
+            archive_read_support_format_ar(handle)
+        case .cpio:
+            archive_read_support_format_cpio(handle)
         }
         for filter in filters {
             switch filter {
             case .gzip: archive_read_support_filter_gzip(handle)
             case .zstd: archive_read_support_filter_zstd(handle)
+            case .xz: archive_read_support_filter_xz(handle)
             }
         }
         let status = archive_read_open(handle, clientPointer, nil, { _, client, buffer in

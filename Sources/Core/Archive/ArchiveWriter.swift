@@ -173,6 +173,7 @@ public final class ArchiveWriter {
     private let client: Client
     private let clientPointer: UnsafeMutableRawPointer
     private let label: String
+    private let format: Format
     private var finished = false
 
     public init(format: Format, filter: Filter = .none, sink: FileSink, label: String) throws {
@@ -180,6 +181,7 @@ public final class ArchiveWriter {
         guard let handle = archive_write_new() else { throw InputError("libarchive: out of memory") }
         self.handle = handle
         self.label = label
+        self.format = format
         client = Client(sink: sink)
         clientPointer = Unmanaged.passRetained(client).toOpaque()
         switch format {
@@ -224,7 +226,8 @@ public final class ArchiveWriter {
     public func writeHeader(_ entry: FileEntry) throws {
         let archiveEntry = archive_entry_new()!
         defer { archive_entry_free(archiveEntry) }
-        ArchiveEntryCoding.fill(archiveEntry, from: entry)
+        // cpio names carry no trailing slash (the kernel's unpacker takes names as given).
+        ArchiveEntryCoding.fill(archiveEntry, from: entry, directorySlash: format == .pax)
         let status = archive_write_header(handle, archiveEntry)
         if status != ARCHIVE_OK { throw failure("cannot write entry \(entry.path.isEmpty ? "." : entry.path)") }
     }

@@ -95,3 +95,17 @@ extension Sequence where Element == UInt8 {
 extension Digest {
     public var hexString: String { Array(self.makeIterator()).hexString }
 }
+
+/// The data of the current entry of an ArchiveReader, as a stream for another reader: an archive inside
+/// an archive (a Debian package's `data.tar.xz` inside its `ar`) is read without a temp file.
+public final class EntryDataSource: ByteSource {
+    private let reader: ArchiveReader
+
+    public init(reader: ArchiveReader) {
+        self.reader = reader
+    }
+
+    public func nextChunk() throws -> UnsafeRawBufferPointer {
+        try reader.readBlock()?.0 ?? UnsafeRawBufferPointer(start: nil, count: 0)
+    }
+}

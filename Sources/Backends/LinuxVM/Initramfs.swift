@@ -1,0 +1,72 @@
+import Core
+import Foundation
+
+/// The initramfs of an image whose kernel needs modules before the root can be mounted: the init at
+/// `/init`, the modules at their `lib/modules/<release>/…` paths, and `etc/gvlt/modules`, the load order.
+/// A cpio "newc" archive written by libarchive; every entry is root-owned with a fixed mtime, in a
+/// fixed order, so the same inputs give the same bytes.
+public struct Initramfs {
+    public var release: String
+    /// Module paths relative to the modules tree, in load order.
+    public var modules: [(name: String, relativePath: String)]
+    public var modulesDirectory: String
+    public var initBinary: String
+    public var mtime: Timestamp
+
+    public init(release: String, modules: [(name: String, relativePath: String)], modulesDirectory: String, initBinary: String,
+                mtime: Timestamp = .epoch) {
+        self.release = release
+        self.modules = modules
+        self.modulesDirectory = modulesDirectory
+        self.initBinary = initBinary
+        self.mtime = mtime
+    }
+
+    /// The file the init reads to know which modules to load, one path per line, in order.
+    public static let loadOrderPath = "etc/gvlt/modules"
+
+    /// The tree that goes into the archive.
+    public func tree() throws -> FileTree {
+        let tree = FileTree(rootMetadata: FileMetadata(permissions: 0o755, mtime: mtime))
+        func add(_ path: String, _ content: FileContent, permissions: UInt16) throws {
+            let components = path.split(separator: "/").map(String.init)
+            for depth in 1..<components.count {
+                try tree.setDirectory(Array(components.prefix(depth)), metadata: FileMetadata(permissions: 0o755, mtime: mtime))
+            }
+            try tree.setLeaf(components, kind: .regularFile(content), metadata: FileMetadata(permissions: permissions, mtime: mtime))
+        }
+        try add("init", try Self.hostFile(initBinary), permissions: 0o755)
+        var order = ""
+        for module in modules {
+            let path = "lib/modules/\(release)/\(module.relativePath)"
+            try add(path, try Self.hostFile(modulesDirectory + "/" + module.relativePath), permissions: 0o644)
+            order += "/" + path + "\n"
+        }
+        let list = try SharedFile.anonymous(in: NSTemporaryDirectory())
+        try Array(order.utf8).withUnsafeBytes { try list.write($0, at: 0) }
+        try add(Self.loadOrderPath, .blobRange(file: list, offset: 0, length: Int64(order.utf8.count)), permissions: 0o644)
+        return tree
+    }
+
+    /// Writes the cpio archive to `path` atomically.
+    public func write(to path: String, force: Bool) throws -> (sha256: String, bytes: Int64) {
+        let output = try AtomicOutput(path: path, force: force)
+        let sink = FileSink(fd: output.fd, displayName: output.temporaryPath)
+        let writer = try ArchiveWriter(format: .cpioNewc, sink: sink, label: path)
+        // The root is implied; the kernel's unpacker creates nothing for it.
+        for entry in try tree().entries() where !entry.path.isEmpty {
+            try writer.write(entry)
+        }
+        try writer.finish()
+        try output.commit()
+        return (sink.digest(), sink.byteCount)
+    }
+
+    static func hostFile(_ path: String) throws -> FileContent {
+        var st = stat()
+        guard stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+            throw InputError("\(path) is missing or not a regular file")
+        }
+        return .hostFile(path: URL(fileURLWithPath: path).resolvingSymlinksInPath().path, size: Int64(st.st_size), identity: FileIdentity(st))
+    }
+}

@@ -1,0 +1,145 @@
+import Core
+import Foundation
+
+/// A kernel ready to put in an image: its image file, its config, its release and its modules.
+public struct KernelBundle: Sendable {
+    public var release: String
+    public var image: String
+    public var config: KernelConfig
+    /// `lib/modules/<release>`, when the kernel has loadable modules.
+    public var modulesDirectory: String?
+    /// For messages and reports: "debian linux-image-6.1.0-56-amd64 6.1.192-2".
+    public var origin: String
+
+    public func moduleTree() throws -> ModuleTree? {
+        try modulesDirectory.map(ModuleTree.init(directory:))
+    }
+}
+
+/// `--kernel debian[:VERSION]`, `file:PATH` or `source:DIR`, parsed.
+public enum KernelChoice: Equatable, Sendable {
+    case debian(version: String?)
+    case file(path: String, modules: String?, config: String?)
+    case source(directory: String)
+
+    public static func parse(_ text: String, modules: String?, config: String?) throws -> KernelChoice {
+        if text == "debian" { return .debian(version: nil) }
+        if text.hasPrefix("debian:") { return .debian(version: String(text.dropFirst("debian:".count))) }
+        if text.hasPrefix("file:") { return .file(path: String(text.dropFirst("file:".count)), modules: modules, config: config) }
+        if text.hasPrefix("source:") { return .source(directory: String(text.dropFirst("source:".count))) }
+        throw InputError("--kernel `\(text)` is not a kernel provider",
+                         hint: "use debian, debian:VERSION, file:PATH (with --kernel-modules/--kernel-config) or source:DIR")
+    }
+}
+
+/// The `debian` provider: Debian's `linux-image-<flavour>` from apt, downloaded (never installed) and
+/// unpacked into the cache once; later builds use the cache, offline.
+public struct DebianKernelProvider {
+    public var cache: CacheDirectory
+    public var flavour: String
+    public var version: String?
+    public var progress: ProgressReporter
+
+    public init(cache: CacheDirectory, flavour: String = "amd64", version: String? = nil,
+                progress: ProgressReporter = ProgressReporter(mode: .quiet)) {
+        self.cache = cache
+        self.flavour = flavour
+        self.version = version
+        self.progress = progress
+    }
+
+    static let cacheNamespace = "kernels/debian"
+
+    /// The exact package and version apt would give (`linux-image-6.1.0-56-amd64`, `6.1.192-2`), or nil
+    /// when apt cannot say (no apt, no package lists).
+    func resolve() throws -> (package: String, version: String)? {
+        if let version {
+            // `debian:6.1.0-56` names an ABI (package linux-image-6.1.0-56-amd64); `debian:6.1.192-2` a
+            // version of the linux-image-amd64 metapackage.
+            if let direct = try DebianPackage.show("linux-image-\(version)-\(flavour)"), let v = direct["Version"] {
+                return ("linux-image-\(version)-\(flavour)", v)
+            }
+            return try fromMetapackage("linux-image-\(flavour)=\(version)")
+        }
+        return try fromMetapackage("linux-image-\(flavour)")
+    }
+
+    private func fromMetapackage(_ spec: String) throws -> (String, String)? {
+        guard let meta = try DebianPackage.show(spec) else { return nil }
+        let prefix = "linux-image-"
+        guard let dependency = (meta["Depends"] ?? "").split(separator: ",")
+            .map({ $0.trimmingCharacters(in: .whitespaces) })
+            .first(where: { $0.hasPrefix(prefix) }) else {
+            throw InputError("\(spec) depends on no linux-image package; cannot tell which kernel it means")
+        }
+        let name = String(dependency.split(separator: " ").first!)
+        guard let real = try DebianPackage.show(name), let version = real["Version"] else {
+            throw InputError("apt knows \(spec) but not the kernel package \(name) it depends on", hint: "run `apt-get update`")
+        }
+        return (name, version)
+    }
+
+    static func cacheKey(package: String, version: String) -> String {
+        let safe = version.map { "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-".contains($0) ? $0 : "_" }
+        return "\(cacheNamespace)/\(package)_\(String(safe))"
+    }
+
+    public func bundle() throws -> KernelBundle {
+        let resolved: (package: String, version: String)
+        if let found = try? resolve() {
+            resolved = found
+        } else if let cached = try newestCachedEntry() {
+            // Offline: apt cannot answer, but an earlier build left a kernel in the cache.
+            return try Self.bundle(at: cached.path, origin: "debian \(cached.name) (cached; apt could not resolve linux-image-\(flavour))")
+        } else {
+            throw InputError("cannot resolve linux-image-\(flavour)\(version.map { " \($0)" } ?? "") through apt, and no Debian kernel is cached",
+                             hint: "run `apt-get update` (Debian's main component), or pass --kernel file:PATH")
+        }
+        let key = Self.cacheKey(package: resolved.package, version: resolved.version)
+        let path = try cache.entry(key) { staging in
+            try progress.step("downloading \(resolved.package) \(resolved.version)") {
+                let deb = try DebianPackage.download(resolved.package, version: resolved.version, into: staging + "/download")
+                try DebianPackage.extract(deb, into: staging) { path in
+                    path.hasPrefix("boot/vmlinuz-") || path.hasPrefix("boot/config-") || path.hasPrefix("lib/modules/")
+                        || path.hasPrefix("usr/lib/modules/")
+                }
+                try FileManager.default.removeItem(atPath: staging + "/download")
+            }
+        }
+        return try Self.bundle(at: path, origin: "debian \(resolved.package) \(resolved.version)")
+    }
+
+    private func newestCachedEntry() throws -> (name: String, path: String)? {
+        let directory = cache.root + "/entries/" + Self.cacheNamespace
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        // Entries are `linux-image-<abi>-<flavour>_<version>`; the ABI is digits, dots and dashes, so
+        // `…-cloud-amd64` is not taken for flavour `amd64`.
+        let matching = names.filter { name in
+            guard let underscore = name.firstIndex(of: "_"), name.hasPrefix("linux-image-") else { return false }
+            let package = name[..<underscore]
+            guard package.hasSuffix("-\(flavour)") else { return false }
+            let abi = package.dropFirst("linux-image-".count).dropLast(flavour.count + 1)
+            return !abi.isEmpty && abi.allSatisfy { $0.isNumber || $0 == "." || $0 == "-" } && (version.map { name.contains($0) } ?? true)
+        }
+        let newest = matching.max { a, b in
+            let ta = (try? FileManager.default.attributesOfItem(atPath: directory + "/" + a)[.modificationDate] as? Date) ?? .distantPast
+            let tb = (try? FileManager.default.attributesOfItem(atPath: directory + "/" + b)[.modificationDate] as? Date) ?? .distantPast
+            return ta < tb
+        }
+        return newest.map { ($0, directory + "/" + $0) }
+    }
+
+    /// A bundle from an unpacked kernel package: `boot/vmlinuz-R`, `boot/config-R`, `lib/modules/R`.
+    static func bundle(at root: String, origin: String) throws -> KernelBundle {
+        let boot = (try? FileManager.default.contentsOfDirectory(atPath: root + "/boot")) ?? []
+        guard let image = boot.first(where: { $0.hasPrefix("vmlinuz-") }) else {
+            throw InputError("\(root) holds no boot/vmlinuz-*", hint: "remove the damaged cache entry \(root) and build again")
+        }
+        let release = String(image.dropFirst("vmlinuz-".count))
+        let modules = ["lib/modules/\(release)", "usr/lib/modules/\(release)"].map { root + "/" + $0 }
+            .first { FileManager.default.fileExists(atPath: $0) }
+        return KernelBundle(release: release, image: root + "/boot/" + image,
+                            config: try KernelConfig(path: root + "/boot/config-\(release)"),
+                            modulesDirectory: modules, origin: origin)
+    }
+}
