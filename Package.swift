@@ -42,7 +42,8 @@ let package = Package(
         // Backends and accelerators depend on Core only, never on each other.
         .target(name: "Nanos", dependencies: ["Core"], path: "Sources/Backends/Nanos",
                 swiftSettings: [.swiftLanguageMode(.v5)]),
-        .target(name: "LinuxVM", dependencies: ["Core"], path: "Sources/Backends/LinuxVM",
+        // GuestInit is the guest's PID 1, built separately with Embedded Swift (scripts/build-init).
+        .target(name: "LinuxVM", dependencies: ["Core"], path: "Sources/Backends/LinuxVM", exclude: ["GuestInit"],
                 swiftSettings: [.swiftLanguageMode(.v5)]),
         .target(name: "NvidiaGPU", dependencies: ["Core"], path: "Sources/Backends/NvidiaGPU",
                 swiftSettings: [.swiftLanguageMode(.v5)]),

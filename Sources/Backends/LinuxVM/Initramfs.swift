@@ -36,6 +36,10 @@ public struct Initramfs {
             try tree.setLeaf(components, kind: .regularFile(content), metadata: FileMetadata(permissions: permissions, mtime: mtime))
         }
         try add("init", try Self.hostFile(initBinary), permissions: 0o755)
+        // The kernel opens /dev/console for PID 1's stdin/stdout/stderr before any devtmpfs exists.
+        try tree.setDirectory(["dev"], metadata: FileMetadata(permissions: 0o755, mtime: mtime))
+        try tree.setLeaf(["dev", "console"], kind: .characterDevice(major: 5, minor: 1),
+                         metadata: FileMetadata(permissions: 0o600, mtime: mtime))
         var order = ""
         for module in modules {
             let path = "lib/modules/\(release)/\(module.relativePath)"

@@ -1,0 +1,65 @@
+import CInit
+
+/// PID 1 inside the initramfs: load the drivers, find our root partition by its content, mount it
+/// read-only and make it `/`. No shell, no busybox.
+enum EarlyBoot {
+    static let moduleList = "/etc/gvlt/modules"
+    static let newRoot = "/newroot"
+    static let marker = "/etc/gvlt/config.yaml"
+
+    static var isInitramfs: Bool { cinit_exists(moduleList) && !cinit_exists(marker) }
+
+    static func run() throws(InitError) {
+        System.makeDirectory("/dev")
+        System.makeDirectory("/proc")
+        System.makeDirectory("/sys")
+        try System.mount("devtmpfs", "/dev", "devtmpfs", flags: UInt(MS_NOSUID))
+        try System.mount("proc", "/proc", "proc", flags: UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC))
+        try System.mount("sysfs", "/sys", "sysfs", flags: UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC))
+
+        let list = System.readFile(moduleList) ?? []
+        for line in list.split(separator: UInt8(ascii: "\n")) where !line.isEmpty {
+            try System.loadModule(String(decoding: line, as: UTF8.self))
+        }
+
+        System.makeDirectory(newRoot)
+        var found: String?
+        // Disks appear asynchronously once their drivers are loaded.
+        for _ in 0..<300 {
+            found = findRoot()
+            if found != nil { break }
+            System.sleepMilliseconds(50)
+        }
+        guard let device = found else {
+            throw InitError("no root partition found: none of \(System.listDirectory("/sys/class/block").joined(separator: ", ")) holds a gvlt root file system")
+        }
+        Console.say("root file system on \(device)")
+
+        _ = umount2("/proc", Int32(MNT_DETACH))
+        _ = umount2("/sys", Int32(MNT_DETACH))
+        try System.mount("/dev", newRoot + "/dev", nil, flags: UInt(MS_MOVE))
+        guard chdir(newRoot) == 0 else { throw InitError("chdir \(newRoot): \(Console.errnoText())") }
+        try System.mount(".", "/", nil, flags: UInt(MS_MOVE))
+        guard chroot(".") == 0, chdir("/") == 0 else { throw InitError("cannot switch to the root file system: \(Console.errnoText())") }
+    }
+
+    /// The first partition whose file system is squashfs or ext4 and holds our baked config.
+    static func findRoot() -> String? {
+        for name in System.listDirectory("/sys/class/block") where cinit_exists("/sys/class/block/\(name)/partition") {
+            let device = "/dev/" + name
+            guard cinit_is_block_device(device) else { continue }
+            let fstype: String
+            if System.readBytes(device, at: 0, count: 4) == Array("hsqs".utf8) {
+                fstype = "squashfs"
+            } else if System.readBytes(device, at: 1080, count: 2) == [0x53, 0xEF] {
+                fstype = "ext4"
+            } else {
+                continue
+            }
+            guard (try? System.mount(device, newRoot, fstype, flags: UInt(MS_RDONLY))) != nil else { continue }
+            if cinit_exists(newRoot + marker) { return device }
+            _ = umount(newRoot)
+        }
+        return nil
+    }
+}

@@ -1,0 +1,68 @@
+import CInit
+
+/// Thin wrappers over the system calls the init makes, with errors that name what failed.
+enum System {
+    static func mount(_ source: String, _ target: String, _ fstype: String?, flags: UInt = 0, data: String? = nil) throws(InitError) {
+        let result: Int32
+        if let data {
+            result = data.withCString { CInit.mount(source, target, fstype, flags, $0) }
+        } else {
+            result = CInit.mount(source, target, fstype, flags, nil)
+        }
+        guard result == 0 else {
+            throw InitError("mount \(source) on \(target) (\(fstype ?? "bind/move")): \(Console.errnoText())")
+        }
+    }
+
+    static func makeDirectory(_ path: String) {
+        if !cinit_is_directory(path) { _ = mkdir(path, 0o755) }
+    }
+
+    static func readFile(_ path: String, limit: Int = 1 << 20) -> [UInt8]? {
+        let fd = cinit_open(path, O_RDONLY)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while bytes.count < limit {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n <= 0 { break }
+            bytes.append(contentsOf: buffer[0..<n])
+        }
+        return bytes
+    }
+
+    static func readBytes(_ path: String, at offset: Int, count: Int) -> [UInt8] {
+        let fd = cinit_open(path, O_RDONLY)
+        guard fd >= 0 else { return [] }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: count)
+        let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, count, off_t(offset)) }
+        return n == count ? buffer : []
+    }
+
+    static func listDirectory(_ path: String) -> [String] {
+        guard let dir = opendir(path) else { return [] }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = String(cString: cinit_dirent_name(entry))
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted()
+    }
+
+    static func loadModule(_ path: String) throws(InitError) {
+        let fd = cinit_open(path, O_RDONLY)
+        guard fd >= 0 else { throw InitError("cannot open kernel module \(path): \(Console.errnoText())") }
+        defer { close(fd) }
+        if cinit_finit_module(fd) != 0 && cinit_errno() != EEXIST {
+            throw InitError("cannot load kernel module \(path): \(Console.errnoText())")
+        }
+    }
+
+    static func sleepMilliseconds(_ milliseconds: Int) {
+        var request = timespec(tv_sec: milliseconds / 1000, tv_nsec: (milliseconds % 1000) * 1_000_000)
+        _ = nanosleep(&request, nil)
+    }
+}
