@@ -17,6 +17,9 @@ struct BuildCommand: ParsableCommand {
 
         Examples:
           gvlt build --backend linuxvm --container oci:./image:latest -o prover.img
+          gvlt build --backend linuxvm --rootfs-dir ./rootfs --kernel debian:6.1.0-56 -o prover.img
+          gvlt build --backend linuxvm --container docker-archive:img.tar --kernel-file ./bzImage \
+              --kernel-modules ./lib/modules/6.1.0 --kernel-config ./config -o prover.img
           gvlt build --config build.yaml --force
         """)
 
@@ -40,6 +43,9 @@ struct BuildCommand: ParsableCommand {
 
     @Flag(help: "Overwrite the output if it exists.")
     var force = false
+
+    @OptionGroup(title: "linuxvm backend")
+    var linuxvm: LinuxVMOptions
 
     @Flag(help: "Print a JSON report (path, sha256, size, step timings) on stdout.")
     var json = false
@@ -71,8 +77,10 @@ struct BuildCommand: ParsableCommand {
         let output = self.output ?? file.output ?? defaultOutput
         try OutputPrecheck.check(output, force: force)
 
+        var options = file.options
+        for (key, value) in linuxvm.options { options[key] = value }
         var plan = BuildPlan(backend: backend.name, program: program, accelerators: accelerators, output: output, force: force,
-                             options: file.options)
+                             options: options)
         let context = try source.makeContext(global: global, progress: progress, logger: logger)
         defer { context.scratch.remove() }
         if backend.capabilities.inputs.contains("rootfs-tree") {
@@ -92,5 +100,41 @@ struct BuildCommand: ParsableCommand {
         } else if !global.quiet {
             print("Bootable image file:\(report.output)")
         }
+    }
+}
+
+/// Options of the linuxvm backend; each also has a build-config key of the same name under `options`.
+struct LinuxVMOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Kernel provider: debian (default, Debian's linux-image-amd64 via apt), debian:VERSION, file:PATH or source:DIR.", valueName: "provider"))
+    var kernel: String?
+
+    @Option(name: .long, help: ArgumentHelp("Same as --kernel file:PATH (gvltctl's name).", valueName: "path"))
+    var kernelFile: String?
+
+    @Option(name: .long, help: ArgumentHelp("The modules tree (lib/modules/RELEASE) of a --kernel file: kernel.", valueName: "dir"))
+    var kernelModules: String?
+
+    @Option(name: .long, help: ArgumentHelp("The .config of a --kernel file: kernel.", valueName: "file"))
+    var kernelConfig: String?
+
+    @Option(name: .long, help: ArgumentHelp("Root file system: squashfs (default) or ext4.", valueName: "type"))
+    var rootFs: String?
+
+    @Option(name: .long, help: ArgumentHelp("SquashFS compressor: zstd (default), gzip, xz, lz4 or lzo; the kernel must support it.", valueName: "name"))
+    var squashfsCompressor: String?
+
+    @Option(name: .long, help: ArgumentHelp("The guest init binary (default: gvlt-init next to gvlt, or $GVLT_INIT).", valueName: "path"))
+    var `init`: String?
+
+    var options: [String: String] {
+        var result: [String: String] = [:]
+        result["kernel"] = kernel
+        result["kernel-file"] = kernelFile
+        result["kernel-modules"] = kernelModules
+        result["kernel-config"] = kernelConfig
+        result["root-fs"] = rootFs
+        result["squashfs-compressor"] = squashfsCompressor
+        result["init"] = `init`
+        return result
     }
 }

@@ -40,12 +40,13 @@ final class CommandTests: XCTestCase {
         XCTAssertTrue(result.stderr.contains("plugins[0]: unknown key `rol`") && result.stderr.contains("did you mean `role`?"), result.stderr)
     }
 
-    func testBuildDispatchesToTheBackendAndWritesNothingWhenItCannotBuild() throws {
+    func testBuildDispatchesToTheBackendAndWritesNothingWhenItFails() throws {
         let sandbox = try Sandbox()
         try FileManager.default.createDirectory(atPath: sandbox.path("root/bin"), withIntermediateDirectories: true)
-        let result = try GvltBinary.run(["build", "--backend", "linuxvm", "--rootfs-dir", "root", "-o", "vm.img"], in: sandbox)
+        // The backend is reached and refuses a bad option before doing any work.
+        let result = try GvltBinary.run(["build", "--backend", "linuxvm", "--rootfs-dir", "root", "--root-fs", "btrfs", "-o", "vm.img"], in: sandbox)
         XCTAssertEqual(result.status, 1)
-        XCTAssertTrue(result.stderr.contains("linuxvm backend cannot write images in this version"), result.stderr)
+        XCTAssertTrue(result.stderr.contains("--root-fs `btrfs` is not squashfs or ext4"), result.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: sandbox.path("vm.img")))
         XCTAssertEqual(sandbox.listing(sandbox.tmp), [])
 
@@ -54,15 +55,19 @@ final class CommandTests: XCTestCase {
 
         let accel = try GvltBinary.run(["build", "--backend", "linuxvm", "--rootfs-dir", "root", "--accel", "nvidia", "-o", "vm.img"], in: sandbox)
         XCTAssertTrue(accel.stderr.contains("--accel nvidia is not available"), accel.stderr)
+
+        let nanos = try GvltBinary.run(["build", "--backend", "nanos", "./prog", "-o", "n.img"], in: sandbox)
+        XCTAssertTrue(nanos.stderr.contains("nanos backend cannot write images in this version"), nanos.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: sandbox.path("n.img")))
     }
 
     func testBuildConfigFileMirrorsFlagsAndRejectsUnknownKeys() throws {
         let sandbox = try Sandbox()
         try FileManager.default.createDirectory(atPath: sandbox.path("cfg/root"), withIntermediateDirectories: true)
-        try sandbox.write("cfg/build.yaml", Data("backend: linuxvm\nrootfs-dir: root\noutput: vm.img\n".utf8))
+        try sandbox.write("cfg/build.yaml", Data("backend: linuxvm\nrootfs-dir: root\noutput: vm.img\noptions: {root-fs: zfs}\n".utf8))
         var result = try GvltBinary.run(["build", "--config", "cfg/build.yaml"], in: sandbox)
-        // The config's relative rootfs-dir resolved against the file; the backend was reached.
-        XCTAssertTrue(result.stderr.contains("linuxvm backend cannot write images"), result.stderr)
+        // The config's relative rootfs-dir resolved against the file; the backend was reached with its options.
+        XCTAssertTrue(result.stderr.contains("--root-fs `zfs` is not squashfs or ext4"), result.stderr)
 
         // Flags win over the file.
         result = try GvltBinary.run(["build", "--config", "cfg/build.yaml", "--backend", "nanos"], in: sandbox)

@@ -1,14 +1,14 @@
 import Core
+import Foundation
 
-/// Firestarter Linux VM images (DESIGN.md §4).
-///
-/// This version registers the backend and checks its inputs; the disk writer (boot partition, root
-/// file system, kernel, init) is not in this build, and `build` says so instead of writing anything.
+/// Firestarter Linux VM images (DESIGN.md §4): an MBR disk with a SYSLINUX-booted FAT partition
+/// (kernel, initramfs) and a read-only SquashFS root holding the source tree, gvlt-init and the baked
+/// runtime config.
 public final class LinuxVMBackend: ImageBackend {
     public let name = "linuxvm"
     public let description = "Firestarter Linux VM images from a container image, Containerfile or rootfs directory"
     public let capabilities = BackendCapabilities(inputs: ["rootfs-tree"], outputs: ["raw-disk"], accelerators: ["nvidia"],
-                                                  reproducible: true, buildsImages: false)
+                                                  reproducible: true, buildsImages: true)
 
     public init() {}
 
@@ -16,15 +16,100 @@ public final class LinuxVMBackend: ImageBackend {
         registry.register(backend: LinuxVMBackend())
     }
 
+    /// The backend's settings, from `plan.options` (flags or the build config file).
+    struct Settings {
+        var kernel: KernelChoice
+        var root: RootFilesystem
+        var initOption: String?
+        var commandLine: String
+
+        init(_ options: [String: String]) throws {
+            let kernelText = options["kernel-file"].map { "file:" + $0 } ?? options["kernel"] ?? "debian"
+            kernel = try KernelChoice.parse(kernelText, modules: options["kernel-modules"], config: options["kernel-config"])
+            switch options["root-fs"] ?? "squashfs" {
+            case "squashfs":
+                let name = options["squashfs-compressor"] ?? "zstd"
+                guard let compressor = RootFilesystem.SquashfsCompressor(rawValue: name) else {
+                    throw InputError("--squashfs-compressor `\(name)` is not one of \(RootFilesystem.SquashfsCompressor.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                root = .squashfs(compressor)
+            case "ext4":
+                throw UnsupportedError("--root-fs ext4 is not implemented yet", hint: "use the default SquashFS root")
+            case let other:
+                throw InputError("--root-fs `\(other)` is not squashfs or ext4")
+            }
+            initOption = options["init"]
+            commandLine = options["kernel-cmdline"] ?? "console=ttyS0 panic=-1 quiet"
+        }
+    }
+
     public func validate(_ plan: BuildPlan) throws {
         guard plan.image != nil else {
             throw InputError("the linuxvm backend needs a source",
                              hint: "pass --container TRANSPORT:REF, --containerfile FILE or --rootfs-dir DIR")
         }
+        _ = try Settings(plan.options)
     }
 
     public func build(_ plan: BuildPlan, context: BuildContext) throws -> BuildReport {
-        throw UnsupportedError("the linuxvm backend cannot write images in this version of gvlt: the disk image writer is not implemented yet",
-                               hint: "`gvlt export` produces the image's root tree as a tar today")
+        guard let image = plan.image else { throw InputError("the linuxvm backend needs a source") }
+        let settings = try Settings(plan.options)
+        let scratch = context.scratch.path
+        let epoch = ProcessInfo.processInfo.environment["SOURCE_DATE_EPOCH"].flatMap(Int64.init) ?? 0
+        let mtime = Timestamp(seconds: epoch)
+
+        let kernel: KernelBundle = try context.progress.step("resolving the kernel") {
+            switch settings.kernel {
+            case .debian(let version):
+                return try DebianKernelProvider(cache: context.cache, version: version, progress: context.progress).bundle()
+            case .file(let path, let modules, let config):
+                return try FileKernelProvider.bundle(image: path, modules: modules, config: config)
+            case .source(let directory):
+                throw UnsupportedError("--kernel source:\(directory) is not implemented yet", hint: "use --kernel debian or --kernel file:PATH")
+            }
+        }
+        let modules = try kernel.moduleTree()
+        let order = try KernelValidator.validate(kernel.config, modules: modules, root: settings.root, kernel: kernel.origin)
+        let initBinary = try ImageRoot.locateInit(option: settings.initOption)
+
+        // source → tree + run spec → accelerator contributions → image.
+        var extraEnv: [RunSpec.EnvVar] = []
+        var guestModules: [String] = []
+        for (_, contribution) in plan.contributions.sorted(by: { $0.key < $1.key }) {
+            extraEnv += contribution.env
+            guestModules += contribution.kernelModules
+            for file in contribution.files {
+                try image.tree.setLeaf(file.path.split(separator: "/").map(String.init), kind: file.kind, metadata: file.metadata)
+            }
+        }
+        let config = RuntimeConfigFile.baked(from: image.runSpec, extraEnv: extraEnv, kernelModules: guestModules)
+        try ImageRoot.complete(image.tree, init: initBinary, config: config, mtime: mtime, scratch: scratch)
+
+        guard case .squashfs(let compressor) = settings.root else { throw UnsupportedError("only SquashFS roots are implemented") }
+        let rootImage = scratch + "/root.squashfs"
+        try context.progress.step("packing the root file system (squashfs, \(compressor.rawValue))") {
+            try SquashfsImage(compressor: compressor).build(image.tree, to: rootImage)
+        }
+        var initramfs: String?
+        var commandLine = settings.commandLine
+        if order.isEmpty {
+            // Everything is built in: the kernel mounts the root itself and starts the init there.
+            commandLine += " root=/dev/sda2 rootfstype=squashfs ro init=/\(ImageRoot.initPath)"
+        } else {
+            let path = scratch + "/initrd.img"
+            try context.progress.step("writing the initramfs (\(order.count) modules)") {
+                _ = try Initramfs(release: kernel.release, modules: order.map { ($0, modules!.modules[$0]!) },
+                                  modulesDirectory: modules!.directory, initBinary: initBinary, mtime: mtime).write(to: path, force: true)
+            }
+            initramfs = path
+        }
+        let boot = try context.progress.step("writing the boot partition") {
+            try BootPartition(kernel: kernel.image, initramfs: initramfs, commandLine: commandLine, sourceDateEpoch: epoch).build(in: scratch)
+        }
+        let disk = try context.progress.step("writing \(URL(fileURLWithPath: plan.output).lastPathComponent)") {
+            try DiskImage.write(boot: boot, root: rootImage, to: plan.output, force: plan.force)
+        }
+        return BuildReport(backend: name, output: URL(fileURLWithPath: plan.output).standardizedFileURL.path, sha256: disk.sha256,
+                           bytes: disk.bytes, steps: context.progress.timings.map { BuildReport.Step(name: $0.step, seconds: $0.seconds) })
     }
 }

@@ -41,7 +41,7 @@ public final class FileSink {
         self.fd = fd
         self.displayName = displayName
         startOffset = Int64(lseek(fd, 0, SEEK_CUR))
-        self.direct = direct && Self.oDirect != 0 && startOffset % Int64(Self.bufferSize) == 0
+        self.direct = direct && Self.oDirect != 0 && startOffset >= 0 && startOffset % Int64(Self.bufferSize) == 0
         if self.direct {
             let flags = fcntl(fd, F_GETFL)
             self.direct = flags >= 0 && fcntl(fd, F_SETFL, flags | Self.oDirect) == 0
@@ -85,13 +85,13 @@ public final class FileSink {
     private func submit() throws {
         let slot = current
         nonisolated(unsafe) let buffer = UnsafeRawBufferPointer(rebasing: buffers[slot][0..<used])
-        let position = startOffset + submitted
+        let position = startOffset < 0 ? -1 : startOffset + submitted
         submitted += Int64(used)
         let group = DispatchGroup()
         writerQueue.async(group: group) { [self] in
             do {
                 try Self.writeAll(fd, buffer, at: position, displayName: displayName)
-                if !direct {
+                if !direct && position >= 0 {
                     // Only a hint to start writeback, so a final fsync waits for the tail alone.
                     _ = sync_file_range(fd, position, Int64(buffer.count), 2)
                 }
@@ -139,7 +139,9 @@ public final class FileSink {
     private static func writeAll(_ fd: Int32, _ buffer: UnsafeRawBufferPointer, at offset: Int64, displayName: String) throws {
         var done = 0
         while done < buffer.count {
-            let n = pwrite(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
+            // Pipes (a tar streamed into tar2sqfs) cannot seek; writes are in order anyway.
+            let n = offset < 0 ? Glibc.write(fd, buffer.baseAddress! + done, buffer.count - done)
+                               : pwrite(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
             if n < 0 {
                 if errno == EINTR { continue }
                 throw SystemError("cannot write", path: displayName, errno: errno)

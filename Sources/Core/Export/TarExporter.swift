@@ -13,6 +13,25 @@ public struct TarExporter {
 
     public init() {}
 
+    /// Streams the tree as a pax tar into `fd` (a pipe to another tool); returns the bytes written.
+    /// Sockets are left out, as in `export`.
+    @discardableResult
+    public func stream(_ tree: FileTree, to fd: Int32, label: String) throws -> Int64 {
+        let sink = FileSink(fd: fd, displayName: label)
+        let writer = try ArchiveWriter(format: .pax, sink: sink, label: label)
+        var skipped = Set<String>()
+        for entry in tree.entries() {
+            if case .socket = entry.kind {
+                skipped.insert(entry.path)
+                continue
+            }
+            if case .hardlink(let target) = entry.kind, skipped.contains(target) { continue }
+            try writer.write(entry)
+        }
+        try writer.finish()
+        return sink.byteCount
+    }
+
     public func export(_ tree: FileTree, to path: String, force: Bool, progress: ProgressReporter? = nil) throws -> Report {
         let output = try AtomicOutput(path: path, force: force)
         var committed = false
@@ -66,4 +85,23 @@ public struct TreeSummary: Codable, Equatable, Sendable {
     public var byKind: [String: Int] = [:]
     public var contentBytes: Int64 = 0
     public init() {}
+
+    /// Streams the tree as a pax tar into `fd` (a pipe to another tool); returns the bytes written.
+    /// Sockets are left out, as in `export`.
+    @discardableResult
+    public func stream(_ tree: FileTree, to fd: Int32, label: String) throws -> Int64 {
+        let sink = FileSink(fd: fd, displayName: label)
+        let writer = try ArchiveWriter(format: .pax, sink: sink, label: label)
+        var skipped = Set<String>()
+        for entry in tree.entries() {
+            if case .socket = entry.kind {
+                skipped.insert(entry.path)
+                continue
+            }
+            if case .hardlink(let target) = entry.kind, skipped.contains(target) { continue }
+            try writer.write(entry)
+        }
+        try writer.finish()
+        return sink.byteCount
+    }
 }

@@ -52,6 +52,14 @@ public enum HostCommand {
         public var status: Int32
         public var output: String
         public var hint: String?
+
+        public init(command: [String], status: Int32, output: String, hint: String?) {
+            self.command = command
+            self.status = status
+            self.output = output
+            self.hint = hint
+        }
+
         public var message: String {
             let tail = output.split(separator: "\n", omittingEmptySubsequences: false).suffix(20).joined(separator: "\n")
             return "`\(command.joined(separator: " "))` failed with exit status \(status)" + (tail.isEmpty ? "" : ":\n\(tail)")

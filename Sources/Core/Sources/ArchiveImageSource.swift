@@ -59,7 +59,7 @@ public struct ArchiveImageSource: ImageSource {
         }
         let config = try JSONFiles.decode(ImageConfig.self, from: configData, what: "config \(item.Config) in \(description)")
         if let blobDigest = Self.digest(fromMemberName: item.Config) {
-            let actual = "sha256:" + SHA256Hex.of(configData)
+            let actual = "sha256:" + SHA256Hex.of(data: configData)
             guard actual == blobDigest.description else {
                 throw HostileInputError("\(description): config \(item.Config) does not match its digest (content is \(actual))")
             }
@@ -96,11 +96,6 @@ public struct ArchiveImageSource: ImageSource {
     }
 }
 
-enum SHA256Hex {
-    static func of(_ data: Data) -> String { Crypto.SHA256.hash(data: data).hexString }
-}
-
-import Crypto
 
 /// The regular-file members of an uncompressed tar, by normalized name, with their data offsets.
 /// Symlink members (newer `docker save` links `ID/layer.tar` to `blobs/sha256/…`) are followed inside

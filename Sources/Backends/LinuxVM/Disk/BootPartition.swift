@@ -1,0 +1,85 @@
+import Core
+import Foundation
+
+/// Partition 1 of a Firestarter disk: FAT with SYSLINUX, the kernel, the initramfs and syslinux.cfg,
+/// sized to what it holds. Built as a file with dosfstools, mtools and syslinux: no root, no mounts.
+/// Every timestamp is SOURCE_DATE_EPOCH (or 1980-01-01, FAT's epoch) and the volume id comes from the
+/// content, so the same inputs give the same bytes.
+public struct BootPartition {
+    public var kernel: String
+    public var initramfs: String?
+    public var commandLine: String
+    public var sourceDateEpoch: Int64
+
+    public static let tools = [
+        HostTool("mkfs.fat", apt: "dosfstools", purpose: "the boot partition of linuxvm images"),
+        HostTool("mcopy", apt: "mtools", purpose: "the boot partition of linuxvm images"),
+        HostTool("syslinux", apt: "syslinux", purpose: "booting linuxvm images"),
+    ]
+
+    public init(kernel: String, initramfs: String?, commandLine: String, sourceDateEpoch: Int64) {
+        self.kernel = kernel
+        self.initramfs = initramfs
+        self.commandLine = commandLine
+        self.sourceDateEpoch = max(sourceDateEpoch, 315_532_800)   // FAT cannot date files before 1980
+    }
+
+    public var syslinuxConfig: String {
+        var text = "DEFAULT gvlt\nPROMPT 0\nTIMEOUT 0\nLABEL gvlt\n  LINUX /vmlinuz\n"
+        if initramfs != nil { text += "  INITRD /initrd.img\n" }
+        return text + "  APPEND \(commandLine)\n"
+    }
+
+    /// Writes the partition image into `scratch` and returns its path.
+    public func build(in scratch: String) throws -> String {
+        let mkfs = try Self.tools[0].require()
+        let mcopy = try Self.tools[1].require()
+        let syslinux = try Self.tools[2].require()
+        let staging = scratch + "/boot-files"
+        try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
+        var files: [(name: String, source: String)] = [("vmlinuz", kernel)]
+        if let initramfs { files.append(("initrd.img", initramfs)) }
+        try Data(syslinuxConfig.utf8).write(to: URL(fileURLWithPath: staging + "/syslinux.cfg"))
+        files.append(("syslinux.cfg", staging + "/syslinux.cfg"))
+
+        // Size: the files rounded up to clusters, SYSLINUX's own (~180 KiB), FAT tables and slack.
+        var payload: Int64 = 0
+        var hasher = ContentHasher()
+        for file in files {
+            let size = Int64((try FileManager.default.attributesOfItem(atPath: file.source)[.size] as? NSNumber)?.int64Value ?? 0)
+            payload += (size + 4095) / 4096 * 4096
+            hasher.add(file.name)
+            try hasher.add(file: file.source)
+        }
+        let slack: Int64 = 1 << 20
+        let mebibytes = (payload + slack + payload / 32) / (1 << 20) + 1
+        let kib = Int(mebibytes) * 1024
+        let image = scratch + "/boot.fat"
+        let volumeID = String(hasher.finish().prefix(8))
+        let environment = ProcessInfo.processInfo.environment.merging(
+            ["SOURCE_DATE_EPOCH": String(sourceDateEpoch), "MTOOLS_SKIP_CHECK": "1"]) { $1 }
+        try HostCommand.run(mkfs, ["--invariant", "-C", "-n", "GVLTBOOT", "-i", volumeID, image, String(kib)], environment: environment)
+        try HostCommand.run(syslinux, ["--install", image], environment: environment)
+        for file in files {
+            // mcopy -m keeps the source's mtime, so each copy gets the fixed time first.
+            let copy = staging + "/" + file.name
+            if file.source != copy { try FileManager.default.copyItem(atPath: file.source, toPath: copy) }
+            var times = [timespec(tv_sec: Int(sourceDateEpoch), tv_nsec: 0), timespec(tv_sec: Int(sourceDateEpoch), tv_nsec: 0)]
+            _ = utimensat(AT_FDCWD, copy, &times, 0)
+            try HostCommand.run(mcopy, ["-m", "-i", image, copy, "::/" + file.name], environment: environment)
+        }
+        return image
+    }
+}
+
+/// sha256 over names and file contents, for identifiers derived from content (volume ids, disk
+/// signatures) instead of clocks or randomness.
+struct ContentHasher {
+    private var parts: [String] = []
+
+    mutating func add(_ text: String) { parts.append("s:" + text) }
+
+    mutating func add(file path: String) throws { parts.append("f:" + (try SHA256Hex.of(file: path))) }
+
+    func finish() -> String { SHA256Hex.of(Array(parts.joined(separator: "\n").utf8)) }
+}

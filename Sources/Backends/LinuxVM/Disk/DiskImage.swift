@@ -1,0 +1,69 @@
+import Core
+import Foundation
+
+/// The worker's disk (DESIGN.md §4): a raw MBR disk with SYSLINUX's boot code, partition 1 FAT (active)
+/// and partition 2 the root file system, each starting on a 1 MiB boundary. Written atomically.
+public enum DiskImage {
+    public static let alignment: Int64 = 1 << 20
+    public static let mbrCode = "/usr/lib/syslinux/mbr/mbr.bin"
+
+    public struct Layout: Equatable {
+        public var bootStart: Int64
+        public var bootSize: Int64
+        public var rootStart: Int64
+        public var rootSize: Int64
+        public var total: Int64 { rootStart + rootSize }
+    }
+
+    public static func layout(bootSize: Int64, rootSize: Int64) -> Layout {
+        func align(_ value: Int64) -> Int64 { (value + alignment - 1) / alignment * alignment }
+        let bootStart = alignment
+        let rootStart = align(bootStart + bootSize)
+        return Layout(bootStart: bootStart, bootSize: bootSize, rootStart: rootStart, rootSize: (rootSize + 511) / 512 * 512)
+    }
+
+    /// Assembles the disk at `path`; returns its sha256 and size.
+    public static func write(boot: String, root: String, to path: String, force: Bool) throws -> (sha256: String, bytes: Int64) {
+        guard let code = FileManager.default.contents(atPath: mbrCode) else {
+            throw MissingToolError(tool: mbrCode, aptPackage: "syslinux-common", purpose: "booting linuxvm images")
+        }
+        let bootFile = try SharedFile.openRegular(boot, what: "boot partition", followSymlinks: false)
+        let rootFile = try SharedFile.openRegular(root, what: "root file system", followSymlinks: false)
+        let layout = layout(bootSize: bootFile.size, rootSize: rootFile.size)
+        // The disk signature comes from the content, not from a clock or a random number.
+        let signature = UInt32(String((try SHA256Hex.of(file: root)).prefix(8)), radix: 16)!
+        let mbr = try MBR(bootCode: Array(code.prefix(440)), diskSignature: signature, partitions: [
+            .init(active: true, type: MBR.Partition.fat32LBA, firstSector: UInt32(layout.bootStart / 512),
+                  sectorCount: UInt32(layout.bootSize / 512)),
+            .init(active: false, type: MBR.Partition.linux, firstSector: UInt32(layout.rootStart / 512),
+                  sectorCount: UInt32(layout.rootSize / 512)),
+        ]).encode()
+
+        let output = try AtomicOutput(path: path, force: force)
+        var committed = false
+        defer { if !committed { output.abandon() } }
+        let sink = FileSink(fd: output.fd, displayName: output.temporaryPath, direct: true)
+        var written: Int64 = 0
+        func zeros(upTo offset: Int64) throws {
+            let block = [UInt8](repeating: 0, count: 1 << 16)
+            while written < offset {
+                let count = Int(min(Int64(block.count), offset - written))
+                try block.withUnsafeBytes { try sink.write(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
+                written += Int64(count)
+            }
+        }
+        try mbr.withUnsafeBytes { try sink.write($0) }
+        written = 512
+        try zeros(upTo: layout.bootStart)
+        try FileContent.blobRange(file: bootFile, offset: 0, length: bootFile.size).stream { try sink.write($0) }
+        written += bootFile.size
+        try zeros(upTo: layout.rootStart)
+        try FileContent.blobRange(file: rootFile, offset: 0, length: rootFile.size).stream { try sink.write($0) }
+        written += rootFile.size
+        try zeros(upTo: layout.total)
+        try sink.finish()
+        try output.commit()
+        committed = true
+        return (sink.digest(), sink.byteCount)
+    }
+}

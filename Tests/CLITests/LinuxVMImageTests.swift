@@ -1,0 +1,147 @@
+import Foundation
+import TestSupport
+import XCTest
+
+/// `gvlt build --backend linuxvm` end to end: the image boots from its own disk (SeaBIOS → SYSLINUX →
+/// Debian kernel → initramfs → gvlt-init → the program) with the worker's QEMU flags, under TCG.
+final class LinuxVMImageTests: XCTestCase {
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().path
+    static let work = NSTemporaryDirectory() + "gvlt-vmimage-" + UUID().uuidString
+    /// Shared with LinuxVMTests, so the Debian kernel is downloaded once per machine.
+    static let kernelCache = NSTemporaryDirectory() + "gvlt-test-kernel-cache"
+
+    static let built: Result<(initBinary: String, program: Data), Error> = Result {
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        try shell(["bash", repository + "/scripts/build-init", work + "/gvlt-init"])
+        try Data("""
+            #include <stdio.h>
+            #include <stdlib.h>
+            #include <sys/stat.h>
+            #include <sys/sysmacros.h>
+            int main(int argc, char **argv) {
+                printf("prover says: %s\\n", argc > 1 ? argv[1] : "");
+                struct stat st;
+                if (stat("/usr/bin/su-like", &st) == 0)
+                    printf("su-like uid=%u gid=%u mode=%o\\n", st.st_uid, st.st_gid, st.st_mode & 07777);
+                if (stat("/dev-in-image/ttyX", &st) == 0)
+                    printf("ttyX chardev=%d major=%u minor=%u\\n", S_ISCHR(st.st_mode), major(st.st_rdev), minor(st.st_rdev));
+                FILE *in = fopen("/mnt/gevulot/input/in.txt", "r"), *out = fopen("/mnt/gevulot/output/out.txt", "w");
+                char line[256] = "";
+                if (in && fgets(line, sizeof line, in) && out) fprintf(out, "got %s", line);
+                if (out) fclose(out);
+                fflush(stdout);
+                return argc > 2 ? atoi(argv[2]) : 0;
+            }
+            """.utf8)
+            .write(to: URL(fileURLWithPath: work + "/prover.c"))
+        try shell(["gcc", "-static", "-O2", "-o", work + "/prover", work + "/prover.c"])
+        return (work + "/gvlt-init", try Data(contentsOf: URL(fileURLWithPath: work + "/prover")))
+    }
+
+    static func shell(_ arguments: [String]) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = arguments
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw NSError(domain: "shell", code: Int(process.terminationStatus)) }
+    }
+
+    /// An OCI layout holding the prover, a setuid file owned by 1000:1000 and a char device.
+    func makeImage(in sandbox: Sandbox) throws {
+        let (_, program) = try Self.built.get()
+        let layout = try OCILayoutBuilder(directory: sandbox.path("img"))
+        try layout.writeIndex([try layout.image([
+            LayerFixture([.dir("usr"), .dir("usr/bin"), TarMember("usr/bin/prover", .file(program), mode: 0o755)]),
+            LayerFixture([TarMember("usr/bin/su-like", .file(Data("x".utf8)), mode: 0o4755, uid: 1000, gid: 1000),
+                          .dir("dev-in-image"), TarMember("dev-in-image/ttyX", .characterDevice(4, 64), mode: 0o620)]),
+        ], config: ["Entrypoint": ["/usr/bin/prover"], "Cmd": ["from-image"], "Env": ["PATH=/usr/bin"]])])
+    }
+
+    func build(_ sandbox: Sandbox, output: String = "vm.img", extra: [String] = [], environment: [String: String] = [:]) throws -> RunResult {
+        let (initBinary, _) = try Self.built.get()
+        return try GvltBinary.run(["build", "--backend", "linuxvm", "--container", "oci:img", "-o", output, "--init", initBinary,
+                                   "--cache-dir", Self.kernelCache] + extra, in: sandbox, environment: environment, timeout: 600)
+    }
+
+    /// Boots `image` exactly as the worker does (DESIGN.md §4) and returns QEMU's status and console.
+    func boot(_ image: String, sandbox: Sandbox, workerConfig: String, input: String?) throws -> (Int32, String, String?) {
+        let run = sandbox.root + "/run-" + UUID().uuidString
+        for share in ["input", "output", "rt-config"] {
+            try FileManager.default.createDirectory(atPath: run + "/" + share, withIntermediateDirectories: true)
+        }
+        try Data(workerConfig.utf8).write(to: URL(fileURLWithPath: run + "/rt-config/config.yaml"))
+        if let input { try Data(input.utf8).write(to: URL(fileURLWithPath: run + "/input/in.txt")) }
+        var arguments = ["-machine", "q35", "-accel", "tcg", "-m", "512M", "-no-reboot",
+                         "-device", "virtio-scsi-pci,id=scsi0", "-device", "scsi-hd,bus=scsi0.0,drive=hd0",
+                         "-drive", "file=\(image),format=raw,if=none,id=hd0,readonly=on",
+                         "-serial", "stdio", "-display", "none", "-vga", "none", "-device", "virtio-rng-pci",
+                         "-device", "isa-debug-exit,iobase=0xf4,iosize=0x4"]
+        for (share, readonly) in [("rt-config", true), ("input", true), ("output", false)] {
+            arguments += ["-virtfs", "local,path=\(run)/\(share),mount_tag=gevulot-\(share),security_model=none,multidevs=remap"
+                          + (readonly ? ",readonly=on" : "")]
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/qemu-system-x86_64")
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let watchdog = DispatchWorkItem { if process.isRunning { process.terminate() } }
+        DispatchQueue.global().asyncAfter(deadline: .now() + 240, execute: watchdog)
+        let console = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        watchdog.cancel()
+        return (process.terminationStatus, console, try? String(contentsOfFile: run + "/output/out.txt", encoding: .utf8))
+    }
+
+    func testImageFromOCILayoutBootsOnTheWorkersFlagsAndKeepsMetadata() throws {
+        let sandbox = try Sandbox()
+        try makeImage(in: sandbox)
+        let result = try build(sandbox, extra: ["--json"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let report = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as! [String: Any]
+        XCTAssertEqual(report["backend"] as? String, "linuxvm")
+        XCTAssertEqual(sandbox.listing(sandbox.tmp), [], "scratch files left behind")
+
+        let (status, console, output) = try boot(sandbox.path("vm.img"), sandbox: sandbox, workerConfig: """
+            version: 1.1.0
+            debug-exit: {arch: x86, iobase: 0xf4, iosize: 0x4, success-code: 0x3}
+            """, input: "proof-input\n")
+        XCTAssertTrue(console.contains("prover says: from-image"), console)
+        // The guest sees the layer's metadata exactly.
+        XCTAssertTrue(console.contains("su-like uid=1000 gid=1000 mode=4755"), console)
+        XCTAssertTrue(console.contains("ttyX chardev=1 major=4 minor=64"), console)
+        XCTAssertTrue(console.contains("gvlt-init: exit-status=0"), console)
+        XCTAssertEqual(output, "got proof-input\n")
+        XCTAssertEqual(status, 3, console)
+
+        let (failStatus, failConsole, _) = try boot(sandbox.path("vm.img"), sandbox: sandbox, workerConfig: """
+            version: 1.1.0
+            command: /usr/bin/prover
+            args: [from-worker, "7"]
+            debug-exit: {arch: x86, iobase: 0xf4, iosize: 0x4, success-code: 0x3}
+            """, input: nil)
+        XCTAssertTrue(failConsole.contains("prover says: from-worker") && failConsole.contains("gvlt-init: exit-status=7"), failConsole)
+        XCTAssertNotEqual(failStatus, 3)
+    }
+
+    func testBuildsAreReproducibleAcrossDirectoriesAndClocks() throws {
+        var digests: Set<String> = []
+        for (index, epoch) in ["1700000000", "1700000000"].enumerated() {
+            let sandbox = try Sandbox()
+            try makeImage(in: sandbox)
+            if index == 1 { sleep(1) }
+            let result = try build(sandbox, output: "image-\(index).img", extra: ["--json"], environment: ["SOURCE_DATE_EPOCH": epoch])
+            XCTAssertEqual(result.status, 0, result.stderr)
+            let report = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as! [String: Any]
+            digests.insert(report["sha256"] as! String)
+            let data = try Data(contentsOf: URL(fileURLWithPath: sandbox.path("image-\(index).img")))
+            XCTAssertEqual(report["sha256"] as? String, TarBuilder.sha256(data))
+        }
+        XCTAssertEqual(digests.count, 1, "two builds of the same input gave different images")
+    }
+}
