@@ -21,7 +21,8 @@ struct Gvlt: ParsableCommand {
           gvlt doctor
         """,
         version: GvltVersion.current,
-        subcommands: [ExportCommand.self, BuildCommand.self, BackendsCommand.self, DoctorCommand.self, KVMProbeCommand.self])
+        subcommands: [ExportCommand.self, BuildCommand.self, RunCommand.self, BackendsCommand.self, DoctorCommand.self,
+                      KVMProbeCommand.self])
 
     /// Our errors print as `error: …` plus a hint line; argument errors keep argument-parser's usage text.
     static func main() {

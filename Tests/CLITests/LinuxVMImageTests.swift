@@ -15,12 +15,19 @@ final class LinuxVMImageTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
         try shell(["bash", repository + "/scripts/build-init", work + "/gvlt-init"])
         try Data("""
+            #include <signal.h>
             #include <stdio.h>
             #include <stdlib.h>
+            #include <string.h>
+            #include <unistd.h>
             #include <sys/stat.h>
             #include <sys/sysmacros.h>
             int main(int argc, char **argv) {
                 printf("prover says: %s\\n", argc > 1 ? argv[1] : "");
+                printf("MODE=%s KEEP=%s\\n", getenv("MODE") ? getenv("MODE") : "-", getenv("KEEP") ? getenv("KEEP") : "-");
+                fflush(stdout);
+                if (argc > 1 && strcmp(argv[1], "kill") == 0) raise(SIGKILL);
+                if (argc > 1 && strcmp(argv[1], "hang") == 0) for (;;) pause();
                 struct stat st;
                 if (stat("/usr/bin/su-like", &st) == 0)
                     printf("su-like uid=%u gid=%u mode=%o\\n", st.st_uid, st.st_gid, st.st_mode & 07777);
@@ -49,17 +56,17 @@ final class LinuxVMImageTests: XCTestCase {
     }
 
     /// An OCI layout holding the prover, a setuid file owned by 1000:1000 and a char device.
-    func makeImage(in sandbox: Sandbox) throws {
+    static func makeImage(in sandbox: Sandbox) throws {
         let (_, program) = try Self.built.get()
         let layout = try OCILayoutBuilder(directory: sandbox.path("img"))
         try layout.writeIndex([try layout.image([
             LayerFixture([.dir("usr"), .dir("usr/bin"), TarMember("usr/bin/prover", .file(program), mode: 0o755)]),
             LayerFixture([TarMember("usr/bin/su-like", .file(Data("x".utf8)), mode: 0o4755, uid: 1000, gid: 1000),
                           .dir("dev-in-image"), TarMember("dev-in-image/ttyX", .characterDevice(4, 64), mode: 0o620)]),
-        ], config: ["Entrypoint": ["/usr/bin/prover"], "Cmd": ["from-image"], "Env": ["PATH=/usr/bin"]])])
+        ], config: ["Entrypoint": ["/usr/bin/prover"], "Cmd": ["from-image"], "Env": ["PATH=/usr/bin", "MODE=image", "KEEP=yes"]])])
     }
 
-    func build(_ sandbox: Sandbox, output: String = "vm.img", extra: [String] = [], environment: [String: String] = [:]) throws -> RunResult {
+    static func build(_ sandbox: Sandbox, output: String = "vm.img", extra: [String] = [], environment: [String: String] = [:]) throws -> RunResult {
         let (initBinary, _) = try Self.built.get()
         return try GvltBinary.run(["build", "--backend", "linuxvm", "--container", "oci:img", "-o", output, "--init", initBinary,
                                    "--cache-dir", Self.kernelCache] + extra, in: sandbox, environment: environment, timeout: 600)
@@ -100,8 +107,8 @@ final class LinuxVMImageTests: XCTestCase {
 
     func testImageFromOCILayoutBootsOnTheWorkersFlagsAndKeepsMetadata() throws {
         let sandbox = try Sandbox()
-        try makeImage(in: sandbox)
-        let result = try build(sandbox, extra: ["--json"])
+        try Self.makeImage(in: sandbox)
+        let result = try Self.build(sandbox, extra: ["--json"])
         XCTAssertEqual(result.status, 0, result.stderr)
         let report = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as! [String: Any]
         XCTAssertEqual(report["backend"] as? String, "linuxvm")
@@ -133,9 +140,9 @@ final class LinuxVMImageTests: XCTestCase {
         var digests: Set<String> = []
         for (index, epoch) in ["1700000000", "1700000000"].enumerated() {
             let sandbox = try Sandbox()
-            try makeImage(in: sandbox)
+            try Self.makeImage(in: sandbox)
             if index == 1 { sleep(1) }
-            let result = try build(sandbox, output: "image-\(index).img", extra: ["--json"], environment: ["SOURCE_DATE_EPOCH": epoch])
+            let result = try Self.build(sandbox, output: "image-\(index).img", extra: ["--json"], environment: ["SOURCE_DATE_EPOCH": epoch])
             XCTAssertEqual(result.status, 0, result.stderr)
             let report = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as! [String: Any]
             digests.insert(report["sha256"] as! String)
@@ -143,5 +150,77 @@ final class LinuxVMImageTests: XCTestCase {
             XCTAssertEqual(report["sha256"] as? String, TarBuilder.sha256(data))
         }
         XCTAssertEqual(digests.count, 1, "two builds of the same input gave different images")
+    }
+
+    /// One image for the `gvlt run` tests.
+    static let runImage: Result<String, Error> = Result {
+        let sandbox = try Sandbox()
+        try makeImage(in: sandbox)
+        let result = try build(sandbox)
+        guard result.status == 0 else { throw NSError(domain: "build: \(result.stderr)", code: 1) }
+        let path = work + "/run.img"
+        try FileManager.default.moveItem(atPath: sandbox.path("vm.img"), toPath: path)
+        return path
+    }
+
+    func gvltRun(_ arguments: [String], in sandbox: Sandbox, timeout: Double = 300) throws -> RunResult {
+        try GvltBinary.run(["run", try Self.runImage.get(), "--accel", "tcg"] + arguments, in: sandbox, timeout: timeout)
+    }
+
+    func testRunWithInputAndOutputsReturnsZero() throws {
+        let sandbox = try Sandbox()
+        try sandbox.write("data/in.txt", Data("witness-123\n".utf8))
+        let result = try gvltRun(["--input", "data/in.txt:in.txt", "--output", "out.txt", "--output-dir", "results"], in: sandbox)
+        XCTAssertEqual(result.status, 0, result.stderr + result.stdout)
+        XCTAssertTrue(result.stdout.contains("prover says: from-image"), result.stdout)
+        XCTAssertTrue(result.stdout.contains("MODE=image KEEP=yes"), result.stdout)
+        XCTAssertEqual(try String(contentsOfFile: sandbox.path("results/out.txt"), encoding: .utf8), "got witness-123\n")
+        XCTAssertTrue(result.stderr.contains("the program exited with status 0"), result.stderr)
+        XCTAssertEqual(sandbox.listing(sandbox.tmp), [], "temp dirs left behind")
+    }
+
+    func testRunOverridesCommandArgsAndEnvAndReturnsTheExactStatus() throws {
+        let sandbox = try Sandbox()
+        let result = try gvltRun(["--env", "MODE=run", "--command", "/usr/bin/prover", "--args", "from-run", "7"], in: sandbox)
+        XCTAssertEqual(result.status, 7, result.stderr)
+        XCTAssertTrue(result.stdout.contains("prover says: from-run"), result.stdout)
+        // The worker's env overrides MODE; the image's KEEP stays.
+        XCTAssertTrue(result.stdout.contains("MODE=run KEEP=yes"), result.stdout)
+        XCTAssertTrue(result.stderr.contains("the program exited with status 7"), result.stderr)
+    }
+
+    func testRunReportsAProgramKilledBySignal() throws {
+        let sandbox = try Sandbox()
+        let result = try gvltRun(["--args", "kill"], in: sandbox)
+        XCTAssertEqual(result.status, 128 + 9, result.stderr)
+        XCTAssertTrue(result.stderr.contains("the program was killed by signal 9"), result.stderr)
+    }
+
+    func testRunStopsAHangingProgramAtTheTimeout() throws {
+        let sandbox = try Sandbox()
+        let started = Date()
+        let result = try gvltRun(["--timeout", "30", "--args", "hang"], in: sandbox)
+        XCTAssertEqual(result.status, 124, result.stderr)
+        XCTAssertTrue(result.stderr.contains("timed out after 30 s"), result.stderr)
+        XCTAssertLessThan(Date().timeIntervalSince(started), 60)
+        XCTAssertEqual(sandbox.listing(sandbox.tmp), [])
+    }
+
+    func testRunFailsWhenARequestedOutputIsMissingAndPrintsTheWorkersQEMUCommand() throws {
+        let sandbox = try Sandbox()
+        let result = try gvltRun(["--output", "never-written.txt"], in: sandbox)
+        XCTAssertEqual(result.status, 1, result.stderr)
+        XCTAssertTrue(result.stderr.contains("requested outputs not written by the program: never-written.txt"), result.stderr)
+
+        let printed = try gvltRun(["--print-qemu-command", "--mem", "2G", "--smp", "2", "--gpu", "0000:01:00.0"], in: sandbox)
+        XCTAssertEqual(printed.status, 0, printed.stderr)
+        for flag in ["-machine q35", "-m 2048M", "-smp 2", "scsi-hd,bus=scsi0.0,drive=hd0", "readonly=on", "mount_tag=gevulot-input",
+                     "mount_tag=gevulot-output", "mount_tag=gevulot-rt-config", "isa-debug-exit,iobase=0xf4,iosize=0x4",
+                     "vfio-pci,rombar=0,host=0000:01:00.0"] {
+            XCTAssertTrue(printed.stdout.contains(flag), "\(flag) missing from \(printed.stdout)")
+        }
+        let bad = try GvltBinary.run(["run", "/nonexistent.img", "--accel", "tcg"], in: sandbox)
+        XCTAssertEqual(bad.status, 1)
+        XCTAssertTrue(bad.stderr.contains("does not exist"), bad.stderr)
     }
 }

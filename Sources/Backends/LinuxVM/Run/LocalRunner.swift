@@ -1,0 +1,141 @@
+import Core
+import Foundation
+
+extension LocalRun {
+    public struct Outcome {
+        public var result: Result
+        public var accel: String
+        public var copiedOutputs: [String]
+        public var missingOutputs: [String]
+    }
+
+    /// Runs the image: prepares the shares, starts QEMU, streams the console to `console` as it comes,
+    /// enforces the timeout and copies the outputs. Temp directories are removed, also on Ctrl-C.
+    public func run(scratch: ScratchDirectory, progress: ProgressReporter, console: @escaping (Data) -> Void,
+                    note: (String) -> Void) throws -> Outcome {
+        let qemu = try QEMUProbe.qemu.require()
+        guard FileManager.default.fileExists(atPath: image) else {
+            throw InputError("image \(image) does not exist", hint: "build one with `gvlt build --backend linuxvm … -o \(image)`")
+        }
+        let sector = try SharedFile.openRegular(image, what: "image", followSymlinks: true)
+        var first = [UInt8](repeating: 0, count: 512)
+        _ = try first.withUnsafeMutableBytes { try sector.read(into: $0, at: 0) }
+        guard (try? MBR.decode(first))?.partitions.count == 2 else {
+            throw InputError("\(image) is not a Firestarter image (no MBR with a boot and a root partition)",
+                             hint: "gvlt run boots images made by `gvlt build --backend linuxvm`")
+        }
+
+        let shares = scratch.path + "/shares"
+        for share in ["input", "output", "rt-config"] {
+            try FileManager.default.createDirectory(atPath: shares + "/" + share, withIntermediateDirectories: true)
+        }
+        try Data(workerConfig.yaml().utf8).write(to: URL(fileURLWithPath: shares + "/rt-config/config.yaml"))
+        for input in inputs {
+            guard case .success(let parts) = TreePath.components(input.destination), !parts.isEmpty else {
+                throw InputError("--input \(input.source):\(input.destination): the destination must be a relative path inside /mnt/gevulot/input")
+            }
+            guard FileManager.default.fileExists(atPath: input.source) else {
+                throw InputError("--input \(input.source): no such file or directory")
+            }
+            let target = shares + "/input/" + TreePath.join(parts)
+            try FileManager.default.createDirectory(atPath: URL(fileURLWithPath: target).deletingLastPathComponent().path,
+                                                    withIntermediateDirectories: true)
+            try FileManager.default.copyItem(atPath: input.source, toPath: target)
+        }
+
+        let resolvedAccel: String
+        switch accel {
+        case .tcg: resolvedAccel = "tcg"
+        case .kvm: resolvedAccel = "kvm"
+        case .auto:
+            let verdict = try QEMUProbe.kvmVerdict(qemuPath: qemu, scratch: scratch.path)
+            resolvedAccel = verdict.usable ? "kvm" : "tcg"
+            if !verdict.usable { note("KVM is not usable here (\(verdict.reason)); running with software emulation (tcg)") }
+        }
+
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: qemu)
+        process.arguments = qemuArguments(accel: resolvedAccel, shares: shares)
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let token = Cleanup.shared.register(child: process.processIdentifier)
+        defer { Cleanup.shared.unregister(token) }
+
+        final class State: @unchecked Sendable {
+            let lock = NSLock()
+            var pending = Data()
+            var result: Result?
+        }
+        let state = State()
+        let finished = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            let handle = pipe.fileHandleForReading
+            while true {
+                let chunk = handle.availableData
+                if chunk.isEmpty { break }
+                console(chunk)
+                state.lock.withLock {
+                    state.pending.append(chunk)
+                    while let newline = state.pending.firstIndex(of: UInt8(ascii: "\n")) {
+                        let line = String(decoding: state.pending[state.pending.startIndex..<newline], as: UTF8.self)
+                        state.pending.removeSubrange(state.pending.startIndex...newline)
+                        if let result = LocalRun.result(fromConsoleLine: Substring(line)) { state.result = result }
+                    }
+                }
+            }
+            finished.signal()
+        }
+        var timedOut = false
+        if let timeout {
+            let deadline = Date().addingTimeInterval(timeout)
+            while process.isRunning && Date() < deadline { usleep(50_000) }
+            if process.isRunning {
+                timedOut = true
+                process.terminate()
+                usleep(500_000)
+                if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            }
+        }
+        process.waitUntilExit()
+        finished.wait()
+
+        let result: Result
+        if timedOut {
+            result = .timedOut(timeout!)
+        } else if let reported = state.lock.withLock({ state.result }) {
+            result = reported
+        } else {
+            result = .noResult(qemuStatus: process.terminationStatus)
+        }
+
+        // Outputs: the requested paths, or everything the program wrote when none were requested.
+        var copied: [String] = []
+        var missing: [String] = []
+        let produced = shares + "/output"
+        let wanted = outputs.isEmpty ? ((try? FileManager.default.contentsOfDirectory(atPath: produced))?.sorted() ?? []) : outputs
+        if !wanted.isEmpty {
+            try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
+        }
+        for name in wanted {
+            guard case .success(let parts) = TreePath.components(name), !parts.isEmpty else {
+                throw InputError("--output \(name): must be a relative path inside /mnt/gevulot/output")
+            }
+            let relative = TreePath.join(parts)
+            let source = produced + "/" + relative
+            guard FileManager.default.fileExists(atPath: source) else {
+                missing.append(relative)
+                continue
+            }
+            let destination = outputDirectory + "/" + relative
+            try FileManager.default.createDirectory(atPath: URL(fileURLWithPath: destination).deletingLastPathComponent().path,
+                                                    withIntermediateDirectories: true)
+            if FileManager.default.fileExists(atPath: destination) { try FileManager.default.removeItem(atPath: destination) }
+            try FileManager.default.copyItem(atPath: source, toPath: destination)
+            copied.append(destination)
+        }
+        return Outcome(result: result, accel: resolvedAccel, copiedOutputs: copied, missingOutputs: missing)
+    }
+}
