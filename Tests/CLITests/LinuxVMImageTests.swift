@@ -223,4 +223,30 @@ final class LinuxVMImageTests: XCTestCase {
         XCTAssertEqual(bad.status, 1)
         XCTAssertTrue(bad.stderr.contains("does not exist"), bad.stderr)
     }
+
+    /// The bundled example, packaged without a container engine (an OCI layout made here), run as a
+    /// worker would with an input: the proof it writes is the witness's sha256.
+    func testHelloProverExampleFromAnOCILayout() throws {
+        let sandbox = try Sandbox()
+        let (initBinary, _) = try Self.built.get()
+        try Self.shell(["gcc", "-static", "-O2", "-o", sandbox.path("hello-prover"), Self.repository + "/examples/hello-prover/hello-prover.c"])
+        let layout = try OCILayoutBuilder(directory: sandbox.path("img"))
+        try layout.writeIndex([try layout.image([LayerFixture([
+            .dir("usr"), .dir("usr/bin"),
+            TarMember("usr/bin/hello-prover", .file(try Data(contentsOf: URL(fileURLWithPath: sandbox.path("hello-prover")))), mode: 0o755),
+        ])], config: ["Entrypoint": ["/usr/bin/hello-prover"], "Cmd": ["/mnt/gevulot/input/witness.txt"]])])
+        let build = try GvltBinary.run(["build", "--backend", "linuxvm", "--container", "oci:img", "-o", "prover.img", "--init", initBinary,
+                                        "--cache-dir", Self.kernelCache], in: sandbox, timeout: 600)
+        XCTAssertEqual(build.status, 0, build.stderr)
+        let witness = Self.repository + "/examples/hello-prover/witness.txt"
+        let run = try GvltBinary.run(["run", "prover.img", "--accel", "tcg", "--input", witness + ":witness.txt", "--output", "proof.txt"],
+                                     in: sandbox, timeout: 300)
+        XCTAssertEqual(run.status, 0, run.stderr + run.stdout)
+        let expected = TarBuilder.sha256(try Data(contentsOf: URL(fileURLWithPath: witness))).dropFirst(7)
+        XCTAssertEqual(try String(contentsOfFile: sandbox.path("output/proof.txt"), encoding: .utf8), expected + "\n")
+
+        let failing = try GvltBinary.run(["run", "prover.img", "--accel", "tcg", "--input", witness + ":witness.txt",
+                                          "--args", "/mnt/gevulot/input/witness.txt", "5"], in: sandbox, timeout: 300)
+        XCTAssertEqual(failing.status, 5, failing.stderr)
+    }
 }
