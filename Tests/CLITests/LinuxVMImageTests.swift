@@ -249,4 +249,26 @@ final class LinuxVMImageTests: XCTestCase {
                                           "--args", "/mnt/gevulot/input/witness.txt", "5"], in: sandbox, timeout: 300)
         XCTAssertEqual(failing.status, 5, failing.stderr)
     }
+
+    func testInspectReportsWhatTheImageHolds() throws {
+        let sandbox = try Sandbox()
+        let image = try Self.runImage.get()
+        let (initBinary, _) = try Self.built.get()
+        let result = try GvltBinary.run(["inspect", image, "--json"], in: sandbox)
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let report = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as! [String: Any]
+        XCTAssertEqual(report["sha256"] as? String, TarBuilder.sha256(try Data(contentsOf: URL(fileURLWithPath: image))))
+        XCTAssertEqual((report["partitions"] as? [[String: Any]])?.map { $0["type"] as? String }, ["FAT32 (LBA)", "Linux"])
+        XCTAssertTrue((report["kernelRelease"] as? String ?? "").hasSuffix("-amd64"), "\(report)")
+        XCTAssertTrue((report["initramfsModules"] as? [String] ?? []).contains("virtio_scsi"), "\(report)")
+        XCTAssertEqual(report["rootFilesystem"] as? String, "squashfs")
+        XCTAssertEqual(report["rootCompressor"] as? String, "zstd")
+        XCTAssertEqual(report["initSHA256"] as? String, TarBuilder.sha256(try Data(contentsOf: URL(fileURLWithPath: initBinary))))
+        XCTAssertTrue((report["bakedConfig"] as? String ?? "").contains("command: \"/usr/bin/prover\""), "\(report)")
+
+        try sandbox.write("not-an-image", Data(repeating: 7, count: 4096))
+        let bad = try GvltBinary.run(["inspect", "not-an-image"], in: sandbox)
+        XCTAssertEqual(bad.status, 1)
+        XCTAssertTrue(bad.stderr.contains("not a Firestarter image"), bad.stderr)
+    }
 }

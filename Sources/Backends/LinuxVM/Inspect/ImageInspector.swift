@@ -1,0 +1,117 @@
+import Core
+import Foundation
+
+/// What `gvlt inspect` reports about a Firestarter image, read without booting or mounting it: the
+/// partition table, the boot partition's kernel, initramfs and SYSLINUX config (through mtools), and the
+/// root file system's type, size, init and baked config (through unsquashfs).
+public struct ImageReport: Codable, Sendable {
+    public struct Partition: Codable, Sendable {
+        public var number: Int
+        public var active: Bool
+        public var type: String
+        public var start: Int64
+        public var size: Int64
+    }
+
+    public var image: String
+    public var sha256: String
+    public var bytes: Int64
+    public var partitions: [Partition]
+    public var kernelRelease: String?
+    public var kernelCommandLine: String?
+    public var initramfsModules: [String]?
+    public var rootFilesystem: String
+    public var rootCompressor: String?
+    public var rootBytes: Int64?
+    public var initSHA256: String?
+    public var bakedConfig: String?
+}
+
+public enum ImageInspector {
+    static let compressors: [UInt16: String] = [1: "gzip", 2: "lzma", 3: "lzo", 4: "xz", 5: "lz4", 6: "zstd"]
+
+    public static func inspect(_ path: String, scratch: String) throws -> ImageReport {
+        let file = try SharedFile.openRegular(path, what: "image", followSymlinks: true)
+        var sector = [UInt8](repeating: 0, count: 512)
+        _ = try sector.withUnsafeMutableBytes { try file.read(into: $0, at: 0) }
+        let mbr: MBR
+        do {
+            mbr = try MBR.decode(sector)
+        } catch {
+            throw InputError("\(path) is not a Firestarter image: it has no MBR partition table", hint: "inspect images made by `gvlt build --backend linuxvm`")
+        }
+        guard mbr.partitions.count == 2 else {
+            throw InputError("\(path) is not a Firestarter image: it has \(mbr.partitions.count) partitions, not a boot and a root partition")
+        }
+        let partitions = mbr.partitions.enumerated().map { index, partition in
+            ImageReport.Partition(number: index + 1, active: partition.active,
+                                  type: partition.type == MBR.Partition.fat32LBA ? "FAT32 (LBA)" : partition.type == MBR.Partition.linux ? "Linux" : String(format: "0x%02x", partition.type),
+                                  start: Int64(partition.firstSector) * 512, size: Int64(partition.sectorCount) * 512)
+        }
+        var report = ImageReport(image: path, sha256: "sha256:" + (try SHA256Hex.of(file: path)), bytes: file.size, partitions: partitions,
+                                 rootFilesystem: "unknown")
+
+        // Boot partition, through mtools' image@@offset addressing.
+        if let mcopy = HostTool("mcopy", apt: "mtools", purpose: "gvlt inspect").locate() {
+            let boot = "\(path)@@\(partitions[0].start)"
+            let environment = ProcessInfo.processInfo.environment.merging(["MTOOLS_SKIP_CHECK": "1"]) { $1 }
+            if (try? HostCommand.run(mcopy, ["-n", "-i", boot, "::/vmlinuz", scratch + "/vmlinuz"], environment: environment)) != nil {
+                report.kernelRelease = try? BzImage.release(of: scratch + "/vmlinuz")
+            }
+            if (try? HostCommand.run(mcopy, ["-n", "-i", boot, "::/syslinux.cfg", scratch + "/syslinux.cfg"], environment: environment)) != nil,
+               let text = try? String(contentsOfFile: scratch + "/syslinux.cfg", encoding: .utf8) {
+                report.kernelCommandLine = text.split(separator: "\n").first { $0.contains("APPEND") }
+                    .map { $0.trimmingCharacters(in: .whitespaces).dropFirst("APPEND ".count) }.map(String.init)
+            }
+            if (try? HostCommand.run(mcopy, ["-n", "-i", boot, "::/initrd.img", scratch + "/initrd.img"], environment: environment)) != nil {
+                report.initramfsModules = try? modules(inInitramfs: scratch + "/initrd.img")
+            }
+        }
+
+        // Root partition.
+        let root = partitions[1]
+        var magic = [UInt8](repeating: 0, count: 48)
+        _ = try magic.withUnsafeMutableBytes { try file.read(into: $0, at: root.start) }
+        if magic.prefix(4) == [0x68, 0x73, 0x71, 0x73] {   // "hsqs"
+            report.rootFilesystem = "squashfs"
+            report.rootCompressor = compressors[UInt16(magic[20]) | UInt16(magic[21]) << 8] ?? "unknown"
+            report.rootBytes = (0..<8).reduce(Int64(0)) { $0 | Int64(magic[40 + $1]) << (8 * Int64($1)) }
+            if let unsquashfs = SquashfsImage.mksquashfs.locate().map({ URL(fileURLWithPath: $0).deletingLastPathComponent().path + "/unsquashfs" }),
+               FileManager.default.isExecutableFile(atPath: unsquashfs) {
+                let offset = String(root.start)
+                report.bakedConfig = try? HostCommand.run(unsquashfs, ["-o", offset, "-cat", path, "etc/gvlt/config.yaml"]).output
+                // The init is binary: written to a file by unsquashfs and hashed from there.
+                let initCopy = scratch + "/init"
+                FileManager.default.createFile(atPath: initCopy, contents: nil)
+                let process = Process()
+                process.executableURL = URL(fileURLWithPath: unsquashfs)
+                process.arguments = ["-o", offset, "-cat", path, "usr/lib/gvlt/init"]
+                process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: initCopy))
+                process.standardError = FileHandle.nullDevice
+                try process.run()
+                process.waitUntilExit()
+                if process.terminationStatus == 0 { report.initSHA256 = try "sha256:" + SHA256Hex.of(file: initCopy) }
+            }
+        } else {
+            var ext = [UInt8](repeating: 0, count: 2)
+            _ = try ext.withUnsafeMutableBytes { try file.read(into: $0, at: root.start + 1080) }
+            if ext == [0x53, 0xEF] { report.rootFilesystem = "ext4" }
+        }
+        return report
+    }
+
+    static func modules(inInitramfs path: String) throws -> [String] {
+        let file = try SharedFile.openReadOnly(path)
+        let reader = try ArchiveReader(format: .cpio, source: FileRangeSource(file: file, length: file.size), label: path)
+        while let entry = try reader.nextHeader() {
+            let header = try ArchiveEntryCoding.decode(entry)
+            guard header.name == Initramfs.loadOrderPath else { continue }
+            var text = Data()
+            while let (block, _) = try reader.readBlock() { text.append(contentsOf: block) }
+            return String(decoding: text, as: UTF8.self).split(separator: "\n").map {
+                URL(fileURLWithPath: String($0)).deletingPathExtension().lastPathComponent
+            }
+        }
+        return []
+    }
+}
