@@ -271,4 +271,42 @@ final class LinuxVMImageTests: XCTestCase {
         XCTAssertEqual(bad.status, 1)
         XCTAssertTrue(bad.stderr.contains("not a Firestarter image"), bad.stderr)
     }
+
+    /// `--kernel file:` with Debian's cloud kernel, which has no 9p: refused before anything is built,
+    /// naming the missing options.
+    func testCloudKernelGivenAsAFileIsRefusedNamingTheMissingOptions() throws {
+        let sandbox = try Sandbox()
+        try Self.makeImage(in: sandbox)
+        let download = Process()
+        download.executableURL = URL(fileURLWithPath: "/usr/bin/apt-get")
+        download.arguments = ["download", "-q", "linux-image-cloud-amd64"]
+        download.currentDirectoryURL = URL(fileURLWithPath: sandbox.work)
+        try download.run()
+        download.waitUntilExit()
+        // The metapackage names the real kernel package; fetch and unpack that one.
+        let meta = try FileManager.default.contentsOfDirectory(atPath: sandbox.work).first { $0.hasPrefix("linux-image-cloud-amd64") }!
+        let control = Process()
+        control.executableURL = URL(fileURLWithPath: "/usr/bin/dpkg-deb")
+        control.arguments = ["-f", sandbox.path(meta), "Depends"]
+        let pipe = Pipe()
+        control.standardOutput = pipe
+        try control.run()
+        control.waitUntilExit()
+        let depends = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let package = String(depends.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            .first { $0.hasPrefix("linux-image-") }!.split(separator: " ").first!)
+        try Self.shell(["bash", "-c", "cd '\(sandbox.work)' && apt-get download -q \(package) >/dev/null 2>&1 && dpkg-deb -x \(package)_*.deb cloud"])
+        let boot = try FileManager.default.contentsOfDirectory(atPath: sandbox.path("cloud/boot"))
+        let vmlinuz = try XCTUnwrap(boot.first { $0.hasPrefix("vmlinuz-") })
+        let release = String(vmlinuz.dropFirst("vmlinuz-".count))
+        let result = try Self.build(sandbox, extra: ["--kernel", "file:" + sandbox.path("cloud/boot/" + vmlinuz),
+                                                     "--kernel-config", sandbox.path("cloud/boot/config-" + release),
+                                                     "--kernel-modules", sandbox.path("cloud/lib/modules/" + release)])
+        XCTAssertEqual(result.status, 1, result.stderr)
+        for option in ["CONFIG_NET_9P:", "CONFIG_NET_9P_VIRTIO:", "CONFIG_9P_FS:"] {
+            XCTAssertTrue(result.stderr.contains(option), "\(option) not named: \(result.stderr)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: sandbox.path("vm.img")))
+        XCTAssertEqual(sandbox.listing(sandbox.tmp), [])
+    }
 }
