@@ -309,4 +309,33 @@ final class LinuxVMImageTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: sandbox.path("vm.img")))
         XCTAssertEqual(sandbox.listing(sandbox.tmp), [])
     }
+
+    func testExt4RootBootsWithExactMetadataAndIsReproducible() throws {
+        var digests: Set<String> = []
+        var lastImage = ""
+        var lastSandbox: Sandbox?
+        for index in 0..<2 {
+            let sandbox = try Sandbox()
+            try Self.makeImage(in: sandbox)
+            let result = try Self.build(sandbox, extra: ["--root-fs", "ext4", "--json"], environment: ["SOURCE_DATE_EPOCH": "1700000000"])
+            XCTAssertEqual(result.status, 0, result.stderr)
+            let report = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as! [String: Any]
+            digests.insert(report["sha256"] as! String)
+            lastImage = sandbox.path("vm.img")
+            lastSandbox = sandbox
+            if index == 0 { sleep(1) }
+        }
+        XCTAssertEqual(digests.count, 1, "two ext4 builds of the same input differ")
+        let sandbox = try XCTUnwrap(lastSandbox)
+        let inspect = try GvltBinary.run(["inspect", lastImage, "--json"], in: sandbox)
+        XCTAssertTrue(inspect.stdout.contains("\"rootFilesystem\" : \"ext4\""), inspect.stdout)
+        let (status, console, output) = try boot(lastImage, sandbox: sandbox, workerConfig: """
+            version: 1.1.0
+            debug-exit: {arch: x86, iobase: 0xf4, iosize: 0x4, success-code: 0x3}
+            """, input: "ext4-input\n")
+        XCTAssertTrue(console.contains("su-like uid=1000 gid=1000 mode=4755"), console)
+        XCTAssertTrue(console.contains("ttyX chardev=1 major=4 minor=64"), console)
+        XCTAssertEqual(output, "got ext4-input\n")
+        XCTAssertEqual(status, 3, console)
+    }
 }

@@ -34,7 +34,7 @@ public final class LinuxVMBackend: ImageBackend {
                 }
                 root = .squashfs(compressor)
             case "ext4":
-                throw UnsupportedError("--root-fs ext4 is not implemented yet", hint: "use the default SquashFS root")
+                root = .ext4
             case let other:
                 throw InputError("--root-fs `\(other)` is not squashfs or ext4")
             }
@@ -85,16 +85,21 @@ public final class LinuxVMBackend: ImageBackend {
         let config = RuntimeConfigFile.baked(from: image.runSpec, extraEnv: extraEnv, kernelModules: guestModules)
         try ImageRoot.complete(image.tree, init: initBinary, config: config, mtime: mtime, scratch: scratch)
 
-        guard case .squashfs(let compressor) = settings.root else { throw UnsupportedError("only SquashFS roots are implemented") }
-        let rootImage = scratch + "/root.squashfs"
-        try context.progress.step("packing the root file system (squashfs, \(compressor.rawValue))") {
-            try SquashfsImage(compressor: compressor).build(image.tree, to: rootImage)
+        let rootImage = scratch + "/root.fs"
+        try context.progress.step("packing the root file system (\(settings.root))") {
+            switch settings.root {
+            case .squashfs(let compressor):
+                try SquashfsImage(compressor: compressor).build(image.tree, to: rootImage)
+            case .ext4:
+                try Ext4Image(epoch: epoch).build(image.tree, to: rootImage, scratch: scratch)
+            }
         }
         var initramfs: String?
         var commandLine = settings.commandLine
         if order.isEmpty {
             // Everything is built in: the kernel mounts the root itself and starts the init there.
-            commandLine += " root=/dev/sda2 rootfstype=squashfs ro init=/\(ImageRoot.initPath)"
+            let fstype = settings.root == .ext4 ? "ext4" : "squashfs"
+            commandLine += " root=/dev/sda2 rootfstype=\(fstype) ro init=/\(ImageRoot.initPath)"
         } else {
             let path = scratch + "/initrd.img"
             try context.progress.step("writing the initramfs (\(order.count) modules)") {

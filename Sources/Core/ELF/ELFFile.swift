@@ -97,6 +97,19 @@ public struct ModuleInfo: Equatable, Sendable {
         values("depends").flatMap { $0.split(separator: ",").map(String.init) }.filter { !$0.isEmpty }
     }
 
+    /// Modules to load before this one that it only requests at run time (`softdep=pre: a b post: c`),
+    /// e.g. ext4's `crc32c`. Names may be aliases rather than module names.
+    public var softPreDependencies: [String] {
+        values("softdep").flatMap { value -> [String] in
+            var inPre = false
+            var names: [String] = []
+            for word in value.split(separator: " ") {
+                if word == "pre:" { inPre = true } else if word == "post:" { inPre = false } else if inPre { names.append(String(word)) }
+            }
+            return names
+        }
+    }
+
     /// The kernel release and flags the module was built for, e.g. `6.1.0-56-amd64 SMP preempt mod_unload modversions `.
     public var vermagic: String? { values("vermagic").first }
 

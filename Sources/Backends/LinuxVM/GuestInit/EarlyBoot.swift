@@ -24,14 +24,17 @@ enum EarlyBoot {
 
         System.makeDirectory(newRoot)
         var found: String?
+        var reasons: [String] = []
         // Disks appear asynchronously once their drivers are loaded.
         for _ in 0..<300 {
-            found = findRoot()
+            reasons = []
+            found = findRoot(reasons: &reasons)
             if found != nil { break }
             System.sleepMilliseconds(50)
         }
         guard let device = found else {
-            throw InitError("no root partition found: none of \(System.listDirectory("/sys/class/block").joined(separator: ", ")) holds a gvlt root file system")
+            let seen = System.listDirectory("/sys/class/block").joined(separator: ", ")
+            throw InitError("no root partition found: none of \(seen) holds a gvlt root file system" + (reasons.isEmpty ? "" : " (\(reasons.joined(separator: "; ")))"))
         }
         Console.say("root file system on \(device)")
 
@@ -44,7 +47,7 @@ enum EarlyBoot {
     }
 
     /// The first partition whose file system is squashfs or ext4 and holds our baked config.
-    static func findRoot() -> String? {
+    static func findRoot(reasons: inout [String]) -> String? {
         for name in System.listDirectory("/sys/class/block") where cinit_exists("/sys/class/block/\(name)/partition") {
             let device = "/dev/" + name
             guard cinit_is_block_device(device) else { continue }
@@ -56,8 +59,14 @@ enum EarlyBoot {
             } else {
                 continue
             }
-            guard (try? System.mount(device, newRoot, fstype, flags: UInt(MS_RDONLY))) != nil else { continue }
+            do {
+                try System.mount(device, newRoot, fstype, flags: UInt(MS_RDONLY))
+            } catch {
+                reasons.append(error.message)
+                continue
+            }
             if cinit_exists(newRoot + marker) { return device }
+            reasons.append("\(device) (\(fstype)) has no \(marker)")
             _ = umount(newRoot)
         }
         return nil

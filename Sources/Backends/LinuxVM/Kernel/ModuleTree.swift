@@ -43,6 +43,25 @@ public struct ModuleTree {
         modules[Self.canonical(module)].map { directory + "/" + $0 }
     }
 
+    /// The module that provides `name`: the module of that name, or, for an alias such as `crc32c`,
+    /// a module whose `.modinfo` declares it (the generic implementation first). Nil when built in
+    /// or not found; soft dependencies are optional.
+    func provider(of name: String) throws -> String? {
+        // Crypto soft dependencies name the algorithm (`crypto-crc32c`); its modules are named after it.
+        let base = name.hasPrefix("crypto-") ? String(name.dropFirst("crypto-".count)) : name
+        let wanted = Self.canonical(base)
+        if builtIn.contains(wanted) { return nil }
+        if modules[wanted] != nil { return wanted }
+        let candidates = modules.keys.filter { $0.hasPrefix(wanted + "_") }.sorted { a, b in
+            (a.hasSuffix("_generic") ? 0 : 1, a) < (b.hasSuffix("_generic") ? 0 : 1, b)
+        }
+        for candidate in candidates {
+            let aliases = try ModuleInfo(module: path(of: candidate)!).values("alias")
+            if aliases.contains(name) || aliases.contains("crypto-" + base) { return candidate }
+        }
+        return nil
+    }
+
     /// `modules` and everything they depend on, dependencies first; built-in modules are left out.
     /// The order is deterministic: a depth-first walk in the order given, dependencies sorted by name.
     public func closure(of wanted: [String]) throws -> [String] {
@@ -59,8 +78,16 @@ public struct ModuleTree {
             guard visiting.insert(module).inserted else {
                 throw InputError("kernel modules depend on each other in a cycle through \(module)")
             }
-            for dependency in try ModuleInfo(module: path).dependencies.sorted() {
+            let info = try ModuleInfo(module: path)
+            for dependency in info.dependencies.sorted() {
                 try visit(dependency, neededBy: module)
+            }
+            // Soft dependencies are requested by the module at run time (ext4 asks for crc32c when
+            // it mounts); with no module loader in the guest they must be loaded beforehand.
+            for soft in info.softPreDependencies.sorted() {
+                if let provider = try provider(of: soft), !done.contains(provider), provider != module {
+                    try visit(provider, neededBy: module)
+                }
             }
             visiting.remove(module)
             done.insert(module)
