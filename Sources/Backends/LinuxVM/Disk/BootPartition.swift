@@ -42,7 +42,9 @@ public struct BootPartition {
         try Data(syslinuxConfig.utf8).write(to: URL(fileURLWithPath: staging + "/syslinux.cfg"))
         files.append(("syslinux.cfg", staging + "/syslinux.cfg"))
 
-        // Size: the files rounded up to clusters, SYSLINUX's own (~180 KiB), FAT tables and slack.
+        // Size: the files plus SYSLINUX's own (~180 KiB) plus the FAT's tables and directory, with a
+        // small margin. If the estimate is short, mcopy says the disk is full and the next try is 256 KiB
+        // larger; the image holds no more free space than that.
         var payload: Int64 = 0
         var hasher = ContentHasher()
         for file in files {
@@ -51,24 +53,38 @@ public struct BootPartition {
             hasher.add(file.name)
             try hasher.add(file: file.source)
         }
-        let slack: Int64 = 1 << 20
-        let mebibytes = (payload + slack + payload / 32) / (1 << 20) + 1
-        let kib = Int(mebibytes) * 1024
         let image = scratch + "/boot.fat"
         let volumeID = String(hasher.finish().prefix(8))
         let environment = ProcessInfo.processInfo.environment.merging(
             ["SOURCE_DATE_EPOCH": String(sourceDateEpoch), "MTOOLS_SKIP_CHECK": "1"]) { $1 }
-        try HostCommand.run(mkfs, ["--invariant", "-C", "-n", "GVLTBOOT", "-i", volumeID, image, String(kib)], environment: environment)
-        try HostCommand.run(syslinux, ["--install", image], environment: environment)
         for file in files {
             // mcopy -m keeps the source's mtime, so each copy gets the fixed time first.
             let copy = staging + "/" + file.name
             if file.source != copy { try FileManager.default.copyItem(atPath: file.source, toPath: copy) }
             var times = [timespec(tv_sec: Int(sourceDateEpoch), tv_nsec: 0), timespec(tv_sec: Int(sourceDateEpoch), tv_nsec: 0)]
             _ = utimensat(AT_FDCWD, copy, &times, 0)
-            try HostCommand.run(mcopy, ["-m", "-i", image, copy, "::/" + file.name], environment: environment)
         }
-        return image
+        var kib = Int((payload + 192 * 1024 + payload / 64 + 128 * 1024) / 1024 + 63) / 64 * 64
+        for _ in 0..<16 {
+            try? FileManager.default.removeItem(atPath: image)
+            try HostCommand.run(mkfs, ["--invariant", "-C", "-n", "GVLTBOOT", "-i", volumeID, image, String(kib)], environment: environment)
+            try HostCommand.run(syslinux, ["--install", image], environment: environment)
+            var full = false
+            for file in files {
+                let result = try HostCommand.run(mcopy, ["-m", "-i", image, staging + "/" + file.name, "::/" + file.name],
+                                                 environment: environment, check: false)
+                if result.status != 0 {
+                    guard result.output.lowercased().contains("full") else {
+                        throw HostCommand.Failed(command: ["mcopy", file.name], status: result.status, output: result.output, hint: nil)
+                    }
+                    full = true
+                    break
+                }
+            }
+            if !full { return image }
+            kib += 256
+        }
+        throw InputError("the boot partition could not be sized to hold the kernel and initramfs")
     }
 }
 
