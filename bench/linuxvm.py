@@ -23,7 +23,7 @@ def make_tree(path, mib, seed=7):
     while total < mib << 20:
         directory = os.path.join(path, "usr", "lib", "pkg%03d" % (index // 40))
         os.makedirs(directory, exist_ok=True)
-        size = int(2 ** rng.uniform(10, 22))
+        size = int(2 ** rng.uniform(9, 20))
         chunks, length = [], 0
         while length < size:
             line = b" ".join(rng.choice(words) for _ in range(rng.randint(4, 14))) + b"\n"
@@ -107,16 +107,13 @@ def main():
     boot_ref = "%s@@%d" % (image, boot["start"])
     listing = subprocess.run(["mdir", "-a", "-i", boot_ref, "::/"], capture_output=True, text=True,
                              env=dict(os.environ, MTOOLS_SKIP_CHECK="1")).stdout
+    # mdir lists `vmlinuz  SIZE DATE` and `initrd  img  SIZE DATE` (8.3 names, extension apart).
     sizes = {}
     for line in listing.splitlines():
         parts = line.split()
-        if len(parts) >= 3 and parts[0] in ("vmlinuz", "initrd") and parts[2].isdigit():
-            sizes[parts[0]] = int(parts[2])
-        elif len(parts) >= 3 and parts[0] == "initrd" and parts[1] == "img":
-            sizes["initrd"] = int(parts[2])
-    for line in listing.splitlines():
-        parts = line.split()
-        if parts[:2] == ["initrd", "img"]:
+        if parts[:1] == ["vmlinuz"] and len(parts) > 1 and parts[1].isdigit():
+            sizes["vmlinuz"] = int(parts[1])
+        if parts[:2] == ["initrd", "img"] and len(parts) > 2 and parts[2].isdigit():
             sizes["initrd"] = int(parts[2])
     tree_sqfs = os.path.getsize(sqfs)
     image_bytes = os.path.getsize(image)

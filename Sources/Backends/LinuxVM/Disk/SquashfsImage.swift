@@ -38,6 +38,8 @@ public struct SquashfsImage {
         process.standardInput = input
         process.standardOutput = messages
         process.standardError = messages
+        // A 1 MiB pipe (Linux's default is 64 KiB) lets the tar writer and tar2sqfs run in larger steps.
+        _ = fcntl(input.fileHandleForWriting.fileDescriptor, 1031 /* F_SETPIPE_SZ */, 1 << 20)
         try process.run()
         let token = Cleanup.shared.register(child: process.processIdentifier)
         defer { Cleanup.shared.unregister(token) }

@@ -25,12 +25,13 @@ enum EarlyBoot {
         System.makeDirectory(newRoot)
         var found: String?
         var reasons: [String] = []
-        // Disks appear asynchronously once their drivers are loaded.
-        for _ in 0..<300 {
+        // Disks appear asynchronously once their drivers are loaded: poll often (boot time counts),
+        // for up to 15 s.
+        for _ in 0..<1500 {
             reasons = []
             found = findRoot(reasons: &reasons)
             if found != nil { break }
-            System.sleepMilliseconds(50)
+            System.sleepMilliseconds(10)
         }
         guard let device = found else {
             let seen = System.listDirectory("/sys/class/block").joined(separator: ", ")

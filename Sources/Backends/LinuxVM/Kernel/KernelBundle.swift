@@ -51,8 +51,42 @@ public struct DebianKernelProvider {
     static let cacheNamespace = "kernels/debian"
 
     /// The exact package and version apt would give (`linux-image-6.1.0-56-amd64`, `6.1.192-2`), or nil
-    /// when apt cannot say (no apt, no package lists).
+    /// when apt cannot say (no apt, no package lists). Asking apt takes about a second, so the answer
+    /// is kept in the cache until apt's package lists change (`apt-get update`).
     func resolve() throws -> (package: String, version: String)? {
+        let signature = Self.aptListsSignature()
+        let key = "\(Self.cacheNamespace)/resolved-\(flavour)\(version.map { "-" + $0 } ?? "")"
+        let record = try? cache.entryPath(key.replacingOccurrences(of: ":", with: "_")) + ".json"
+        if let signature, let record, let data = FileManager.default.contents(atPath: record),
+           let saved = try? JSONDecoder().decode([String: String].self, from: data),
+           saved["signature"] == signature, let package = saved["package"], let version = saved["version"] {
+            return (package, version)
+        }
+        guard let resolved = try resolveWithApt() else { return nil }
+        if let signature, let record {
+            try? FileManager.default.createDirectory(atPath: URL(fileURLWithPath: record).deletingLastPathComponent().path,
+                                                     withIntermediateDirectories: true)
+            let data = try JSONEncoder().encode(["signature": signature, "package": resolved.package, "version": resolved.version])
+            // Written whole then renamed, so a concurrent build never reads half a record.
+            let temporary = record + ".\(getpid()).tmp"
+            if (try? data.write(to: URL(fileURLWithPath: temporary))) != nil { rename(temporary, record) }
+        }
+        return resolved
+    }
+
+    /// Names, sizes and times of apt's package lists: they change exactly when `apt-get update` does.
+    static func aptListsSignature(directory: String = "/var/lib/apt/lists") -> String? {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return nil }
+        var parts: [String] = []
+        for name in names.sorted() where name.contains("Packages") || name.hasSuffix("Release") {
+            var st = stat()
+            guard stat(directory + "/" + name, &st) == 0 else { continue }
+            parts.append("\(name):\(st.st_size):\(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec)")
+        }
+        return parts.isEmpty ? nil : SHA256Hex.of(Array(parts.joined(separator: "\n").utf8))
+    }
+
+    private func resolveWithApt() throws -> (package: String, version: String)? {
         if let version {
             // `debian:6.1.0-56` names an ABI (package linux-image-6.1.0-56-amd64); `debian:6.1.192-2` a
             // version of the linux-image-amd64 metapackage.
