@@ -18,6 +18,15 @@ struct Runtime {
         if !cinit_exists("/proc/self") { try System.mount("proc", "/proc", "proc", flags: UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC)) }
         if !cinit_exists("/sys/kernel") { try System.mount("sysfs", "/sys", "sysfs", flags: UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC)) }
         if !cinit_exists("/dev/null") { try System.mount("devtmpfs", "/dev", "devtmpfs", flags: UInt(MS_NOSUID)) }
+        // Started by the kernel straight from a root without /dev/console (no initramfs), PID 1 has no
+        // stdin/stdout/stderr; give it the console now that devtmpfs provides one.
+        if !cinit_fd_open(2) {
+            let console = cinit_open("/dev/console", O_RDWR)
+            if console >= 0 {
+                for target: Int32 in 0...2 { _ = dup2(console, target) }
+                if console > 2 { close(console) }
+            }
+        }
         System.makeDirectory("/dev/shm")
         try System.mount("shm", "/dev/shm", "tmpfs", flags: UInt(MS_NOSUID | MS_NODEV))
         System.makeDirectory("/dev/pts")

@@ -23,6 +23,7 @@
 #include <yaml.h>
 
 static inline int cinit_errno(void) { return errno; }
+static inline bool cinit_fd_open(int fd) { return fcntl(fd, F_GETFD) >= 0; }
 
 static inline int cinit_open(const char *path, int flags) { return open(path, flags | O_CLOEXEC); }
 
