@@ -27,6 +27,9 @@ struct Gvlt: ParsableCommand {
     /// Our errors print as `error: …` plus a hint line; argument errors keep argument-parser's usage text.
     static func main() {
         setlocale(LC_ALL, "C.UTF-8")
+        // A tool we pipe into that dies early (tar2sqfs on a full disk), or `gvlt run | head`, must give
+        // an error we report and clean up after, not kill gvlt silently.
+        signal(SIGPIPE, SIG_IGN)
         Cleanup.shared.installSignalHandlers()
         do {
             var command = try parseAsRoot()

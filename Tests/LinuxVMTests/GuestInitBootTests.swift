@@ -158,4 +158,29 @@ final class GuestInitBootTests: XCTestCase {
         XCTAssertNotEqual(status, 3)
         XCTAssertNotEqual(status, 0)
     }
+
+    /// The worker's config as serde_yaml writes it: every unset field is `null` and `args` is an empty
+    /// list. The image's own command and args must run unchanged, and `version: 1` means 1.0.0.
+    func testWorkerConfigWithNullsKeepsTheImagesCommand() throws {
+        let (status, console, _) = try boot(workerConfig: """
+            version: "1"
+            command: null
+            args: []
+            env: []
+            working-dir: null
+            mounts: []
+            default-mounts: true
+            kernel-modules: []
+            debug-exit:
+              arch: x86
+              iobase: 244
+              iosize: 4
+              success-code: 3
+            bootcmd: []
+            follow-config: ~
+            """)
+        XCTAssertTrue(console.contains("hello from the guest: baked"), console)
+        XCTAssertTrue(console.contains("gvlt-init: exit-status=0"), console)
+        XCTAssertEqual(status, 3, console)
+    }
 }

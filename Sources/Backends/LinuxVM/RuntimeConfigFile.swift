@@ -75,7 +75,9 @@ public struct RuntimeConfigFile: Equatable, Sendable {
                 case "\t": out += "\\t"
                 case "\r": out += "\\r"
                 default:
-                    if scalar.value < 0x20 || scalar.value == 0x7f {
+                    // C0, DEL and C1 controls and the Unicode line/paragraph separators would be folded
+                    // or refused by a YAML reader; they are written as escapes.
+                    if scalar.value < 0x20 || (0x7f...0x9f).contains(scalar.value) || scalar.value == 0x2028 || scalar.value == 0x2029 {
                         out += "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count) + String(scalar.value, radix: 16)
                     } else {
                         out.unicodeScalars.append(scalar)

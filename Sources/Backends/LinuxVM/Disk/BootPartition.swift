@@ -56,7 +56,8 @@ public struct BootPartition {
         let image = scratch + "/boot.fat"
         let volumeID = String(hasher.finish().prefix(8))
         let environment = ProcessInfo.processInfo.environment.merging(
-            ["SOURCE_DATE_EPOCH": String(sourceDateEpoch), "MTOOLS_SKIP_CHECK": "1"]) { $1 }
+            // mtools stores FAT times in local time: TZ=UTC keeps the bytes independent of the host's zone.
+            ["SOURCE_DATE_EPOCH": String(sourceDateEpoch), "MTOOLS_SKIP_CHECK": "1", "TZ": "UTC"]) { $1 }
         for file in files {
             // mcopy -m keeps the source's mtime, so each copy gets the fixed time first.
             let copy = staging + "/" + file.name

@@ -25,6 +25,9 @@ public struct Ext4Image {
         let e2fsck = try Self.e2fsck.require()
         let entries = tree.entries()
         let contents = scratch + "/ext4-content"
+        guard !contents.contains("\""), !contents.contains("\n") else {
+            throw InputError("the scratch directory \(scratch) has a quote or newline in its path", hint: "set TMPDIR to a plain path")
+        }
         try FileManager.default.createDirectory(atPath: contents, withIntermediateDirectories: true)
 
         // Creation first, each in its parent directory by bare name (debugfs resolves names against its
@@ -68,7 +71,7 @@ public struct Ext4Image {
                     offset += Int64(chunk.count)
                 }
                 dataBytes += (content.size + 4095) / 4096 * 4096
-                script.append("write \(file) \(try enter(entry.path))")
+                script.append("write \"\(file)\" \(try enter(entry.path))")
                 identity.append(entry.path + ":" + (try SHA256Hex.of(file: file)))
             case .symlink(let linkTarget):
                 guard !linkTarget.contains("\""), !linkTarget.contains("\n") else {
@@ -105,7 +108,7 @@ public struct Ext4Image {
                 counter += 1
                 let file = contents + "/\(counter)"
                 try Data(value).write(to: URL(fileURLWithPath: file))
-                metadataScript.append("ea_set -f \(file) \(target) \"\(name)\"")
+                metadataScript.append("ea_set -f \"\(file)\" \(target) \"\(name)\"")
             }
             identity.append("\(entry.path):\(mode):\(metadata.uid):\(metadata.gid)")
         }
@@ -128,7 +131,16 @@ public struct Ext4Image {
         let scriptPath = scratch + "/ext4-populate.debugfs"
         try Data((script.joined(separator: "\n") + "\n").utf8).write(to: URL(fileURLWithPath: scriptPath))
         let result = try HostCommand.run(debugfs, ["-w", "-f", scriptPath, output], environment: environment)
-        // debugfs reports failed commands on its output but exits 0; e2fsck is the judge.
+        // debugfs exits 0 even when commands fail; it echoes each command as `debugfs: …`, and anything
+        // else it prints (but its version banner and the inode numbers `write` allocates) is a failure.
+        let problems = result.output.split(separator: "\n").filter { line in
+            !line.hasPrefix("debugfs ") && !line.hasPrefix("debugfs: ") && !line.hasPrefix("Allocated inode:") && !line.isEmpty
+        }
+        guard problems.isEmpty else {
+            throw HostCommand.Failed(command: ["debugfs", "-w", "-f", scriptPath], status: 0,
+                                     output: problems.prefix(20).joined(separator: "\n"),
+                                     hint: "the ext4 root could not be filled; the SquashFS root (the default) has no such limits")
+        }
         let check = try HostCommand.run(e2fsck, ["-fn", output], environment: environment, check: false)
         guard check.status == 0 else {
             throw HostCommand.Failed(command: ["e2fsck", "-fn", output], status: check.status, output: check.output + "\n" + result.output,

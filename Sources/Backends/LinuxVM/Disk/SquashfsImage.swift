@@ -26,7 +26,7 @@ public struct SquashfsImage {
         } else if let mksquashfs = Self.mksquashfs.locate() {
             tool = mksquashfs
             arguments = ["-", output, "-tar", "-noappend", "-quiet", "-no-progress", "-comp", compressor.rawValue,
-                         "-processors", String(jobs), "-mkfs-time", "0", "-all-time", "0"]
+                         "-processors", String(jobs), "-mkfs-time", "0"]
         } else {
             throw MissingToolError(tool: "tar2sqfs", aptPackage: "squashfs-tools-ng", purpose: "SquashFS root file systems")
         }

@@ -37,6 +37,8 @@ struct Runtime {
 
     /// Applies one config in MIA's order: mounts, env, working-dir, kernel-modules, bootcmd, command.
     mutating func apply(_ config: RuntimeConfig) throws(InitError) {
+        // First, so that a failure in anything below is reported through the worker's debug-exit.
+        if let exit = config.debugExit { debugExit = exit }
         for mount in config.mounts {
             do {
                 try System.mount(mount.source, mount.target, mount.fstype, flags: UInt(mount.flags), data: mount.data)
@@ -56,13 +58,14 @@ struct Runtime {
             let status = try spawnAndWait(command)
             guard status == 0 else { throw InitError("bootcmd `\(command.joined(separator: " "))` failed with status \(status)") }
         }
+        // A command comes with its args. Args alone replace the image's only when there are some: the
+        // worker writes `args: []` next to `command: null`, which must keep the image's own args.
         if let newCommand = config.command {
             command = newCommand
             args = config.args ?? []
-        } else if let newArgs = config.args {
+        } else if let newArgs = config.args, !newArgs.isEmpty {
             args = newArgs
         }
-        if let exit = config.debugExit { debugExit = exit }
     }
 
     static func loadModule(named name: String) throws(InitError) {
@@ -71,13 +74,16 @@ struct Runtime {
         func search(_ dir: String) -> String? {
             for entry in System.listDirectory(dir) {
                 let path = dir + "/" + entry
-                if cinit_is_directory(path) {
+                if cinit_is_real_directory(path) {
                     if let found = search(path) { return found }
                 } else if underscored(entry) == wanted {
                     return path
                 }
             }
             return nil
+        }
+        guard cinit_is_directory(root) else {
+            throw InitError("kernel module \(name) was requested, but the image has no modules for kernel \(String(cString: cinit_release())) in \(root)")
         }
         guard let path = search(root) else { throw InitError("kernel module \(name) is not in \(root)") }
         try System.loadModule(path)

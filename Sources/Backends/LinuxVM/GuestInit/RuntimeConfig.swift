@@ -33,7 +33,9 @@ struct RuntimeConfig {
                        "debug-exit", "bootcmd", "follow-config"]
 
     init(node: YAMLNode, file: String) throws(InitError) {
-        guard case .mapping(let fields, _) = node else { throw InitError("\(file): the config must be a mapping") }
+        guard case .mapping(let allFields, _) = node else { throw InitError("\(file): the config must be a mapping") }
+        // A null value is the same as an absent key (serde_yaml writes every unset field as null).
+        let fields = allFields.filter { if case .null = $0.value { return false } else { return true } }
         for field in fields where !Self.keys.contains(field.key) {
             throw InitError("\(file): line \(field.value.line): unknown key `\(field.key)` (valid: \(Self.keys.joined(separator: ", ")))")
         }
@@ -74,7 +76,8 @@ struct RuntimeConfig {
             return result
         }
         func object(_ node: YAMLNode, _ what: String, allowed: [String]) throws(InitError) -> [(key: String, value: YAMLNode)] {
-            guard case .mapping(let items, _) = node else { throw InitError("\(file): line \(node.line): \(what) must be a mapping") }
+            guard case .mapping(let allItems, _) = node else { throw InitError("\(file): line \(node.line): \(what) must be a mapping") }
+            let items = allItems.filter { if case .null = $0.value { return false } else { return true } }
             for item in items where !allowed.contains(item.key) {
                 throw InitError("\(file): line \(item.value.line): unknown key `\(item.key)` in \(what) (valid: \(allowed.joined(separator: ", ")))")
             }
@@ -84,13 +87,17 @@ struct RuntimeConfig {
 
         guard let versionNode = value("version") else { throw InitError("\(file): missing required key `version`") }
         version = try string(versionNode, "version")
-        let parts = version.split(separator: ".")
+        // `1` and `1.1` mean 1.0.0 and 1.1.0, as MIA reads them.
+        let parts = version.split(separator: ".", omittingEmptySubsequences: false)
         var numbers: [Int] = []
         for part in parts {
-            guard let number = Int(part) else { throw InitError("\(file): version `\(version)` is not MAJOR.MINOR.PATCH") }
+            guard !part.isEmpty, part.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }), let number = Int(part) else {
+                throw InitError("\(file): version `\(version)` is not MAJOR[.MINOR[.PATCH]]")
+            }
             numbers.append(number)
         }
-        guard numbers.count == 3 else { throw InitError("\(file): version `\(version)` is not MAJOR.MINOR.PATCH") }
+        guard (1...3).contains(numbers.count) else { throw InitError("\(file): version `\(version)` is not MAJOR[.MINOR[.PATCH]]") }
+        while numbers.count < 3 { numbers.append(0) }
         guard numbers[0] == 1 else { throw InitError("\(file): config version \(version) is not supported (major version must be 1)") }
         guard numbers[1] < 1 || (numbers[1] == 1 && numbers[2] == 0) else {
             throw InitError("\(file): config version \(version) is newer than this init supports (1.1.0)")
@@ -137,9 +144,13 @@ struct RuntimeConfig {
                 throw InitError("\(file): line \(node.line): debug-exit needs arch, iobase, iosize and success-code")
             }
             guard try string(arch, "debug-exit arch") == "x86" else { throw InitError("\(file): line \(arch.line): debug-exit arch must be x86") }
+            let success = UInt32(try integer(code, "success-code", max: 0xffff_ffff))
+            // QEMU exits with (value << 1) | 1: only odd codes above 1 can be produced.
+            guard success > 1, success % 2 == 1 else {
+                throw InitError("\(file): line \(code.line): debug-exit success-code must be odd and greater than 1")
+            }
             debugExit = DebugExit(iobase: UInt16(try integer(iobase, "iobase", max: 0xffff)),
-                                  iosize: UInt16(try integer(iosize, "iosize", max: 4)),
-                                  successCode: UInt32(try integer(code, "success-code", max: 0xffff_ffff)))
+                                  iosize: UInt16(try integer(iosize, "iosize", max: 4)), successCode: success)
         }
         if let node = value("bootcmd") {
             guard case .sequence(let items, _) = node else { throw InitError("\(file): line \(node.line): bootcmd must be a list of commands") }

@@ -3,18 +3,21 @@ import CInit
 /// A YAML document as a tree, parsed with libyaml's event API.
 enum YAMLNode {
     case scalar(String, line: Int)
+    /// `null`, `~` or an empty plain scalar: serde_yaml writes unset fields this way.
+    case null(line: Int)
     case sequence([YAMLNode], line: Int)
     case mapping([(key: String, value: YAMLNode)], line: Int)
 
     var line: Int {
         switch self {
-        case .scalar(_, let line), .sequence(_, let line), .mapping(_, let line): return line
+        case .scalar(_, let line), .null(let line), .sequence(_, let line), .mapping(_, let line): return line
         }
     }
 
     var kindName: String {
         switch self {
         case .scalar: return "a scalar"
+        case .null: return "null"
         case .sequence: return "a list"
         case .mapping: return "a mapping"
         }
@@ -45,9 +48,12 @@ enum YAMLNode {
                     var length = 0
                     let pointer = cinit_event_scalar(&event, &length)
                     let text = pointer.map { String(decoding: UnsafeRawBufferPointer(start: $0, count: length), as: UTF8.self) } ?? ""
-                    // `~`/`null` plain scalars are nulls; keys and values here never need them, so they
-                    // stay text and the config reader rejects them where a value is required.
-                    finished = .scalar(text, line: line)
+                    let plain = cinit_event_scalar_plain(&event) != 0
+                    if plain && ["", "~", "null", "Null", "NULL"].contains(text) {
+                        finished = .null(line: line)
+                    } else {
+                        finished = .scalar(text, line: line)
+                    }
                 case YAML_SEQUENCE_START_EVENT:
                     stack.append((false, [], [], nil, line))
                 case YAML_MAPPING_START_EVENT:

@@ -86,6 +86,7 @@ let exit = debugExit ?? RuntimeConfig.DebugExit(iobase: 0xf4, iosize: 4, success
 // configured success code; a failure writes a different one, so it can never look like success.
 let successValue = (exit.successCode &- 1) >> 1
 let value = status == 0 ? successValue : successValue &+ 1 &+ UInt32(status & 0x3f)
+cinit_drain_console()
 if debugExit != nil || status != 0 {
     _ = cinit_debug_exit(exit.iobase, exit.iosize, value)
 }

@@ -30,6 +30,8 @@ public struct KernelRequirement: Equatable, Sendable {
             .init(option: "CONFIG_SERIAL_8250", kind: .builtIn, purpose: "the serial console"),
             .init(option: "CONFIG_SERIAL_8250_CONSOLE", kind: .builtIn, purpose: "the serial console"),
             .init(option: "CONFIG_ACPI", kind: .builtIn, purpose: "ACPI power-off"),
+            .init(option: "CONFIG_X86_IOPL_IOPERM", kind: .builtIn, purpose: "the init's exit through isa-debug-exit (ioperm)"),
+            .init(option: "CONFIG_TMPFS", kind: .builtIn, purpose: "/run, /tmp and /dev/shm"),
         ]
         switch root {
         case .squashfs(let compressor):

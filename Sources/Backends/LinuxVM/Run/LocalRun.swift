@@ -38,6 +38,10 @@ public struct LocalRun {
 
     /// The worker's QEMU command line (DESIGN.md §4) for `image` and the three share directories.
     public func qemuArguments(accel resolved: String, shares: String) -> [String] {
+        // QEMU option values are comma-separated; a comma in a path is written twice.
+        func escaped(_ path: String) -> String { path.replacingOccurrences(of: ",", with: ",,") }
+        let image = escaped(self.image)
+        let shares = escaped(shares)
         var arguments = ["-machine", "q35", "-accel", resolved, "-m", memory, "-smp", String(cpus), "-no-reboot",
                          "-device", "virtio-scsi-pci,id=scsi0", "-device", "scsi-hd,bus=scsi0.0,drive=hd0",
                          "-drive", "file=\(image),format=raw,if=none,id=hd0,readonly=on",

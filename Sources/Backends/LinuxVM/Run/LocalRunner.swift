@@ -102,13 +102,22 @@ extension LocalRun {
         process.waitUntilExit()
         finished.wait()
 
+        // The init's line says what happened; QEMU's status, set by the init through debug-exit, must
+        // agree, so a program that prints a fake line (then crashes the guest) is not believed.
         let result: Result
+        let qemuStatus = process.terminationStatus
+        let success = Int32(workerConfig.debugExit?.successCode ?? 3)
         if timedOut {
             result = .timedOut(timeout!)
         } else if let reported = state.lock.withLock({ state.result }) {
-            result = reported
+            switch reported {
+            case .exited(0):
+                result = qemuStatus == success ? reported : .noResult(qemuStatus: qemuStatus)
+            default:
+                result = qemuStatus == success || qemuStatus == 0 ? .noResult(qemuStatus: qemuStatus) : reported
+            }
         } else {
-            result = .noResult(qemuStatus: process.terminationStatus)
+            result = .noResult(qemuStatus: qemuStatus)
         }
 
         // Outputs: the requested paths, or everything the program wrote when none were requested.

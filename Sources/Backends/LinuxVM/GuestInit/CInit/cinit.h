@@ -18,6 +18,7 @@
 #include <sys/types.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 #include <yaml.h>
@@ -64,6 +65,12 @@ static inline bool cinit_is_directory(const char *path) {
     struct stat st;
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
+static inline bool cinit_is_real_directory(const char *path) {
+    struct stat st;
+    return lstat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+/* Waits until the console has sent everything: debug-exit ends QEMU at once. */
+static inline void cinit_drain_console(void) { tcdrain(1); tcdrain(2); }
 static inline bool cinit_exists(const char *path) {
     struct stat st;
     return lstat(path, &st) == 0;
