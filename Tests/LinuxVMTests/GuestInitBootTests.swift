@@ -85,8 +85,9 @@ final class GuestInitBootTests: XCTestCase {
     }
 
     /// Boots with the worker's QEMU flags; returns QEMU's exit status and the console output.
-    func boot(workerConfig: String?, input: String? = nil) throws -> (status: Int32, console: String, output: String?) {
-        let (kernel, initramfs, disk) = try Self.prepared.get()
+    func boot(workerConfig: String?, input: String? = nil, disk overrideDisk: String? = nil) throws -> (status: Int32, console: String, output: String?) {
+        let (kernel, initramfs, preparedDisk) = try Self.prepared.get()
+        let disk = overrideDisk ?? preparedDisk
         let qemu = try XCTUnwrap(QEMUProbe.qemu.locate(), "qemu-system-x86_64 is not installed: run scripts/setup")
         let run = Self.work + "/run-" + UUID().uuidString
         for share in ["input", "output", "rt-config"] {
@@ -182,5 +183,34 @@ final class GuestInitBootTests: XCTestCase {
         XCTAssertTrue(console.contains("hello from the guest: baked"), console)
         XCTAssertTrue(console.contains("gvlt-init: exit-status=0"), console)
         XCTAssertEqual(status, 3, console)
+    }
+
+    /// A baked config the init cannot read stops the boot with a clear console error and a failure
+    /// status, never a hang.
+    func testUnknownKeyInTheBakedConfigIsAClearError() throws {
+        let (_, _, _) = try Self.prepared.get()
+        let root = Self.work + "/bad-root"
+        try? FileManager.default.removeItem(atPath: root)
+        try FileManager.default.copyItem(atPath: Self.work + "/root", toPath: root)
+        try Data("version: 1.1.0\ncommand: /bin/hello\nentrypoint: [oops]\n".utf8)
+            .write(to: URL(fileURLWithPath: root + "/etc/gvlt/config.yaml"))
+        let squashfs = Self.work + "/bad-root.squashfs"
+        try Self.run("/usr/bin/mksquashfs", [root, squashfs, "-all-root", "-noappend", "-comp", "gzip", "-quiet"])
+        let rootBytes = try Data(contentsOf: URL(fileURLWithPath: squashfs))
+        let rootSectors = UInt32((rootBytes.count + 511) / 512)
+        var disk = Data(try MBR(diskSignature: 1, partitions: [
+            .init(active: true, type: MBR.Partition.fat32LBA, firstSector: 2048, sectorCount: 2048),
+            .init(active: false, type: MBR.Partition.linux, firstSector: 4096, sectorCount: rootSectors),
+        ]).encode())
+        disk.append(Data(count: 4096 * 512 - disk.count))
+        disk.append(rootBytes)
+        disk.append(Data(count: Int(rootSectors) * 512 - rootBytes.count))
+        let path = Self.work + "/bad-disk.img"
+        try disk.write(to: URL(fileURLWithPath: path))
+        let (status, console, _) = try boot(workerConfig: workerConfig, disk: path)
+        XCTAssertTrue(console.contains("gvlt-init: error: /etc/gvlt/config.yaml: line 3: unknown key `entrypoint`"), console)
+        XCTAssertTrue(console.contains("exit-status=255 init-error"), console)
+        XCTAssertNotEqual(status, 3)
+        XCTAssertNotEqual(status, 0)
     }
 }
