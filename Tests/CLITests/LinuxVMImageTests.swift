@@ -80,29 +80,8 @@ final class LinuxVMImageTests: XCTestCase {
         }
         try Data(workerConfig.utf8).write(to: URL(fileURLWithPath: run + "/rt-config/config.yaml"))
         if let input { try Data(input.utf8).write(to: URL(fileURLWithPath: run + "/input/in.txt")) }
-        var arguments = ["-machine", "q35", "-accel", "tcg", "-m", "512M", "-no-reboot",
-                         "-device", "virtio-scsi-pci,id=scsi0", "-device", "scsi-hd,bus=scsi0.0,drive=hd0",
-                         "-drive", "file=\(image),format=raw,if=none,id=hd0,readonly=on",
-                         "-serial", "stdio", "-display", "none", "-vga", "none", "-device", "virtio-rng-pci",
-                         "-device", "isa-debug-exit,iobase=0xf4,iosize=0x4"]
-        for (share, readonly) in [("rt-config", true), ("input", true), ("output", false)] {
-            arguments += ["-virtfs", "local,path=\(run)/\(share),mount_tag=gevulot-\(share),security_model=none,multidevs=remap"
-                          + (readonly ? ",readonly=on" : "")]
-        }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/qemu-system-x86_64")
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let watchdog = DispatchWorkItem { if process.isRunning { process.terminate() } }
-        DispatchQueue.global().asyncAfter(deadline: .now() + 240, execute: watchdog)
-        let console = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        watchdog.cancel()
-        return (process.terminationStatus, console, try? String(contentsOfFile: run + "/output/out.txt", encoding: .utf8))
+        let (status, console) = try WorkerQEMU.run(WorkerQEMU.arguments(disk: image, shares: run))
+        return (status, console, try? String(contentsOfFile: run + "/output/out.txt", encoding: .utf8))
     }
 
     func testImageFromOCILayoutBootsOnTheWorkersFlagsAndKeepsMetadata() throws {

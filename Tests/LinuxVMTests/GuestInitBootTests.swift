@@ -1,6 +1,7 @@
 import Core
 import Foundation
 @testable import LinuxVM
+import TestSupport
 import XCTest
 
 /// gvlt-init booted for real: Debian's kernel, our initramfs (init + driver modules), a squashfs root
@@ -63,19 +64,23 @@ final class GuestInitBootTests: XCTestCase {
         let squashfs = work + "/root.squashfs"
         try run("/usr/bin/mksquashfs", [root, squashfs, "-all-root", "-noappend", "-comp", "gzip", "-quiet"])
 
-        // The worker's disk: partition 1 (boot, empty here) and partition 2 (the root).
+        return (kernel, initramfs, try disk(root: squashfs, at: work + "/disk.img"))
+    }
+
+    /// The worker's disk around a root image: partition 1 (boot, empty here: the tests boot with
+    /// -kernel/-initrd) and partition 2 (the root).
+    static func disk(root squashfs: String, at path: String) throws -> String {
         let rootBytes = try Data(contentsOf: URL(fileURLWithPath: squashfs))
         let rootSectors = UInt32((rootBytes.count + 511) / 512)
-        let mbr = try MBR(diskSignature: 0x6776_6c74, partitions: [
+        var disk = Data(try MBR(diskSignature: 0x6776_6c74, partitions: [
             .init(active: true, type: MBR.Partition.fat32LBA, firstSector: 2048, sectorCount: 2048),
             .init(active: false, type: MBR.Partition.linux, firstSector: 4096, sectorCount: rootSectors),
-        ]).encode()
-        var disk = Data(mbr)
+        ]).encode())
         disk.append(Data(count: 4096 * 512 - disk.count))
         disk.append(rootBytes)
         disk.append(Data(count: Int(rootSectors) * 512 - rootBytes.count))
-        try disk.write(to: URL(fileURLWithPath: work + "/disk.img"))
-        return (kernel, initramfs, work + "/disk.img")
+        try disk.write(to: URL(fileURLWithPath: path))
+        return path
     }
 
     @discardableResult
@@ -88,38 +93,17 @@ final class GuestInitBootTests: XCTestCase {
     func boot(workerConfig: String?, input: String? = nil, disk overrideDisk: String? = nil) throws -> (status: Int32, console: String, output: String?) {
         let (kernel, initramfs, preparedDisk) = try Self.prepared.get()
         let disk = overrideDisk ?? preparedDisk
-        let qemu = try XCTUnwrap(QEMUProbe.qemu.locate(), "qemu-system-x86_64 is not installed: run scripts/setup")
+        _ = try XCTUnwrap(QEMUProbe.qemu.locate(), "qemu-system-x86_64 is not installed: run scripts/setup")
         let run = Self.work + "/run-" + UUID().uuidString
         for share in ["input", "output", "rt-config"] {
             try FileManager.default.createDirectory(atPath: run + "/" + share, withIntermediateDirectories: true)
         }
         if let workerConfig { try Data(workerConfig.utf8).write(to: URL(fileURLWithPath: run + "/rt-config/config.yaml")) }
         if let input { try Data(input.utf8).write(to: URL(fileURLWithPath: run + "/input/in.txt")) }
-        var arguments = ["-machine", "q35", "-accel", "tcg", "-m", "512M", "-no-reboot",
-                         "-kernel", kernel.image, "-initrd", initramfs, "-append", "console=ttyS0 panic=-1 quiet",
-                         "-device", "virtio-scsi-pci,id=scsi0", "-device", "scsi-hd,bus=scsi0.0,drive=hd0",
-                         "-drive", "file=\(disk),format=raw,if=none,id=hd0,readonly=on",
-                         "-serial", "stdio", "-display", "none", "-vga", "none", "-device", "virtio-rng-pci",
-                         "-device", "isa-debug-exit,iobase=0xf4,iosize=0x4"]
-        for (share, readonly) in [("rt-config", true), ("input", true), ("output", false)] {
-            arguments += ["-virtfs", "local,path=\(run)/\(share),mount_tag=gevulot-\(share),security_model=none,multidevs=remap"
-                          + (readonly ? ",readonly=on" : "")]
-        }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: qemu)
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let watchdog = DispatchWorkItem { if process.isRunning { process.terminate() } }
-        DispatchQueue.global().asyncAfter(deadline: .now() + 180, execute: watchdog)
-        let console = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        watchdog.cancel()
+        let (status, console) = try WorkerQEMU.run(WorkerQEMU.arguments(disk: disk, shares: run, boot: [
+            "-kernel", kernel.image, "-initrd", initramfs, "-append", "console=ttyS0 panic=-1 quiet"]), timeout: 180)
         let output = try? String(contentsOfFile: run + "/output/result.txt", encoding: .utf8)
-        return (process.terminationStatus, console, output)
+        return (status, console, output)
     }
 
     let workerConfig = """
@@ -196,17 +180,7 @@ final class GuestInitBootTests: XCTestCase {
             .write(to: URL(fileURLWithPath: root + "/etc/gvlt/config.yaml"))
         let squashfs = Self.work + "/bad-root.squashfs"
         try Self.run("/usr/bin/mksquashfs", [root, squashfs, "-all-root", "-noappend", "-comp", "gzip", "-quiet"])
-        let rootBytes = try Data(contentsOf: URL(fileURLWithPath: squashfs))
-        let rootSectors = UInt32((rootBytes.count + 511) / 512)
-        var disk = Data(try MBR(diskSignature: 1, partitions: [
-            .init(active: true, type: MBR.Partition.fat32LBA, firstSector: 2048, sectorCount: 2048),
-            .init(active: false, type: MBR.Partition.linux, firstSector: 4096, sectorCount: rootSectors),
-        ]).encode())
-        disk.append(Data(count: 4096 * 512 - disk.count))
-        disk.append(rootBytes)
-        disk.append(Data(count: Int(rootSectors) * 512 - rootBytes.count))
-        let path = Self.work + "/bad-disk.img"
-        try disk.write(to: URL(fileURLWithPath: path))
+        let path = try Self.disk(root: squashfs, at: Self.work + "/bad-disk.img")
         let (status, console, _) = try boot(workerConfig: workerConfig, disk: path)
         XCTAssertTrue(console.contains("gvlt-init: error: /etc/gvlt/config.yaml: line 3: unknown key `entrypoint`"), console)
         XCTAssertTrue(console.contains("exit-status=255 init-error"), console)
