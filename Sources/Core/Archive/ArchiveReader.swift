@@ -101,13 +101,6 @@ public final class ArchiveReader {
     /// on an uncompressed archive, this is where the entry's data starts.
     public var consumedBytes: Int64 { archive_filter_bytes(handle, 0) }
 
-    /// Names of the decompression filters libarchive applied, outermost last (e.g. ["gzip"]).
-    public var filterNames: [String] {
-        (0..<max(0, Int(archive_filter_count(handle)) - 1)).compactMap { index in
-            archive_filter_name(handle, Int32(index)).map { String(cString: $0) }
-        }
-    }
-
     func failure(_ what: String) -> Error {
         if let error = client.error { return error }
         let text = archive_error_string(handle).map { String(cString: $0) } ?? "unknown libarchive error"
