@@ -19,6 +19,8 @@ public final class ArchiveReader {
 
     public enum Filter {
         case gzip, zstd, xz
+        /// Kernel payloads come in these too (bzImage `KERNEL_BZIP2`/`LZMA`/`LZ4`).
+        case bzip2, lzma, lz4
     }
 
     /// Holds the source and the first error it threw; libarchive only sees "-1".
@@ -56,6 +58,9 @@ public final class ArchiveReader {
             case .gzip: archive_read_support_filter_gzip(handle)
             case .zstd: archive_read_support_filter_zstd(handle)
             case .xz: archive_read_support_filter_xz(handle)
+            case .bzip2: archive_read_support_filter_bzip2(handle)
+            case .lzma: archive_read_support_filter_lzma(handle)
+            case .lz4: archive_read_support_filter_lz4(handle)
             }
         }
         let status = archive_read_open(handle, clientPointer, nil, { _, client, buffer in

@@ -51,6 +51,26 @@ public final class FileRangeSource: ByteSource {
     }
 }
 
+/// Bytes already in memory, handed over in one chunk.
+public final class MemorySource: ByteSource {
+    // A copy we own, because a chunk must stay valid after nextChunk returns.
+    private let storage: UnsafeMutableRawBufferPointer
+    private var done = false
+
+    public init(_ bytes: [UInt8]) {
+        storage = .allocate(byteCount: bytes.count, alignment: 16)
+        storage.copyBytes(from: bytes)
+    }
+
+    deinit { storage.deallocate() }
+
+    public func nextChunk() throws -> UnsafeRawBufferPointer {
+        guard !done, storage.count > 0 else { return UnsafeRawBufferPointer(start: nil, count: 0) }
+        done = true
+        return UnsafeRawBufferPointer(storage)
+    }
+}
+
 /// The uncompressed bytes of a `raw`-format ArchiveReader, hashed on the way through: this is how a
 /// layer's `diff_id` is checked without decompressing it twice.
 public final class DecompressedSource: ByteSource {

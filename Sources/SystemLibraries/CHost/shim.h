@@ -21,3 +21,6 @@ extern int sync_file_range(int fd, long long offset, long long nbytes, unsigned 
 
 /* rename that fails with EEXIST instead of replacing (flag RENAME_NOREPLACE = 1); glibc >= 2.28. */
 extern int renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags);
+
+/* Byte-string search (a GNU extension). */
+extern void *memmem(const void *haystack, size_t haystacklen, const void *needle, size_t needlelen);

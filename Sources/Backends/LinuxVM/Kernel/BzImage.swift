@@ -25,25 +25,42 @@ public enum BzImage {
     }
 }
 
-/// The `file:` provider: a kernel image given by path, with its modules tree and config.
+/// The `file:` provider: a kernel image given by path, with its modules tree, and its config given
+/// or read from the kernel itself (IKCONFIG).
 public enum FileKernelProvider {
     public static func bundle(image: String, modules: String?, config: String?) throws -> KernelBundle {
         guard FileManager.default.fileExists(atPath: image) else {
             throw InputError("kernel image \(image) does not exist", hint: "check the --kernel file:PATH (or --kernel-file) path")
         }
         let release = try BzImage.release(of: image)
-        guard let config else {
-            throw UnsupportedError("--kernel file:\(image) needs --kernel-config FILE: reading the config embedded in a kernel (IKCONFIG) is not implemented yet",
-                                   hint: "pass the kernel's .config, e.g. /boot/config-\(release)")
+        var modulesDirectory = modules
+        if let modules, URL(fileURLWithPath: modules).lastPathComponent != release,
+           FileManager.default.fileExists(atPath: modules + "/" + release) {
+            modulesDirectory = modules + "/" + release
         }
+        let kernelConfig: KernelConfig
+        var origin = "file \(image)"
+        if let config {
+            kernelConfig = try KernelConfig(path: config)
+        } else if let embedded = try embeddedConfig(image: image, modules: modulesDirectory) {
+            kernelConfig = KernelConfig(text: embedded.text)
+            origin += " (config read from \(embedded.from))"
+        } else {
+            throw InputError("kernel \(image) carries no config of its own (it was built without CONFIG_IKCONFIG)\(modulesDirectory == nil ? "" : ", and its modules tree has no configs.ko"), so gvlt cannot check what it supports",
+                             hint: "pass the kernel's .config with --kernel-config FILE, e.g. /boot/config-\(release)")
+        }
+        return KernelBundle(release: release, image: image, config: kernelConfig, modulesDirectory: modulesDirectory, origin: origin)
+    }
+
+    /// IKCONFIG=y puts the config in the image; IKCONFIG=m in `kernel/kernel/configs.ko`.
+    static func embeddedConfig(image: String, modules: String?) throws -> (text: String, from: String)? {
+        if let text = try EmbeddedKernelConfig.read(bzImage: image) { return (text, "the image") }
         if let modules {
-            let name = URL(fileURLWithPath: modules).lastPathComponent
-            if name != release, FileManager.default.fileExists(atPath: modules + "/" + release) {
-                return KernelBundle(release: release, image: image, config: try KernelConfig(path: config),
-                                    modulesDirectory: modules + "/" + release, origin: "file \(image)")
+            let module = modules + "/kernel/kernel/configs.ko"
+            if FileManager.default.fileExists(atPath: module), let text = try EmbeddedKernelConfig.read(module: module) {
+                return (text, "configs.ko")
             }
         }
-        return KernelBundle(release: release, image: image, config: try KernelConfig(path: config), modulesDirectory: modules,
-                            origin: "file \(image)")
+        return nil
     }
 }
