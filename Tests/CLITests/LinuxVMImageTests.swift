@@ -7,7 +7,11 @@ import XCTest
 final class LinuxVMImageTests: XCTestCase {
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().path
-    static let work = NSTemporaryDirectory() + "gvlt-vmimage-" + UUID().uuidString
+    static let work: String = {
+        let path = NSTemporaryDirectory() + "gvlt-vmimage-" + UUID().uuidString
+        RemoveAtEnd.register(path)
+        return path
+    }()
     /// Shared with LinuxVMTests, so the Debian kernel is downloaded once per machine.
     static let kernelCache = NSTemporaryDirectory() + "gvlt-test-kernel-cache"
 
@@ -66,14 +70,15 @@ final class LinuxVMImageTests: XCTestCase {
         ], config: ["Entrypoint": ["/usr/bin/prover"], "Cmd": ["from-image"], "Env": ["PATH=/usr/bin", "MODE=image", "KEEP=yes"]])])
     }
 
-    static func build(_ sandbox: Sandbox, output: String = "vm.img", extra: [String] = [], environment: [String: String] = [:]) throws -> RunResult {
+    static func build(_ sandbox: Sandbox, output: String = "vm.img", extra: [String] = [], environment: [String: String] = [:],
+                      timeout: Double = 600) throws -> RunResult {
         let (initBinary, _) = try Self.built.get()
         return try GvltBinary.run(["build", "--backend", "linuxvm", "--container", "oci:img", "-o", output, "--init", initBinary,
-                                   "--cache-dir", Self.kernelCache] + extra, in: sandbox, environment: environment, timeout: 600)
+                                   "--cache-dir", Self.kernelCache] + extra, in: sandbox, environment: environment, timeout: timeout)
     }
 
     /// Boots `image` exactly as the worker does (DESIGN.md §4) and returns QEMU's status and console.
-    func boot(_ image: String, sandbox: Sandbox, workerConfig: String, input: String?) throws -> (Int32, String, String?) {
+    static func boot(_ image: String, sandbox: Sandbox, workerConfig: String, input: String?) throws -> (Int32, String, String?) {
         let run = sandbox.root + "/run-" + UUID().uuidString
         for share in ["input", "output", "rt-config"] {
             try FileManager.default.createDirectory(atPath: run + "/" + share, withIntermediateDirectories: true)
@@ -93,7 +98,7 @@ final class LinuxVMImageTests: XCTestCase {
         XCTAssertEqual(report["backend"] as? String, "linuxvm")
         XCTAssertEqual(sandbox.listing(sandbox.tmp), [], "scratch files left behind")
 
-        let (status, console, output) = try boot(sandbox.path("vm.img"), sandbox: sandbox, workerConfig: """
+        let (status, console, output) = try Self.boot(sandbox.path("vm.img"), sandbox: sandbox, workerConfig: """
             version: 1.1.0
             debug-exit: {arch: x86, iobase: 0xf4, iosize: 0x4, success-code: 0x3}
             """, input: "proof-input\n")
@@ -105,7 +110,7 @@ final class LinuxVMImageTests: XCTestCase {
         XCTAssertEqual(output, "got proof-input\n")
         XCTAssertEqual(status, 3, console)
 
-        let (failStatus, failConsole, _) = try boot(sandbox.path("vm.img"), sandbox: sandbox, workerConfig: """
+        let (failStatus, failConsole, _) = try Self.boot(sandbox.path("vm.img"), sandbox: sandbox, workerConfig: """
             version: 1.1.0
             command: /usr/bin/prover
             args: [from-worker, "7"]
@@ -308,7 +313,7 @@ final class LinuxVMImageTests: XCTestCase {
         let sandbox = try XCTUnwrap(lastSandbox)
         let inspect = try GvltBinary.run(["inspect", lastImage, "--json"], in: sandbox)
         XCTAssertTrue(inspect.stdout.contains("\"rootFilesystem\" : \"ext4\""), inspect.stdout)
-        let (status, console, output) = try boot(lastImage, sandbox: sandbox, workerConfig: """
+        let (status, console, output) = try Self.boot(lastImage, sandbox: sandbox, workerConfig: """
             version: 1.1.0
             debug-exit: {arch: x86, iobase: 0xf4, iosize: 0x4, success-code: 0x3}
             """, input: "ext4-input\n")

@@ -126,4 +126,23 @@ final class KernelTests: XCTestCase {
                            .map(ModuleTree.canonical), order)
         for line in loadOrder.split(separator: "\n") { XCTAssertTrue(names.contains(String(line.dropFirst())), "\(line) not in the archive") }
     }
+
+    /// The source provider's fragment: every runtime requirement, merged over whatever the base said.
+    func testKernelFragmentCoversTheRuntimeAndOverridesTheBase() {
+        for root in [RootFilesystem.ext4] + RootFilesystem.SquashfsCompressor.allCases.map(RootFilesystem.squashfs) {
+            for requirement in KernelRequirement.requirements(for: root) {
+                XCTAssertTrue(KernelFragment.options.contains(requirement.option), requirement.option)
+            }
+        }
+        let base = "CONFIG_FOO=y\n# CONFIG_9P_FS is not set\nCONFIG_VIRTIO=m\nCONFIG_SQUASHFS_ZSTD_EXTRA=y\n"
+        let merged = KernelConfig(text: KernelFragment.merge(into: base))
+        XCTAssertEqual(merged["CONFIG_FOO"], .builtIn)
+        XCTAssertEqual(merged["CONFIG_9P_FS"], .builtIn)
+        XCTAssertEqual(merged["CONFIG_VIRTIO"], .builtIn)
+        XCTAssertEqual(merged["CONFIG_SQUASHFS_ZSTD_EXTRA"], .builtIn)
+        let text = KernelFragment.merge(into: base)
+        XCTAssertFalse(text.contains("# CONFIG_9P_FS is not set"))
+        XCTAssertFalse(text.contains("CONFIG_VIRTIO=m"))
+        XCTAssertEqual(text.components(separatedBy: "CONFIG_VIRTIO=y\n").count, 2, "each option once")
+    }
 }

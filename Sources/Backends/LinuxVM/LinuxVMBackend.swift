@@ -64,8 +64,9 @@ public final class LinuxVMBackend: ImageBackend {
                 return try DebianKernelProvider(cache: context.cache, version: version, progress: context.progress).bundle()
             case .file(let path, let modules, let config):
                 return try FileKernelProvider.bundle(image: path, modules: modules, config: config)
-            case .source(let directory):
-                throw UnsupportedError("--kernel source:\(directory) is not implemented yet", hint: "use --kernel debian or --kernel file:PATH")
+            case .source(let directory, let config):
+                return try SourceKernelProvider(directory: directory, baseConfig: config, cache: context.cache,
+                                                progress: context.progress).bundle()
             }
         }
         let modules = try kernel.moduleTree()
@@ -96,10 +97,15 @@ public final class LinuxVMBackend: ImageBackend {
         }
         var initramfs: String?
         var commandLine = settings.commandLine
+        var diskSignature: UInt32?
         if order.isEmpty {
-            // Everything is built in: the kernel mounts the root itself and starts the init there.
+            // Everything is built in: the kernel mounts the root itself and starts the init there. It
+            // finds the root by the disk signature, not by a device name that depends on the disk bus
+            // and on which other disks the worker attaches.
             let fstype = settings.root == .ext4 ? "ext4" : "squashfs"
-            commandLine += " root=/dev/sda2 rootfstype=\(fstype) ro init=/\(ImageRoot.initPath)"
+            let signature = try DiskImage.diskSignature(root: rootImage)
+            diskSignature = signature
+            commandLine += " root=PARTUUID=\(String(format: "%08x", signature))-02 rootfstype=\(fstype) ro init=/\(ImageRoot.initPath)"
         } else {
             let path = scratch + "/initrd.img"
             try context.progress.step("writing the initramfs (\(order.count) modules)") {
@@ -112,7 +118,7 @@ public final class LinuxVMBackend: ImageBackend {
             try BootPartition(kernel: kernel.image, initramfs: initramfs, commandLine: commandLine, sourceDateEpoch: epoch).build(in: scratch)
         }
         let disk = try context.progress.step("writing \(URL(fileURLWithPath: plan.output).lastPathComponent)") {
-            try DiskImage.write(boot: boot, root: rootImage, to: plan.output, force: plan.force)
+            try DiskImage.write(boot: boot, root: rootImage, diskSignature: diskSignature, to: plan.output, force: plan.force)
         }
         return BuildReport(backend: name, output: URL(fileURLWithPath: plan.output).standardizedFileURL.path, sha256: disk.sha256,
                            bytes: disk.bytes, steps: context.progress.timings.map { BuildReport.Step(name: $0.step, seconds: $0.seconds) })

@@ -24,16 +24,22 @@ public enum DiskImage {
         return Layout(bootStart: bootStart, bootSize: bootSize, rootStart: rootStart, rootSize: (rootSize + 511) / 512 * 512)
     }
 
+    /// The disk signature, from the root file system's content rather than a clock or a random
+    /// number. The kernel names partition 2 `PARTUUID=<signature>-02` by it.
+    public static func diskSignature(root: String) throws -> UInt32 {
+        UInt32(String((try SHA256Hex.of(file: root)).prefix(8)), radix: 16)!
+    }
+
     /// Assembles the disk at `path`; returns its sha256 and size.
-    public static func write(boot: String, root: String, to path: String, force: Bool) throws -> (sha256: String, bytes: Int64) {
+    public static func write(boot: String, root: String, diskSignature: UInt32? = nil, to path: String,
+                             force: Bool) throws -> (sha256: String, bytes: Int64) {
         guard let code = FileManager.default.contents(atPath: mbrCode) else {
             throw MissingToolError(tool: mbrCode, aptPackage: "syslinux-common", purpose: "booting linuxvm images")
         }
         let bootFile = try SharedFile.openRegular(boot, what: "boot partition", followSymlinks: false)
         let rootFile = try SharedFile.openRegular(root, what: "root file system", followSymlinks: false)
         let layout = layout(bootSize: bootFile.size, rootSize: rootFile.size)
-        // The disk signature comes from the content, not from a clock or a random number.
-        let signature = UInt32(String((try SHA256Hex.of(file: root)).prefix(8)), radix: 16)!
+        let signature = try diskSignature ?? Self.diskSignature(root: root)
         let mbr = try MBR(bootCode: Array(code.prefix(440)), diskSignature: signature, partitions: [
             .init(active: true, type: MBR.Partition.fat32LBA, firstSector: UInt32(layout.bootStart / 512),
                   sectorCount: UInt32(layout.bootSize / 512)),

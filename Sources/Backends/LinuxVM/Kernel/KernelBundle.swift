@@ -20,13 +20,20 @@ public struct KernelBundle: Sendable {
 public enum KernelChoice: Equatable, Sendable {
     case debian(version: String?)
     case file(path: String, modules: String?, config: String?)
-    case source(directory: String)
+    /// `config` is the base config the runtime's fragment is merged into (default: x86_64_defconfig).
+    case source(directory: String, config: String?)
 
     public static func parse(_ text: String, modules: String?, config: String?) throws -> KernelChoice {
         if text == "debian" { return .debian(version: nil) }
         if text.hasPrefix("debian:") { return .debian(version: String(text.dropFirst("debian:".count))) }
         if text.hasPrefix("file:") { return .file(path: String(text.dropFirst("file:".count)), modules: modules, config: config) }
-        if text.hasPrefix("source:") { return .source(directory: String(text.dropFirst("source:".count))) }
+        if text.hasPrefix("source:") {
+            if modules != nil {
+                throw InputError("--kernel-modules does not go with --kernel \(text): the modules come from the build",
+                                 hint: "drop --kernel-modules, or pass a built kernel with --kernel file:PATH")
+            }
+            return .source(directory: String(text.dropFirst("source:".count)), config: config)
+        }
         throw InputError("--kernel `\(text)` is not a kernel provider",
                          hint: "use debian, debian:VERSION, file:PATH (with --kernel-modules/--kernel-config) or source:DIR")
     }
