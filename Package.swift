@@ -81,6 +81,11 @@ let package = Package(
             path: "Tests/LinuxVMTests",
             swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(
+            name: "NanosTests",
+            dependencies: ["Core", "Nanos", "TestSupport"],
+            path: "Tests/NanosTests",
+            swiftSettings: [.swiftLanguageMode(.v5)]),
+        .testTarget(
             name: "CLITests",
             dependencies: ["gvlt", "Core", "TestSupport"],
             path: "Tests/CLITests",

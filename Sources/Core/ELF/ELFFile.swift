@@ -116,3 +116,122 @@ public struct ModuleInfo: Equatable, Sendable {
     /// The module's own name (`name=`), which may differ from the file name by `-`/`_`.
     public var name: String? { values("name").first }
 }
+
+// MARK: - Program headers and the dynamic section (what a loader reads)
+
+extension ELFFile {
+    public struct Identity: Equatable, Sendable {
+        /// ELFCLASS32 (1) or ELFCLASS64 (2).
+        public var elfClass: UInt8
+        /// ELFOSABI_* (0 System V, 3 GNU/Linux, …).
+        public var osABI: UInt8
+        /// ET_EXEC (2), ET_DYN (3), …
+        public var type: UInt16
+        /// EM_X86_64 (62), EM_AARCH64 (183), …
+        public var machine: UInt16
+    }
+
+    public var identity: Identity {
+        get throws {
+            var header = GElf_Ehdr()
+            guard gelf_getehdr(elf, &header) != nil else {
+                throw Problem(message: "\(path): unreadable ELF header: \(String(cString: elf_errmsg(-1)))")
+            }
+            return Identity(elfClass: UInt8(gelf_getclass(elf)), osABI: header.e_ident.7, type: header.e_type, machine: header.e_machine)
+        }
+    }
+
+    private func programHeaders() throws -> [GElf_Phdr] {
+        var count = 0
+        guard elf_getphdrnum(elf, &count) == 0 else {
+            throw Problem(message: "\(path): unreadable program headers: \(String(cString: elf_errmsg(-1)))")
+        }
+        return try (0..<count).map { index in
+            var header = GElf_Phdr()
+            guard gelf_getphdr(elf, Int32(index), &header) != nil else {
+                throw Problem(message: "\(path): program header \(index) is unreadable (a truncated file?)")
+            }
+            return header
+        }
+    }
+
+    /// The bytes at a file range, checked against the file's size (a truncated file is refused, not
+    /// read as zeros).
+    private func bytes(offset: UInt64, size: UInt64) throws -> [UInt8] {
+        var raw = 0
+        guard let image = elf_rawfile(elf, &raw), offset <= UInt64(raw), size <= UInt64(raw) - offset else {
+            throw Problem(message: "\(path): a segment points past the end of the file (\(offset)+\(size)); the file is truncated")
+        }
+        return Array(UnsafeRawBufferPointer(start: image + Int(offset), count: Int(size)))
+    }
+
+    /// The program interpreter (PT_INTERP), e.g. `/lib64/ld-linux-x86-64.so.2`; nil for static programs.
+    public var interpreter: String? {
+        get throws {
+            guard let header = try programHeaders().first(where: { $0.p_type == UInt32(PT_INTERP) }) else { return nil }
+            let text = try bytes(offset: header.p_offset, size: header.p_filesz)
+            return String(decoding: text.prefix { $0 != 0 }, as: UTF8.self)
+        }
+    }
+
+    public struct DynamicInfo: Equatable, Sendable {
+        public var needed: [String] = []
+        public var rpath: [String] = []
+        public var runpath: [String] = []
+        public var soname: String?
+        /// DT_FLAGS_1 has DF_1_PIE: an executable even though its type is ET_DYN.
+        public var isPIE = false
+
+        public init() {}
+    }
+
+    /// DT_NEEDED, DT_RPATH, DT_RUNPATH and DT_SONAME, read from the PT_DYNAMIC segment and the string
+    /// table it points to (mapped through the PT_LOAD segments, as the loader does, so stripped
+    /// section headers do not matter). Nil when the file has no dynamic segment.
+    public var dynamic: DynamicInfo? {
+        get throws {
+            let headers = try programHeaders()
+            guard let segment = headers.first(where: { $0.p_type == UInt32(PT_DYNAMIC) }) else { return nil }
+            let raw = try bytes(offset: segment.p_offset, size: segment.p_filesz)
+            let is64 = gelf_getclass(elf) == ELFCLASS64
+            let entrySize = is64 ? 16 : 8
+            func word(_ at: Int) -> UInt64 {
+                raw[at..<at + entrySize / 2].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            }
+            var entries: [(tag: Int64, value: UInt64)] = []
+            var at = 0
+            while at + entrySize <= raw.count {
+                let tag = Int64(bitPattern: word(at))
+                if tag == Int64(DT_NULL) { break }
+                entries.append((tag, word(at + entrySize / 2)))
+                at += entrySize
+            }
+            guard let stringTable = entries.first(where: { $0.tag == Int64(DT_STRTAB) })?.value else {
+                throw Problem(message: "\(path): its dynamic section has no string table")
+            }
+            let loads = headers.filter { $0.p_type == UInt32(PT_LOAD) }
+            guard let load = loads.first(where: { stringTable >= $0.p_vaddr && stringTable < $0.p_vaddr + $0.p_filesz }) else {
+                throw Problem(message: "\(path): its dynamic string table is outside every loaded segment")
+            }
+            let tableOffset = load.p_offset + (stringTable - load.p_vaddr)
+            let tableSize = entries.first(where: { $0.tag == Int64(DT_STRSZ) })?.value ?? (load.p_offset + load.p_filesz - tableOffset)
+            let table = try bytes(offset: tableOffset, size: tableSize)
+            func string(_ offset: UInt64) throws -> String {
+                guard offset < UInt64(table.count) else { throw Problem(message: "\(path): a dynamic entry points outside the string table") }
+                return String(decoding: table[Int(offset)...].prefix { $0 != 0 }, as: UTF8.self)
+            }
+            var info = DynamicInfo()
+            for entry in entries {
+                switch entry.tag {
+                case Int64(DT_NEEDED): info.needed.append(try string(entry.value))
+                case Int64(DT_RPATH): info.rpath += try string(entry.value).split(separator: ":").map(String.init)
+                case Int64(DT_RUNPATH): info.runpath += try string(entry.value).split(separator: ":").map(String.init)
+                case Int64(DT_SONAME): info.soname = try string(entry.value)
+                case Int64(DT_FLAGS_1): info.isPIE = entry.value & UInt64(DF_1_PIE) != 0
+                default: break
+                }
+            }
+            return info
+        }
+    }
+}
