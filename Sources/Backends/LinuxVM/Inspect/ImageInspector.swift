@@ -82,7 +82,7 @@ public enum ImageInspector {
                 report.bakedConfig = try? HostCommand.run(unsquashfs, ["-o", offset, "-cat", path, "etc/gvlt/config.yaml"]).output
                 // The init is binary: written to a file by unsquashfs and hashed from there.
                 let initCopy = scratch + "/init"
-                FileManager.default.createFile(atPath: initCopy, contents: nil)
+                _ = FileManager.default.createFile(atPath: initCopy, contents: nil)
                 let process = Process()
                 process.executableURL = URL(fileURLWithPath: unsquashfs)
                 process.arguments = ["-o", offset, "-cat", path, "usr/lib/gvlt/init"]

@@ -106,7 +106,7 @@ public struct SourceKernelProvider {
             } catch let failed as HostCommand.Failed {
                 let log = cache.root + "/logs/kernel-\(URL(fileURLWithPath: staging).lastPathComponent).log"
                 try? FileManager.default.createDirectory(atPath: cache.root + "/logs", withIntermediateDirectories: true)
-                FileManager.default.createFile(atPath: log, contents: Data(failed.output.utf8))
+                _ = FileManager.default.createFile(atPath: log, contents: Data(failed.output.utf8))
                 throw InputError("\(what) failed for --kernel source:\(directory) (make exit status \(failed.status)):\n"
                                  + failed.output.split(separator: "\n").suffix(25).joined(separator: "\n"),
                                  hint: "the full output is in \(log)")
@@ -115,12 +115,12 @@ public struct SourceKernelProvider {
 
         try progress.step("configuring the kernel") {
             if let base {
-                FileManager.default.createFile(atPath: build + "/.config", contents: Data(base.utf8))
+                try Data(base.utf8).write(to: URL(fileURLWithPath: build + "/.config"))
             } else {
                 _ = try run(["x86_64_defconfig"], "configuring (x86_64_defconfig)")
             }
             let configured = String(decoding: FileManager.default.contents(atPath: build + "/.config") ?? Data(), as: UTF8.self)
-            FileManager.default.createFile(atPath: build + "/.config", contents: Data(KernelFragment.merge(into: configured).utf8))
+            try Data(KernelFragment.merge(into: configured).utf8).write(to: URL(fileURLWithPath: build + "/.config"))
             _ = try run(["olddefconfig"], "configuring (olddefconfig)")
         }
         // Kconfig silently drops what it cannot satisfy; say which options did not stick.

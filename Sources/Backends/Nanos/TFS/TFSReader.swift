@@ -1,0 +1,204 @@
+import Core
+import Foundation
+
+/// A TFS volume read back: its identity, its metadata tree and where its log lives.
+public struct TFSVolume {
+    public var uuid: [UInt8]
+    public var label: String
+    public var root: TFSTuple
+    /// Log extensions as (start sector, sector count), in the order the log links them.
+    public var logExtensions: [(start: UInt64, count: UInt64)]
+    /// Where the volume starts in its file, and its length in bytes.
+    public var offset: Int64
+    public var length: Int64
+
+    /// `e49ac1fb-6c9e-2842-700d-bf94b604e587`: the bytes in order, grouped 4-2-2-2-6 (print_uuid).
+    public var uuidText: String {
+        let hex = uuid.hexString
+        let cuts = [8, 12, 16, 20]
+        var text = ""
+        for (index, character) in hex.enumerated() {
+            if cuts.contains(index) { text.append("-") }
+            text.append(character)
+        }
+        return text
+    }
+}
+
+/// Reads a TFS log (src/fs/tlog.c `log_read_complete`): extension headers, records, the dictionary
+/// shared by all records, reference tuples that add or delete keys of earlier tuples, continuations
+/// across extensions. The root is dictionary entry 1.
+public enum TFSReader {
+    static let magic = Array("NVMTFS".utf8)
+    static let sector: Int64 = 512
+
+    enum Entry {
+        case tuple(TFSTuple)
+        case vector
+        case symbol([UInt8])
+    }
+
+    public static func read(file: SharedFile, offset: Int64 = 0, length: Int64? = nil, what: String) throws -> TFSVolume {
+        let length = length ?? (file.size - offset)
+        func sectors(_ start: UInt64, _ count: UInt64) throws -> [UInt8] {
+            let byteOffset = offset + Int64(start) * sector
+            let byteCount = Int64(count) * sector
+            guard count > 0, start < UInt64(Int64.max / sector), byteOffset + byteCount <= offset + length else {
+                throw InputError("\(what): a log extension at sector \(start) (\(count) sectors) lies outside the volume",
+                                 hint: "the image is truncated or corrupt")
+            }
+            var buffer = [UInt8](repeating: 0, count: Int(byteCount))
+            let got = try buffer.withUnsafeMutableBytes { try file.read(into: $0, at: byteOffset) }
+            guard got == buffer.count else { throw InputError("\(what): the image ends inside its log", hint: "the image is truncated") }
+            return buffer
+        }
+
+        var cursor = TFSCursor(try sectors(0, 1), what: what)
+        guard (try? cursor.take(6)) == magic else {
+            throw InputError("\(what) is not a TFS volume (no NVMTFS header)", hint: "pass a Nanos image or TFS volume")
+        }
+        let version = try cursor.varint()
+        guard version == 5 else {
+            throw UnsupportedError("\(what) is TFS version \(version); gvlt reads version 5 (Nanos 0.1.4x and later)",
+                                   hint: "rebuild the image with a current Nanos/ops or gvlt")
+        }
+        let firstSize = try cursor.varint()
+        let uuid = try cursor.take(16)
+        var labelBytes: [UInt8] = []
+        while true {
+            let b = try cursor.byte()
+            if b == 0 { break }
+            labelBytes.append(b)
+            guard labelBytes.count < 32 else { throw cursor.corrupt("the volume label is longer than 31 bytes") }
+        }
+        if firstSize > 1 {
+            // A first extension longer than one sector holds records too.
+            let position = cursor.position
+            cursor = TFSCursor(try sectors(0, firstSize), at: position, what: what)
+        }
+        var extensions: [(UInt64, UInt64)] = [(0, firstSize)]
+        var dictionary: [Entry] = []
+        var pending: [UInt8] = []
+        var pendingRemain: UInt64 = 0
+
+        func parseRecord(_ bytes: [UInt8]) throws {
+            var record = TFSCursor(bytes, what: what)
+            _ = try value(&record, dictionary: &dictionary)
+            guard record.remaining == 0 else { throw record.corrupt("a record holds bytes after its value") }
+        }
+
+        loop: while true {
+            let frame = try cursor.byte()
+            switch frame {
+            case 1:  // END_OF_LOG
+                break loop
+            case 4:  // END_OF_SEGMENT
+                continue
+            case 5:  // LOG_EXTENSION_LINK
+                let start = try cursor.varint()
+                let count = try cursor.varint()
+                guard count > 0 else { throw cursor.corrupt("a log extension link has zero length") }
+                guard extensions.count < 1 << 16, !extensions.contains(where: { $0.0 == start }) else {
+                    throw cursor.corrupt("the log links back to an extension it already read")
+                }
+                extensions.append((start, count))
+                cursor = TFSCursor(try sectors(start, count), what: "\(what) (log extension at sector \(start))")
+                guard (try? cursor.take(6)) == magic, try cursor.varint() == 5 else {
+                    throw cursor.corrupt("the linked log extension has no NVMTFS version 5 header")
+                }
+                _ = try cursor.varint()
+            case 2:  // TUPLE_AVAILABLE
+                guard pendingRemain == 0 else { throw cursor.corrupt("a new record starts before the previous one is complete") }
+                let total = try cursor.varint()
+                let segment = try cursor.varint()
+                guard segment <= total else { throw cursor.corrupt("a record segment is longer than its record") }
+                let bytes = try cursor.take(Int(segment))
+                if segment == total {
+                    try parseRecord(bytes)
+                } else {
+                    pending = bytes
+                    pendingRemain = total - segment
+                }
+            case 3:  // TUPLE_EXTENDED
+                let segment = try cursor.varint()
+                guard segment <= pendingRemain else { throw cursor.corrupt("a record continuation is longer than what remains of the record") }
+                pending += try cursor.take(Int(segment))
+                pendingRemain -= segment
+                if pendingRemain == 0 {
+                    try parseRecord(pending)
+                    pending = []
+                }
+            default:
+                throw cursor.corrupt("unknown log frame \(frame)")
+            }
+        }
+        guard pendingRemain == 0 else { throw cursor.corrupt("the log ends in the middle of a record") }
+        guard case .tuple(let root)? = dictionary.first else {
+            throw InputError("\(what): the log holds no root tuple", hint: "the image is corrupt")
+        }
+        return TFSVolume(uuid: uuid, label: String(decoding: labelBytes, as: UTF8.self), root: root,
+                         logExtensions: extensions, offset: offset, length: length)
+    }
+
+    /// One value; nil is Nanos' "no value" (delete the key).
+    static func value(_ cursor: inout TFSCursor, dictionary: inout [Entry], depth: Int = 0) throws -> TFSValue? {
+        guard depth < 1000 else { throw cursor.corrupt("values nest deeper than 1000 levels") }
+        let (immediate, type, length) = try cursor.header()
+        func lookup(_ index: UInt64) throws -> Entry {
+            guard index >= 1, index <= UInt64(dictionary.count) else { throw cursor.corrupt("a reference to dictionary entry \(index), which does not exist") }
+            return dictionary[Int(index - 1)]
+        }
+        switch type {
+        case TFSEncoding.typeTuple:
+            let tuple: TFSTuple
+            if immediate {
+                tuple = TFSTuple()
+                dictionary.append(.tuple(tuple))
+            } else {
+                guard case .tuple(let existing) = try lookup(try cursor.varint()) else { throw cursor.corrupt("a tuple reference names a non-tuple") }
+                tuple = existing
+            }
+            for _ in 0..<length {
+                let (keyImmediate, keyType, keyLength) = try cursor.header()
+                guard keyType == TFSEncoding.typeBuffer else { throw cursor.corrupt("a tuple key is not a symbol") }
+                let key: [UInt8]
+                if keyImmediate {
+                    key = try cursor.take(Int(keyLength))
+                    dictionary.append(.symbol(key))
+                } else {
+                    guard case .symbol(let existing) = try lookup(keyLength) else { throw cursor.corrupt("a key reference names a non-symbol") }
+                    key = existing
+                }
+                let item = try value(&cursor, dictionary: &dictionary, depth: depth + 1)
+                // `..` is rebuilt in memory by the kernel; never keep a link back up the tree.
+                if key == [0x2E, 0x2E] { continue }
+                tuple[key] = item
+            }
+            return .tuple(tuple)
+        case TFSEncoding.typeVector:
+            guard immediate else { throw UnsupportedError("\(cursor.what): a vector reference (never written by Nanos or ops)") }
+            dictionary.append(.vector)
+            var items: [TFSValue] = []
+            for _ in 0..<length {
+                if let item = try value(&cursor, dictionary: &dictionary, depth: depth + 1) { items.append(item) }
+            }
+            return .vector(items)
+        case TFSEncoding.typeInteger:
+            let magnitude = try cursor.varint()
+            guard magnitude <= UInt64(Int64.max) else { throw cursor.corrupt("an integer does not fit 64 bits") }
+            return .integer(length > 0 ? -Int64(magnitude) : Int64(magnitude))
+        case TFSEncoding.typeString:
+            if length == 0 { return nil }
+            return .string(try cursor.take(Int(length)))
+        case TFSEncoding.typeBuffer:
+            if !immediate {
+                guard case .symbol(let bytes) = try lookup(length) else { throw cursor.corrupt("a buffer reference names a non-symbol") }
+                return .buffer(bytes)
+            }
+            if length == 0 { return nil }
+            return .buffer(try cursor.take(Int(length)))
+        default:
+            throw cursor.corrupt("unknown value type \(type)")
+        }
+    }
+}
