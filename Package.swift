@@ -40,7 +40,7 @@ let package = Package(
             swiftSettings: [.swiftLanguageMode(.v5)]),
 
         // Backends and accelerators depend on Core only, never on each other.
-        .target(name: "Nanos", dependencies: ["Core"], path: "Sources/Backends/Nanos",
+        .target(name: "Nanos", dependencies: ["Core", .product(name: "Crypto", package: "swift-crypto")], path: "Sources/Backends/Nanos",
                 swiftSettings: [.swiftLanguageMode(.v5)]),
         // GuestInit is the guest's PID 1, built separately with Embedded Swift (scripts/build-init).
         .target(name: "LinuxVM", dependencies: ["Core"], path: "Sources/Backends/LinuxVM", exclude: ["GuestInit"],

@@ -11,6 +11,7 @@ public struct TFSVolume {
     /// Where the volume starts in its file, and its length in bytes.
     public var offset: Int64
     public var length: Int64
+    public var file: SharedFile
 
     /// `e49ac1fb-6c9e-2842-700d-bf94b604e587`: the bytes in order, grouped 4-2-2-2-6 (print_uuid).
     public var uuidText: String {
@@ -137,7 +138,7 @@ public enum TFSReader {
             throw InputError("\(what): the log holds no root tuple", hint: "the image is corrupt")
         }
         return TFSVolume(uuid: uuid, label: String(decoding: labelBytes, as: UTF8.self), root: root,
-                         logExtensions: extensions, offset: offset, length: length)
+                         logExtensions: extensions, offset: offset, length: length, file: file)
     }
 
     /// One value; nil is Nanos' "no value" (delete the key).
