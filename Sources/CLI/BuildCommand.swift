@@ -47,6 +47,9 @@ struct BuildCommand: ParsableCommand {
     @OptionGroup(title: "linuxvm backend")
     var linuxvm: LinuxVMOptions
 
+    @OptionGroup(title: "nanos backend")
+    var nanos: NanosOptions
+
     @Flag(help: "Print a JSON report (path, sha256, size, step timings) on stdout.")
     var json = false
 
@@ -73,14 +76,26 @@ struct BuildCommand: ParsableCommand {
             }
             return accelerator
         }
-        let defaultOutput = program.map { URL(fileURLWithPath: $0).lastPathComponent + ".img" } ?? "image.img"
-        let output = self.output ?? file.output ?? defaultOutput
-        try OutputPrecheck.check(output, force: force)
-
         var options = file.options
         for (key, value) in linuxvm.options { options[key] = value }
-        var plan = BuildPlan(backend: backend.name, program: program, accelerators: accelerators, output: output, force: force,
+        for (key, value) in nanos.options { options[key] = value }
+        var plan = BuildPlan(backend: backend.name, program: program, accelerators: accelerators, output: "", force: force,
                              options: options)
+        if nanos.printDeps || nanos.printManifest {
+            guard let previewing = backend as? ImagePreviewing else {
+                throw InputError("--print-deps and --print-manifest are for the nanos backend", hint: "drop them, or use --backend nanos")
+            }
+            let scratch = try ScratchDirectory(label: "gvlt-preview")
+            defer { scratch.remove() }
+            if nanos.printDeps { print(try previewing.preview(plan, kind: .dependencies, scratch: scratch), terminator: "") }
+            if nanos.printManifest { print(try previewing.preview(plan, kind: .manifest, scratch: scratch), terminator: "") }
+            return
+        }
+        let defaultOutput = try backend.defaultOutput(for: plan)
+            ?? program.map { URL(fileURLWithPath: $0).lastPathComponent + ".img" } ?? "image.img"
+        let output = self.output ?? file.output ?? defaultOutput
+        try OutputPrecheck.check(output, force: force)
+        plan.output = output
         let context = try source.makeContext(global: global, progress: progress, logger: logger)
         defer { context.scratch.remove() }
         if backend.capabilities.inputs.contains("rootfs-tree") {
@@ -135,6 +150,44 @@ struct LinuxVMOptions: ParsableArguments {
         result["root-fs"] = rootFs
         result["squashfs-compressor"] = squashfsCompressor
         result["init"] = `init`
+        return result
+    }
+}
+
+/// Options of the nanos backend (ops build's, where they exist); each also has a build-config key.
+struct NanosOptions: ParsableArguments {
+    @Option(name: [.customShort("c"), .long], help: ArgumentHelp("The ops manifest (config JSON); -c as in `ops build -c`.", valueName: "file"))
+    var manifest: String?
+
+    @Option(name: .customLong("nanos-dir"), help: ArgumentHelp("A Nanos release directory (boot.img, kernel.img, klibs/). Default: ~/.ops/<version>.", valueName: "dir"))
+    var nanosDir: String?
+
+    @Option(name: .customLong("nanos-version"), help: ArgumentHelp("Use ~/.ops/<version> (default: the manifest's NanosVersion, else ~/.ops/latest.txt).", valueName: "version"))
+    var nanosVersion: String?
+
+    @Option(name: .long, help: ArgumentHelp("Nanos boot.img (stage1 + stage2) instead of the release's. With --backend nanos, --kernel FILE likewise names kernel.img.", valueName: "file"))
+    var boot: String?
+
+    @Option(name: .long, help: ArgumentHelp("Volume label of the root filesystem (at most 31 bytes).", valueName: "label"))
+    var label: String?
+
+    @Flag(name: .customLong("local-run"), help: "Add debug_exit:t so `gvlt run` gets the program's exit code from QEMU.")
+    var localRun = false
+
+    @Flag(name: .customLong("print-deps"), help: "Print the program's resolved libraries and write nothing.")
+    var printDeps = false
+
+    @Flag(name: .customLong("print-manifest"), help: "Print the image's metadata tree (Nanos syntax) and write nothing.")
+    var printManifest = false
+
+    var options: [String: String] {
+        var result: [String: String] = [:]
+        result["manifest"] = manifest
+        result["nanos-dir"] = nanosDir
+        result["nanos-version"] = nanosVersion
+        result["boot"] = boot
+        result["label"] = label
+        if localRun { result["local-run"] = "true" }
         return result
     }
 }

@@ -1,14 +1,14 @@
 import Core
+import Foundation
 
-/// Nanos unikernel images from Ops manifests (DESIGN.md §5).
-///
-/// This version registers the backend and checks its inputs; the image writer (TFS, boot sectors,
-/// ELF dependency resolution) is not in this build, and `build` says so instead of writing anything.
-public final class NanosBackend: ImageBackend {
+/// Nanos unikernel images from ops manifests (DESIGN.md §5), written natively: the program's
+/// libraries are found by reading ELF files, the TFS and disk layout are written by gvlt, and the
+/// same inputs give the same bytes. No ops binary and no network.
+public final class NanosBackend: ImageBackend, ImagePreviewing {
     public let name = "nanos"
-    public let description = "Nanos unikernel images from an Ops-style manifest (ops build compatible)"
+    public let description = "Nanos unikernel images from an ops manifest (ops build compatible), written natively"
     public let capabilities = BackendCapabilities(inputs: ["elf-program"], outputs: ["raw-disk"], accelerators: ["nvidia"],
-                                                  reproducible: true, buildsImages: false)
+                                                  reproducible: true, buildsImages: true)
 
     public init() {}
 
@@ -16,15 +16,105 @@ public final class NanosBackend: ImageBackend {
         registry.register(backend: NanosBackend())
     }
 
+    /// The settings of a build, from flags or the build config file's `options`.
+    struct Settings {
+        var manifest: OpsManifest
+        var program: String
+        var release: NanosRelease.Choice
+        var localRun: Bool
+        var label: String
+
+        init(_ plan: BuildPlan) throws {
+            let options = plan.options
+            manifest = try options["manifest"].map(OpsManifest.init(path:)) ?? OpsManifest()
+            if let program = plan.program {
+                self.program = program
+            } else if let named = manifest.program {
+                // Without a PROGRAM argument the manifest's Program is the host file, next to the manifest.
+                if named.hasPrefix("/") {
+                    self.program = (manifest.targetRoot ?? "") + named
+                } else {
+                    self.program = manifest.directory + "/" + named
+                }
+            } else {
+                throw InputError("the nanos backend needs a program: pass PROGRAM, or set Program in the manifest",
+                                 hint: "gvlt build --backend nanos ./my_prover -c manifest.json")
+            }
+            if options["nanos-dir"] != nil && options["nanos-version"] != nil {
+                throw InputError("--nanos-dir and --nanos-version both name a release; pass one", hint: "--nanos-dir wins in ops terms; drop the other")
+            }
+            release = NanosRelease.Choice(nanosDirectory: options["nanos-dir"], nanosVersion: options["nanos-version"],
+                                          boot: options["boot"], kernel: options["kernel"])
+            localRun = options["local-run"] == "true"
+            label = options["label"] ?? ""
+        }
+
+        /// ops names images after the program, up to the first dot of its base name.
+        var imageName: String {
+            let base = URL(fileURLWithPath: manifest.imageName ?? manifest.program ?? program).lastPathComponent
+            return String(base.split(separator: ".", maxSplits: 1).first ?? Substring(base))
+        }
+    }
+
     public func validate(_ plan: BuildPlan) throws {
-        guard plan.program != nil else {
-            throw InputError("the nanos backend needs a PROGRAM (an ELF executable)",
-                             hint: "gvlt build --backend nanos ./my_prover -c manifest.json")
+        _ = try Settings(plan)
+    }
+
+    public func defaultOutput(for plan: BuildPlan) throws -> String? {
+        "./" + (try Settings(plan)).imageName + ".img"
+    }
+
+    func layout(_ settings: Settings, scratch: String) throws -> (NanosLayout, NanosRelease) {
+        let release = try NanosRelease.locate(settings.release, manifest: settings.manifest)
+        let layout = try NanosLayout(manifest: settings.manifest, release: release,
+                                     options: .init(program: settings.program, localRun: settings.localRun, imageName: settings.imageName),
+                                     scratch: scratch)
+        return (layout, release)
+    }
+
+    public func preview(_ plan: BuildPlan, kind: PreviewKind, scratch: ScratchDirectory) throws -> String {
+        let settings = try Settings(plan)
+        switch kind {
+        case .dependencies:
+            // Only the program is needed to list its libraries: no release is looked up.
+            let path = settings.programPathInImage
+            let libraryPath = settings.manifest.env.first { $0.0 == "LD_LIBRARY_PATH" }?.1.split(separator: ":").map(String.init) ?? []
+            let closure = try LibraryResolver(root: settings.manifest.targetRoot ?? "/", libraryPath: libraryPath)
+                .closure(program: settings.program, guestPath: path)
+            var lines: [String] = []
+            if let interpreter = closure.interpreter { lines.append("interpreter \(interpreter)") }
+            for library in closure.libraries {
+                lines.append("\(library.name) => \(library.guestPath) (from \(library.hostPath); needed by \(library.neededBy))")
+            }
+            for placement in closure.placements where placement.symlinkTarget != nil {
+                lines.append("link \(placement.guestPath) -> \(placement.symlinkTarget!)")
+            }
+            return lines.isEmpty ? "\(settings.program) is static: it needs no libraries\n" : lines.joined(separator: "\n") + "\n"
+        case .manifest:
+            let (layout, _) = try self.layout(settings, scratch: scratch.path)
+            return layout.manifestText()
         }
     }
 
     public func build(_ plan: BuildPlan, context: BuildContext) throws -> BuildReport {
-        throw UnsupportedError("the nanos backend cannot write images in this version of gvlt: the Nanos image writer is not implemented yet",
-                               hint: "use `ops build` for Nanos images until gvlt's Nanos writer lands")
+        let settings = try Settings(plan)
+        let (layout, release) = try context.progress.step("reading the program, its libraries and the manifest") {
+            try self.layout(settings, scratch: context.scratch.path)
+        }
+        for warning in layout.warnings { context.logger.warning("\(warning)") }
+        let bootImage = try NanosBootImage(path: release.boot)
+        let result = try context.progress.step("writing \(URL(fileURLWithPath: plan.output).lastPathComponent)") {
+            try NanosImageWriter.write(layout, bootImage: bootImage, label: settings.label, minimumSize: settings.manifest.baseVolumeSize,
+                                       to: plan.output, force: plan.force)
+        }
+        return BuildReport(backend: name, output: URL(fileURLWithPath: plan.output).standardizedFileURL.path, sha256: result.sha256,
+                           bytes: result.bytes, steps: context.progress.timings.map { BuildReport.Step(name: $0.step, seconds: $0.seconds) })
+    }
+}
+
+extension NanosBackend.Settings {
+    var programPathInImage: String {
+        let name = manifest.program ?? URL(fileURLWithPath: program).lastPathComponent
+        return "/" + name.split(separator: "/").filter { $0 != "." }.joined(separator: "/")
     }
 }

@@ -73,4 +73,19 @@ public protocol ImageBackend: AnyObject {
     func validate(_ plan: BuildPlan) throws
     /// Writes the image at `plan.output`, atomically.
     func build(_ plan: BuildPlan, context: BuildContext) throws -> BuildReport
+    /// The image path when `-o` is not given; nil means the CLI's default.
+    func defaultOutput(for plan: BuildPlan) throws -> String?
+}
+
+extension ImageBackend {
+    public func defaultOutput(for plan: BuildPlan) throws -> String? { nil }
+}
+
+/// What a backend can show without writing an image (`--print-deps`, `--print-manifest`).
+public enum PreviewKind: String, Sendable {
+    case dependencies, manifest
+}
+
+public protocol ImagePreviewing {
+    func preview(_ plan: BuildPlan, kind: PreviewKind, scratch: ScratchDirectory) throws -> String
 }

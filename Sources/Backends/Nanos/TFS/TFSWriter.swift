@@ -102,12 +102,17 @@ public struct TFSWriter {
     public var minimumSize: Int64
     /// Free bytes to leave after everything written, for the program's own files.
     public var freeSpace: Int64
+    /// The first data sector: 3073 keeps mkfs' two free log regions for a kernel that writes; a
+    /// volume the kernel only reads (the boot filesystem) starts data right after the log, at 1025.
+    public var dataStart: UInt64
 
-    public init(label: String = "", rootKeys: [(String, TFSValue)] = [], minimumSize: Int64 = 0, freeSpace: Int64 = 8 << 20) {
+    public init(label: String = "", rootKeys: [(String, TFSValue)] = [], minimumSize: Int64 = 0, freeSpace: Int64 = 8 << 20,
+                writable: Bool = true) {
         self.label = label
         self.rootKeys = rootKeys
         self.minimumSize = minimumSize
         self.freeSpace = freeSpace
+        self.dataStart = writable ? Self.dataStart : 1 + Self.extensionSectors
     }
 
     public struct Result {
@@ -125,7 +130,7 @@ public struct TFSWriter {
             throw InputError("volume label `\(label)` is longer than 31 bytes", hint: "use a shorter label")
         }
         var hasher = SHA256()
-        var next = Self.dataStart
+        var next = dataStart
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
         defer { buffer.deallocate() }
 
@@ -212,7 +217,7 @@ public struct TFSWriter {
         let used = Int64(next) * Self.sector
         let region = Int64(Self.extensionSectors) * Self.sector
         let size = max(minimumSize, (used + freeSpace + region - 1) / region * region)
-        return Result(size: size, uuid: uuid, dataSectors: dataEnd - Self.dataStart, logExtensions: extensions)
+        return Result(size: size, uuid: uuid, dataSectors: dataEnd - dataStart, logExtensions: extensions)
     }
 
     /// Splits one record over 1024-sector extensions exactly as `log_write_internal` does: a frame

@@ -1,0 +1,284 @@
+import Core
+import Foundation
+
+/// What goes into a Nanos image, worked out from an ops manifest the way `ops build` does it
+/// (lepton/image.go `BuildManifest`): the program, the files ops always adds, Files/MapDirs/Dirs,
+/// the libraries the program needs, the root tuple, and the boot filesystem with the kernel and
+/// klibs. Nothing is written here; `NanosImageWriter` does that.
+public struct NanosLayout {
+    public var root = TFSNode.directory()
+    public var boot = TFSNode.directory()
+    public var rootKeys: [(String, TFSValue)] = []
+    public var closure = LibraryResolver.Closure(interpreter: nil, libraries: [], placements: [])
+    /// Where the program sits in the image (`/prover`).
+    public var programPath = ""
+
+    public var warnings: [String] = []
+
+    public struct Options {
+        /// The program's host path (the PROGRAM argument, or the manifest's Program).
+        public var program: String
+        /// Adds `debug_exit:t` so a local QEMU run returns the program's exit code.
+        public var localRun = false
+        public var imageName: String
+        public init(program: String, localRun: Bool = false, imageName: String) {
+            self.program = program
+            self.localRun = localRun
+            self.imageName = imageName
+        }
+    }
+
+    /// ops' generated files, byte for byte (`fmt.Sprintln("nameserver ", ns)` gives two spaces).
+    static func resolvConf(_ servers: [String]) -> String { servers.map { "nameserver  \($0)\n" }.joined() }
+    static let hostname = "uniboot"
+    static let passwd = "root:x:0:0:root:/root:/bin/nobash"
+
+    public init(manifest: OpsManifest, release: NanosRelease, options: Options, scratch: String) throws {
+        let what = "manifest \(manifest.path)"
+        let targetRoot = manifest.targetRoot.map { $0.hasPrefix("/") ? $0 : manifest.directory + "/" + $0 }
+
+        // The program: at `/` + Program without a leading `./`; argv[0] is Program as written.
+        let programName = manifest.program ?? URL(fileURLWithPath: options.program).lastPathComponent
+        var parts = programName.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+        if programName.hasPrefix("./") || parts.first == "." { parts = Array(parts.drop { $0 == "." }) }
+        guard !parts.isEmpty else { throw InputError("\(what): Program `\(programName)` names no file", hint: "set Program to the executable's name") }
+        programPath = "/" + parts.joined(separator: "/")
+        try TFSPath.check(parts, what: "\(what): Program")
+        _ = try ELFProgram.check(options.program)
+        try root.set(parts, TFSNode(.file(try Self.content(options.program, what: "program"))), what: what)
+
+        // Generated files first, so that Files/Dirs can replace them (as ops lets them).
+        func generated(_ path: String, _ text: String) throws {
+            let file = scratch + "/generated-" + path.replacingOccurrences(of: "/", with: "_")
+            try Data(text.utf8).write(to: URL(fileURLWithPath: file))
+            try root.set(try TFSPath.split(path, what: what), TFSNode(.file(try Self.content(file, what: path))), what: what)
+        }
+        try generated("/etc/resolv.conf", Self.resolvConf(manifest.nameServers.isEmpty ? ["8.8.8.8"] : manifest.nameServers))
+        try generated("/proc/sys/kernel/hostname", Self.hostname)
+        try generated("/etc/passwd", Self.passwd)
+
+        func hostPath(_ entry: String) -> String {
+            if entry.hasPrefix("/") { return (targetRoot ?? "") + entry }
+            return manifest.directory + "/" + entry
+        }
+        for entry in manifest.files {
+            let source = hostPath(entry)
+            var st = stat()
+            guard stat(source, &st) == 0 else {
+                throw InputError("\(what): Files entry `\(entry)` does not exist (looked for \(source))",
+                                 hint: "relative Files paths are relative to the manifest's directory \(manifest.directory)")
+            }
+            guard st.st_mode & S_IFMT == S_IFREG else {
+                throw InputError("\(what): Files entry `\(entry)` (\(source)) is not a regular file", hint: "put directories in Dirs")
+            }
+            try root.set(try TFSPath.split(entry, what: "\(what): Files entry `\(entry)`"), TFSNode(.file(try Self.content(source, what: entry))), what: what)
+        }
+        for (pattern, destination) in manifest.mapDirs {
+            try mapDirectory(pattern: hostPath(pattern), destination: destination, entry: pattern, what: what)
+        }
+        for entry in manifest.dirs {
+            let source = entry.hasPrefix("/") ? entry : manifest.directory + "/" + entry
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: source, isDirectory: &isDirectory), isDirectory.boolValue else {
+                throw InputError("\(what): Dirs entry `\(entry)` is not a directory (looked for \(source))",
+                                 hint: "relative Dirs paths are relative to the manifest's directory \(manifest.directory)")
+            }
+            try addDirectory(host: source, image: try TFSPath.split(entry, what: "\(what): Dirs entry `\(entry)`"), what: what)
+        }
+
+        // Libraries, by reading the ELF. What the manifest put in place explicitly stays.
+        let libraryPath = manifest.env.first { $0.0 == "LD_LIBRARY_PATH" }?.1.split(separator: ":").map(String.init) ?? []
+        closure = try LibraryResolver(root: targetRoot ?? "/", libraryPath: libraryPath).closure(program: options.program, guestPath: programPath)
+        for placement in closure.placements {
+            let path = try TFSPath.split(placement.guestPath, what: "library \(placement.guestPath)")
+            if root.node(at: path) != nil { continue }
+            if let target = placement.symlinkTarget {
+                try root.set(path, TFSNode(.symlink(target)), what: what)
+            } else {
+                try root.set(path, TFSNode(.file(try Self.content(placement.hostPath!, what: placement.guestPath))), what: what)
+            }
+        }
+
+        // The root tuple, in ops' order of precedence: later keys win, passthrough last.
+        var keys: [String: TFSValue] = [:]
+        keys["program"] = .string(programPath)
+        let argv = [programName] + manifest.args
+        for (index, argument) in argv.enumerated() where argument.isEmpty {
+            throw InputError("\(what): argument \(index) is empty; Nanos cannot store an empty string (it reads as absent)",
+                             hint: "drop the empty argument from Args")
+        }
+        keys["arguments"] = .vector(argv.map { .string($0) })
+        var environment: [(String, String)] = [("USER", "root"), ("PWD", "/"), ("NANOS_ARCH", "amd64"), ("IMAGE_NAME", options.imageName)]
+        if let version = release.version { environment.append(("NANOS_VERSION", version)) }
+        environment += manifest.env
+        let env = TFSTuple()
+        for (name, value) in environment {
+            guard !value.isEmpty else {
+                throw InputError("\(what): Env.\(name) is empty; Nanos cannot store an empty string (it reads as absent)",
+                                 hint: "remove Env.\(name), or give it a value")
+            }
+            env[name] = .string(value)
+        }
+        keys["environment"] = .tuple(env)
+        if !manifest.mounts.isEmpty {
+            let mounts = TFSTuple()
+            for (volume, target) in manifest.mounts {
+                let directory = String(target.split(separator: ":", maxSplits: 1).first ?? "")
+                let path = try TFSPath.split(directory, what: "\(what): Mounts.\(volume)")
+                guard !path.isEmpty else { throw InputError("\(what): Mounts.\(volume) mounts over `/`", hint: "mount it on a directory such as /workspace") }
+                if let existing = root.node(at: path), !existing.isDirectory {
+                    throw InputError("\(what): Mounts.\(volume) targets \(directory), which is a file in the image",
+                                     hint: "mount the volume on a directory path that no file uses")
+                }
+                _ = try root.directory(at: path, what: "\(what): Mounts.\(volume)")
+                mounts[volume] = .string(target)
+            }
+            keys["mounts"] = .tuple(mounts)
+        }
+        if manifest.rebootOnExit { keys["reboot_on_exit"] = .string("t") }
+        for flag in manifest.debugFlags { keys[flag] = .string("t") }
+        if !manifest.noTrace.isEmpty { keys["notrace"] = .vector(manifest.noTrace.map { .string($0) }) }
+        if options.localRun { keys["debug_exit"] = .string("t") }
+
+        // Boot filesystem: the kernel and klibs; klibs also need `klibs:bootfs` in the root.
+        try boot.set(["kernel"], TFSNode(.file(try Self.content(release.kernel, what: "Nanos kernel"))), what: what)
+        if !manifest.klibs.isEmpty {
+            guard let directory = release.klibDirectory else {
+                throw InputError("\(what): Klibs are listed but no klib directory is known", hint: "set KlibDir, or pass --nanos-dir with a klibs/ directory")
+            }
+            for name in manifest.klibs {
+                let path = directory + "/" + name
+                guard FileManager.default.fileExists(atPath: path) else {
+                    throw InputError("\(what): klib `\(name)` is not in \(directory)", hint: "set KlibDir to the directory holding \(name), or check the release's klibs/")
+                }
+                try boot.set(["klib", name], TFSNode(.file(try Self.content(path, what: "klib \(name)"))), what: what)
+            }
+            keys["klibs"] = .string("bootfs")
+        }
+        for (key, value) in manifest.passthrough { keys[key] = Self.tfsValue(value) }
+        rootKeys = keys.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        try checkGPU(manifest: manifest, what: what)
+    }
+
+    /// The NVIDIA klib's needs (DESIGN.md §5): firmware in the root, a writable root, `klibs:bootfs`.
+    mutating func checkGPU(manifest: OpsManifest, what: String) throws {
+        guard manifest.klibs.contains("gpu_nvidia") else {
+            if (manifest.run.gpus ?? 0) > 0 {
+                warnings.append("RunConfig.GPUs is \(manifest.run.gpus!) but Klibs has no gpu_nvidia: the program will see no GPU")
+            }
+            return
+        }
+        if let readonly = manifest.passthrough.first(where: { $0.0 == "readonly_rootfs" }), readonly.1 == .string("true") {
+            throw InputError("\(what): readonly_rootfs is \"true\", but the gpu_nvidia klib creates /dev/nvidiactl on the root filesystem and fails on a read-only one",
+                             hint: "remove readonly_rootfs from ManifestPassthrough for GPU images")
+        }
+        guard let firmware = root.node(at: ["nvidia"]), firmware.isDirectory, !firmware.children.isEmpty else {
+            throw InputError("\(what): the gpu_nvidia klib reads its firmware from /nvidia/<driver version>/gsp_*.bin in the image, and the image has no /nvidia",
+                             hint: "add the release's nvidia/ directory with Dirs (as the GPU example does: \"Dirs\": [\"nvidia\"])")
+        }
+        let hasGSP = firmware.children.values.contains { version in
+            version.children.keys.contains { $0.hasPrefix("gsp_") && $0.hasSuffix(".bin") }
+        }
+        guard hasGSP else {
+            throw InputError("\(what): /nvidia in the image has no <driver version>/gsp_ga10x.bin or gsp_tu10x.bin firmware",
+                             hint: "add the firmware of the driver the klib was built for (535.113.01) under nvidia/<version>/")
+        }
+    }
+
+    /// MapDirs: the last component of `pattern` is a glob matched at every depth under its directory;
+    /// matches keep their relative directory under `destination` (ops' addMappedFiles).
+    mutating func mapDirectory(pattern: String, destination: String, entry: String, what: String) throws {
+        let directory = URL(fileURLWithPath: pattern).deletingLastPathComponent().path
+        let glob = URL(fileURLWithPath: pattern).lastPathComponent
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw InputError("\(what): MapDirs entry `\(entry)`: \(directory) is not a directory", hint: "MapDirs maps \"dir/pattern\" to an image directory")
+        }
+        let base = try TFSPath.split(destination, what: "\(what): MapDirs.\(entry)")
+        func walk(_ relative: [String]) throws {
+            let host = ([directory] + relative).joined(separator: "/")
+            for name in try FileManager.default.contentsOfDirectory(atPath: host).sorted() {
+                let path = host + "/" + name
+                var st = stat()
+                guard lstat(path, &st) == 0 else { continue }
+                let matched = fnmatch(glob, name, 0) == 0
+                let image = base + relative + [name]
+                switch st.st_mode & S_IFMT {
+                case S_IFDIR:
+                    if matched { _ = try root.directory(at: image, what: what) }
+                    try walk(relative + [name])
+                case S_IFLNK where matched:
+                    try root.set(image, TFSNode(.symlink(try FileManager.default.destinationOfSymbolicLink(atPath: path))), what: what)
+                case S_IFREG where matched:
+                    try root.set(image, TFSNode(.file(try Self.content(path, what: path))), what: what)
+                default:
+                    continue
+                }
+            }
+        }
+        try walk([])
+    }
+
+    /// Dirs: the directory's whole tree at the same path in the image; symlinks stay symlinks.
+    mutating func addDirectory(host: String, image: [String], what: String) throws {
+        _ = try root.directory(at: image, what: what)
+        for name in try FileManager.default.contentsOfDirectory(atPath: host).sorted() {
+            let path = host + "/" + name
+            var st = stat()
+            guard lstat(path, &st) == 0 else { throw SystemError("cannot read", path: path, errno: errno) }
+            switch st.st_mode & S_IFMT {
+            case S_IFDIR: try addDirectory(host: path, image: image + [name], what: what)
+            case S_IFLNK:
+                var target = stat()
+                guard stat(path, &target) == 0 else {
+                    warnings.append("\(path) is a dangling symlink; left out (ops does the same)")
+                    continue
+                }
+                try root.set(image + [name], TFSNode(.symlink(try FileManager.default.destinationOfSymbolicLink(atPath: path))), what: what)
+            case S_IFREG: try root.set(image + [name], TFSNode(.file(try Self.content(path, what: path))), what: what)
+            default: warnings.append("\(path) is not a file, directory or symlink; left out")
+            }
+        }
+    }
+
+    static func content(_ path: String, what: String) throws -> FileContent {
+        var st = stat()
+        guard stat(path, &st) == 0 else { throw InputError("\(what): \(path) does not exist") }
+        guard st.st_mode & S_IFMT == S_IFREG else { throw InputError("\(what): \(path) is not a regular file") }
+        guard access(path, R_OK) == 0 else { throw InputError("\(what): \(path) is not readable", hint: "check its permissions") }
+        return .hostFile(path: path, size: Int64(st.st_size), identity: FileIdentity(st))
+    }
+
+    static func tfsValue(_ value: JSONValue) -> TFSValue {
+        switch value {
+        case .string(let text): return .string(text)
+        case .array(let items): return .vector(items.map(tfsValue))
+        case .object(let items):
+            return .tuple(TFSTuple(items.keys.sorted().map { ($0, tfsValue(items[$0]!)) }))
+        case .bool(let flag): return .string(flag ? "true" : "false")
+        case .number(let number): return .string(String(number))
+        case .null: return .string("")
+        }
+    }
+
+    /// The root tuple as Nanos' text syntax, files summarised (for `--print-manifest`).
+    public func manifestText() -> String {
+        func describe(_ node: TFSNode) -> TFSValue {
+            switch node.kind {
+            case .directory:
+                return .tuple(TFSTuple([("children", .tuple(TFSTuple(node.children.keys.sorted().map { ($0, describe(node.children[$0]!)) })))]))
+            case .symlink(let target): return .tuple(TFSTuple([("linktarget", .string(target))]))
+            case .file(let content):
+                var source = ""
+                if case .hostFile(let path, _, _) = content { source = path }
+                return .tuple(TFSTuple([("contents", .tuple(TFSTuple([("host", .string(source)), ("size", .integer(content.size))])))]))
+            }
+        }
+        let rootTuple: TFSTuple
+        if case .tuple(let tuple) = describe(root) { rootTuple = tuple } else { rootTuple = TFSTuple() }
+        for (key, value) in rootKeys { rootTuple[key] = value }
+        let bootTuple: TFSTuple
+        if case .tuple(let tuple) = describe(boot) { bootTuple = tuple } else { bootTuple = TFSTuple() }
+        return "root\n" + TFSDump.text(of: .tuple(rootTuple)) + "\nboot\n" + TFSDump.text(of: .tuple(bootTuple)) + "\n"
+    }
+}

@@ -1,0 +1,251 @@
+import Core
+import Foundation
+
+/// An ops config file (`ops build -c manifest.json`), read strictly: unknown keys are errors naming
+/// the key, where it is and the closest valid key; type errors name the key and the type expected.
+/// Keys are case-sensitive (ops folds case; a manifest that relies on that is reported, not guessed).
+public struct OpsManifest: Sendable {
+    public var program: String?
+    public var args: [String] = []
+    public var env: [(String, String)] = []
+    public var dirs: [String] = []
+    public var files: [String] = []
+    public var mapDirs: [(String, String)] = []
+    public var mounts: [(String, String)] = []
+    public var klibs: [String] = []
+    public var klibDir: String?
+    public var passthrough: [(String, JSONValue)] = []
+    public var rebootOnExit = false
+    public var baseVolumeSize: Int64?
+    public var nameServers: [String] = []
+    public var targetRoot: String?
+    public var boot: String?
+    public var kernel: String?
+    public var nanosVersion: String?
+    public var debugFlags: [String] = []
+    public var noTrace: [String] = []
+    public var imageName: String?
+    public var run = RunConfig()
+    /// The manifest's directory: relative host paths resolve against it.
+    public var directory: String
+    /// For messages.
+    public var path: String
+
+    public struct RunConfig: Sendable, Equatable {
+        public var cpus: Int?
+        public var memory: String?
+        public var gpus: Int?
+        public var gpuType: String?
+        public var ports: [String] = []
+    }
+
+    /// Every key ops' `types.Config` has. Those gvlt acts on are `used`; the rest are accepted because
+    /// they describe packages or clouds and change nothing in the image, or refused when they would.
+    static let used = ["Program", "Args", "Env", "Dirs", "Files", "MapDirs", "Mounts", "Klibs", "KlibDir", "ManifestPassthrough",
+                       "RebootOnExit", "BaseVolumeSz", "NameServers", "TargetRoot", "Boot", "Kernel", "NanosVersion", "RunConfig",
+                       "Debugflags", "NoTrace", "CloudConfig"]
+    static let inert = ["Version", "Language", "Description", "Force", "DisableArgsCopy", "BuildDir", "LocalFilesParentDirectory",
+                        "ProgramPath", "VolumesDir", "home", "PackageBaseURL", "PackageManifestURL", "TargetConfig"]
+    static let refusedWhenSet = ["Uefi": "UEFI images", "UefiBoot": "UEFI images", "TFSv4": "TFS version 4 images",
+                                 "NightlyBuild": "nightly Nanos releases (pass the release with --nanos-dir)"]
+    static let runConfigKeys = ["Accel", "AtExit", "Bridged", "BridgeIPAddress", "BridgeName", "CanIPForward", "CPUs", "GPUs", "GPUType",
+                                "Debug", "Gateway", "GdbPort", "ImageName", "InstanceGroup", "InstanceName", "IPAddress", "IPv6Address",
+                                "Kernel", "Memory", "Mgmt", "Vga", "Mounts", "AttachVolumeOnInstanceCreate", "NetMask", "Nics", "Background",
+                                "Ports", "QMP", "ShowDebug", "ShowErrors", "ShowWarnings", "JSON", "TapName", "UDPPorts", "Verbose",
+                                "VolumeSizeInGb", "ThreadsPerCore"]
+
+    public init(directory: String = FileManager.default.currentDirectoryPath, path: String = "manifest") {
+        self.directory = directory
+        self.path = path
+    }
+
+    public init(path: String) throws {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            var isDirectory: ObjCBool = false
+            let exists = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
+            throw InputError(exists && isDirectory.boolValue ? "manifest \(path) is a directory" : "manifest \(path) does not exist or cannot be read",
+                             hint: "pass the ops config JSON with --manifest FILE (or -c FILE)")
+        }
+        try self.init(data: data, path: path)
+    }
+
+    public init(data: Data, path: String) throws {
+        self.init(directory: URL(fileURLWithPath: path).deletingLastPathComponent().standardizedFileURL.path, path: path)
+        let text = String(decoding: data, as: UTF8.self)
+        let value = try JSONValue.parse(data, what: "manifest \(path)")
+        guard case .object(let fields) = value else {
+            throw InputError("manifest \(path): expected a JSON object at the top, found \(value.typeName)", hint: "an ops config is {\"Program\": …}")
+        }
+        let known = Self.used + Self.inert + Array(Self.refusedWhenSet.keys)
+        for key in fields.keys.sorted() where !known.contains(key) {
+            throw unknownKey(key, in: text, allowed: Self.used + Array(Self.refusedWhenSet.keys) + Self.inert, section: nil)
+        }
+        for (key, what) in Self.refusedWhenSet.sorted(by: { $0.key < $1.key }) {
+            switch fields[key] {
+            case nil, .null?, .bool(false)?, .string("")?: continue
+            default: throw UnsupportedError("manifest \(path): \(key) asks for \(what), which gvlt does not build", hint: "remove \(key) from the manifest")
+            }
+        }
+        func location(_ key: String) -> String { "manifest \(path)\(Self.lineColumn(of: key, in: text)): \(key)" }
+        func string(_ key: String) throws -> String? {
+            switch fields[key] {
+            case nil, .null?: return nil
+            case .string(let value)?: return value
+            case let other?: throw InputError("\(location(key)) must be a string, not a \(other.typeName)")
+            }
+        }
+        func strings(_ key: String) throws -> [String] {
+            switch fields[key] {
+            case nil, .null?: return []
+            case .array(let items)?:
+                return try items.enumerated().map { index, item in
+                    guard case .string(let value) = item else {
+                        throw InputError("\(location(key))[\(index)] must be a string, not a \(item.typeName)")
+                    }
+                    return value
+                }
+            case let other?: throw InputError("\(location(key)) must be a list of strings, not a \(other.typeName)",
+                                              hint: other.typeName == "string" ? "write [\"…\"]" : nil)
+            }
+        }
+        func map(_ key: String) throws -> [(String, String)] {
+            switch fields[key] {
+            case nil, .null?: return []
+            case .object(let items)?:
+                return try items.keys.sorted().map { name in
+                    guard case .string(let value) = items[name]! else {
+                        throw InputError("\(location(key)).\(name) must be a string, not a \(items[name]!.typeName)",
+                                         hint: "quote it: \"\(name)\": \"…\"")
+                    }
+                    return (name, value)
+                }
+            case let other?: throw InputError("\(location(key)) must be an object of strings, not a \(other.typeName)")
+            }
+        }
+        program = try string("Program")
+        args = try strings("Args")
+        env = try map("Env")
+        dirs = try strings("Dirs")
+        files = try strings("Files")
+        mapDirs = try map("MapDirs")
+        mounts = try map("Mounts")
+        klibs = try strings("Klibs")
+        klibDir = try string("KlibDir")
+        switch fields["RebootOnExit"] {
+        case nil, .null?: break
+        case .bool(let value)?: rebootOnExit = value
+        case let other?: throw InputError("\(location("RebootOnExit")) must be true or false, not a \(other.typeName)")
+        }
+        if let size = try string("BaseVolumeSz") {
+            guard let bytes = Self.parseSize(size) else {
+                throw InputError("\(location("BaseVolumeSz")): `\(size)` is not a size", hint: "write a number of bytes with an optional k, m or g suffix, e.g. \"512m\"")
+            }
+            baseVolumeSize = bytes
+        }
+        nameServers = try strings("NameServers")
+        targetRoot = try string("TargetRoot")
+        boot = try string("Boot")
+        kernel = try string("Kernel")
+        nanosVersion = try string("NanosVersion")
+        debugFlags = try strings("Debugflags")
+        noTrace = try strings("NoTrace")
+        switch fields["ManifestPassthrough"] {
+        case nil, .null?: break
+        case .object(let items)?:
+            passthrough = try items.keys.sorted().map { name in
+                try Self.checkPassthrough(items[name]!, at: "\(location("ManifestPassthrough")).\(name)")
+                return (name, items[name]!)
+            }
+        case let other?: throw InputError("\(location("ManifestPassthrough")) must be an object, not a \(other.typeName)")
+        }
+        if case .object(let cloud)? = fields["CloudConfig"] {
+            if case .string(let name)? = cloud["ImageName"] { imageName = name }
+        } else if let other = fields["CloudConfig"], other != .null {
+            throw InputError("\(location("CloudConfig")) must be an object, not a \(other.typeName)")
+        }
+        switch fields["RunConfig"] {
+        case nil, .null?: break
+        case .object(let items)?:
+            for key in items.keys.sorted() where !Self.runConfigKeys.contains(key) {
+                throw unknownKey(key, in: text, allowed: Self.runConfigKeys, section: "RunConfig")
+            }
+            func runInt(_ key: String) throws -> Int? {
+                switch items[key] {
+                case nil, .null?: return nil
+                case .number(let value)? where value == value.rounded() && value >= 0: return Int(value)
+                case let other?: throw InputError("\(location("RunConfig")).\(key) must be a whole number, not \(other.typeName == "number" ? "a fraction" : "a \(other.typeName)")")
+                }
+            }
+            run.cpus = try runInt("CPUs")
+            run.gpus = try runInt("GPUs")
+            switch items["Memory"] {
+            case nil, .null?: break
+            case .string(let value)?:
+                guard Self.parseSize(value) != nil else {
+                    throw InputError("\(location("RunConfig")).Memory: `\(value)` is not a size", hint: "write e.g. \"2g\" or \"512m\"")
+                }
+                run.memory = value
+            case let other?: throw InputError("\(location("RunConfig")).Memory must be a string like \"2g\", not a \(other.typeName)")
+            }
+            if case .string(let value)? = items["GPUType"] { run.gpuType = value }
+            if case .array(let ports)? = items["Ports"] {
+                run.ports = ports.compactMap { if case .string(let p) = $0 { return p } else { return nil } }
+            }
+        case let other?: throw InputError("\(location("RunConfig")) must be an object, not a \(other.typeName)")
+        }
+    }
+
+    func unknownKey(_ key: String, in text: String, allowed: [String], section: String?) -> Error {
+        let suggestion = Suggestions.closest(to: key, in: allowed).map { "did you mean `\($0)`? " } ?? ""
+        return InputError("manifest \(path)\(Self.lineColumn(of: key, in: text)): unknown key `\(section.map { $0 + "." } ?? "")\(key)`",
+                          hint: "\(suggestion)keys are case-sensitive; valid keys\(section.map { " in " + $0 } ?? ""): \(allowed.joined(separator: ", "))")
+    }
+
+    /// ` (line L, column C)` of the first `"key":` in the text, for messages.
+    static func lineColumn(of key: String, in text: String) -> String {
+        let needle = "\"\(key)\""
+        var searchStart = text.startIndex
+        while let range = text.range(of: needle, range: searchStart..<text.endIndex) {
+            let rest = text[range.upperBound...].drop { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" }
+            if rest.first == ":" {
+                let before = text[..<range.lowerBound]
+                let line = before.filter { $0 == "\n" }.count + 1
+                let column = before.distance(from: before.lastIndex(of: "\n").map { before.index(after: $0) } ?? before.startIndex, to: before.endIndex) + 1
+                return " (line \(line), column \(column))"
+            }
+            searchStart = range.upperBound
+        }
+        return ""
+    }
+
+    /// ops' TFS writer takes strings, lists of strings and objects of those; numbers and booleans fail
+    /// its build, so they are refused here with the fix.
+    static func checkPassthrough(_ value: JSONValue, at location: String) throws {
+        switch value {
+        case .string: return
+        case .array(let items):
+            for (index, item) in items.enumerated() { try checkPassthrough(item, at: "\(location)[\(index)]") }
+        case .object(let items):
+            for (key, item) in items { try checkPassthrough(item, at: "\(location).\(key)") }
+        case .bool(let flag):
+            throw InputError("\(location) is the boolean \(flag); Nanos manifest values are strings", hint: "write \"\(flag)\" (ops writes the same)")
+        case .number(let number):
+            throw InputError("\(location) is the number \(number); Nanos manifest values are strings", hint: "quote it: \"\(number == number.rounded() ? String(Int(number)) : String(number))\"")
+        case .null:
+            throw InputError("\(location) is null; Nanos cannot store an absent value", hint: "remove the key")
+        }
+    }
+
+    /// `512`, `64k`, `512m`, `2g` (also `2G`, `2gb`): bytes.
+    public static func parseSize(_ text: String) -> Int64? {
+        var digits = text.trimmingCharacters(in: .whitespaces).lowercased()
+        if digits.hasSuffix("b") && digits.count > 1 && !digits.dropLast().allSatisfy(\.isNumber) { digits.removeLast() }
+        var multiplier: Int64 = 1
+        if let last = digits.last, let shift = ["k": 10, "m": 20, "g": 30, "t": 40][String(last)] {
+            multiplier = Int64(1) << shift
+            digits.removeLast()
+        }
+        guard !digits.isEmpty, digits.allSatisfy(\.isNumber), let number = Int64(digits), number <= Int64.max / multiplier else { return nil }
+        return number * multiplier
+    }
+}
