@@ -87,7 +87,7 @@ let package = Package(
             swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(
             name: "CLITests",
-            dependencies: ["gvlt", "Core", "TestSupport"],
+            dependencies: ["gvlt", "Core", "Nanos", "TestSupport"],
             path: "Tests/CLITests",
             swiftSettings: [.swiftLanguageMode(.v5)]),
     ]

@@ -165,3 +165,54 @@ final class TFSWriterTests: XCTestCase {
         XCTAssertEqual(NanosPartitionTable.chs(byteOffset: 20_000_000 * 512), [0xfe, 0x3f, 0xff])
     }
 }
+
+/// The whole disk from the ops-layout inputs: the same partition layout as ops' image, and both
+/// filesystems decode to the golden trees (numbers compared as numbers, extent offsets aside).
+final class NanosDiskGoldenTests: XCTestCase {
+    func testOpsLayoutInputsGiveTheGoldenLayoutAndTrees() throws {
+        let inputs = TFSGoldenTests.golden + "/ops-layout/inputs"
+        func file(_ name: String) throws -> TFSNode {
+            var st = stat()
+            XCTAssertEqual(stat(inputs + "/" + name, &st), 0)
+            return TFSNode(.file(.hostFile(path: inputs + "/" + name, size: Int64(st.st_size), identity: FileIdentity(st))))
+        }
+        let root = TFSNode.directory()
+        try root.set(["prover"], try file("prover"), what: "t")
+        try root.set(["etc", "resolv.conf"], try file("resolv.conf"), what: "t")
+        try root.set(["etc", "passwd"], try file("passwd"), what: "t")
+        try root.set(["proc", "sys", "kernel", "hostname"], try file("hostname"), what: "t")
+        try root.set(["workspace"], TFSNode.directory(), what: "t")
+        let boot = TFSNode.directory()
+        try boot.set(["kernel"], try file("kernel.img"), what: "t")
+        try boot.set(["klib", "gpu_nvidia"], try file("klibs/gpu_nvidia"), what: "t")
+        let layout = NanosLayout(root: root, boot: boot, rootKeys: [
+            ("arguments", .vector([.string("/prover"), .string("--flag")])),
+            ("consoles", .vector([.string("+serial")])),
+            ("environment", .tuple(TFSTuple([("PWD", .string("/")), ("USER", .string("root"))]))),
+            ("klibs", .string("bootfs")),
+            ("mounts", .tuple(TFSTuple([("%1", .string("/workspace"))]))),
+            ("program", .string("/prover")),
+            ("reboot_on_exit", .string("t")),
+        ])
+        let work = NSTemporaryDirectory() + "gvlt-opslayout-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        let result = try NanosImageWriter.write(layout, bootImage: try NanosBootImage(path: inputs + "/boot.img"), to: work + "/ours.img", force: false)
+        let ours = try NanosImageReader.open(work + "/ours.img")
+        let golden = try NanosImageReader.open(try TFSGoldenTests.gunzip(TFSGoldenTests.golden + "/ops-layout/ops-layout.img.gz"))
+
+        XCTAssertEqual(result.bootOffset, 41 * 512)
+        XCTAssertEqual(ours.partitions[0], golden.partitions[0], "the boot partition is where ops puts it, CHS included")
+        XCTAssertEqual(ours.partitions[1].firstSector, golden.partitions[1].firstSector)
+        XCTAssertTrue(ours.partitions.allSatisfy { $0.active && $0.type == 0x83 })
+        XCTAssertEqual(ours.stage2Length, 16384)
+        XCTAssertEqual(TFSWriterTests.normalized(.tuple(ours.boot.root)), TFSWriterTests.normalized(.tuple(golden.boot.root)))
+        XCTAssertEqual(TFSWriterTests.normalized(.tuple(ours.root.root)), TFSWriterTests.normalized(.tuple(golden.root.root)))
+        // Stage1 and stage2 are boot.img's own bytes, but for the partition table.
+        let image = try Data(contentsOf: URL(fileURLWithPath: work + "/ours.img"))
+        let bootImage = try Data(contentsOf: URL(fileURLWithPath: inputs + "/boot.img"))
+        XCTAssertEqual(image.prefix(0x1BE), bootImage.prefix(0x1BE))
+        XCTAssertEqual(image.subdata(in: 512..<bootImage.count), bootImage.subdata(in: 512..<bootImage.count))
+        XCTAssertEqual(Array(image.subdata(in: 510..<512)), [0x55, 0xAA])
+    }
+}

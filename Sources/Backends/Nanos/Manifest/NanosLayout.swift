@@ -15,6 +15,13 @@ public struct NanosLayout {
 
     public var warnings: [String] = []
 
+    /// A layout given directly (tests, and callers that build trees themselves).
+    public init(root: TFSNode, boot: TFSNode, rootKeys: [(String, TFSValue)]) {
+        self.root = root
+        self.boot = boot
+        self.rootKeys = rootKeys
+    }
+
     public struct Options {
         /// The program's host path (the PROGRAM argument, or the manifest's Program).
         public var program: String

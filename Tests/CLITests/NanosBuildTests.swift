@@ -1,0 +1,259 @@
+import Core
+import Foundation
+import Nanos
+import TestSupport
+import XCTest
+
+/// `gvlt build --backend nanos` end to end, against a stub release made in the test (the golden
+/// boot.img, whose region record is real, a kernel file and a klib): the seed manifests unchanged,
+/// the root tuple each gives, reproducibility, and every bad input refused with nothing written.
+final class NanosBuildTests: XCTestCase {
+    static let golden = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().path + "/shared/golden/nanos"
+
+    /// A release directory, a dynamic C program called `prover`, and the seed manifests, in `dir`.
+    func prepare(_ sandbox: Sandbox, program: String = "prover") throws {
+        let inputs = Self.golden + "/ops-layout/inputs"
+        try sandbox.write("release/boot.img", try Data(contentsOf: URL(fileURLWithPath: inputs + "/boot.img")))
+        try sandbox.write("release/kernel.img", try Data(contentsOf: URL(fileURLWithPath: inputs + "/kernel.img")))
+        try sandbox.write("release/klibs/gpu_nvidia", try Data(contentsOf: URL(fileURLWithPath: inputs + "/klibs/gpu_nvidia")))
+        try sandbox.write("prover.c", Data("#include <stdio.h>\nint main(int c, char **v) { printf(\"hi %d\\n\", c); return 0; }\n".utf8))
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/gcc")
+        process.arguments = ["-O1", "-o", sandbox.path(program), sandbox.path("prover.c")]
+        try process.run()
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 0)
+    }
+
+    static let proverJSON = """
+        {
+          "ManifestPassthrough": {
+            "readonly_rootfs": "true"
+          },
+          "Env":{
+            "RUST_BACKTRACE": "1",
+            "RUST_LOG": "debug"
+          },
+          "Program":"prover",
+          "Mounts": {
+            "%1": "/workspace"
+          }
+        }
+        """
+
+    static let deviceQueryManifest = """
+        {
+          "RebootOnExit": true,
+          "RunConfig": {
+            "CPUs": 2,
+            "Memory": "2g",
+            "GPUs": 1
+          },
+          "KlibDir": "/build",
+          "Klibs": ["gpu_nvidia"],
+          "Env":{
+            "RUST_BACKTRACE": "1",
+            "RUST_LOG": "trace"
+          },
+          "Program":"deviceQuery",
+          "Dirs": ["lib", "nvidia"],
+          "Files": ["/lib/x86_64-linux-gnu/libdl.so.2", "/lib/x86_64-linux-gnu/libpthread.so.0", "/lib/x86_64-linux-gnu/librt.so.1"],
+          "Mounts": {
+            "%1": "/workspace"
+          }
+        }
+        """
+
+    func build(_ sandbox: Sandbox, _ arguments: [String]) throws -> RunResult {
+        try GvltBinary.run(["build", "--backend", "nanos", "--nanos-dir", "release"] + arguments, in: sandbox)
+    }
+
+    func rootTuple(_ image: String) throws -> TFSTuple {
+        try NanosImageReader.open(image).root.root
+    }
+
+    func testSeedProverManifestBuildsWithTheExpectedRootTuple() throws {
+        for name in ["prover.json", "my_prover.json"] {
+            let sandbox = try Sandbox()
+            let program = name == "prover.json" ? "prover" : "my_prover"
+            try prepare(sandbox, program: program)
+            try sandbox.write(name, Data(Self.proverJSON.replacingOccurrences(of: "\"Program\":\"prover\"", with: "\"Program\":\"\(program)\"").utf8))
+            // As the seed runs it: the program argument, then -c.
+            let result = try build(sandbox, ["./\(program)", "-c", name])
+            XCTAssertEqual(result.status, 0, result.stderr)
+            XCTAssertEqual(result.stdout, "Bootable image file:\(sandbox.path(program + ".img"))\n")
+            let root = try rootTuple(sandbox.path(program + ".img"))
+            XCTAssertEqual(root.text("program"), "/\(program)")
+            XCTAssertEqual(root["arguments"], .vector([.string(program)]))
+            XCTAssertEqual(root.text("readonly_rootfs"), "true")
+            XCTAssertEqual(root.tuple("mounts")?.text("%1"), "/workspace")
+            let env = try XCTUnwrap(root.tuple("environment"))
+            XCTAssertEqual(env.text("USER"), "root")
+            XCTAssertEqual(env.text("PWD"), "/")
+            XCTAssertEqual(env.text("RUST_LOG"), "debug")
+            XCTAssertEqual(env.text("RUST_BACKTRACE"), "1")
+            XCTAssertEqual(env.text("IMAGE_NAME"), program)
+            let children = try XCTUnwrap(root.tuple("children"))
+            XCTAssertEqual(children.tuple("workspace")?.tuple("children")?.count, 0)
+            XCTAssertNotNil(children.tuple(program)?["extents"])
+            // What ops always adds, byte for byte.
+            let image = try NanosImageReader.open(sandbox.path(program + ".img"))
+            func read(_ path: String) throws -> String {
+                var bytes = Data()
+                try image.root.read(try XCTUnwrap(image.root.entry(at: path), path), path: path) { bytes.append(contentsOf: $0) }
+                return String(decoding: bytes, as: UTF8.self)
+            }
+            XCTAssertEqual(try read("/etc/resolv.conf"), "nameserver  8.8.8.8\n")
+            XCTAssertEqual(try read("/etc/passwd"), "root:x:0:0:root:/root:/bin/nobash")
+            XCTAssertEqual(try read("/proc/sys/kernel/hostname"), "uniboot")
+            // The dynamic program brought its loader and libc, found by reading the ELF.
+            XCTAssertNotNil(image.root.entry(at: "/lib64/ld-linux-x86-64.so.2")?["extents"])
+            XCTAssertNotNil(image.root.entry(at: "/lib/x86_64-linux-gnu/libc.so.6")?["extents"])
+            XCTAssertEqual(image.boot.entry(at: "/kernel")?["filelength"]?.unsigned, 300_000)
+            XCTAssertNil(root["klibs"])
+            XCTAssertEqual(sandbox.listing(sandbox.tmp), [], "scratch files left behind")
+        }
+    }
+
+    func testSeedGPUManifestIsAcceptedUnchangedAndItsGPUSetupChecked() throws {
+        let sandbox = try Sandbox()
+        try prepare(sandbox, program: "deviceQuery")
+        try sandbox.write("deviceQuery.manifest", Data(Self.deviceQueryManifest.utf8))
+        try sandbox.write("lib/x86_64-linux-gnu/libcuda.so.1", Data("stand-in".utf8))
+        try sandbox.write("nvidia/535.113.01/gsp_ga10x.bin", Data("firmware".utf8))
+        // Verbatim, KlibDir /build does not exist on this machine: the manifest parses, and the
+        // missing klib is the one error.
+        let verbatim = try build(sandbox, ["deviceQuery", "-c", "deviceQuery.manifest"])
+        XCTAssertEqual(verbatim.status, 1)
+        XCTAssertTrue(verbatim.stderr.contains("klib `gpu_nvidia` is not in /build"), verbatim.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: sandbox.path("deviceQuery.img")))
+
+        // With KlibDir pointing at the stub release's klibs, it builds.
+        try sandbox.write("gpu.manifest", Data(Self.deviceQueryManifest.replacingOccurrences(of: "\"/build\"", with: "\"release/klibs\"").utf8))
+        let result = try build(sandbox, ["deviceQuery", "-c", "gpu.manifest"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let image = try NanosImageReader.open(sandbox.path("deviceQuery.img"))
+        let root = image.root.root
+        XCTAssertEqual(root.text("klibs"), "bootfs")
+        XCTAssertEqual(root.text("reboot_on_exit"), "t")
+        XCTAssertEqual(root.text("program"), "/deviceQuery")
+        XCTAssertNotNil(image.boot.entry(at: "/klib/gpu_nvidia"))
+        XCTAssertNotNil(image.root.entry(at: "/nvidia/535.113.01/gsp_ga10x.bin"))
+        XCTAssertNotNil(image.root.entry(at: "/lib/x86_64-linux-gnu/libcuda.so.1"))
+        XCTAssertNotNil(image.root.entry(at: "/lib/x86_64-linux-gnu/librt.so.1"))
+
+        // GPU checks: no firmware, or a read-only root, are refused with the reason.
+        try FileManager.default.removeItem(atPath: sandbox.path("nvidia/535.113.01/gsp_ga10x.bin"))
+        let noFirmware = try build(sandbox, ["deviceQuery", "-c", "gpu.manifest", "-o", "x.img"])
+        XCTAssertEqual(noFirmware.status, 1)
+        XCTAssertTrue(noFirmware.stderr.contains("gsp_ga10x.bin"), noFirmware.stderr)
+        try sandbox.write("nvidia/535.113.01/gsp_ga10x.bin", Data("firmware".utf8))
+        try sandbox.write("ro.manifest", Data(Self.deviceQueryManifest.replacingOccurrences(of: "\"/build\"", with: "\"release/klibs\"")
+            .replacingOccurrences(of: "\"RebootOnExit\": true,", with: "\"RebootOnExit\": true, \"ManifestPassthrough\": {\"readonly_rootfs\": \"true\"},").utf8))
+        let readOnly = try build(sandbox, ["deviceQuery", "-c", "ro.manifest", "-o", "x.img"])
+        XCTAssertEqual(readOnly.status, 1)
+        XCTAssertTrue(readOnly.stderr.contains("/dev/nvidiactl"), readOnly.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: sandbox.path("x.img")))
+    }
+
+    func testTwoBuildsInDifferentPlacesAndTimesGiveTheSameBytes() throws {
+        var digests: Set<String> = []
+        for index in 0..<2 {
+            let sandbox = try Sandbox()
+            try prepare(sandbox)
+            try sandbox.write("sub/dir/prover.json", Data(Self.proverJSON.utf8))
+            try FileManager.default.moveItem(atPath: sandbox.path("prover"), toPath: sandbox.path("sub/dir/prover"))
+            if index == 1 { sleep(1) }
+            // No PROGRAM argument: the manifest's Program, next to the manifest.
+            let result = try build(sandbox, ["-c", "sub/dir/prover.json", "--json"])
+            XCTAssertEqual(result.status, 0, result.stderr)
+            let report = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as! [String: Any]
+            digests.insert(report["sha256"] as! String)
+            XCTAssertEqual(report["output"] as? String, sandbox.path("prover.img"))
+            XCTAssertEqual(TarBuilder.sha256(try Data(contentsOf: URL(fileURLWithPath: sandbox.path("prover.img")))), "sha256:" + (report["sha256"] as? String ?? ""))
+        }
+        XCTAssertEqual(digests.count, 1, "two builds of the same inputs differ")
+    }
+
+    func testBadManifestsAreClearErrorsAndWriteNothing() throws {
+        let sandbox = try Sandbox()
+        try prepare(sandbox)
+        let cases: [(String, String, [String])] = [
+            ("{\n  \"Program\": \"prover\",\n  \"ENV\": {\"A\": \"b\"}\n}", "unknown key `ENV`", ["line 3, column 3", "did you mean `Env`"]),
+            ("{\"Program\": \"prover\", \"Args\": \"--flag\"}", "Args must be a list of strings, not a string", []),
+            ("{\"Program\": \"prover\", \"RebootOnExit\": \"yes\"}", "RebootOnExit must be true or false", []),
+            ("{\"Program\": \"prover\", \"RunConfig\": {\"CPU\": 2}}", "unknown key `RunConfig.CPU`", ["did you mean `CPUs`"]),
+            ("{\"Program\": \"prover\", \"ManifestPassthrough\": {\"readonly_rootfs\": true}}", "is the boolean true", ["write \"true\""]),
+            ("{\"Env\": {}}", "needs a program", []),
+            ("{\"Program\": \"missing-program\"}", "does not exist", []),
+            ("{\"Program\": \"prover\", \"Dirs\": [\"no-such-dir\"]}", "Dirs entry `no-such-dir` is not a directory", []),
+            ("{\"Program\": \"prover\", \"Files\": [\"no-such-file\"]}", "Files entry `no-such-file` does not exist", []),
+            ("{\"Program\": \"prover\", \"Files\": [\"workspace\"], \"Mounts\": {\"%1\": \"/workspace\"}}", "which is a file in the image", []),
+            ("{\"Program\": \"prover\", \"Args\": [\"\"]}", "cannot store an empty string", []),
+            ("{\"Program\": \"prover\"", "is not valid JSON", []),
+        ]
+        try sandbox.write("workspace", Data("a file".utf8))
+        for (text, message, more) in cases {
+            try sandbox.write("bad.json", Data(text.utf8))
+            let result = try build(sandbox, ["-c", "bad.json", "-o", "bad.img"])
+            XCTAssertEqual(result.status, 1, "\(text): \(result.stderr)")
+            XCTAssertTrue(result.stderr.contains(message), "\(text): expected `\(message)` in: \(result.stderr)")
+            for detail in more { XCTAssertTrue(result.stderr.contains(detail), "\(text): expected `\(detail)` in: \(result.stderr)") }
+            XCTAssertFalse(FileManager.default.fileExists(atPath: sandbox.path("bad.img")), text)
+            XCTAssertEqual(sandbox.listing(sandbox.tmp), [], "\(text): scratch files left behind")
+            XCTAssertEqual(sandbox.listing(sandbox.work).filter { !$0.contains("/") && ($0.hasSuffix(".img") || $0.contains(".gvlt")) }, [], text)
+        }
+    }
+
+    func testMissingKernelSaysWhereItLookedAndHowToGetOne() throws {
+        let sandbox = try Sandbox()
+        try prepare(sandbox)
+        try sandbox.write("m.json", Data(Self.proverJSON.utf8))
+        let none = try GvltBinary.run(["build", "--backend", "nanos", "-c", "m.json"], in: sandbox)
+        XCTAssertEqual(none.status, 1)
+        XCTAssertTrue(none.stderr.contains(sandbox.home + "/.ops/latest.txt does not exist"), none.stderr)
+        XCTAssertTrue(none.stderr.contains("--nanos-dir"), none.stderr)
+        // ops' layout: ~/.ops/latest.txt names the version whose directory holds the release.
+        try sandbox.write("../home/.ops/latest.txt", Data("0.1.51\n".utf8))
+        let missing = try GvltBinary.run(["build", "--backend", "nanos", "-c", "m.json"], in: sandbox)
+        XCTAssertEqual(missing.status, 1)
+        XCTAssertTrue(missing.stderr.contains(sandbox.home + "/.ops/0.1.51/boot.img does not exist"), missing.stderr)
+        try FileManager.default.createDirectory(atPath: sandbox.home + "/.ops/0.1.51", withIntermediateDirectories: true)
+        for file in ["boot.img", "kernel.img"] {
+            try FileManager.default.copyItem(atPath: sandbox.path("release/" + file), toPath: sandbox.home + "/.ops/0.1.51/" + file)
+        }
+        let found = try GvltBinary.run(["build", "--backend", "nanos", "-c", "m.json", "--json"], in: sandbox)
+        XCTAssertEqual(found.status, 0, found.stderr)
+        XCTAssertEqual(try NanosImageReader.open(sandbox.path("prover.img")).root.root.tuple("environment")?.text("NANOS_VERSION"), "0.1.51")
+    }
+
+    func testProgramChecksAndPrintModes() throws {
+        let sandbox = try Sandbox()
+        try prepare(sandbox)
+        try sandbox.write("script.sh", Data("#!/bin/sh\necho hi\n".utf8))
+        let script = try build(sandbox, ["script.sh"])
+        XCTAssertEqual(script.status, 1)
+        XCTAssertTrue(script.stderr.contains("is a script"), script.stderr)
+
+        let deps = try build(sandbox, ["prover", "--print-deps"])
+        XCTAssertEqual(deps.status, 0, deps.stderr)
+        XCTAssertTrue(deps.stdout.contains("interpreter /lib64/ld-linux-x86-64.so.2"), deps.stdout)
+        XCTAssertTrue(deps.stdout.contains("libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6"), deps.stdout)
+        let manifest = try build(sandbox, ["prover", "--print-manifest"])
+        XCTAssertEqual(manifest.status, 0, manifest.stderr)
+        XCTAssertTrue(manifest.stdout.contains("program:/prover"), manifest.stdout)
+        XCTAssertTrue(manifest.stdout.contains("kernel:(contents:"), manifest.stdout)
+        XCTAssertEqual(sandbox.listing(sandbox.work).filter { !$0.contains("/") && $0.hasSuffix(".img") }, [], "print modes write no image")
+
+        let local = try build(sandbox, ["prover", "--local-run", "-o", "local.img"])
+        XCTAssertEqual(local.status, 0, local.stderr)
+        XCTAssertEqual(try rootTuple(sandbox.path("local.img")).text("debug_exit"), "t")
+        let inspect = try GvltBinary.run(["inspect", "local.img"], in: sandbox)
+        XCTAssertEqual(inspect.status, 0, inspect.stderr)
+        XCTAssertTrue(inspect.stdout.contains("boot:       /kernel (300000 bytes)") && inspect.stdout.contains("debug_exit:t"), inspect.stdout)
+        let extract = try GvltBinary.run(["extract", "local.img", "/prover", "-o", "copy"], in: sandbox)
+        XCTAssertEqual(extract.status, 0, extract.stderr)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: sandbox.path("copy"))), try Data(contentsOf: URL(fileURLWithPath: sandbox.path("prover"))))
+    }
+}
