@@ -2,6 +2,7 @@ import ArgumentParser
 import Core
 import Foundation
 import LinuxVM
+import Nanos
 
 struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -20,6 +21,13 @@ struct RunCommand: ParsableCommand {
           gvlt run prover.img --timeout 600 --mem 4G --smp 2 --env LOG=debug
           gvlt run prover.img --command /usr/bin/prover --args --fast input.json
           gvlt run prover.img --print-qemu-command
+
+        Nanos images (gvlt build --backend nanos, or ops build) boot the way `ops run` boots them
+        on-prem. --volume DIR becomes a TFS volume attached as attachment 1 (what `mounts:(%1:…)`
+        names); afterwards its files are copied to --output-dir. -c MANIFEST takes -smp/-m from its
+        RunConfig (flags win; default 1 CPU and 2G, as ops). The exit code is the program's when the
+        image was built with --local-run (debug_exit:t); otherwise gvlt says it cannot know it.
+          gvlt run prover.img --volume ./workspace --output-dir results -c manifest.json --timeout 300
         """)
 
     @Argument(help: ArgumentHelp("The image (from `gvlt build --backend linuxvm`).", valueName: "image"))
@@ -46,11 +54,17 @@ struct RunCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Stop the VM after this many seconds and exit 124.", valueName: "seconds"))
     var timeout: Double?
 
-    @Option(name: .long, help: ArgumentHelp("Virtual CPUs.", valueName: "n"))
-    var smp: Int = 1
+    @Option(name: .long, help: ArgumentHelp("Virtual CPUs (default 1).", valueName: "n"))
+    var smp: Int?
 
-    @Option(name: .long, help: ArgumentHelp("Guest memory, e.g. 512M, 4G.", valueName: "size"))
-    var mem: String = "512M"
+    @Option(name: .long, help: ArgumentHelp("Guest memory, e.g. 512M, 4G (default 512M; 2G for Nanos images).", valueName: "size"))
+    var mem: String?
+
+    @Option(name: .long, help: ArgumentHelp("Nanos: a directory to attach as volume %1; its files come back in --output-dir.", valueName: "dir"))
+    var volume: String?
+
+    @Option(name: [.customShort("c"), .long], help: ArgumentHelp("Nanos: the ops manifest whose RunConfig gives CPUs and Memory.", valueName: "file"))
+    var manifest: String?
 
     @Option(name: .long, help: ArgumentHelp("auto (probe whether KVM really works, else tcg), kvm or tcg.", valueName: "mode"))
     var accel: String = "auto"
@@ -68,6 +82,10 @@ struct RunCommand: ParsableCommand {
 
     func run() throws {
         _ = global.makeLogger()
+        if NanosInspector.isNanosImage(image) { return try runNanos() }
+        if volume != nil || manifest != nil {
+            throw InputError("--volume and --manifest are for Nanos images; \(image) is not one", hint: "Linux VM images take --input/--output")
+        }
         var run = LocalRun(image: image)
         for item in input {
             guard let colon = item.lastIndex(of: ":"), colon != item.startIndex else {
@@ -85,9 +103,9 @@ struct RunCommand: ParsableCommand {
         run.args = args.isEmpty ? nil : args
         if let timeout, timeout <= 0 { throw InputError("--timeout must be positive") }
         run.timeout = timeout
-        guard smp >= 1 else { throw InputError("--smp must be at least 1") }
-        run.cpus = smp
-        run.memory = try Self.memory(mem)
+        guard (smp ?? 1) >= 1 else { throw InputError("--smp must be at least 1") }
+        run.cpus = smp ?? 1
+        run.memory = try Self.memory(mem ?? "512M")
         guard let mode = LocalRun.Accel(rawValue: accel) else { throw InputError("--accel `\(accel)` is not auto, kvm or tcg") }
         run.accel = mode
         run.gpus = gpu
@@ -119,6 +137,68 @@ struct RunCommand: ParsableCommand {
             if status == 0 { status = 1 }
         }
         FileHandle.standardError.write(report.data(using: .utf8)!)
+        if status != 0 { throw ExitCode(status) }
+    }
+
+    func runNanos() throws {
+        for (flag, used) in [("--input", !input.isEmpty), ("--output", !output.isEmpty), ("--env", !env.isEmpty),
+                             ("--command", command != nil), ("--args", !args.isEmpty)] where used {
+            throw InputError("\(flag) is for Linux VM images; a Nanos image's program, arguments and environment are fixed when it is built",
+                             hint: "rebuild with the manifest changed, and pass files to the program with --volume DIR")
+        }
+        let manifest = try self.manifest.map(OpsManifest.init(path:))
+        var run = NanosRun(image: image)
+        run.volume = volume
+        run.outputDirectory = outputDir
+        if let timeout, timeout <= 0 { throw InputError("--timeout must be positive") }
+        run.timeout = timeout
+        run.cpus = smp ?? manifest?.run.cpus ?? 1
+        guard run.cpus >= 1 else { throw InputError("--smp must be at least 1") }
+        if let mem {
+            run.memory = try Self.memory(mem)
+        } else if let text = manifest?.run.memory, let bytes = OpsManifest.parseSize(text) {
+            run.memory = "\(max(1, bytes >> 20))M"
+        }
+        run.gpus = gpu
+        run.extraQEMUArguments = qemu
+        guard let mode = LocalRun.Accel(rawValue: accel) else { throw InputError("--accel `\(accel)` is not auto, kvm or tcg") }
+        if printQemuCommand {
+            let arguments = run.qemuArguments(accel: mode == .auto ? "tcg" : mode.rawValue, volumeImage: volume == nil ? nil : "VOLUME")
+            print((["qemu-system-x86_64"] + arguments).map { $0.contains(" ") ? "'\($0)'" : $0 }.joined(separator: " "))
+            return
+        }
+        let scratch = try ScratchDirectory(label: "gvlt-run")
+        defer { scratch.remove() }
+        var resolved = mode.rawValue
+        if mode == .auto {
+            let verdict = try QEMUProbe.kvmVerdict(qemuPath: try QEMUProbe.qemu.require(), scratch: scratch.path)
+            resolved = verdict.usable ? "kvm" : "tcg"
+            if !verdict.usable && !global.quiet {
+                FileHandle.standardError.write(Data("note: KVM is not usable here (\(verdict.reason)); running with software emulation (tcg)\n".utf8))
+            }
+        }
+        let outcome = try run.run(accel: resolved, scratch: scratch, console: { FileHandle.standardOutput.write($0) })
+        var report = ""
+        var status: Int32
+        switch outcome.result {
+        case .exited(let code):
+            report = "the program exited with status \(code)"
+            status = code
+        case .timedOut(let seconds):
+            report = "timed out after \(Int(seconds)) s; the VM was stopped"
+            status = 124
+        case .qemuFailed(let code):
+            report = "QEMU failed (status \(code)); see its message above"
+            status = 125
+        case .unknown(let code):
+            report = outcome.debugExit
+                ? "the VM powered off (QEMU status \(code)) without reporting an exit code"
+                : "the VM stopped (QEMU status \(code)); the image has no debug_exit:t, so the program's exit code is unknown (build with --local-run to get it)"
+            status = 125
+        }
+        var lines = "gvlt run: \(report)\n"
+        for path in outcome.copiedOutputs { lines += "gvlt run: output \(path)\n" }
+        FileHandle.standardError.write(Data(lines.utf8))
         if status != 0 { throw ExitCode(status) }
     }
 

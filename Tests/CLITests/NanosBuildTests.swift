@@ -256,4 +256,38 @@ final class NanosBuildTests: XCTestCase {
         XCTAssertEqual(extract.status, 0, extract.stderr)
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: sandbox.path("copy"))), try Data(contentsOf: URL(fileURLWithPath: sandbox.path("prover"))))
     }
+
+    /// `gvlt run` for Nanos: the command line ops uses, RunConfig sizing, and the volume round trip
+    /// through a real QEMU run (CI has no Nanos kernel: the stub image cannot boot, so the run ends by
+    /// its timeout or a power-off, and the volume's files must still come back).
+    func testRunBuildsTheOpsCommandLineAndRoundTripsTheVolume() throws {
+        let sandbox = try Sandbox()
+        try prepare(sandbox)
+        try sandbox.write("m.json", Data(Self.proverJSON.replacingOccurrences(of: "\"Program\":\"prover\",",
+                                                                              with: "\"Program\":\"prover\", \"RunConfig\": {\"CPUs\": 2, \"Memory\": \"2g\"},").utf8))
+        XCTAssertEqual(try build(sandbox, ["prover", "-c", "m.json", "--local-run"]).status, 0)
+        try sandbox.write("ws/sub/a.txt", Data("hello volume\n".utf8))
+        try FileManager.default.createSymbolicLink(atPath: sandbox.path("ws/link"), withDestinationPath: "sub/a.txt")
+
+        let line = try GvltBinary.run(["run", "prover.img", "-c", "m.json", "--volume", "ws", "--print-qemu-command"], in: sandbox)
+        XCTAssertEqual(line.status, 0, line.stderr)
+        for part in ["-machine q35", "virtio-scsi-pci,bus=pci.2,addr=0x0,id=scsi0", "file=prover.img,format=raw,if=none,id=hd0,snapshot=on",
+                     "scsi-hd,bus=scsi0.0,drive=hd1,scsi-id=1,lun=0,device_id=persistent-disk-1", "-smp 2", "-m 2048M",
+                     "isa-debug-exit,iobase=0x501,iosize=0x02", "-no-reboot", "-serial stdio"] {
+            XCTAssertTrue(line.stdout.contains(part), "\(part) missing from: \(line.stdout)")
+        }
+        let overridden = try GvltBinary.run(["run", "prover.img", "-c", "m.json", "--smp", "3", "--mem", "1G", "--print-qemu-command"], in: sandbox)
+        XCTAssertTrue(overridden.stdout.contains("-smp 3") && overridden.stdout.contains("-m 1024M"), overridden.stdout)
+        let linuxOnly = try GvltBinary.run(["run", "prover.img", "--input", "m.json:m.json"], in: sandbox)
+        XCTAssertEqual(linuxOnly.status, 1)
+        XCTAssertTrue(linuxOnly.stderr.contains("--input is for Linux VM images"), linuxOnly.stderr)
+
+        let run = try GvltBinary.run(["run", "prover.img", "--volume", "ws", "--output-dir", "results", "--timeout", "8", "--accel", "tcg"],
+                                     in: sandbox, timeout: 120)
+        XCTAssertTrue(run.status == 124 || run.status == 125, "status \(run.status): \(run.stderr)")
+        XCTAssertTrue(run.stderr.contains("gvlt run: "), run.stderr)
+        XCTAssertEqual(try String(contentsOfFile: sandbox.path("results/sub/a.txt"), encoding: .utf8), "hello volume\n")
+        XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(atPath: sandbox.path("results/link")), "sub/a.txt")
+        XCTAssertEqual(sandbox.listing(sandbox.tmp), [], "the volume and scratch files must go")
+    }
 }

@@ -216,3 +216,76 @@ final class NanosDiskGoldenTests: XCTestCase {
         XCTAssertEqual(Array(image.subdata(in: 510..<512)), [0x55, 0xAA])
     }
 }
+
+final class NanosRunTests: XCTestCase {
+    func testExitCodesFollowNanosDebugExit() {
+        XCTAssertEqual(NanosRun.result(qemuStatus: 15, debugExit: true, qemuComplained: false), .exited(7))
+        XCTAssertEqual(NanosRun.result(qemuStatus: 1, debugExit: true, qemuComplained: false), .exited(0))
+        XCTAssertEqual(NanosRun.result(qemuStatus: 1, debugExit: true, qemuComplained: true), .qemuFailed(1))
+        XCTAssertEqual(NanosRun.result(qemuStatus: 0, debugExit: true, qemuComplained: false), .unknown(qemuStatus: 0))
+        XCTAssertEqual(NanosRun.result(qemuStatus: 15, debugExit: false, qemuComplained: false), .unknown(qemuStatus: 15))
+        XCTAssertEqual(NanosRun.result(qemuStatus: 511, debugExit: true, qemuComplained: false), .exited(255))
+    }
+
+    /// A volume as the kernel would find it after a run that added files: a second record in the log
+    /// that references earlier tuples, exactly like Nanos' own writes, must come back out too.
+    func testVolumeRoundTripIncludingFilesAppendedToTheLog() throws {
+        let work = NSTemporaryDirectory() + "gvlt-volume-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        try FileManager.default.createDirectory(atPath: work + "/in/dir", withIntermediateDirectories: true)
+        try Data("one".utf8).write(to: URL(fileURLWithPath: work + "/in/dir/one.txt"))
+        try Data().write(to: URL(fileURLWithPath: work + "/in/empty"))
+        try NanosRun.makeVolume(from: work + "/in", to: work + "/vol.tfs", freeSpace: 1 << 20)
+        var volume = try TFSReader.read(file: try SharedFile.openReadOnly(work + "/vol.tfs"), what: "v")
+        XCTAssertEqual(volume.label, "gvlt-volume")
+
+        // Append what the kernel appends when a program writes /dir/new.txt ("new!" at a free sector):
+        // reference records on the dir's children tuple and the new file's tuple, at the end of the log.
+        let fd = open(work + "/vol.tfs", O_RDWR)
+        defer { close(fd) }
+        let file = SharedFile(fd: dup(fd), displayName: "v")
+        var extension1 = [UInt8](repeating: 0, count: 1024 * 512)
+        _ = try extension1.withUnsafeMutableBytes { try file.read(into: $0, at: 512) }
+        var end = extension1.count - 1
+        while extension1[end] == 0 { end -= 1 }
+        XCTAssertEqual(extension1[end], 1, "the log ends with END_OF_LOG")
+        // Dictionary indices as the writer assigned them (root 1, `children` 2, children tuple 3, `dir` 4,
+        // the dir tuple 5, `children` reused, its children tuple 6 …): find the dir's children tuple by reading.
+        var cursor = TFSCursor(Array(extension1[0..<end]), at: 9, what: "t")
+        XCTAssertEqual(try cursor.byte(), 2)
+        _ = try cursor.varint(); _ = try cursor.varint()
+        var dictionary: [TFSReader.Entry] = []
+        _ = try TFSReader.value(&cursor, dictionary: &dictionary)
+        XCTAssertEqual(cursor.position, cursor.bytes.count, "one record holds the whole tree")
+        let childrenIndex = try XCTUnwrap(dictionary.firstIndex { entry in
+            if case .tuple(let tuple) = entry, tuple.tuple("one.txt") != nil { return true }
+            return false
+        }) + 1
+        let dataSector: UInt64 = 5000
+        var record: [UInt8] = []
+        TFSEncoding.appendHeader(immediate: false, type: 1, length: 1, to: &record)
+        TFSEncoding.appendVarint(UInt64(childrenIndex), to: &record)
+        TFSEncoding.appendHeader(immediate: true, type: 0, length: 7, to: &record); record += Array("new.txt".utf8)
+        record += [0x92]  // a new tuple with two pairs
+        TFSEncoding.appendHeader(immediate: true, type: 0, length: 7, to: &record); record += Array("extents".utf8)
+        record += [0x91, 0x81, 0x30, 0x93]
+        for (key, value) in [("allocated", 1), ("length", 1), ("offset", Int(dataSector))] {
+            TFSEncoding.appendHeader(immediate: true, type: 0, length: UInt64(key.utf8.count), to: &record); record += Array(key.utf8)
+            record += [0xb0]; TFSEncoding.appendVarint(UInt64(value), to: &record)
+        }
+        TFSEncoding.appendHeader(immediate: true, type: 0, length: 10, to: &record); record += Array("filelength".utf8)
+        record += [0xb0, 4]
+        var frame: [UInt8] = [2]
+        TFSEncoding.appendVarint(UInt64(record.count), to: &frame)
+        TFSEncoding.appendVarint(UInt64(record.count), to: &frame)
+        let appended = [4] + frame + record + [1]  // END_OF_SEGMENT where END_OF_LOG was, as the kernel does
+        try appended.withUnsafeBytes { try file.write($0, at: 512 + Int64(end)) }
+        try Array("new!".utf8).withUnsafeBytes { try file.write($0, at: Int64(dataSector) * 512) }
+
+        volume = try TFSReader.read(file: try SharedFile.openReadOnly(work + "/vol.tfs"), what: "v")
+        let copied = try NanosRun.copyOut(volume, to: work + "/out")
+        XCTAssertEqual(Set(copied.map { String($0.dropFirst(work.count + 5)) }), ["dir/one.txt", "dir/new.txt", "empty"])
+        XCTAssertEqual(try String(contentsOfFile: work + "/out/dir/new.txt", encoding: .utf8), "new!")
+        XCTAssertEqual(try String(contentsOfFile: work + "/out/dir/one.txt", encoding: .utf8), "one")
+    }
+}

@@ -53,63 +53,23 @@ extension LocalRun {
             if !verdict.usable { note("KVM is not usable here (\(verdict.reason)); running with software emulation (tcg)") }
         }
 
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: qemu)
-        process.arguments = qemuArguments(accel: resolvedAccel, shares: shares)
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let token = Cleanup.shared.register(child: process.processIdentifier)
-        defer { Cleanup.shared.unregister(token) }
-
-        final class State: @unchecked Sendable {
+        final class Reported: @unchecked Sendable {
             let lock = NSLock()
-            var pending = Data()
             var result: Result?
         }
-        let state = State()
-        let finished = DispatchSemaphore(value: 0)
-        DispatchQueue.global().async {
-            let handle = pipe.fileHandleForReading
-            while true {
-                let chunk = handle.availableData
-                if chunk.isEmpty { break }
-                console(chunk)
-                state.lock.withLock {
-                    state.pending.append(chunk)
-                    while let newline = state.pending.firstIndex(of: UInt8(ascii: "\n")) {
-                        let line = String(decoding: state.pending[state.pending.startIndex..<newline], as: UTF8.self)
-                        state.pending.removeSubrange(state.pending.startIndex...newline)
-                        if let result = LocalRun.result(fromConsoleLine: Substring(line)) { state.result = result }
-                    }
-                }
-            }
-            finished.signal()
+        let reported = Reported()
+        let finished = try QEMUProcess.run(qemu, qemuArguments(accel: resolvedAccel, shares: shares), timeout: timeout, console: console) { line in
+            if let result = LocalRun.result(fromConsoleLine: line) { reported.lock.withLock { reported.result = result } }
         }
-        var timedOut = false
-        if let timeout {
-            let deadline = Date().addingTimeInterval(timeout)
-            while process.isRunning && Date() < deadline { usleep(50_000) }
-            if process.isRunning {
-                timedOut = true
-                process.terminate()
-                usleep(500_000)
-                if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-            }
-        }
-        process.waitUntilExit()
-        finished.wait()
 
         // The init's line says what happened; QEMU's status, set by the init through debug-exit, must
         // agree, so a program that prints a fake line (then crashes the guest) is not believed.
         let result: Result
-        let qemuStatus = process.terminationStatus
+        let qemuStatus = finished.status
         let success = Int32(workerConfig.debugExit?.successCode ?? 3)
-        if timedOut {
+        if finished.timedOut {
             result = .timedOut(timeout!)
-        } else if let reported = state.lock.withLock({ state.result }) {
+        } else if let reported = reported.lock.withLock({ reported.result }) {
             switch reported {
             case .exited(0):
                 result = qemuStatus == success ? reported : .noResult(qemuStatus: qemuStatus)

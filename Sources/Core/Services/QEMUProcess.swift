@@ -1,0 +1,60 @@
+import Foundation
+
+/// One QEMU run: the console streamed as it comes (and split into lines for whoever watches for a
+/// result line), a timeout that stops the VM, and the child registered with Cleanup so Ctrl-C stops
+/// it too. Backends' `gvlt run` paths build the arguments; this only runs them.
+public enum QEMUProcess {
+    public struct Finished: Sendable {
+        public var status: Int32
+        public var timedOut: Bool
+    }
+
+    public static func run(_ qemu: String, _ arguments: [String], timeout: Double?, console: @escaping (Data) -> Void,
+                           line: @escaping (Substring) -> Void = { _ in }) throws -> Finished {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: qemu)
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let token = Cleanup.shared.register(child: process.processIdentifier)
+        defer { Cleanup.shared.unregister(token) }
+
+        final class Pending: @unchecked Sendable {
+            var data = Data()
+        }
+        let pending = Pending()
+        let finished = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            let handle = pipe.fileHandleForReading
+            while true {
+                let chunk = handle.availableData
+                if chunk.isEmpty { break }
+                console(chunk)
+                pending.data.append(chunk)
+                while let newline = pending.data.firstIndex(of: UInt8(ascii: "\n")) {
+                    let text = String(decoding: pending.data[pending.data.startIndex..<newline], as: UTF8.self)
+                    pending.data.removeSubrange(pending.data.startIndex...newline)
+                    line(Substring(text))
+                }
+            }
+            finished.signal()
+        }
+        var timedOut = false
+        if let timeout {
+            let deadline = Date().addingTimeInterval(timeout)
+            while process.isRunning && Date() < deadline { usleep(50_000) }
+            if process.isRunning {
+                timedOut = true
+                process.terminate()
+                usleep(500_000)
+                if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            }
+        }
+        process.waitUntilExit()
+        finished.wait()
+        return Finished(status: process.terminationStatus, timedOut: timedOut)
+    }
+}
