@@ -65,6 +65,13 @@ let package = Package(
             path: "bench/Sources",
             swiftSettings: [.swiftLanguageMode(.v5)]),
 
+        // The Nanos TFS writer benchmark (bench/README.md); run with `swift run -c release gvlt-bench-tfs`.
+        .executableTarget(
+            name: "gvlt-bench-tfs",
+            dependencies: ["Core", "Nanos"],
+            path: "bench/TFS",
+            swiftSettings: [.swiftLanguageMode(.v5)]),
+
         .target(
             name: "TestSupport",
             dependencies: ["Core", .product(name: "Crypto", package: "swift-crypto")],

@@ -44,6 +44,31 @@ public enum FileContent: Sendable {
         }
     }
 
+    /// The open file and byte range holding the content, checked as `stream` checks it, for writers
+    /// that read into buffers of their own. Nil for empty content.
+    public func openRange() throws -> (file: SharedFile, offset: Int64, length: Int64)? {
+        switch self {
+        case .empty:
+            return nil
+        case .blobRange(let file, let offset, let length):
+            return (file, offset, length)
+        case .hostFile(let path, let size, let identity):
+            let fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+            guard fd >= 0 else { throw SystemError("cannot read", path: path, errno: errno) }
+            let file = SharedFile(fd: fd, displayName: path)
+            var st = stat()
+            guard fstat(fd, &st) == 0, FileIdentity(st) == identity else {
+                throw InputError("\(path) is no longer the file that was scanned (its path was replaced during the build)",
+                                 hint: "do not modify the rootfs directory during a build")
+            }
+            guard file.size == size else {
+                throw InputError("\(path) changed size while the image was being written (\(size) -> \(file.size) bytes)",
+                                 hint: "do not modify the rootfs directory during a build")
+            }
+            return (file, 0, size)
+        }
+    }
+
     private static func copy(from file: SharedFile, offset: Int64, length: Int64, chunkSize: Int,
                              _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: min(chunkSize, max(Int(length), 1)), alignment: 16)

@@ -5,9 +5,10 @@
 /// remove keys (that is how Nanos' own mkfs writes extents), so the reader must update the very tuple
 /// it made earlier.
 public final class TFSTuple {
-    /// Keys are symbol bytes; order is what the log said (the dump sorts, the writer sorts).
-    public private(set) var keys: [[UInt8]] = []
-    private var values: [[UInt8]: TFSValue] = [:]
+    // Pairs in insertion order; an index by key once the tuple is big enough for lookups to matter
+    // (directories), so small tuples (files, extents) cost one array.
+    private var pairs: [(key: [UInt8], value: TFSValue)] = []
+    private var index: [[UInt8]: Int]?
 
     public init() {}
 
@@ -15,13 +16,33 @@ public final class TFSTuple {
         for (key, value) in pairs { self[key] = value }
     }
 
+    /// Keys in the order the log gave them (the dump sorts, the writer sorts).
+    public var keys: [[UInt8]] { pairs.map(\.key) }
+
+    private func position(of key: [UInt8]) -> Int? {
+        if let index { return index[key] }
+        if pairs.count > 16 {
+            var built: [[UInt8]: Int] = [:]
+            for (position, pair) in pairs.enumerated() { built[pair.key] = position }
+            index = built
+            return built[key]
+        }
+        return pairs.firstIndex { $0.key == key }
+    }
+
     public subscript(key: [UInt8]) -> TFSValue? {
-        get { values[key] }
+        get { position(of: key).map { pairs[$0].value } }
         set {
-            if let newValue {
-                if values.updateValue(newValue, forKey: key) == nil { keys.append(key) }
-            } else if values.removeValue(forKey: key) != nil {
-                keys.removeAll { $0 == key }
+            if let at = position(of: key) {
+                if let newValue {
+                    pairs[at].value = newValue
+                } else {
+                    pairs.remove(at: at)
+                    index = nil
+                }
+            } else if let newValue {
+                pairs.append((key, newValue))
+                index?[key] = pairs.count - 1
             }
         }
     }
@@ -31,11 +52,16 @@ public final class TFSTuple {
         set { self[Array(key.utf8)] = newValue }
     }
 
-    public var count: Int { keys.count }
+    public var count: Int { pairs.count }
 
     /// Pairs in byte order of keys: the order the writer uses and the dump prints.
     public var sortedPairs: [(key: [UInt8], value: TFSValue)] {
-        keys.sorted { $0.lexicographicallyPrecedes($1) }.map { ($0, values[$0]!) }
+        var sorted = true
+        for position in pairs.indices.dropFirst() where !pairs[position - 1].key.lexicographicallyPrecedes(pairs[position].key) {
+            sorted = false
+            break
+        }
+        return sorted ? pairs : pairs.sorted { $0.key.lexicographicallyPrecedes($1.key) }
     }
 
     public func tuple(_ key: String) -> TFSTuple? {
@@ -49,8 +75,8 @@ public final class TFSTuple {
     /// Structural equality (a tree compare; the log's sharing does not matter).
     public func isEqual(to other: TFSTuple) -> Bool {
         guard count == other.count else { return false }
-        for key in keys {
-            guard let mine = values[key], let theirs = other[key], mine == theirs else { return false }
+        for pair in pairs {
+            guard let theirs = other[pair.key], pair.value == theirs else { return false }
         }
         return true
     }
