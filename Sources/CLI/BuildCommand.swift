@@ -76,6 +76,10 @@ struct BuildCommand: ParsableCommand {
             }
             return accelerator
         }
+        if !backend.capabilities.inputs.contains("rootfs-tree") && !source.isEmpty {
+            throw InputError("the \(backend.name) backend takes a program, not --container/--containerfile/--rootfs-dir",
+                             hint: "gvlt build --backend \(backend.name) PROGRAM -c manifest.json")
+        }
         var options = file.options
         for (key, value) in linuxvm.options { options[key] = value }
         for (key, value) in nanos.options { options[key] = value }

@@ -65,6 +65,8 @@ public final class NanosBackend: ImageBackend, ImagePreviewing {
     }
 
     func layout(_ settings: Settings, scratch: String) throws -> (NanosLayout, NanosRelease) {
+        // The program is the user's own input: check it before looking for a release.
+        _ = try ELFProgram.check(settings.program)
         let release = try NanosRelease.locate(settings.release, manifest: settings.manifest)
         let layout = try NanosLayout(manifest: settings.manifest, release: release,
                                      options: .init(program: settings.program, localRun: settings.localRun, imageName: settings.imageName),
