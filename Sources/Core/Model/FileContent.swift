@@ -22,26 +22,8 @@ public enum FileContent: Sendable {
     /// Streams the content in chunks of at most `chunkSize` bytes. Fails if a host file changed size
     /// since it was listed, so an image never silently holds a truncated file.
     public func stream(chunkSize: Int = 1 << 20, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
-        switch self {
-        case .empty:
-            return
-        case .blobRange(let file, let offset, let length):
-            try Self.copy(from: file, offset: offset, length: length, chunkSize: chunkSize, body)
-        case .hostFile(let path, let size, let identity):
-            let fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
-            guard fd >= 0 else { throw SystemError("cannot read", path: path, errno: errno) }
-            let file = SharedFile(fd: fd, displayName: path)
-            var st = stat()
-            guard fstat(fd, &st) == 0, FileIdentity(st) == identity else {
-                throw InputError("\(path) is no longer the file that was scanned (its path was replaced during the build)",
-                                 hint: "do not modify the rootfs directory during a build")
-            }
-            guard file.size == size else {
-                throw InputError("\(path) changed size while the image was being written (\(size) -> \(file.size) bytes)",
-                                 hint: "do not modify the rootfs directory during a build")
-            }
-            try Self.copy(from: file, offset: 0, length: size, chunkSize: chunkSize, body)
-        }
+        guard let range = try openRange() else { return }
+        try Self.copy(from: range.file, offset: range.offset, length: range.length, chunkSize: chunkSize, body)
     }
 
     /// The open file and byte range holding the content, checked as `stream` checks it, for writers

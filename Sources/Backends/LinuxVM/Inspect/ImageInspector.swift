@@ -5,13 +5,7 @@ import Foundation
 /// partition table, the boot partition's kernel, initramfs and SYSLINUX config (through mtools), and the
 /// root file system's type, size, init and baked config (through unsquashfs).
 public struct ImageReport: Codable, Sendable {
-    public struct Partition: Codable, Sendable {
-        public var number: Int
-        public var active: Bool
-        public var type: String
-        public var start: Int64
-        public var size: Int64
-    }
+    public typealias Partition = PartitionReport
 
     public var image: String
     public var sha256: String

@@ -4,13 +4,7 @@ import Foundation
 /// What `gvlt inspect` shows of a Nanos image: partitions, the boot filesystem's files, and the root
 /// tuple in Nanos' text syntax with file contents summarised.
 public struct NanosImageReport: Codable, Sendable {
-    public struct Partition: Codable, Sendable {
-        public var number: Int
-        public var active: Bool
-        public var type: String
-        public var start: Int64
-        public var size: Int64
-    }
+    public typealias Partition = PartitionReport
 
     public struct BootFile: Codable, Sendable {
         public var path: String
