@@ -4,14 +4,21 @@ same run:
   build: `gvlt build --backend linuxvm --rootfs-dir TREE` wall time vs the squashfs tool alone on the
          same tree with the same compressor (tar2sqfs fed a tar of the tree, and mksquashfs on the dir)
   boot:  QEMU start to the program's first output line vs the same kernel with a minimal initramfs
-         that prints and powers off (booted with -kernel/-initrd)
+         that prints and powers off, booted the same way: the image's own disk (SeaBIOS, SYSLINUX)
+         with its initrd.img replaced, under the worker's flags. Also reported: the same minimal
+         initramfs put in memory by QEMU (-kernel/-initrd), which skips the boot loader the worker's
+         disk format requires.
   size:  image bytes - (squashfs of the tree + kernel + initramfs)
-Usage: bench/linuxvm.py [--mib 320] [--runs 3] [--work DIR]   (run scripts/build-init and swift build first)
+Usage: bench/linuxvm.py [--mib 320] [--runs 3] [--work DIR]
+       (run scripts/build-init and `swift build -c release --product gvlt` first; a debug build is
+       used only when there is no release one, and is slower at streaming the tree)
 """
 import argparse, hashlib, json, os, random, shutil, struct, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-GVLT = os.path.join(ROOT, ".build", "debug", "gvlt")
+GVLT = os.path.join(ROOT, ".build", "release", "gvlt")
+if not os.path.exists(GVLT):
+    GVLT = os.path.join(ROOT, ".build", "debug", "gvlt")
 INIT = os.path.join(ROOT, ".build", "gvlt-init")
 
 def make_tree(path, mib, seed=7):
@@ -146,21 +153,30 @@ def main():
                             "-device", "isa-debug-exit,iobase=0xf4,iosize=0x4"]
     for share, ro in (("rt-config", True), ("input", True), ("output", False)):
         worker += ["-virtfs", "local,path=%s/%s,mount_tag=gevulot-%s,security_model=none,multidevs=remap%s" % (shares, share, share, ",readonly=on" if ro else "")]
+    # The disk floor: the image itself, its initramfs swapped for the minimal one.
+    floor_disk = os.path.join(work, "floor-disk.img")
+    shutil.copyfile(image, floor_disk)
+    subprocess.run(["mcopy", "-o", "-i", "%s@@%d" % (floor_disk, boot["start"]), floor_cpio, "::initrd.img"], check=True,
+                   env=dict(os.environ, MTOOLS_SKIP_CHECK="1"))
+    floor_worker = [a.replace(image, floor_disk) for a in worker]
+    direct_floors = []
     for _ in range(args.runs):
-        boot_floors.append(first_line_time(qemu_common + ["-kernel", vmlinuz, "-initrd", floor_cpio, "-append", "console=ttyS0 quiet panic=-1"], b"bench-first-line"))
+        direct_floors.append(first_line_time(qemu_common + ["-kernel", vmlinuz, "-initrd", floor_cpio, "-append", "console=ttyS0 quiet panic=-1"], b"bench-first-line"))
+        boot_floors.append(first_line_time(floor_worker, b"bench-first-line"))
         boots.append(first_line_time(worker, b"bench-first-line"))
 
     result = {
         "tree": {"bytes": content, "files": files, "compressor": args.compressor},
         "build": {"floor_tar2sqfs_s": min(floors_tar), "floor_mksquashfs_s": min(floors_dir), "gvlt_build_s": min(builds),
                   "ratio": min(builds) / floor, "target": 1.15},
-        "boot": {"floor_s": min(boot_floors), "image_s": min(boots), "difference_s": min(boots) - min(boot_floors), "target_s": 0.5},
+        "boot": {"floor_s": min(boot_floors), "image_s": min(boots), "difference_s": min(boots) - min(boot_floors), "target_s": 0.5,
+                 "direct_floor_s": min(direct_floors), "difference_from_direct_s": min(boots) - min(direct_floors)},
         "size": {"image": image_bytes, "tree_squashfs": tree_sqfs, "kernel": sizes.get("vmlinuz"), "initramfs": sizes.get("initrd"),
                  "overhead": overhead, "overhead_mib": overhead / 1048576, "target_mib": 2},
     }
     print(json.dumps(result, indent=2))
-    print("build: %.2fx of the squashfs floor (target <= 1.15x)  boot: floor + %.2f s (target <= 0.5 s)  size overhead: %.2f MiB (target <= 2 MiB)"
-          % (result["build"]["ratio"], result["boot"]["difference_s"], result["size"]["overhead_mib"]))
+    print("build: %.2fx of the squashfs floor (target <= 1.15x)  boot: floor + %.2f s (target <= 0.5 s; + %.2f s over QEMU's direct load)  size overhead: %.2f MiB (target <= 2 MiB)"
+          % (result["build"]["ratio"], result["boot"]["difference_s"], result["boot"]["difference_from_direct_s"], result["size"]["overhead_mib"]))
     if not args.work:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -290,4 +290,41 @@ final class NanosBuildTests: XCTestCase {
         XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(atPath: sandbox.path("results/link")), "sub/a.txt")
         XCTAssertEqual(sandbox.listing(sandbox.tmp), [], "the volume and scratch files must go")
     }
+
+    /// BaseVolumeSz is the whole image's minimum size; the root partition runs to the end of the disk,
+    /// which is how the kernel sizes the root filesystem. By default the root keeps free space.
+    func testBaseVolumeSizeAndDefaultFreeSpace() throws {
+        let sandbox = try Sandbox()
+        try prepare(sandbox)
+        try sandbox.write("m.json", Data(Self.proverJSON.replacingOccurrences(of: "\"Program\":\"prover\",",
+                                                                              with: "\"Program\":\"prover\", \"BaseVolumeSz\": \"64m\",").utf8))
+        XCTAssertEqual(try build(sandbox, ["prover", "-c", "m.json", "-o", "big.img"]).status, 0)
+        let big = try NanosImageReader.open(sandbox.path("big.img"))
+        XCTAssertEqual(big.file.size, 64 << 20)
+        XCTAssertEqual(Int64(big.partitions[1].firstSector + big.partitions[1].sectorCount) * 512, big.file.size)
+
+        try sandbox.write("d.json", Data(Self.proverJSON.utf8))
+        XCTAssertEqual(try build(sandbox, ["prover", "-c", "d.json", "-o", "small.img"]).status, 0)
+        let small = try NanosImageReader.open(sandbox.path("small.img"))
+        XCTAssertLessThan(small.file.size, 64 << 20)
+        // Free: the two log regions (sectors 1025-3072) and at least 8 MiB after the data.
+        var end: UInt64 = 0
+        func walk(_ tuple: TFSTuple) {
+            for (_, value) in tuple.tuple("children")?.sortedPairs ?? [] {
+                guard case .tuple(let entry) = value else { continue }
+                for (_, extent) in entry.tuple("extents")?.sortedPairs ?? [] {
+                    if case .tuple(let e) = extent { end = max(end, (e["offset"]?.unsigned ?? 0) + (e["length"]?.unsigned ?? 0)) }
+                    if case .tuple(let e) = extent { XCTAssertGreaterThanOrEqual(e["offset"]?.unsigned ?? 0, 3073) }
+                }
+                walk(entry)
+            }
+        }
+        walk(small.root.root)
+        XCTAssertGreaterThanOrEqual(small.root.length - Int64(end) * 512, 8 << 20)
+
+        try sandbox.write("bad.json", Data("{\"Program\": \"prover\", \"BaseVolumeSz\": \"lots\"}".utf8))
+        let bad = try build(sandbox, ["prover", "-c", "bad.json", "-o", "bad.img"])
+        XCTAssertEqual(bad.status, 1)
+        XCTAssertTrue(bad.stderr.contains("BaseVolumeSz: `lots` is not a size"), bad.stderr)
+    }
 }

@@ -12,14 +12,18 @@ public struct Initramfs {
     public var modulesDirectory: String
     public var initBinary: String
     public var mtime: Timestamp
+    /// Where slimmed copies of the modules go (ModuleSlimmer); nil keeps the modules as they are.
+    public var slimInto: String?
+    public var note: (String) -> Void = { _ in }
 
     public init(release: String, modules: [(name: String, relativePath: String)], modulesDirectory: String, initBinary: String,
-                mtime: Timestamp = .epoch) {
+                mtime: Timestamp = .epoch, slimInto: String? = nil) {
         self.release = release
         self.modules = modules
         self.modulesDirectory = modulesDirectory
         self.initBinary = initBinary
         self.mtime = mtime
+        self.slimInto = slimInto
     }
 
     /// The file the init reads to know which modules to load, one path per line, in order.
@@ -41,9 +45,18 @@ public struct Initramfs {
         try tree.setLeaf(["dev", "console"], kind: .characterDevice(major: 5, minor: 1),
                          metadata: FileMetadata(permissions: 0o600, mtime: mtime))
         var order = ""
+        var noted = false
         for module in modules {
             let path = "lib/modules/\(release)/\(module.relativePath)"
-            try add(path, try Self.hostFile(modulesDirectory + "/" + module.relativePath), permissions: 0o644)
+            var source = modulesDirectory + "/" + module.relativePath
+            if let slimInto {
+                try FileManager.default.createDirectory(atPath: slimInto, withIntermediateDirectories: true)
+                source = try ModuleSlimmer.slim(source, into: slimInto) { message in
+                    if !noted { note(message) }
+                    noted = true
+                }
+            }
+            try add(path, try Self.hostFile(source), permissions: 0o644)
             order += "/" + path + "\n"
         }
         let list = try SharedFile.anonymous(in: NSTemporaryDirectory())

@@ -109,8 +109,11 @@ public final class LinuxVMBackend: ImageBackend {
         } else {
             let path = scratch + "/initrd.img"
             try context.progress.step("writing the initramfs (\(order.count) modules)") {
-                _ = try Initramfs(release: kernel.release, modules: order.map { ($0, modules!.modules[$0]!) },
-                                  modulesDirectory: modules!.directory, initBinary: initBinary, mtime: mtime).write(to: path, force: true)
+                var initramfs = Initramfs(release: kernel.release, modules: order.map { ($0, modules!.modules[$0]!) },
+                                          modulesDirectory: modules!.directory, initBinary: initBinary, mtime: mtime,
+                                          slimInto: scratch + "/modules")
+                initramfs.note = { context.logger.warning("\($0)") }
+                _ = try initramfs.write(to: path, force: true)
             }
             initramfs = path
         }

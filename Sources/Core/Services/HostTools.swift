@@ -93,13 +93,14 @@ public enum HostCommand {
             collected.append(chunk)
             if echo { FileHandle.standardError.write(chunk) }
         }
+        let wait: () -> Void
         do {
-            try process.run()
+            wait = try process.runReturningWaiter()
         } catch {
             throw InputError("cannot run \(executable): \(error.localizedDescription)")
         }
         let token = Cleanup.shared.register(child: process.processIdentifier)
-        process.waitUntilExit()
+        wait()
         Cleanup.shared.unregister(token)
         pipe.fileHandleForReading.readabilityHandler = nil
         let rest = pipe.fileHandleForReading.readDataToEndOfFile()
@@ -112,5 +113,17 @@ public enum HostCommand {
                          output: output, hint: hint)
         }
         return result
+    }
+}
+
+extension Process {
+    /// Starts the process and returns a wait that blocks until it exits. Foundation's
+    /// `waitUntilExit` polls a run loop in 50 ms steps on Linux, which adds up to seconds over the
+    /// dozens of short tools a build runs; the termination handler wakes the waiter at once.
+    public func runReturningWaiter() throws -> () -> Void {
+        let exited = DispatchSemaphore(value: 0)
+        terminationHandler = { _ in exited.signal() }
+        try run()
+        return { exited.wait() }
     }
 }

@@ -18,7 +18,7 @@ public enum QEMUProcess {
         process.standardOutput = pipe
         process.standardError = pipe
         process.standardInput = FileHandle.nullDevice
-        try process.run()
+        let waitForExit = try process.runReturningWaiter()
         let token = Cleanup.shared.register(child: process.processIdentifier)
         defer { Cleanup.shared.unregister(token) }
 
@@ -53,7 +53,7 @@ public enum QEMUProcess {
                 if process.isRunning { kill(process.processIdentifier, SIGKILL) }
             }
         }
-        process.waitUntilExit()
+        waitForExit()
         finished.wait()
         return Finished(status: process.terminationStatus, timedOut: timedOut)
     }

@@ -40,7 +40,7 @@ public struct SquashfsImage {
         process.standardError = messages
         // A 1 MiB pipe (Linux's default is 64 KiB) lets the tar writer and tar2sqfs run in larger steps.
         _ = fcntl(input.fileHandleForWriting.fileDescriptor, 1031 /* F_SETPIPE_SZ */, 1 << 20)
-        try process.run()
+        let waitForExit = try process.runReturningWaiter()
         let token = Cleanup.shared.register(child: process.processIdentifier)
         defer { Cleanup.shared.unregister(token) }
         // The tool's messages are drained on another thread so it can never block on a full pipe.
@@ -58,7 +58,7 @@ public struct SquashfsImage {
             streamError = error
         }
         try? input.fileHandleForWriting.close()
-        process.waitUntilExit()
+        waitForExit()
         drained.wait()
         let text = String(decoding: collected.data, as: UTF8.self)
         guard process.terminationStatus == 0 else {

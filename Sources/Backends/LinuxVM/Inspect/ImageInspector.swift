@@ -82,8 +82,8 @@ public enum ImageInspector {
                 process.arguments = ["-o", offset, "-cat", path, "usr/lib/gvlt/init"]
                 process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: initCopy))
                 process.standardError = FileHandle.nullDevice
-                try process.run()
-                process.waitUntilExit()
+                let waitForExit = try process.runReturningWaiter()
+                waitForExit()
                 if process.terminationStatus == 0 { report.initSHA256 = try "sha256:" + SHA256Hex.of(file: initCopy) }
             }
         } else {
