@@ -9,7 +9,7 @@ import XCTest
 /// the root tuple each gives, reproducibility, and every bad input refused with nothing written.
 final class NanosBuildTests: XCTestCase {
     static let golden = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().deletingLastPathComponent().path + "/shared/golden/nanos"
+        .deletingLastPathComponent().path + "/Tests/Fixtures/nanos-golden"
 
     /// A release directory, a dynamic C program called `prover`, and the seed manifests, in `dir`.
     func prepare(_ sandbox: Sandbox, program: String = "prover") throws {

@@ -7,7 +7,7 @@ import XCTest
 /// to exactly the text Nanos' `dump` printed for them.
 final class TFSGoldenTests: XCTestCase {
     static let golden = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().deletingLastPathComponent().path + "/shared/golden/nanos"
+        .deletingLastPathComponent().path + "/Tests/Fixtures/nanos-golden"
 
     static func gunzip(_ path: String) throws -> String {
         let out = NSTemporaryDirectory() + "gvlt-golden-\(getpid())-" + URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
