@@ -129,7 +129,7 @@ final class CommandTests: XCTestCase {
         // A large sparse file takes long enough to write that the interrupt lands mid-export.
         try FileManager.default.createDirectory(atPath: sandbox.path("root"), withIntermediateDirectories: true)
         let big = sandbox.path("root/big")
-        FileManager.default.createFile(atPath: big, contents: nil)
+        XCTAssertTrue(FileManager.default.createFile(atPath: big, contents: nil))
         truncate(big, 8 << 30)
 
         let process = Process()

@@ -117,20 +117,20 @@ final class HostFileContentTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let tree = directory + "/tree"
         try FileManager.default.createDirectory(atPath: tree + "/sub", withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: tree + "/a", contents: Data("alpha".utf8))
-        FileManager.default.createFile(atPath: tree + "/sub/b", contents: Data("beta".utf8))
+        XCTAssertTrue(FileManager.default.createFile(atPath: tree + "/a", contents: Data("alpha".utf8)))
+        XCTAssertTrue(FileManager.default.createFile(atPath: tree + "/sub/b", contents: Data("beta".utf8)))
         try FileManager.default.createSymbolicLink(atPath: tree + "/link", withDestinationPath: "sub/b")
         let first = try SHA256Hex.of(directoryTree: tree, skip: [".git"])
         XCTAssertEqual(first.count, 64)
 
         utime(tree + "/a", nil)
         try FileManager.default.createDirectory(atPath: tree + "/.git", withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: tree + "/.git/HEAD", contents: Data("ref".utf8))
+        XCTAssertTrue(FileManager.default.createFile(atPath: tree + "/.git/HEAD", contents: Data("ref".utf8)))
         XCTAssertEqual(try SHA256Hex.of(directoryTree: tree, skip: [".git"]), first, "times and skipped entries must not count")
         XCTAssertNotEqual(try SHA256Hex.of(directoryTree: tree), first, "unskipped, .git counts")
 
         var changes: [() throws -> Void] = [
-            { FileManager.default.createFile(atPath: tree + "/sub/b", contents: Data("betA".utf8)) },
+            { _ = FileManager.default.createFile(atPath: tree + "/sub/b", contents: Data("betA".utf8)) },
             { chmod(tree + "/a", 0o755) },
             { try FileManager.default.moveItem(atPath: tree + "/a", toPath: tree + "/c") },
             { try FileManager.default.removeItem(atPath: tree + "/link"); try FileManager.default.createSymbolicLink(atPath: tree + "/link", withDestinationPath: "c") },

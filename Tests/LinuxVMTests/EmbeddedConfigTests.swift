@@ -31,7 +31,7 @@ final class EmbeddedConfigTests: XCTestCase {
         let dir = NSTemporaryDirectory() + "gvlt-ikconfig-\(getpid())-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        FileManager.default.createFile(atPath: dir + "/in", contents: Data(input))
+        XCTAssertTrue(FileManager.default.createFile(atPath: dir + "/in", contents: Data(input)))
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/sh")
         process.arguments = ["-c", command.joined(separator: " ") + " < \(dir)/in > \(dir)/out"]
@@ -67,7 +67,7 @@ final class EmbeddedConfigTests: XCTestCase {
 
     func write(_ bytes: [UInt8]) throws -> String {
         let path = NSTemporaryDirectory() + "gvlt-bzimage-\(getpid())-\(UUID().uuidString)"
-        FileManager.default.createFile(atPath: path, contents: Data(bytes))
+        XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data(bytes)))
         addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
         return path
     }
@@ -113,7 +113,7 @@ final class EmbeddedConfigTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: modules + "/6.1.0-ikconfig/kernel/kernel", withIntermediateDirectories: true)
         let module = [0x7F] + Array("ELF".utf8) + [UInt8](repeating: 1, count: 300) + Array("IKCFG_ST".utf8)
             + (try Self.compress(Array(config.utf8), with: ["gzip", "-n"])) + Array("IKCFG_ED".utf8) + [0, 0, 0]
-        FileManager.default.createFile(atPath: modules + "/6.1.0-ikconfig/kernel/kernel/configs.ko", contents: Data(module))
+        XCTAssertTrue(FileManager.default.createFile(atPath: modules + "/6.1.0-ikconfig/kernel/kernel/configs.ko", contents: Data(module)))
         let bundle = try FileKernelProvider.bundle(image: image, modules: modules, config: nil)
         XCTAssertEqual(bundle.modulesDirectory, modules + "/6.1.0-ikconfig")
         XCTAssertEqual(bundle.config["CONFIG_VIRTIO"], .builtIn)

@@ -77,17 +77,17 @@ final class LibraryResolverTests: XCTestCase {
         // e_machine = EM_AARCH64 (183): a real ELF for another architecture as far as any reader can tell.
         var arm = bytes
         arm[18] = 183; arm[19] = 0
-        FileManager.default.createFile(atPath: work + "/arm", contents: Data(arm))
+        XCTAssertTrue(FileManager.default.createFile(atPath: work + "/arm", contents: Data(arm)))
         XCTAssertThrowsError(try ELFProgram.check(work + "/arm")) { XCTAssertTrue("\($0)".contains("AArch64"), "\($0)") }
 
-        FileManager.default.createFile(atPath: work + "/script", contents: Data("#!/bin/sh\necho hi\n".utf8))
+        XCTAssertTrue(FileManager.default.createFile(atPath: work + "/script", contents: Data("#!/bin/sh\necho hi\n".utf8)))
         XCTAssertThrowsError(try ELFProgram.check(work + "/script")) { XCTAssertTrue("\($0)".contains("is a script"), "\($0)") }
 
         bytes.removeLast(bytes.count - 600)
-        FileManager.default.createFile(atPath: work + "/truncated", contents: Data(bytes))
+        XCTAssertTrue(FileManager.default.createFile(atPath: work + "/truncated", contents: Data(bytes)))
         XCTAssertThrowsError(try ELFProgram.check(work + "/truncated")) { XCTAssertTrue("\($0)".contains("truncated"), "\($0)") }
 
-        FileManager.default.createFile(atPath: work + "/text", contents: Data("hello".utf8))
+        XCTAssertTrue(FileManager.default.createFile(atPath: work + "/text", contents: Data("hello".utf8)))
         XCTAssertThrowsError(try ELFProgram.check(work + "/text")) { XCTAssertTrue("\($0)".contains("not an ELF"), "\($0)") }
         XCTAssertThrowsError(try ELFProgram.check(work + "/missing")) { XCTAssertTrue("\($0)".contains("does not exist"), "\($0)") }
 

@@ -86,7 +86,7 @@ final class TFSWriterTests: XCTestCase {
                 bytes[index] = UInt8(truncatingIfNeeded: state >> 24)
             }
             let path = work + "/f\(size)"
-            FileManager.default.createFile(atPath: path, contents: Data(bytes))
+            XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data(bytes)))
             try tree.set(["data", "f\(size)"], TFSNode(.file(try content(path))), what: "t")
             expected["/data/f\(size)"] = Data(bytes)
         }
@@ -109,7 +109,7 @@ final class TFSWriterTests: XCTestCase {
     func testTenThousandFilesInNestedDirectoriesSpanSeveralLogExtensions() throws {
         let tree = TFSNode.directory()
         let path = work + "/small"
-        FileManager.default.createFile(atPath: path, contents: Data("x".utf8))
+        XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data("x".utf8)))
         let small = try content(path)
         for index in 0..<10_000 {
             try tree.set(["d\(index % 10)", "sub-directory-\(index % 100)", "file-with-a-rather-long-name-\(index)"], TFSNode(.file(small)), what: "t")
@@ -137,7 +137,7 @@ final class TFSWriterTests: XCTestCase {
         func build(_ text: String, name: String) throws -> Data {
             let tree = TFSNode.directory()
             let path = work + "/" + name + ".src"
-            FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
+            XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data(text.utf8)))
             try tree.set(["a", "b"], TFSNode(.file(try content(path))), what: "t")
             _ = try roundTrip(tree, writer: TFSWriter(rootKeys: [("program", .string("/a/b"))]), name: name)
             return try Data(contentsOf: URL(fileURLWithPath: work + "/" + name))

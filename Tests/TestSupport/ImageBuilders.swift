@@ -93,7 +93,7 @@ public final class OCILayoutBuilder {
         let enumerator = FileManager.default.enumerator(atPath: directory)!
         for case let relative as String in enumerator {
             var isDirectory: ObjCBool = false
-            FileManager.default.fileExists(atPath: directory + "/" + relative, isDirectory: &isDirectory)
+            _ = FileManager.default.fileExists(atPath: directory + "/" + relative, isDirectory: &isDirectory)
             out.append(isDirectory.boolValue ? .dir(prefix + relative)
                                              : TarMember(prefix + relative, .file(try Data(contentsOf: URL(fileURLWithPath: directory + "/" + relative)))))
         }
