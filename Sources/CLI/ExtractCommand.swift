@@ -48,19 +48,9 @@ struct ExtractCommand: ParsableCommand {
         let atomic = try AtomicOutput(path: destination, force: force)
         var committed = false
         defer { if !committed { atomic.abandon() } }
-        var offset: Int64 = 0
-        try volume.read(entry, path: path) { chunk in
-            var done = 0
-            while done < chunk.count {
-                let wrote = pwrite(atomic.fd, chunk.baseAddress! + done, chunk.count - done, off_t(offset))
-                if wrote < 0 && errno == EINTR { continue }
-                guard wrote > 0 else { throw SystemError("cannot write", path: destination, errno: errno) }
-                done += wrote
-                offset += Int64(wrote)
-            }
-        }
+        let bytes = try volume.write(entry, path: path, to: atomic.fd, displayName: destination)
         try atomic.commit()
         committed = true
-        FileHandle.standardError.write(Data("gvlt extract: \(path) → \(destination) (\(offset) bytes)\n".utf8))
+        FileHandle.standardError.write(Data("gvlt extract: \(path) → \(destination) (\(bytes) bytes)\n".utf8))
     }
 }

@@ -32,7 +32,7 @@ public final class NanosBackend: ImageBackend, ImagePreviewing {
             } else if let named = manifest.program {
                 // Without a PROGRAM argument the manifest's Program is the host file, next to the manifest.
                 if named.hasPrefix("/") {
-                    self.program = (manifest.targetRoot ?? "") + named
+                    self.program = (manifest.targetRootPath ?? "") + named
                 } else {
                     self.program = manifest.directory + "/" + named
                 }
@@ -79,10 +79,8 @@ public final class NanosBackend: ImageBackend, ImagePreviewing {
         switch kind {
         case .dependencies:
             // Only the program is needed to list its libraries: no release is looked up.
-            let path = settings.programPathInImage
-            let libraryPath = settings.manifest.env.first { $0.0 == "LD_LIBRARY_PATH" }?.1.split(separator: ":").map(String.init) ?? []
-            let closure = try LibraryResolver(root: settings.manifest.targetRoot ?? "/", libraryPath: libraryPath)
-                .closure(program: settings.program, guestPath: path)
+            let path = "/" + OpsManifest.imagePath(ofProgram: settings.manifest.programName(host: settings.program)).joined(separator: "/")
+            let closure = try settings.manifest.libraryResolver().closure(program: settings.program, guestPath: path)
             var lines: [String] = []
             if let interpreter = closure.interpreter { lines.append("interpreter \(interpreter)") }
             for library in closure.libraries {
@@ -111,12 +109,5 @@ public final class NanosBackend: ImageBackend, ImagePreviewing {
         }
         return BuildReport(backend: name, output: URL(fileURLWithPath: plan.output).standardizedFileURL.path, sha256: result.sha256,
                            bytes: result.bytes, steps: context.progress.timings.map { BuildReport.Step(name: $0.step, seconds: $0.seconds) })
-    }
-}
-
-extension NanosBackend.Settings {
-    var programPathInImage: String {
-        let name = manifest.program ?? URL(fileURLWithPath: program).lastPathComponent
-        return "/" + name.split(separator: "/").filter { $0 != "." }.joined(separator: "/")
     }
 }

@@ -38,8 +38,8 @@ public final class ELFFile {
     /// libelf requires elf_version before anything else, once per process.
     private static let initialized: Void = { _ = elf_version(UInt32(EV_CURRENT)) }()
 
-    /// The bytes of the first section called `name`, or nil when there is none.
-    public func section(named name: String) throws -> [UInt8]? {
+    /// The first section called `name`.
+    private func findSection(named name: String) throws -> (OpaquePointer, GElf_Shdr)? {
         var stringsIndex = 0
         guard elf_getshdrstrndx(elf, &stringsIndex) == 0 else {
             throw Problem(message: "\(path): no section name table")
@@ -50,20 +50,29 @@ public final class ELFFile {
             if gelf_getshdr(current, &header) != nil,
                let namePointer = elf_strptr(elf, stringsIndex, Int(header.sh_name)),
                String(cString: namePointer) == name {
-                guard header.sh_type != UInt32(SHT_NOBITS) else { return [] }
-                var bytes: [UInt8] = []
-                var data = elf_getdata(current, nil)
-                while let chunk = data {
-                    if let buffer = chunk.pointee.d_buf {
-                        bytes.append(contentsOf: UnsafeRawBufferPointer(start: buffer, count: Int(chunk.pointee.d_size)))
-                    }
-                    data = elf_getdata(current, chunk)
-                }
-                return bytes
+                return (current, header)
             }
             scn = elf_nextscn(elf, current)
         }
         return nil
+    }
+
+    /// Whether the file has a section called `name`, without reading it.
+    public func hasSection(named name: String) throws -> Bool { try findSection(named: name) != nil }
+
+    /// The bytes of the first section called `name`, or nil when there is none.
+    public func section(named name: String) throws -> [UInt8]? {
+        guard let (section, header) = try findSection(named: name) else { return nil }
+        guard header.sh_type != UInt32(SHT_NOBITS) else { return [] }
+        var bytes: [UInt8] = []
+        var data = elf_getdata(section, nil)
+        while let chunk = data {
+            if let buffer = chunk.pointee.d_buf {
+                bytes.append(contentsOf: UnsafeRawBufferPointer(start: buffer, count: Int(chunk.pointee.d_size)))
+            }
+            data = elf_getdata(section, chunk)
+        }
+        return bytes
     }
 }
 

@@ -15,7 +15,7 @@ enum ModuleSlimmer {
     /// The module to put in the initramfs: a slimmed copy in `directory`, or the original when it
     /// has no BTF or objcopy is not installed (then the boot is only slower).
     static func slim(_ path: String, into directory: String, note: (String) -> Void) throws -> String {
-        guard (try? ELFFile(path: path).section(named: ".BTF")) != nil else { return path }
+        guard (try? ELFFile(path: path).hasSection(named: ".BTF")) == true else { return path }
         guard let tool = objcopy.locate() else {
             note("objcopy (binutils) is not installed: kernel modules keep their BTF, and the image boots about 0.1 s slower")
             return path

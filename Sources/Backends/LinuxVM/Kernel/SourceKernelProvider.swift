@@ -27,11 +27,13 @@ public struct SourceKernelProvider {
         self.jobs = max(1, jobs)
     }
 
+    static let make = HostTool("make", apt: "make", purpose: "building a kernel from source")
+    static let gcc = HostTool("gcc", apt: "gcc", purpose: "building a kernel from source")
+
     /// Programs a kernel build runs, with the Debian packages that have them. (depmod is not needed:
     /// ModuleTree reads dependencies from the modules themselves.)
     static let tools: [HostTool] = [
-        HostTool("make", apt: "make", purpose: "building a kernel from source"),
-        HostTool("gcc", apt: "gcc", purpose: "building a kernel from source"),
+        make, gcc,
         HostTool("flex", apt: "flex", purpose: "building a kernel from source (kconfig)"),
         HostTool("bison", apt: "bison", purpose: "building a kernel from source (kconfig)"),
         HostTool("bc", apt: "bc", purpose: "building a kernel from source"),
@@ -55,7 +57,7 @@ public struct SourceKernelProvider {
         } else {
             base = ""
         }
-        let compiler = try HostCommand.run(try HostTool("gcc", apt: "gcc", purpose: "").require(), ["--version"]).output
+        let compiler = try HostCommand.run(try Self.gcc.require(), ["--version"]).output
             .split(separator: "\n").first.map(String.init) ?? "gcc"
         let digest = try progress.step("hashing the kernel source \(source)") {
             try SHA256Hex.of(directoryTree: source, skip: [".git"])
@@ -90,7 +92,7 @@ public struct SourceKernelProvider {
     func build(source: String, base: String?, into staging: String) throws {
         let build = staging + "/build"
         try FileManager.default.createDirectory(atPath: build, withIntermediateDirectories: true)
-        let make = try Self.tools[0].require()
+        let make = try Self.make.require()
         var environment = ProcessInfo.processInfo.environment
         // The same inputs give the same kernel: no build time, user, host or SCM version in it.
         environment["KBUILD_BUILD_TIMESTAMP"] = "Thu Jan  1 00:00:00 UTC 1970"

@@ -35,7 +35,7 @@ public enum NanosInspector {
               let first = table.entries.first(where: { $0.type == 0x83 }) else { return false }
         var magic = [UInt8](repeating: 0, count: 6)
         _ = try? magic.withUnsafeMutableBytes { try file.read(into: $0, at: Int64(first.firstSector) * 512) }
-        return magic == Array("NVMTFS".utf8)
+        return magic == TFSEncoding.magic
     }
 
     public static func inspect(_ path: String) throws -> NanosImageReport {

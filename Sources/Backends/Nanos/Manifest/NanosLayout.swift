@@ -42,16 +42,14 @@ public struct NanosLayout {
 
     public init(manifest: OpsManifest, release: NanosRelease, options: Options, scratch: String) throws {
         let what = "manifest \(manifest.path)"
-        let targetRoot = manifest.targetRoot.map { $0.hasPrefix("/") ? $0 : manifest.directory + "/" + $0 }
+        let targetRoot = manifest.targetRootPath
 
         // The program: at `/` + Program without a leading `./`; argv[0] is Program as written.
-        let programName = manifest.program ?? URL(fileURLWithPath: options.program).lastPathComponent
-        var parts = programName.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
-        if programName.hasPrefix("./") || parts.first == "." { parts = Array(parts.drop { $0 == "." }) }
+        let programName = manifest.programName(host: options.program)
+        let parts = OpsManifest.imagePath(ofProgram: programName)
         guard !parts.isEmpty else { throw InputError("\(what): Program `\(programName)` names no file", hint: "set Program to the executable's name") }
         programPath = "/" + parts.joined(separator: "/")
         try TFSPath.check(parts, what: "\(what): Program")
-        _ = try ELFProgram.check(options.program)
         try root.set(parts, TFSNode(.file(try Self.content(options.program, what: "program"))), what: what)
 
         // Generated files first, so that Files/Dirs can replace them (as ops lets them).
@@ -94,8 +92,8 @@ public struct NanosLayout {
         }
 
         // Libraries, by reading the ELF. What the manifest put in place explicitly stays.
-        let libraryPath = manifest.env.first { $0.0 == "LD_LIBRARY_PATH" }?.1.split(separator: ":").map(String.init) ?? []
-        closure = try LibraryResolver(root: targetRoot ?? "/", libraryPath: libraryPath).closure(program: options.program, guestPath: programPath)
+        // The closure checks the program's ELF headers before reading its dynamic section.
+        closure = try manifest.libraryResolver().closure(program: options.program, guestPath: programPath)
         for placement in closure.placements {
             let path = try TFSPath.split(placement.guestPath, what: "library \(placement.guestPath)")
             if root.node(at: path) != nil { continue }

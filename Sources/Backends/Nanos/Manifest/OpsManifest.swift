@@ -39,6 +39,30 @@ public struct OpsManifest: Sendable {
         public var ports: [String] = []
     }
 
+    /// TargetRoot as a path: a relative one is taken from the manifest's directory.
+    public var targetRootPath: String? { targetRoot.map { $0.hasPrefix("/") ? $0 : directory + "/" + $0 } }
+
+    /// `Env.LD_LIBRARY_PATH`: guest directories the loader searches, so the resolver searches them too.
+    public var libraryPath: [String] {
+        env.first { $0.0 == "LD_LIBRARY_PATH" }?.1.split(separator: ":").map(String.init) ?? []
+    }
+
+    /// The resolver for the program's libraries, rooted at TargetRoot.
+    public func libraryResolver() throws -> LibraryResolver {
+        try LibraryResolver(root: targetRootPath ?? "/", libraryPath: libraryPath)
+    }
+
+    /// argv[0]: `Program` as written, else the name of the host file given as PROGRAM.
+    public func programName(host: String) -> String { program ?? URL(fileURLWithPath: host).lastPathComponent }
+
+    /// Where ops puts the program: `/` + its name without a leading `./` (`AddUserProgram`), as names.
+    /// Empty when the name names no file.
+    public static func imagePath(ofProgram name: String) -> [String] {
+        var parts = name.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+        if name.hasPrefix("./") || parts.first == "." { parts = Array(parts.drop { $0 == "." }) }
+        return parts
+    }
+
     /// Every key ops' `types.Config` has. Those gvlt acts on are `used`; the rest are accepted because
     /// they describe packages or clouds and change nothing in the image, or refused when they would.
     static let used = ["Program", "Args", "Env", "Dirs", "Files", "MapDirs", "Mounts", "Klibs", "KlibDir", "ManifestPassthrough",

@@ -113,9 +113,10 @@ public struct NanosRun {
                     try FileManager.default.createSymbolicLink(atPath: destination, withDestinationPath: target)
                     copied.append(destination)
                 case .file:
-                    var data = Data()
-                    try volume.read(entry, path: "/" + path) { data.append(contentsOf: $0) }
-                    try data.write(to: URL(fileURLWithPath: destination))
+                    let fd = open(destination, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+                    guard fd >= 0 else { throw SystemError("cannot create", path: destination, errno: errno) }
+                    defer { close(fd) }
+                    _ = try volume.write(entry, path: "/" + path, to: fd, displayName: destination)
                     copied.append(destination)
                 case .other:
                     continue

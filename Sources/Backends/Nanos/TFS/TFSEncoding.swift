@@ -2,6 +2,8 @@ import Core
 
 /// The byte-level pieces of TFS v5 (src/runtime/buffer.h and tuple.c): varints and value headers.
 enum TFSEncoding {
+    static let magic = Array("NVMTFS".utf8)
+    static let version: UInt64 = 5
     static let typeBuffer: UInt8 = 0, typeTuple: UInt8 = 1, typeVector: UInt8 = 2, typeInteger: UInt8 = 3, typeString: UInt8 = 4
 
     /// Big-endian 7-bit groups, 0x80 on every byte but the last (push_varint).

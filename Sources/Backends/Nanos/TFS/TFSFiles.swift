@@ -78,3 +78,22 @@ extension TFSVolume {
         try emitZeros(upTo: length)
     }
 }
+
+extension TFSVolume {
+    /// Writes a regular file's bytes to `fd` from offset 0, as they stream (files can be gigabytes);
+    /// returns the byte count.
+    public func write(_ entry: TFSTuple, path: String, to fd: Int32, displayName: String) throws -> Int64 {
+        var offset: Int64 = 0
+        try read(entry, path: path) { chunk in
+            var done = 0
+            while done < chunk.count {
+                let wrote = pwrite(fd, chunk.baseAddress! + done, chunk.count - done, off_t(offset))
+                if wrote < 0 && errno == EINTR { continue }
+                guard wrote > 0 else { throw SystemError("cannot write", path: displayName, errno: errno) }
+                done += wrote
+                offset += Int64(wrote)
+            }
+        }
+        return offset
+    }
+}

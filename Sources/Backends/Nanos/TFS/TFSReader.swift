@@ -30,7 +30,6 @@ public struct TFSVolume {
 /// shared by all records, reference tuples that add or delete keys of earlier tuples, continuations
 /// across extensions. The root is dictionary entry 1.
 public enum TFSReader {
-    static let magic = Array("NVMTFS".utf8)
     static let sector: Int64 = 512
 
     enum Entry {
@@ -55,11 +54,11 @@ public enum TFSReader {
         }
 
         var cursor = TFSCursor(try sectors(0, 1), what: what)
-        guard (try? cursor.take(6)) == magic else {
+        guard (try? cursor.take(6)) == TFSEncoding.magic else {
             throw InputError("\(what) is not a TFS volume (no NVMTFS header)", hint: "pass a Nanos image or TFS volume")
         }
         let version = try cursor.varint()
-        guard version == 5 else {
+        guard version == TFSEncoding.version else {
             throw UnsupportedError("\(what) is TFS version \(version); gvlt reads version 5 (Nanos 0.1.4x and later)",
                                    hint: "rebuild the image with a current Nanos/ops or gvlt")
         }
@@ -104,7 +103,7 @@ public enum TFSReader {
                 }
                 extensions.append((start, count))
                 cursor = TFSCursor(try sectors(start, count), what: "\(what) (log extension at sector \(start))")
-                guard (try? cursor.take(6)) == magic, try cursor.varint() == 5 else {
+                guard (try? cursor.take(6)) == TFSEncoding.magic, try cursor.varint() == TFSEncoding.version else {
                     throw cursor.corrupt("the linked log extension has no NVMTFS version 5 header")
                 }
                 _ = try cursor.varint()

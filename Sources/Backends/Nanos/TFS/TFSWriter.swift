@@ -207,12 +207,9 @@ public struct TFSWriter {
         for (index, bytes) in frames.enumerated() {
             try bytes.withUnsafeBytes { try file.write($0, at: offset + Int64(extensions[index]) * Self.sector) }
         }
-        var first = Array("NVMTFS".utf8)
-        TFSEncoding.appendVarint(5, to: &first)
-        TFSEncoding.appendVarint(1, to: &first)
-        first += uuid + Array(label.utf8) + [0, 5]
-        TFSEncoding.appendVarint(1, to: &first)
-        TFSEncoding.appendVarint(Self.extensionSectors, to: &first)
+        // Sector 0: the first extension, one sector long, names the volume and links to sector 1.
+        var first = Self.extensionHeader(sectors: 1) + uuid + Array(label.utf8) + [0]
+        Self.appendLink(to: 1, into: &first)
         first.append(1)
         first += [UInt8](repeating: 0, count: Int(Self.sector) - first.count)
         try first.withUnsafeBytes { try file.write($0, at: offset) }
@@ -223,27 +220,34 @@ public struct TFSWriter {
         return Result(size: size, uuid: uuid, dataSectors: dataEnd - dataStart, logExtensions: extensions)
     }
 
+    /// `NVMTFS`, the TFS version and the extension's length in sectors (`log_extension_init`).
+    static func extensionHeader(sectors: UInt64) -> [UInt8] {
+        var bytes = TFSEncoding.magic
+        TFSEncoding.appendVarint(TFSEncoding.version, to: &bytes)
+        TFSEncoding.appendVarint(sectors, to: &bytes)
+        return bytes
+    }
+
+    /// LOG_EXTENSION_LINK to the next extension, always 1024 sectors long.
+    static func appendLink(to start: UInt64, into bytes: inout [UInt8]) {
+        bytes.append(5)
+        TFSEncoding.appendVarint(start, to: &bytes)
+        TFSEncoding.appendVarint(extensionSectors, to: &bytes)
+    }
+
     /// Splits one record over 1024-sector extensions exactly as `log_write_internal` does: a frame
     /// header never splits, and 21 + 21 bytes stay free at the end of every extension for a link
     /// and a record header. Returns each extension's bytes, padded to its full size.
     static func frame(_ record: [UInt8], allocate: () -> UInt64) -> [[UInt8]] {
         let size = Int(extensionSectors) * Int(sector)
-        func header() -> [UInt8] {
-            var bytes = Array("NVMTFS".utf8)
-            TFSEncoding.appendVarint(5, to: &bytes)
-            TFSEncoding.appendVarint(extensionSectors, to: &bytes)
-            return bytes
-        }
         var done: [[UInt8]] = []
-        var staging = header()
+        var staging = extensionHeader(sectors: extensionSectors)
         var written = 0
         while written < record.count {
             if staging.count + 21 + 53 >= size {
-                staging.append(5)
-                TFSEncoding.appendVarint(allocate(), to: &staging)
-                TFSEncoding.appendVarint(extensionSectors, to: &staging)
+                appendLink(to: allocate(), into: &staging)
                 done.append(staging + [UInt8](repeating: 0, count: size - staging.count))
-                staging = header()
+                staging = extensionHeader(sectors: extensionSectors)
             }
             let available = size - (staging.count + 21 + 21)
             let length = min(available, record.count - written)
