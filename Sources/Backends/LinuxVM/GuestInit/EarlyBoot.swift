@@ -18,19 +18,29 @@ enum EarlyBoot {
         try System.mount("sysfs", "/sys", "sysfs", flags: UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC))
 
         let list = System.readFile(moduleList) ?? []
+        var scan = SCSIScan(commandLine: KernelCommandLine.current)
         for line in list.split(separator: UInt8(ascii: "\n")) where !line.isEmpty {
-            try System.loadModule(String(decoding: line, as: UTF8.self))
+            let path = String(decoding: line, as: UTF8.self)
+            let parameters = KernelCommandLine.moduleName(ofPath: path) == "scsi_mod" ? scan.moduleParameters : []
+            try System.loadModule(path, parameters: parameters)
+            // Scanning as soon as a host exists lets the disk's I/O overlap the remaining loads.
+            scan.scanFirstTargetWhenReady()
         }
 
         System.makeDirectory(newRoot)
         var found: String?
         var reasons: [String] = []
+        let start = System.monotonicMilliseconds()
         // Disks appear asynchronously once their drivers are loaded: poll often (boot time counts),
-        // for up to 15 s.
-        for _ in 0..<1500 {
+        // for up to 15 s. Other SCSI targets are tried once target 0 has nothing or 250 ms went by.
+        while System.monotonicMilliseconds() - start < 15_000 {
             reasons = []
             found = findRoot(reasons: &reasons)
             if found != nil { break }
+            if scan.hasMoreTargets && (!SCSIScan.hasDevices || System.monotonicMilliseconds() - start > 250),
+               scan.scanNextTarget() {
+                continue
+            }
             System.sleepMilliseconds(10)
         }
         guard let device = found else {

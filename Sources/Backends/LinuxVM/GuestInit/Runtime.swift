@@ -70,13 +70,13 @@ struct Runtime {
 
     static func loadModule(named name: String) throws(InitError) {
         let root = "/lib/modules/" + String(cString: cinit_release())
-        let wanted = underscored(name) + ".ko"
+        let wanted = KernelCommandLine.underscored(name) + ".ko"
         func search(_ dir: String) -> String? {
             for entry in System.listDirectory(dir) {
                 let path = dir + "/" + entry
                 if cinit_is_real_directory(path) {
                     if let found = search(path) { return found }
-                } else if underscored(entry) == wanted {
+                } else if KernelCommandLine.underscored(entry) == wanted {
                     return path
                 }
             }
@@ -141,7 +141,3 @@ enum Outcome {
     case initFailed(String)
 }
 
-/// Module names treat `-` and `_` alike.
-func underscored(_ name: String) -> String {
-    String(name.map { $0 == "-" ? "_" : $0 })
-}

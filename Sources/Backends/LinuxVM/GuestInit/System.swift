@@ -52,13 +52,33 @@ enum System {
         return names.sorted()
     }
 
-    static func loadModule(_ path: String) throws(InitError) {
+    /// Loads a module with `parameters` ("name=value …"): those the kernel command line gives it
+    /// (`module.name=value`, which the kernel leaves to modprobe for loadable modules) come last and win.
+    static func loadModule(_ path: String, parameters: [String] = []) throws(InitError) {
         let fd = cinit_open(path, O_RDONLY)
         guard fd >= 0 else { throw InitError("cannot open kernel module \(path): \(Console.errnoText())") }
         defer { close(fd) }
-        if cinit_finit_module(fd) != 0 && cinit_errno() != EEXIST {
-            throw InitError("cannot load kernel module \(path): \(Console.errnoText())")
+        let name = KernelCommandLine.moduleName(ofPath: path)
+        let all = (parameters + KernelCommandLine.current.parameters(forModule: name)).joined(separator: " ")
+        if cinit_finit_module(fd, all) != 0 && cinit_errno() != EEXIST {
+            throw InitError("cannot load kernel module \(path)" + (all.isEmpty ? "" : " with \(all)") + ": \(Console.errnoText())")
         }
+    }
+
+    /// Writes `text` to an existing file such as a sysfs attribute; false when it could not.
+    @discardableResult
+    static func writeFile(_ path: String, _ text: String) -> Bool {
+        let fd = cinit_open(path, O_WRONLY)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        let bytes = Array(text.utf8)
+        return bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } == bytes.count
+    }
+
+    static func monotonicMilliseconds() -> Int {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return now.tv_sec * 1000 + now.tv_nsec / 1_000_000
     }
 
     static func sleepMilliseconds(_ milliseconds: Int) {

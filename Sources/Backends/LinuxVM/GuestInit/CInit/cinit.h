@@ -28,7 +28,7 @@ static inline bool cinit_fd_open(int fd) { return fcntl(fd, F_GETFD) >= 0; }
 
 static inline int cinit_open(const char *path, int flags) { return open(path, flags | O_CLOEXEC); }
 
-static inline int cinit_finit_module(int fd) { return (int)syscall(SYS_finit_module, fd, "", 0); }
+static inline int cinit_finit_module(int fd, const char *params) { return (int)syscall(SYS_finit_module, fd, params, 0); }
 
 /* Writes `value` to an x86 I/O port range (isa-debug-exit); needs ioperm first. */
 static inline int cinit_debug_exit(unsigned short port, unsigned short size, unsigned int value) {
