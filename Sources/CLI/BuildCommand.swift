@@ -50,6 +50,9 @@ struct BuildCommand: ParsableCommand {
     @OptionGroup(title: "nanos backend")
     var nanos: NanosOptions
 
+    @OptionGroup(title: "nvidia accelerator (--accel nvidia)")
+    var nvidia: NvidiaBuildOptions
+
     @Flag(help: "Print a JSON report (path, sha256, size, step timings) on stdout.")
     var json = false
 
@@ -76,6 +79,10 @@ struct BuildCommand: ParsableCommand {
             }
             return accelerator
         }
+        if !nvidia.options.isEmpty && !accelerators.contains("nvidia") {
+            throw InputError("\(nvidia.options.keys.sorted().map { "--" + $0 }.joined(separator: ", ")) \(nvidia.options.count == 1 ? "is" : "are") for --accel nvidia",
+                             hint: "add --accel nvidia, or drop \(nvidia.options.count == 1 ? "it" : "them")")
+        }
         if !backend.capabilities.inputs.contains("rootfs-tree") && !source.isEmpty {
             throw InputError("the \(backend.name) backend takes a program, not --container/--containerfile/--rootfs-dir",
                              hint: "gvlt build --backend \(backend.name) PROGRAM -c manifest.json")
@@ -83,6 +90,7 @@ struct BuildCommand: ParsableCommand {
         var options = file.options
         for (key, value) in linuxvm.options { options[key] = value }
         for (key, value) in nanos.options { options[key] = value }
+        for (key, value) in nvidia.options { options[key] = value }
         var plan = BuildPlan(backend: backend.name, program: program, accelerators: accelerators, output: "", force: force,
                              options: options)
         if nanos.printDeps || nanos.printManifest {
@@ -107,18 +115,49 @@ struct BuildCommand: ParsableCommand {
         } else if !source.isEmpty {
             throw InputError("the \(backend.name) backend takes a program, not --container/--containerfile/--rootfs-dir")
         }
-        for accelerator in accelerators_ {
-            plan.contributions[accelerator.name] = try accelerator.contribute(to: plan)
-        }
         try backend.validate(plan)
-        let report = try backend.build(plan, context: BuildContext(progress: progress, logger: logger,
-                                                                   cache: CacheDirectory.resolve(override: global.cacheDir),
-                                                                   scratch: context.scratch))
+        let buildContext = BuildContext(progress: progress, logger: logger, cache: CacheDirectory.resolve(override: global.cacheDir),
+                                        scratch: context.scratch)
+        // source → tree + run spec → (backend prepares its target) → accelerators → backend.
+        let target = try backend.prepare(plan, context: buildContext)
+        plan.target = target
+        for accelerator in accelerators_ {
+            plan.contributions[accelerator.name] = try accelerator.contribute(to: plan, target: target, context: buildContext)
+        }
+        let report = try backend.build(plan, context: buildContext)
         if json {
             try printJSON(report)
         } else if !global.quiet {
             print("Bootable image file:\(report.output)")
         }
+    }
+}
+
+/// Options of the nvidia accelerator; each also has a build-config key of the same name under `options`.
+struct NvidiaBuildOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Where the kernel modules come from: debian (default: built from Debian's nvidia-open-kernel-source against the image's kernel, cached) or dir:PATH (prebuilt .ko files).", valueName: "source"))
+    var nvidiaModules: String?
+
+    @Option(name: .long, help: ArgumentHelp("The driver's modules to load, comma-separated (default nvidia,nvidia-uvm; also nvidia-modeset, nvidia-drm, nvidia-peermem).", valueName: "list"))
+    var nvidiaKernelModules: String?
+
+    @Option(name: .long, help: ArgumentHelp("install (default: add the driver's libcuda/libnvidia-ml, refusing an image with other versions) or keep (leave the image's own).", valueName: "mode"))
+    var nvidiaUserspace: String?
+
+    @Option(name: .long, help: ArgumentHelp("The NVIDIA driver version to use (default: the one apt offers), e.g. 535.261.03.", valueName: "version"))
+    var nvidiaVersion: String?
+
+    @Flag(name: .long, help: "Fail the run when no NVIDIA GPU is present (default: say so and run the program anyway).")
+    var requireGpu = false
+
+    var options: [String: String] {
+        var result: [String: String] = [:]
+        result["nvidia-modules"] = nvidiaModules
+        result["nvidia-kernel-modules"] = nvidiaKernelModules
+        result["nvidia-userspace"] = nvidiaUserspace
+        result["nvidia-version"] = nvidiaVersion
+        if requireGpu { result["require-gpu"] = "true" }
+        return result
     }
 }
 

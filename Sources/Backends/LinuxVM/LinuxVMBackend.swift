@@ -51,14 +51,18 @@ public final class LinuxVMBackend: ImageBackend {
         _ = try Settings(plan.options)
     }
 
-    public func build(_ plan: BuildPlan, context: BuildContext) throws -> BuildReport {
-        guard let image = plan.image else { throw InputError("the linuxvm backend needs a source") }
+    /// Resolves the kernel, so that accelerators can build and check modules against it.
+    public func prepare(_ plan: BuildPlan, context: BuildContext) throws -> BuildTarget {
         let settings = try Settings(plan.options)
-        let scratch = context.scratch.path
-        let epoch = ProcessInfo.processInfo.environment["SOURCE_DATE_EPOCH"].flatMap(Int64.init) ?? 0
-        let mtime = Timestamp(seconds: epoch)
+        let kernel = try resolveKernel(settings, context: context)
+        return BuildTarget(kernel: TargetKernel(release: kernel.release, modulesDirectory: kernel.modulesDirectory,
+                                                debianPackage: kernel.debianPackage?.name, debianVersion: kernel.debianPackage?.version,
+                                                origin: kernel.origin),
+                           backendState: kernel)
+    }
 
-        let kernel: KernelBundle = try context.progress.step("resolving the kernel") {
+    func resolveKernel(_ settings: Settings, context: BuildContext) throws -> KernelBundle {
+        try context.progress.step("resolving the kernel") {
             switch settings.kernel {
             case .debian(let version):
                 return try DebianKernelProvider(cache: context.cache, version: version, progress: context.progress).bundle()
@@ -69,6 +73,15 @@ public final class LinuxVMBackend: ImageBackend {
                                                 progress: context.progress).bundle()
             }
         }
+    }
+
+    public func build(_ plan: BuildPlan, context: BuildContext) throws -> BuildReport {
+        guard let image = plan.image else { throw InputError("the linuxvm backend needs a source") }
+        let settings = try Settings(plan.options)
+        let scratch = context.scratch.path
+        let epoch = ProcessInfo.processInfo.environment["SOURCE_DATE_EPOCH"].flatMap(Int64.init) ?? 0
+        let mtime = Timestamp(seconds: epoch)
+        let kernel = try (plan.target?.backendState as? KernelBundle) ?? resolveKernel(settings, context: context)
         let modules = try kernel.moduleTree()
         let order = try KernelValidator.validate(kernel.config, modules: modules, root: settings.root, kernel: kernel.origin)
         let initBinary = try ImageRoot.locateInit(option: settings.initOption)

@@ -30,6 +30,8 @@ public enum DebianPackage {
                 case .regularFile:
                     let fd = open(target, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
                     guard fd >= 0 else { throw SystemError("cannot create", path: target, errno: errno) }
+                    // Executables stay executable (kbuild's prebuilt tools); set-id bits are dropped.
+                    if item.metadata.permissions & 0o111 != 0 { _ = fchmod(fd, mode_t(item.metadata.permissions & 0o755)) }
                     let out = SharedFile(fd: fd, displayName: target)
                     var position: Int64 = 0
                     while let (block, offset) = try inner.readBlock() {
@@ -77,12 +79,26 @@ public enum DebianPackage {
         return fields.isEmpty ? nil : fields
     }
 
+    /// Every version of `package` apt can download, best first (as `apt-cache madison` lists them).
+    public static func versions(of package: String) throws -> [String] {
+        let apt = try HostTool("apt-cache", apt: "apt", purpose: "Debian packages (kernels, the NVIDIA driver)").require()
+        let result = try HostCommand.run(apt, ["madison", package], check: false)
+        guard result.status == 0 else { return [] }
+        var versions: [String] = []
+        for line in result.output.split(separator: "\n") {
+            let fields = line.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
+            guard fields.count >= 3, fields[0] == package, !versions.contains(fields[1]) else { continue }
+            versions.append(fields[1])
+        }
+        return versions
+    }
+
     /// Downloads `package=version` into `directory` with `apt-get download` and returns the .deb path.
     public static func download(_ package: String, version: String, into directory: String) throws -> String {
         let apt = try HostTool("apt-get", apt: "apt", purpose: "Debian kernels (--kernel debian)").require()
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try HostCommand.run(apt, ["download", "-q", "\(package)=\(version)"], workingDirectory: directory,
-                            hint: "apt could not download \(package) \(version); run `apt-get update`, or build once while online so the kernel is cached")
+                            hint: "apt could not download \(package) \(version); run `apt-get update`, or build once while online so the result is cached")
         guard let deb = try FileManager.default.contentsOfDirectory(atPath: directory).first(where: { $0.hasSuffix(".deb") }) else {
             throw InputError("apt-get download \(package)=\(version) produced no .deb in \(directory)")
         }

@@ -28,6 +28,7 @@ public protocol Accelerator: AnyObject {
     var description: String { get }
     /// Backend names this accelerator can contribute to.
     var supportedBackends: [String] { get }
-    /// What it adds to `plan`. Throws when it cannot make a consistent image.
-    func contribute(to plan: BuildPlan) throws -> AcceleratorContribution
+    /// What it adds to `plan`, matching what the backend prepared (`target`). Throws when it cannot
+    /// make a consistent image.
+    func contribute(to plan: BuildPlan, target: BuildTarget, context: BuildContext) throws -> AcceleratorContribution
 }

@@ -8,6 +8,8 @@ public struct BuildPlan {
     public var program: String?
     public var accelerators: [String]
     public var contributions: [String: AcceleratorContribution]
+    /// What the backend prepared (`ImageBackend.prepare`), set before accelerators run.
+    public var target: BuildTarget?
     public var output: String
     public var force: Bool
     /// Backend-specific settings from flags or the build config file.

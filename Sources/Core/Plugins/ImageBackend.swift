@@ -71,6 +71,9 @@ public protocol ImageBackend: AnyObject {
     var capabilities: BackendCapabilities { get }
     /// Checks the plan before any work is done; throws a `UserFacingError` naming what is wrong.
     func validate(_ plan: BuildPlan) throws
+    /// Settles what accelerators must match (the kernel, say) before they run. `plan.target` is set
+    /// to the result before `build`.
+    func prepare(_ plan: BuildPlan, context: BuildContext) throws -> BuildTarget
     /// Writes the image at `plan.output`, atomically.
     func build(_ plan: BuildPlan, context: BuildContext) throws -> BuildReport
     /// The image path when `-o` is not given; nil means the CLI's default.
@@ -79,6 +82,7 @@ public protocol ImageBackend: AnyObject {
 
 extension ImageBackend {
     public func defaultOutput(for plan: BuildPlan) throws -> String? { nil }
+    public func prepare(_ plan: BuildPlan, context: BuildContext) throws -> BuildTarget { BuildTarget() }
 }
 
 /// What a backend can show without writing an image (`--print-deps`, `--print-manifest`).

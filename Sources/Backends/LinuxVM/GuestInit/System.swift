@@ -55,14 +55,24 @@ enum System {
     /// Loads a module with `parameters` ("name=value …"): those the kernel command line gives it
     /// (`module.name=value`, which the kernel leaves to modprobe for loadable modules) come last and win.
     static func loadModule(_ path: String, parameters: [String] = []) throws(InitError) {
+        let error = tryLoadModule(path, parameters: parameters)
+        guard error == 0 else {
+            throw InitError("cannot load kernel module \(path): \(String(cString: strerror(error)))")
+        }
+    }
+
+    /// Like `loadModule`, returning the errno instead (0 when loaded or already there).
+    static func tryLoadModule(_ path: String, parameters: [String] = []) -> Int32 {
         let fd = cinit_open(path, O_RDONLY)
-        guard fd >= 0 else { throw InitError("cannot open kernel module \(path): \(Console.errnoText())") }
+        guard fd >= 0 else { return cinit_errno() }
         defer { close(fd) }
         let name = KernelCommandLine.moduleName(ofPath: path)
         let all = (parameters + KernelCommandLine.current.parameters(forModule: name)).joined(separator: " ")
-        if cinit_finit_module(fd, all) != 0 && cinit_errno() != EEXIST {
-            throw InitError("cannot load kernel module \(path)" + (all.isEmpty ? "" : " with \(all)") + ": \(Console.errnoText())")
+        if cinit_finit_module(fd, all) != 0 {
+            let error = cinit_errno()
+            return error == EEXIST ? 0 : error
         }
+        return 0
     }
 
     /// Writes `text` to an existing file such as a sysfs attribute; false when it could not.

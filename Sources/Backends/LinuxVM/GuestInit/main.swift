@@ -47,6 +47,7 @@ func boot() -> (Outcome, RuntimeConfig.DebugExit?) {
         if EarlyBoot.isInitramfs { try EarlyBoot.run() }
         var config = try RuntimeConfig.load(Runtime.bakedConfig)
         if config.defaultMounts { try runtime.defaultMounts() }
+        try NvidiaSetup.run()
         try runtime.apply(config)
         var hops = 0
         while let next = config.followConfig {

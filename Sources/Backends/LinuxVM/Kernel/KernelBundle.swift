@@ -10,6 +10,9 @@ public struct KernelBundle: Sendable {
     public var modulesDirectory: String?
     /// For messages and reports: "debian linux-image-6.1.0-56-amd64 6.1.192-2".
     public var origin: String
+    /// The Debian package and version, for kernels that came from one (accelerators fetch the
+    /// matching headers).
+    public var debianPackage: (name: String, version: String)?
 
     public func moduleTree() throws -> ModuleTree? {
         try modulesDirectory.map(ModuleTree.init(directory:))
@@ -131,7 +134,12 @@ public struct DebianKernelProvider {
             resolved = found
         } else if let cached = try newestCachedEntry() {
             // Offline: apt cannot answer, but an earlier build left a kernel in the cache.
-            return try Self.bundle(at: cached.path, origin: "debian \(cached.name) (cached; apt could not resolve linux-image-\(flavour))")
+            var bundle = try Self.bundle(at: cached.path, origin: "debian \(cached.name) (cached; apt could not resolve linux-image-\(flavour))")
+            // Entries are `<package>_<version>`; versions with characters a key cannot hold are not
+            // recoverable, and the package is then unknown.
+            let parts = cached.name.split(separator: "_")
+            if parts.count == 2 { bundle.debianPackage = (String(parts[0]), String(parts[1])) }
+            return bundle
         } else {
             throw InputError("cannot resolve linux-image-\(flavour)\(version.map { " \($0)" } ?? "") through apt, and no Debian kernel is cached",
                              hint: "run `apt-get update` (Debian's main component), or pass --kernel file:PATH")
@@ -147,7 +155,9 @@ public struct DebianKernelProvider {
                 try FileManager.default.removeItem(atPath: staging + "/download")
             }
         }
-        return try Self.bundle(at: path, origin: "debian \(resolved.package) \(resolved.version)")
+        var bundle = try Self.bundle(at: path, origin: "debian \(resolved.package) \(resolved.version)")
+        bundle.debianPackage = (resolved.package, resolved.version)
+        return bundle
     }
 
     private func newestCachedEntry() throws -> (name: String, path: String)? {

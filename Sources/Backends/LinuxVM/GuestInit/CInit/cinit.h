@@ -78,6 +78,9 @@ static inline bool cinit_exists(const char *path) {
 static inline int cinit_mknod_block(const char *path, unsigned int major, unsigned int minor) {
     return mknod(path, S_IFBLK | 0600, makedev(major, minor));
 }
+static inline int cinit_mknod_char(const char *path, unsigned int major, unsigned int minor, unsigned int mode) {
+    return mknod(path, S_IFCHR | mode, makedev(major, minor));
+}
 static inline const char *cinit_dirent_name(struct dirent *entry) { return entry->d_name; }
 static inline const char *cinit_release(void) {
     static struct utsname name;
