@@ -67,5 +67,13 @@ struct InspectCommand: ParsableCommand {
             print("baked config (/etc/gvlt/config.yaml):")
             for line in config.split(separator: "\n") { print("  \(line)") }
         }
+        if let nvidia = report.nvidia {
+            print("nvidia:     driver \(nvidia.driverVersion)\(nvidia.requireGPU ? ", GPU required" : "")")
+            for module in nvidia.modules {
+                print("  module    \(module.path)\(module.version.map { " (\($0))" } ?? ""): vermagic `\(module.vermagic ?? "unreadable")`")
+            }
+            for file in nvidia.firmware { print("  firmware  \(file)") }
+            for library in nvidia.libraries { print("  library   \(library)") }
+        }
     }
 }

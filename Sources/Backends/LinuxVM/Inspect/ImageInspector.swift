@@ -19,6 +19,24 @@ public struct ImageReport: Codable, Sendable {
     public var rootBytes: Int64?
     public var initSHA256: String?
     public var bakedConfig: String?
+    /// The NVIDIA driver an `--accel nvidia` image carries.
+    public var nvidia: NvidiaReport?
+}
+
+/// The GPU driver parts found in an image's root, read from the image itself (not the build inputs).
+public struct NvidiaReport: Codable, Sendable {
+    public struct Module: Codable, Sendable {
+        public var path: String
+        public var vermagic: String?
+        /// The driver version the module says it is (`version=`); kernel modules it needs have none.
+        public var version: String?
+    }
+
+    public var driverVersion: String
+    public var requireGPU: Bool
+    public var modules: [Module]
+    public var firmware: [String]
+    public var libraries: [String]
 }
 
 public enum ImageInspector {
@@ -85,11 +103,50 @@ public enum ImageInspector {
                 let waitForExit = try process.runReturningWaiter()
                 waitForExit()
                 if process.terminationStatus == 0 { report.initSHA256 = try "sha256:" + SHA256Hex.of(file: initCopy) }
+                report.nvidia = try? nvidia(in: path, offset: offset, unsquashfs: unsquashfs, scratch: scratch)
             }
         } else {
             var ext = [UInt8](repeating: 0, count: 2)
             _ = try ext.withUnsafeMutableBytes { try file.read(into: $0, at: root.start + 1080) }
             if ext == [0x53, 0xEF] { report.rootFilesystem = "ext4" }
+        }
+        return report
+    }
+
+    /// Reads /etc/gvlt/nvidia from a SquashFS root, then each module it lists (for its vermagic and
+    /// version), and lists the firmware and driver libraries that are really there.
+    static func nvidia(in image: String, offset: String, unsquashfs: String, scratch: String) throws -> NvidiaReport? {
+        guard let config = try? HostCommand.run(unsquashfs, ["-o", offset, "-cat", image, "etc/gvlt/nvidia"]).output else { return nil }
+        var report = NvidiaReport(driverVersion: "unknown", requireGPU: false, modules: [], firmware: [], libraries: [])
+        var modulePaths: [String] = []
+        for line in config.split(separator: "\n") where !line.hasPrefix("#") {
+            let parts = line.split(separator: " ", maxSplits: 1).map(String.init)
+            guard parts.count == 2 else { continue }
+            switch parts[0] {
+            case "driver": report.driverVersion = parts[1]
+            case "require-gpu": report.requireGPU = parts[1] == "yes"
+            case "module": modulePaths.append(parts[1])
+            default: continue
+            }
+        }
+        let extracted = scratch + "/nvidia-inspect"
+        try? FileManager.default.removeItem(atPath: extracted)
+        let relative = modulePaths.map { String($0.drop { $0 == "/" }) }
+        // -no-xattrs: the listed files only; -d: into our scratch directory.
+        _ = try? HostCommand.run(unsquashfs, ["-o", offset, "-no-xattrs", "-q", "-n", "-d", extracted, image] + relative)
+        for (path, file) in zip(modulePaths, relative) {
+            let info = try? ModuleInfo(module: extracted + "/" + file)
+            report.modules.append(.init(path: path, vermagic: info?.vermagic, version: info?.values("version").first))
+        }
+        try? FileManager.default.removeItem(atPath: extracted)
+        let listing = (try? HostCommand.run(unsquashfs, ["-o", offset, "-lc", image]).output) ?? ""
+        for line in listing.split(separator: "\n") {
+            // `-lc` lists files (not directories) as squashfs-root/PATH.
+            guard let slash = line.firstIndex(of: "/") else { continue }
+            let path = String(line[slash...])
+            let name = path.split(separator: "/").last.map(String.init) ?? path
+            if path.hasPrefix("/lib/firmware/nvidia/") { report.firmware.append(path) }
+            if name.hasPrefix("libcuda.so") || name.hasPrefix("libnvidia-") { report.libraries.append(path) }
         }
         return report
     }
