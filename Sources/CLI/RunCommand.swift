@@ -108,7 +108,7 @@ struct RunCommand: ParsableCommand {
         run.memory = try Self.memory(mem ?? "512M")
         guard let mode = LocalRun.Accel(rawValue: accel) else { throw InputError("--accel `\(accel)` is not auto, kvm or tcg") }
         run.accel = mode
-        run.gpus = gpu
+        run.gpus = printQemuCommand ? gpu : try gpu.map(VFIOPassthrough().check)
         run.extraQEMUArguments = qemu
 
         if printQemuCommand {
@@ -140,6 +140,19 @@ struct RunCommand: ParsableCommand {
         if status != 0 { throw ExitCode(status) }
     }
 
+    /// The GPUs to pass: --gpu's, checked; or, when the manifest's RunConfig.GPUs asks for some and
+    /// --gpu gives none, that many NVIDIA GPUs already bound to vfio-pci (as ops does on-prem).
+    func nanosGPUs(wanted: Int, checking: Bool) throws -> [String] {
+        let vfio = VFIOPassthrough()
+        if !gpu.isEmpty || wanted == 0 { return checking ? try gpu.map(vfio.check) : gpu }
+        let bound = vfio.boundNVIDIAGPUs()
+        guard bound.count >= wanted else {
+            throw InputError("the manifest's RunConfig.GPUs is \(wanted), and \(bound.isEmpty ? "no" : "only \(bound.count)") NVIDIA GPU\(bound.count == 1 ? " is" : "s are") bound to vfio-pci",
+                             hint: "pass GPUs with --gpu PCI (after binding them to vfio-pci), or set RunConfig.GPUs to 0 to run without one")
+        }
+        return checking ? try bound.prefix(wanted).map(vfio.check) : Array(bound.prefix(wanted))
+    }
+
     func runNanos() throws {
         for (flag, used) in [("--input", !input.isEmpty), ("--output", !output.isEmpty), ("--env", !env.isEmpty),
                              ("--command", command != nil), ("--args", !args.isEmpty)] where used {
@@ -159,7 +172,7 @@ struct RunCommand: ParsableCommand {
         } else if let text = manifest?.run.memory, let bytes = OpsManifest.parseSize(text) {
             run.memory = "\(max(1, bytes >> 20))M"
         }
-        run.gpus = gpu
+        run.gpus = try nanosGPUs(wanted: manifest?.run.gpus ?? 0, checking: !printQemuCommand)
         run.extraQEMUArguments = qemu
         guard let mode = LocalRun.Accel(rawValue: accel) else { throw InputError("--accel `\(accel)` is not auto, kvm or tcg") }
         if printQemuCommand {

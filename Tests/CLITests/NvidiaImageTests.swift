@@ -114,6 +114,17 @@ final class NvidiaImageTests: XCTestCase {
         XCTAssertEqual(try String(contentsOfFile: sandbox.path("out/proof.txt"), encoding: .utf8), expected + "\n")
     }
 
+    /// `gvlt run --gpu` checks the device before QEMU starts (this machine has none to pass).
+    func testRunWithAGPUThatCannotBePassedFailsBeforeQEMU() throws {
+        let (sandbox, image) = try Self.gpuImage.get()
+        let run = try GvltBinary.run(["run", image, "--accel", "tcg", "--gpu", "7f:1f.7"], in: sandbox, timeout: 60)
+        XCTAssertNotEqual(run.status, 0)
+        XCTAssertTrue(run.stderr.contains("--gpu 0000:7f:1f.7: this machine has no such PCI device"), run.stderr)
+        XCTAssertFalse(run.stdout.contains("gvlt-init"), "QEMU must not have started: \(run.stdout)")
+        let printed = try GvltBinary.run(["run", image, "--gpu", "7f:1f.7", "--print-qemu-command"], in: sandbox)
+        XCTAssertTrue(printed.stdout.contains("-device vfio-pci,rombar=0,host=7f:1f.7"), printed.stdout + printed.stderr)
+    }
+
     func testRequireGPUFailsTheRunWithTheNoDeviceMessage() throws {
         _ = try Self.gpuImage.get()   // the modules are then in the cache
         let sandbox = try Sandbox()
