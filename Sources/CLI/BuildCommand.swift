@@ -150,6 +150,12 @@ struct NvidiaBuildOptions: ParsableArguments {
     @Flag(name: .long, help: "Fail the run when no NVIDIA GPU is present (default: say so and run the program anyway).")
     var requireGpu = false
 
+    @Option(name: .long, help: ArgumentHelp("Nanos: the gpu_nvidia klib (default: KlibDir's or the release's).", valueName: "file"))
+    var nvidiaKlib: String?
+
+    @Option(name: .long, help: ArgumentHelp("Nanos: GSP firmware of the klib's driver, as DIR/<version>/gsp_*.bin or DIR/gsp_*.bin.", valueName: "dir"))
+    var nvidiaFirmware: String?
+
     var options: [String: String] {
         var result: [String: String] = [:]
         result["nvidia-modules"] = nvidiaModules
@@ -157,6 +163,8 @@ struct NvidiaBuildOptions: ParsableArguments {
         result["nvidia-userspace"] = nvidiaUserspace
         result["nvidia-version"] = nvidiaVersion
         if requireGpu { result["require-gpu"] = "true" }
+        result["nvidia-klib"] = nvidiaKlib
+        result["nvidia-firmware"] = nvidiaFirmware
         return result
     }
 }

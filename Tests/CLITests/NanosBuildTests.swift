@@ -122,6 +122,8 @@ final class NanosBuildTests: XCTestCase {
         try sandbox.write("deviceQuery.manifest", Data(Self.deviceQueryManifest.utf8))
         try sandbox.write("lib/x86_64-linux-gnu/libcuda.so.1", Data("stand-in".utf8))
         try sandbox.write("nvidia/535.113.01/gsp_ga10x.bin", Data("firmware".utf8))
+        try sandbox.write("nvidia/535.113.01/gsp_tu10x.bin", Data("firmware".utf8))
+        try sandbox.write("release/klibs/gpu_nvidia", Self.placeholderKlib("535.113.01"))
         // Verbatim, KlibDir /build does not exist on this machine: the manifest parses, and the
         // missing klib is the one error.
         let verbatim = try build(sandbox, ["deviceQuery", "-c", "deviceQuery.manifest"])
@@ -147,13 +149,73 @@ final class NanosBuildTests: XCTestCase {
         try FileManager.default.removeItem(atPath: sandbox.path("nvidia/535.113.01/gsp_ga10x.bin"))
         let noFirmware = try build(sandbox, ["deviceQuery", "-c", "gpu.manifest", "-o", "x.img"])
         XCTAssertEqual(noFirmware.status, 1)
-        XCTAssertTrue(noFirmware.stderr.contains("gsp_ga10x.bin"), noFirmware.stderr)
+        XCTAssertTrue(noFirmware.stderr.contains("the gpu_nvidia klib is NVIDIA driver 535.113.01"), noFirmware.stderr)
+        XCTAssertTrue(noFirmware.stderr.contains("lacks /nvidia/535.113.01/gsp_ga10x.bin"), noFirmware.stderr)
         try sandbox.write("nvidia/535.113.01/gsp_ga10x.bin", Data("firmware".utf8))
+
+        // Firmware of another driver version: the expected paths and what is there are named.
+        try FileManager.default.moveItem(atPath: sandbox.path("nvidia/535.113.01"), toPath: sandbox.path("nvidia/535.104.05"))
+        let otherVersion = try build(sandbox, ["deviceQuery", "-c", "gpu.manifest", "-o", "x.img"])
+        XCTAssertEqual(otherVersion.status, 1)
+        XCTAssertTrue(otherVersion.stderr.contains("/nvidia/535.113.01/gsp_ga10x.bin and /nvidia/535.113.01/gsp_tu10x.bin"), otherVersion.stderr)
+        XCTAssertTrue(otherVersion.stderr.contains("has firmware for 535.104.05 instead"), otherVersion.stderr)
+        try FileManager.default.moveItem(atPath: sandbox.path("nvidia/535.104.05"), toPath: sandbox.path("nvidia/535.113.01"))
+
+        // CUDA driver libraries of another version, and a klib that does not say its version.
+        try sandbox.write("lib/x86_64-linux-gnu/libcuda.so.550.54.14", Data("stand-in".utf8))
+        let libraries = try build(sandbox, ["deviceQuery", "-c", "gpu.manifest", "-o", "x.img"])
+        XCTAssertEqual(libraries.status, 1)
+        XCTAssertTrue(libraries.stderr.contains("driver 535.113.01") && libraries.stderr.contains("/lib/x86_64-linux-gnu/libcuda.so.550.54.14"), libraries.stderr)
+        try FileManager.default.removeItem(atPath: sandbox.path("lib/x86_64-linux-gnu/libcuda.so.550.54.14"))
+        try sandbox.write("release/klibs/gpu_nvidia", Data("a klib without a version\n".utf8))
+        let unversioned = try build(sandbox, ["deviceQuery", "-c", "gpu.manifest", "-o", "x.img"])
+        XCTAssertEqual(unversioned.status, 1)
+        XCTAssertTrue(unversioned.stderr.contains("carries no NVIDIA identification string"), unversioned.stderr)
+        try sandbox.write("release/klibs/gpu_nvidia", Self.placeholderKlib("535.113.01"))
         try sandbox.write("ro.manifest", Data(Self.deviceQueryManifest.replacingOccurrences(of: "\"/build\"", with: "\"release/klibs\"")
             .replacingOccurrences(of: "\"RebootOnExit\": true,", with: "\"RebootOnExit\": true, \"ManifestPassthrough\": {\"readonly_rootfs\": \"true\"},").utf8))
         let readOnly = try build(sandbox, ["deviceQuery", "-c", "ro.manifest", "-o", "x.img"])
         XCTAssertEqual(readOnly.status, 1)
         XCTAssertTrue(readOnly.stderr.contains("/dev/nvidiactl"), readOnly.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: sandbox.path("x.img")))
+    }
+
+    /// A stand-in gpu_nvidia klib: bytes around the identification string NVIDIA's code logs when it
+    /// loads, which is where gvlt reads the driver version from.
+    static func placeholderKlib(_ version: String) -> Data {
+        Data("\u{7F}ELF placeholder gpu_nvidia klib\u{0}NVRM: loading NVIDIA UNIX Open Kernel Module for x86_64  \(version)  Release Build  (test)\u{0}".utf8)
+    }
+
+    /// `--accel nvidia` adds the klib and the firmware to a manifest that has neither.
+    func testAccelNvidiaAddsTheKlibAndTheFirmwareOfTheKlibsVersion() throws {
+        let sandbox = try Sandbox()
+        try prepare(sandbox, program: "deviceQuery")
+        try sandbox.write("plain.manifest", Data(#"{"Program": "deviceQuery", "RunConfig": {"GPUs": 1}}"#.utf8))
+        try sandbox.write("klib/gpu_nvidia", Self.placeholderKlib("535.113.01"))
+        try sandbox.write("fw/535.113.01/gsp_ga10x.bin", Data("ga10x".utf8))
+        try sandbox.write("fw/535.113.01/gsp_tu10x.bin", Data("tu10x".utf8))
+        let result = try build(sandbox, ["deviceQuery", "-c", "plain.manifest", "--accel", "nvidia", "--nvidia-klib", "klib/gpu_nvidia",
+                                         "--nvidia-firmware", "fw"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let image = try NanosImageReader.open(sandbox.path("deviceQuery.img"))
+        XCTAssertEqual(image.root.root.text("klibs"), "bootfs")
+        XCTAssertNotNil(image.boot.entry(at: "/klib/gpu_nvidia"))
+        XCTAssertNotNil(image.root.entry(at: "/nvidia/535.113.01/gsp_ga10x.bin"))
+        XCTAssertNotNil(image.root.entry(at: "/nvidia/535.113.01/gsp_tu10x.bin"))
+
+        // The klib decides the version: firmware for another one, or another --nvidia-version, is refused.
+        try sandbox.write("klib/gpu_nvidia", Self.placeholderKlib("550.54.14"))
+        let mismatch = try build(sandbox, ["deviceQuery", "-c", "plain.manifest", "--accel", "nvidia", "--nvidia-klib", "klib/gpu_nvidia",
+                                           "--nvidia-firmware", "fw", "-o", "x.img"])
+        XCTAssertEqual(mismatch.status, 1)
+        XCTAssertTrue(mismatch.stderr.contains("has no gsp_ga10x.bin for driver 550.54.14"), mismatch.stderr)
+        let pinned = try build(sandbox, ["deviceQuery", "-c", "plain.manifest", "--accel", "nvidia", "--nvidia-klib", "klib/gpu_nvidia",
+                                         "--nvidia-version", "535.113.01", "-o", "x.img"])
+        XCTAssertEqual(pinned.status, 1)
+        XCTAssertTrue(pinned.stderr.contains("--nvidia-version is 535.113.01, but the klib klib/gpu_nvidia is driver 550.54.14"), pinned.stderr)
+        let linuxOnly = try build(sandbox, ["deviceQuery", "-c", "plain.manifest", "--accel", "nvidia", "--require-gpu", "-o", "x.img"])
+        XCTAssertEqual(linuxOnly.status, 1)
+        XCTAssertTrue(linuxOnly.stderr.contains("--require-gpu is for Linux VM images"), linuxOnly.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: sandbox.path("x.img")))
     }
 

@@ -64,13 +64,24 @@ public final class NanosBackend: ImageBackend, ImagePreviewing {
         "./" + (try Settings(plan)).imageName + ".img"
     }
 
-    func layout(_ settings: Settings, scratch: String) throws -> (NanosLayout, NanosRelease) {
+    /// Finds the release, so that accelerators know where its klibs are.
+    public func prepare(_ plan: BuildPlan, context: BuildContext) throws -> BuildTarget {
+        let settings = try Settings(plan)
+        _ = try ELFProgram.check(settings.program)
+        let release = try NanosRelease.locate(settings.release, manifest: settings.manifest)
+        return BuildTarget(klibDirectory: release.klibDirectory, backendState: release)
+    }
+
+    func layout(_ settings: Settings, scratch: String, contributions: [AcceleratorContribution] = []) throws -> (NanosLayout, NanosRelease) {
         // The program is the user's own input: check it before looking for a release.
         _ = try ELFProgram.check(settings.program)
         let release = try NanosRelease.locate(settings.release, manifest: settings.manifest)
-        let layout = try NanosLayout(manifest: settings.manifest, release: release,
-                                     options: .init(program: settings.program, localRun: settings.localRun, imageName: settings.imageName),
-                                     scratch: scratch)
+        var options = NanosLayout.Options(program: settings.program, localRun: settings.localRun, imageName: settings.imageName)
+        for contribution in contributions {
+            options.extraKlibs += contribution.klibs.map { ($0, contribution.klibFiles[$0]) }
+            options.extraFiles += contribution.files
+        }
+        let layout = try NanosLayout(manifest: settings.manifest, release: release, options: options, scratch: scratch)
         return (layout, release)
     }
 
@@ -99,7 +110,8 @@ public final class NanosBackend: ImageBackend, ImagePreviewing {
     public func build(_ plan: BuildPlan, context: BuildContext) throws -> BuildReport {
         let settings = try Settings(plan)
         let (layout, release) = try context.progress.step("reading the program, its libraries and the manifest") {
-            try self.layout(settings, scratch: context.scratch.path)
+            try self.layout(settings, scratch: context.scratch.path,
+                            contributions: plan.contributions.sorted { $0.key < $1.key }.map(\.value))
         }
         for warning in layout.warnings { context.logger.warning("\(warning)") }
         let bootImage = try NanosBootImage(path: release.boot)

@@ -14,17 +14,19 @@ public final class NvidiaAccelerator: Accelerator {
     }
 
     public func contribute(to plan: BuildPlan, target: BuildTarget, context: BuildContext) throws -> AcceleratorContribution {
-        let options = try NvidiaOptions(plan.options)
         switch plan.backend {
         case "linuxvm":
+            for flag in ["nvidia-klib", "nvidia-firmware"] where plan.options[flag] != nil {
+                throw InputError("--\(flag) is for Nanos images", hint: "drop it; Linux VM images get the driver's modules and firmware from Debian")
+            }
+            let options = try NvidiaOptions(plan.options)
             guard let kernel = target.kernel else {
                 throw InputError("the linuxvm backend did not say which kernel the image boots, so the NVIDIA modules cannot be matched to it")
             }
             guard let tree = plan.image?.tree else { throw InputError("--accel nvidia needs the image's source") }
             return try NvidiaLinuxImage(options: options, kernel: kernel, context: context).contribution(tree: tree)
         case "nanos":
-            throw UnsupportedError("--accel nvidia for the nanos backend is not implemented yet in this version of gvlt",
-                                   hint: "build a Linux VM image (--backend linuxvm --accel nvidia), or set up the gpu_nvidia klib in the manifest yourself")
+            return try NvidiaNanosImage(options: plan.options, target: target, context: context).contribution()
         default:
             throw InputError("--accel nvidia does not support the \(plan.backend) backend")
         }

@@ -6,16 +6,19 @@ public struct AcceleratorContribution: Sendable {
     public var kernelModules: [String]
     /// Nanos klibs to put in the boot file system.
     public var klibs: [String]
+    /// Host files for some of `klibs` (by name), instead of the release's klib directory.
+    public var klibFiles: [String: String]
     /// Environment added to the run spec.
     public var env: [RunSpec.EnvVar]
     /// What the run needs from the host, e.g. ["gpus": "1"].
     public var resources: [String: String]
 
-    public init(files: [FileEntry] = [], kernelModules: [String] = [], klibs: [String] = [],
+    public init(files: [FileEntry] = [], kernelModules: [String] = [], klibs: [String] = [], klibFiles: [String: String] = [:],
                 env: [RunSpec.EnvVar] = [], resources: [String: String] = [:]) {
         self.files = files
         self.kernelModules = kernelModules
         self.klibs = klibs
+        self.klibFiles = klibFiles
         self.env = env
         self.resources = resources
     }

@@ -3,12 +3,15 @@
 public struct BuildTarget: @unchecked Sendable {
     /// The Linux kernel the image boots (linuxvm); nil for backends without one.
     public var kernel: TargetKernel?
+    /// The Nanos release's klib directory (nanos), where accelerators find klibs by default.
+    public var klibDirectory: String?
     /// The backend's own prepared state (its resolved kernel, say), handed back to it in `build`.
     /// Accelerators do not read it.
     public var backendState: Any?
 
-    public init(kernel: TargetKernel? = nil, backendState: Any? = nil) {
+    public init(kernel: TargetKernel? = nil, klibDirectory: String? = nil, backendState: Any? = nil) {
         self.kernel = kernel
+        self.klibDirectory = klibDirectory
         self.backendState = backendState
     }
 }

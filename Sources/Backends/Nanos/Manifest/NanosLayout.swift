@@ -28,6 +28,10 @@ public struct NanosLayout {
         /// Adds `debug_exit:t` so a local QEMU run returns the program's exit code.
         public var localRun = false
         public var imageName: String
+        /// Klibs accelerators add, with a host file or nil for the release's klib directory.
+        public var extraKlibs: [(name: String, path: String?)] = []
+        /// Files accelerators add to the root (firmware).
+        public var extraFiles: [FileEntry] = []
         public init(program: String, localRun: Bool = false, imageName: String) {
             self.program = program
             self.localRun = localRun
@@ -147,27 +151,51 @@ public struct NanosLayout {
 
         // Boot filesystem: the kernel and klibs; klibs also need `klibs:bootfs` in the root.
         try boot.set(["kernel"], TFSNode(.file(try Self.content(release.kernel, what: "Nanos kernel"))), what: what)
-        if !manifest.klibs.isEmpty {
-            guard let directory = release.klibDirectory else {
-                throw InputError("\(what): Klibs are listed but no klib directory is known", hint: "set KlibDir, or pass --nanos-dir with a klibs/ directory")
+        var klibs: [(name: String, path: String?)] = manifest.klibs.map { ($0, nil) }
+        for extra in options.extraKlibs {
+            if let index = klibs.firstIndex(where: { $0.name == extra.name }) {
+                if extra.path != nil { klibs[index].path = extra.path }
+            } else {
+                klibs.append(extra)
             }
-            for name in manifest.klibs {
-                let path = directory + "/" + name
+        }
+        for (name, given) in klibs {
+            let path: String
+            if let given {
+                path = given
+            } else {
+                guard let directory = release.klibDirectory else {
+                    throw InputError("\(what): klib \(name) is needed but no klib directory is known", hint: "set KlibDir, or pass --nanos-dir with a klibs/ directory")
+                }
+                path = directory + "/" + name
                 guard FileManager.default.fileExists(atPath: path) else {
                     throw InputError("\(what): klib `\(name)` is not in \(directory)", hint: "set KlibDir to the directory holding \(name), or check the release's klibs/")
                 }
-                try boot.set(["klib", name], TFSNode(.file(try Self.content(path, what: "klib \(name)"))), what: what)
             }
-            keys["klibs"] = .string("bootfs")
+            try boot.set(["klib", name], TFSNode(.file(try Self.content(path, what: "klib \(name)"))), what: what)
+            klibPaths[name] = path
+        }
+        if !klibs.isEmpty { keys["klibs"] = .string("bootfs") }
+        for file in options.extraFiles {
+            let parts = try TFSPath.split(file.path, what: "\(what): accelerator file")
+            switch file.kind {
+            case .regularFile(let content): try root.set(parts, TFSNode(.file(content)), what: what)
+            case .symlink(let target): try root.set(parts, TFSNode(.symlink(target)), what: what)
+            default: throw InputError("an accelerator added \(file.path), a \(file.kind.name), which a Nanos image cannot hold")
+            }
         }
         for (key, value) in manifest.passthrough { keys[key] = Self.tfsValue(value) }
         rootKeys = keys.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
         try checkGPU(manifest: manifest, what: what)
     }
 
-    /// The NVIDIA klib's needs (DESIGN.md §5): firmware in the root, a writable root, `klibs:bootfs`.
+    /// Where each klib in the boot filesystem came from.
+    public var klibPaths: [String: String] = [:]
+
+    /// The NVIDIA klib's needs (DESIGN.md §5): a writable root, and firmware and CUDA libraries of
+    /// the driver version the klib was built for, which the klib itself says.
     mutating func checkGPU(manifest: OpsManifest, what: String) throws {
-        guard manifest.klibs.contains("gpu_nvidia") else {
+        guard let klib = klibPaths["gpu_nvidia"] else {
             if (manifest.run.gpus ?? 0) > 0 {
                 warnings.append("RunConfig.GPUs is \(manifest.run.gpus!) but Klibs has no gpu_nvidia: the program will see no GPU")
             }
@@ -177,16 +205,36 @@ public struct NanosLayout {
             throw InputError("\(what): readonly_rootfs is \"true\", but the gpu_nvidia klib creates /dev/nvidiactl on the root filesystem and fails on a read-only one",
                              hint: "remove readonly_rootfs from ManifestPassthrough for GPU images")
         }
-        guard let firmware = root.node(at: ["nvidia"]), firmware.isDirectory, !firmware.children.isEmpty else {
-            throw InputError("\(what): the gpu_nvidia klib reads its firmware from /nvidia/<driver version>/gsp_*.bin in the image, and the image has no /nvidia",
-                             hint: "add the release's nvidia/ directory with Dirs (as the GPU example does: \"Dirs\": [\"nvidia\"])")
+        guard let version = try NvidiaVersionString.find(inFile: klib) else {
+            throw InputError("cannot tell which NVIDIA driver the gpu_nvidia klib \(klib) was built for: it carries no NVIDIA identification string",
+                             hint: "use a gpu_nvidia klib built from NVIDIA's open kernel modules (nanovms/gpu-nvidia)")
         }
-        let hasGSP = firmware.children.values.contains { version in
-            version.children.keys.contains { $0.hasPrefix("gsp_") && $0.hasSuffix(".bin") }
+        let expected = ["gsp_ga10x.bin", "gsp_tu10x.bin"].map { "/nvidia/\(version)/\($0)" }
+        let missing = expected.filter { path in
+            guard let node = root.node(at: path.split(separator: "/").map(String.init)), case .file = node.kind else { return true }
+            return false
         }
-        guard hasGSP else {
-            throw InputError("\(what): /nvidia in the image has no <driver version>/gsp_ga10x.bin or gsp_tu10x.bin firmware",
-                             hint: "add the firmware of the driver the klib was built for (535.113.01) under nvidia/<version>/")
+        if !missing.isEmpty {
+            let present = (root.node(at: ["nvidia"])?.children.keys.sorted() ?? []).filter { $0 != version }
+            throw InputError("\(what): the gpu_nvidia klib is NVIDIA driver \(version) and reads its firmware from \(expected.joined(separator: " and ")); the image lacks \(missing.joined(separator: ", "))"
+                             + (present.isEmpty ? "" : " (its /nvidia has firmware for \(present.joined(separator: ", ")) instead)"),
+                             hint: "add the firmware of driver \(version): \"Dirs\": [\"nvidia\"] with nvidia/\(version)/gsp_*.bin next to the manifest, or --accel nvidia --nvidia-firmware DIR")
+        }
+        // CUDA's user-space driver libraries must be the klib's version.
+        var foreign: [String] = []
+        func walk(_ node: TFSNode, _ path: String) {
+            for (name, child) in node.children.sorted(by: { $0.key < $1.key }) {
+                if child.isDirectory { walk(child, path + "/" + name); continue }
+                for prefix in ["libcuda.so.", "libnvidia-ml.so."] where name.hasPrefix(prefix) {
+                    let suffix = String(name.dropFirst(prefix.count))
+                    if suffix.split(separator: ".").count == 3 && suffix != version { foreign.append("\(path)/\(name)") }
+                }
+            }
+        }
+        walk(root, "")
+        if !foreign.isEmpty {
+            throw InputError("\(what): the gpu_nvidia klib is NVIDIA driver \(version), but the image's CUDA driver libraries are another version: \(foreign.joined(separator: ", "))",
+                             hint: "ship libcuda and libnvidia-ml of driver \(version) (Files/Dirs), or use a klib built for theirs")
         }
     }
 

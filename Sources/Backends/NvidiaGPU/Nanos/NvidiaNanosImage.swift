@@ -1,0 +1,63 @@
+import Core
+import Foundation
+
+/// `--accel nvidia` for Nanos images: the `gpu_nvidia` klib (from the release's klibs or
+/// `--nvidia-klib FILE`) and, with `--nvidia-firmware DIR`, the GSP firmware of the driver version
+/// the klib itself names, at /nvidia/<version>/ where the klib reads it. The backend then checks the
+/// whole image against that version (firmware present, CUDA libraries matching, root writable).
+struct NvidiaNanosImage {
+    var options: [String: String]
+    var target: BuildTarget
+    var context: BuildContext
+
+    static let klibName = "gpu_nvidia"
+    static let firmwareFiles = ["gsp_ga10x.bin", "gsp_tu10x.bin"]
+
+    func contribution() throws -> AcceleratorContribution {
+        for (key, flag) in [("nvidia-modules", "--nvidia-modules"), ("nvidia-kernel-modules", "--nvidia-kernel-modules"),
+                            ("nvidia-userspace", "--nvidia-userspace"), ("require-gpu", "--require-gpu")] where options[key] != nil {
+            throw InputError("\(flag) is for Linux VM images; a Nanos image gets the gpu_nvidia klib instead",
+                             hint: "drop \(flag); --nvidia-klib FILE and --nvidia-firmware DIR are the Nanos settings")
+        }
+        let klib: String
+        if let given = options["nvidia-klib"] {
+            klib = given
+        } else if let directory = target.klibDirectory {
+            klib = directory + "/" + Self.klibName
+        } else {
+            throw InputError("--accel nvidia needs the gpu_nvidia klib, and the Nanos release has no klib directory",
+                             hint: "pass --nvidia-klib FILE, or set KlibDir in the manifest")
+        }
+        guard FileManager.default.fileExists(atPath: klib) else {
+            throw InputError("the gpu_nvidia klib \(klib) does not exist", hint: "pass --nvidia-klib FILE, or set KlibDir to the directory holding gpu_nvidia")
+        }
+        guard let version = try NvidiaVersionString.find(inFile: klib) else {
+            throw InputError("cannot tell which NVIDIA driver the klib \(klib) was built for: it carries no NVIDIA identification string",
+                             hint: "use a gpu_nvidia klib built from NVIDIA's open kernel modules (nanovms/gpu-nvidia)")
+        }
+        if let wanted = options["nvidia-version"], wanted != version {
+            throw InputError("--nvidia-version is \(wanted), but the klib \(klib) is driver \(version)")
+        }
+        var files: [FileEntry] = []
+        if let directory = options["nvidia-firmware"] {
+            // The release layout (DIR/<version>/gsp_*.bin) or the files themselves (DIR/gsp_*.bin).
+            let versioned = directory + "/" + version
+            let source = FileManager.default.fileExists(atPath: versioned) ? versioned : directory
+            let epoch = ProcessInfo.processInfo.environment["SOURCE_DATE_EPOCH"].flatMap(Int64.init) ?? 0
+            for name in Self.firmwareFiles {
+                let host = source + "/" + name
+                var st = stat()
+                guard stat(host, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+                    throw InputError("--nvidia-firmware \(directory) has no \(name) for driver \(version) (looked for \(versioned)/\(name) and \(directory)/\(name))",
+                                     hint: "firmware-nvidia-gsp of driver \(version) has it under lib/firmware/nvidia/\(version)/")
+                }
+                files.append(FileEntry(path: "nvidia/\(version)/\(name)",
+                                       kind: .regularFile(.hostFile(path: host, size: Int64(st.st_size), identity: FileIdentity(st))),
+                                       metadata: FileMetadata(permissions: 0o644, mtime: Timestamp(seconds: epoch))))
+            }
+        }
+        context.logger.info("gpu_nvidia klib \(klib) is NVIDIA driver \(version)")
+        return AcceleratorContribution(files: files, klibs: [Self.klibName], klibFiles: options["nvidia-klib"].map { [Self.klibName: $0] } ?? [:],
+                                       resources: ["gpus": "1"])
+    }
+}
