@@ -180,4 +180,5 @@ def main():
     if not args.work:
         shutil.rmtree(work, ignore_errors=True)
 
-main()
+if __name__ == "__main__":
+    main()

@@ -168,6 +168,7 @@ final class NvidiaImageTests: XCTestCase {
             .dir("usr/lib"), .dir("usr/lib/x86_64-linux-gnu"),
             TarMember("usr/lib/x86_64-linux-gnu/libcuda.so.550.54.14", .file(Data("not really".utf8)), mode: 0o644),
             TarMember("usr/lib/x86_64-linux-gnu/libcuda.so.1", .symlink("libcuda.so.550.54.14")),
+            TarMember("usr/lib/x86_64-linux-gnu/libcudart.so.12.4.127", .file(Data("not really".utf8)), mode: 0o644),
         ])
         let refused = try Self.build(sandbox, output: "mixed.img")
         XCTAssertNotEqual(refused.status, 0)
@@ -177,6 +178,8 @@ final class NvidiaImageTests: XCTestCase {
 
         let kept = try Self.build(sandbox, output: "kept.img", extra: ["--nvidia-userspace", "keep"])
         XCTAssertEqual(kept.status, 0, kept.stderr)
+        // CUDA 12.4's runtime needs a newer driver than 535 (CUDA 12.2): a warning naming both.
+        XCTAssertTrue(kept.stderr.contains("is CUDA 12.4, newer than NVIDIA driver 535.") && kept.stderr.contains("(CUDA 12.2)"), kept.stderr)
         let (_, listing) = try Self.rootListing(sandbox.path("kept.img"))
         XCTAssertTrue(listing.contains("/usr/lib/x86_64-linux-gnu/libcuda.so.1 -> libcuda.so.550.54.14"), listing)
         XCTAssertFalse(listing.contains("libcuda.so.535"), listing)
