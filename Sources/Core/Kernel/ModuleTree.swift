@@ -1,4 +1,3 @@
-import Core
 import Foundation
 
 /// The modules of one kernel release (`lib/modules/<release>`): which exist, which are built in, and
