@@ -49,7 +49,7 @@ if !FileManager.default.fileExists(atPath: marker) {
         }
         close(fd)
     }
-    FileManager.default.createFile(atPath: marker, contents: nil)
+    _ = FileManager.default.createFile(atPath: marker, contents: nil)
 }
 
 func scan() throws -> (TFSNode, [FileContent]) {
