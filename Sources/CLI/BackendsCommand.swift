@@ -37,7 +37,6 @@ struct BackendsCommand: ParsableCommand {
             let accelerator = entry.kind == .builtin ? registry.builtinAccelerators[entry.name] : nil
             var status = PluginRegistry.status(of: entry)
             if let backend, !backend.capabilities.buildsImages { status = "registered; image writing not implemented yet" }
-            if accelerator != nil && entry.role == .accelerator { status = "registered; driver packaging not implemented yet" }
             return Row(name: entry.name, role: entry.role.rawValue, kind: entry.kind.rawValue, origin: entry.origin,
                        status: status, description: entry.description ?? backend?.description ?? accelerator?.description,
                        capabilities: backend?.capabilities, supportedBackends: accelerator?.supportedBackends)

@@ -116,6 +116,7 @@ struct BuildCommand: ParsableCommand {
             throw InputError("the \(backend.name) backend takes a program, not --container/--containerfile/--rootfs-dir")
         }
         try backend.validate(plan)
+        for accelerator in accelerators_ { try accelerator.validate(plan) }
         let buildContext = BuildContext(progress: progress, logger: logger, cache: CacheDirectory.resolve(override: global.cacheDir),
                                         scratch: context.scratch)
         // source → tree + run spec → (backend prepares its target) → accelerators → backend.

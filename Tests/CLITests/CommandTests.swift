@@ -53,8 +53,12 @@ final class CommandTests: XCTestCase {
         let typo = try GvltBinary.run(["build", "--backend", "linuxv", "--rootfs-dir", "root"], in: sandbox)
         XCTAssertTrue(typo.stderr.contains("unknown backend `linuxv`") && typo.stderr.contains("did you mean `linuxvm`?"), typo.stderr)
 
-        let accel = try GvltBinary.run(["build", "--backend", "linuxvm", "--rootfs-dir", "root", "--accel", "nvidia", "-o", "vm.img"], in: sandbox)
-        XCTAssertTrue(accel.stderr.contains("--accel nvidia is not available"), accel.stderr)
+        // Accelerator options are checked before the kernel is resolved or anything is downloaded.
+        let accel = try GvltBinary.run(["build", "--backend", "linuxvm", "--rootfs-dir", "root", "--accel", "nvidia",
+                                        "--nvidia-modules", "bogus", "-o", "vm.img"], in: sandbox, timeout: 20)
+        XCTAssertEqual(accel.status, 1)
+        XCTAssertTrue(accel.stderr.contains("--nvidia-modules `bogus` is not a module source"), accel.stderr)
+        XCTAssertFalse(accel.stderr.contains("resolving the kernel"), accel.stderr)
 
         let nanos = try GvltBinary.run(["build", "--backend", "nanos", "./prog", "-o", "n.img"], in: sandbox)
         XCTAssertTrue(nanos.stderr.contains("program ./prog does not exist"), nanos.stderr)

@@ -13,12 +13,24 @@ public final class NvidiaAccelerator: Accelerator {
         registry.register(accelerator: NvidiaAccelerator())
     }
 
-    public func contribute(to plan: BuildPlan, target: BuildTarget, context: BuildContext) throws -> AcceleratorContribution {
+    public func validate(_ plan: BuildPlan) throws {
         switch plan.backend {
         case "linuxvm":
             for flag in ["nvidia-klib", "nvidia-firmware"] where plan.options[flag] != nil {
                 throw InputError("--\(flag) is for Nanos images", hint: "drop it; Linux VM images get the driver's modules and firmware from Debian")
             }
+            _ = try NvidiaOptions(plan.options)
+        case "nanos":
+            try NvidiaNanosImage.checkOptions(plan.options)
+        default:
+            throw InputError("--accel nvidia does not support the \(plan.backend) backend")
+        }
+    }
+
+    public func contribute(to plan: BuildPlan, target: BuildTarget, context: BuildContext) throws -> AcceleratorContribution {
+        try validate(plan)
+        switch plan.backend {
+        case "linuxvm":
             let options = try NvidiaOptions(plan.options)
             guard let kernel = target.kernel else {
                 throw InputError("the linuxvm backend did not say which kernel the image boots, so the NVIDIA modules cannot be matched to it")

@@ -31,7 +31,13 @@ public protocol Accelerator: AnyObject {
     var description: String { get }
     /// Backend names this accelerator can contribute to.
     var supportedBackends: [String] { get }
+    /// Checks the accelerator's options before any work is done (no download, no build).
+    func validate(_ plan: BuildPlan) throws
     /// What it adds to `plan`, matching what the backend prepared (`target`). Throws when it cannot
     /// make a consistent image.
     func contribute(to plan: BuildPlan, target: BuildTarget, context: BuildContext) throws -> AcceleratorContribution
+}
+
+extension Accelerator {
+    public func validate(_ plan: BuildPlan) throws {}
 }

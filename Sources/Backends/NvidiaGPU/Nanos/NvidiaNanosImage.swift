@@ -13,12 +13,19 @@ struct NvidiaNanosImage {
     static let klibName = "gpu_nvidia"
     static let firmwareFiles = ["gsp_ga10x.bin", "gsp_tu10x.bin"]
 
-    func contribution() throws -> AcceleratorContribution {
+    static func checkOptions(_ options: [String: String]) throws {
         for (key, flag) in [("nvidia-modules", "--nvidia-modules"), ("nvidia-kernel-modules", "--nvidia-kernel-modules"),
                             ("nvidia-userspace", "--nvidia-userspace"), ("require-gpu", "--require-gpu")] where options[key] != nil {
             throw InputError("\(flag) is for Linux VM images; a Nanos image gets the gpu_nvidia klib instead",
                              hint: "drop \(flag); --nvidia-klib FILE and --nvidia-firmware DIR are the Nanos settings")
         }
+        if let version = options["nvidia-version"], !NvidiaDriverRelease.isDriverVersion(version) {
+            throw InputError("--nvidia-version `\(version)` is not a driver version", hint: "write it as NVIDIA does, e.g. 535.113.01")
+        }
+    }
+
+    func contribution() throws -> AcceleratorContribution {
+        try Self.checkOptions(options)
         let klib: String
         if let given = options["nvidia-klib"] {
             klib = given
