@@ -20,12 +20,13 @@ final class CommandTests: XCTestCase {
         XCTAssertEqual(byName["nvidia"]?["role"] as? String, "accelerator")
         XCTAssertTrue((byName["linuxvm"]?["origin"] as? String ?? "").hasSuffix("plugins.json"), "the shipped plugins.json lists linuxvm")
         XCTAssertEqual((byName["nanos"]?["capabilities"] as? [String: Any])?["inputs"] as? [String], ["elf-program"])
-        XCTAssertTrue((byName["firecracker"]?["status"] as? String ?? "").contains("not supported yet"))
+        XCTAssertTrue((byName["firecracker"]?["status"] as? String ?? "").contains("available (exec plugin"))
 
+        // Its program is not there: the error names the plugin and where its entry is.
         let build = try GvltBinary.run(["build", "--backend", "firecracker", "--rootfs-dir", ".", "-o", "x.img"], in: sandbox,
                                        environment: ["GVLT_PLUGINS": sandbox.path("extra.json")])
         XCTAssertEqual(build.status, 1)
-        XCTAssertTrue(build.stderr.contains("`firecracker`") && build.stderr.contains("exec plugins are not supported"), build.stderr)
+        XCTAssertTrue(build.stderr.contains("cannot start plugin `firecracker` (/opt/fc-plugin)") && build.stderr.contains(sandbox.path("extra.json")), build.stderr)
     }
 
     func testMalformedPluginsFileNamesLineAndKey() throws {

@@ -82,7 +82,14 @@ final class PluginRegistryTests: XCTestCase {
         try registry.merge(try parse(#"{"schema": 1, "plugins": [{"name": "fc", "kind": "exec", "role": "backend", "path": "/b"}]}"#))
         XCTAssertEqual(registry.entries["fc"]?.path, "/b")
         XCTAssertThrowsError(try registry.backend(named: "fc")) { error in
-            XCTAssertTrue("\(error)".contains("exec plugins are not supported by this version of gvlt yet"), "\(error)")
+            XCTAssertTrue("\(error)".contains("cannot start plugin `fc` (/b)"), "\(error)")
+        }
+        try registry.merge(try parse(#"{"schema": 1, "plugins": [{"name": "gl", "kind": "dylib", "role": "backend", "path": "/l.so"}, {"name": "tpu", "kind": "exec", "role": "accelerator", "path": "/t"}]}"#))
+        XCTAssertThrowsError(try registry.backend(named: "gl")) { error in
+            XCTAssertTrue("\(error)".contains("this version of gvlt does not run dylib backends yet"), "\(error)")
+        }
+        XCTAssertThrowsError(try registry.accelerator(named: "tpu")) { error in
+            XCTAssertTrue("\(error)".contains("this version of gvlt does not run exec accelerators yet"), "\(error)")
         }
         XCTAssertThrowsError(try registry.merge(try parse(#"{"schema": 1, "plugins": [{"name": "qemu", "kind": "builtin", "role": "backend"}]}"#))) { error in
             XCTAssertTrue("\(error)".contains("`qemu` is not a builtin backend"), "\(error)")

@@ -57,6 +57,7 @@ public final class PluginRegistry {
         guard let entry = entries[name], entry.role == .backend else {
             throw InputError("unknown backend `\(name)`", hint: suggestion(for: name, role: .backend))
         }
+        if entry.kind == .exec { return try ExecBackend(entry: entry) }
         guard entry.kind == .builtin, let backend = builtinBackends[name] else { throw Self.externalUnsupported(entry) }
         return backend
     }
@@ -69,14 +70,18 @@ public final class PluginRegistry {
         return accelerator
     }
 
-    /// External plugin kinds are recognised but cannot run in this version.
+    /// Plugin kinds and roles this version cannot run yet: exec accelerators and dylib plugins.
     public static func externalUnsupported(_ entry: PluginEntry) -> Error {
-        UnsupportedError("\(entry.role.rawValue) `\(entry.name)` (from \(entry.origin)) is an \(entry.kind.rawValue) plugin; \(entry.kind.rawValue) plugins are not supported by this version of gvlt yet",
-                         hint: "use a builtin \(entry.role.rawValue) (see `gvlt backends`)")
+        UnsupportedError("\(entry.role.rawValue) `\(entry.name)` (from \(entry.origin)) is an \(entry.kind.rawValue) \(entry.role.rawValue); this version of gvlt does not run \(entry.kind.rawValue) \(entry.role.rawValue)s yet",
+                         hint: entry.kind == .dylib ? "use an exec plugin (see docs/plugins.md)" : "use a builtin \(entry.role.rawValue) (see `gvlt backends`)")
     }
 
     public static func status(of entry: PluginEntry) -> String {
-        entry.kind == .builtin ? "available" : "not supported yet (\(entry.kind.rawValue) plugins come in a later version)"
+        switch (entry.kind, entry.role) {
+        case (.builtin, _): return "available"
+        case (.exec, .backend): return "available (exec plugin, \(PluginProtocol.name))"
+        default: return "not supported yet (\(entry.kind.rawValue) \(entry.role.rawValue)s come in a later version)"
+        }
     }
 
     private func suggestion(for name: String, role: PluginEntry.Role) -> String {

@@ -76,6 +76,20 @@ public final class ProgressReporter: @unchecked Sendable {
         }
     }
 
+    /// One message line within the current step (a plugin's progress), unless quiet.
+    public func note(_ text: String) {
+        lock.withLock {
+            switch mode {
+            case .quiet: return
+            case .bar:
+                Self.openLine.withLock { Self.lineIsOpen = false }
+                emit("\r\u{1B}[2K" + text + "\n")
+                draw(force: true)
+            case .lines: emit(text + "\n")
+            }
+        }
+    }
+
     /// Runs `body` as one step.
     @discardableResult
     public func step<T>(_ name: String, _ body: () throws -> T) rethrows -> T {

@@ -1,0 +1,107 @@
+import Core
+import Foundation
+import TestSupport
+import XCTest
+
+/// `exec` backend plugins end to end: the Python example (examples/plugins/tar-rootfs) through
+/// `gvlt build`, and plugins that break the protocol in each way the host must survive.
+final class PluginTests: XCTestCase {
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().path
+    static let example = repository + "/examples/plugins/tar-rootfs/gvlt-tar-rootfs"
+
+    func registry(_ sandbox: Sandbox, _ entries: String) throws -> [String: String] {
+        try sandbox.write("plugins.json", Data(#"{"schema": 1, "plugins": [\#(entries)]}"#.utf8))
+        return ["GVLT_PLUGINS": sandbox.path("plugins.json")]
+    }
+
+    func makeRoot(_ sandbox: Sandbox) throws {
+        try sandbox.write("root/usr/bin/prover", Data("#!/bin/sh\necho prove\n".utf8))
+        try FileManager.default.createSymbolicLink(atPath: sandbox.path("root/usr/bin/alias"), withDestinationPath: "prover")
+    }
+
+    func testPythonTarRootfsPluginBuildsAReproducibleExportWithProgress() throws {
+        let sandbox = try Sandbox()
+        try makeRoot(sandbox)
+        let digest = TarBuilder.sha256(try Data(contentsOf: URL(fileURLWithPath: Self.example))).dropFirst(7)
+        let env = try registry(sandbox, #"{"name": "tar-rootfs", "kind": "exec", "role": "backend", "path": "\#(Self.example)", "protocol": "gvlt-plugin/1.0", "sha256": "\#(digest)"}"#)
+        let listed = try GvltBinary.run(["backends"], in: sandbox, environment: env)
+        XCTAssertTrue(listed.stdout.contains("tar-rootfs") && listed.stdout.contains("available (exec plugin"), listed.stdout)
+
+        var digests: Set<String> = []
+        for output in ["a.tar.gz", "b.tar.gz"] {
+            let build = try GvltBinary.run(["build", "--backend", "tar-rootfs", "--rootfs-dir", "root", "-o", output], in: sandbox, environment: env)
+            XCTAssertEqual(build.status, 0, build.stderr)
+            // The plugin's progress and log lines reach the host's display.
+            XCTAssertTrue(build.stderr.contains("tar-rootfs: writing"), build.stderr)
+            digests.insert(TarBuilder.sha256(try Data(contentsOf: URL(fileURLWithPath: sandbox.path(output)))))
+        }
+        XCTAssertEqual(digests.count, 1, "the same tree gave different exports")
+        // Read back with GNU tar, not gvlt.
+        let listing = try HostCommand.run("/usr/bin/tar", ["-tvzf", sandbox.path("a.tar.gz")]).output
+        XCTAssertTrue(listing.contains("usr/bin/prover") && listing.contains("usr/bin/alias -> prover"), listing)
+        XCTAssertEqual(sandbox.listing(sandbox.tmp), [], "scratch left behind")
+
+        // Its file changed since the entry was written: refused before it runs.
+        let tampered = try registry(sandbox, #"{"name": "tar-rootfs", "kind": "exec", "role": "backend", "path": "\#(Self.example)", "sha256": "\#(String(repeating: "0", count: 64))"}"#)
+        let refused = try GvltBinary.run(["build", "--backend", "tar-rootfs", "--rootfs-dir", "root", "-o", "c.tar.gz"], in: sandbox, environment: tampered)
+        XCTAssertEqual(refused.status, 1)
+        XCTAssertTrue(refused.stderr.contains("not the \(String(repeating: "0", count: 64)) its entry declares"), refused.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: sandbox.path("c.tar.gz")))
+
+        // Run by hand (no host cookie), the plugin refuses.
+        let byHand = try HostCommand.run(Self.example, [], check: false)
+        XCTAssertEqual(byHand.status, 2)
+        XCTAssertTrue(byHand.output.contains("is a gvlt plugin"), byHand.output)
+    }
+
+    /// A plugin that describes itself properly, then does `build` as given.
+    func brokenPlugin(_ sandbox: Sandbox, name: String, protocolVersion: String = "gvlt-plugin/1.0", build: String) throws -> String {
+        let path = sandbox.path("\(name).py")
+        try sandbox.write("\(name).py", Data("""
+            #!/usr/bin/env python3
+            import json, os, sys, time
+            request = json.loads(sys.stdin.readline())
+            def send(m): print(json.dumps(m), flush=True)
+            if request["method"] == "describe":
+                send({"type": "result", "result": {"name": "\(name)", "protocol": "\(protocolVersion)", "role": "backend",
+                      "capabilities": {"inputs": ["rootfs-tree"]}}})
+                sys.exit(0)
+            params = request["params"]
+            \(build)
+            """.utf8))
+        chmod(path, 0o755)
+        return #"{"name": "\#(name)", "kind": "exec", "role": "backend", "path": "\#(path)", "options": {"timeout": 3}}"#
+    }
+
+    func testBrokenPluginsGiveClearErrorsAndWriteNothing() throws {
+        let sandbox = try Sandbox()
+        try makeRoot(sandbox)
+        let cases: [(String, String, String, [String])] = [
+            ("newer", "gvlt-plugin/1.5", "pass", ["speaks gvlt-plugin/1.5, newer than this gvlt's gvlt-plugin/1.0", "upgrade gvlt"]),
+            ("major", "gvlt-plugin/2.0", "pass", ["the major versions differ"]),
+            ("crash", "gvlt-plugin/1.0", "sys.stderr.write('segfault-ish trouble\\n'); os._exit(3)",
+             ["plugin `crash` (build) exited with status 3 without a result", "segfault-ish trouble"]),
+            ("hang", "gvlt-plugin/1.0", "time.sleep(60)", ["plugin `hang` (build) did not finish within 3 s and was killed"]),
+            ("garbage", "gvlt-plugin/1.0", "print('hello from a confused plugin', flush=True)",
+             ["wrote a line that is not a gvlt-plugin message: hello from a confused plugin"]),
+            ("outside", "gvlt-plugin/1.0",
+             "p = os.path.join(params['scratch'], 'elsewhere'); open(p, 'w').write('x'); send({'type': 'result', 'result': {'artifacts': [{'path': p}]}})",
+             ["claims an artifact outside its output directory:", "/elsewhere"]),
+            ("missing", "gvlt-plugin/1.0",
+             "send({'type': 'result', 'result': {'artifacts': [{'path': os.path.join(params['output_dir'], 'nothing')}]}})",
+             ["claims an artifact that does not exist"]),
+            ("failing", "gvlt-plugin/1.0", "send({'type': 'error', 'message': 'the disk format is not supported'})",
+             ["plugin `failing` (build) failed: the disk format is not supported"]),
+        ]
+        for (name, version, build, messages) in cases {
+            let env = try registry(sandbox, try brokenPlugin(sandbox, name: name, protocolVersion: version, build: build))
+            let result = try GvltBinary.run(["build", "--backend", name, "--rootfs-dir", "root", "-o", "out.img"], in: sandbox,
+                                            environment: env, timeout: 60)
+            XCTAssertEqual(result.status, 1, "\(name): \(result.stderr)")
+            for message in messages { XCTAssertTrue(result.stderr.contains(message), "\(name): \(result.stderr)") }
+            XCTAssertFalse(FileManager.default.fileExists(atPath: sandbox.path("out.img")), name)
+            XCTAssertEqual(sandbox.listing(sandbox.tmp), [], "\(name): scratch left behind")
+        }
+    }
+}
