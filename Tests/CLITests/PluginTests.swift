@@ -55,6 +55,34 @@ final class PluginTests: XCTestCase {
         XCTAssertTrue(byHand.output.contains("is a gvlt plugin"), byHand.output)
     }
 
+    /// The C example loaded in-process and called through libffi, and each way a dylib entry can be wrong.
+    func testCDylibPluginIsCalledThroughLibffi() throws {
+        let sandbox = try Sandbox()
+        try makeRoot(sandbox)
+        let library = sandbox.path("librootfs_tar.so")
+        _ = try HostCommand.run("/usr/bin/cc", ["-shared", "-fPIC", "-O2", "-o", library,
+                                                Self.repository + "/examples/plugins/rootfs-tar-c/rootfs_tar.c"])
+        func entry(path: String = library, call: String = "char *rootfs_tar_call(const char *)") -> String {
+            #"{"name": "rootfs-tar", "kind": "dylib", "role": "backend", "path": "\#(path)", "protocol": "gvlt-plugin/1.0", "symbols": {"call": "\#(call)", "free": "void rootfs_tar_free(char *)"}}"#
+        }
+        let env = try registry(sandbox, entry())
+        let build = try GvltBinary.run(["build", "--backend", "rootfs-tar", "--rootfs-dir", "root", "-o", "root.tar"], in: sandbox, environment: env)
+        XCTAssertEqual(build.status, 0, build.stderr)
+        XCTAssertTrue(build.stderr.contains("rootfs-tar: copied"), build.stderr)
+        let listing = try HostCommand.run("/usr/bin/tar", ["-tvf", sandbox.path("root.tar")]).output
+        XCTAssertTrue(listing.contains("usr/bin/prover") && listing.contains("usr/bin/alias -> prover"), listing)
+
+        for (broken, message) in [(entry(call: "char *no_such_function(const char *)"), "has no symbol `no_such_function`"),
+                                  (entry(call: "char *rootfs_tar_call(const char *, int)"), "taking 2 arguments; gvlt-plugin calls it with one string"),
+                                  (entry(path: sandbox.path("root/usr/bin/prover")), "cannot load " + sandbox.path("root/usr/bin/prover"))] {
+            let result = try GvltBinary.run(["build", "--backend", "rootfs-tar", "--rootfs-dir", "root", "-o", "x.tar"], in: sandbox,
+                                            environment: try registry(sandbox, broken))
+            XCTAssertEqual(result.status, 1, message)
+            XCTAssertTrue(result.stderr.contains(message), "\(message): \(result.stderr)")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: sandbox.path("x.tar")))
+        }
+    }
+
     /// A plugin that describes itself properly, then does `build` as given.
     func brokenPlugin(_ sandbox: Sandbox, name: String, protocolVersion: String = "gvlt-plugin/1.0", build: String) throws -> String {
         let path = sandbox.path("\(name).py")

@@ -25,7 +25,7 @@ final class PluginRegistryTests: XCTestCase {
               {"name": "linuxvm", "kind": "builtin", "role": "backend"},
               {"name": "fc", "kind": "exec", "role": "backend", "command": ["/opt/fc", "--plugin"], "protocol": "gvlt-plugin/1",
                "sha256": "\(String(repeating: "ab", count: 32))", "options": {"vcpus": 2}, "description": "Firecracker"},
-              {"name": "tpu", "kind": "dylib", "role": "accelerator", "path": "/opt/libtpu.so"}
+              {"name": "tpu", "kind": "dylib", "role": "accelerator", "path": "/opt/libtpu.so", "symbols": {"call": "char *tpu_call(const char *)", "free": "void tpu_free(char *)"}}
             ]}
             """)
         XCTAssertEqual(entries.map(\.name), ["linuxvm", "fc", "tpu"])
@@ -48,7 +48,7 @@ final class PluginRegistryTests: XCTestCase {
                     contains: ["plugins[0]: an exec plugin needs `path` or `command`"])
         assertError(#"{"schema": 1, "plugins": [{"name": "x", "kind": "builtin", "role": "backend"}, {"name": "x", "kind": "builtin", "role": "backend"}]}"#,
                     contains: ["plugins[1].name: `x` is listed twice"])
-        assertError(#"{"schema": 1, "plugins": [{"name": "x", "kind": "dylib", "role": "backend", "path": "/x", "sha256": "nothex"}]}"#,
+        assertError(#"{"schema": 1, "plugins": [{"name": "x", "kind": "dylib", "role": "backend", "path": "/x", "sha256": "nothex", "symbols": {"call": "char *c(const char *)", "free": "void f(char *)"}}]}"#,
                     contains: ["plugins[0].sha256: expected 64 hex digits"])
     }
 
@@ -84,9 +84,12 @@ final class PluginRegistryTests: XCTestCase {
         XCTAssertThrowsError(try registry.backend(named: "fc")) { error in
             XCTAssertTrue("\(error)".contains("cannot start plugin `fc` (/b)"), "\(error)")
         }
-        try registry.merge(try parse(#"{"schema": 1, "plugins": [{"name": "gl", "kind": "dylib", "role": "backend", "path": "/l.so"}, {"name": "tpu", "kind": "exec", "role": "accelerator", "path": "/t"}]}"#))
+        try registry.merge(try parse(#"{"schema": 1, "plugins": [{"name": "gl", "kind": "dylib", "role": "backend", "path": "/l.so", "symbols": {"call": "char *c(const char *)", "free": "void f(char *)"}}, {"name": "tpu", "kind": "exec", "role": "accelerator", "path": "/t"}]}"#))
         XCTAssertThrowsError(try registry.backend(named: "gl")) { error in
-            XCTAssertTrue("\(error)".contains("this version of gvlt does not run dylib backends yet"), "\(error)")
+            XCTAssertTrue("\(error)".contains("cannot load /l.so"), "\(error)")
+        }
+        XCTAssertThrowsError(try parse(#"{"schema": 1, "plugins": [{"name": "gl", "kind": "dylib", "role": "backend", "path": "/l.so"}]}"#)) { error in
+            XCTAssertTrue("\(error)".contains("a dylib plugin needs `symbols`"), "\(error)")
         }
         XCTAssertThrowsError(try registry.accelerator(named: "tpu")) { error in
             XCTAssertTrue("\(error)".contains("this version of gvlt does not run exec accelerators yet"), "\(error)")

@@ -57,7 +57,7 @@ public final class PluginRegistry {
         guard let entry = entries[name], entry.role == .backend else {
             throw InputError("unknown backend `\(name)`", hint: suggestion(for: name, role: .backend))
         }
-        if entry.kind == .exec { return try ExecBackend(entry: entry) }
+        if entry.kind == .exec || entry.kind == .dylib { return try ExternalBackend(entry: entry) }
         guard entry.kind == .builtin, let backend = builtinBackends[name] else { throw Self.externalUnsupported(entry) }
         return backend
     }
@@ -70,7 +70,7 @@ public final class PluginRegistry {
         return accelerator
     }
 
-    /// Plugin kinds and roles this version cannot run yet: exec accelerators and dylib plugins.
+    /// Plugin roles this version cannot run yet: external accelerators.
     public static func externalUnsupported(_ entry: PluginEntry) -> Error {
         UnsupportedError("\(entry.role.rawValue) `\(entry.name)` (from \(entry.origin)) is an \(entry.kind.rawValue) \(entry.role.rawValue); this version of gvlt does not run \(entry.kind.rawValue) \(entry.role.rawValue)s yet",
                          hint: entry.kind == .dylib ? "use an exec plugin (see docs/plugins.md)" : "use a builtin \(entry.role.rawValue) (see `gvlt backends`)")
@@ -79,7 +79,7 @@ public final class PluginRegistry {
     public static func status(of entry: PluginEntry) -> String {
         switch (entry.kind, entry.role) {
         case (.builtin, _): return "available"
-        case (.exec, .backend): return "available (exec plugin, \(PluginProtocol.name))"
+        case (.exec, .backend), (.dylib, .backend): return "available (\(entry.kind.rawValue) plugin, \(PluginProtocol.name))"
         default: return "not supported yet (\(entry.kind.rawValue) \(entry.role.rawValue)s come in a later version)"
         }
     }

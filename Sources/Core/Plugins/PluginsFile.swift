@@ -29,6 +29,9 @@ public struct PluginEntry: Codable, Equatable, Sendable {
     public var sha256: String?
     /// Free-form options passed through to the plugin.
     public var options: [String: JSONValue]?
+    /// `dylib`: the entry points' C declarations, `call` and `free`
+    /// (e.g. `"call": "char *myplugin_call(const char *)"`).
+    public var symbols: [String: String]?
     /// The file this entry came from.
     public var origin: String
 }
@@ -36,7 +39,7 @@ public struct PluginEntry: Codable, Equatable, Sendable {
 /// `plugins.json`: `{"schema": 1, "plugins": [ {name, kind, role, …} ]}`.
 public enum PluginsFile {
     public static let schemaVersion = 1
-    static let entryKeys = ["name", "kind", "role", "description", "path", "command", "protocol", "sha256", "options"]
+    static let entryKeys = ["name", "kind", "role", "description", "path", "command", "protocol", "sha256", "options", "symbols"]
 
     public static func parse(_ data: Data, origin: String) throws -> [PluginEntry] {
         let top = try StrictObject(try JSONValue.parse(data, what: origin), location: origin, allowed: ["schema", "plugins"])
@@ -76,8 +79,18 @@ public enum PluginsFile {
                 guard case .object(let fields) = value else { throw InputError("\(location).options: expected an object, found \(value.typeName)") }
                 options = fields
             }
+            var symbols: [String: String]?
+            if let value = object.fields["symbols"] {
+                let table = try StrictObject(value, location: location + ".symbols", allowed: ["call", "free"])
+                symbols = [:]
+                for key in ["call", "free"] { symbols![key] = try table.string(key, required: true) }
+            }
+            if kind == .dylib && symbols == nil {
+                throw InputError("\(location): a dylib plugin needs `symbols` with the C declarations of `call` and `free`",
+                                 hint: "e.g. \"symbols\": {\"call\": \"char *myplugin_call(const char *)\", \"free\": \"void myplugin_free(char *)\"}")
+            }
             return PluginEntry(name: name, kind: kind, role: role, description: try object.string("description"), path: path,
-                               command: command, protocol: try object.string("protocol"), sha256: sha256, options: options,
+                               command: command, protocol: try object.string("protocol"), sha256: sha256, options: options, symbols: symbols,
                                origin: origin)
         }
     }

@@ -53,40 +53,12 @@ public struct ExecPlugin {
             let lock = NSLock()
             var stderr = Data()
             var buffer = Data()
-            var result: [String: Any]?
-            var failure: String?
-            var protocolError: String?
         }
         let state = State()
-        let name = entry.name
+        let messages = PluginMessages(plugin: entry.name, progress: progress, logger: logger)
         errors.fileHandleForReading.readabilityHandler = { handle in
             let chunk = handle.availableData
             state.lock.withLock { state.stderr.append(chunk) }
-        }
-        @Sendable func handle(line: Data) {
-            guard !line.isEmpty else { return }
-            guard let object = (try? JSONSerialization.jsonObject(with: line)) as? [String: Any], let type = object["type"] as? String else {
-                state.lock.withLock {
-                    if state.protocolError == nil {
-                        state.protocolError = "wrote a line that is not a \(PluginProtocol.name) message: \(String(decoding: line.prefix(200), as: UTF8.self))"
-                    }
-                }
-                return
-            }
-            switch type {
-            case "progress": progress?.note("\(name): \(object["message"] as? String ?? "")")
-            case "log":
-                let message = "\(name): \(object["message"] as? String ?? "")"
-                switch object["level"] as? String {
-                case "debug": logger?.debug("\(message)")
-                case "warning": logger?.warning("\(message)")
-                case "error": logger?.error("\(message)")
-                default: logger?.info("\(message)")
-                }
-            case "result": state.lock.withLock { state.result = object["result"] as? [String: Any] ?? [:] }
-            case "error": state.lock.withLock { state.failure = object["message"] as? String ?? "(no message)" }
-            default: state.lock.withLock { if state.protocolError == nil { state.protocolError = "sent an unknown message type `\(type)`" } }
-            }
         }
         output.fileHandleForReading.readabilityHandler = { handle in
             let chunk = handle.availableData
@@ -98,7 +70,7 @@ public struct ExecPlugin {
                     state.buffer.removeSubrange(state.buffer.startIndex...newline)
                 }
             }
-            lines.forEach(handle(line:))
+            lines.forEach(messages.handle(line:))
         }
 
         let wait: () -> Void
@@ -129,7 +101,7 @@ public struct ExecPlugin {
         let rest = output.fileHandleForReading.readDataToEndOfFile()
         state.lock.withLock { state.buffer.append(rest) }
         let tail = state.lock.withLock { () -> Data in let data = state.buffer; state.buffer = Data(); return data }
-        for line in tail.split(separator: 0x0A) { handle(line: Data(line)) }
+        messages.handle(lines: tail)
         let stderrRest = errors.fileHandleForReading.readDataToEndOfFile()
         let stderrText = state.lock.withLock { String(decoding: state.stderr + stderrRest, as: UTF8.self) }
         let shown = stderrText.split(separator: "\n", omittingEmptySubsequences: false).suffix(20).joined(separator: "\n")
@@ -140,17 +112,12 @@ public struct ExecPlugin {
             throw InputError("\(what) did not finish within \(Int(timeout)) s and was killed\(stderrNote)",
                              hint: "raise its `timeout` option in \(entry.origin) if it needs longer")
         }
-        if let problem = state.lock.withLock({ state.protocolError }) {
-            throw InputError("\(what) \(problem)\(stderrNote)", hint: "plugins write only \(PluginProtocol.name) JSON lines to stdout; diagnostics go to stderr")
-        }
-        if let failure = state.lock.withLock({ state.failure }) {
-            throw InputError("\(what) failed: \(failure)\(stderrNote)")
-        }
+        let result = try messages.outcome(what: what, context: stderrNote)
         guard process.terminationStatus == 0, process.terminationReason == .exit else {
             let how = process.terminationReason == .uncaughtSignal ? "was killed by signal \(process.terminationStatus)" : "exited with status \(process.terminationStatus)"
             throw InputError("\(what) \(how) without a result\(stderrNote)")
         }
-        guard let result = state.lock.withLock({ state.result }) else {
+        guard let result else {
             throw InputError("\(what) exited without a result\(stderrNote)", hint: "a plugin ends each request with a `result` or `error` line")
         }
         return result

@@ -1,25 +1,42 @@
 import Foundation
+import Logging
 
-/// A backend that is an `exec` plugin. `describe` is asked once, when the backend is chosen; `build`
+/// The transport of a plugin request: a process (`exec`) or a library in this process (`dylib`).
+protocol PluginTransport {
+    func call(_ method: String, params: [String: Any], progress: ProgressReporter?, logger: Logger?) throws -> [String: Any]
+}
+
+extension ExecPlugin: PluginTransport {}
+
+/// A backend that is an `exec` or `dylib` plugin. `describe` is asked once, when the backend is chosen; `build`
 /// gets the flattened root as a tar the host writes, the run spec, the accelerators' contributions,
 /// the options, and an output directory of its own. The host checks every artifact the plugin
 /// claims (it exists, lies in that directory, has the claimed sha256) and writes the image to `-o`
 /// atomically itself, so a failed plugin leaves the output path untouched.
-public final class ExecBackend: ImageBackend {
+public final class ExternalBackend: ImageBackend {
     public let entry: PluginEntry
     public let name: String
     public let description: String
     public let capabilities: BackendCapabilities
     /// What `describe` said, for `gvlt plugins describe`.
     public let described: [String: Any]
+    /// The transport for a request with this timeout (exec plugins are killed past it).
+    let transport: (Double) throws -> PluginTransport
     let buildTimeout: Double
 
     public init(entry: PluginEntry) throws {
         self.entry = entry
         if let declared = entry.protocol { try PluginProtocol.check(declared, plugin: entry.name) }
+        switch entry.kind {
+        case .exec: transport = { ExecPlugin(entry: entry, timeout: $0) }
+        case .dylib:
+            let library = try DylibPlugin(entry: entry)
+            transport = { _ in library }
+        case .builtin: preconditionFailure("builtin backends are not external")
+        }
         let timeouts = Self.timeouts(entry)
         buildTimeout = timeouts.build
-        let result = try ExecPlugin(entry: entry, timeout: timeouts.describe).call("describe")
+        let result = try transport(timeouts.describe).call("describe", params: [:], progress: nil, logger: nil)
         guard let spoken = result["protocol"] as? String else {
             throw InputError("plugin `\(entry.name)`'s describe result has no `protocol`")
         }
@@ -78,7 +95,7 @@ public final class ExecBackend: ImageBackend {
             try Self.encode(contribution, accelerator: name)
         }
         let result = try context.progress.step("building with plugin \(name)") {
-            try ExecPlugin(entry: entry, timeout: buildTimeout).call("build", params: params, progress: context.progress, logger: context.logger)
+            try transport(buildTimeout).call("build", params: params, progress: context.progress, logger: context.logger)
         }
         for diagnostic in result["diagnostics"] as? [String] ?? [] { context.logger.warning("\(name): \(diagnostic)") }
         guard let artifacts = result["artifacts"] as? [[String: Any]], let main = artifacts.first else {
