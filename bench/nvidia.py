@@ -11,7 +11,7 @@ Usage: bench/nvidia.py [--mib 100] [--runs 3] [--work DIR] [--cache DIR]
        (run scripts/build-init and `swift build -c release --product gvlt` first; the first run
        builds the NVIDIA modules into the cache, about 2 minutes, outside the timed runs)
 """
-import argparse, json, os, shutil, subprocess, sys, tempfile, time
+import argparse, importlib.util, json, os, shutil, subprocess, sys, tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GVLT = os.path.join(ROOT, ".build", "release", "gvlt")
@@ -19,10 +19,11 @@ if not os.path.exists(GVLT):
     GVLT = os.path.join(ROOT, ".build", "debug", "gvlt")
 INIT = os.path.join(ROOT, ".build", "gvlt-init")
 
-def timed(cmd, **kw):
-    start = time.monotonic()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)
-    return time.monotonic() - start
+# The tree generator and the timer of bench/linuxvm.py, so both benchmarks measure alike.
+_spec = importlib.util.spec_from_file_location("linuxvm_bench", os.path.join(ROOT, "bench", "linuxvm.py"))
+linuxvm = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(linuxvm)
+timed = linuxvm.timed
 
 def main():
     parser = argparse.ArgumentParser()
@@ -35,10 +36,6 @@ def main():
     cache = args.cache or os.path.join(work, "cache")
     tree = os.path.join(work, "tree")
     if not os.path.isdir(tree):
-        import importlib.util  # the same tree generator as bench/linuxvm.py
-        spec = importlib.util.spec_from_file_location("linuxvm_bench", os.path.join(ROOT, "bench", "linuxvm.py"))
-        linuxvm = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(linuxvm)
         linuxvm.make_tree(tree, args.mib)
     env = dict(os.environ, SOURCE_DATE_EPOCH="1700000000")
     base = [GVLT, "build", "--backend", "linuxvm", "--rootfs-dir", tree, "--force", "--quiet", "--init", INIT, "--cache-dir", cache]

@@ -108,7 +108,7 @@ struct RunCommand: ParsableCommand {
         run.memory = try Self.memory(mem ?? "512M")
         guard let mode = LocalRun.Accel(rawValue: accel) else { throw InputError("--accel `\(accel)` is not auto, kvm or tcg") }
         run.accel = mode
-        run.gpus = printQemuCommand ? gpu : try gpu.map(VFIOPassthrough().check)
+        run.gpus = try gpus(wanted: 0, checking: !printQemuCommand)
         run.extraQEMUArguments = qemu
 
         if printQemuCommand {
@@ -140,9 +140,10 @@ struct RunCommand: ParsableCommand {
         if status != 0 { throw ExitCode(status) }
     }
 
-    /// The GPUs to pass: --gpu's, checked; or, when the manifest's RunConfig.GPUs asks for some and
-    /// --gpu gives none, that many NVIDIA GPUs already bound to vfio-pci (as ops does on-prem).
-    func nanosGPUs(wanted: Int, checking: Bool) throws -> [String] {
+    /// The GPUs to pass: --gpu's, checked before QEMU starts (not for --print-qemu-command); or, when
+    /// a Nanos manifest's RunConfig.GPUs asks for `wanted` and --gpu gives none, that many NVIDIA GPUs
+    /// already bound to vfio-pci (as ops does on-prem).
+    func gpus(wanted: Int, checking: Bool) throws -> [String] {
         let vfio = VFIOPassthrough()
         if !gpu.isEmpty || wanted == 0 { return checking ? try gpu.map(vfio.check) : gpu }
         let bound = vfio.boundNVIDIAGPUs()
@@ -172,7 +173,7 @@ struct RunCommand: ParsableCommand {
         } else if let text = manifest?.run.memory, let bytes = OpsManifest.parseSize(text) {
             run.memory = "\(max(1, bytes >> 20))M"
         }
-        run.gpus = try nanosGPUs(wanted: manifest?.run.gpus ?? 0, checking: !printQemuCommand)
+        run.gpus = try gpus(wanted: manifest?.run.gpus ?? 0, checking: !printQemuCommand)
         run.extraQEMUArguments = qemu
         guard let mode = LocalRun.Accel(rawValue: accel) else { throw InputError("--accel `\(accel)` is not auto, kvm or tcg") }
         if printQemuCommand {

@@ -79,8 +79,8 @@ public final class LinuxVMBackend: ImageBackend {
         guard let image = plan.image else { throw InputError("the linuxvm backend needs a source") }
         let settings = try Settings(plan.options)
         let scratch = context.scratch.path
-        let epoch = ProcessInfo.processInfo.environment["SOURCE_DATE_EPOCH"].flatMap(Int64.init) ?? 0
-        let mtime = Timestamp(seconds: epoch)
+        let mtime = Timestamp.sourceDateEpoch
+        let epoch = mtime.seconds
         let kernel = try (plan.target?.backendState as? KernelBundle) ?? resolveKernel(settings, context: context)
         let modules = try kernel.moduleTree()
         let order = try KernelValidator.validate(kernel.config, modules: modules, root: settings.root, kernel: kernel.origin)

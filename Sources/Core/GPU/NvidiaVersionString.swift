@@ -41,6 +41,18 @@ public enum NvidiaVersionString {
         }
     }
 
+    /// The driver version in the file name of one of CUDA's user-space driver libraries
+    /// (`libcuda.so.535.261.03`, `libnvidia-ml.so.535.261.03`); nil for any other name, and for the
+    /// soname links (`libcuda.so.1`), which carry none.
+    public static func driverLibraryVersion(fileName name: String) -> String? {
+        for prefix in ["libcuda.so.", "libnvidia-ml.so."] where name.hasPrefix(prefix) {
+            let version = name.dropFirst(prefix.count)
+            let parts = version.split(separator: ".", omittingEmptySubsequences: false)
+            if parts.count == 3, parts.allSatisfy({ !$0.isEmpty && $0.allSatisfy(\.isNumber) }) { return String(version) }
+        }
+        return nil
+    }
+
     public static func find(inFile path: String) throws -> String? {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw SystemError("cannot read", path: path, errno: errno)

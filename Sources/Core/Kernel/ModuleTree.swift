@@ -38,6 +38,15 @@ public struct ModuleTree {
         }
     }
 
+    /// The vermagic every module of this kernel carries, read from one of them (the string is the
+    /// same for all). Nil when the tree has no modules.
+    public func vermagic() throws -> String? {
+        for name in modules.keys.sorted() {
+            if let vermagic = try ModuleInfo(module: path(of: name)!).vermagic { return vermagic }
+        }
+        return nil
+    }
+
     public func path(of module: String) -> String? {
         modules[Self.canonical(module)].map { directory + "/" + $0 }
     }

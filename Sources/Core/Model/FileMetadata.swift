@@ -1,3 +1,5 @@
+import Foundation
+
 /// Seconds and nanoseconds since the epoch, as tar's PAX `mtime` keeps them.
 public struct Timestamp: Hashable, Comparable, Sendable, Codable {
     public var seconds: Int64
@@ -9,6 +11,11 @@ public struct Timestamp: Hashable, Comparable, Sendable, Codable {
     }
 
     public static let epoch = Timestamp(seconds: 0)
+
+    /// The time reproducible builds stamp on what they write: `SOURCE_DATE_EPOCH`, else 0.
+    public static var sourceDateEpoch: Timestamp {
+        Timestamp(seconds: ProcessInfo.processInfo.environment["SOURCE_DATE_EPOCH"].flatMap(Int64.init) ?? 0)
+    }
 
     public static func < (a: Timestamp, b: Timestamp) -> Bool {
         (a.seconds, a.nanoseconds) < (b.seconds, b.nanoseconds)

@@ -36,15 +36,4 @@ public struct TargetKernel: Sendable {
         self.debianVersion = debianVersion
         self.origin = origin
     }
-
-    /// The vermagic every module of this kernel carries, read from one of its own modules (the
-    /// string is the same for all of them). Nil when the kernel has no modules.
-    public func vermagic() throws -> String? {
-        guard let modulesDirectory else { return nil }
-        let tree = try ModuleTree(directory: modulesDirectory)
-        for name in tree.modules.keys.sorted() {
-            if let vermagic = try ModuleInfo(module: tree.path(of: name)!).vermagic { return vermagic }
-        }
-        return nil
-    }
 }

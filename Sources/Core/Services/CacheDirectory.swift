@@ -21,6 +21,12 @@ public struct CacheDirectory: Sendable {
         return CacheDirectory(root: home + "/.cache/gvlt")
     }
 
+    /// `text` as one part of a key: characters a key cannot hold (`+`, `:`, `~` in Debian versions)
+    /// become `_`.
+    public static func keyComponent(_ text: String) -> String {
+        String(text.map { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "." || $0 == "-") ? $0 : "_" })
+    }
+
     /// Keys are namespaced file names: letters, digits, `.`, `_`, `-`, and `/` between parts.
     public func entryPath(_ key: String) throws -> String {
         let parts = key.split(separator: "/", omittingEmptySubsequences: false)

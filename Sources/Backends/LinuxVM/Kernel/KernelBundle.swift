@@ -124,8 +124,7 @@ public struct DebianKernelProvider {
     }
 
     static func cacheKey(package: String, version: String) -> String {
-        let safe = version.map { "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-".contains($0) ? $0 : "_" }
-        return "\(cacheNamespace)/\(package)_\(String(safe))"
+        "\(cacheNamespace)/\(package)_\(CacheDirectory.keyComponent(version))"
     }
 
     public func bundle() throws -> KernelBundle {

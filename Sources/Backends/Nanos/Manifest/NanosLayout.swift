@@ -225,9 +225,8 @@ public struct NanosLayout {
         func walk(_ node: TFSNode, _ path: String) {
             for (name, child) in node.children.sorted(by: { $0.key < $1.key }) {
                 if child.isDirectory { walk(child, path + "/" + name); continue }
-                for prefix in ["libcuda.so.", "libnvidia-ml.so."] where name.hasPrefix(prefix) {
-                    let suffix = String(name.dropFirst(prefix.count))
-                    if suffix.split(separator: ".").count == 3 && suffix != version { foreign.append("\(path)/\(name)") }
+                if let found = NvidiaVersionString.driverLibraryVersion(fileName: name), found != version {
+                    foreign.append("\(path)/\(name)")
                 }
             }
         }

@@ -30,7 +30,8 @@ struct NvidiaLinuxImage {
                              hint: "use --kernel debian, or a kernel built with CONFIG_MODULES")
         }
         let (driver, moduleDirectory) = try resolveModules()
-        guard let vermagic = try kernel.vermagic() else {
+        let kernelTree = try ModuleTree(directory: modulesDirectory)
+        guard let vermagic = try kernelTree.vermagic() else {
             throw InputError("cannot tell the vermagic of kernel \(kernel.release): its modules tree \(modulesDirectory) has no modules")
         }
         var modules: [(name: String, host: String)] = []
@@ -49,13 +50,11 @@ struct NvidiaLinuxImage {
             kernelNeeds += info.dependencies.filter { !own.contains(ModuleTree.canonical($0)) }
             modules.append((name, host))
         }
-        let kernelTree = try ModuleTree(directory: modulesDirectory)
         let dependencies = try kernelTree.closure(of: kernelNeeds).map { ($0, kernelTree.modules[$0]!) }
         let parts = try NvidiaUserspace(driver: driver, cache: context.cache, progress: context.progress).fetch()
         let installLibraries = try checkUserspace(tree: tree, driver: driver)
 
-        let epoch = ProcessInfo.processInfo.environment["SOURCE_DATE_EPOCH"].flatMap(Int64.init) ?? 0
-        let files = GuestFiles(mtime: Timestamp(seconds: epoch))
+        let files = GuestFiles(mtime: .sourceDateEpoch)
         let release = "lib/modules/\(kernel.release)"
         var loadOrder: [String] = []
         for (_, relative) in dependencies {
@@ -113,9 +112,8 @@ struct NvidiaLinuxImage {
         for entry in tree.entries() {
             guard case .regularFile = entry.kind else { continue }
             let name = entry.path.split(separator: "/").last.map(String.init) ?? entry.path
-            for prefix in ["libcuda.so.", "libnvidia-ml.so."] where name.hasPrefix(prefix) {
-                let version = String(name.dropFirst(prefix.count))
-                if NvidiaDriverRelease.isDriverVersion(version) && version != driver.version { foreign.append(("/" + entry.path, version)) }
+            if let version = NvidiaVersionString.driverLibraryVersion(fileName: name), version != driver.version {
+                foreign.append(("/" + entry.path, version))
             }
             if name.hasPrefix("libcudart.so."), let newest = NvidiaUserspace.newestCUDA(forDriver: driver.version) {
                 let numbers = name.dropFirst("libcudart.so.".count).split(separator: ".").compactMap { Int($0) }
@@ -139,32 +137,5 @@ struct NvidiaLinuxImage {
             if (try? tree.directory(at: candidate.split(separator: "/").map(String.init)[...])) != nil { return candidate }
         }
         return "usr/lib/x86_64-linux-gnu"
-    }
-}
-
-/// Tree entries for files taken from the host, with fixed metadata so images stay reproducible.
-final class GuestFiles {
-    var entries: [FileEntry] = []
-    let mtime: Timestamp
-
-    init(mtime: Timestamp) { self.mtime = mtime }
-
-    func add(host: String, at path: String, permissions: UInt16 = 0o644) throws {
-        var st = stat()
-        guard stat(host, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
-            throw SystemError("cannot read", path: host, errno: errno)
-        }
-        entries.append(FileEntry(path: path, kind: .regularFile(.hostFile(path: host, size: Int64(st.st_size), identity: FileIdentity(st))),
-                                 metadata: FileMetadata(permissions: permissions, mtime: mtime)))
-    }
-
-    func link(_ path: String, to target: String) {
-        entries.append(FileEntry(path: path, kind: .symlink(target: target), metadata: FileMetadata(permissions: 0o777, mtime: mtime)))
-    }
-
-    func add(text: String, at path: String, scratch: String) throws {
-        let host = scratch + "/nvidia-" + path.replacingOccurrences(of: "/", with: "_")
-        try Data(text.utf8).write(to: URL(fileURLWithPath: host))
-        try add(host: host, at: path)
     }
 }

@@ -27,9 +27,9 @@ struct NvidiaModuleBuild {
             throw InputError("--nvidia-modules debian builds against Debian's kernel packages, and the image's kernel (\(kernel.origin)) is not one",
                              hint: "use --kernel debian, or pass modules built for \(kernel.release) with --nvidia-modules dir:PATH")
         }
-        let safe = { (text: String) in String(text.map { $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" ? $0 : "_" }) }
-        let key = "\(Self.cacheNamespace)/\(safe(driver.debianVersion))_\(safe(kernel.release))_\(safe(kernelVersion))_r\(Self.recipeVersion)"
-        return try cache.entry(key) { staging in
+        let key = [driver.debianVersion, kernel.release, kernelVersion].map(CacheDirectory.keyComponent).joined(separator: "_")
+        let path = "\(Self.cacheNamespace)/\(key)_r\(Self.recipeVersion)"
+        return try cache.entry(path) { staging in
             try progress.step("building the NVIDIA \(driver.version) kernel modules for \(kernel.release) (once; about 2 minutes)") {
                 try build(kernelPackage: kernelPackage, kernelVersion: kernelVersion, into: staging)
             }

@@ -25,8 +25,7 @@ struct NvidiaUserspace {
     }
 
     func fetch() throws -> Parts {
-        let safe = String(driver.debianVersion.map { $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" ? $0 : "_" })
-        let directory = try cache.entry("\(Self.cacheNamespace)/\(safe)") { staging in
+        let directory = try cache.entry("\(Self.cacheNamespace)/\(CacheDirectory.keyComponent(driver.debianVersion))") { staging in
             try progress.step("downloading the NVIDIA \(driver.version) firmware and libraries") {
                 for package in [Self.firmwarePackage] + Self.libraryPackages {
                     let deb = try DebianPackage.download(package, version: driver.debianVersion, into: staging + "/download/" + package)

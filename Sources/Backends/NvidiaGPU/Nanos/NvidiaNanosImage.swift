@@ -45,26 +45,23 @@ struct NvidiaNanosImage {
         if let wanted = options["nvidia-version"], wanted != version {
             throw InputError("--nvidia-version is \(wanted), but the klib \(klib) is driver \(version)")
         }
-        var files: [FileEntry] = []
+        let files = GuestFiles(mtime: .sourceDateEpoch)
         if let directory = options["nvidia-firmware"] {
             // The release layout (DIR/<version>/gsp_*.bin) or the files themselves (DIR/gsp_*.bin).
             let versioned = directory + "/" + version
             let source = FileManager.default.fileExists(atPath: versioned) ? versioned : directory
-            let epoch = ProcessInfo.processInfo.environment["SOURCE_DATE_EPOCH"].flatMap(Int64.init) ?? 0
             for name in Self.firmwareFiles {
                 let host = source + "/" + name
-                var st = stat()
-                guard stat(host, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+                var isDirectory: ObjCBool = false
+                guard FileManager.default.fileExists(atPath: host, isDirectory: &isDirectory), !isDirectory.boolValue else {
                     throw InputError("--nvidia-firmware \(directory) has no \(name) for driver \(version) (looked for \(versioned)/\(name) and \(directory)/\(name))",
                                      hint: "firmware-nvidia-gsp of driver \(version) has it under lib/firmware/nvidia/\(version)/")
                 }
-                files.append(FileEntry(path: "nvidia/\(version)/\(name)",
-                                       kind: .regularFile(.hostFile(path: host, size: Int64(st.st_size), identity: FileIdentity(st))),
-                                       metadata: FileMetadata(permissions: 0o644, mtime: Timestamp(seconds: epoch))))
+                try files.add(host: host, at: "nvidia/\(version)/\(name)")
             }
         }
         context.logger.info("gpu_nvidia klib \(klib) is NVIDIA driver \(version)")
-        return AcceleratorContribution(files: files, klibs: [Self.klibName], klibFiles: options["nvidia-klib"].map { [Self.klibName: $0] } ?? [:],
+        return AcceleratorContribution(files: files.entries, klibs: [Self.klibName], klibFiles: options["nvidia-klib"].map { [Self.klibName: $0] } ?? [:],
                                        resources: ["gpus": "1"])
     }
 }

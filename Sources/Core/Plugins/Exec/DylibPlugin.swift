@@ -11,14 +11,9 @@ import Logging
 final class DylibPlugin: PluginTransport, @unchecked Sendable {
     let entry: PluginEntry
     private let handle: UnsafeMutableRawPointer
-    private let call: CFunction
-    private let free: CFunction
+    private let call: UnsafeMutableRawPointer
+    private let free: UnsafeMutableRawPointer
     private let lock = NSLock()
-
-    struct CFunction {
-        let declaration: CDeclaration
-        let address: UnsafeMutableRawPointer
-    }
 
     init(entry: PluginEntry) throws {
         self.entry = entry
@@ -37,16 +32,16 @@ final class DylibPlugin: PluginTransport, @unchecked Sendable {
             throw InputError("\(where_): `free` is declared as `\(freeText)`, taking \(freeDeclaration.parameters.count) argument\(freeDeclaration.parameters.count == 1 ? "" : "s"); gvlt-plugin calls it with the string `call` returned",
                              hint: "declare it as \"void NAME(char *)\"")
         }
-        try ExecPlugin(entry: entry, timeout: 0).checkDigest()
+        try entry.verifyDigest()
         guard let handle = dlopen(path, RTLD_NOW | RTLD_LOCAL) else {
             throw InputError("\(where_): cannot load \(path): \(String(cString: dlerror()))", hint: "check `path`, and that the library is built for this machine")
         }
         self.handle = handle
-        func resolve(_ declaration: CDeclaration) throws -> CFunction {
+        func resolve(_ declaration: CDeclaration) throws -> UnsafeMutableRawPointer {
             guard let address = dlsym(handle, declaration.name) else {
                 throw InputError("\(where_): \(path) has no symbol `\(declaration.name)`", hint: "check the declaration in `symbols` against the library's exports (nm -D \(path))")
             }
-            return CFunction(declaration: declaration, address: address)
+            return address
         }
         do {
             call = try resolve(callDeclaration)
@@ -67,7 +62,7 @@ final class DylibPlugin: PluginTransport, @unchecked Sendable {
             let pointer = request.withUnsafeBytes { bytes -> UnsafeMutableRawPointer? in
                 var argument: UnsafeRawPointer? = bytes.baseAddress
                 var result: UnsafeMutableRawPointer?
-                Self.invoke(call.address, returns: gvlt_ffi_type_pointer(), result: &result, argument: &argument)
+                Self.invoke(call, returns: gvlt_ffi_type_pointer(), result: &result, argument: &argument)
                 return result
             }
             guard let pointer else {
@@ -76,7 +71,7 @@ final class DylibPlugin: PluginTransport, @unchecked Sendable {
             let text = Data(bytes: pointer, count: strlen(pointer.assumingMemoryBound(to: CChar.self)))
             var argument: UnsafeRawPointer? = UnsafeRawPointer(pointer)
             var nothing: UInt64 = 0
-            Self.invoke(free.address, returns: gvlt_ffi_type_void(), result: &nothing, argument: &argument)
+            Self.invoke(free, returns: gvlt_ffi_type_void(), result: &nothing, argument: &argument)
             return text
         }
         let messages = PluginMessages(plugin: entry.name, progress: progress, logger: logger)

@@ -14,29 +14,11 @@ public struct ExecPlugin {
         self.timeout = timeout
     }
 
-    /// The program and its leading arguments.
-    var commandLine: [String] {
-        if let command = entry.command, !command.isEmpty { return command }
-        return [entry.path ?? ""]
-    }
-
-    /// The file the entry's sha256 is checked against: `path`, else the command's program.
-    func checkDigest() throws {
-        guard let expected = entry.sha256 else { return }
-        let file = commandLine[0]
-        guard FileManager.default.fileExists(atPath: file) else {
-            throw InputError("plugin `\(entry.name)` (from \(entry.origin)): \(file) does not exist")
-        }
-        let actual = try SHA256Hex.of(file: file)
-        guard actual.lowercased() == expected.lowercased() else {
-            throw InputError("plugin `\(entry.name)` (from \(entry.origin)): \(file) has sha256 \(actual), not the \(expected) its entry declares",
-                             hint: "the plugin file changed since the entry was written; check where it came from, then update `sha256`")
-        }
-    }
+    var commandLine: [String] { entry.commandLine }
 
     public func call(_ method: String, params: [String: Any] = [:], progress: ProgressReporter? = nil,
                      logger: Logger? = nil) throws -> [String: Any] {
-        try checkDigest()
+        try entry.verifyDigest()
         let process = Process()
         let program = commandLine[0]
         process.executableURL = URL(fileURLWithPath: program.contains("/") ? program : (HostTool(program, apt: program, purpose: "plugin \(entry.name)").locate() ?? program))
@@ -121,5 +103,28 @@ public struct ExecPlugin {
             throw InputError("\(what) exited without a result\(stderrNote)", hint: "a plugin ends each request with a `result` or `error` line")
         }
         return result
+    }
+}
+
+extension PluginEntry {
+    /// An exec plugin's program and leading arguments: `command`, else `path`; a dylib's is `path`.
+    var commandLine: [String] {
+        if let command, !command.isEmpty { return command }
+        return [path ?? ""]
+    }
+
+    /// Checks the entry's `sha256`, when it has one, against the file it runs or loads
+    /// (`commandLine[0]`), before that file is used.
+    func verifyDigest() throws {
+        guard let expected = sha256 else { return }
+        let file = commandLine[0]
+        guard FileManager.default.fileExists(atPath: file) else {
+            throw InputError("plugin `\(name)` (from \(origin)): \(file) does not exist")
+        }
+        let actual = try SHA256Hex.of(file: file)
+        guard actual.lowercased() == expected.lowercased() else {
+            throw InputError("plugin `\(name)` (from \(origin)): \(file) has sha256 \(actual), not the \(expected) its entry declares",
+                             hint: "the plugin file changed since the entry was written; check where it came from, then update `sha256`")
+        }
     }
 }
