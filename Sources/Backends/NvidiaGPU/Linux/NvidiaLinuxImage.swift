@@ -15,21 +15,15 @@ struct NvidiaLinuxImage {
     /// Where the driver's modules go in the image: `updates/` is where out-of-tree modules live.
     static let moduleSubdirectory = "updates/nvidia"
 
-    /// What was decided, for the contribution and for tests.
-    struct Plan {
-        var driver: NvidiaDriverRelease
-        var modules: [(name: String, host: String)]
-        var kernelDependencies: [(name: String, relativePath: String)]
-        var vermagic: String
-        var libraries: Bool
-    }
-
     func contribution(tree: FileTree) throws -> AcceleratorContribution {
         guard let modulesDirectory = kernel.modulesDirectory else {
             throw InputError("--accel nvidia needs a kernel that loads modules, and \(kernel.origin) has none",
                              hint: "use --kernel debian, or a kernel built with CONFIG_MODULES")
         }
-        let (driver, moduleDirectory) = try resolveModules()
+        // The image's own driver libraries are checked before anything is built or downloaded.
+        let driver = try resolveDriver()
+        let installLibraries = try checkUserspace(tree: tree, driver: driver)
+        let moduleDirectory = try driverModulesDirectory(for: driver)
         let kernelTree = try ModuleTree(directory: modulesDirectory)
         guard let vermagic = try kernelTree.vermagic() else {
             throw InputError("cannot tell the vermagic of kernel \(kernel.release): its modules tree \(modulesDirectory) has no modules")
@@ -52,7 +46,6 @@ struct NvidiaLinuxImage {
         }
         let dependencies = try kernelTree.closure(of: kernelNeeds).map { ($0, kernelTree.modules[$0]!) }
         let parts = try NvidiaUserspace(driver: driver, cache: context.cache, progress: context.progress).fetch()
-        let installLibraries = try checkUserspace(tree: tree, driver: driver)
 
         let files = GuestFiles(mtime: .sourceDateEpoch)
         let release = "lib/modules/\(kernel.release)"
@@ -79,14 +72,11 @@ struct NvidiaLinuxImage {
         return AcceleratorContribution(files: files.entries, resources: ["gpus": "1"])
     }
 
-    /// The driver release and the directory holding its modules, built or given.
-    func resolveModules() throws -> (NvidiaDriverRelease, String) {
+    /// The driver release: what apt offers for the module source, or what the given nvidia.ko is.
+    func resolveDriver() throws -> NvidiaDriverRelease {
         switch options.modules {
         case .debian:
-            let driver = try NvidiaDriverRelease.resolve(wanted: options.version)
-            let directory = try NvidiaModuleBuild(driver: driver, kernel: kernel, cache: context.cache, progress: context.progress)
-                .modulesDirectory()
-            return (driver, directory)
+            return try NvidiaDriverRelease.resolve(wanted: options.version)
         case .directory(let directory):
             let nvidia = directory + "/nvidia.ko"
             guard FileManager.default.fileExists(atPath: nvidia) else {
@@ -99,7 +89,17 @@ struct NvidiaLinuxImage {
                 throw InputError("--nvidia-version is \(wanted), but \(nvidia) is driver \(version)")
             }
             // The firmware and libraries must be this driver's, so the release is looked up by them.
-            return (try NvidiaDriverRelease.resolve(wanted: version, package: NvidiaUserspace.firmwarePackage), directory)
+            return try NvidiaDriverRelease.resolve(wanted: version, package: NvidiaUserspace.firmwarePackage)
+        }
+    }
+
+    /// The directory holding the driver's modules: built (once, cached) or given.
+    func driverModulesDirectory(for driver: NvidiaDriverRelease) throws -> String {
+        switch options.modules {
+        case .debian:
+            return try NvidiaModuleBuild(driver: driver, kernel: kernel, cache: context.cache, progress: context.progress).modulesDirectory()
+        case .directory(let directory):
+            return directory
         }
     }
 
