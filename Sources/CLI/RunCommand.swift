@@ -87,6 +87,9 @@ struct RunCommand: ParsableCommand {
             throw InputError("--volume and --manifest are for Nanos images; \(image) is not one", hint: "Linux VM images take --input/--output")
         }
         var run = LocalRun(image: image)
+        if run.diskFormat != "raw" {
+            FileHandle.standardError.write(Data("note: \(image) is a \(run.diskFormat) disk; gvlt boots it as one, but a Gevulot worker boots raw disks only\n".utf8))
+        }
         for item in input {
             guard let colon = item.lastIndex(of: ":"), colon != item.startIndex else {
                 throw InputError("--input `\(item)` is not SRC:DST", hint: "e.g. --input data/in.txt:in.txt")

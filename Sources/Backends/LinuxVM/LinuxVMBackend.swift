@@ -13,7 +13,9 @@ public final class LinuxVMBackend: ImageBackend {
     public init() {}
 
     public static func register(into registry: PluginRegistry) {
-        registry.register(backend: LinuxVMBackend())
+        let backend = LinuxVMBackend()
+        registry.register(backend: backend)
+        registry.register(components: LinuxVMComponents(backend: backend))
     }
 
     /// The backend's settings, from `plan.options` (flags or the build config file).
@@ -87,17 +89,8 @@ public final class LinuxVMBackend: ImageBackend {
         let initBinary = try ImageRoot.locateInit(option: settings.initOption)
 
         // source → tree + run spec → accelerator contributions → image.
-        var extraEnv: [RunSpec.EnvVar] = []
-        var guestModules: [String] = []
-        for (_, contribution) in plan.contributions.sorted(by: { $0.key < $1.key }) {
-            extraEnv += contribution.env
-            guestModules += contribution.kernelModules
-            for file in contribution.files {
-                try image.tree.setLeaf(file.path.split(separator: "/").map(String.init), kind: file.kind, metadata: file.metadata)
-            }
-        }
-        let config = RuntimeConfigFile.baked(from: image.runSpec, extraEnv: extraEnv, kernelModules: guestModules)
-        try ImageRoot.complete(image.tree, init: initBinary, config: config, mtime: mtime, scratch: scratch)
+        let extraCommandLine = try Self.completeRoot(image, contributions: plan.contributions, kernel: kernel, modules: modules,
+                                                     initBinary: initBinary, mtime: mtime, scratch: scratch)
 
         let rootImage = scratch + "/root.fs"
         try context.progress.step("packing the root file system (\(settings.root))") {
@@ -109,7 +102,7 @@ public final class LinuxVMBackend: ImageBackend {
             }
         }
         var initramfs: String?
-        var commandLine = settings.commandLine
+        var commandLine = ([settings.commandLine] + extraCommandLine).joined(separator: " ")
         var diskSignature: UInt32?
         if order.isEmpty {
             // Everything is built in: the kernel mounts the root itself and starts the init there. It
@@ -120,15 +113,8 @@ public final class LinuxVMBackend: ImageBackend {
             diskSignature = signature
             commandLine += " root=PARTUUID=\(String(format: "%08x", signature))-02 rootfstype=\(fstype) ro init=/\(ImageRoot.initPath)"
         } else {
-            let path = scratch + "/initrd.img"
-            try context.progress.step("writing the initramfs (\(order.count) modules)") {
-                var initramfs = Initramfs(release: kernel.release, modules: order.map { ($0, modules!.modules[$0]!) },
-                                          modulesDirectory: modules!.directory, initBinary: initBinary, mtime: mtime,
-                                          slimInto: scratch + "/modules")
-                initramfs.note = { context.logger.warning("\($0)") }
-                _ = try initramfs.write(to: path, force: true)
-            }
-            initramfs = path
+            initramfs = try Self.writeInitramfs(kernel: kernel, modules: modules, order: order, initBinary: initBinary, mtime: mtime,
+                                                scratch: scratch, context: context)
         }
         let boot = try context.progress.step("writing the boot partition") {
             try BootPartition(kernel: kernel.image, initramfs: initramfs, commandLine: commandLine, sourceDateEpoch: epoch).build(in: scratch)
@@ -138,5 +124,85 @@ public final class LinuxVMBackend: ImageBackend {
         }
         return BuildReport(backend: name, output: URL(fileURLWithPath: plan.output).standardizedFileURL.path, sha256: disk.sha256,
                            bytes: disk.bytes, steps: context.progress.timings.map { BuildReport.Step(name: $0.step, seconds: $0.seconds) })
+    }
+
+    /// Makes `image.tree` the Firestarter root: the accelerators' files and the kernel modules they
+    /// need, the mount points, the init and the baked config. Returns the words they add to the
+    /// kernel command line.
+    static func completeRoot(_ image: LoadedImage, contributions: [String: AcceleratorContribution], kernel: KernelBundle,
+                             modules: ModuleTree?, initBinary: String, mtime: Timestamp, scratch: String) throws -> [String] {
+        var extraEnv: [RunSpec.EnvVar] = []
+        var guestModules: [String] = []
+        var extraCommandLine: [String] = []
+        for (accelerator, contribution) in contributions.sorted(by: { $0.key < $1.key }) {
+            extraEnv += contribution.env
+            extraCommandLine += contribution.kernelCommandLine
+            for file in contribution.files { try image.tree.add(file) }
+            guestModules += try moduleLoadOrder(contribution.kernelModules, accelerator: accelerator, files: contribution.files,
+                                                tree: image.tree, kernel: kernel, modules: modules, mtime: mtime)
+        }
+        let config = RuntimeConfigFile.baked(from: image.runSpec, extraEnv: extraEnv, kernelModules: guestModules)
+        try ImageRoot.complete(image.tree, init: initBinary, config: config, mtime: mtime, scratch: scratch)
+        return extraCommandLine
+    }
+
+    /// The initramfs that loads `order` (the drivers the root needs), then finds the root partition
+    /// by its content and starts the init there.
+    static func writeInitramfs(kernel: KernelBundle, modules: ModuleTree?, order: [String], initBinary: String, mtime: Timestamp,
+                               scratch: String, context: BuildContext) throws -> String {
+        let path = scratch + "/initrd.img"
+        try context.progress.step("writing the initramfs (\(order.count) modules)") {
+            var initramfs = Initramfs(release: kernel.release, modules: order.map { ($0, modules!.modules[$0]!) },
+                                      modulesDirectory: modules?.directory ?? "", initBinary: initBinary, mtime: mtime,
+                                      slimInto: scratch + "/modules")
+            initramfs.note = { context.logger.warning("\($0)") }
+            _ = try initramfs.write(to: path, force: true)
+        }
+        return path
+    }
+
+    /// The modules an accelerator asks the guest to load, in load order. One it added itself (under
+    /// /lib/modules/RELEASE, where the init looks) is loaded from there; any other comes from the kernel's modules tree, put
+    /// into the image with everything it depends on.
+    static func moduleLoadOrder(_ names: [String], accelerator: String, files: [FileEntry], tree: FileTree, kernel: KernelBundle,
+                                modules: ModuleTree?, mtime: Timestamp) throws -> [String] {
+        guard !names.isEmpty else { return [] }
+        let release = ["lib", "modules", kernel.release]
+        var supplied = Set<String>()
+        for file in files where file.path.hasSuffix(".ko") {
+            let components = file.path.split(separator: "/").map(String.init)
+            if Array(components.prefix(3)) == release || Array(components.prefix(4)) == ["usr"] + release {
+                supplied.insert(ModuleTree.canonical(String(components.last!.dropLast(3))))
+            }
+        }
+        var order: [String] = []
+        var fromKernel: [String] = []
+        for name in names {
+            if supplied.contains(ModuleTree.canonical(name)) {
+                order.append(ModuleTree.canonical(name))
+                continue
+            }
+            guard let modules else {
+                throw InputError("accelerator `\(accelerator)` needs kernel module \(name), and kernel \(kernel.origin) has no loadable modules",
+                                 hint: "use a kernel with a modules tree (--kernel debian), or one with \(name) built in")
+            }
+            guard modules.path(of: name) != nil || modules.builtIn.contains(ModuleTree.canonical(name)) else {
+                throw InputError("accelerator `\(accelerator)` needs kernel module \(name), which neither it nor kernel \(kernel.release) (\(modules.directory)) provides",
+                                 hint: "the accelerator must add \(name).ko under /lib/modules/\(kernel.release), or use a kernel that has it")
+            }
+            fromKernel.append(name)
+        }
+        if let modules, !fromKernel.isEmpty {
+            let closure = try modules.closure(of: fromKernel)
+            let files = GuestFiles(mtime: mtime)
+            for module in closure {
+                let relative = modules.modules[module]!
+                try files.add(host: modules.directory + "/" + relative, at: (release + [relative]).joined(separator: "/"))
+            }
+            for entry in files.entries { try tree.add(entry) }
+            order += closure
+        }
+        var seen = Set<String>()
+        return order.filter { seen.insert($0).inserted }
     }
 }

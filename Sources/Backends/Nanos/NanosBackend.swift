@@ -72,14 +72,24 @@ public final class NanosBackend: ImageBackend, ImagePreviewing {
         return BuildTarget(klibDirectory: release.klibDirectory, backendState: release)
     }
 
-    func layout(_ settings: Settings, scratch: String, contributions: [AcceleratorContribution] = []) throws -> (NanosLayout, NanosRelease) {
+    func layout(_ settings: Settings, scratch: String, contributions: [(String, AcceleratorContribution)] = []) throws -> (NanosLayout, NanosRelease) {
         // The program is the user's own input: check it before looking for a release.
         _ = try ELFProgram.check(settings.program)
         let release = try NanosRelease.locate(settings.release, manifest: settings.manifest)
         var options = NanosLayout.Options(program: settings.program, localRun: settings.localRun, imageName: settings.imageName)
-        for contribution in contributions {
+        for (accelerator, contribution) in contributions {
+            // Nanos has no loadable Linux modules and takes no kernel command line.
+            if let module = contribution.kernelModules.first {
+                throw UnsupportedError("accelerator `\(accelerator)` asks for Linux kernel module \(module), and a Nanos image cannot load Linux modules",
+                                       hint: "use the accelerator with --backend linuxvm, or give Nanos a klib instead")
+            }
+            if let word = contribution.kernelCommandLine.first {
+                throw UnsupportedError("accelerator `\(accelerator)` adds `\(word)` to the kernel command line, and Nanos takes none",
+                                       hint: "use the accelerator with --backend linuxvm")
+            }
             options.extraKlibs += contribution.klibs.map { ($0, contribution.klibFiles[$0]) }
             options.extraFiles += contribution.files
+            options.extraEnv += contribution.env.map { ($0.key, $0.value) }
         }
         let layout = try NanosLayout(manifest: settings.manifest, release: release, options: options, scratch: scratch)
         return (layout, release)
@@ -111,7 +121,7 @@ public final class NanosBackend: ImageBackend, ImagePreviewing {
         let settings = try Settings(plan)
         let (layout, release) = try context.progress.step("reading the program, its libraries and the manifest") {
             try self.layout(settings, scratch: context.scratch.path,
-                            contributions: plan.contributions.sorted { $0.key < $1.key }.map(\.value))
+                            contributions: plan.contributions.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
         }
         for warning in layout.warnings { context.logger.warning("\(warning)") }
         let bootImage = try NanosBootImage(path: release.boot)

@@ -119,6 +119,47 @@ public final class FileTree: @unchecked Sendable {
         return inode
     }
 
+    /// Adds an accelerator's entry: a directory (its metadata replacing an existing one's) or a leaf.
+    public func add(_ entry: FileEntry) throws {
+        let components = entry.path.split(separator: "/").map(String.init)
+        guard !components.isEmpty, !components.contains(".."), !components.contains(".") else {
+            throw InputError("`\(entry.path)` is not a path inside the image")
+        }
+        let resolved = try resolvingParents(components, what: entry.path)
+        do {
+            switch entry.kind {
+            case .directory: try setDirectory(resolved, metadata: entry.metadata)
+            case .hardlink: throw UnsupportedError("\(entry.path): hard links cannot be added to an image afterwards", hint: "add a copy or a symlink")
+            default: try setLeaf(resolved, kind: entry.kind, metadata: entry.metadata)
+            }
+        } catch LookupProblem.notADirectory(let prefix), LookupProblem.throughSymlink(let prefix, _) {
+            throw InputError("cannot add /\(entry.path) to the image: /\(prefix) is not a directory there")
+        }
+    }
+
+    /// `components` with every parent that is a symlink inside the tree replaced by what it points
+    /// to, as the guest's kernel would: a merged-/usr image has `lib -> usr/lib`, and a file added at
+    /// lib/modules must land in usr/lib/modules.
+    public func resolvingParents(_ components: [String], what: String) throws -> [String] {
+        guard let last = components.last else { return components }
+        var resolved: [String] = []
+        var remaining = Array(components.dropLast())[...]
+        var hops = 0
+        while let name = remaining.popFirst() {
+            if name == "." || name.isEmpty { continue }
+            if name == ".." { _ = resolved.popLast(); continue }
+            guard case .leaf(let inode)? = try? node(at: resolved + [name]), case .symlink(let target) = inode.kind else {
+                resolved.append(name)
+                continue
+            }
+            hops += 1
+            guard hops <= 40 else { throw InputError("\(what): too many levels of symbolic links in the image (at /\(TreePath.join(resolved + [name])))") }
+            if target.hasPrefix("/") { resolved = [] }
+            remaining = (target.split(separator: "/").map(String.init) + remaining)[...]
+        }
+        return resolved + [last]
+    }
+
     /// Gives `inode` one more name. Used for hard links.
     public func link(_ components: [String], to inode: Inode) throws {
         precondition(!components.isEmpty)

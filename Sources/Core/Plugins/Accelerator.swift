@@ -2,8 +2,11 @@
 public struct AcceleratorContribution: Sendable {
     /// Entries to add to the root tree (libraries, firmware, device-node placeholders).
     public var files: [FileEntry]
-    /// Kernel modules the guest must load, in order (Linux VM).
+    /// Kernel modules the guest must load, in order (Linux VM). A module not among `files` comes
+    /// from the kernel's own modules tree, with what it depends on.
     public var kernelModules: [String]
+    /// Words added to the kernel command line (Linux VM), e.g. `iommu=pt`.
+    public var kernelCommandLine: [String]
     /// Nanos klibs to put in the boot file system.
     public var klibs: [String]
     /// Host files for some of `klibs` (by name), instead of the release's klib directory.
@@ -13,10 +16,11 @@ public struct AcceleratorContribution: Sendable {
     /// What the run needs from the host, e.g. ["gpus": "1"].
     public var resources: [String: String]
 
-    public init(files: [FileEntry] = [], kernelModules: [String] = [], klibs: [String] = [], klibFiles: [String: String] = [:],
-                env: [RunSpec.EnvVar] = [], resources: [String: String] = [:]) {
+    public init(files: [FileEntry] = [], kernelModules: [String] = [], kernelCommandLine: [String] = [], klibs: [String] = [],
+                klibFiles: [String: String] = [:], env: [RunSpec.EnvVar] = [], resources: [String: String] = [:]) {
         self.files = files
         self.kernelModules = kernelModules
+        self.kernelCommandLine = kernelCommandLine
         self.klibs = klibs
         self.klibFiles = klibFiles
         self.env = env

@@ -6,6 +6,8 @@ public final class PluginRegistry {
     public private(set) var builtinAccelerators: [String: Accelerator] = [:]
     /// Every known entry after merging the plugins files, by name.
     public private(set) var entries: [String: PluginEntry] = [:]
+    /// What the host builds for plugin backends that ask (registered by the linuxvm module).
+    public private(set) var componentProvider: HostComponentProvider?
 
     public init() {}
 
@@ -20,6 +22,10 @@ public final class PluginRegistry {
         builtinAccelerators[accelerator.name] = accelerator
         entries[accelerator.name] = PluginEntry(name: accelerator.name, kind: .builtin, role: .accelerator,
                                                 description: accelerator.description, origin: "builtin")
+    }
+
+    public func register(components provider: HostComponentProvider) {
+        componentProvider = provider
     }
 
     /// Merges plugins files in order; later files override earlier entries with the same name.
@@ -57,31 +63,20 @@ public final class PluginRegistry {
         guard let entry = entries[name], entry.role == .backend else {
             throw InputError("unknown backend `\(name)`", hint: suggestion(for: name, role: .backend))
         }
-        if entry.kind == .exec || entry.kind == .dylib { return try ExternalBackend(entry: entry) }
-        guard entry.kind == .builtin, let backend = builtinBackends[name] else { throw Self.externalUnsupported(entry) }
-        return backend
+        guard entry.kind == .builtin else { return try ExternalBackend(plugin: ExternalPlugin(entry: entry), components: componentProvider) }
+        return builtinBackends[name]!
     }
 
     public func accelerator(named name: String) throws -> Accelerator {
         guard let entry = entries[name], entry.role == .accelerator else {
             throw InputError("unknown accelerator `\(name)`", hint: suggestion(for: name, role: .accelerator))
         }
-        guard entry.kind == .builtin, let accelerator = builtinAccelerators[name] else { throw Self.externalUnsupported(entry) }
-        return accelerator
-    }
-
-    /// Plugin roles this version cannot run yet: external accelerators.
-    public static func externalUnsupported(_ entry: PluginEntry) -> Error {
-        UnsupportedError("\(entry.role.rawValue) `\(entry.name)` (from \(entry.origin)) is an \(entry.kind.rawValue) \(entry.role.rawValue); this version of gvlt does not run \(entry.kind.rawValue) \(entry.role.rawValue)s yet",
-                         hint: entry.kind == .dylib ? "use an exec plugin (see docs/plugins.md)" : "use a builtin \(entry.role.rawValue) (see `gvlt backends`)")
+        guard entry.kind == .builtin else { return try ExternalAccelerator(plugin: ExternalPlugin(entry: entry)) }
+        return builtinAccelerators[name]!
     }
 
     public static func status(of entry: PluginEntry) -> String {
-        switch (entry.kind, entry.role) {
-        case (.builtin, _): return "available"
-        case (.exec, .backend), (.dylib, .backend): return "available (\(entry.kind.rawValue) plugin, \(PluginProtocol.name))"
-        default: return "not supported yet (\(entry.kind.rawValue) \(entry.role.rawValue)s come in a later version)"
-        }
+        entry.kind == .builtin ? "available" : "available (\(entry.kind.rawValue) plugin, \(PluginProtocol.name))"
     }
 
     private func suggestion(for name: String, role: PluginEntry.Role) -> String {

@@ -21,9 +21,19 @@ public struct LocalRun {
     public var accel = Accel.auto
     public var gpus: [String] = []
     public var extraQEMUArguments: [String] = []
+    /// `raw` (what the worker boots) or `qcow2` (from a plugin backend such as examples/plugins/qcow2).
+    public var diskFormat = "raw"
 
     public init(image: String) {
         self.image = image
+        diskFormat = Self.diskFormat(of: image)
+    }
+
+    /// qcow2 by its magic (`QFI\xfb`); anything else is booted as a raw disk.
+    public static func diskFormat(of image: String) -> String {
+        guard let handle = FileHandle(forReadingAtPath: image) else { return "raw" }
+        defer { try? handle.close() }
+        return (try? handle.read(upToCount: 4)) == Data([0x51, 0x46, 0x49, 0xFB]) ? "qcow2" : "raw"
     }
 
     /// The worker's config for this run: command/args/env overrides and debug-exit.
@@ -44,7 +54,7 @@ public struct LocalRun {
         let shares = escaped(shares)
         var arguments = ["-machine", "q35", "-accel", resolved, "-m", memory, "-smp", String(cpus), "-no-reboot",
                          "-device", "virtio-scsi-pci,id=scsi0", "-device", "scsi-hd,bus=scsi0.0,drive=hd0",
-                         "-drive", "file=\(image),format=raw,if=none,id=hd0,readonly=on",
+                         "-drive", "file=\(image),format=\(diskFormat),if=none,id=hd0,readonly=on",
                          "-serial", "stdio", "-display", "none", "-vga", "none", "-device", "virtio-rng-pci",
                          "-device", "isa-debug-exit,iobase=0xf4,iosize=0x4"]
         for (share, readonly) in [("rt-config", true), ("input", true), ("output", false)] {

@@ -20,7 +20,8 @@ extension LocalRun {
         let sector = try SharedFile.openRegular(image, what: "image", followSymlinks: true)
         var first = [UInt8](repeating: 0, count: 512)
         _ = try first.withUnsafeMutableBytes { try sector.read(into: $0, at: 0) }
-        guard (try? MBR.decode(first))?.partitions.count == 2 else {
+        // A qcow2 disk's sectors are behind its cluster tables; QEMU itself reads those.
+        guard diskFormat != "raw" || (try? MBR.decode(first))?.partitions.count == 2 else {
             throw InputError("\(image) is not a Firestarter image (no MBR with a boot and a root partition)",
                              hint: "gvlt run boots images made by `gvlt build --backend linuxvm`")
         }

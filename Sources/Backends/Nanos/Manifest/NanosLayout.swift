@@ -32,6 +32,8 @@ public struct NanosLayout {
         public var extraKlibs: [(name: String, path: String?)] = []
         /// Files accelerators add to the root (firmware).
         public var extraFiles: [FileEntry] = []
+        /// Environment accelerators add, after the manifest's Env.
+        public var extraEnv: [(String, String)] = []
         public init(program: String, localRun: Bool = false, imageName: String) {
             self.program = program
             self.localRun = localRun
@@ -119,7 +121,7 @@ public struct NanosLayout {
         keys["arguments"] = .vector(argv.map { .string($0) })
         var environment: [(String, String)] = [("USER", "root"), ("PWD", "/"), ("NANOS_ARCH", "amd64"), ("IMAGE_NAME", options.imageName)]
         if let version = release.version { environment.append(("NANOS_VERSION", version)) }
-        environment += manifest.env
+        environment += manifest.env + options.extraEnv
         let env = TFSTuple()
         for (name, value) in environment {
             guard !value.isEmpty else {
@@ -181,6 +183,7 @@ public struct NanosLayout {
             switch file.kind {
             case .regularFile(let content): try root.set(parts, TFSNode(.file(content)), what: what)
             case .symlink(let target): try root.set(parts, TFSNode(.symlink(target)), what: what)
+            case .directory: try root.set(parts, TFSNode.directory(), what: what)
             default: throw InputError("an accelerator added \(file.path), a \(file.kind.name), which a Nanos image cannot hold")
             }
         }

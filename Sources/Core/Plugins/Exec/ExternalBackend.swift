@@ -1,67 +1,34 @@
 import Foundation
 import Logging
 
-/// The transport of a plugin request: a process (`exec`) or a library in this process (`dylib`).
-protocol PluginTransport {
-    func call(_ method: String, params: [String: Any], progress: ProgressReporter?, logger: Logger?) throws -> [String: Any]
-}
-
-extension ExecPlugin: PluginTransport {}
-
 /// A backend that is an `exec` or `dylib` plugin. `describe` is asked once, when the backend is chosen; `build`
 /// gets the flattened root as a tar the host writes, the run spec, the accelerators' contributions,
-/// the options, and an output directory of its own. The host checks every artifact the plugin
-/// claims (it exists, lies in that directory, has the claimed sha256) and writes the image to `-o`
-/// atomically itself, so a failed plugin leaves the output path untouched.
+/// the options, the host components it asked for, and an output directory of its own. The host
+/// checks every artifact the plugin claims (it exists, lies in that directory, has the claimed
+/// sha256) and writes the image to `-o` atomically itself, so a failed plugin leaves the output
+/// path untouched.
 public final class ExternalBackend: ImageBackend {
-    public let entry: PluginEntry
+    public let plugin: ExternalPlugin
     public let name: String
     public let description: String
     public let capabilities: BackendCapabilities
-    /// What `describe` said, for `gvlt plugins describe`.
-    public let described: [String: Any]
-    /// The transport for a request with this timeout (exec plugins are killed past it).
-    let transport: (Double) throws -> PluginTransport
-    let buildTimeout: Double
+    let componentProvider: HostComponentProvider?
 
-    public init(entry: PluginEntry) throws {
-        self.entry = entry
-        if let declared = entry.protocol { try PluginProtocol.check(declared, plugin: entry.name) }
-        switch entry.kind {
-        case .exec: transport = { ExecPlugin(entry: entry, timeout: $0) }
-        case .dylib:
-            let library = try DylibPlugin(entry: entry)
-            transport = { _ in library }
-        case .builtin: preconditionFailure("builtin backends are not external")
-        }
-        let timeouts = Self.timeouts(entry)
-        buildTimeout = timeouts.build
-        let result = try transport(timeouts.describe).call("describe", params: [:], progress: nil, logger: nil)
-        guard let spoken = result["protocol"] as? String else {
-            throw InputError("plugin `\(entry.name)`'s describe result has no `protocol`")
-        }
-        try PluginProtocol.check(spoken, plugin: entry.name)
-        guard (result["role"] as? String) == "backend" else {
-            throw InputError("plugin `\(entry.name)` is listed as a backend in \(entry.origin), but describes itself as `\(result["role"] as? String ?? "nothing")`")
-        }
-        described = result
-        name = entry.name
-        description = entry.description ?? (result["description"] as? String) ?? "external backend \(entry.name)"
-        let capabilities = result["capabilities"] as? [String: Any] ?? [:]
+    public init(plugin: ExternalPlugin, components provider: HostComponentProvider?) throws {
+        self.plugin = plugin
+        name = plugin.name
+        description = plugin.description(default: "external backend \(plugin.name)")
+        let capabilities = plugin.capabilities
         self.capabilities = BackendCapabilities(inputs: capabilities["inputs"] as? [String] ?? ["rootfs-tree"],
                                                 outputs: capabilities["outputs"] as? [String] ?? [],
                                                 accelerators: capabilities["accelerators"] as? [String] ?? [],
                                                 reproducible: capabilities["reproducible"] as? Bool ?? false, buildsImages: true)
-        for component in result["components"] as? [String] ?? [] {
-            throw UnsupportedError("plugin `\(entry.name)` wants the host component `\(component)`, and this version of gvlt provides none to plugins yet",
-                                   hint: "use a plugin that needs only the root tree and run spec")
+        let offered = provider?.components ?? []
+        for component in plugin.components where !offered.contains(component) {
+            throw UnsupportedError("plugin `\(name)` wants the host component `\(component)`, which gvlt does not provide",
+                                   hint: offered.isEmpty ? "use a plugin that needs only the root tree and run spec" : "gvlt provides: \(offered.joined(separator: ", "))")
         }
-    }
-
-    /// `options.timeout` in plugins.json: seconds for a build (default 3600); describe gets 30 s.
-    static func timeouts(_ entry: PluginEntry) -> (describe: Double, build: Double) {
-        if case .number(let seconds)? = entry.options?["timeout"], seconds > 0 { return (min(30, seconds), seconds) }
-        return (30, 3600)
+        componentProvider = plugin.components.isEmpty ? nil : provider
     }
 
     public func validate(_ plan: BuildPlan) throws {
@@ -70,32 +37,33 @@ public final class ExternalBackend: ImageBackend {
         }
     }
 
+    /// A plugin that builds on host components gets the kernel resolved here, so that accelerators
+    /// can match it.
+    public func prepare(_ plan: BuildPlan, context: BuildContext) throws -> BuildTarget {
+        try componentProvider?.prepare(plan, context: context) ?? BuildTarget()
+    }
+
     public func build(_ plan: BuildPlan, context: BuildContext) throws -> BuildReport {
-        let scratch = context.scratch.path + "/plugin-\(name)"
+        let scratch = try plugin.scratch(context)
         let outputDirectory = scratch + "/output"
         try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
         var params: [String: Any] = ["scratch": scratch, "output_dir": outputDirectory,
                                      "output_name": URL(fileURLWithPath: plan.output).lastPathComponent]
+        // Components first: `guest-root` completes the tree that the root tar is written from.
+        if let provider = componentProvider {
+            params["components"] = try provider.resolve(plugin.components, plan: plan, image: plan.image, context: context)
+        }
         if let image = plan.image {
-            let tar = scratch + "/root.tar"
-            try context.progress.step("writing the root tree for \(name)") {
-                _ = try TarExporter().export(image.tree, to: tar, force: true)
-            }
-            params["root_tar"] = tar
-            params["run_spec"] = try JSONSerialization.jsonObject(with: JSONEncoder().encode(image.runSpec))
+            params["root_tar"] = try plugin.writeRootTar(image, scratch: scratch, context: context)
+            params["run_spec"] = try ExternalPlugin.runSpec(image)
         }
         if let program = plan.program { params["program"] = program }
-        var options: [String: Any] = [:]
-        for (key, value) in entry.options ?? [:] where key != "timeout" {
-            options[key] = try JSONSerialization.jsonObject(with: JSONEncoder().encode(value), options: [.fragmentsAllowed])
-        }
-        for (key, value) in plan.options { options[key] = value }
-        params["options"] = options
+        params["options"] = try plugin.options(plan)
         params["contributions"] = try plan.contributions.sorted { $0.key < $1.key }.map { name, contribution -> [String: Any] in
-            try Self.encode(contribution, accelerator: name)
+            try ContributionCoding.encode(contribution, accelerator: name)
         }
         let result = try context.progress.step("building with plugin \(name)") {
-            try transport(buildTimeout).call("build", params: params, progress: context.progress, logger: context.logger)
+            try plugin.call("build", params: params, context: context)
         }
         for diagnostic in result["diagnostics"] as? [String] ?? [] { context.logger.warning("\(name): \(diagnostic)") }
         guard let artifacts = result["artifacts"] as? [[String: Any]], let main = artifacts.first else {
@@ -142,22 +110,5 @@ public final class ExternalBackend: ImageBackend {
         return BuildReport(backend: name, output: URL(fileURLWithPath: plan.output).standardizedFileURL.path,
                            sha256: try SHA256Hex.of(file: plan.output), bytes: Int64((try? FileManager.default.attributesOfItem(atPath: plan.output)[.size] as? Int) ?? 0),
                            steps: context.progress.timings.map { BuildReport.Step(name: $0.step, seconds: $0.seconds) })
-    }
-
-    /// A contribution as plugins see it; file contents are given as host paths.
-    static func encode(_ contribution: AcceleratorContribution, accelerator: String) throws -> [String: Any] {
-        let files = try contribution.files.map { file -> [String: Any] in
-            var item: [String: Any] = ["path": file.path, "mode": Int(file.metadata.permissions), "uid": Int(file.metadata.uid), "gid": Int(file.metadata.gid)]
-            switch file.kind {
-            case .regularFile(.hostFile(let path, _, _)): item["type"] = "file"; item["source"] = path
-            case .regularFile(.empty): item["type"] = "file"
-            case .symlink(let target): item["type"] = "symlink"; item["target"] = target
-            case .directory: item["type"] = "dir"
-            default: throw UnsupportedError("accelerator \(accelerator)'s file \(file.path) (\(file.kind.name)) cannot be passed to a plugin backend yet")
-            }
-            return item
-        }
-        return ["accelerator": accelerator, "files": files, "kernel_modules": contribution.kernelModules, "klibs": contribution.klibs,
-                "env": contribution.env.map { ["key": $0.key, "value": $0.value] }, "resources": contribution.resources]
     }
 }

@@ -1,0 +1,55 @@
+import Foundation
+
+/// An accelerator that is an `exec` or `dylib` plugin. `contribute` gets the backend's name, what
+/// it prepared (the kernel release and modules tree, the Nanos klib directory), the run spec, the
+/// options and a scratch directory (and the root tree as a tar when `describe` lists the
+/// `rootfs-tar` input). Its answer is read as strictly as a builtin's contribution is built: each
+/// file, module name, command-line word and env key is checked before any backend sees it.
+public final class ExternalAccelerator: Accelerator {
+    public let plugin: ExternalPlugin
+    public let name: String
+    public let description: String
+    public let supportedBackends: [String]
+    let wantsRootTar: Bool
+
+    public init(plugin: ExternalPlugin) throws {
+        self.plugin = plugin
+        name = plugin.name
+        description = plugin.description(default: "external accelerator \(plugin.name)")
+        guard let backends = plugin.capabilities["backends"] as? [String], !backends.isEmpty else {
+            throw InputError("plugin `\(plugin.name)` is an accelerator, and its describe result lists no `capabilities.backends`",
+                             hint: "an accelerator names the backends it can contribute to, e.g. \"backends\": [\"linuxvm\"]")
+        }
+        supportedBackends = backends
+        wantsRootTar = (plugin.capabilities["inputs"] as? [String] ?? []).contains("rootfs-tar")
+    }
+
+    public func contribute(to plan: BuildPlan, target: BuildTarget, context: BuildContext) throws -> AcceleratorContribution {
+        let scratch = try plugin.scratch(context)
+        var params: [String: Any] = ["backend": plan.backend, "scratch": scratch, "options": try plugin.options(plan),
+                                     "target": Self.encode(target)]
+        if let image = plan.image {
+            params["run_spec"] = try ExternalPlugin.runSpec(image)
+            if wantsRootTar { params["root_tar"] = try plugin.writeRootTar(image, scratch: scratch, context: context) }
+        }
+        if let program = plan.program { params["program"] = program }
+        let result = try context.progress.step("adding accelerator \(name)") {
+            try plugin.call("contribute", params: params, context: context)
+        }
+        let value = try JSONValue.parse(try JSONSerialization.data(withJSONObject: result), what: "plugin `\(name)`'s contribution")
+        return try ContributionCoding.decode(value, location: "plugin `\(name)` (contribute)", scratch: scratch)
+    }
+
+    static func encode(_ target: BuildTarget) -> [String: Any] {
+        var result: [String: Any] = [:]
+        if let kernel = target.kernel {
+            var item: [String: Any] = ["release": kernel.release, "origin": kernel.origin]
+            item["modules_dir"] = kernel.modulesDirectory
+            item["debian_package"] = kernel.debianPackage
+            item["debian_version"] = kernel.debianVersion
+            result["kernel"] = item
+        }
+        if let klibs = target.klibDirectory { result["klib_dir"] = klibs }
+        return result
+    }
+}

@@ -1,0 +1,97 @@
+import Foundation
+import Logging
+
+/// The transport of a plugin request: a process (`exec`) or a library in this process (`dylib`).
+protocol PluginTransport {
+    func call(_ method: String, params: [String: Any], progress: ProgressReporter?, logger: Logger?) throws -> [String: Any]
+}
+
+extension ExecPlugin: PluginTransport {}
+
+/// An `exec` or `dylib` plugin after `describe`: how to reach it, and what it said about itself,
+/// checked against its plugins.json entry (protocol version and role). Backends and accelerators
+/// are both built on it.
+public final class ExternalPlugin {
+    public let entry: PluginEntry
+    /// The `describe` result, as the plugin sent it.
+    public let described: [String: Any]
+    /// The transport for a request with this timeout (exec plugins are killed past it).
+    let transport: (Double) throws -> PluginTransport
+    let requestTimeout: Double
+
+    public init(entry: PluginEntry) throws {
+        self.entry = entry
+        if let declared = entry.protocol { try PluginProtocol.check(declared, plugin: entry.name) }
+        switch entry.kind {
+        case .exec: transport = { ExecPlugin(entry: entry, timeout: $0) }
+        case .dylib:
+            let library = try DylibPlugin(entry: entry)
+            transport = { _ in library }
+        case .builtin: preconditionFailure("builtin plugins are not external")
+        }
+        let timeouts = Self.timeouts(entry)
+        requestTimeout = timeouts.request
+        let result = try transport(timeouts.describe).call("describe", params: [:], progress: nil, logger: nil)
+        guard let spoken = result["protocol"] as? String else {
+            throw InputError("plugin `\(entry.name)`'s describe result has no `protocol`")
+        }
+        try PluginProtocol.check(spoken, plugin: entry.name)
+        guard (result["role"] as? String) == entry.role.rawValue else {
+            throw InputError("plugin `\(entry.name)` is listed as \(entry.role == .backend ? "a backend" : "an accelerator") in \(entry.origin), but describes itself as `\(result["role"] as? String ?? "nothing")`",
+                             hint: "fix `role` in \(entry.origin)")
+        }
+        described = result
+    }
+
+    /// `options.timeout` in plugins.json: seconds for a build or contribute request (default 3600);
+    /// describe gets at most 30 s.
+    static func timeouts(_ entry: PluginEntry) -> (describe: Double, request: Double) {
+        if case .number(let seconds)? = entry.options?["timeout"], seconds > 0 { return (min(30, seconds), seconds) }
+        return (30, 3600)
+    }
+
+    public var name: String { entry.name }
+    public var capabilities: [String: Any] { described["capabilities"] as? [String: Any] ?? [:] }
+    /// The host components `describe` asked for.
+    public var components: [String] { described["components"] as? [String] ?? [] }
+
+    public func description(default fallback: String) -> String {
+        entry.description ?? (described["description"] as? String) ?? fallback
+    }
+
+    /// A request other than describe, with the entry's timeout.
+    func call(_ method: String, params: [String: Any], context: BuildContext) throws -> [String: Any] {
+        try transport(requestTimeout).call(method, params: params, progress: context.progress, logger: context.logger)
+    }
+
+    /// What the plugin gets as `options`: the entry's own (less the host's `timeout`), then the
+    /// build's (flags and the build config file's `options`), which win.
+    func options(_ plan: BuildPlan) throws -> [String: Any] {
+        var options: [String: Any] = [:]
+        for (key, value) in entry.options ?? [:] where key != "timeout" {
+            options[key] = try JSONSerialization.jsonObject(with: JSONEncoder().encode(value), options: [.fragmentsAllowed])
+        }
+        for (key, value) in plan.options { options[key] = value }
+        return options
+    }
+
+    /// A scratch directory of the plugin's own inside the build's.
+    func scratch(_ context: BuildContext) throws -> String {
+        let path = context.scratch.path + "/plugin-\(name)"
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    /// Writes the root tree once as a tar for the plugin.
+    func writeRootTar(_ image: LoadedImage, scratch: String, context: BuildContext) throws -> String {
+        let tar = scratch + "/root.tar"
+        try context.progress.step("writing the root tree for \(name)") {
+            _ = try TarExporter().export(image.tree, to: tar, force: true)
+        }
+        return tar
+    }
+
+    static func runSpec(_ image: LoadedImage) throws -> Any {
+        try JSONSerialization.jsonObject(with: JSONEncoder().encode(image.runSpec))
+    }
+}
