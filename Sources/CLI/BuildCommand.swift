@@ -44,6 +44,9 @@ struct BuildCommand: ParsableCommand {
     @Flag(help: "Overwrite the output if it exists.")
     var force = false
 
+    @Option(name: .long, help: ArgumentHelp("An option for a plugin backend or accelerator (repeatable), as the build config file's `options` (see `gvlt plugins describe NAME`).", valueName: "key=value"))
+    var option: [String] = []
+
     @OptionGroup(title: "linuxvm backend")
     var linuxvm: LinuxVMOptions
 
@@ -88,6 +91,12 @@ struct BuildCommand: ParsableCommand {
                              hint: "gvlt build --backend \(backend.name) PROGRAM -c manifest.json")
         }
         var options = file.options
+        for item in option {
+            guard let eq = item.firstIndex(of: "="), eq != item.startIndex else {
+                throw InputError("--option `\(item)` is not KEY=VALUE", hint: "e.g. --option hugepages=512")
+            }
+            options[String(item[..<eq])] = String(item[item.index(after: eq)...])
+        }
         for (key, value) in linuxvm.options { options[key] = value }
         for (key, value) in nanos.options { options[key] = value }
         for (key, value) in nvidia.options { options[key] = value }

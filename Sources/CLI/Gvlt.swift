@@ -21,7 +21,7 @@ struct Gvlt: ParsableCommand {
           gvlt doctor
         """,
         version: GvltVersion.current,
-        subcommands: [ExportCommand.self, BuildCommand.self, RunCommand.self, InspectCommand.self, ExtractCommand.self, BackendsCommand.self, DoctorCommand.self,
+        subcommands: [ExportCommand.self, BuildCommand.self, RunCommand.self, InspectCommand.self, ExtractCommand.self, BackendsCommand.self, PluginsCommand.self, DoctorCommand.self,
                       KVMProbeCommand.self])
 
     /// Our errors print as `error: …` plus a hint line; argument errors keep argument-parser's usage text.
