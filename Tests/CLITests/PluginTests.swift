@@ -132,4 +132,59 @@ final class PluginTests: XCTestCase {
             XCTAssertEqual(sandbox.listing(sandbox.tmp), [], "\(name): scratch left behind")
         }
     }
+
+    /// `"stream": true`: describe and build go to one process; a plugin that cannot stream, or hangs,
+    /// gives the same clear errors as a one-shot one.
+    func testStreamingPluginAnswersARunsRequestsFromOneProcess() throws {
+        let sandbox = try Sandbox()
+        try makeRoot(sandbox)
+        try sandbox.write("pidlog.py", Data("""
+            #!/usr/bin/env python3
+            import json, os, sys, time
+            def send(m): print(json.dumps(m), flush=True)
+            for line in sys.stdin:
+                request = json.loads(line)
+                open(os.environ["PIDLOG"], "a").write("%s %d\\n" % (request["method"], os.getpid()))
+                if request["method"] == "describe":
+                    send({"type": "result", "result": {"name": "pidlog", "protocol": "gvlt-plugin/1.0", "role": "backend",
+                          "capabilities": {"inputs": ["rootfs-tree"]}}})
+                    if os.environ.get("MODE") == "one-shot": sys.exit(0)
+                    continue
+                if os.environ.get("MODE") == "hang": time.sleep(60)
+                p = request["params"]
+                out = os.path.join(p["output_dir"], p["output_name"])
+                open(out, "w").write("built\\n")
+                send({"type": "progress", "message": "wrote it"})
+                send({"type": "result", "result": {"artifacts": [{"path": out}]}})
+            """.utf8))
+        chmod(sandbox.path("pidlog.py"), 0o755)
+        func entry(stream: Bool) -> String {
+            #"{"name": "pidlog", "kind": "exec", "role": "backend", "path": "\#(sandbox.path("pidlog.py"))", "stream": \#(stream), "options": {"timeout": 3}}"#
+        }
+        for stream in [true, false] {
+            let log = sandbox.path("pids-\(stream)")
+            var env = try registry(sandbox, entry(stream: stream))
+            env["PIDLOG"] = log
+            let build = try GvltBinary.run(["build", "--backend", "pidlog", "--rootfs-dir", "root", "-o", "out-\(stream).img"], in: sandbox, environment: env)
+            XCTAssertEqual(build.status, 0, build.stderr)
+            XCTAssertTrue(build.stderr.contains("pidlog: wrote it"), build.stderr)
+            XCTAssertEqual(try String(contentsOfFile: sandbox.path("out-\(stream).img"), encoding: .utf8), "built\n")
+            let lines = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").map { $0.split(separator: " ") }
+            XCTAssertEqual(lines.map { String($0[0]) }, ["describe", "build"])
+            XCTAssertEqual(Set(lines.map { $0[1] }).count, stream ? 1 : 2, "stream \(stream): \(lines)")
+        }
+        for (mode, message) in [("one-shot", "plugin `pidlog` (build) exited with status 0 without a result"),
+                                ("hang", "plugin `pidlog` (build) did not finish within 3 s and was killed")] {
+            var env = try registry(sandbox, entry(stream: true))
+            env["PIDLOG"] = sandbox.path("pids-\(mode)")
+            env["MODE"] = mode
+            let result = try GvltBinary.run(["build", "--backend", "pidlog", "--rootfs-dir", "root", "-o", "x.img"], in: sandbox, environment: env, timeout: 60)
+            XCTAssertEqual(result.status, 1, "\(mode): \(result.stderr)")
+            XCTAssertTrue(result.stderr.contains(message), "\(mode): \(result.stderr)")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: sandbox.path("x.img")))
+        }
+        XCTAssertThrowsError(try PluginsFile.parse(Data(#"{"schema": 1, "plugins": [{"name": "x", "kind": "dylib", "role": "backend", "path": "/x.so", "stream": true, "symbols": {"call": "char *c(const char *)", "free": "void f(char *)"}}]}"#.utf8), origin: "p.json")) { error in
+            XCTAssertTrue("\(error)".contains("p.json: plugins[0].stream: only exec plugins stream requests"), "\(error)")
+        }
+    }
 }

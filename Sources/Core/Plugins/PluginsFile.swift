@@ -32,6 +32,9 @@ public struct PluginEntry: Codable, Equatable, Sendable {
     /// `dylib`: the entry points' C declarations, `call` and `free`
     /// (e.g. `"call": "char *myplugin_call(const char *)"`).
     public var symbols: [String: String]?
+    /// `exec`: one process answers all of a run's requests, line by line (ExecStream), instead of
+    /// one process per request.
+    public var stream: Bool?
     /// The file this entry came from.
     public var origin: String
 }
@@ -39,7 +42,7 @@ public struct PluginEntry: Codable, Equatable, Sendable {
 /// `plugins.json`: `{"schema": 1, "plugins": [ {name, kind, role, …} ]}`.
 public enum PluginsFile {
     public static let schemaVersion = 1
-    static let entryKeys = ["name", "kind", "role", "description", "path", "command", "protocol", "sha256", "options", "symbols"]
+    static let entryKeys = ["name", "kind", "role", "description", "path", "command", "protocol", "sha256", "options", "symbols", "stream"]
 
     public static func parse(_ data: Data, origin: String) throws -> [PluginEntry] {
         let top = try StrictObject(try JSONValue.parse(data, what: origin), location: origin, allowed: ["schema", "plugins"])
@@ -89,9 +92,11 @@ public enum PluginsFile {
                 throw InputError("\(location): a dylib plugin needs `symbols` with the C declarations of `call` and `free`",
                                  hint: "e.g. \"symbols\": {\"call\": \"char *myplugin_call(const char *)\", \"free\": \"void myplugin_free(char *)\"}")
             }
+            let stream = try object.bool("stream")
+            if stream == true && kind != .exec { throw InputError("\(location).stream: only exec plugins stream requests") }
             return PluginEntry(name: name, kind: kind, role: role, description: try object.string("description"), path: path,
                                command: command, protocol: try object.string("protocol"), sha256: sha256, options: options, symbols: symbols,
-                               origin: origin)
+                               stream: stream, origin: origin)
         }
     }
 

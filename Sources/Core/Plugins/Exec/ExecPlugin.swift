@@ -19,13 +19,7 @@ public struct ExecPlugin {
     public func call(_ method: String, params: [String: Any] = [:], progress: ProgressReporter? = nil,
                      logger: Logger? = nil) throws -> [String: Any] {
         try entry.verifyDigest()
-        let process = Process()
-        let program = commandLine[0]
-        process.executableURL = URL(fileURLWithPath: program.contains("/") ? program : (HostTool(program, apt: program, purpose: "plugin \(entry.name)").locate() ?? program))
-        process.arguments = Array(commandLine.dropFirst())
-        var environment = ProcessInfo.processInfo.environment
-        environment[PluginProtocol.cookieVariable] = PluginProtocol.cookieValue
-        process.environment = environment
+        let process = entry.makeProcess()
         let input = Pipe(), output = Pipe(), errors = Pipe()
         process.standardInput = input
         process.standardOutput = output
@@ -111,6 +105,18 @@ extension PluginEntry {
     var commandLine: [String] {
         if let command, !command.isEmpty { return command }
         return [path ?? ""]
+    }
+
+    /// The plugin's process, not yet started, with the host's cookie in its environment.
+    func makeProcess() -> Process {
+        let process = Process()
+        let program = commandLine[0]
+        process.executableURL = URL(fileURLWithPath: program.contains("/") ? program : (HostTool(program, apt: program, purpose: "plugin \(name)").locate() ?? program))
+        process.arguments = Array(commandLine.dropFirst())
+        var environment = ProcessInfo.processInfo.environment
+        environment[PluginProtocol.cookieVariable] = PluginProtocol.cookieValue
+        process.environment = environment
+        return process
     }
 
     /// Checks the entry's `sha256`, when it has one, against the file it runs or loads

@@ -23,6 +23,12 @@ public final class ExternalPlugin {
         self.entry = entry
         if let declared = entry.protocol { try PluginProtocol.check(declared, plugin: entry.name) }
         switch entry.kind {
+        case .exec where entry.stream == true:
+            let session = ExecStream(entry: entry)
+            transport = { timeout in
+                session.timeout = timeout
+                return session
+            }
         case .exec: transport = { ExecPlugin(entry: entry, timeout: $0) }
         case .dylib:
             let library = try DylibPlugin(entry: entry)

@@ -45,6 +45,9 @@ final class PluginMessages: @unchecked Sendable {
         }
     }
 
+    /// Whether the request is over: a result, an error, or a line that breaks the protocol.
+    var isFinished: Bool { lock.withLock { result != nil || failure != nil || protocolError != nil } }
+
     func handle(lines data: Data) {
         for line in data.split(separator: 0x0A) { handle(line: Data(line)) }
     }
