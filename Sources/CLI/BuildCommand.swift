@@ -134,11 +134,16 @@ struct BuildCommand: ParsableCommand {
         for accelerator in accelerators_ {
             plan.contributions[accelerator.name] = try accelerator.contribute(to: plan, target: target, context: buildContext)
         }
-        let report = try backend.build(plan, context: buildContext)
+        var report = try backend.build(plan, context: buildContext)
+        let resources = plan.contributions.filter { !$0.value.resources.isEmpty }.mapValues(\.resources)
+        if !resources.isEmpty { report.resources = resources }
         if json {
             try printJSON(report)
         } else if !global.quiet {
             print("Bootable image file:\(report.output)")
+            for (accelerator, needs) in resources.sorted(by: { $0.key < $1.key }) {
+                print("Run resources (\(accelerator)): " + needs.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
+            }
         }
     }
 }

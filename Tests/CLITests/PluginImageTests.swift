@@ -123,6 +123,7 @@ final class PluginImageTests: XCTestCase {
                                 "--option", "hugepages=16", "-o", "accel.img"], in: sandbox, environment: env)
         XCTAssertEqual(result.status, 0, result.stderr)
         XCTAssertTrue(result.stderr.contains("files-accel: adding files"), result.stderr)
+        XCTAssertTrue(result.stdout.contains("Run resources (files-accel): scratch_mb=1\nRun resources (hugepages): hugepage_bytes=33554432"), result.stdout)
         let image = sandbox.path("accel.img")
 
         // The image itself, read with unsquashfs and mtools rather than gvlt.
@@ -168,9 +169,18 @@ final class PluginImageTests: XCTestCase {
         let env = try registry(sandbox, [qcow2, hugepagesEntry])
         var digests = Set<String>()
         for output in ["a.qcow2", "b.qcow2"] {
-            let result = try build(["--backend", "qcow2", "--accel", "hugepages", "--option", "hugepages=8", "-o", output], in: sandbox, environment: env)
+            let json = output == "b.qcow2"
+            let result = try build(["--backend", "qcow2", "--accel", "hugepages", "--option", "hugepages=8", "-o", output] + (json ? ["--json"] : []),
+                                   in: sandbox, environment: env)
             XCTAssertEqual(result.status, 0, result.stderr)
-            XCTAssertTrue(result.stderr.contains("qcow2: converting to qcow2 (zlib)"), result.stderr)
+            if json {
+                let report = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
+                XCTAssertEqual((report?["resources"] as? [String: [String: String]])?["hugepages"], ["hugepage_bytes": "16777216"], result.stdout)
+                XCTAssertEqual(report?["sha256"] as? String, try SHA256Hex.of(file: sandbox.path(output)))
+            } else {
+                // The plugin's progress lines reach the host's display.
+                XCTAssertTrue(result.stderr.contains("qcow2: converting to qcow2 (zlib)"), result.stderr)
+            }
             digests.insert(try SHA256Hex.of(file: sandbox.path(output)))
         }
         XCTAssertEqual(digests.count, 1, "the same inputs gave different qcow2 bytes")

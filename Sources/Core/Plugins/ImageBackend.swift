@@ -53,6 +53,8 @@ public struct BuildReport: Codable, Sendable {
     public var sha256: String
     public var bytes: Int64
     public var steps: [Step]
+    /// What the accelerators said the run needs from the host (e.g. `gpus`), by accelerator.
+    public var resources: [String: [String: String]]?
 
     public init(backend: String, output: String, sha256: String, bytes: Int64, steps: [Step]) {
         self.backend = backend
