@@ -6,10 +6,8 @@ struct BackendsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "backends",
         abstract: "List the registered backends and accelerators.",
-        discussion: """
-        The registry is the builtins plus every plugins.json found, lowest precedence first: the copy
-        shipped with gvlt, $XDG_CONFIG_HOME/gvlt/plugins.json, ./plugins.json, then each path in
-        $GVLT_PLUGINS. Later files override earlier entries by name.
+        discussion: registrySources + """
+
 
         Examples:
           gvlt backends

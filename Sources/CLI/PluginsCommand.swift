@@ -2,15 +2,19 @@ import ArgumentParser
 import Core
 import Foundation
 
+/// Where registry entries come from, for the help of the commands that show them.
+let registrySources = """
+    The registry is the builtins plus every plugins.json found, lowest precedence first: the copy
+    shipped with gvlt, $XDG_CONFIG_HOME/gvlt/plugins.json, ./plugins.json, then each path in
+    $GVLT_PLUGINS. Later files override earlier entries by name.
+    """
+
 struct PluginsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plugins",
         abstract: "Show the plugin registry: every backend and accelerator, where its entry came from, and what it reports.",
-        discussion: """
-        Entries come from the builtins and every plugins.json found, lowest precedence first: the copy
-        shipped with gvlt, $XDG_CONFIG_HOME/gvlt/plugins.json, ./plugins.json, then each path in
-        $GVLT_PLUGINS. Later files override earlier entries by name. docs/plugins.md tells how to
-        write one.
+        discussion: registrySources + """
+         docs/plugins.md tells how to write a plugin.
 
         Examples:
           gvlt plugins list

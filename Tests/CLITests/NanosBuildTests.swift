@@ -219,6 +219,52 @@ final class NanosBuildTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: sandbox.path("x.img")))
     }
 
+    /// An external (exec) accelerator's files and env reach a Nanos image; what Nanos cannot hold
+    /// (Linux kernel modules) is refused, naming the accelerator.
+    func testExternalAcceleratorContributionsReachTheNanosImage() throws {
+        let sandbox = try Sandbox()
+        try prepare(sandbox)
+        try sandbox.write("plain.manifest", Data(#"{"Program": "prover", "Env": {"A": "1"}}"#.utf8))
+        try sandbox.write("accel.py", Data("""
+            #!/usr/bin/env python3
+            import json, os, sys
+            request = json.loads(sys.stdin.readline())
+            def send(m): print(json.dumps(m), flush=True)
+            if request["method"] == "describe":
+                send({"type": "result", "result": {"name": "cfg", "protocol": "gvlt-plugin/1.0", "role": "accelerator",
+                      "capabilities": {"backends": ["nanos"]}}})
+            else:
+                p = request["params"]
+                result = {"files": [{"path": "etc/cfg/app.conf", "text": "klibs in %s\\n" % os.path.basename(p["target"]["klib_dir"])},
+                                    {"path": "etc/cfg/current", "type": "symlink", "target": "app.conf"},
+                                    {"path": "var/cfg", "type": "dir"}],
+                          "env": [{"key": "CFG_MODE", "value": "fast"}]}
+                if os.environ.get("WITH_MODULE"): result["kernel_modules"] = ["loop"]
+                send({"type": "result", "result": result})
+            """.utf8))
+        chmod(sandbox.path("accel.py"), 0o755)
+        try sandbox.write("plugins.json", Data(#"{"schema": 1, "plugins": [{"name": "cfg", "kind": "exec", "role": "accelerator", "path": "\#(sandbox.path("accel.py"))"}]}"#.utf8))
+        var env = ["GVLT_PLUGINS": sandbox.path("plugins.json")]
+        let arguments = ["build", "--backend", "nanos", "--nanos-dir", "release", "prover", "-c", "plain.manifest", "--accel", "cfg"]
+        let result = try GvltBinary.run(arguments, in: sandbox, environment: env)
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let image = try NanosImageReader.open(sandbox.path("prover.img"))
+        var bytes = Data()
+        try image.root.read(try XCTUnwrap(image.root.entry(at: "/etc/cfg/app.conf")), path: "/etc/cfg/app.conf") { bytes.append(contentsOf: $0) }
+        XCTAssertEqual(String(decoding: bytes, as: UTF8.self), "klibs in klibs\n")
+        XCTAssertEqual(image.root.entry(at: "/etc/cfg/current")?.text("linktarget"), "app.conf")
+        XCTAssertNotNil(image.root.entry(at: "/var/cfg")?.tuple("children"))
+        let environment = try XCTUnwrap(image.root.root.tuple("environment"))
+        XCTAssertEqual(environment.text("CFG_MODE"), "fast")
+        XCTAssertEqual(environment.text("A"), "1")
+
+        env["WITH_MODULE"] = "1"
+        let refused = try GvltBinary.run(arguments + ["-o", "x.img"], in: sandbox, environment: env)
+        XCTAssertEqual(refused.status, 1)
+        XCTAssertTrue(refused.stderr.contains("accelerator `cfg` asks for Linux kernel module loop, and a Nanos image cannot load Linux modules"), refused.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: sandbox.path("x.img")))
+    }
+
     func testTwoBuildsInDifferentPlacesAndTimesGiveTheSameBytes() throws {
         var digests: Set<String> = []
         for index in 0..<2 {
