@@ -187,4 +187,46 @@ final class PluginTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("p.json: plugins[0].stream: only exec plugins stream requests"), "\(error)")
         }
     }
+
+    /// describe's `input: file-listing`: the plugin gets the tree's metadata as JSON lines instead of a tar.
+    func testFileListingInputGivesTheTreeWithoutContents() throws {
+        let sandbox = try Sandbox()
+        try makeRoot(sandbox)
+        try sandbox.write("sbom.py", Data("""
+            #!/usr/bin/env python3
+            import json, os, sys
+            request = json.loads(sys.stdin.readline())
+            def send(m): print(json.dumps(m), flush=True)
+            if request["method"] == "describe":
+                send({"type": "result", "result": {"name": "sbom", "protocol": "gvlt-plugin/1.0", "role": "backend",
+                      "input": os.environ.get("INPUT", "file-listing"), "capabilities": {"inputs": ["rootfs-tree"], "outputs": ["json"]}}})
+                sys.exit(0)
+            p = request["params"]
+            assert "root_tar" not in p, "a tar was written too"
+            entries = [json.loads(line) for line in open(p["root_listing"])]
+            out = os.path.join(p["output_dir"], p["output_name"])
+            json.dump(entries, open(out, "w"), sort_keys=True)
+            send({"type": "result", "result": {"artifacts": [{"path": out, "size": os.path.getsize(out) + int(os.environ.get("SIZE_OFF", "0"))}]}})
+            """.utf8))
+        chmod(sandbox.path("sbom.py"), 0o755)
+        var env = try registry(sandbox, #"{"name": "sbom", "kind": "exec", "role": "backend", "path": "\#(sandbox.path("sbom.py"))"}"#)
+        let build = try GvltBinary.run(["build", "--backend", "sbom", "--rootfs-dir", "root", "-o", "sbom.json"], in: sandbox, environment: env)
+        XCTAssertEqual(build.status, 0, build.stderr)
+        let entries = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: sandbox.path("sbom.json")))) as! [[String: Any]]
+        let byPath = Dictionary(uniqueKeysWithValues: entries.map { ($0["path"] as! String, $0) })
+        XCTAssertEqual(byPath["usr/bin/prover"]?["type"] as? String, "file")
+        XCTAssertEqual(byPath["usr/bin/prover"]?["size"] as? Int, 21)
+        XCTAssertEqual(byPath["usr/bin/alias"]?["type"] as? String, "symlink")
+        XCTAssertEqual(byPath["usr/bin/alias"]?["target"] as? String, "prover")
+        XCTAssertEqual(byPath["usr/bin"]?["type"] as? String, "dir")
+
+        for (key, value, message) in [("SIZE_OFF", "5", "bytes, not the"), ("INPUT", "rootfs-zip", "asks for the input `rootfs-zip`, which gvlt does not provide")] {
+            env[key] = value
+            let result = try GvltBinary.run(["build", "--backend", "sbom", "--rootfs-dir", "root", "-o", "x.json"], in: sandbox, environment: env)
+            XCTAssertEqual(result.status, 1, result.stderr)
+            XCTAssertTrue(result.stderr.contains(message), result.stderr)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: sandbox.path("x.json")))
+            env[key] = nil
+        }
+    }
 }

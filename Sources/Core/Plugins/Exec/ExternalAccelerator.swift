@@ -2,15 +2,15 @@ import Foundation
 
 /// An accelerator that is an `exec` or `dylib` plugin. `contribute` gets the backend's name, what
 /// it prepared (the kernel release and modules tree, the Nanos klib directory), the run spec, the
-/// options and a scratch directory (and the root tree as a tar when `describe` lists the
-/// `rootfs-tar` input). Its answer is read as strictly as a builtin's contribution is built: each
+/// options and a scratch directory, and the root tree when `describe`'s `input` asks for it
+/// (`rootfs-tar` or `file-listing`). Its answer is read as strictly as a builtin's contribution is built: each
 /// file, module name, command-line word and env key is checked before any backend sees it.
 public final class ExternalAccelerator: Accelerator {
     public let plugin: ExternalPlugin
     public let name: String
     public let description: String
     public let supportedBackends: [String]
-    let wantsRootTar: Bool
+    let inputForm: ExternalPlugin.InputForm
 
     public init(plugin: ExternalPlugin) throws {
         self.plugin = plugin
@@ -21,7 +21,7 @@ public final class ExternalAccelerator: Accelerator {
                              hint: "an accelerator names the backends it can contribute to, e.g. \"backends\": [\"linuxvm\"]")
         }
         supportedBackends = backends
-        wantsRootTar = (plugin.capabilities["inputs"] as? [String] ?? []).contains("rootfs-tar")
+        inputForm = try plugin.inputForm(default: .none)
     }
 
     public func contribute(to plan: BuildPlan, target: BuildTarget, context: BuildContext) throws -> AcceleratorContribution {
@@ -30,7 +30,7 @@ public final class ExternalAccelerator: Accelerator {
                                      "target": Self.encode(target)]
         if let image = plan.image {
             params["run_spec"] = try ExternalPlugin.runSpec(image)
-            if wantsRootTar { params["root_tar"] = try plugin.writeRootTar(image, scratch: scratch, context: context) }
+            if let (key, path) = try plugin.rootParameter(inputForm, image: image, scratch: scratch, context: context) { params[key] = path }
         }
         if let program = plan.program { params["program"] = program }
         let result = try context.progress.step("adding accelerator \(name)") {

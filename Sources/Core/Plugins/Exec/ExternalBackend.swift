@@ -29,7 +29,10 @@ public final class ExternalBackend: ImageBackend {
                                    hint: offered.isEmpty ? "use a plugin that needs only the root tree and run spec" : "gvlt provides: \(offered.joined(separator: ", "))")
         }
         componentProvider = plugin.components.isEmpty ? nil : provider
+        inputForm = try plugin.inputForm(default: .rootfsTar)
     }
+
+    let inputForm: ExternalPlugin.InputForm
 
     public func validate(_ plan: BuildPlan) throws {
         if capabilities.inputs.contains("rootfs-tree") && plan.image == nil && plan.program == nil {
@@ -54,7 +57,7 @@ public final class ExternalBackend: ImageBackend {
             params["components"] = try provider.resolve(plugin.components, plan: plan, image: plan.image, context: context)
         }
         if let image = plan.image {
-            params["root_tar"] = try plugin.writeRootTar(image, scratch: scratch, context: context)
+            if let (key, path) = try plugin.rootParameter(inputForm, image: image, scratch: scratch, context: context) { params[key] = path }
             params["run_spec"] = try ExternalPlugin.runSpec(image)
         }
         if let program = plan.program { params["program"] = program }
@@ -79,6 +82,9 @@ public final class ExternalBackend: ImageBackend {
             var st = stat()
             guard lstat(resolved, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
                 throw InputError("plugin `\(name)` claims an artifact that does not exist or is not a file: \(path)")
+            }
+            if let claimed = artifact["size"] as? Int, Int64(claimed) != Int64(st.st_size) {
+                throw InputError("plugin `\(name)`'s artifact \(path) is \(st.st_size) bytes, not the \(claimed) it claims")
             }
             if let claimed = artifact["sha256"] as? String, claimed.lowercased() != (try SHA256Hex.of(file: resolved)) {
                 throw InputError("plugin `\(name)`'s artifact \(path) does not have the sha256 it claims (\(claimed))")

@@ -56,6 +56,57 @@ public final class ExternalPlugin {
         return (30, 3600)
     }
 
+    /// How the plugin wants the root tree (describe's `input`).
+    public enum InputForm: String, CaseIterable {
+        /// `root_tar`: the tree as a POSIX tar, contents included.
+        case rootfsTar = "rootfs-tar"
+        /// `root_listing`: one JSON line per entry with its metadata and no contents.
+        case fileListing = "file-listing"
+        /// Neither.
+        case none
+    }
+
+    /// describe's `input`, or `fallback` when it names none.
+    func inputForm(default fallback: InputForm) throws -> InputForm {
+        guard let text = described["input"] as? String else { return fallback }
+        guard let form = InputForm(rawValue: text) else {
+            throw InputError("plugin `\(name)` asks for the input `\(text)`, which gvlt does not provide",
+                             hint: "describe's `input` is one of \(InputForm.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        return form
+    }
+
+    /// The root tree in the form the plugin asked for, as its request parameter.
+    func rootParameter(_ form: InputForm, image: LoadedImage, scratch: String, context: BuildContext) throws -> (String, String)? {
+        switch form {
+        case .rootfsTar: return ("root_tar", try writeRootTar(image, scratch: scratch, context: context))
+        case .fileListing: return ("root_listing", try writeRootListing(image, scratch: scratch))
+        case .none: return nil
+        }
+    }
+
+    /// The root tree as JSON lines, for plugins that need its shape but not its bytes (an SBOM, a
+    /// policy check): path, type, mode, owner, time, size, link target, device numbers, xattr names.
+    func writeRootListing(_ image: LoadedImage, scratch: String) throws -> String {
+        let path = scratch + "/root-listing.jsonl"
+        var text = Data()
+        for entry in image.tree.entries() where !entry.path.isEmpty {
+            var item: [String: Any] = ["path": entry.path, "type": entry.kind.name, "mode": Int(entry.metadata.permissions),
+                                       "uid": Int(entry.metadata.uid), "gid": Int(entry.metadata.gid), "mtime": Int(entry.metadata.mtime.seconds)]
+            switch entry.kind {
+            case .regularFile(let content): item["size"] = Int(content.size)
+            case .symlink(let target), .hardlink(let target): item["target"] = target
+            case .characterDevice(let major, let minor), .blockDevice(let major, let minor): item["major"] = Int(major); item["minor"] = Int(minor)
+            default: break
+            }
+            if !entry.metadata.xattrs.isEmpty { item["xattrs"] = entry.metadata.xattrs.keys.sorted() }
+            text.append(try JSONSerialization.data(withJSONObject: item, options: [.sortedKeys, .withoutEscapingSlashes]))
+            text.append(0x0A)
+        }
+        try text.write(to: URL(fileURLWithPath: path))
+        return path
+    }
+
     public var name: String { entry.name }
     public var capabilities: [String: Any] { described["capabilities"] as? [String: Any] ?? [:] }
     /// The host components `describe` asked for.
