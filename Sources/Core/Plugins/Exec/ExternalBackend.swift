@@ -2,8 +2,9 @@ import Foundation
 import Logging
 
 /// A backend that is an `exec` or `dylib` plugin. `describe` is asked once, when the backend is chosen; `build`
-/// gets the flattened root as a tar the host writes, the run spec, the accelerators' contributions,
-/// the options, the host components it asked for, and an output directory of its own. The host
+/// gets the root tree in the form it asked for (a tar the host writes, by default), the run spec, the
+/// accelerators' contributions, the options, the host components it asked for, and an output
+/// directory of its own. The host
 /// checks every artifact the plugin claims (it exists, lies in that directory, has the claimed
 /// sha256) and writes the image to `-o` atomically itself, so a failed plugin leaves the output
 /// path untouched.
@@ -13,6 +14,7 @@ public final class ExternalBackend: ImageBackend {
     public let description: String
     public let capabilities: BackendCapabilities
     let componentProvider: HostComponentProvider?
+    let inputForm: ExternalPlugin.InputForm
 
     public init(plugin: ExternalPlugin, components provider: HostComponentProvider?) throws {
         self.plugin = plugin
@@ -31,8 +33,6 @@ public final class ExternalBackend: ImageBackend {
         componentProvider = plugin.components.isEmpty ? nil : provider
         inputForm = try plugin.inputForm(default: .rootfsTar)
     }
-
-    let inputForm: ExternalPlugin.InputForm
 
     public func validate(_ plan: BuildPlan) throws {
         if capabilities.inputs.contains("rootfs-tree") && plan.image == nil && plan.program == nil {
