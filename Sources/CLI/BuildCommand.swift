@@ -38,6 +38,9 @@ struct BuildCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Accelerator to add (repeatable), e.g. nvidia.", valueName: "name"))
     var accel: [String] = []
 
+    @Flag(name: .customLong("nvidia-drivers"), help: "Same as --accel nvidia (gvltctl's name).")
+    var nvidiaDrivers = false
+
     @Option(name: .long, help: ArgumentHelp("Build config file, YAML or JSON.", valueName: "file"))
     var config: String?
 
@@ -65,7 +68,8 @@ struct BuildCommand: ParsableCommand {
         source.merge(file)
         let force = self.force || (file.force ?? false)
         let json = self.json || (file.json ?? false)
-        let accelerators = accel.isEmpty ? (file.accel ?? []) : accel
+        var accelerators = accel.isEmpty ? (file.accel ?? []) : accel
+        if nvidiaDrivers && !accelerators.contains("nvidia") { accelerators.append("nvidia") }
         let program = self.program ?? file.program
         guard let backendName = backend ?? file.backend else {
             throw InputError("no backend chosen", hint: "pass --backend NAME (see `gvlt backends`) or set `backend` in --config")
@@ -201,6 +205,15 @@ struct LinuxVMOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Root file system: squashfs (default) or ext4.", valueName: "type"))
     var rootFs: String?
 
+    @Option(name: .long, help: ArgumentHelp("Same as --root-fs (gvltctl's name).", valueName: "type"))
+    var rootFsType: String?
+
+    @Option(name: .long, help: ArgumentHelp("A kernel module the init loads before the program (repeatable); it goes into the image with what it depends on.", valueName: "name"))
+    var kernelModule: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("A mount the init makes after the gevulot shares (repeatable), as gvltctl's: SOURCE:/TARGET[:FSTYPE[:OPTIONS]]. FSTYPE defaults to 9p, and only 9p gets the 9p options by default. The target directory is created in the image.", valueName: "spec"))
+    var mount: [String] = []
+
     @Option(name: .long, help: ArgumentHelp("SquashFS compressor: zstd (default), gzip, xz, lz4 or lzo; the kernel must support it.", valueName: "name"))
     var squashfsCompressor: String?
 
@@ -214,6 +227,9 @@ struct LinuxVMOptions: ParsableArguments {
         result["kernel-modules"] = kernelModules
         result["kernel-config"] = kernelConfig
         result["root-fs"] = rootFs
+        result["root-fs-type"] = rootFsType
+        if !kernelModule.isEmpty { result["kernel-module"] = kernelModule.joined(separator: ",") }
+        if !mount.isEmpty { result["mount"] = mount.joined(separator: "\n") }
         result["squashfs-compressor"] = squashfsCompressor
         result["init"] = `init`
         return result

@@ -32,6 +32,7 @@ final class PluginImageTests: XCTestCase {
                 show("meminfo", "/proc/meminfo", "HugePages_Total");
                 show("note", "/etc/accel/note.txt", NULL);
                 show("data", "/opt/accel/data.bin", NULL);
+                show("mount", "/proc/mounts", NULL);
                 const char *keys[] = {"GVLT_HUGEPAGES", "ACCEL_NOTE", "DYLIB_ACCEL"};
                 for (int i = 0; i < 3; i++) printf("env %s=%s\\n", keys[i], getenv(keys[i]) ? getenv(keys[i]) : "-");
                 struct stat st;

@@ -34,8 +34,8 @@ public final class LinuxVMComponents: HostComponentProvider {
         var result: [String: [String: Any]] = [:]
         if wanted.contains("guest-root") {
             guard let image else { throw InputError("the guest-root component needs a root tree", hint: "pass --container, --containerfile or --rootfs-dir") }
-            extraCommandLine = try LinuxVMBackend.completeRoot(image, contributions: plan.contributions, kernel: kernel, modules: modules,
-                                                               initBinary: initBinary, mtime: mtime, scratch: context.scratch.path)
+            extraCommandLine = try LinuxVMBackend.completeRoot(image, contributions: plan.contributions, settings: settings, kernel: kernel,
+                                                               modules: modules, initBinary: initBinary, mtime: mtime, scratch: context.scratch.path)
             result["guest-root"] = ["init": "/" + ImageRoot.initPath, "config": "/" + ImageRoot.configPath]
         }
         if wanted.contains("kernel") {

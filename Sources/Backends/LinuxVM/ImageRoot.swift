@@ -11,7 +11,13 @@ public enum ImageRoot {
     public static func complete(_ tree: FileTree, init initBinary: String, config: RuntimeConfigFile, mtime: Timestamp,
                                 scratch: String) throws {
         let directory = FileMetadata(permissions: 0o755, mtime: mtime)
-        for path in mountPoints {
+        // The config's own mount targets (--mount) need directories on the read-only root too.
+        var points = mountPoints
+        for mount in config.mounts {
+            let path = mount.target.split(separator: "/").joined(separator: "/")
+            if !path.isEmpty && !points.contains(path) { points.append(path) }
+        }
+        for path in points {
             let components = path.split(separator: "/").map(String.init)
             for depth in 1...components.count {
                 let prefix = Array(components.prefix(depth))

@@ -24,11 +24,18 @@ public final class LinuxVMBackend: ImageBackend {
         var root: RootFilesystem
         var initOption: String?
         var commandLine: String
+        /// `--kernel-module` (gvltctl's): loaded by the init, with what they depend on in the image.
+        var kernelModules: [String]
+        /// `--mount` (gvltctl's), after the gevulot shares.
+        var mounts: [RuntimeConfigFile.Mount]
 
         init(_ options: [String: String]) throws {
             let kernelText = options["kernel-file"].map { "file:" + $0 } ?? options["kernel"] ?? "debian"
             kernel = try KernelChoice.parse(kernelText, modules: options["kernel-modules"], config: options["kernel-config"])
-            switch options["root-fs"] ?? "squashfs" {
+            if let alias = options["root-fs-type"], let rootFs = options["root-fs"], alias != rootFs {
+                throw InputError("--root-fs-type \(alias) and --root-fs \(rootFs) disagree", hint: "--root-fs-type is gvltctl's name for --root-fs; pass one")
+            }
+            switch options["root-fs"] ?? options["root-fs-type"] ?? "squashfs" {
             case "squashfs":
                 let name = options["squashfs-compressor"] ?? "zstd"
                 guard let compressor = RootFilesystem.SquashfsCompressor(rawValue: name) else {
@@ -42,6 +49,27 @@ public final class LinuxVMBackend: ImageBackend {
             }
             initOption = options["init"]
             commandLine = options["kernel-cmdline"] ?? "console=ttyS0 panic=-1 quiet"
+            kernelModules = (options["kernel-module"] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            for name in kernelModules where !name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }) {
+                throw InputError("--kernel-module `\(name)` is not a module name", hint: "give the name, e.g. --kernel-module loop, without .ko or a path")
+            }
+            mounts = try (options["mount"] ?? "").split(separator: "\n").map { try Self.mount(String($0)) }
+        }
+
+        /// `source:target[:fstype[:options]]`, as gvltctl takes it. The fstype defaults to 9p, and
+        /// only 9p gets the worker's 9p options by default (gvltctl gives them to every fstype).
+        static func mount(_ text: String) throws -> RuntimeConfigFile.Mount {
+            let parts = text.split(separator: ":", maxSplits: 3, omittingEmptySubsequences: false).map(String.init)
+            guard parts.count >= 2, !parts[0].isEmpty, parts[1].hasPrefix("/") else {
+                throw InputError("--mount `\(text)` is not SOURCE:/TARGET[:FSTYPE[:OPTIONS]]", hint: "e.g. --mount data:/data (a 9p tag) or --mount tmpfs:/scratch:tmpfs:size=64m")
+            }
+            let target = parts[1]
+            guard !target.split(separator: "/").contains(where: { $0 == ".." || $0 == "." }), target != "/" else {
+                throw InputError("--mount `\(text)`: the target \(target) must be a directory path without `.` or `..`, not /")
+            }
+            let fstype = parts.count > 2 && !parts[2].isEmpty ? parts[2] : "9p"
+            let data = parts.count > 3 && !parts[3].isEmpty ? parts[3] : (fstype == "9p" ? RuntimeConfigFile.ninePOptions : nil)
+            return RuntimeConfigFile.Mount(source: parts[0], target: target, fstype: fstype, data: data)
         }
     }
 
@@ -89,8 +117,8 @@ public final class LinuxVMBackend: ImageBackend {
         let initBinary = try ImageRoot.locateInit(option: settings.initOption)
 
         // source → tree + run spec → accelerator contributions → image.
-        let extraCommandLine = try Self.completeRoot(image, contributions: plan.contributions, kernel: kernel, modules: modules,
-                                                     initBinary: initBinary, mtime: mtime, scratch: scratch)
+        let extraCommandLine = try Self.completeRoot(image, contributions: plan.contributions, settings: settings, kernel: kernel,
+                                                     modules: modules, initBinary: initBinary, mtime: mtime, scratch: scratch)
 
         let rootImage = scratch + "/root.fs"
         try context.progress.step("packing the root file system (\(settings.root))") {
@@ -129,8 +157,8 @@ public final class LinuxVMBackend: ImageBackend {
     /// Makes `image.tree` the Firestarter root: the accelerators' files and the kernel modules they
     /// need, the mount points, the init and the baked config. Returns the words they add to the
     /// kernel command line.
-    static func completeRoot(_ image: LoadedImage, contributions: [String: AcceleratorContribution], kernel: KernelBundle,
-                             modules: ModuleTree?, initBinary: String, mtime: Timestamp, scratch: String) throws -> [String] {
+    static func completeRoot(_ image: LoadedImage, contributions: [String: AcceleratorContribution], settings: Settings,
+                             kernel: KernelBundle, modules: ModuleTree?, initBinary: String, mtime: Timestamp, scratch: String) throws -> [String] {
         var extraEnv: [RunSpec.EnvVar] = []
         var guestModules: [String] = []
         var extraCommandLine: [String] = []
@@ -138,10 +166,14 @@ public final class LinuxVMBackend: ImageBackend {
             extraEnv += contribution.env
             extraCommandLine += contribution.kernelCommandLine
             for file in contribution.files { try image.tree.add(file) }
-            guestModules += try moduleLoadOrder(contribution.kernelModules, accelerator: accelerator, files: contribution.files,
+            guestModules += try moduleLoadOrder(contribution.kernelModules, requester: "accelerator `\(accelerator)`", files: contribution.files,
                                                 tree: image.tree, kernel: kernel, modules: modules, mtime: mtime)
         }
-        let config = RuntimeConfigFile.baked(from: image.runSpec, extraEnv: extraEnv, kernelModules: guestModules)
+        guestModules += try moduleLoadOrder(settings.kernelModules, requester: "--kernel-module", files: [], tree: image.tree,
+                                            kernel: kernel, modules: modules, mtime: mtime)
+        var seen = Set<String>()
+        guestModules = guestModules.filter { seen.insert($0).inserted }
+        let config = RuntimeConfigFile.baked(from: image.runSpec, extraEnv: extraEnv, kernelModules: guestModules, mounts: settings.mounts)
         try ImageRoot.complete(image.tree, init: initBinary, config: config, mtime: mtime, scratch: scratch)
         return extraCommandLine
     }
@@ -164,7 +196,7 @@ public final class LinuxVMBackend: ImageBackend {
     /// The modules an accelerator asks the guest to load, in load order. One it added itself (under
     /// /lib/modules/RELEASE, where the init looks) is loaded from there; any other comes from the kernel's modules tree, put
     /// into the image with everything it depends on.
-    static func moduleLoadOrder(_ names: [String], accelerator: String, files: [FileEntry], tree: FileTree, kernel: KernelBundle,
+    static func moduleLoadOrder(_ names: [String], requester: String, files: [FileEntry], tree: FileTree, kernel: KernelBundle,
                                 modules: ModuleTree?, mtime: Timestamp) throws -> [String] {
         guard !names.isEmpty else { return [] }
         let release = ["lib", "modules", kernel.release]
@@ -183,12 +215,12 @@ public final class LinuxVMBackend: ImageBackend {
                 continue
             }
             guard let modules else {
-                throw InputError("accelerator `\(accelerator)` needs kernel module \(name), and kernel \(kernel.origin) has no loadable modules",
+                throw InputError("\(requester) needs kernel module \(name), and kernel \(kernel.origin) has no loadable modules",
                                  hint: "use a kernel with a modules tree (--kernel debian), or one with \(name) built in")
             }
             guard modules.path(of: name) != nil || modules.builtIn.contains(ModuleTree.canonical(name)) else {
-                throw InputError("accelerator `\(accelerator)` needs kernel module \(name), which neither it nor kernel \(kernel.release) (\(modules.directory)) provides",
-                                 hint: "the accelerator must add \(name).ko under /lib/modules/\(kernel.release), or use a kernel that has it")
+                throw InputError("\(requester) needs kernel module \(name), which kernel \(kernel.release) does not have (\(modules.directory))",
+                                 hint: "check the name (modules of this kernel are in \(modules.directory)); an accelerator may also ship it under /lib/modules/\(kernel.release)")
             }
             fromKernel.append(name)
         }

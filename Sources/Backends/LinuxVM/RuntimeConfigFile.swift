@@ -20,6 +20,9 @@ public struct RuntimeConfigFile: Equatable, Sendable {
         }
     }
 
+    /// The 9p options the worker's shares use.
+    public static let ninePOptions = "trans=virtio,version=9p2000.L"
+
     public struct DebugExit: Equatable, Sendable {
         public var iobase: UInt16 = 0xf4
         public var iosize: UInt16 = 4
@@ -50,15 +53,16 @@ public struct RuntimeConfigFile: Equatable, Sendable {
 
     /// The config baked into an image: the container's command, args, env and working dir, the three
     /// gevulot shares, and a pointer to the worker's config.
-    public static func baked(from spec: RunSpec, extraEnv: [RunSpec.EnvVar] = [], kernelModules: [String] = []) -> RuntimeConfigFile {
+    public static func baked(from spec: RunSpec, extraEnv: [RunSpec.EnvVar] = [], kernelModules: [String] = [],
+                             mounts: [Mount] = []) -> RuntimeConfigFile {
         var config = RuntimeConfigFile()
         config.command = spec.command
         config.args = spec.args
         config.env = spec.env + extraEnv
         config.workingDir = spec.workingDir
         config.mounts = gevulotShares.map {
-            Mount(source: $0.tag, target: $0.target, fstype: "9p", flags: $0.readOnly ? 1 : nil, data: "trans=virtio,version=9p2000.L")
-        }
+            Mount(source: $0.tag, target: $0.target, fstype: "9p", flags: $0.readOnly ? 1 : nil, data: ninePOptions)
+        } + mounts
         config.kernelModules = kernelModules
         config.followConfig = workerConfigPath
         return config
