@@ -96,10 +96,8 @@ struct BuildCommand: ParsableCommand {
         }
         var options = file.options
         for item in option {
-            guard let eq = item.firstIndex(of: "="), eq != item.startIndex else {
-                throw InputError("--option `\(item)` is not KEY=VALUE", hint: "e.g. --option hugepages=512")
-            }
-            options[String(item[..<eq])] = String(item[item.index(after: eq)...])
+            let (key, value) = try keyValue(item, flag: "--option", hint: "e.g. --option hugepages=512")
+            options[key] = value
         }
         for (key, value) in linuxvm.options { options[key] = value }
         for (key, value) in nanos.options { options[key] = value }

@@ -105,6 +105,14 @@ func printJSON<T: Encodable>(_ value: T) throws {
     FileHandle.standardOutput.write("\n".data(using: .utf8)!)
 }
 
+/// `KEY=VALUE` from a repeatable flag such as --env or --option; the key must not be empty.
+func keyValue(_ item: String, flag: String, hint: String? = nil) throws -> (key: String, value: String) {
+    guard let eq = item.firstIndex(of: "="), eq != item.startIndex else {
+        throw InputError("\(flag) `\(item)` is not KEY=VALUE", hint: hint)
+    }
+    return (String(item[..<eq]), String(item[item.index(after: eq)...]))
+}
+
 /// The builtin plugins compiled into this gvlt, plus every plugins.json on the search path.
 func loadRegistry() throws -> PluginRegistry {
     let registry = PluginRegistry()

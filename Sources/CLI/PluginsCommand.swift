@@ -106,7 +106,8 @@ struct PluginsCommand: ParsableCommand {
                 let close = Suggestions.closest(to: name, in: names).map { "did you mean `\($0)`? " } ?? ""
                 throw InputError("no plugin named `\(name)`", hint: "\(close)registered: \(names.joined(separator: ", "))")
             }
-            var report: [String: Any] = ["entry": try Self.object(EntryRow(entry, registry: registry))]
+            let row = EntryRow(entry, registry: registry)
+            var report: [String: Any] = ["entry": try Self.object(row)]
             if entry.kind != .builtin {
                 report["described"] = try ExternalPlugin(entry: entry).described
             } else if let backend = registry.builtinBackends[name] {
@@ -124,7 +125,6 @@ struct PluginsCommand: ParsableCommand {
                 FileHandle.standardOutput.write(data + Data("\n".utf8))
                 return
             }
-            let row = EntryRow(entry, registry: registry)
             print("\(row.name): \(row.kind) \(row.role), from \(row.origin)")
             if let command = row.command ?? row.path.map({ [$0] }) { print("  runs: \(command.joined(separator: " "))") }
             if let sha256 = row.sha256 { print("  sha256: \(sha256) (checked before each use)") }

@@ -99,8 +99,8 @@ struct RunCommand: ParsableCommand {
         run.outputs = output
         run.outputDirectory = outputDir
         run.env = try env.map { item in
-            guard let eq = item.firstIndex(of: "="), eq != item.startIndex else { throw InputError("--env `\(item)` is not KEY=VALUE") }
-            return RunSpec.EnvVar(key: String(item[..<eq]), value: String(item[item.index(after: eq)...]))
+            let (key, value) = try keyValue(item, flag: "--env")
+            return RunSpec.EnvVar(key: key, value: value)
         }
         run.command = command
         run.args = args.isEmpty ? nil : args

@@ -225,7 +225,7 @@ final class NanosBuildTests: XCTestCase {
         let sandbox = try Sandbox()
         try prepare(sandbox)
         try sandbox.write("plain.manifest", Data(#"{"Program": "prover", "Env": {"A": "1"}}"#.utf8))
-        try sandbox.write("accel.py", Data("""
+        try sandbox.writeExecutable("accel.py", """
             #!/usr/bin/env python3
             import json, os, sys
             request = json.loads(sys.stdin.readline())
@@ -241,10 +241,8 @@ final class NanosBuildTests: XCTestCase {
                           "env": [{"key": "CFG_MODE", "value": "fast"}]}
                 if os.environ.get("WITH_MODULE"): result["kernel_modules"] = ["loop"]
                 send({"type": "result", "result": result})
-            """.utf8))
-        chmod(sandbox.path("accel.py"), 0o755)
-        try sandbox.write("plugins.json", Data(#"{"schema": 1, "plugins": [{"name": "cfg", "kind": "exec", "role": "accelerator", "path": "\#(sandbox.path("accel.py"))"}]}"#.utf8))
-        var env = ["GVLT_PLUGINS": sandbox.path("plugins.json")]
+            """)
+        var env = try sandbox.pluginsFile([#"{"name": "cfg", "kind": "exec", "role": "accelerator", "path": "\#(sandbox.path("accel.py"))"}"#])
         let arguments = ["build", "--backend", "nanos", "--nanos-dir", "release", "prover", "-c", "plain.manifest", "--accel", "cfg"]
         let result = try GvltBinary.run(arguments, in: sandbox, environment: env)
         XCTAssertEqual(result.status, 0, result.stderr)

@@ -59,7 +59,7 @@ final class PluginImageTests: XCTestCase {
 
     /// An exec accelerator contributing each kind of file, a module from the kernel's tree, and env.
     func filesAccelerator(_ sandbox: Sandbox) throws -> String {
-        try sandbox.write("files-accel.py", Data("""
+        try sandbox.writeExecutable("files-accel.py", """
             #!/usr/bin/env python3
             import json, os, sys
             assert os.environ.get("GVLT_PLUGIN_COOKIE"), "run by gvlt only"
@@ -79,8 +79,7 @@ final class PluginImageTests: XCTestCase {
                           {"path": "etc/accel/link", "type": "symlink", "target": "note.txt"},
                           {"path": "var/accel", "type": "dir", "mode": 448}],
                 "kernel_modules": ["loop"], "env": [{"key": "ACCEL_NOTE", "value": "from exec"}], "resources": {"scratch_mb": 1}}})
-            """.utf8))
-        chmod(sandbox.path("files-accel.py"), 0o755)
+            """)
         return #"{"name": "files-accel", "kind": "exec", "role": "accelerator", "path": "\#(sandbox.path("files-accel.py"))", "protocol": "gvlt-plugin/1.0"}"#
     }
 
@@ -101,11 +100,6 @@ final class PluginImageTests: XCTestCase {
         return #"{"name": "dylib-accel", "kind": "dylib", "role": "accelerator", "path": "\#(sandbox.path("libdylib_accel.so"))", "protocol": "gvlt-plugin/1.0", "symbols": {"call": "char *dylib_accel_call(const char *)", "free": "void dylib_accel_free(char *)"}}"#
     }
 
-    func registry(_ sandbox: Sandbox, _ entries: [String]) throws -> [String: String] {
-        try sandbox.write("plugins.json", Data(#"{"schema": 1, "plugins": [\#(entries.joined(separator: ",\n"))]}"#.utf8))
-        return ["GVLT_PLUGINS": sandbox.path("plugins.json")]
-    }
-
     var hugepagesEntry: String {
         #"{"name": "hugepages", "kind": "exec", "role": "accelerator", "path": "\#(Self.examples)/hugepages/gvlt-hugepages", "protocol": "gvlt-plugin/1.0"}"#
     }
@@ -119,7 +113,7 @@ final class PluginImageTests: XCTestCase {
     func testExternalAcceleratorsContributionsReachTheLinuxVMImageAndTheGuest() throws {
         let sandbox = try Sandbox()
         try makeRoot(sandbox)
-        let env = try registry(sandbox, [hugepagesEntry, try filesAccelerator(sandbox), try dylibAccelerator(sandbox)])
+        let env = try sandbox.pluginsFile([hugepagesEntry, try filesAccelerator(sandbox), try dylibAccelerator(sandbox)])
         let result = try build(["--backend", "linuxvm", "--accel", "hugepages", "--accel", "files-accel", "--accel", "dylib-accel",
                                 "--option", "hugepages=16", "-o", "accel.img"], in: sandbox, environment: env)
         XCTAssertEqual(result.status, 0, result.stderr)
@@ -167,7 +161,7 @@ final class PluginImageTests: XCTestCase {
         let sandbox = try Sandbox()
         try makeRoot(sandbox)
         let qcow2 = #"{"name": "qcow2", "kind": "exec", "role": "backend", "path": "\#(Self.examples)/qcow2/gvlt-qcow2", "protocol": "gvlt-plugin/1.0"}"#
-        let env = try registry(sandbox, [qcow2, hugepagesEntry])
+        let env = try sandbox.pluginsFile([qcow2, hugepagesEntry])
         var digests = Set<String>()
         for output in ["a.qcow2", "b.qcow2"] {
             let json = output == "b.qcow2"
@@ -208,7 +202,7 @@ final class PluginImageTests: XCTestCase {
     func testAcceleratorMisuseAndBadContributionsAreClearErrors() throws {
         let sandbox = try Sandbox()
         try makeRoot(sandbox)
-        try sandbox.write("bad-accel.py", Data("""
+        try sandbox.writeExecutable("bad-accel.py", """
             #!/usr/bin/env python3
             import json, sys
             request = json.loads(sys.stdin.readline())
@@ -217,9 +211,8 @@ final class PluginImageTests: XCTestCase {
                       "capabilities": {"backends": ["linuxvm"]}}}))
             else:
                 print(json.dumps({"type": "result", "result": {"files": [{"path": "../escape", "text": "x"}]}}))
-            """.utf8))
-        chmod(sandbox.path("bad-accel.py"), 0o755)
-        let env = try registry(sandbox, [hugepagesEntry, #"{"name": "bad-accel", "kind": "exec", "role": "accelerator", "path": "\#(sandbox.path("bad-accel.py"))"}"#])
+            """)
+        let env = try sandbox.pluginsFile([hugepagesEntry, #"{"name": "bad-accel", "kind": "exec", "role": "accelerator", "path": "\#(sandbox.path("bad-accel.py"))"}"#])
         let cases: [([String], String)] = [
             (["--backend", "linuxvm", "--accel", "bad-accel"], "plugin `bad-accel` (contribute).files[0].path: `../escape` is not a path inside the image"),
             (["--backend", "linuxvm", "--accel", "hugepages", "--option", "hugepages=lots"], "plugin `hugepages` (contribute) failed: ValueError: option hugepages must be a whole number"),
@@ -238,7 +231,7 @@ final class PluginImageTests: XCTestCase {
 
     func testPluginsListAndDescribeShowOriginsAndWhatPluginsReport() throws {
         let sandbox = try Sandbox()
-        let env = try registry(sandbox, [hugepagesEntry])
+        let env = try sandbox.pluginsFile([hugepagesEntry])
         let list = try GvltBinary.run(["plugins", "list", "--json"], in: sandbox, environment: env)
         XCTAssertEqual(list.status, 0, list.stderr)
         let report = try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as! [String: Any]

@@ -10,11 +10,6 @@ final class PluginTests: XCTestCase {
         .deletingLastPathComponent().path
     static let example = repository + "/examples/plugins/tar-rootfs/gvlt-tar-rootfs"
 
-    func registry(_ sandbox: Sandbox, _ entries: String) throws -> [String: String] {
-        try sandbox.write("plugins.json", Data(#"{"schema": 1, "plugins": [\#(entries)]}"#.utf8))
-        return ["GVLT_PLUGINS": sandbox.path("plugins.json")]
-    }
-
     func makeRoot(_ sandbox: Sandbox) throws {
         try sandbox.write("root/usr/bin/prover", Data("#!/bin/sh\necho prove\n".utf8))
         try FileManager.default.createSymbolicLink(atPath: sandbox.path("root/usr/bin/alias"), withDestinationPath: "prover")
@@ -24,7 +19,7 @@ final class PluginTests: XCTestCase {
         let sandbox = try Sandbox()
         try makeRoot(sandbox)
         let digest = TarBuilder.sha256(try Data(contentsOf: URL(fileURLWithPath: Self.example))).dropFirst(7)
-        let env = try registry(sandbox, #"{"name": "tar-rootfs", "kind": "exec", "role": "backend", "path": "\#(Self.example)", "protocol": "gvlt-plugin/1.0", "sha256": "\#(digest)"}"#)
+        let env = try sandbox.pluginsFile([#"{"name": "tar-rootfs", "kind": "exec", "role": "backend", "path": "\#(Self.example)", "protocol": "gvlt-plugin/1.0", "sha256": "\#(digest)"}"#])
         let listed = try GvltBinary.run(["backends"], in: sandbox, environment: env)
         XCTAssertTrue(listed.stdout.contains("tar-rootfs") && listed.stdout.contains("available (exec plugin"), listed.stdout)
 
@@ -43,7 +38,7 @@ final class PluginTests: XCTestCase {
         XCTAssertEqual(sandbox.listing(sandbox.tmp), [], "scratch left behind")
 
         // Its file changed since the entry was written: refused before it runs.
-        let tampered = try registry(sandbox, #"{"name": "tar-rootfs", "kind": "exec", "role": "backend", "path": "\#(Self.example)", "sha256": "\#(String(repeating: "0", count: 64))"}"#)
+        let tampered = try sandbox.pluginsFile([#"{"name": "tar-rootfs", "kind": "exec", "role": "backend", "path": "\#(Self.example)", "sha256": "\#(String(repeating: "0", count: 64))"}"#])
         let refused = try GvltBinary.run(["build", "--backend", "tar-rootfs", "--rootfs-dir", "root", "-o", "c.tar.gz"], in: sandbox, environment: tampered)
         XCTAssertEqual(refused.status, 1)
         XCTAssertTrue(refused.stderr.contains("not the \(String(repeating: "0", count: 64)) its entry declares"), refused.stderr)
@@ -65,7 +60,7 @@ final class PluginTests: XCTestCase {
         func entry(path: String = library, call: String = "char *rootfs_tar_call(const char *)") -> String {
             #"{"name": "rootfs-tar", "kind": "dylib", "role": "backend", "path": "\#(path)", "protocol": "gvlt-plugin/1.0", "symbols": {"call": "\#(call)", "free": "void rootfs_tar_free(char *)"}}"#
         }
-        let env = try registry(sandbox, entry())
+        let env = try sandbox.pluginsFile([entry()])
         let build = try GvltBinary.run(["build", "--backend", "rootfs-tar", "--rootfs-dir", "root", "-o", "root.tar"], in: sandbox, environment: env)
         XCTAssertEqual(build.status, 0, build.stderr)
         XCTAssertTrue(build.stderr.contains("rootfs-tar: copied"), build.stderr)
@@ -76,7 +71,7 @@ final class PluginTests: XCTestCase {
                                   (entry(call: "char *rootfs_tar_call(const char *, int)"), "taking 2 arguments; gvlt-plugin calls it with one string"),
                                   (entry(path: sandbox.path("root/usr/bin/prover")), "cannot load " + sandbox.path("root/usr/bin/prover"))] {
             let result = try GvltBinary.run(["build", "--backend", "rootfs-tar", "--rootfs-dir", "root", "-o", "x.tar"], in: sandbox,
-                                            environment: try registry(sandbox, broken))
+                                            environment: try sandbox.pluginsFile([broken]))
             XCTAssertEqual(result.status, 1, message)
             XCTAssertTrue(result.stderr.contains(message), "\(message): \(result.stderr)")
             XCTAssertFalse(FileManager.default.fileExists(atPath: sandbox.path("x.tar")))
@@ -86,7 +81,7 @@ final class PluginTests: XCTestCase {
     /// A plugin that describes itself properly, then does `build` as given.
     func brokenPlugin(_ sandbox: Sandbox, name: String, protocolVersion: String = "gvlt-plugin/1.0", build: String) throws -> String {
         let path = sandbox.path("\(name).py")
-        try sandbox.write("\(name).py", Data("""
+        try sandbox.writeExecutable("\(name).py", """
             #!/usr/bin/env python3
             import json, os, sys, time
             request = json.loads(sys.stdin.readline())
@@ -97,8 +92,7 @@ final class PluginTests: XCTestCase {
                 sys.exit(0)
             params = request["params"]
             \(build)
-            """.utf8))
-        chmod(path, 0o755)
+            """)
         return #"{"name": "\#(name)", "kind": "exec", "role": "backend", "path": "\#(path)", "options": {"timeout": 3}}"#
     }
 
@@ -123,7 +117,7 @@ final class PluginTests: XCTestCase {
              ["plugin `failing` (build) failed: the disk format is not supported"]),
         ]
         for (name, version, build, messages) in cases {
-            let env = try registry(sandbox, try brokenPlugin(sandbox, name: name, protocolVersion: version, build: build))
+            let env = try sandbox.pluginsFile([try brokenPlugin(sandbox, name: name, protocolVersion: version, build: build)])
             let result = try GvltBinary.run(["build", "--backend", name, "--rootfs-dir", "root", "-o", "out.img"], in: sandbox,
                                             environment: env, timeout: 60)
             XCTAssertEqual(result.status, 1, "\(name): \(result.stderr)")
@@ -138,7 +132,7 @@ final class PluginTests: XCTestCase {
     func testStreamingPluginAnswersARunsRequestsFromOneProcess() throws {
         let sandbox = try Sandbox()
         try makeRoot(sandbox)
-        try sandbox.write("pidlog.py", Data("""
+        try sandbox.writeExecutable("pidlog.py", """
             #!/usr/bin/env python3
             import json, os, sys, time
             def send(m): print(json.dumps(m), flush=True)
@@ -156,14 +150,13 @@ final class PluginTests: XCTestCase {
                 open(out, "w").write("built\\n")
                 send({"type": "progress", "message": "wrote it"})
                 send({"type": "result", "result": {"artifacts": [{"path": out}]}})
-            """.utf8))
-        chmod(sandbox.path("pidlog.py"), 0o755)
+            """)
         func entry(stream: Bool) -> String {
             #"{"name": "pidlog", "kind": "exec", "role": "backend", "path": "\#(sandbox.path("pidlog.py"))", "stream": \#(stream), "options": {"timeout": 3}}"#
         }
         for stream in [true, false] {
             let log = sandbox.path("pids-\(stream)")
-            var env = try registry(sandbox, entry(stream: stream))
+            var env = try sandbox.pluginsFile([entry(stream: stream)])
             env["PIDLOG"] = log
             let build = try GvltBinary.run(["build", "--backend", "pidlog", "--rootfs-dir", "root", "-o", "out-\(stream).img"], in: sandbox, environment: env)
             XCTAssertEqual(build.status, 0, build.stderr)
@@ -175,7 +168,7 @@ final class PluginTests: XCTestCase {
         }
         for (mode, message) in [("one-shot", "plugin `pidlog` (build) exited with status 0 without a result"),
                                 ("hang", "plugin `pidlog` (build) did not finish within 3 s and was killed")] {
-            var env = try registry(sandbox, entry(stream: true))
+            var env = try sandbox.pluginsFile([entry(stream: true)])
             env["PIDLOG"] = sandbox.path("pids-\(mode)")
             env["MODE"] = mode
             let result = try GvltBinary.run(["build", "--backend", "pidlog", "--rootfs-dir", "root", "-o", "x.img"], in: sandbox, environment: env, timeout: 60)
@@ -192,7 +185,7 @@ final class PluginTests: XCTestCase {
     func testFileListingInputGivesTheTreeWithoutContents() throws {
         let sandbox = try Sandbox()
         try makeRoot(sandbox)
-        try sandbox.write("sbom.py", Data("""
+        try sandbox.writeExecutable("sbom.py", """
             #!/usr/bin/env python3
             import json, os, sys
             request = json.loads(sys.stdin.readline())
@@ -207,9 +200,8 @@ final class PluginTests: XCTestCase {
             out = os.path.join(p["output_dir"], p["output_name"])
             json.dump(entries, open(out, "w"), sort_keys=True)
             send({"type": "result", "result": {"artifacts": [{"path": out, "size": os.path.getsize(out) + int(os.environ.get("SIZE_OFF", "0"))}]}})
-            """.utf8))
-        chmod(sandbox.path("sbom.py"), 0o755)
-        var env = try registry(sandbox, #"{"name": "sbom", "kind": "exec", "role": "backend", "path": "\#(sandbox.path("sbom.py"))"}"#)
+            """)
+        var env = try sandbox.pluginsFile([#"{"name": "sbom", "kind": "exec", "role": "backend", "path": "\#(sandbox.path("sbom.py"))"}"#])
         let build = try GvltBinary.run(["build", "--backend", "sbom", "--rootfs-dir", "root", "-o", "sbom.json"], in: sandbox, environment: env)
         XCTAssertEqual(build.status, 0, build.stderr)
         let entries = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: sandbox.path("sbom.json")))) as! [[String: Any]]

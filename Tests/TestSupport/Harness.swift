@@ -24,6 +24,20 @@ public final class Sandbox {
         try data.write(to: URL(fileURLWithPath: path(relative)))
     }
 
+    /// Writes an executable file (a plugin script) and returns its path.
+    @discardableResult
+    public func writeExecutable(_ relative: String, _ text: String) throws -> String {
+        try write(relative, Data(text.utf8))
+        chmod(path(relative), 0o755)
+        return path(relative)
+    }
+
+    /// Writes plugins.json with `entries` (JSON objects) and returns the environment that makes gvlt read it.
+    public func pluginsFile(_ entries: [String]) throws -> [String: String] {
+        try write("plugins.json", Data(#"{"schema": 1, "plugins": [\#(entries.joined(separator: ",\n"))]}"#.utf8))
+        return ["GVLT_PLUGINS": path("plugins.json")]
+    }
+
     /// Every path under `dir`, relative, sorted.
     public func listing(_ dir: String) -> [String] {
         (FileManager.default.subpaths(atPath: dir) ?? []).sorted()

@@ -50,7 +50,7 @@ public final class LinuxVMBackend: ImageBackend {
             initOption = options["init"]
             commandLine = options["kernel-cmdline"] ?? "console=ttyS0 panic=-1 quiet"
             kernelModules = (options["kernel-module"] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-            for name in kernelModules where !name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }) {
+            for name in kernelModules where !ModuleTree.isModuleName(name) {
                 throw InputError("--kernel-module `\(name)` is not a module name", hint: "give the name, e.g. --kernel-module loop, without .ko or a path")
             }
             mounts = try (options["mount"] ?? "").split(separator: "\n").map { try Self.mount(String($0)) }
@@ -193,9 +193,10 @@ public final class LinuxVMBackend: ImageBackend {
         return path
     }
 
-    /// The modules an accelerator asks the guest to load, in load order. One it added itself (under
-    /// /lib/modules/RELEASE, where the init looks) is loaded from there; any other comes from the kernel's modules tree, put
-    /// into the image with everything it depends on.
+    /// The modules an accelerator (or --kernel-module) asks the guest to load, in load order, possibly
+    /// repeating ones asked for before (the caller drops repeats). One it added itself (under
+    /// /lib/modules/RELEASE, where the init looks) is loaded from there; any other comes from the
+    /// kernel's modules tree, put into the image with everything it depends on.
     static func moduleLoadOrder(_ names: [String], requester: String, files: [FileEntry], tree: FileTree, kernel: KernelBundle,
                                 modules: ModuleTree?, mtime: Timestamp) throws -> [String] {
         guard !names.isEmpty else { return [] }
@@ -234,7 +235,6 @@ public final class LinuxVMBackend: ImageBackend {
             for entry in files.entries { try tree.add(entry) }
             order += closure
         }
-        var seen = Set<String>()
-        return order.filter { seen.insert($0).inserted }
+        return order
     }
 }

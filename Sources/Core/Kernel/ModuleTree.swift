@@ -11,6 +11,11 @@ public struct ModuleTree {
 
     public static func canonical(_ name: String) -> String { name.replacingOccurrences(of: "-", with: "_") }
 
+    /// A bare module name (`nvidia-uvm`, `virtio_balloon`): no path, no `.ko`.
+    public static func isModuleName(_ name: String) -> Bool {
+        !name.isEmpty && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }
+    }
+
     public init(directory: String) throws {
         self.directory = directory
         var isDirectory: ObjCBool = false

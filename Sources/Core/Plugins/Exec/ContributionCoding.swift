@@ -38,7 +38,7 @@ public enum ContributionCoding {
         }
         var contribution = AcceleratorContribution(files: files.entries)
         contribution.kernelModules = try object.strings("kernel_modules") ?? []
-        for name in contribution.kernelModules where name.isEmpty || !name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }) {
+        for name in contribution.kernelModules where !ModuleTree.isModuleName(name) {
             throw InputError("\(location).kernel_modules: `\(name)` is not a module name", hint: "give names like virtio_balloon, without .ko or a path")
         }
         contribution.kernelCommandLine = try object.strings("kernel_cmdline") ?? []

@@ -55,8 +55,7 @@ final class DylibPlugin: PluginTransport, @unchecked Sendable {
     deinit { dlclose(handle) }
 
     func call(_ method: String, params: [String: Any], progress: ProgressReporter?, logger: Logger?) throws -> [String: Any] {
-        var request = try JSONSerialization.data(withJSONObject: ["protocol": PluginProtocol.version, "method": method, "params": params],
-                                                 options: [.sortedKeys])
+        var request = try PluginProtocol.request(method, params: params)
         request.append(0)
         let answer: Data = try lock.withLock {
             let pointer = request.withUnsafeBytes { bytes -> UnsafeMutableRawPointer? in

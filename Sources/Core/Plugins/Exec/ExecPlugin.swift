@@ -53,13 +53,11 @@ public struct ExecPlugin {
         do {
             wait = try process.runReturningWaiter()
         } catch {
-            throw InputError("cannot start plugin `\(entry.name)` (\(commandLine.joined(separator: " "))): \(error.localizedDescription)",
-                             hint: "check the `path`/`command` of its entry in \(entry.origin)")
+            throw entry.startFailure(error)
         }
         let token = Cleanup.shared.register(child: process.processIdentifier)
         defer { Cleanup.shared.unregister(token) }
-        let request: [String: Any] = ["protocol": PluginProtocol.version, "method": method, "params": params]
-        var requestData = try JSONSerialization.data(withJSONObject: request, options: [.sortedKeys])
+        var requestData = try PluginProtocol.request(method, params: params)
         requestData.append(0x0A)
         try? input.fileHandleForWriting.write(contentsOf: requestData)
         try? input.fileHandleForWriting.close()
@@ -80,8 +78,7 @@ public struct ExecPlugin {
         messages.handle(lines: tail)
         let stderrRest = errors.fileHandleForReading.readDataToEndOfFile()
         let stderrText = state.lock.withLock { String(decoding: state.stderr + stderrRest, as: UTF8.self) }
-        let shown = stderrText.split(separator: "\n", omittingEmptySubsequences: false).suffix(20).joined(separator: "\n")
-        let stderrNote = shown.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty ? "" : "\nits stderr:\n\(shown)"
+        let stderrNote = PluginProtocol.stderrNote(stderrText)
 
         let what = "plugin `\(entry.name)` (\(method))"
         if timedOut {
@@ -105,6 +102,12 @@ extension PluginEntry {
     var commandLine: [String] {
         if let command, !command.isEmpty { return command }
         return [path ?? ""]
+    }
+
+    /// The error for a plugin program that could not be started.
+    func startFailure(_ error: Error) -> Error {
+        InputError("cannot start plugin `\(name)` (\(commandLine.joined(separator: " "))): \(error.localizedDescription)",
+                   hint: "check the `path`/`command` of its entry in \(origin)")
     }
 
     /// The plugin's process, not yet started, with the host's cookie in its environment.

@@ -37,8 +37,7 @@ final class ExecStream: PluginTransport, @unchecked Sendable {
         do {
             try process.run()
         } catch {
-            throw InputError("cannot start plugin `\(entry.name)` (\(entry.commandLine.joined(separator: " "))): \(error.localizedDescription)",
-                             hint: "check the `path`/`command` of its entry in \(entry.origin)")
+            throw entry.startFailure(error)
         }
         cleanupToken = Cleanup.shared.register(child: process.processIdentifier)
         self.process = process
@@ -99,8 +98,7 @@ final class ExecStream: PluginTransport, @unchecked Sendable {
             throw InputError("\(what): the plugin wrote a line outside any request: \(String(decoding: earlier.prefix(200), as: UTF8.self))\(stderrNote())",
                              hint: "a streaming plugin answers each request line with its own lines, ending in `result` or `error`")
         }
-        var request = try JSONSerialization.data(withJSONObject: ["protocol": PluginProtocol.version, "method": method, "params": params],
-                                                 options: [.sortedKeys])
+        var request = try PluginProtocol.request(method, params: params)
         request.append(0x0A)
         if !closed { try? input?.write(contentsOf: request) }
         if !closed && done.wait(timeout: .now() + timeout) == .timedOut {
@@ -119,9 +117,7 @@ final class ExecStream: PluginTransport, @unchecked Sendable {
 
     private func stderrNote() -> String {
         if process?.isRunning == false { _ = stderrDone.wait(timeout: .now() + 1) }
-        let text = lock.withLock { String(decoding: stderr, as: UTF8.self) }
-        let shown = text.split(separator: "\n", omittingEmptySubsequences: false).suffix(20).joined(separator: "\n")
-        return shown.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty ? "" : "\nits stderr:\n\(shown)"
+        return PluginProtocol.stderrNote(lock.withLock { String(decoding: stderr, as: UTF8.self) })
     }
 
     private func kill() {

@@ -14,6 +14,17 @@ public enum PluginProtocol {
     public static let cookieVariable = "GVLT_PLUGIN_COOKIE"
     public static let cookieValue = "d0c1e5b2-gvlt-plugin-host"
 
+    /// One request, as the JSON line (without its terminator) every transport sends.
+    static func request(_ method: String, params: [String: Any]) throws -> Data {
+        try JSONSerialization.data(withJSONObject: ["protocol": version, "method": method, "params": params], options: [.sortedKeys])
+    }
+
+    /// The last 20 lines of a plugin's stderr, as appended to an error about it ("" when it wrote nothing).
+    static func stderrNote(_ text: String) -> String {
+        let shown = text.split(separator: "\n", omittingEmptySubsequences: false).suffix(20).joined(separator: "\n")
+        return shown.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty ? "" : "\nits stderr:\n\(shown)"
+    }
+
     /// `gvlt-plugin/1.2` → (1, 2); `gvlt-plugin/1` means 1.0.
     public static func parse(_ text: String) -> (major: Int, minor: Int)? {
         guard text.hasPrefix(name + "/") else { return nil }
