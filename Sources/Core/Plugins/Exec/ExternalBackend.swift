@@ -90,31 +90,24 @@ public final class ExternalBackend: ImageBackend {
                 throw InputError("plugin `\(name)`'s artifact \(path) does not have the sha256 it claims (\(claimed))")
             }
         }
-        // The first artifact is the image; the host puts it at -o itself, atomically.
+        // The first artifact is the image; the host puts it at -o itself, atomically, hashing it as
+        // it goes rather than reading -o back.
         let source = URL(fileURLWithPath: main["path"] as! String).resolvingSymlinksInPath().path
         let output = try AtomicOutput(path: plan.output, force: plan.force)
+        let sink: FileSink
         do {
             let input = try SharedFile.openRegular(source, what: "plugin artifact", followSymlinks: false)
-            var offset: Int64 = 0
-            var buffer = [UInt8](repeating: 0, count: 1 << 20)
-            while offset < input.size {
-                let count = try buffer.withUnsafeMutableBytes { try input.read(into: $0, at: offset) }
-                if count == 0 { break }
-                var written = 0
-                while written < count {
-                    let n = buffer.withUnsafeBytes { pwrite(output.fd, $0.baseAddress! + written, count - written, off_t(offset) + off_t(written)) }
-                    guard n > 0 else { throw SystemError("cannot write", path: output.temporaryPath, errno: errno) }
-                    written += n
-                }
-                offset += Int64(count)
-            }
+            sink = FileSink(fd: output.fd, displayName: output.temporaryPath, direct: true)
+            try FileContent.blobRange(file: input, offset: 0, length: input.size).stream { try sink.write($0) }
+            try sink.finish()
             try output.commit()
         } catch {
             output.abandon()
             throw error
         }
+        // Plugin backends report the bare hex digest, as they always have.
         return BuildReport(backend: name, output: URL(fileURLWithPath: plan.output).standardizedFileURL.path,
-                           sha256: try SHA256Hex.of(file: plan.output), bytes: Int64((try? FileManager.default.attributesOfItem(atPath: plan.output)[.size] as? Int) ?? 0),
+                           sha256: String(sink.digest().dropFirst("sha256:".count)), bytes: sink.byteCount,
                            steps: context.progress.timings.map { BuildReport.Step(name: $0.step, seconds: $0.seconds) })
     }
 }
