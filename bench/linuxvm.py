@@ -95,7 +95,7 @@ def main():
     env = dict(os.environ, SOURCE_DATE_EPOCH="1700000000")
     image = os.path.join(work, "bench.img")
     build_cmd = [GVLT, "build", "--backend", "linuxvm", "--rootfs-dir", tree, "-o", image, "--force", "--quiet",
-                 "--init", INIT, "--cache-dir", cache, "--squashfs-compressor", args.compressor]
+                 "--init-binary", INIT, "--cache-dir", cache, "--squashfs-compressor", args.compressor]
     subprocess.run(build_cmd, check=True, env=env)  # warm-up: fills the kernel cache and the page cache
 
     tar_path = os.path.join(work, "tree.tar")

@@ -32,6 +32,12 @@ struct BuildCommand: ParsableCommand {
     @OptionGroup var source: SourceOptions
     @OptionGroup var global: GlobalOptions
 
+    @Option(name: .customShort("c"), help: ArgumentHelp("Depends on the backend, as in the tool each one replaces: with linuxvm the container (--container, gvltctl build -c), with nanos the Ops manifest (--manifest, ops build -c).", valueName: "container|manifest"))
+    var shortC: String?
+
+    @Option(name: .customShort("i"), help: ArgumentHelp("Depends on the backend: with linuxvm the init program in the image (--init, gvltctl build -i), with nanos the image name (--imagename, ops build -i).", valueName: "init|name"))
+    var shortI: String?
+
     @Option(name: .shortAndLong, help: ArgumentHelp("The image file to write.", valueName: "file"))
     var output: String?
 
@@ -78,6 +84,29 @@ struct BuildCommand: ParsableCommand {
         let progress = ProgressReporter.automatic(quiet: global.quiet || json)
         let registry = try loadRegistry()
         let backend = try registry.backend(named: backendName)
+        // -c and -i mean what they mean to the tool the backend replaces: gvltctl's for Linux VMs,
+        // ops's for backends that package a program.
+        var linuxvm = self.linuxvm
+        var nanos = self.nanos
+        let takesProgram = !backend.capabilities.inputs.contains("rootfs-tree")
+        if let value = shortC {
+            if takesProgram {
+                guard nanos.manifest == nil else { throw InputError("-c and --manifest both name the manifest", hint: "pass one") }
+                nanos.manifest = value
+            } else {
+                guard source.container == nil else { throw InputError("-c and --container both name the container", hint: "pass one") }
+                source.container = value
+            }
+        }
+        if let value = shortI {
+            if takesProgram {
+                guard nanos.imagename == nil else { throw InputError("-i and --imagename both name the image", hint: "pass one") }
+                nanos.imagename = value
+            } else {
+                guard linuxvm.`init` == nil else { throw InputError("-i and --init both name the init", hint: "pass one") }
+                linuxvm.`init` = value
+            }
+        }
         let accelerators_ = try accelerators.map { name -> Accelerator in
             let accelerator = try registry.accelerator(named: name)
             guard accelerator.supportedBackends.contains(backend.name) else {
@@ -188,8 +217,11 @@ struct NvidiaBuildOptions: ParsableArguments {
 
 /// Options of the linuxvm backend; each also has a build-config key of the same name under `options`.
 struct LinuxVMOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("Kernel provider: debian (default, Debian's linux-image-amd64 via apt), debian:VERSION, file:PATH or source:DIR.", valueName: "provider"))
+    @Option(name: [.customShort("k"), .long], help: ArgumentHelp("Kernel provider: debian (default, Debian's linux-image-amd64 via apt), debian:VERSION, file:PATH or source:DIR. gvltctl's -k VERSION maps onto them: a tag such as v6.10 is checked out from --kernel-url and built as source:; latest is Debian's current kernel (or, with --kernel-url, that repository's default branch).", valueName: "provider"))
     var kernel: String?
+
+    @Option(name: .long, help: ArgumentHelp("gvltctl's: the git repository a -k VERSION comes from (default: torvalds/linux on GitHub, which needs the network; a local path works offline).", valueName: "url"))
+    var kernelUrl: String?
 
     @Option(name: .long, help: ArgumentHelp("Same as --kernel file:PATH (gvltctl's name).", valueName: "path"))
     var kernelFile: String?
@@ -215,12 +247,37 @@ struct LinuxVMOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("SquashFS compressor: zstd (default), gzip, xz, lz4 or lzo; the kernel must support it.", valueName: "name"))
     var squashfsCompressor: String?
 
-    @Option(name: .long, help: ArgumentHelp("The guest init binary (default: gvlt-init next to gvlt, or $GVLT_INIT).", valueName: "path"))
+    @Option(name: .long, help: ArgumentHelp("gvltctl's: a program in the image that the kernel starts instead of gvlt-init (init=PATH); -i with --backend linuxvm. gvlt-init's options (--kernel-module, --mount, …) do not go with it.", valueName: "path"))
     var `init`: String?
+
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("gvltctl's: arguments for --init's program, after `--` on the kernel command line.", valueName: "args"))
+    var initArgs: String?
+
+    @Option(name: .long, help: ArgumentHelp("The gvlt-init binary to install (default: gvlt-init next to gvlt, or $GVLT_INIT).", valueName: "path"))
+    var initBinary: String?
+
+    @Option(name: .long, help: ArgumentHelp("gvltctl's: file:PATH installs that MIA-compatible init binary (as --init-binary); latest is gvlt's own init. Other versions are not downloaded.", valueName: "version"))
+    var miaVersion: String?
+
+    @Flag(help: "Debug only (gvltctl's): no gevulot shares and no worker config, so the image ignores the worker's and cannot run on the network.")
+    var noGevulotRuntime = false
+
+    @Flag(help: "gvltctl's: gvlt-init mounts no /proc, /sys, /dev, /run or /tmp.")
+    var noDefaultMounts = false
+
+    @Flag(help: "Debug only (gvltctl's): mount an ext4 root read-write. Workers (and gvlt run) attach the disk read-only, so there it stays read-only.")
+    var rwRoot = false
+
+    @Option(name: .long, help: ArgumentHelp("gvltctl's: MBR boot code to use instead of SYSLINUX's mbr.bin (at most 440 bytes).", valueName: "file"))
+    var mbrFile: String?
+
+    @Option(name: [.customShort("s"), .long], help: ArgumentHelp("gvltctl's: the whole disk's size, e.g. 10G or 1024M (default: as small as the content); the room after the root file system is a hole in the file.", valueName: "size"))
+    var size: String?
 
     var options: [String: String] {
         var result: [String: String] = [:]
         result["kernel"] = kernel
+        result["kernel-url"] = kernelUrl
         result["kernel-file"] = kernelFile
         result["kernel-modules"] = kernelModules
         result["kernel-config"] = kernelConfig
@@ -230,14 +287,31 @@ struct LinuxVMOptions: ParsableArguments {
         if !mount.isEmpty { result["mount"] = mount.joined(separator: "\n") }
         result["squashfs-compressor"] = squashfsCompressor
         result["init"] = `init`
+        result["init-args"] = initArgs
+        result["init-binary"] = initBinary
+        result["mia-version"] = miaVersion
+        if noGevulotRuntime { result["no-gevulot-runtime"] = "true" }
+        if noDefaultMounts { result["no-default-mounts"] = "true" }
+        if rwRoot { result["rw-root"] = "true" }
+        result["mbr-file"] = mbrFile
+        result["size"] = size
         return result
     }
 }
 
 /// Options of the nanos backend (ops build's, where they exist); each also has a build-config key.
 struct NanosOptions: ParsableArguments {
-    @Option(name: [.customShort("c"), .long], help: ArgumentHelp("The ops manifest (config JSON); -c as in `ops build -c`.", valueName: "file"))
+    @Option(name: .long, help: ArgumentHelp("The ops manifest (config JSON); -c with --backend nanos, as in `ops build -c`.", valueName: "file"))
     var manifest: String?
+
+    @Option(name: [.customShort("a"), .long], help: ArgumentHelp("ops's: a program argument (repeatable); replaces the manifest's Args.", valueName: "arg"))
+    var args: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("ops's: the image name; without -o the image goes to ~/.ops/images/NAME, as ops puts it. -i with --backend nanos.", valueName: "name"))
+    var imagename: String?
+
+    @Flag(name: [.customShort("n"), .long], help: "ops's: use the nightly Nanos build. gvlt does not download releases, so this fails with the way to pass one (--nanos-dir).")
+    var nightly = false
 
     @Option(name: .customLong("nanos-dir"), help: ArgumentHelp("A Nanos release directory (boot.img, kernel.img, klibs/). Default: ~/.ops/<version>.", valueName: "dir"))
     var nanosDir: String?
@@ -263,6 +337,9 @@ struct NanosOptions: ParsableArguments {
     var options: [String: String] {
         var result: [String: String] = [:]
         result["manifest"] = manifest
+        if !args.isEmpty { result["args"] = args.joined(separator: "\n") }
+        result["imagename"] = imagename
+        if nightly { result["nightly"] = "true" }
         result["nanos-dir"] = nanosDir
         result["nanos-version"] = nanosVersion
         result["boot"] = boot

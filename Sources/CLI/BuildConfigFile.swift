@@ -1,6 +1,5 @@
 import Core
 import Foundation
-import Yams
 
 /// `gvlt build --config FILE`: YAML or JSON whose keys mirror the long flags (`rootfs-dir`, `accel`, …).
 /// Flags given on the command line win over the file.
@@ -29,13 +28,7 @@ struct BuildConfigFile {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
             throw InputError("cannot read build config \(path)", hint: "check the --config path")
         }
-        let node: Any?
-        do {
-            node = try Yams.load(yaml: text)
-        } catch let error as YamlError {
-            throw InputError("build config \(path) is not valid YAML or JSON: \(error)")
-        }
-        let object = try StrictObject(Self.jsonValue(node, at: path), location: path, allowed: Self.keys)
+        let object = try StrictObject(JSONValue.parseYAML(text, what: "build config \(path)"), location: path, allowed: Self.keys)
         // Relative paths in the file are relative to the file, not to wherever gvlt runs.
         let base = URL(fileURLWithPath: path).deletingLastPathComponent()
         func resolve(_ value: String?) -> String? {
@@ -70,20 +63,6 @@ struct BuildConfigFile {
                 default: throw InputError("\(path): options.\(key): expected a string, number or boolean")
                 }
             }
-        }
-    }
-
-    private static func jsonValue(_ node: Any?, at path: String) throws -> JSONValue {
-        switch node {
-        case nil: return .object([:])
-        case let value as Bool: return .bool(value)
-        case let value as Int: return .number(Double(value))
-        case let value as Double: return .number(value)
-        case let value as String: return .string(value)
-        case let value as [Any]: return .array(try value.map { try jsonValue($0, at: path) })
-        case let value as [String: Any]: return .object(try value.mapValues { try jsonValue($0, at: path) })
-        case is NSNull: return .null
-        default: throw InputError("\(path): unsupported value \(String(describing: node))")
         }
     }
 }

@@ -30,9 +30,12 @@ struct SourceOptions: ParsableArguments {
         valueName: "transport:ref"))
     var container: String?
 
-    @Option(name: .long, help: ArgumentHelp("Build this Containerfile/Dockerfile with podman (or buildah) and use the result.",
+    @Option(name: [.customShort("f"), .long], help: ArgumentHelp("Build this Containerfile/Dockerfile with podman (or buildah; or Docker with --container-backend docker) and use the result.",
                                             valueName: "file"))
     var containerfile: String?
+
+    @Option(name: .long, help: ArgumentHelp("What builds --containerfile: podman (default; buildah when podman is missing) or docker (gvltctl's option).", valueName: "engine"))
+    var containerBackend: String?
 
     @Option(name: .long, help: ArgumentHelp("Build context for --containerfile (default: the Containerfile's directory).",
                                             valueName: "dir"))
@@ -83,8 +86,17 @@ struct SourceOptions: ParsableArguments {
             return source
         }
         if let containerfile {
+            let engine = try containerBackend.map { name in
+                guard let engine = ContainerfileSource.Engine(rawValue: name) else {
+                    throw InputError("--container-backend `\(name)` is not podman or docker")
+                }
+                return engine
+            } ?? .podman
             return ContainerfileSource(containerfile: containerfile, contextDirectory: context, storageDriver: storageDriver,
-                                       buildArgs: buildArgs)
+                                       buildArgs: buildArgs, engine: engine)
+        }
+        if containerBackend != nil {
+            throw InputError("--container-backend chooses what builds --containerfile", hint: "drop it, or build from a Containerfile")
         }
         return RootfsDirectorySource(directory: rootfsDir!)
     }

@@ -15,7 +15,7 @@ final class GvltctlParityTests: XCTestCase {
 
     func build(_ arguments: [String], in sandbox: Sandbox) throws -> RunResult {
         let (initBinary, _) = try Images.built.get()
-        return try GvltBinary.run(["build", "--backend", "linuxvm", "--rootfs-dir", "root", "--init", initBinary, "--cache-dir", Images.kernelCache] + arguments,
+        return try GvltBinary.run(["build", "--backend", "linuxvm", "--rootfs-dir", "root", "--init-binary", initBinary, "--cache-dir", Images.kernelCache] + arguments,
                                   in: sandbox, timeout: 600)
     }
 

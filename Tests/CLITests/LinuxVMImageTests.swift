@@ -73,7 +73,7 @@ final class LinuxVMImageTests: XCTestCase {
     static func build(_ sandbox: Sandbox, output: String = "vm.img", extra: [String] = [], environment: [String: String] = [:],
                       timeout: Double = 600) throws -> RunResult {
         let (initBinary, _) = try Self.built.get()
-        return try GvltBinary.run(["build", "--backend", "linuxvm", "--container", "oci:img", "-o", output, "--init", initBinary,
+        return try GvltBinary.run(["build", "--backend", "linuxvm", "--container", "oci:img", "-o", output, "--init-binary", initBinary,
                                    "--cache-dir", Self.kernelCache] + extra, in: sandbox, environment: environment, timeout: timeout)
     }
 
@@ -219,7 +219,7 @@ final class LinuxVMImageTests: XCTestCase {
             .dir("usr"), .dir("usr/bin"),
             TarMember("usr/bin/hello-prover", .file(try Data(contentsOf: URL(fileURLWithPath: sandbox.path("hello-prover")))), mode: 0o755),
         ])], config: ["Entrypoint": ["/usr/bin/hello-prover"], "Cmd": ["/mnt/gevulot/input/witness.txt"]])])
-        let build = try GvltBinary.run(["build", "--backend", "linuxvm", "--container", "oci:img", "-o", "prover.img", "--init", initBinary,
+        let build = try GvltBinary.run(["build", "--backend", "linuxvm", "--container", "oci:img", "-o", "prover.img", "--init-binary", initBinary,
                                         "--cache-dir", Self.kernelCache], in: sandbox, timeout: 600)
         XCTAssertEqual(build.status, 0, build.stderr)
         let witness = Self.repository + "/examples/hello-prover/witness.txt"

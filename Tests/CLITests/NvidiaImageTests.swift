@@ -21,7 +21,7 @@ final class NvidiaImageTests: XCTestCase {
 
     static func build(_ sandbox: Sandbox, output: String, extra: [String] = []) throws -> RunResult {
         let (initBinary, _) = try Images.built.get()
-        return try GvltBinary.run(["build", "--backend", "linuxvm", "--container", "oci:img", "-o", output, "--init", initBinary,
+        return try GvltBinary.run(["build", "--backend", "linuxvm", "--container", "oci:img", "-o", output, "--init-binary", initBinary,
                                    "--cache-dir", Images.kernelCache, "--accel", "nvidia"] + extra, in: sandbox, timeout: 1200)
     }
 
@@ -189,7 +189,7 @@ final class NvidiaImageTests: XCTestCase {
         let sandbox = try Sandbox()
         try Self.makeProverImage(in: sandbox)
         let (initBinary, _) = try Images.built.get()
-        let stray = try GvltBinary.run(["build", "--backend", "linuxvm", "--container", "oci:img", "-o", "x.img", "--init", initBinary,
+        let stray = try GvltBinary.run(["build", "--backend", "linuxvm", "--container", "oci:img", "-o", "x.img", "--init-binary", initBinary,
                                         "--require-gpu"], in: sandbox)
         XCTAssertNotEqual(stray.status, 0)
         XCTAssertTrue(stray.stderr.contains("--require-gpu is for --accel nvidia"), stray.stderr)

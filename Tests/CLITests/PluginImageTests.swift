@@ -106,7 +106,7 @@ final class PluginImageTests: XCTestCase {
 
     func build(_ arguments: [String], in sandbox: Sandbox, environment: [String: String]) throws -> RunResult {
         let (initBinary, _) = try Images.built.get()
-        return try GvltBinary.run(["build", "--rootfs-dir", "root", "--init", initBinary, "--cache-dir", Images.kernelCache] + arguments,
+        return try GvltBinary.run(["build", "--rootfs-dir", "root", "--init-binary", initBinary, "--cache-dir", Images.kernelCache] + arguments,
                                   in: sandbox, environment: environment, timeout: 600)
     }
 

@@ -28,7 +28,7 @@ public final class LinuxVMComponents: HostComponentProvider {
         let settings = try LinuxVMBackend.Settings(plan.options)
         let kernel = try (plan.target?.backendState as? KernelBundle) ?? backend.resolveKernel(settings, context: context)
         let modules = try kernel.moduleTree()
-        let initBinary = try ImageRoot.locateInit(option: settings.initOption)
+        let initBinary = try ImageRoot.locateInit(option: settings.initBinary)
         let mtime = Timestamp.sourceDateEpoch
         var extraCommandLine = plan.contributions.sorted { $0.key < $1.key }.flatMap(\.value.kernelCommandLine)
         var result: [String: [String: Any]] = [:]

@@ -35,7 +35,7 @@ public enum ImageRoot {
         }
         var st = stat()
         guard stat(initBinary, &st) == 0 else {
-            throw InputError("the guest init \(initBinary) does not exist", hint: "build it with scripts/build-init, or pass --init PATH")
+            throw InputError("the guest init \(initBinary) does not exist", hint: "build it with scripts/build-init, or pass --init-binary PATH")
         }
         try tree.setLeaf(initPath.split(separator: "/").map(String.init),
                          kind: .regularFile(.hostFile(path: initBinary, size: Int64(st.st_size), identity: FileIdentity(st))),
@@ -60,7 +60,7 @@ public enum ImageRoot {
         }
     }
 
-    /// Where the guest init binary is: `--init`, `$GVLT_INIT`, next to gvlt, or the build folder.
+    /// Where the guest init binary is: `--init-binary`, `$GVLT_INIT`, next to gvlt, or the build folder.
     public static func locateInit(option: String?) throws -> String {
         if let option { return option }
         if let fromEnvironment = ProcessInfo.processInfo.environment["GVLT_INIT"], !fromEnvironment.isEmpty { return fromEnvironment }
@@ -71,6 +71,6 @@ public enum ImageRoot {
             if FileManager.default.isExecutableFile(atPath: path) { return path }
         }
         throw InputError("gvlt-init (the guest's PID 1) was not found next to gvlt",
-                         hint: "build it with `scripts/build-init` (it goes to .build/gvlt-init), or pass --init PATH / set GVLT_INIT")
+                         hint: "build it with `scripts/build-init` (it goes to .build/gvlt-init), or pass --init-binary PATH / set GVLT_INIT")
     }
 }

@@ -22,16 +22,32 @@ public final class LinuxVMBackend: ImageBackend {
     struct Settings {
         var kernel: KernelChoice
         var root: RootFilesystem
-        var initOption: String?
+        /// The host's gvlt-init binary to install (`--init-binary`, `--mia-version file:PATH`).
+        var initBinary: String?
+        /// gvltctl's `--init`: a program in the image the kernel starts instead of gvlt-init.
+        var customInit: String?
+        /// gvltctl's `--init-args`, for the custom init (after `--` on the command line).
+        var initArgs: String?
         var commandLine: String
         /// `--kernel-module` (gvltctl's): loaded by the init, with what they depend on in the image.
         var kernelModules: [String]
         /// `--mount` (gvltctl's), after the gevulot shares.
         var mounts: [RuntimeConfigFile.Mount]
+        /// `--no-gevulot-runtime` clears it: no shares, no worker config (debug only).
+        var gevulotRuntime: Bool
+        /// `--no-default-mounts` clears it: the init mounts no /proc, /sys, /dev, /tmp, /run.
+        var defaultMounts: Bool
+        /// `--rw-root`: the root is mounted read-write where the disk allows (debug only).
+        var rwRoot: Bool
+        /// `--mbr-file`: boot code for the MBR instead of SYSLINUX's mbr.bin.
+        var mbrFile: String?
+        /// `--size`: the whole disk's size in bytes; the root partition takes the room left.
+        var size: Int64?
 
         init(_ options: [String: String]) throws {
-            let kernelText = options["kernel-file"].map { "file:" + $0 } ?? options["kernel"] ?? "debian"
-            kernel = try KernelChoice.parse(kernelText, modules: options["kernel-modules"], config: options["kernel-config"])
+            let kernelText = options["kernel-file"].map { "file:" + $0 } ?? options["kernel"] ?? (options["kernel-url"] != nil ? "latest" : "debian")
+            kernel = try KernelChoice.parse(kernelText, modules: options["kernel-modules"], config: options["kernel-config"],
+                                            url: options["kernel-url"])
             if let alias = options["root-fs-type"], let rootFs = options["root-fs"], alias != rootFs {
                 throw InputError("--root-fs-type \(alias) and --root-fs \(rootFs) disagree", hint: "--root-fs-type is gvltctl's name for --root-fs; pass one")
             }
@@ -47,13 +63,63 @@ public final class LinuxVMBackend: ImageBackend {
             case let other:
                 throw InputError("--root-fs `\(other)` is not squashfs or ext4")
             }
-            initOption = options["init"]
+            initBinary = options["init-binary"]
+            if let mia = options["mia-version"] {
+                if mia.hasPrefix("file:") {
+                    let path = String(mia.dropFirst("file:".count))
+                    if let other = initBinary, other != path {
+                        throw InputError("--mia-version \(mia) and --init-binary \(other) disagree", hint: "pass one of them")
+                    }
+                    initBinary = path
+                } else if mia != "latest" {
+                    throw InputError("--mia-version \(mia): gvlt does not download MIA releases",
+                                     hint: "gvlt installs its own MIA-compatible init (what `latest` gives); for a MIA binary of your own, pass --mia-version file:PATH")
+                }
+            }
+            customInit = options["init"]
+            initArgs = options["init-args"]
+            gevulotRuntime = options["no-gevulot-runtime"] != "true"
+            defaultMounts = options["no-default-mounts"] != "true"
+            rwRoot = options["rw-root"] == "true"
+            mbrFile = options["mbr-file"]
+            size = try options["size"].map(Self.size)
             commandLine = options["kernel-cmdline"] ?? "console=ttyS0 panic=-1 quiet"
             kernelModules = (options["kernel-module"] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
             for name in kernelModules where !ModuleTree.isModuleName(name) {
                 throw InputError("--kernel-module `\(name)` is not a module name", hint: "give the name, e.g. --kernel-module loop, without .ko or a path")
             }
             mounts = try (options["mount"] ?? "").split(separator: "\n").map { try Self.mount(String($0)) }
+            if let customInit {
+                guard customInit.hasPrefix("/"), !customInit.contains(" "), case .success(let parts) = TreePath.components(String(customInit.dropFirst())), !parts.isEmpty else {
+                    throw InputError("--init \(customInit) is not an absolute path in the image", hint: "e.g. --init /sbin/init; the host's gvlt-init binary is --init-binary PATH")
+                }
+                // As in gvltctl: these configure gvlt-init, which a custom init replaces.
+                let configuring = [("--kernel-module", !kernelModules.isEmpty), ("--mount", !mounts.isEmpty),
+                                   ("--no-gevulot-runtime", !gevulotRuntime), ("--no-default-mounts", !defaultMounts),
+                                   ("--mia-version", options["mia-version"] != nil)].filter(\.1).map(\.0)
+                if !configuring.isEmpty {
+                    throw InputError("\(configuring.joined(separator: ", ")) configure\(configuring.count == 1 ? "s" : "") gvlt-init, and --init \(customInit) replaces it",
+                                     hint: "drop \(configuring.count == 1 ? "it" : "them"), or drop --init")
+                }
+            } else if initArgs != nil {
+                throw InputError("--init-args is for a custom --init", hint: "add --init PATH, or drop --init-args")
+            }
+            if rwRoot, case .squashfs = root {
+                throw InputError("--rw-root needs a writable root file system, and squashfs is read-only", hint: "add --root-fs ext4")
+            }
+        }
+
+        /// `10G`, `1024M`, `512MiB`, `1T`, or bytes: binary units, as gvltctl's `--size`.
+        static func size(_ text: String) throws -> Int64 {
+            let lowered = text.lowercased().trimmingCharacters(in: .whitespaces)
+            let digits = lowered.prefix { $0.isNumber }
+            let unit = lowered.dropFirst(digits.count)
+            let factors: [String: Int64] = ["": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mb": 1 << 20, "mib": 1 << 20,
+                                            "g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30, "t": 1 << 40, "tb": 1 << 40, "tib": 1 << 40]
+            guard let value = Int64(digits), value > 0, let factor = factors[String(unit)], value <= Int64.max / factor else {
+                throw InputError("--size `\(text)` is not a size", hint: "e.g. --size 10G or --size 1024M")
+            }
+            return value * factor
         }
 
         /// `source:target[:fstype[:options]]`, as gvltctl takes it. The fstype defaults to 9p, and
@@ -101,6 +167,10 @@ public final class LinuxVMBackend: ImageBackend {
             case .source(let directory, let config):
                 return try SourceKernelProvider(directory: directory, baseConfig: config, cache: context.cache,
                                                 progress: context.progress).bundle()
+            case .git(let url, let ref, let config):
+                let checkout = try GitKernelSource(url: url, ref: ref, cache: context.cache, progress: context.progress).checkout()
+                return try SourceKernelProvider(directory: checkout, baseConfig: config, cache: context.cache,
+                                                progress: context.progress).bundle()
             }
         }
     }
@@ -114,7 +184,7 @@ public final class LinuxVMBackend: ImageBackend {
         let kernel = try (plan.target?.backendState as? KernelBundle) ?? resolveKernel(settings, context: context)
         let modules = try kernel.moduleTree()
         let order = try KernelValidator.validate(kernel.config, modules: modules, root: settings.root, kernel: kernel.origin)
-        let initBinary = try ImageRoot.locateInit(option: settings.initOption)
+        let initBinary = try ImageRoot.locateInit(option: settings.initBinary)
 
         // source → tree + run spec → accelerator contributions → image.
         let extraCommandLine = try Self.completeRoot(image, contributions: plan.contributions, settings: settings, kernel: kernel,
@@ -132,6 +202,7 @@ public final class LinuxVMBackend: ImageBackend {
         var initramfs: String?
         var commandLine = ([settings.commandLine] + extraCommandLine).joined(separator: " ")
         var diskSignature: UInt32?
+        let initPath = settings.customInit ?? "/" + ImageRoot.initPath
         if order.isEmpty {
             // Everything is built in: the kernel mounts the root itself and starts the init there. It
             // finds the root by the disk signature, not by a device name that depends on the disk bus
@@ -139,16 +210,22 @@ public final class LinuxVMBackend: ImageBackend {
             let fstype = settings.root == .ext4 ? "ext4" : "squashfs"
             let signature = try DiskImage.diskSignature(root: rootImage)
             diskSignature = signature
-            commandLine += " root=PARTUUID=\(String(format: "%08x", signature))-02 rootfstype=\(fstype) ro init=/\(ImageRoot.initPath)"
+            commandLine += " root=PARTUUID=\(String(format: "%08x", signature))-02 rootfstype=\(fstype) \(settings.rwRoot ? "rw" : "ro") init=\(initPath)"
         } else {
+            // The initramfs's init reads these: which init to start on the root, and how to mount it.
+            if settings.customInit != nil { commandLine += " init=\(initPath)" }
+            if settings.rwRoot { commandLine += " rw" }
             initramfs = try Self.writeInitramfs(kernel: kernel, modules: modules, order: order, initBinary: initBinary, mtime: mtime,
                                                 scratch: scratch, context: context)
         }
+        // Everything after `--` is the init's.
+        if let args = settings.initArgs, !args.isEmpty { commandLine += " -- " + args }
         let boot = try context.progress.step("writing the boot partition") {
             try BootPartition(kernel: kernel.image, initramfs: initramfs, commandLine: commandLine, sourceDateEpoch: epoch).build(in: scratch)
         }
         let disk = try context.progress.step("writing \(URL(fileURLWithPath: plan.output).lastPathComponent)") {
-            try DiskImage.write(boot: boot, root: rootImage, diskSignature: diskSignature, to: plan.output, force: plan.force)
+            try DiskImage.write(boot: boot, root: rootImage, diskSignature: diskSignature, mbrCode: settings.mbrFile, size: settings.size,
+                                to: plan.output, force: plan.force)
         }
         return BuildReport(backend: name, output: URL(fileURLWithPath: plan.output).standardizedFileURL.path, sha256: disk.sha256,
                            bytes: disk.bytes, steps: context.progress.timings.map { BuildReport.Step(name: $0.step, seconds: $0.seconds) })
@@ -173,8 +250,24 @@ public final class LinuxVMBackend: ImageBackend {
                                             kernel: kernel, modules: modules, mtime: mtime)
         var seen = Set<String>()
         guestModules = guestModules.filter { seen.insert($0).inserted }
-        let config = RuntimeConfigFile.baked(from: image.runSpec, extraEnv: extraEnv, kernelModules: guestModules, mounts: settings.mounts)
+        if settings.customInit != nil {
+            for (accelerator, contribution) in contributions where !contribution.kernelModules.isEmpty || !contribution.env.isEmpty {
+                throw InputError("accelerator `\(accelerator)` needs gvlt-init to load its kernel modules and set its environment, and --init \(settings.customInit!) replaces it",
+                                 hint: "drop --init, or drop --accel \(accelerator)")
+            }
+        }
+        var config = RuntimeConfigFile.baked(from: image.runSpec, extraEnv: extraEnv, kernelModules: guestModules, mounts: settings.mounts,
+                                             gevulotRuntime: settings.gevulotRuntime)
+        if !settings.defaultMounts { config.defaultMounts = false }
         try ImageRoot.complete(image.tree, init: initBinary, config: config, mtime: mtime, scratch: scratch)
+        if let customInit = settings.customInit {
+            let parts = try image.tree.resolvingParents(TreePath.components(String(customInit.dropFirst())).get(), what: "--init \(customInit)")
+            switch try image.tree.node(at: parts) {
+            case .leaf?: break
+            case .directory?: throw InputError("--init \(customInit) is a directory in the image", hint: "name the init program, e.g. --init /sbin/init")
+            case nil: throw InputError("--init \(customInit) is not in the image", hint: "add it to the image, or name a program it has; the host's gvlt-init binary is --init-binary PATH")
+            }
+        }
         return extraCommandLine
     }
 

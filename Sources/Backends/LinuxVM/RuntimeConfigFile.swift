@@ -53,18 +53,20 @@ public struct RuntimeConfigFile: Equatable, Sendable {
 
     /// The config baked into an image: the container's command, args, env and working dir, the three
     /// gevulot shares, and a pointer to the worker's config.
+    /// Without `gevulotRuntime` (gvltctl's `--no-gevulot-runtime`, debug only) it has neither the
+    /// shares nor the pointer: the image runs what it was built with and ignores the worker.
     public static func baked(from spec: RunSpec, extraEnv: [RunSpec.EnvVar] = [], kernelModules: [String] = [],
-                             mounts: [Mount] = []) -> RuntimeConfigFile {
+                             mounts: [Mount] = [], gevulotRuntime: Bool = true) -> RuntimeConfigFile {
         var config = RuntimeConfigFile()
         config.command = spec.command
         config.args = spec.args
         config.env = spec.env + extraEnv
         config.workingDir = spec.workingDir
-        config.mounts = gevulotShares.map {
+        config.mounts = (gevulotRuntime ? gevulotShares : []).map {
             Mount(source: $0.tag, target: $0.target, fstype: "9p", flags: $0.readOnly ? 1 : nil, data: ninePOptions)
         } + mounts
         config.kernelModules = kernelModules
-        config.followConfig = workerConfigPath
+        config.followConfig = gevulotRuntime ? workerConfigPath : nil
         return config
     }
 

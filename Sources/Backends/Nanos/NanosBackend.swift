@@ -23,10 +23,25 @@ public final class NanosBackend: ImageBackend, ImagePreviewing {
         var release: NanosRelease.Choice
         var localRun: Bool
         var label: String
+        /// `-i/--imagename`, taken as given (a manifest's ImageName or the program loses its extension).
+        var explicitName: String?
 
         init(_ plan: BuildPlan) throws {
             let options = plan.options
             manifest = try options["manifest"].map(OpsManifest.init(path:)) ?? OpsManifest()
+            // ops build's -a replaces the manifest's Args, and -i names the image.
+            if let args = options["args"] { manifest.args = args.isEmpty ? [] : args.components(separatedBy: "\n") }
+            if let name = options["imagename"] {
+                guard !name.isEmpty, !name.contains("/"), name != ".", name != ".." else {
+                    throw InputError("--imagename `\(name)` is not an image name", hint: "give a file name without `/`, e.g. -i myprover")
+                }
+                manifest.imageName = name
+                explicitName = name
+            }
+            if options["nightly"] == "true" {
+                throw InputError("--nightly needs the network: gvlt does not download Nanos nightly builds",
+                                 hint: "unpack a nightly release (boot.img, kernel.img, klibs/) into a directory and pass --nanos-dir DIR")
+            }
             if let program = plan.program {
                 self.program = program
             } else if let named = manifest.program {
@@ -51,6 +66,7 @@ public final class NanosBackend: ImageBackend, ImagePreviewing {
 
         /// ops names images after the program, up to the first dot of its base name.
         var imageName: String {
+            if let explicitName { return explicitName }
             let base = URL(fileURLWithPath: manifest.imageName ?? manifest.program ?? program).lastPathComponent
             return String(base.split(separator: ".", maxSplits: 1).first ?? Substring(base))
         }
@@ -60,8 +76,18 @@ public final class NanosBackend: ImageBackend, ImagePreviewing {
         _ = try Settings(plan)
     }
 
+    /// `./NAME.img`; with ops' `-i/--imagename NAME`, where ops puts it: `~/.ops/images/NAME`.
     public func defaultOutput(for plan: BuildPlan) throws -> String? {
-        "./" + (try Settings(plan)).imageName + ".img"
+        let settings = try Settings(plan)
+        guard plan.options["imagename"] != nil else { return "./" + settings.imageName + ".img" }
+        let home = ProcessInfo.processInfo.environment["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? NSHomeDirectory()
+        let directory = home + "/.ops/images"
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        } catch {
+            throw InputError("cannot create \(directory): \(error.localizedDescription)", hint: "pass -o FILE to write the image elsewhere")
+        }
+        return directory + "/" + settings.imageName
     }
 
     /// Finds the release, so that accelerators know where its klibs are.

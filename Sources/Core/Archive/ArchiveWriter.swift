@@ -81,6 +81,37 @@ public final class FileSink {
         byteCount += Int64(chunk.count)
     }
 
+    /// `count` zero bytes. Whole buffers of them are hashed and counted but not written, leaving a
+    /// hole that `finish` closes by setting the file's size: a disk's empty tail costs no disk space
+    /// and no I/O. A pipe gets them written.
+    public func writeZeros(_ count: Int64) throws {
+        var remaining = count
+        func writeSome(_ n: Int64) throws {
+            try write(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(Self.zeroBlock)[0..<Int(n)]))
+            remaining -= n
+        }
+        // Up to a buffer boundary with real zeros, so the hole starts where a write ends.
+        if used > 0 && remaining > 0 { try writeSome(min(remaining, Int64(Self.bufferSize - used))) }
+        while remaining >= Int64(Self.bufferSize) {
+            guard startOffset >= 0 else {
+                try writeSome(Int64(Self.bufferSize))
+                continue
+            }
+            nonisolated(unsafe) let zeros = UnsafeRawBufferPointer(Self.zeroBlock)
+            hashQueue.async { [self] in hasher.update(bufferPointer: zeros) }
+            submitted += Int64(Self.bufferSize)
+            byteCount += Int64(Self.bufferSize)
+            remaining -= Int64(Self.bufferSize)
+        }
+        if remaining > 0 { try writeSome(remaining) }
+    }
+
+    nonisolated(unsafe) private static let zeroBlock: UnsafeMutableRawBufferPointer = {
+        let block = UnsafeMutableRawBufferPointer.allocate(byteCount: bufferSize, alignment: 4096)
+        block.initializeMemory(as: UInt8.self, repeating: 0)
+        return block
+    }()
+
     /// Writes and hashes the current buffer in the background, then switches to the other one.
     private func submit() throws {
         let slot = current
@@ -124,6 +155,13 @@ public final class FileSink {
         finished = true
         releaseSlot()
         try checkError()
+        // A trailing hole from writeZeros is not in the file until its size says so.
+        if startOffset >= 0 {
+            var info = stat()
+            if fstat(fd, &info) == 0 && Int64(info.st_size) < startOffset + byteCount && ftruncate(fd, off_t(startOffset + byteCount)) != 0 {
+                throw SystemError("cannot set the size of", path: displayName, errno: errno)
+            }
+        }
     }
 
     /// The sha256 of everything written. Call `finish` first to see write errors; this finishes too.

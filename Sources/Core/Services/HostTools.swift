@@ -16,6 +16,7 @@ public struct HostTool: Sendable, Hashable {
     public static let skopeo = HostTool("skopeo", apt: "skopeo", purpose: "`--container containers-storage:…`")
     public static let podman = HostTool("podman", apt: "podman", purpose: "`--containerfile` builds")
     public static let buildah = HostTool("buildah", apt: "buildah", purpose: "`--containerfile` builds (alternative to podman)")
+    public static let docker = HostTool("docker", apt: "docker.io", purpose: "`--containerfile` builds with --container-backend docker")
 
     /// The absolute path of the tool in PATH, if installed.
     public func locate(environment: [String: String] = ProcessInfo.processInfo.environment) -> String? {

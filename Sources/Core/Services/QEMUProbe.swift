@@ -16,6 +16,15 @@ public enum QEMUProbe {
 
     public static let qemu = HostTool("qemu-system-x86_64", apt: "qemu-system-x86", purpose: "booting images")
 
+    /// `--qemu-path`'s QEMU, checked, or the one on PATH.
+    public static func resolve(_ path: String?) throws -> String {
+        guard let path else { return try qemu.require() }
+        guard FileManager.default.isExecutableFile(atPath: path) else {
+            throw InputError("--qemu-path \(path) is not an executable file", hint: "point it at a qemu-system-x86_64, or drop it to use the one on PATH")
+        }
+        return path
+    }
+
     public static func run(accel: String, qemuPath: String, scratch: String, timeout: Double = 10) throws -> Run {
         let image = scratch + "/probe-boot.img"
         var sector = [UInt8](repeating: 0, count: 1 << 20)   // SeaBIOS on q35 skips disks smaller than this

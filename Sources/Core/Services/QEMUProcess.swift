@@ -7,17 +7,23 @@ public enum QEMUProcess {
     public struct Finished: Sendable {
         public var status: Int32
         public var timedOut: Bool
+        /// From start to exit, boot included.
+        public var seconds: Double
     }
 
+    /// `stderr`, when given, gets QEMU's own messages apart from the guest's console; otherwise they
+    /// are mixed into `console` in the order they came.
     public static func run(_ qemu: String, _ arguments: [String], timeout: Double?, console: @escaping (Data) -> Void,
-                           line: @escaping (Substring) -> Void = { _ in }) throws -> Finished {
+                           stderr: ((Data) -> Void)? = nil, line: @escaping (Substring) -> Void = { _ in }) throws -> Finished {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: qemu)
         process.arguments = arguments
         let pipe = Pipe()
+        let errorPipe = stderr == nil ? pipe : Pipe()
         process.standardOutput = pipe
-        process.standardError = pipe
+        process.standardError = errorPipe
         process.standardInput = FileHandle.nullDevice
+        let started = Date()
         let waitForExit = try process.runReturningWaiter()
         let token = Cleanup.shared.register(child: process.processIdentifier)
         defer { Cleanup.shared.unregister(token) }
@@ -42,6 +48,19 @@ public enum QEMUProcess {
             }
             finished.signal()
         }
+        let errorsDone = DispatchSemaphore(value: 0)
+        if let stderr, errorPipe !== pipe {
+            DispatchQueue.global().async {
+                while true {
+                    let chunk = errorPipe.fileHandleForReading.availableData
+                    if chunk.isEmpty { break }
+                    stderr(chunk)
+                }
+                errorsDone.signal()
+            }
+        } else {
+            errorsDone.signal()
+        }
         var timedOut = false
         if let timeout {
             let deadline = Date().addingTimeInterval(timeout)
@@ -54,7 +73,9 @@ public enum QEMUProcess {
             }
         }
         waitForExit()
+        let seconds = Date().timeIntervalSince(started)
         finished.wait()
-        return Finished(status: process.terminationStatus, timedOut: timedOut)
+        errorsDone.wait()
+        return Finished(status: process.terminationStatus, timedOut: timedOut, seconds: seconds)
     }
 }

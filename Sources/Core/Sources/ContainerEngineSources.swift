@@ -32,18 +32,28 @@ public struct ContainersStorageSource: ImageSource {
 }
 
 /// `--containerfile FILE [--context DIR]`: built with podman (or buildah), then exported as an OCI
-/// layout and read like one. The temporary image tag is removed afterwards.
+/// layout and read like one; or, with `--container-backend docker`, built by Docker and read from
+/// `docker save`'s archive. The temporary image tag is removed afterwards.
 public struct ContainerfileSource: ImageSource {
+    public enum Engine: String, CaseIterable, Sendable {
+        /// podman, else buildah.
+        case podman
+        case docker
+    }
+
     public var containerfile: String
     public var contextDirectory: String?
     public var storageDriver: String?
     public var buildArgs: [String]
+    public var engine: Engine
 
-    public init(containerfile: String, contextDirectory: String?, storageDriver: String? = nil, buildArgs: [String] = []) {
+    public init(containerfile: String, contextDirectory: String?, storageDriver: String? = nil, buildArgs: [String] = [],
+                engine: Engine = .podman) {
         self.containerfile = containerfile
         self.contextDirectory = contextDirectory
         self.storageDriver = storageDriver
         self.buildArgs = buildArgs
+        self.engine = engine
     }
 
     public var description: String { "containerfile:\(containerfile)" }
@@ -62,6 +72,7 @@ public struct ContainerfileSource: ImageSource {
             throw InputError("build context \(resolvedContext) is not a directory", hint: "pass --context DIR")
         }
         let tag = "localhost/gvlt-build-\(UInt64.random(in: 0...UInt64.max) & 0xffff_ffff_ffff):latest"
+        if engine == .docker { return try loadWithDocker(context, tag: tag) }
         let layout = context.scratch.path + "/containerfile-image"
         // podman and buildah take the same build flags; they differ in the verb and in how to export.
         let engines: [(tool: HostTool, build: String, export: [String])] = [
@@ -89,6 +100,30 @@ public struct ContainerfileSource: ImageSource {
         try HostCommand.run(path, storage + engine.export)
         var image = try OCILayoutSource(directory: layout, tag: nil).load(context)
         image.origin = "\(description) (built in \(resolvedContext))"
+        return image
+    }
+
+    private func loadWithDocker(_ context: SourceContext, tag: String) throws -> LoadedImage {
+        if storageDriver != nil {
+            throw InputError("--storage-driver is for podman's containers/storage, not Docker", hint: "drop it, or use --container-backend podman")
+        }
+        let docker = try HostTool.docker.require()
+        let removeImage = { _ = try? HostCommand.run(docker, ["rmi", "--force", tag], check: false) }
+        let cleanup = Cleanup.shared.register(action: removeImage)
+        defer {
+            Cleanup.shared.unregister(cleanup)
+            removeImage()
+        }
+        try context.progress.step("building \(containerfile) with docker") {
+            try HostCommand.run(docker, ["build", "-f", containerfile, "-t", tag, "--platform", context.platform.description]
+                                + buildArgs.flatMap { ["--build-arg", $0] } + [resolvedContext],
+                                echo: context.progress.mode == .lines,
+                                hint: "fix the Containerfile; docker's output above says what failed (is the Docker daemon running?)")
+        }
+        let archive = context.scratch.path + "/containerfile-image.tar"
+        try HostCommand.run(docker, ["save", "-o", archive, tag])
+        var image = try ArchiveImageSource(file: archive, reference: nil, transport: "docker-archive").load(context)
+        image.origin = "\(description) (built by docker in \(resolvedContext))"
         return image
     }
 }

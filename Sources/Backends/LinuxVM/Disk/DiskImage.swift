@@ -30,15 +30,41 @@ public enum DiskImage {
         UInt32(String((try SHA256Hex.of(file: root)).prefix(8)), radix: 16)!
     }
 
-    /// Assembles the disk at `path`; returns its sha256 and size.
-    public static func write(boot: String, root: String, diskSignature: UInt32? = nil, to path: String,
-                             force: Bool) throws -> (sha256: String, bytes: Int64) {
-        guard let code = FileManager.default.contents(atPath: mbrCode) else {
-            throw MissingToolError(tool: mbrCode, aptPackage: "syslinux-common", purpose: "booting linuxvm images")
+    /// Assembles the disk at `path`; returns its sha256 and size. `mbrCode` replaces SYSLINUX's boot
+    /// code (gvltctl's `--mbr-file`); `size` makes the disk that large (`--size`), the root partition
+    /// taking the room after its file system, which the disk file leaves as a hole.
+    public static func write(boot: String, root: String, diskSignature: UInt32? = nil, mbrCode customCode: String? = nil,
+                             size: Int64? = nil, to path: String, force: Bool) throws -> (sha256: String, bytes: Int64) {
+        let code: Data
+        if let customCode {
+            guard let data = FileManager.default.contents(atPath: customCode) else {
+                throw InputError("cannot read the MBR boot code \(customCode)", hint: "check the --mbr-file path")
+            }
+            // Bytes 440 on hold the disk signature and the partition table, which are the image's own.
+            guard !data.isEmpty, data.count <= 440 || (data.count == 512 && data[510] == 0x55 && data[511] == 0xAA) else {
+                throw InputError("--mbr-file \(customCode) is \(data.count) bytes; MBR boot code is at most 440 bytes (or a 512-byte sector ending in 55 AA)",
+                                 hint: "use a boot code file such as syslinux's mbr.bin")
+            }
+            code = data.prefix(440)
+        } else {
+            guard let data = FileManager.default.contents(atPath: mbrCode) else {
+                throw MissingToolError(tool: mbrCode, aptPackage: "syslinux-common", purpose: "booting linuxvm images")
+            }
+            code = data
         }
         let bootFile = try SharedFile.openRegular(boot, what: "boot partition", followSymlinks: false)
         let rootFile = try SharedFile.openRegular(root, what: "root file system", followSymlinks: false)
-        let layout = layout(bootSize: bootFile.size, rootSize: rootFile.size)
+        var layout = layout(bootSize: bootFile.size, rootSize: rootFile.size)
+        if let size {
+            guard size / 512 * 512 >= layout.total else {
+                throw InputError("--size \(size) bytes is too small: this image needs at least \(layout.total) bytes (\((layout.total + (1 << 20) - 1) >> 20) MiB)",
+                                 hint: "pass --size \((layout.total + (1 << 20) - 1) >> 20)M or more, or drop --size for the smallest image")
+            }
+            guard (size / 512 - layout.rootStart / 512) <= Int64(UInt32.max) else {
+                throw InputError("--size \(size) bytes is more than an MBR partition can hold (2 TiB)")
+            }
+            layout.rootSize = size / 512 * 512 - layout.rootStart
+        }
         let signature = try diskSignature ?? Self.diskSignature(root: root)
         let mbr = try MBR(bootCode: Array(code.prefix(440)), diskSignature: signature, partitions: [
             .init(active: true, type: MBR.Partition.fat32LBA, firstSector: UInt32(layout.bootStart / 512),
@@ -68,7 +94,7 @@ public enum DiskImage {
         try zeros(upTo: layout.rootStart)
         try FileContent.blobRange(file: rootFile, offset: 0, length: rootFile.size).stream { try sink.write($0) }
         written += rootFile.size
-        try zeros(upTo: layout.total)
+        try sink.writeZeros(layout.total - written)
         try sink.finish()
         try output.commit()
         committed = true

@@ -55,6 +55,27 @@ enum EarlyBoot {
         guard chdir(newRoot) == 0 else { throw InitError("chdir \(newRoot): \(Console.errnoText())") }
         try System.mount(".", "/", nil, flags: UInt(MS_MOVE))
         guard chroot(".") == 0, chdir("/") == 0 else { throw InitError("cannot switch to the root file system: \(Console.errnoText())") }
+        try startCustomInit()
+    }
+
+    static let ownInit = "/usr/lib/gvlt/init"
+
+    /// `gvlt build --init PATH --init-args ARGS`: the image's own init takes over the root, with the
+    /// arguments and the environment the kernel gives an init. Returns only when there is none.
+    static func startCustomInit() throws(InitError) {
+        let commandLine = KernelCommandLine.current
+        guard let path = commandLine.initPath, path != ownInit else { return }
+        Console.say("starting \(path) (--init)")
+        let argv = [path] + commandLine.initArguments
+        var cArgs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
+        let environment: [String] = ["HOME=/", "TERM=linux"]
+        var cEnv: [UnsafeMutablePointer<CChar>?] = environment.map { strdup($0) } + [nil]
+        // The init gets the signal mask a kernel-started init has: nothing blocked.
+        var handled = sigset_t()
+        _ = cinit_block_signals(&handled)
+        _ = cinit_unblock_signals(&handled)
+        execve(path, &cArgs, &cEnv)
+        throw InitError("cannot start the init \(path) (--init): \(Console.errnoText())")
     }
 
     /// The first partition whose file system is squashfs or ext4 and holds our baked config.
@@ -71,7 +92,17 @@ enum EarlyBoot {
                 continue
             }
             do {
-                try System.mount(device, newRoot, fstype, flags: UInt(MS_RDONLY))
+                if KernelCommandLine.current.readWrite && fstype == "ext4" {
+                    // A worker (and gvlt run) attaches the disk read-only; then the root is too.
+                    do {
+                        try System.mount(device, newRoot, fstype, flags: 0)
+                    } catch {
+                        Console.say("root file system not mounted read-write (\(error.message)); the disk is read-only, as on a worker, so it is mounted read-only")
+                        try System.mount(device, newRoot, fstype, flags: UInt(MS_RDONLY))
+                    }
+                } else {
+                    try System.mount(device, newRoot, fstype, flags: UInt(MS_RDONLY))
+                }
             } catch {
                 reasons.append(error.message)
                 continue

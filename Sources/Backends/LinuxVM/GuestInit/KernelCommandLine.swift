@@ -5,13 +5,30 @@ import CInit
 struct KernelCommandLine {
     /// (module, "name=value") in command line order, module names with `-` folded to `_`.
     var moduleParameters: [(module: String, parameter: String)] = []
+    /// `init=`: the init to start on the root (gvlt build --init); nil means gvlt-init itself.
+    var initPath: String?
+    /// The words after `--`, which belong to that init (gvlt build --init-args).
+    var initArguments: [String] = []
+    /// `rw` (gvlt build --rw-root): mount the root read-write where the disk allows.
+    var readWrite = false
 
     static let current = KernelCommandLine(System.readFile("/proc/cmdline") ?? [])
 
     init(_ bytes: [UInt8]) {
+        var forInit = false
         for word in Self.words(bytes) {
             // Everything after `--` belongs to init, not to the kernel or its modules.
-            if word == "--" { break }
+            if forInit {
+                initArguments.append(word)
+                continue
+            }
+            if word == "--" {
+                forInit = true
+                continue
+            }
+            if word.hasPrefix("init=") { initPath = String(word.dropFirst("init=".count)) }
+            if word == "rw" { readWrite = true }
+            if word == "ro" { readWrite = false }
             guard let dot = word.firstIndex(of: "."), let equals = word.firstIndex(of: "="), dot < equals,
                   dot > word.startIndex else { continue }
             moduleParameters.append((Self.underscored(String(word[..<dot])), String(word[word.index(after: dot)...])))

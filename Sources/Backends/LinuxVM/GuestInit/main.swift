@@ -9,8 +9,10 @@ func supervise(_ runtime: Runtime) throws(InitError) -> Outcome {
     guard let command = runtime.command else {
         throw InitError("no command to run: neither the image nor the runtime config sets `command`")
     }
+    // Said before the fork, so that everything after this line on the console is the program's (or
+    // marked as the init's): `gvlt run --store-stdout` keeps exactly that part.
+    Console.say("starting \(command)")
     let main = try runtime.spawn([command] + runtime.args)
-    Console.say("started \(command)")
     var outcome: Outcome?
     while outcome == nil {
         let signal = cinit_wait_signal(&signals, 1000)

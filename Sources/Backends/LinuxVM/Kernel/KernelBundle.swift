@@ -25,8 +25,29 @@ public enum KernelChoice: Equatable, Sendable {
     case file(path: String, modules: String?, config: String?)
     /// `config` is the base config the runtime's fragment is merged into (default: x86_64_defconfig).
     case source(directory: String, config: String?)
+    /// gvltctl's `--kernel VERSION` / `--kernel-url URL`: a git checkout, then built as `source:`.
+    case git(url: String, ref: String?, config: String?)
 
-    public static func parse(_ text: String, modules: String?, config: String?) throws -> KernelChoice {
+    /// `url` is `--kernel-url`. gvltctl's versions map onto the providers: `latest` is Debian's
+    /// current kernel unless a URL is given (then that repository's default branch), and any other
+    /// bare version (`v6.10`) is that tag of the URL (default: torvalds/linux), built from source.
+    public static func parse(_ text: String, modules: String?, config: String?, url: String? = nil) throws -> KernelChoice {
+        let isProvider = text == "debian" || ["debian:", "file:", "source:"].contains { text.hasPrefix($0) }
+        if let url, isProvider {
+            throw InputError("--kernel-url does not go with --kernel \(text)", hint: "give a version with it (--kernel v6.10 --kernel-url \(url)), or drop it")
+        }
+        if !isProvider {
+            if modules != nil {
+                throw InputError("--kernel-modules does not go with --kernel \(text): the modules come from the build",
+                                 hint: "drop --kernel-modules, or pass a built kernel with --kernel file:PATH")
+            }
+            if text == "latest" { return url.map { .git(url: $0, ref: nil, config: config) } ?? .debian(version: nil) }
+            guard text.first.map({ $0.isLetter || $0.isNumber }) == true, !text.contains(" ") else {
+                throw InputError("--kernel `\(text)` is not a kernel provider or version",
+                                 hint: "use debian, debian:VERSION, file:PATH (with --kernel-modules/--kernel-config), source:DIR, or a git tag such as v6.10")
+            }
+            return .git(url: url ?? GitKernelSource.defaultURL, ref: text, config: config)
+        }
         if text == "debian" { return .debian(version: nil) }
         if text.hasPrefix("debian:") { return .debian(version: String(text.dropFirst("debian:".count))) }
         if text.hasPrefix("file:") { return .file(path: String(text.dropFirst("file:".count)), modules: modules, config: config) }
@@ -37,8 +58,7 @@ public enum KernelChoice: Equatable, Sendable {
             }
             return .source(directory: String(text.dropFirst("source:".count)), config: config)
         }
-        throw InputError("--kernel `\(text)` is not a kernel provider",
-                         hint: "use debian, debian:VERSION, file:PATH (with --kernel-modules/--kernel-config) or source:DIR")
+        throw InputError("--kernel `\(text)` is not a kernel provider")
     }
 }
 

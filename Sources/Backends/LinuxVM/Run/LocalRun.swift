@@ -9,9 +9,17 @@ public struct LocalRun {
     }
 
     public var image: String
+    /// Host file → path under /mnt/gevulot/input (relative, or absolute under it).
     public var inputs: [(source: String, destination: String)] = []
+    /// Paths under /mnt/gevulot/output to copy back (relative, or absolute under it); none copies all.
     public var outputs: [String] = []
     public var outputDirectory: String = "output"
+    /// Write the program's console output to `outputDirectory/stdout` (a task's `storeStdout`).
+    public var storeStdout = false
+    /// Write QEMU's own stderr to `outputDirectory/stderr` (a task's `storeStderr`).
+    public var storeStderr = false
+    /// QEMU to run instead of the one on PATH.
+    public var qemuPath: String?
     public var command: String?
     public var args: [String]?
     public var env: [RunSpec.EnvVar] = []
@@ -88,7 +96,7 @@ public struct LocalRun {
 
     /// Parses the init's machine-readable line: `gvlt-init: exit-status=N` or `exit-signal=N`.
     public static func result(fromConsoleLine line: Substring) -> Result? {
-        guard let range = line.range(of: "gvlt-init: exit-") else { return nil }
+        guard let range = line.range(of: InitConsole.marker + "exit-") else { return nil }
         let rest = line[range.upperBound...]
         if rest.hasPrefix("status=") {
             let value = rest.dropFirst("status=".count).prefix { $0.isNumber }

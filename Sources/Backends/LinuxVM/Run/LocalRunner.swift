@@ -7,13 +7,26 @@ extension LocalRun {
         public var accel: String
         public var copiedOutputs: [String]
         public var missingOutputs: [String]
+        /// How long the VM ran, boot included.
+        public var executionTime: Double
     }
 
-    /// Runs the image: prepares the shares, starts QEMU, streams the console to `console` as it comes,
-    /// enforces the timeout and copies the outputs. Temp directories are removed, also on Ctrl-C.
-    public func run(scratch: ScratchDirectory, progress: ProgressReporter, console: @escaping (Data) -> Void,
-                    note: (String) -> Void) throws -> Outcome {
-        let qemu = try QEMUProbe.qemu.require()
+    /// Where a run's output goes as it comes.
+    public struct Streams {
+        /// The guest's whole console, unchanged.
+        public var console: (Data) -> Void = { _ in }
+        /// The program's part of the console (ProgramOutput).
+        public var program: (Data) -> Void = { _ in }
+        /// QEMU's own messages.
+        public var qemuStderr: (Data) -> Void = { _ in }
+        public init() {}
+    }
+
+    /// Runs the image: prepares the shares, starts QEMU, streams the console as it comes, enforces
+    /// the timeout, copies the outputs and stores the streams asked for. Temp directories are
+    /// removed, also on Ctrl-C.
+    public func run(scratch: ScratchDirectory, progress: ProgressReporter, streams: Streams, note: (String) -> Void) throws -> Outcome {
+        let qemu = try QEMUProbe.resolve(qemuPath)
         guard FileManager.default.fileExists(atPath: image) else {
             throw InputError("image \(image) does not exist", hint: "build one with `gvlt build --backend linuxvm … -o \(image)`")
         }
@@ -32,13 +45,12 @@ extension LocalRun {
         }
         try Data(workerConfig.yaml().utf8).write(to: URL(fileURLWithPath: shares + "/rt-config/config.yaml"))
         for input in inputs {
-            guard case .success(let parts) = TreePath.components(input.destination), !parts.isEmpty else {
-                throw InputError("--input \(input.source):\(input.destination): the destination must be a relative path inside /mnt/gevulot/input")
-            }
+            let relative = try GevulotTask.relative(input.destination, under: GevulotTask.inputRoot,
+                                                    at: "input \(input.source):\(input.destination)")
             guard FileManager.default.fileExists(atPath: input.source) else {
-                throw InputError("--input \(input.source): no such file or directory")
+                throw InputError("input \(input.source): no such file or directory")
             }
-            let target = shares + "/input/" + TreePath.join(parts)
+            let target = shares + "/input/" + relative
             try FileManager.default.createDirectory(atPath: URL(fileURLWithPath: target).deletingLastPathComponent().path,
                                                     withIntermediateDirectories: true)
             try FileManager.default.copyItem(atPath: input.source, toPath: target)
@@ -59,8 +71,38 @@ extension LocalRun {
             var result: Result?
         }
         let reported = Reported()
-        let finished = try QEMUProcess.run(qemu, qemuArguments(accel: resolvedAccel, shares: shares), timeout: timeout, console: console) { line in
+        let relativeOutputs = try outputs.map { try GevulotTask.relative($0, under: GevulotTask.outputRoot, at: "output \($0)") }
+        if storeStdout || storeStderr {
+            try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
+        }
+        func create(_ name: String) throws -> FileHandle {
+            let path = outputDirectory + "/" + name
+            guard FileManager.default.createFile(atPath: path, contents: nil), let handle = FileHandle(forWritingAtPath: path) else {
+                throw InputError("cannot write \(path)", hint: "check --output-dir")
+            }
+            return handle
+        }
+        let stdoutFile = try storeStdout ? create("stdout") : nil
+        let stderrFile = try storeStderr ? create("stderr") : nil
+        let program = ProgramOutput { data in
+            streams.program(data)
+            stdoutFile?.write(data)
+        }
+        let finished = try QEMUProcess.run(qemu, qemuArguments(accel: resolvedAccel, shares: shares), timeout: timeout, console: { data in
+            streams.console(data)
+            program.consume(data)
+        }, stderr: { data in
+            streams.qemuStderr(data)
+            stderrFile?.write(data)
+        }) { line in
             if let result = LocalRun.result(fromConsoleLine: line) { reported.lock.withLock { reported.result = result } }
+        }
+        program.finish()
+        var stored: [String] = []
+        for (file, name) in [(stdoutFile, "stdout"), (stderrFile, "stderr")] {
+            guard let file else { continue }
+            try file.close()
+            stored.append(outputDirectory + "/" + name)
         }
 
         // The init's line says what happened; QEMU's status, set by the init through debug-exit, must
@@ -82,18 +124,14 @@ extension LocalRun {
         }
 
         // Outputs: the requested paths, or everything the program wrote when none were requested.
-        var copied: [String] = []
+        var copied = stored
         var missing: [String] = []
         let produced = shares + "/output"
-        let wanted = outputs.isEmpty ? ((try? FileManager.default.contentsOfDirectory(atPath: produced))?.sorted() ?? []) : outputs
+        let wanted = relativeOutputs.isEmpty ? ((try? FileManager.default.contentsOfDirectory(atPath: produced))?.sorted() ?? []) : relativeOutputs
         if !wanted.isEmpty {
             try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
         }
-        for name in wanted {
-            guard case .success(let parts) = TreePath.components(name), !parts.isEmpty else {
-                throw InputError("--output \(name): must be a relative path inside /mnt/gevulot/output")
-            }
-            let relative = TreePath.join(parts)
+        for relative in wanted {
             let source = produced + "/" + relative
             guard FileManager.default.fileExists(atPath: source) else {
                 missing.append(relative)
@@ -106,6 +144,6 @@ extension LocalRun {
             try FileManager.default.copyItem(atPath: source, toPath: destination)
             copied.append(destination)
         }
-        return Outcome(result: result, accel: resolvedAccel, copiedOutputs: copied, missingOutputs: missing)
+        return Outcome(result: result, accel: resolvedAccel, copiedOutputs: copied, missingOutputs: missing, executionTime: finished.seconds)
     }
 }

@@ -17,6 +17,8 @@ public struct NanosRun {
     public var memory = "2048M"
     public var gpus: [String] = []
     public var extraQEMUArguments: [String] = []
+    /// QEMU to run instead of the one on PATH.
+    public var qemuPath: String?
 
     public init(image: String) { self.image = image }
 
@@ -33,6 +35,8 @@ public struct NanosRun {
         public var copiedOutputs: [String]
         /// Whether the image has `debug_exit:t` (built with --local-run).
         public var debugExit: Bool
+        /// How long the VM ran, boot included.
+        public var executionTime: Double
     }
 
     static func escaped(_ path: String) -> String { path.replacingOccurrences(of: ",", with: ",,") }
@@ -129,7 +133,7 @@ public struct NanosRun {
     }
 
     public func run(accel: String, scratch: ScratchDirectory, console: @escaping (Data) -> Void) throws -> Outcome {
-        let qemu = try QEMUProbe.qemu.require()
+        let qemu = try QEMUProbe.resolve(qemuPath)
         guard NanosInspector.isNanosImage(image) else {
             throw InputError("\(image) is not a Nanos image", hint: "gvlt run boots images from gvlt build --backend nanos or ops build")
         }
@@ -154,6 +158,6 @@ public struct NanosRun {
             let written = try TFSReader.read(file: try SharedFile.openReadOnly(volumeImage), what: "the --volume after the run")
             copied = try Self.copyOut(written, to: outputDirectory)
         }
-        return Outcome(result: result, copiedOutputs: copied, debugExit: debugExit)
+        return Outcome(result: result, copiedOutputs: copied, debugExit: debugExit, executionTime: finished.seconds)
     }
 }
