@@ -26,8 +26,13 @@ public struct BootPartition {
 
     public var syslinuxConfig: String {
         var text = "DEFAULT gvlt\nPROMPT 0\nTIMEOUT 0\nLABEL gvlt\n  LINUX /vmlinuz\n"
-        if initramfs != nil { text += "  INITRD /initrd.img\n" }
-        return text + "  APPEND \(commandLine)\n"
+        // SYSLINUX adds an INITRD as `initrd=` at the end of the command line, where it would land
+        // among an init's arguments after `--` (--init-args); then it is written before them.
+        guard initramfs != nil else { return text + "  APPEND \(commandLine)\n" }
+        if let range = commandLine.range(of: " -- ") {
+            return text + "  APPEND \(commandLine[..<range.lowerBound]) initrd=/initrd.img\(commandLine[range.lowerBound...])\n"
+        }
+        return text + "  INITRD /initrd.img\n  APPEND \(commandLine)\n"
     }
 
     /// Writes the partition image into `scratch` and returns its path.
