@@ -263,6 +263,56 @@ final class NanosBuildTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: sandbox.path("x.img")))
     }
 
+    func testOpsBuildOptionsArgsImageNameAndNightly() throws {
+        let sandbox = try Sandbox()
+        try prepare(sandbox)
+        try sandbox.write("prover.json", Data(Self.proverJSON.utf8))
+        try sandbox.write("args.json", Data(#"{"Program": "prover", "Args": ["from-manifest"]}"#.utf8))
+        // ops build -a replaces Args; -i names the image, which lands in ~/.ops/images without -o.
+        let result = try build(sandbox, ["prover", "-c", "args.json", "-a", "one", "-a", "two words", "-i", "prover-v1.2"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let image = sandbox.home + "/.ops/images/prover-v1.2"
+        XCTAssertEqual(result.stdout, "Bootable image file:\(image)\n")
+        let root = try rootTuple(image)
+        XCTAssertEqual(root["arguments"], .vector([.string("prover"), .string("one"), .string("two words")]))
+        XCTAssertEqual(root.tuple("environment")?.text("IMAGE_NAME"), "prover-v1.2")
+        // -o still wins over the ops location; --imagename is -i's long form.
+        let named = try build(sandbox, ["prover", "-c", "args.json", "--imagename", "p2", "-o", "here.img"])
+        XCTAssertEqual(named.status, 0, named.stderr)
+        XCTAssertEqual(try rootTuple(sandbox.path("here.img")).tuple("environment")?.text("IMAGE_NAME"), "p2")
+        XCTAssertEqual(try rootTuple(sandbox.path("here.img"))["arguments"], .vector([.string("prover"), .string("from-manifest")]))
+
+        for (arguments, message) in [(["-n"], "--nightly needs the network"), (["-i", "a/b"], "--imagename `a/b` is not an image name"),
+                                     (["-i", "x", "--imagename", "y"], "-i and --imagename both name the image"),
+                                     (["--manifest", "args.json"], "-c and --manifest both name the manifest")] {
+            let failed = try build(sandbox, ["prover", "-c", "args.json", "-o", "x.img"] + arguments)
+            XCTAssertEqual(failed.status, 1, "\(arguments): \(failed.stderr)")
+            XCTAssertTrue(failed.stderr.contains(message), "\(arguments): \(failed.stderr)")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: sandbox.path("x.img")))
+        }
+
+        // gvlt run for Nanos: a task's resources win over the manifest's RunConfig, flags over both;
+        // what a Nanos image fixes at build time is refused.
+        try sandbox.write("run.json", Data(#"{"Program": "prover", "RunConfig": {"CPUs": 3, "Memory": "3g"}}"#.utf8))
+        try sandbox.write("task.yaml", Data("kind: Task\nversion: v0\nspec:\n  resources: {cpus: 2, memory: 1GiB}\n".utf8))
+        func qemu(_ arguments: [String]) throws -> [String] {
+            let run = try GvltBinary.run(["run", "here.img", "--print-qemu-command", "--accel", "tcg", "-c", "run.json"] + arguments, in: sandbox)
+            XCTAssertEqual(run.status, 0, run.stderr)
+            return run.stdout.split(separator: " ").map(String.init)
+        }
+        func value(_ flag: String, _ words: [String]) -> String? { words.firstIndex(of: flag).map { words[$0 + 1] } }
+        let manifestOnly = try qemu([])
+        XCTAssertEqual(value("-smp", manifestOnly), "3")
+        XCTAssertEqual(value("-m", manifestOnly), "3072M")
+        let task = try qemu(["-f", "task.yaml"])
+        XCTAssertEqual(value("-smp", task), "2")
+        XCTAssertEqual(value("-m", task), "1024M")
+        XCTAssertEqual(value("-smp", try qemu(["-f", "task.yaml", "-s", "4"])), "4")
+        try sandbox.write("cmd.yaml", Data("kind: Task\nversion: v0\nspec:\n  command: [/x]\n".utf8))
+        let refused = try GvltBinary.run(["run", "here.img", "-f", "cmd.yaml", "--print-qemu-command"], in: sandbox)
+        XCTAssertTrue(refused.stderr.contains("the task's command is for Linux VM images"), refused.stderr)
+    }
+
     func testTwoBuildsInDifferentPlacesAndTimesGiveTheSameBytes() throws {
         var digests: Set<String> = []
         for index in 0..<2 {
