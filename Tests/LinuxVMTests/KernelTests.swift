@@ -82,6 +82,12 @@ final class KernelTests: XCTestCase {
         XCTAssertEqual(try KernelChoice.parse("debian:6.1.0-56", modules: nil, config: nil), .debian(version: "6.1.0-56"))
         XCTAssertEqual(try KernelChoice.parse("file:/k", modules: "/m", config: "/c"), .file(path: "/k", modules: "/m", config: "/c"))
         XCTAssertThrowsError(try KernelChoice.parse("ubuntu", modules: nil, config: nil))
+        // gvltctl's -k VERSION: a tag of --kernel-url (default torvalds/linux); latest is Debian's.
+        XCTAssertEqual(try KernelChoice.parse("v6.10", modules: nil, config: nil), .git(url: GitKernelSource.defaultURL, ref: "v6.10", config: nil))
+        XCTAssertEqual(try KernelChoice.parse("latest", modules: nil, config: nil), .debian(version: nil))
+        XCTAssertEqual(try KernelChoice.parse("latest", modules: nil, config: "/c", url: "/repo"), .git(url: "/repo", ref: nil, config: "/c"))
+        XCTAssertEqual(try KernelChoice.parse("my-branch", modules: nil, config: nil, url: "/repo"), .git(url: "/repo", ref: "my-branch", config: nil))
+        XCTAssertThrowsError(try KernelChoice.parse("v6.10", modules: "/m", config: nil))
         XCTAssertThrowsError(try FileKernelProvider.bundle(image: "/nonexistent", modules: nil, config: nil)) {
             XCTAssertTrue("\($0)".contains("does not exist"))
         }

@@ -42,7 +42,10 @@ public enum KernelChoice: Equatable, Sendable {
                                  hint: "drop --kernel-modules, or pass a built kernel with --kernel file:PATH")
             }
             if text == "latest" { return url.map { .git(url: $0, ref: nil, config: config) } ?? .debian(version: nil) }
-            guard text.first.map({ $0.isLetter || $0.isNumber }) == true, !text.contains(" ") else {
+            // Without --kernel-url only a version (v6.10, 6.10-rc1) is taken for a tag, so that a
+            // mistyped provider is an error rather than a clone; with it, any branch or tag.
+            let versionLike = text.drop { $0 == "v" }.first?.isNumber == true
+            guard text.first.map({ $0.isLetter || $0.isNumber }) == true, !text.contains(" "), url != nil || versionLike else {
                 throw InputError("--kernel `\(text)` is not a kernel provider or version",
                                  hint: "use debian, debian:VERSION, file:PATH (with --kernel-modules/--kernel-config), source:DIR, or a git tag such as v6.10")
             }
