@@ -81,24 +81,28 @@ final class GvltctlRunTests: XCTestCase {
             version: v0
             spec:
               image: file://hello.img
-              command: [/bin/sh, -c, 'echo "$0 $1 A=$A B=$B"; cat /mnt/gevulot/input/data/in.txt; nproc; grep -c . /proc/meminfo >/dev/null; exit 3']
+              command: [/bin/sh, -c, 'echo "$0 $1 A=$A B=$B"; cat /mnt/gevulot/input/data/in.txt /mnt/gevulot/input/more.txt; nproc; exit 3']
               args: [first, second]
               env: [{name: A, value: 8}]
               inputContexts: [{source: in.txt, target: /mnt/gevulot/input/data/in.txt}]
               resources: {cpus: "2cpu", memory: "256MiB", time: "2m"}
               storeStderr: true
             """.utf8))
-        let second = try run(["-f", "task2.yaml", "-e", "B=2", "--stdout", "--output-dir", "out2"], in: sandbox)
+        try sandbox.write("more.txt", Data("more input\n".utf8))
+        let second = try run(["-f", "task2.yaml", "-e", "B=2", "-i", "more.txt:/mnt/gevulot/input/more.txt", "--stdout", "--output-dir", "out2"], in: sandbox)
         XCTAssertEqual(second.status, 3, second.stderr)
-        XCTAssertEqual(second.stdout, "first second A=8 B=2\ninput file\n2\n")
+        XCTAssertEqual(second.stdout, "first second A=8 B=2\ninput file\nmore input\n2\n")
         XCTAssertTrue(FileManager.default.fileExists(atPath: sandbox.path("out2/stderr")), "storeStderr wrote no stderr file")
         XCTAssertFalse(FileManager.default.fileExists(atPath: sandbox.path("out2/stdout")))
 
         // Task args reach the image's own entrypoint without a command override (gvltctl drops them).
-        try sandbox.write("task3.yaml", Data("kind: Task\nversion: v0\nspec:\n  args: [x, 'y z']\n  storeStdout: true\n".utf8))
-        let third = try run(["hello.img", "-f", "task3.yaml", "--output-dir", "out3"], in: sandbox)
+        // --store-stdout and -o as flags; --stderr alone shows QEMU's messages and not the console.
+        try sandbox.write("task3.yaml", Data("kind: Task\nversion: v0\nspec:\n  args: [x, 'y z']\n".utf8))
+        let third = try run(["hello.img", "-f", "task3.yaml", "--store-stdout", "-o", "/mnt/gevulot/output/output.txt", "--stderr", "--output-dir", "out3"], in: sandbox)
         XCTAssertEqual(third.status, 0, third.stderr)
+        XCTAssertEqual(third.stdout, "")
         XCTAssertEqual(try String(contentsOfFile: sandbox.path("out3/stdout"), encoding: .utf8), "Hello, world!\nargs: x y z\n")
+        XCTAssertEqual(Set(try FileManager.default.contentsOfDirectory(atPath: sandbox.path("out3"))), ["stdout", "output.txt"])
     }
 
     func testLocalRunFlagsAndTaskResourcesOnTheQEMUCommandLine() throws {
