@@ -273,4 +273,28 @@ final class GvltctlParityTests: XCTestCase {
         let wrong = try GvltBinary.run(["export", "--containerfile", "ctx/Containerfile", "--container-backend", "kaniko", "-o", "x.tar"], in: sandbox)
         XCTAssertTrue(wrong.stderr.contains("--container-backend `kaniko` is not podman or docker"), wrong.stderr)
     }
+
+    func testKernelFileIsTheBootedKernel() throws {
+        let sandbox = try Sandbox()
+        try makeRoot(sandbox)
+        XCTAssertEqual(try build(["-o", "first.img"], in: sandbox).status, 0)   // fills the kernel cache
+        let debian = Images.kernelCache + "/entries/kernels/debian"
+        let entry = try XCTUnwrap(try FileManager.default.contentsOfDirectory(atPath: debian).first { $0.hasPrefix("linux-image-") && !$0.contains("cloud") })
+        let boot = debian + "/" + entry + "/boot"
+        let files = try FileManager.default.contentsOfDirectory(atPath: boot)
+        let kernel = boot + "/" + (try XCTUnwrap(files.first { $0.hasPrefix("vmlinuz-") }))
+        let config = boot + "/" + (try XCTUnwrap(files.first { $0.hasPrefix("config-") }))
+        let release = String(URL(fileURLWithPath: kernel).lastPathComponent.dropFirst("vmlinuz-".count))
+        try FileManager.default.copyItem(atPath: kernel, toPath: sandbox.path("bzImage"))
+        // gvltctl's --kernel-file, with the modules and config a Debian kernel needs beside it.
+        let result = try build(["--kernel-file", "bzImage", "--kernel-modules", debian + "/" + entry + "/lib/modules/" + release,
+                                "--kernel-config", config, "-o", "kf.img"], in: sandbox)
+        XCTAssertEqual(result.status, 0, result.stderr)
+        try Images.shell(["mcopy", "-n", "-i", sandbox.path("kf.img") + "@@4096", "::/vmlinuz", sandbox.path("vmlinuz.out")])
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: sandbox.path("vmlinuz.out"))), try Data(contentsOf: URL(fileURLWithPath: kernel)))
+        let run = try GvltBinary.run(["run", "kf.img", "--accel", "tcg", "--command", "/usr/bin/probe"], in: sandbox, timeout: 300)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let both = try build(["--kernel-file", "bzImage", "--kernel", "debian", "-o", "x.img"], in: sandbox)
+        XCTAssertTrue(both.stderr.contains("name different kernels"), both.stderr)
+    }
 }

@@ -291,6 +291,17 @@ final class NanosBuildTests: XCTestCase {
             XCTAssertFalse(FileManager.default.fileExists(atPath: sandbox.path("x.img")))
         }
 
+        // --nanos-version takes ~/.ops/VERSION, as ops keeps releases; --force overwrites, and only it.
+        try FileManager.default.createDirectory(atPath: sandbox.home + "/.ops", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: sandbox.path("release"), toPath: sandbox.home + "/.ops/0.1.53")
+        let versioned = try GvltBinary.run(["build", "--backend", "nanos", "prover", "-c", "args.json", "--nanos-version", "0.1.53", "-o", "v.img"], in: sandbox)
+        XCTAssertEqual(versioned.status, 0, versioned.stderr)
+        XCTAssertEqual(try NanosImageReader.open(sandbox.path("v.img")).boot.entry(at: "/kernel")?["filelength"]?.unsigned, 300_000)
+        let again = try build(sandbox, ["prover", "-c", "args.json", "-o", "v.img"])
+        XCTAssertEqual(again.status, 1)
+        XCTAssertTrue(again.stderr.contains("exists"), again.stderr)
+        XCTAssertEqual(try build(sandbox, ["prover", "-c", "args.json", "-o", "v.img", "--force"]).status, 0)
+
         // gvlt run for Nanos: a task's resources win over the manifest's RunConfig, flags over both;
         // what a Nanos image fixes at build time is refused.
         try sandbox.write("run.json", Data(#"{"Program": "prover", "RunConfig": {"CPUs": 3, "Memory": "3g"}}"#.utf8))

@@ -45,6 +45,9 @@ public final class LinuxVMBackend: ImageBackend {
         var size: Int64?
 
         init(_ options: [String: String]) throws {
+            if let file = options["kernel-file"], let kernel = options["kernel"], kernel != "file:" + file {
+                throw InputError("--kernel-file \(file) and --kernel \(kernel) name different kernels", hint: "--kernel-file PATH is --kernel file:PATH; pass one")
+            }
             let kernelText = options["kernel-file"].map { "file:" + $0 } ?? options["kernel"] ?? (options["kernel-url"] != nil ? "latest" : "debian")
             kernel = try KernelChoice.parse(kernelText, modules: options["kernel-modules"], config: options["kernel-config"],
                                             url: options["kernel-url"])
