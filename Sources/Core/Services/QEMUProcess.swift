@@ -49,7 +49,7 @@ public enum QEMUProcess {
             finished.signal()
         }
         let errorsDone = DispatchSemaphore(value: 0)
-        if let stderr, errorPipe !== pipe {
+        if let stderr {
             DispatchQueue.global().async {
                 while true {
                     let chunk = errorPipe.fileHandleForReading.availableData

@@ -66,15 +66,7 @@ enum EarlyBoot {
         let commandLine = KernelCommandLine.current
         guard let path = commandLine.initPath, path != ownInit else { return }
         Console.say("starting \(path) (--init)")
-        let argv = [path] + commandLine.initArguments
-        var cArgs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
-        let environment: [String] = ["HOME=/", "TERM=linux"]
-        var cEnv: [UnsafeMutablePointer<CChar>?] = environment.map { strdup($0) } + [nil]
-        // The init gets the signal mask a kernel-started init has: nothing blocked.
-        var handled = sigset_t()
-        _ = cinit_block_signals(&handled)
-        _ = cinit_unblock_signals(&handled)
-        execve(path, &cArgs, &cEnv)
+        System.exec(path, [path] + commandLine.initArguments, environment: ["HOME=/", "TERM=linux"])
         throw InitError("cannot start the init \(path) (--init): \(Console.errnoText())")
     }
 

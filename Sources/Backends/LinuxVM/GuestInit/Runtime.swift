@@ -104,24 +104,17 @@ struct Runtime {
     /// Starts `argv` in a child with the current env and working dir; returns its pid.
     func spawn(_ argv: [String]) throws(InitError) -> pid_t {
         guard let path = resolve(argv[0]) else { throw InitError("command \(argv[0]) not found in PATH") }
-        var cArgs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
-        var cEnv: [UnsafeMutablePointer<CChar>?] = env.map { strdup($0.key + "=" + $0.value) } + [nil]
         let pid = fork()
         if pid == 0 {
-            var all = sigset_t()
-            _ = cinit_block_signals(&all)
-            _ = cinit_unblock_signals(&all)
             _ = setsid()
             if chdir(workingDir) != 0 {
                 Console.say("cannot enter working directory \(workingDir): \(Console.errnoText())")
                 _exit(126)
             }
-            execve(path, &cArgs, &cEnv)
+            System.exec(path, argv, environment: env.map { $0.key + "=" + $0.value })
             Console.say("cannot execute \(path): \(Console.errnoText())")
             _exit(127)
         }
-        for pointer in cArgs { free(pointer) }
-        for pointer in cEnv { free(pointer) }
         guard pid > 0 else { throw InitError("fork failed: \(Console.errnoText())") }
         return pid
     }

@@ -14,6 +14,17 @@ enum System {
         }
     }
 
+    /// Replaces this process with `path`, every signal unblocked (PID 1 blocks the ones it waits
+    /// for, and a blocked mask survives execve). Returns only when execve failed; errno says why.
+    static func exec(_ path: String, _ argv: [String], environment: [String]) {
+        var cArgs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
+        var cEnv: [UnsafeMutablePointer<CChar>?] = environment.map { strdup($0) } + [nil]
+        var all = sigset_t()
+        _ = cinit_block_signals(&all)
+        _ = cinit_unblock_signals(&all)
+        execve(path, &cArgs, &cEnv)
+    }
+
     static func makeDirectory(_ path: String) {
         if !cinit_is_directory(path) { _ = mkdir(path, 0o755) }
     }
