@@ -25,6 +25,16 @@ final class GvltctlParityTests: XCTestCase {
         try data[Int(try NvidiaImageTests.rootOffset(image))...].write(to: URL(fileURLWithPath: path))
     }
 
+    /// Each build fails with status 1, says `message`, and leaves no image.
+    func assertRefused(_ cases: [([String], String)], in sandbox: Sandbox, file: StaticString = #filePath, line: UInt = #line) throws {
+        for (arguments, message) in cases {
+            let failed = try build(arguments + ["-o", "x.img"], in: sandbox)
+            XCTAssertEqual(failed.status, 1, "\(arguments): \(failed.stderr)", file: file, line: line)
+            XCTAssertTrue(failed.stderr.contains(message), "\(arguments): \(failed.stderr)", file: file, line: line)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: sandbox.path("x.img")), "\(arguments)", file: file, line: line)
+        }
+    }
+
     func testKernelModuleMountAndRootFsTypeReachTheImageAndTheGuest() throws {
         let sandbox = try Sandbox()
         try makeRoot(sandbox)
@@ -70,17 +80,12 @@ final class GvltctlParityTests: XCTestCase {
         XCTAssertTrue(lines.contains("  - {source: \"tmpfs\", target: \"/t\", fstype: \"tmpfs\"}"), config)
         XCTAssertLessThan(lines.firstIndex { $0.contains("gevulot-rt-config") } ?? .max, lines.firstIndex { $0.contains("datatag") } ?? -1)
 
-        for (arguments, message) in [(["--mount", "nocolon"], "--mount `nocolon` is not SOURCE:/TARGET[:FSTYPE[:OPTIONS]]"),
-                                     (["--mount", "x:/a/../b"], "must be a directory path without `.` or `..`"),
-                                     (["--kernel-module", "no_such_module_x"], "--kernel-module needs kernel module no_such_module_x, which kernel"),
-                                     (["--kernel-module", "../x.ko"], "--kernel-module `../x.ko` is not a module name"),
-                                     (["--root-fs-type", "ext4", "--root-fs", "squashfs"], "--root-fs-type ext4 and --root-fs squashfs disagree"),
-                                     (["--nvidia-drivers", "--nvidia-modules", "dir:" + sandbox.path("nothing")], "--nvidia-modules dir:\(sandbox.path("nothing")) has no nvidia.ko")] {
-            let failed = try build(arguments + ["-o", "x.img"], in: sandbox)
-            XCTAssertEqual(failed.status, 1, "\(arguments): \(failed.stderr)")
-            XCTAssertTrue(failed.stderr.contains(message), "\(arguments): \(failed.stderr)")
-            XCTAssertFalse(FileManager.default.fileExists(atPath: sandbox.path("x.img")))
-        }
+        try assertRefused([(["--mount", "nocolon"], "--mount `nocolon` is not SOURCE:/TARGET[:FSTYPE[:OPTIONS]]"),
+                          (["--mount", "x:/a/../b"], "must be a directory path without `.` or `..`"),
+                          (["--kernel-module", "no_such_module_x"], "--kernel-module needs kernel module no_such_module_x, which kernel"),
+                          (["--kernel-module", "../x.ko"], "--kernel-module `../x.ko` is not a module name"),
+                          (["--root-fs-type", "ext4", "--root-fs", "squashfs"], "--root-fs-type ext4 and --root-fs squashfs disagree"),
+                          (["--nvidia-drivers", "--nvidia-modules", "dir:" + sandbox.path("nothing")], "--nvidia-modules dir:\(sandbox.path("nothing")) has no nvidia.ko")], in: sandbox)
     }
 
     /// A root with busybox as /bin/sh and friends, and an init script that shows what it was given.
@@ -122,17 +127,12 @@ final class GvltctlParityTests: XCTestCase {
         // It powered off itself, without gvlt-init's result line: gvlt run says so.
         XCTAssertEqual(run.status, 125, run.stderr)
 
-        for (arguments, message) in [(["-i", "/missing/init"], "--init /missing/init is not in the image"),
-                                     (["-i", "relative/init"], "is not an absolute path in the image"),
-                                     (["--init-args", "x"], "--init-args is for a custom --init"),
-                                     (["-i", "/init.sh", "--kernel-module", "loop"], "--kernel-module configures gvlt-init, and --init /init.sh replaces it"),
-                                     (["--init", "/init.sh", "-i", "/init.sh"], "-i and --init both name the init"),
-                                     (["--mia-version", "0.1.0"], "gvlt does not download MIA releases")] {
-            let failed = try build(arguments + ["-o", "x.img"], in: sandbox)
-            XCTAssertEqual(failed.status, 1, "\(arguments): \(failed.stderr)")
-            XCTAssertTrue(failed.stderr.contains(message), "\(arguments): \(failed.stderr)")
-            XCTAssertFalse(FileManager.default.fileExists(atPath: sandbox.path("x.img")))
-        }
+        try assertRefused([(["-i", "/missing/init"], "--init /missing/init is not in the image"),
+                          (["-i", "relative/init"], "is not an absolute path in the image"),
+                          (["--init-args", "x"], "--init-args is for a custom --init"),
+                          (["-i", "/init.sh", "--kernel-module", "loop"], "--kernel-module configures gvlt-init, and --init /init.sh replaces it"),
+                          (["--init", "/init.sh", "-i", "/init.sh"], "-i and --init both name the init"),
+                          (["--mia-version", "0.1.0"], "gvlt does not download MIA releases")], in: sandbox)
     }
 
     func testRuntimeSwitchesReachTheConfigAndTheGuest() throws {
@@ -207,15 +207,10 @@ final class GvltctlParityTests: XCTestCase {
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: sandbox.path("again.img"))), try Data(contentsOf: URL(fileURLWithPath: image)))
 
         try sandbox.write("big.bin", Data(count: 600))
-        for (arguments, message) in [(["-s", "2M"], "is too small: this image needs at least"),
-                                     (["-s", "ten"], "--size `ten` is not a size"),
-                                     (["--mbr-file", "big.bin"], "MBR boot code is at most 440 bytes"),
-                                     (["--mbr-file", "none.bin"], "cannot read the MBR boot code none.bin")] {
-            let failed = try build(arguments + ["-o", "x.img"], in: sandbox)
-            XCTAssertEqual(failed.status, 1, "\(arguments): \(failed.stderr)")
-            XCTAssertTrue(failed.stderr.contains(message), "\(arguments): \(failed.stderr)")
-            XCTAssertFalse(FileManager.default.fileExists(atPath: sandbox.path("x.img")))
-        }
+        try assertRefused([(["-s", "2M"], "is too small: this image needs at least"),
+                          (["-s", "ten"], "--size `ten` is not a size"),
+                          (["--mbr-file", "big.bin"], "MBR boot code is at most 440 bytes"),
+                          (["--mbr-file", "none.bin"], "cannot read the MBR boot code none.bin")], in: sandbox)
     }
 
     func testKernelVersionComesFromTheKernelURLRepository() throws {
