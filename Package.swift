@@ -1,6 +1,12 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+// The release number, the one place it is written: `gvlt --version`, gvlt-init (scripts/build-init)
+// and the packages (scripts/package) all read it from here.
+let gvltVersion = "0.1.0"
+// The source commit is not known to the manifest; scripts/install and scripts/package pass it.
+let sourceCommit = Context.environment["GVLT_SOURCE_COMMIT"].flatMap { $0.isEmpty ? nil : $0 } ?? "unknown"
+
 let package = Package(
     name: "gvlt",
     platforms: [.macOS(.v13)],
@@ -28,10 +34,16 @@ let package = Package(
         // glibc declarations Swift's Glibc module leaves out; header only.
         .systemLibrary(name: "CHost", path: "Sources/SystemLibraries/CHost"),
 
+        // The version and source commit as C strings: Swift's -D defines flags, not values.
+        .target(
+            name: "CBuildInfo", path: "Sources/SystemLibraries/CBuildInfo",
+            cSettings: [.define("GVLT_VERSION", to: "\"\(gvltVersion)\""),
+                        .define("GVLT_SOURCE_COMMIT", to: "\"\(sourceCommit)\"")]),
+
         .target(
             name: "Core",
             dependencies: [
-                "CArchive", "CElf", "CFFI", "CHost",
+                "CArchive", "CElf", "CFFI", "CHost", "CBuildInfo",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Yams", package: "Yams"),

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Core
 import Foundation
+import LinuxVM
+import NvidiaGPU
 
 struct DoctorCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -24,41 +26,41 @@ struct DoctorCommand: ParsableCommand {
     @Flag(help: "Exit with status 1 when a tool is missing or KVM does not work.")
     var strict = false
 
-    struct Feature {
-        var name: String
-        /// Each inner list is alternatives; the feature needs one tool of every list.
-        var tools: [[HostTool]]
-    }
+    @Flag(help: .hidden)
+    var debianRelationships = false
 
-    static let features: [Feature] = [
-        Feature(name: "export/build from OCI layouts, docker archives, rootfs dirs", tools: []),
-        Feature(name: "--container containers-storage:REF", tools: [[.skopeo]]),
-        Feature(name: "--containerfile", tools: [[.podman, .buildah]]),
-        Feature(name: "linuxvm images", tools: [
-            [HostTool("tar2sqfs", apt: "squashfs-tools-ng", purpose: "SquashFS root file systems"),
-             HostTool("mksquashfs", apt: "squashfs-tools", purpose: "SquashFS root file systems")],
-            [HostTool("mkfs.ext4", apt: "e2fsprogs", purpose: "ext4 root file systems")],
-            [HostTool("mkfs.fat", apt: "dosfstools", purpose: "the FAT boot partition")],
-            [HostTool("mcopy", apt: "mtools", purpose: "the FAT boot partition")],
-            [HostTool("syslinux", apt: "syslinux", purpose: "the boot loader")],
-            [HostTool("apt-get", apt: "apt", purpose: "the Debian kernel provider")],
-        ]),
-        Feature(name: "--accel nvidia (linuxvm)", tools: [
-            [HostTool("make", apt: "make", purpose: "building the NVIDIA modules")],
-            [HostTool("gcc", apt: "gcc", purpose: "building the NVIDIA modules")],
-            [HostTool("strip", apt: "binutils", purpose: "stripping the NVIDIA modules")],
-        ]),
-        Feature(name: "gvlt run", tools: [[HostTool("qemu-system-x86_64", apt: "qemu-system-x86", purpose: "booting images")]]),
-    ]
+    /// Every feature's host programs: the sources' and `gvlt run`'s, then each builtin backend's and
+    /// accelerator's own list.
+    static var features: [HostFeature] {
+        HostFeature.common + LinuxVMBackend.hostFeatures + NvidiaAccelerator.hostFeatures
+    }
 
     struct Check: Encodable {
         var feature: String
+        var need: HostFeature.Need
         var ok: Bool
         var found: [String]
         var missing: [String]
     }
 
+    struct Located: Encodable {
+        var path: String?
+        var origin: String
+        var version: String?
+    }
+
+    struct Installed: Encodable {
+        var version: String
+        var commit: String
+        var executable: String
+        var guestInit: Located
+        var pluginProtocol: String
+        var pluginsFiles: [Located]
+        var cache: Located
+    }
+
     struct Report: Encodable {
+        var gvlt: Installed
         var libraries: [String: String]
         var checks: [Check]
         var kvm: String
@@ -66,6 +68,13 @@ struct DoctorCommand: ParsableCommand {
     }
 
     func run() throws {
+        if debianRelationships {
+            // For scripts/package: the .deb asks for exactly what doctor checks. apt is in every
+            // Debian system, so it is no dependency.
+            print("Depends: " + HostFeature.debianRelationship(Self.features, need: .required, excluding: ["apt"]))
+            print("Recommends: " + HostFeature.debianRelationship(Self.features, need: .optional))
+            return
+        }
         var checks: [Check] = []
         for feature in Self.features {
             var found: [String] = []
@@ -77,7 +86,7 @@ struct DoctorCommand: ParsableCommand {
                     missing.append(alternatives.map { "\($0.name): apt-get install \($0.aptPackage)" }.joined(separator: "  or  "))
                 }
             }
-            checks.append(Check(feature: feature.name, ok: missing.isEmpty, found: found, missing: missing))
+            checks.append(Check(feature: feature.name, need: feature.need, ok: missing.isEmpty, found: found, missing: missing))
         }
         var (kvmWorks, kvmText) = Self.probeKVM()
         if kvmWorks, let qemu = QEMUProbe.qemu.locate() {
@@ -89,14 +98,22 @@ struct DoctorCommand: ParsableCommand {
         } else if kvmWorks {
             kvmText += " (install qemu-system-x86 to check QEMU+KVM too)"
         }
-        let report = Report(libraries: LibraryVersions.all, checks: checks, kvm: kvmText,
+        let report = Report(gvlt: Self.installed(), libraries: LibraryVersions.all, checks: checks, kvm: kvmText,
                             kvmWorks: kvmWorks)
         if json {
             try printJSON(report)
         } else {
+            let installed = report.gvlt
+            print(Installation.versionLine)
+            print("executable: \(installed.executable)")
+            print("guest init: " + Self.describe(installed.guestInit))
+            print("plugins: protocol \(installed.pluginProtocol); plugins.json files, lowest precedence first:")
+            for file in installed.pluginsFiles { print("          " + Self.describe(file)) }
+            print("cache: " + Self.describe(installed.cache))
             for (name, version) in report.libraries.sorted(by: { $0.key < $1.key }) { print("\(name): \(version)") }
             for check in checks {
-                print("\(check.ok ? "ok     " : "MISSING") \(check.feature)")
+                let label = check.ok ? "ok     " : check.need == .required ? "MISSING" : "missing"
+                print("\(label) \(check.feature)\(check.need == .optional ? " (optional)" : "")")
                 for item in check.found { print("          found \(item)") }
                 for item in check.missing { print("          missing \(item)") }
             }
@@ -104,6 +121,33 @@ struct DoctorCommand: ParsableCommand {
             if !kvmWorks { print("          boot images here with software emulation (qemu -accel tcg)") }
         }
         if strict && (!kvmWorks || checks.contains { !$0.ok }) { throw ExitCode(1) }
+    }
+
+    static func describe(_ item: Located) -> String {
+        guard let path = item.path else { return "none (\(item.origin))" }
+        return path + " (\(item.origin))" + (item.version.map { ", version \($0)" } ?? "")
+    }
+
+    /// Which of gvlt's own files this gvlt would use, and why those.
+    static func installed() -> Installed {
+        let installation = Installation()
+        let guestInit: Located
+        if let found = installation.guestInit() {
+            let exists = FileManager.default.isExecutableFile(atPath: found.path)
+            guestInit = Located(path: found.path, origin: found.origin + (exists ? "" : "; not an executable file"),
+                                version: exists ? Installation.guestInitVersion(at: found.path) : nil)
+        } else {
+            guestInit = Located(path: nil, origin: "not found: " + installation.guestInitHint)
+        }
+        let shipped = installation.shippedPluginsFile()
+        let files = PluginsFile.searchPath(installation: installation).map { path -> Located in
+            if path == shipped?.path { return Located(path: path, origin: shipped!.origin) }
+            return Located(path: path, origin: FileManager.default.fileExists(atPath: path) ? "found" : "absent")
+        }
+        let (cache, cacheOrigin) = CacheDirectory.resolveWithOrigin()
+        return Installed(version: Installation.version, commit: Installation.sourceCommit, executable: installation.executable,
+                         guestInit: guestInit, pluginProtocol: PluginProtocol.version,
+                         pluginsFiles: files, cache: Located(path: cache.root, origin: cacheOrigin))
     }
 
     /// Runs the probe in a child (`gvlt __probe-kvm`) with a timeout: a broken KVM can hang forever.

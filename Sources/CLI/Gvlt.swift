@@ -20,7 +20,7 @@ struct Gvlt: ParsableCommand {
           gvlt backends
           gvlt doctor
         """,
-        version: GvltVersion.current,
+        version: Installation.versionLine,
         subcommands: [ExportCommand.self, BuildCommand.self, RunCommand.self, InspectCommand.self, ExtractCommand.self, BackendsCommand.self, PluginsCommand.self, DoctorCommand.self,
                       KVMProbeCommand.self])
 
@@ -48,6 +48,3 @@ struct Gvlt: ParsableCommand {
     }
 }
 
-enum GvltVersion {
-    static let current = "0.1.0"
-}

@@ -60,17 +60,13 @@ public enum ImageRoot {
         }
     }
 
-    /// Where the guest init binary is: `--init-binary`, `$GVLT_INIT`, next to gvlt, or the build folder.
-    public static func locateInit(option: String?) throws -> String {
+    /// Where the guest init binary is: `--init-binary`, else what `Installation` finds.
+    public static func locateInit(option: String?, installation: Installation = Installation()) throws -> String {
         if let option { return option }
-        if let fromEnvironment = ProcessInfo.processInfo.environment["GVLT_INIT"], !fromEnvironment.isEmpty { return fromEnvironment }
-        let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
-        for candidate in [exe.appendingPathComponent("gvlt-init"), exe.appendingPathComponent("../libexec/gvlt/gvlt-init"),
-                          exe.appendingPathComponent("../gvlt-init"), exe.appendingPathComponent("../../gvlt-init")] {
-            let path = candidate.standardizedFileURL.path
-            if FileManager.default.isExecutableFile(atPath: path) { return path }
+        guard let found = installation.guestInit() else {
+            throw InputError("gvlt-init (the guest's PID 1) was not found next to gvlt (\(installation.executable))",
+                             hint: installation.guestInitHint)
         }
-        throw InputError("gvlt-init (the guest's PID 1) was not found next to gvlt",
-                         hint: "build it with `scripts/build-init` (it goes to .build/gvlt-init), or pass --init-binary PATH / set GVLT_INIT")
+        return found.path
     }
 }

@@ -104,19 +104,9 @@ public enum PluginsFile {
     /// `./plugins.json`, then each path in `GVLT_PLUGINS` (colon-separated). Later entries override
     /// earlier ones by name.
     public static func searchPath(environment: [String: String] = ProcessInfo.processInfo.environment,
-                                  executable: String = CommandLine.arguments[0]) -> [String] {
+                                  installation: Installation = Installation()) -> [String] {
         var paths: [String] = []
-        let exe = URL(fileURLWithPath: executable).resolvingSymlinksInPath().deletingLastPathComponent()
-        // Installed: <prefix>/bin/gvlt -> <prefix>/share/gvlt/plugins.json. Built: .build/<config>/gvlt -> repo root.
-        for candidate in [exe.appendingPathComponent("../share/gvlt/plugins.json"),
-                          exe.appendingPathComponent("../../plugins.json"),
-                          exe.appendingPathComponent("../../../plugins.json")] {
-            let path = candidate.standardizedFileURL.path
-            if FileManager.default.fileExists(atPath: path) {
-                paths.append(path)
-                break
-            }
-        }
+        if let shipped = installation.shippedPluginsFile() { paths.append(shipped.path) }
         let configHome = environment["XDG_CONFIG_HOME"].flatMap { $0.hasPrefix("/") ? $0 : nil }
             ?? (environment["HOME"].map { $0 + "/.config" } ?? NSHomeDirectory() + "/.config")
         paths.append(configHome + "/gvlt/plugins.json")

@@ -14,11 +14,17 @@ public struct CacheDirectory: Sendable {
 
     public static func resolve(override: String? = nil,
                                environment: [String: String] = ProcessInfo.processInfo.environment) -> CacheDirectory {
-        if let override, !override.isEmpty { return CacheDirectory(root: override) }
-        if let explicit = environment["GVLT_CACHE_DIR"], !explicit.isEmpty { return CacheDirectory(root: explicit) }
-        if let xdg = environment["XDG_CACHE_HOME"], xdg.hasPrefix("/") { return CacheDirectory(root: xdg + "/gvlt") }
+        resolveWithOrigin(override: override, environment: environment).0
+    }
+
+    /// The cache and which rule chose it, for `gvlt doctor`.
+    public static func resolveWithOrigin(override: String? = nil,
+                                         environment: [String: String] = ProcessInfo.processInfo.environment) -> (CacheDirectory, String) {
+        if let override, !override.isEmpty { return (CacheDirectory(root: override), "--cache-dir") }
+        if let explicit = environment["GVLT_CACHE_DIR"], !explicit.isEmpty { return (CacheDirectory(root: explicit), "$GVLT_CACHE_DIR") }
+        if let xdg = environment["XDG_CACHE_HOME"], xdg.hasPrefix("/") { return (CacheDirectory(root: xdg + "/gvlt"), "$XDG_CACHE_HOME/gvlt") }
         let home = environment["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? NSHomeDirectory()
-        return CacheDirectory(root: home + "/.cache/gvlt")
+        return (CacheDirectory(root: home + "/.cache/gvlt"), "~/.cache/gvlt, the default")
     }
 
     /// `text` as one part of a key: characters a key cannot hold (`+`, `:`, `~` in Debian versions)

@@ -18,8 +18,10 @@ public struct HostTool: Sendable, Hashable {
     public static let buildah = HostTool("buildah", apt: "buildah", purpose: "`--containerfile` builds (alternative to podman)")
     public static let docker = HostTool("docker", apt: "docker.io", purpose: "`--containerfile` builds with --container-backend docker")
 
-    /// The absolute path of the tool in PATH, if installed.
+    /// The absolute path of the tool in PATH, if installed. A `name` that is an absolute path is a
+    /// data file a package ships (SYSLINUX's MBR code), found when it is readable.
     public func locate(environment: [String: String] = ProcessInfo.processInfo.environment) -> String? {
+        if name.hasPrefix("/") { return access(name, R_OK) == 0 ? name : nil }
         let path = environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
         for dir in path.split(separator: ":") where !dir.isEmpty {
             let candidate = "\(dir)/\(name)"

@@ -45,6 +45,8 @@ func supervise(_ runtime: Runtime) throws(InitError) -> Outcome {
 
 func boot() -> (Outcome, RuntimeConfig.DebugExit?) {
     var runtime = Runtime()
+    // "version X", from the "gvlt-init version X" marker that `gvlt doctor` reads.
+    Console.say(String(cString: cinit_version() + 10))
     do throws(InitError) {
         if EarlyBoot.isInitramfs { try EarlyBoot.run() }
         var config = try RuntimeConfig.load(Runtime.bakedConfig)

@@ -40,6 +40,8 @@ public struct NvidiaReport: Codable, Sendable {
 }
 
 public enum ImageInspector {
+    static let unsquashfs = HostTool("unsquashfs", apt: "squashfs-tools", purpose: "reading the root of linuxvm images (gvlt inspect)")
+
     static let compressors: [UInt16: String] = [1: "gzip", 2: "lzma", 3: "lzo", 4: "xz", 5: "lz4", 6: "zstd"]
 
     public static func inspect(_ path: String, scratch: String) throws -> ImageReport {
@@ -88,8 +90,7 @@ public enum ImageInspector {
             report.rootFilesystem = "squashfs"
             report.rootCompressor = compressors[UInt16(magic[20]) | UInt16(magic[21]) << 8] ?? "unknown"
             report.rootBytes = (0..<8).reduce(Int64(0)) { $0 | Int64(magic[40 + $1]) << (8 * Int64($1)) }
-            if let unsquashfs = SquashfsImage.mksquashfs.locate().map({ URL(fileURLWithPath: $0).deletingLastPathComponent().path + "/unsquashfs" }),
-               FileManager.default.isExecutableFile(atPath: unsquashfs) {
+            if let unsquashfs = Self.unsquashfs.locate() {
                 let offset = String(root.start)
                 report.bakedConfig = try? HostCommand.run(unsquashfs, ["-o", offset, "-cat", path, "etc/gvlt/config.yaml"]).output
                 // The init is binary: written to a file by unsquashfs and hashed from there.

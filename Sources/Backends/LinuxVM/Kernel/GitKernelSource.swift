@@ -5,6 +5,7 @@ import Foundation
 /// branch, shallow) into the cache once, then built like `--kernel source:DIR`. The URL may be
 /// remote (needs the network, as the input itself asks for it) or a local repository.
 public struct GitKernelSource {
+    static let git = HostTool("git", apt: "git", purpose: "--kernel VERSION and --kernel-url")
     public static let defaultURL = "https://github.com/torvalds/linux.git"
 
     public var url: String
@@ -22,7 +23,7 @@ public struct GitKernelSource {
 
     /// The checkout's directory in the cache.
     public func checkout() throws -> String {
-        let git = try HostTool("git", apt: "git", purpose: "--kernel VERSION and --kernel-url").require()
+        let git = try Self.git.require()
         let key = "kernels/git/" + (SHA256Hex.of(data: Data((url + "#" + (ref ?? "")).utf8))).prefix(16)
             + "-" + CacheDirectory.keyComponent(ref ?? "default")
         let entry = try cache.entry(key) { staging in

@@ -82,6 +82,12 @@ static inline int cinit_mknod_char(const char *path, unsigned int major, unsigne
     return mknod(path, S_IFCHR | mode, makedev(major, minor));
 }
 static inline const char *cinit_dirent_name(struct dirent *entry) { return entry->d_name; }
+/* scripts/build-init defines the version from Package.swift; `gvlt doctor` finds this string in the
+   binary without running it. */
+#ifndef GVLT_INIT_VERSION
+#define GVLT_INIT_VERSION "unknown"
+#endif
+static inline const char *cinit_version(void) { return "gvlt-init version " GVLT_INIT_VERSION; }
 static inline const char *cinit_release(void) {
     static struct utsname name;
     return uname(&name) == 0 ? name.release : "";
