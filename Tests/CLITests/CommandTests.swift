@@ -110,9 +110,46 @@ final class CommandTests: XCTestCase {
             XCTAssertTrue(item.contains("apt-get install "), item)
         }
 
+        // Which of its own files gvlt uses, and why.
+        let installed = report["gvlt"] as? [String: Any] ?? [:]
+        XCTAssertEqual(installed["pluginProtocol"] as? String, "gvlt-plugin/1.0")
+        XCTAssertTrue((installed["version"] as? String)?.isEmpty == false, "\(installed)")
+        let cache = installed["cache"] as? [String: Any] ?? [:]
+        XCTAssertEqual(cache["path"] as? String, sandbox.home + "/.cache/gvlt")
+        XCTAssertEqual(cache["origin"] as? String, "$XDG_CACHE_HOME/gvlt")
+        let files = installed["pluginsFiles"] as? [[String: Any]] ?? []
+        XCTAssertEqual(files.first?["origin"] as? String, "the repository (build folder)", "\(files)")
+        XCTAssertTrue((files.first?["path"] as? String)?.hasSuffix("/plugins.json") == true, "\(files)")
+        let initBinary = try sandbox.writeExecutable("my-init", "gvlt-init version 9.8.7\n")
+        let withInit = try GvltBinary.run(["doctor"], in: sandbox, environment: ["GVLT_INIT": initBinary])
+        XCTAssertTrue(withInit.stdout.contains("guest init: \(initBinary) ($GVLT_INIT), version 9.8.7"), withInit.stdout)
+        XCTAssertTrue(withInit.stdout.contains("cache: \(sandbox.home)/.cache/gvlt ($XDG_CACHE_HOME/gvlt)"), withInit.stdout)
+        XCTAssertTrue(withInit.stdout.hasPrefix("gvlt "), withInit.stdout)
+
+        // What the .deb asks for is what doctor checks.
+        let relationships = try GvltBinary.run(["doctor", "--debian-relationships"], in: sandbox)
+        XCTAssertEqual(relationships.status, 0, relationships.stderr)
+        let lines = relationships.stdout.split(separator: "\n").map(String.init)
+        XCTAssertEqual(lines.count, 2, relationships.stdout)
+        XCTAssertTrue(lines[0].hasPrefix("Depends: qemu-system-x86, squashfs-tools-ng | squashfs-tools, e2fsprogs, dosfstools, mtools, syslinux, syslinux-common"), lines[0])
+        XCTAssertFalse(lines[0].contains("apt"), lines[0])
+        for optional in ["skopeo", "podman | buildah", "gcc", "make", "git"] {
+            XCTAssertTrue(lines[1].hasPrefix("Recommends: ") && lines[1].contains(optional), lines[1])
+        }
+
         let bare = try GvltBinary.run(["doctor", "--strict"], in: sandbox, environment: ["PATH": "/nonexistent"])
         XCTAssertEqual(bare.status, 1)
         XCTAssertTrue(bare.stdout.contains("missing skopeo: apt-get install skopeo"), bare.stdout)
+    }
+
+    func testVersionNamesTheReleaseAndTheCommit() throws {
+        let sandbox = try Sandbox()
+        let result = try GvltBinary.run(["--version"], in: sandbox)
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let manifest = try String(contentsOfFile: LinuxVMImageTests.repository + "/Package.swift", encoding: .utf8)
+        let version = manifest.split(separator: "\n").first { $0.hasPrefix("let gvltVersion = ") }!
+            .split(separator: "\"")[1]
+        XCTAssertTrue(result.stdout.hasPrefix("gvlt \(version) (commit "), result.stdout)
     }
 
     func testHelpIsExampleDriven() throws {
