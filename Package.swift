@@ -40,10 +40,13 @@ let package = Package(
             cSettings: [.define("GVLT_VERSION", to: "\"\(gvltVersion)\""),
                         .define("GVLT_SOURCE_COMMIT", to: "\"\(sourceCommit)\"")]),
 
+        // arc4random for glibc 2.35 hosts: the static Swift runtime wants glibc 2.36's.
+        .target(name: "CGlibcCompat", path: "Sources/SystemLibraries/CGlibcCompat"),
+
         .target(
             name: "Core",
             dependencies: [
-                "CArchive", "CElf", "CFFI", "CHost", "CBuildInfo",
+                "CArchive", "CElf", "CFFI", "CHost", "CBuildInfo", "CGlibcCompat",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Yams", package: "Yams"),
