@@ -30,6 +30,11 @@ public struct Installation: Sendable {
     public struct Found: Sendable, Equatable {
         public var path: String
         public var origin: String
+
+        public init(path: String, origin: String) {
+            self.path = path
+            self.origin = origin
+        }
     }
 
     var directory: URL { URL(fileURLWithPath: executable).deletingLastPathComponent() }
