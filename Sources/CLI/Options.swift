@@ -1,7 +1,10 @@
 import ArgumentParser
 import Core
 import Foundation
+import LinuxVM
 import Logging
+import Nanos
+import NvidiaGPU
 
 /// How much gvlt prints, and how hard it works.
 struct GlobalOptions: ParsableArguments {
@@ -134,7 +137,3 @@ func loadRegistry() throws -> PluginRegistry {
     try registry.load(files: PluginsFile.searchPath())
     return registry
 }
-
-import LinuxVM
-import Nanos
-import NvidiaGPU

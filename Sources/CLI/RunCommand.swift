@@ -365,15 +365,10 @@ struct RunCommand: ParsableCommand {
 
     /// `512M`, `4G`, `1024` (MiB), `2GiB` → QEMU's `-m` value in MiB.
     static func memory(_ text: String) throws -> String {
-        let lowered = text.lowercased()
-        let digits = lowered.prefix { $0.isNumber }
-        let unit = lowered.dropFirst(digits.count)
-        guard let value = Int(digits), value > 0 else { throw InputError("--mem `\(text)` is not a size", hint: "e.g. --mem 512M or --mem 4G") }
-        switch unit {
-        case "", "m", "mb", "mib": return "\(value)M"
-        case "g", "gb", "gib": return "\(value * 1024)M"
-        default: throw InputError("--mem `\(text)`: unknown unit `\(unit)`", hint: "use M or G, e.g. --mem 512M")
+        guard let bytes = ByteSize.parse(text, ByteSize.memory) else {
+            throw InputError("--mem `\(text)` is not a size", hint: "e.g. --mem 512M or --mem 4G (M and G are MiB and GiB)")
         }
+        return "\(bytes >> 20)M"
     }
 }
 

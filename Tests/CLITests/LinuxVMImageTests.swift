@@ -77,7 +77,7 @@ final class LinuxVMImageTests: XCTestCase {
                                    "--cache-dir", Self.kernelCache] + extra, in: sandbox, environment: environment, timeout: timeout)
     }
 
-    /// Boots `image` exactly as the worker does (DESIGN.md §4) and returns QEMU's status and console.
+    /// Boots `image` exactly as the worker does and returns QEMU's status and console.
     static func boot(_ image: String, sandbox: Sandbox, workerConfig: String, input: String?) throws -> (Int32, String, String?) {
         let run = sandbox.root + "/run-" + UUID().uuidString
         for share in ["input", "output", "rt-config"] {

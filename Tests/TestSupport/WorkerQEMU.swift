@@ -1,6 +1,6 @@
 import Foundation
 
-/// The worker's QEMU command line (DESIGN.md §4), written out independently of gvlt's own so that the
+/// The worker's QEMU command line, written out independently of gvlt's own so that the
 /// boot tests check images against the contract rather than against gvlt's reading of it.
 public enum WorkerQEMU {
     /// Flags for a boot under TCG with the worker's disk (read-only, virtio-scsi), debug-exit and the

@@ -1,7 +1,7 @@
 import Core
 import Foundation
 
-/// Firestarter Linux VM images (DESIGN.md §4): an MBR disk with a SYSLINUX-booted FAT partition
+/// Firestarter Linux VM images: an MBR disk with a SYSLINUX-booted FAT partition
 /// (kernel, initramfs) and a read-only SquashFS root holding the source tree, gvlt-init and the baked
 /// runtime config.
 public final class LinuxVMBackend: ImageBackend {
@@ -114,15 +114,10 @@ public final class LinuxVMBackend: ImageBackend {
 
         /// `10G`, `1024M`, `512MiB`, `1T`, or bytes: binary units, as gvltctl's `--size`.
         static func size(_ text: String) throws -> Int64 {
-            let lowered = text.lowercased().trimmingCharacters(in: .whitespaces)
-            let digits = lowered.prefix { $0.isNumber }
-            let unit = lowered.dropFirst(digits.count)
-            let factors: [String: Int64] = ["": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mb": 1 << 20, "mib": 1 << 20,
-                                            "g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30, "t": 1 << 40, "tb": 1 << 40, "tib": 1 << 40]
-            guard let value = Int64(digits), value > 0, let factor = factors[String(unit)], value <= Int64.max / factor else {
+            guard let bytes = ByteSize.parse(text, ByteSize.disk).flatMap({ Int64(exactly: $0) }) else {
                 throw InputError("--size `\(text)` is not a size", hint: "e.g. --size 10G or --size 1024M")
             }
-            return value * factor
+            return bytes
         }
 
         /// `source:target[:fstype[:options]]`, as gvltctl takes it. The fstype defaults to 9p, and

@@ -1,6 +1,6 @@
 import Core
 
-/// A runtime config in MIA's schema 1.1.0 (DESIGN.md §4), written as YAML for the guest init: the
+/// A runtime config in MIA's schema 1.1.0, written as YAML for the guest init: the
 /// config baked into images, and the worker-style config `gvlt run` hands over. Every scalar is a
 /// double-quoted JSON string, which YAML reads as the same text, so no value can change meaning.
 public struct RuntimeConfigFile: Equatable, Sendable {

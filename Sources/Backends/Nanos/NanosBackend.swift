@@ -1,7 +1,7 @@
 import Core
 import Foundation
 
-/// Nanos unikernel images from ops manifests (DESIGN.md §5), written natively: the program's
+/// Nanos unikernel images from ops manifests, written natively: the program's
 /// libraries are found by reading ELF files, the TFS and disk layout are written by gvlt, and the
 /// same inputs give the same bytes. No ops binary and no network.
 public final class NanosBackend: ImageBackend, ImagePreviewing {

@@ -30,22 +30,10 @@ public enum TaskUnits {
 
     public static func bytes(_ value: JSONValue, at location: String) throws -> UInt64 {
         switch value {
-        case .number(let number) where number >= 0:
+        case .number(let number) where number >= 0 && number * 1_000_000 < 18_446_744_073_709_551_615:
             return UInt64((number * 1_000_000).rounded(.up))
         case .string(let text):
-            let trimmed = text.trimmingCharacters(in: .whitespaces)
-            if !trimmed.isEmpty, trimmed.allSatisfy({ $0.isASCII && $0.isNumber }), let count = UInt64(trimmed) {
-                return count * 1_000_000
-            }
-            let number = trimmed.prefix { ($0.isASCII && $0.isNumber) || $0 == "." }
-            let unit = trimmed.dropFirst(number.count).trimmingCharacters(in: .whitespaces).lowercased()
-            let factors: [String: Double] = [
-                "b": 1, "k": 1e3, "kb": 1e3, "m": 1e6, "mb": 1e6, "g": 1e9, "gb": 1e9, "t": 1e12, "tb": 1e12, "p": 1e15, "pb": 1e15,
-                "ki": 1024, "kib": 1024, "mi": 1048576, "mib": 1048576, "gi": 1073741824, "gib": 1073741824,
-                "ti": 1099511627776, "tib": 1099511627776, "pi": 1125899906842624, "pib": 1125899906842624,
-            ]
-            guard let count = Double(number), let factor = factors[unit] else { break }
-            return UInt64((count * factor).rounded(.up))
+            if let bytes = ByteSize.parse(text, ByteSize.gevulot) { return bytes }
         default: break
         }
         throw InputError("\(location): `\(value.text)` is not a size", hint: "write megabytes (512) or a size with its unit (\"512MiB\", \"4GB\")")

@@ -1,4 +1,4 @@
-/// Applies parsed layers, lowest first, to one tree with overlay semantics (DESIGN.md §3):
+/// Applies parsed layers, lowest first, to one tree with the OCI image spec's overlay semantics:
 /// - `.wh.NAME` deletes NAME from lower layers; `.wh..wh..opq` hides all lower children of its
 ///   directory. Whiteouts are applied before the layer's other entries, so their position inside the
 ///   layer does not matter, and they never appear in the result.

@@ -1,7 +1,7 @@
 import Core
 import Foundation
 
-/// The worker's disk (DESIGN.md §4): a raw MBR disk with SYSLINUX's boot code, partition 1 FAT (active)
+/// The worker's disk: a raw MBR disk with SYSLINUX's boot code, partition 1 FAT (active)
 /// and partition 2 the root file system. Partitions start on 4 KiB boundaries (the page and file system
 /// block size): a virtual disk gains nothing from the 1 MiB alignment partitioners use for physical
 /// media, and the image would carry up to 2 MiB of padding. Written atomically.

@@ -1,6 +1,6 @@
 import CInit
 
-/// MIA's runtime config, schema 1.1.0 (DESIGN.md §4), read strictly: unknown keys, wrong types and
+/// MIA's runtime config, schema 1.1.0, read strictly: unknown keys, wrong types and
 /// versions newer than 1.1.0 are errors naming the file and the line.
 struct RuntimeConfig {
     struct Mount {

@@ -1,6 +1,7 @@
 import CInit
 
-// gvlt-init: PID 1 of a Firestarter image (DESIGN.md §4).
+// gvlt-init: PID 1 of a Firestarter image: mounts the Gevulot shares, runs the configured
+// program, reports its exit through isa-debug-exit.
 
 var signals = sigset_t()
 _ = cinit_block_signals(&signals)

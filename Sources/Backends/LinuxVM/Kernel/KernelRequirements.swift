@@ -1,6 +1,6 @@
 import Core
 
-/// What the Firestarter runtime needs from a kernel (DESIGN.md §4): the disk and share drivers, the
+/// What the Firestarter runtime needs from a kernel: the disk and share drivers, the
 /// root file system, devtmpfs, the serial console and ACPI power-off.
 public struct KernelRequirement: Equatable, Sendable {
     public enum Kind: Equatable, Sendable {

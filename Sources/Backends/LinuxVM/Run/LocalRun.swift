@@ -1,7 +1,7 @@
 import Core
 import Foundation
 
-/// `gvlt run`: boots a Firestarter image locally exactly as a worker does (DESIGN.md §4): the worker's
+/// `gvlt run`: boots a Firestarter image locally exactly as a worker does: the worker's
 /// QEMU flags, its three 9p shares, its `config.yaml` with debug-exit, the disk read-only.
 public struct LocalRun {
     public enum Accel: String, CaseIterable, Sendable {
@@ -54,7 +54,7 @@ public struct LocalRun {
         return config
     }
 
-    /// The worker's QEMU command line (DESIGN.md §4) for `image` and the three share directories.
+    /// The worker's QEMU command line for `image` and the three share directories.
     public func qemuArguments(accel resolved: String, shares: String) -> [String] {
         // QEMU option values are comma-separated; a comma in a path is written twice.
         func escaped(_ path: String) -> String { path.replacingOccurrences(of: ",", with: ",,") }

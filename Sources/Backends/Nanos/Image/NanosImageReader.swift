@@ -1,7 +1,7 @@
 import Core
 import Foundation
 
-/// A Nanos disk image read back: its partition table and both TFS volumes (DESIGN.md §5). The root
+/// A Nanos disk image read back: its partition table and both TFS volumes. The root
 /// volume runs to the end of the disk, which is how the kernel sizes it.
 public struct NanosImage {
     public var path: String

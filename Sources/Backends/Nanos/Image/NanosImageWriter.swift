@@ -1,7 +1,7 @@
 import Core
 import Foundation
 
-/// A bootable Nanos disk (DESIGN.md §5), laid out as ops lays it out: boot.img (stage1 + stage2),
+/// A bootable Nanos disk, laid out as ops lays it out: boot.img (stage1 + stage2),
 /// the 4 KiB klog area, the 12 MiB boot filesystem, then the root filesystem to the end of the disk,
 /// with the partition table written into stage1's sector. Written atomically.
 public enum NanosImageWriter {

@@ -195,7 +195,7 @@ public struct NanosLayout {
     /// Where each klib in the boot filesystem came from.
     public var klibPaths: [String: String] = [:]
 
-    /// The NVIDIA klib's needs (DESIGN.md §5): a writable root, and firmware and CUDA libraries of
+    /// The NVIDIA klib's needs: a writable root, and firmware and CUDA libraries of
     /// the driver version the klib was built for, which the klib itself says.
     mutating func checkGPU(manifest: OpsManifest, what: String) throws {
         guard let klib = klibPaths["gpu_nvidia"] else {

@@ -260,16 +260,8 @@ public struct OpsManifest: Sendable {
         }
     }
 
-    /// `512`, `64k`, `512m`, `2g` (also `2G`, `2gb`): bytes.
+    /// `512`, `64k`, `512m`, `2g` (also `2G`, `2gb`): bytes, in ops' dialect of the shared parser.
     public static func parseSize(_ text: String) -> Int64? {
-        var digits = text.trimmingCharacters(in: .whitespaces).lowercased()
-        if digits.hasSuffix("b") && digits.count > 1 && !digits.dropLast().allSatisfy(\.isNumber) { digits.removeLast() }
-        var multiplier: Int64 = 1
-        if let last = digits.last, let shift = ["k": 10, "m": 20, "g": 30, "t": 40][String(last)] {
-            multiplier = Int64(1) << shift
-            digits.removeLast()
-        }
-        guard !digits.isEmpty, digits.allSatisfy(\.isNumber), let number = Int64(digits), number <= Int64.max / multiplier else { return nil }
-        return number * multiplier
+        ByteSize.parse(text, ByteSize.ops).flatMap { Int64(exactly: $0) }
     }
 }

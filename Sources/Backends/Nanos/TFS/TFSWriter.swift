@@ -76,7 +76,7 @@ public enum TFSPath {
     }
 }
 
-/// Writes a TFS v5 volume the way Nanos' kernel reads it (DESIGN.md §5, src/fs/tlog.c):
+/// Writes a TFS v5 volume the way Nanos' kernel reads it (Nanos' src/fs/tlog.c and src/fs/tfs.c):
 ///
 /// - sector 0: the first log extension (header, UUID, label, link to sector 1);
 /// - sectors 1…1024: the log, whose one record is the whole tree (as ops and the kernel's own
