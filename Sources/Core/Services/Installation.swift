@@ -44,8 +44,9 @@ public struct Installation: Sendable {
         directory.lastPathComponent == "bin" ? directory.deletingLastPathComponent().path : nil
     }
 
-    /// True when this gvlt runs from a SwiftPM build folder rather than an installed layout.
-    public var isBuildFolder: Bool { executable.contains("/.build/") }
+    /// True when this gvlt runs from a SwiftPM build folder (`.build`, or a `--scratch-path` named
+    /// `.build-NAME`) rather than an installed layout.
+    public var isBuildFolder: Bool { executable.split(separator: "/").dropLast().contains { $0.hasPrefix(".build") } }
 
     private func candidates(_ relative: [(String, String)]) -> [Found] {
         relative.map { Found(path: directory.appendingPathComponent($0.0).standardizedFileURL.path, origin: $0.1) }
@@ -54,13 +55,12 @@ public struct Installation: Sendable {
     /// The guest init: `$GVLT_INIT`, the installed copy, then the build folder's.
     public func guestInit(environment: [String: String] = ProcessInfo.processInfo.environment) -> Found? {
         if let explicit = environment["GVLT_INIT"], !explicit.isEmpty { return Found(path: explicit, origin: "$GVLT_INIT") }
-        return candidates([
-            ("../lib/gvlt/gvlt-init", "installed with gvlt"),
-            ("gvlt-init", "next to gvlt"),
+        var places = [("../lib/gvlt/gvlt-init", "installed with gvlt"), ("gvlt-init", "next to gvlt")]
+        if isBuildFolder {
             // .build/debug/gvlt and .build/x86_64-unknown-linux-gnu/debug/gvlt; scripts/build-init writes .build/gvlt-init.
-            ("../gvlt-init", "the build folder (scripts/build-init)"),
-            ("../../gvlt-init", "the build folder (scripts/build-init)"),
-        ]).first { FileManager.default.isExecutableFile(atPath: $0.path) }
+            places += [("../gvlt-init", "the build folder (scripts/build-init)"), ("../../gvlt-init", "the build folder (scripts/build-init)")]
+        }
+        return candidates(places).first { FileManager.default.isExecutableFile(atPath: $0.path) }
     }
 
     /// Where the guest init should be, for the error when it is not.
@@ -75,11 +75,13 @@ public struct Installation: Sendable {
 
     /// The plugins.json shipped with gvlt, the lowest-precedence registry file.
     public func shippedPluginsFile() -> Found? {
-        candidates([
-            ("../share/gvlt/plugins.json", "shipped with gvlt"),
-            ("../../plugins.json", "the repository (build folder)"),
-            ("../../../plugins.json", "the repository (build folder)"),
-        ]).first { FileManager.default.fileExists(atPath: $0.path) }
+        var places = [("../share/gvlt/plugins.json", "shipped with gvlt")]
+        // Only a build folder looks above itself, into the repository: an installed gvlt never reads
+        // a plugins.json outside its own layout.
+        if isBuildFolder {
+            places += [("../../plugins.json", "the repository (build folder)"), ("../../../plugins.json", "the repository (build folder)")]
+        }
+        return candidates(places).first { FileManager.default.fileExists(atPath: $0.path) }
     }
 
     /// The version a gvlt-init binary carries (`gvlt-init version X` in its read-only data, put there
