@@ -58,7 +58,7 @@ struct BuildConfigFile {
             for (key, item) in fields {
                 switch item {
                 case .string(let text): options[key] = text
-                case .number(let number): options[key] = number == number.rounded() ? String(Int(number)) : String(number)
+                case .number(let number): options[key] = number.jsonText
                 case .bool(let flag): options[key] = String(flag)
                 default: throw InputError("\(path): options.\(key): expected a string, number or boolean")
                 }

@@ -54,4 +54,18 @@ final class ByteSizeTests: XCTestCase {
         XCTAssertThrowsError(try TaskUnits.bytes(.number(1e300), at: "spec.resources.memory"))
         XCTAssertThrowsError(try TaskUnits.bytes(.string("20000000000000000000000PB"), at: "spec.resources.memory"))
     }
+
+    /// Numbers from JSON and YAML are shown and passed on as written, however large: converting a
+    /// huge double to Int traps.
+    func testJSONNumbersPrintWithoutTrapping() throws {
+        XCTAssertEqual(3.0.jsonText, "3")
+        XCTAssertEqual((-2.0).jsonText, "-2")
+        XCTAssertEqual(0.5.jsonText, "0.5")
+        XCTAssertEqual(1e300.jsonText, "1e+300")
+        let object = try StrictObject(JSONValue.parse(Data(#"{"n": 1e300, "m": 7}"#.utf8), what: "t.json"), location: "t.json", allowed: ["n", "m"])
+        XCTAssertThrowsError(try object.integer("n")) { error in
+            XCTAssertTrue("\(error)".contains("expected an integer, found 1e+300"), "\(error)")
+        }
+        XCTAssertEqual(try object.integer("m"), 7)
+    }
 }

@@ -78,7 +78,7 @@ extension JSONValue {
     var text: String {
         switch self {
         case .string(let text): return text
-        case .number(let number): return number == number.rounded() ? String(Int(number)) : String(number)
+        case .number(let number): return number.jsonText
         case .bool(let flag): return String(flag)
         default: return typeName
         }

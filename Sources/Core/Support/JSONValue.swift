@@ -120,7 +120,8 @@ public struct StrictObject {
     public func integer(_ key: String) throws -> Int? {
         switch fields[key] {
         case nil, .null?: return nil
-        case .number(let value)? where value == value.rounded(): return Int(value)
+        case .number(let value)? where Int(exactly: value) != nil: return Int(exactly: value)!
+        case .number(let value)?: throw InputError("\(location).\(key): expected an integer, found \(value.jsonText)")
         case let other?: throw InputError("\(location).\(key): expected an integer, found \(other.typeName)")
         }
     }
@@ -175,5 +176,15 @@ public enum Suggestions {
             previous = current
         }
         return previous[b.count]
+    }
+}
+
+extension Double {
+    /// A JSON number as written, for messages and string options: a whole number without a
+    /// fraction (`3`, not `3.0`), anything else (`0.5`, `1e+300`) as Swift prints it. Whole numbers
+    /// beyond Int64 are printed as doubles too: converting them would trap.
+    public var jsonText: String {
+        if let whole = Int64(exactly: self) { return String(whole) }
+        return String(self)
     }
 }

@@ -196,8 +196,9 @@ public struct OpsManifest: Sendable {
             func runInt(_ key: String) throws -> Int? {
                 switch items[key] {
                 case nil, .null?: return nil
-                case .number(let value)? where value == value.rounded() && value >= 0: return Int(value)
-                case let other?: throw InputError("\(location("RunConfig")).\(key) must be a whole number, not \(other.typeName == "number" ? "a fraction" : "a \(other.typeName)")")
+                case .number(let value)? where value >= 0 && Int(exactly: value) != nil: return Int(exactly: value)!
+                case .number(let value)?: throw InputError("\(location("RunConfig")).\(key) must be a whole number, not \(value.jsonText)")
+                case let other?: throw InputError("\(location("RunConfig")).\(key) must be a whole number, not a \(other.typeName)")
                 }
             }
             run.cpus = try runInt("CPUs")
@@ -254,7 +255,7 @@ public struct OpsManifest: Sendable {
         case .bool(let flag):
             throw InputError("\(location) is the boolean \(flag); Nanos manifest values are strings", hint: "write \"\(flag)\" (ops writes the same)")
         case .number(let number):
-            throw InputError("\(location) is the number \(number); Nanos manifest values are strings", hint: "quote it: \"\(number == number.rounded() ? String(Int(number)) : String(number))\"")
+            throw InputError("\(location) is the number \(number); Nanos manifest values are strings", hint: "quote it: \"\(number.jsonText)\"")
         case .null:
             throw InputError("\(location) is null; Nanos cannot store an absent value", hint: "remove the key")
         }

@@ -111,7 +111,7 @@ public enum ContributionCoding {
         return try fields.mapValues { item in
             switch item {
             case .string(let text): return text
-            case .number(let number) where numbersToo: return number == number.rounded() ? String(Int(number)) : String(number)
+            case .number(let number) where numbersToo: return number.jsonText
             default: throw InputError("\(location).\(key): values must be strings\(numbersToo ? " or numbers" : ""), found \(item.typeName)")
             }
         }
