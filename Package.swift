@@ -92,9 +92,10 @@ let package = Package(
             dependencies: ["Core", .product(name: "Crypto", package: "swift-crypto")],
             path: "Tests/TestSupport",
             swiftSettings: [.swiftLanguageMode(.v5)]),
+        // Unit tests: no QEMU, no podman, no apt; `scripts/test --fast` runs these alone.
         .testTarget(
             name: "CoreTests",
-            dependencies: ["Core", "TestSupport", "Nanos", "LinuxVM", "NvidiaGPU"],
+            dependencies: ["Core", "TestSupport"],
             path: "Tests/CoreTests",
             swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(
@@ -108,9 +109,22 @@ let package = Package(
             path: "Tests/NanosTests",
             swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(
+            name: "NvidiaGPUTests",
+            dependencies: ["Core", "NvidiaGPU"],
+            path: "Tests/NvidiaGPUTests",
+            swiftSettings: [.swiftLanguageMode(.v5)]),
+        .testTarget(
             name: "CLITests",
-            dependencies: ["gvlt", "Core", "Nanos", "TestSupport"],
+            dependencies: ["gvlt", "Core", "LinuxVM", "Nanos", "NvidiaGPU"],
             path: "Tests/CLITests",
+            swiftSettings: [.swiftLanguageMode(.v5)]),
+
+        // Integration tests: they run the gvlt binary, boot images in QEMU, build with podman and
+        // fetch kernels with apt.
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["gvlt", "Core", "Nanos", "LinuxVM", "TestSupport"],
+            path: "Tests/IntegrationTests",
             swiftSettings: [.swiftLanguageMode(.v5)]),
     ]
 )

@@ -37,8 +37,8 @@ final class ContributionCodingTests: XCTestCase {
         guard case .regularFile(.hostFile(let written, let size, _)) = contribution.files[1].kind else { return XCTFail("text file not on the host") }
         XCTAssertEqual(try String(contentsOfFile: written, encoding: .utf8), "a=1\n")
         XCTAssertEqual(size, 4)
-        XCTAssertEqual(contribution.kernelModules, ["virtio_balloon", "nvidia-uvm"])
-        XCTAssertEqual(contribution.kernelCommandLine, ["iommu=pt", "quiet"])
+        XCTAssertEqual(contribution.linux.kernelModules, ["virtio_balloon", "nvidia-uvm"])
+        XCTAssertEqual(contribution.linux.kernelCommandLine, ["iommu=pt", "quiet"])
         XCTAssertEqual(contribution.env.map(\.key), ["X_HOME"])
         XCTAssertEqual(contribution.resources, ["gpus": "2", "kind": "x"])
 
@@ -48,9 +48,9 @@ final class ContributionCodingTests: XCTestCase {
         let again = try decode(String(decoding: try JSONSerialization.data(withJSONObject: encoded), as: UTF8.self))
         XCTAssertEqual(again.files.map(\.path), contribution.files.map(\.path))
         XCTAssertEqual(again.files.map(\.metadata), contribution.files.map(\.metadata))
-        XCTAssertEqual(again.kernelModules, contribution.kernelModules)
-        XCTAssertEqual(again.kernelCommandLine, contribution.kernelCommandLine)
-        XCTAssertEqual(again.klibs, contribution.klibs)
+        XCTAssertEqual(again.linux.kernelModules, contribution.linux.kernelModules)
+        XCTAssertEqual(again.linux.kernelCommandLine, contribution.linux.kernelCommandLine)
+        XCTAssertEqual(again.nanos.klibs, contribution.nanos.klibs)
         XCTAssertEqual(again.resources, contribution.resources)
     }
 

@@ -146,11 +146,4 @@ final class EmbeddedConfigTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("not an x86 kernel image"), "\($0)")
         }
     }
-
-    /// Debian's kernel has no IKCONFIG: the whole real payload is decompressed without an error
-    /// (the appended size is not taken for data) and the answer is "none".
-    func testDebianKernelHasNoEmbeddedConfig() throws {
-        let bundle = try DebianKernelProvider(cache: KernelTests.cache).bundle()
-        XCTAssertNil(try EmbeddedKernelConfig.read(bzImage: bundle.image))
-    }
 }

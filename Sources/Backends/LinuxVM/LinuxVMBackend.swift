@@ -18,8 +18,11 @@ public final class LinuxVMBackend: ImageBackend {
         registry.register(components: LinuxVMComponents(backend: backend))
     }
 
-    /// The backend's settings, from `plan.options` (flags or the build config file).
-    struct Settings {
+    public var targetKind: TargetKind { .linuxKernel }
+
+    /// The backend's settings, from flags, the build config file's `options` or `--option`, with
+    /// gvltctl's names where it has them.
+    public struct Settings: BuildSettings {
         var kernel: KernelChoice
         var root: RootFilesystem
         /// The host's gvlt-init binary to install (`--init-binary`, `--mia-version file:PATH`).
@@ -28,6 +31,7 @@ public final class LinuxVMBackend: ImageBackend {
         var customInit: String?
         /// gvltctl's `--init-args`, for the custom init (after `--` on the command line).
         var initArgs: String?
+        /// The kernel command line's base words; the build adds root=, init= and the accelerators' words.
         var commandLine: String
         /// `--kernel-module` (gvltctl's): loaded by the init, with what they depend on in the image.
         var kernelModules: [String]
@@ -44,19 +48,34 @@ public final class LinuxVMBackend: ImageBackend {
         /// `--size`: the whole disk's size in bytes; the root partition takes the room left.
         var size: Int64?
 
-        init(_ options: [String: String]) throws {
-            if let file = options["kernel-file"], let kernel = options["kernel"], kernel != "file:" + file {
+        static let defaultCommandLine = "console=ttyS0 panic=-1 quiet"
+
+        public enum CodingKeys: String, CodingKey, CaseIterable {
+            case kernel, mount, size
+            case kernelURL = "kernel-url", kernelFile = "kernel-file", kernelModulesTree = "kernel-modules", kernelConfig = "kernel-config"
+            case kernelCommandLine = "kernel-cmdline", rootFs = "root-fs", rootFsType = "root-fs-type", kernelModule = "kernel-module"
+            case squashfsCompressor = "squashfs-compressor", customInit = "init", initArgs = "init-args", initBinary = "init-binary"
+            case miaVersion = "mia-version", noGevulotRuntime = "no-gevulot-runtime", noDefaultMounts = "no-default-mounts"
+            case rwRoot = "rw-root", mbrFile = "mbr-file"
+        }
+
+        public init(from decoder: Decoder) throws {
+            let options = try decoder.container(keyedBy: CodingKeys.self)
+            func text(_ key: CodingKeys) throws -> String? { try options.decodeIfPresent(String.self, forKey: key) }
+            func flag(_ key: CodingKeys) throws -> Bool { try options.decodeIfPresent(Bool.self, forKey: key) ?? false }
+            let kernelFile = try text(.kernelFile), kernelText = try text(.kernel), kernelURL = try text(.kernelURL)
+            if let file = kernelFile, let kernel = kernelText, kernel != "file:" + file {
                 throw InputError("--kernel-file \(file) and --kernel \(kernel) name different kernels", hint: "--kernel-file PATH is --kernel file:PATH; pass one")
             }
-            let kernelText = options["kernel-file"].map { "file:" + $0 } ?? options["kernel"] ?? (options["kernel-url"] != nil ? "latest" : "debian")
-            kernel = try KernelChoice.parse(kernelText, modules: options["kernel-modules"], config: options["kernel-config"],
-                                            url: options["kernel-url"])
-            if let alias = options["root-fs-type"], let rootFs = options["root-fs"], alias != rootFs {
+            kernel = try KernelChoice.parse(kernelFile.map { "file:" + $0 } ?? kernelText ?? (kernelURL != nil ? "latest" : "debian"),
+                                            modules: try text(.kernelModulesTree), config: try text(.kernelConfig), url: kernelURL)
+            let rootFs = try text(.rootFs), alias = try text(.rootFsType)
+            if let alias, let rootFs, alias != rootFs {
                 throw InputError("--root-fs-type \(alias) and --root-fs \(rootFs) disagree", hint: "--root-fs-type is gvltctl's name for --root-fs; pass one")
             }
-            switch options["root-fs"] ?? options["root-fs-type"] ?? "squashfs" {
+            switch rootFs ?? alias ?? "squashfs" {
             case "squashfs":
-                let name = options["squashfs-compressor"] ?? "zstd"
+                let name = try text(.squashfsCompressor) ?? "zstd"
                 guard let compressor = RootFilesystem.SquashfsCompressor(rawValue: name) else {
                     throw InputError("--squashfs-compressor `\(name)` is not one of \(RootFilesystem.SquashfsCompressor.allCases.map(\.rawValue).joined(separator: ", "))")
                 }
@@ -66,8 +85,9 @@ public final class LinuxVMBackend: ImageBackend {
             case let other:
                 throw InputError("--root-fs `\(other)` is not squashfs or ext4")
             }
-            initBinary = options["init-binary"]
-            if let mia = options["mia-version"] {
+            initBinary = try text(.initBinary)
+            let mia = try text(.miaVersion)
+            if let mia {
                 if mia.hasPrefix("file:") {
                     let path = String(mia.dropFirst("file:".count))
                     if let other = initBinary, other != path {
@@ -79,19 +99,24 @@ public final class LinuxVMBackend: ImageBackend {
                                      hint: "gvlt installs its own MIA-compatible init (what `latest` gives); for a MIA binary of your own, pass --mia-version file:PATH")
                 }
             }
-            customInit = options["init"]
-            initArgs = options["init-args"]
-            gevulotRuntime = options["no-gevulot-runtime"] != "true"
-            defaultMounts = options["no-default-mounts"] != "true"
-            rwRoot = options["rw-root"] == "true"
-            mbrFile = options["mbr-file"]
-            size = try options["size"].map(Self.size)
-            commandLine = options["kernel-cmdline"] ?? "console=ttyS0 panic=-1 quiet"
-            kernelModules = (options["kernel-module"] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            customInit = try text(.customInit)
+            initArgs = try text(.initArgs)
+            gevulotRuntime = !(try flag(.noGevulotRuntime))
+            defaultMounts = !(try flag(.noDefaultMounts))
+            rwRoot = try flag(.rwRoot)
+            mbrFile = try text(.mbrFile)
+            size = try text(.size).map(Self.size)
+            commandLine = try text(.kernelCommandLine) ?? Self.defaultCommandLine
+            if commandLine.contains(where: { $0 == "\n" || $0 == "\0" }) {
+                throw InputError("--kernel-cmdline must be one line", hint: "separate the words with spaces")
+            }
+            // `--kernel-module a,b` names two, as gvltctl reads it.
+            kernelModules = try (options.decodeIfPresent([String].self, forKey: .kernelModule) ?? [])
+                .flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
             for name in kernelModules where !ModuleTree.isModuleName(name) {
                 throw InputError("--kernel-module `\(name)` is not a module name", hint: "give the name, e.g. --kernel-module loop, without .ko or a path")
             }
-            mounts = try (options["mount"] ?? "").split(separator: "\n").map { try Self.mount(String($0)) }
+            mounts = try (options.decodeIfPresent([String].self, forKey: .mount) ?? []).map(Self.mount)
             if let customInit {
                 guard customInit.hasPrefix("/"), !customInit.contains(" "), case .success(let parts) = TreePath.components(String(customInit.dropFirst())), !parts.isEmpty else {
                     throw InputError("--init \(customInit) is not an absolute path in the image", hint: "e.g. --init /sbin/init; the host's gvlt-init binary is --init-binary PATH")
@@ -99,7 +124,7 @@ public final class LinuxVMBackend: ImageBackend {
                 // As in gvltctl: these configure gvlt-init, which a custom init replaces.
                 let configuring = [("--kernel-module", !kernelModules.isEmpty), ("--mount", !mounts.isEmpty),
                                    ("--no-gevulot-runtime", !gevulotRuntime), ("--no-default-mounts", !defaultMounts),
-                                   ("--mia-version", options["mia-version"] != nil)].filter(\.1).map(\.0)
+                                   ("--mia-version", mia != nil)].filter(\.1).map(\.0)
                 if !configuring.isEmpty {
                     throw InputError("\(configuring.joined(separator: ", ")) configure\(configuring.count == 1 ? "s" : "") gvlt-init, and --init \(customInit) replaces it",
                                      hint: "drop \(configuring.count == 1 ? "it" : "them"), or drop --init")
@@ -137,22 +162,22 @@ public final class LinuxVMBackend: ImageBackend {
         }
     }
 
-    public func validate(_ plan: BuildPlan) throws {
-        guard plan.image != nil else {
+    public func validate(_ settings: Settings, input: BuildInput) throws {
+        guard input.image != nil else {
             throw InputError("the linuxvm backend needs a source",
                              hint: "pass --container TRANSPORT:REF, --containerfile FILE or --rootfs-dir DIR")
         }
-        _ = try Settings(plan.options)
     }
 
     /// Resolves the kernel, so that accelerators can build and check modules against it.
-    public func prepare(_ plan: BuildPlan, context: BuildContext) throws -> BuildTarget {
-        let settings = try Settings(plan.options)
+    public func prepare(_ settings: Settings, input: BuildInput, context: BuildContext) throws -> Preparation<KernelBundle> {
         let kernel = try resolveKernel(settings, context: context)
-        return BuildTarget(kernel: TargetKernel(release: kernel.release, modulesDirectory: kernel.modulesDirectory,
-                                                debianPackage: kernel.debianPackage?.name, debianVersion: kernel.debianPackage?.version,
-                                                origin: kernel.origin),
-                           backendState: kernel)
+        return Preparation(target: Self.target(kernel), state: kernel)
+    }
+
+    static func target(_ kernel: KernelBundle) -> BuildTarget {
+        .linuxKernel(TargetKernel(release: kernel.release, modulesDirectory: kernel.modulesDirectory, debianPackage: kernel.debianPackage?.name,
+                                  debianVersion: kernel.debianPackage?.version, origin: kernel.origin))
     }
 
     func resolveKernel(_ settings: Settings, context: BuildContext) throws -> KernelBundle {
@@ -173,19 +198,19 @@ public final class LinuxVMBackend: ImageBackend {
         }
     }
 
-    public func build(_ plan: BuildPlan, context: BuildContext) throws -> BuildReport {
-        guard let image = plan.image else { throw InputError("the linuxvm backend needs a source") }
-        let settings = try Settings(plan.options)
+    public func build(_ job: BackendJob<Settings, KernelBundle>, context: BuildContext) throws -> BuildReport {
+        guard let image = job.input.image else { throw InputError("the linuxvm backend needs a source") }
+        let settings = job.settings
         let scratch = context.scratch.path
         let mtime = Timestamp.sourceDateEpoch
         let epoch = mtime.seconds
-        let kernel = try (plan.target?.backendState as? KernelBundle) ?? resolveKernel(settings, context: context)
+        let kernel = job.prepared
         let modules = try kernel.moduleTree()
         let order = try KernelValidator.validate(kernel.config, modules: modules, root: settings.root, kernel: kernel.origin)
         let initBinary = try ImageRoot.locateInit(option: settings.initBinary)
 
         // source → tree + run spec → accelerator contributions → image.
-        let extraCommandLine = try Self.completeRoot(image, contributions: plan.contributions, settings: settings, kernel: kernel,
+        let extraCommandLine = try Self.completeRoot(image, contributions: job.contributions, settings: settings, kernel: kernel,
                                                      modules: modules, initBinary: initBinary, mtime: mtime, scratch: scratch)
 
         let rootImage = scratch + "/root.fs"
@@ -221,27 +246,32 @@ public final class LinuxVMBackend: ImageBackend {
         let boot = try context.progress.step("writing the boot partition") {
             try BootPartition(kernel: kernel.image, initramfs: initramfs, commandLine: commandLine, sourceDateEpoch: epoch).build(in: scratch)
         }
-        let disk = try context.progress.step("writing \(URL(fileURLWithPath: plan.output).lastPathComponent)") {
+        let disk = try context.progress.step("writing \(URL(fileURLWithPath: job.output).lastPathComponent)") {
             try DiskImage.write(boot: boot, root: rootImage, diskSignature: diskSignature, mbrCode: settings.mbrFile, size: settings.size,
-                                to: plan.output, force: plan.force)
+                                to: job.output, force: job.force)
         }
-        return BuildReport(backend: name, output: URL(fileURLWithPath: plan.output).standardizedFileURL.path, sha256: disk.sha256,
-                           bytes: disk.bytes, steps: context.progress.timings.map { BuildReport.Step(name: $0.step, seconds: $0.seconds) })
+        return BuildReport(backend: name, output: URL(fileURLWithPath: job.output).standardizedFileURL.path, sha256: disk.sha256,
+                           bytes: disk.bytes, steps: context.steps)
     }
 
     /// Makes `image.tree` the Firestarter root: the accelerators' files and the kernel modules they
     /// need, the mount points, the init and the baked config. Returns the words they add to the
     /// kernel command line.
-    static func completeRoot(_ image: LoadedImage, contributions: [String: AcceleratorContribution], settings: Settings,
+    static func completeRoot(_ image: LoadedImage, contributions: [NamedContribution], settings: Settings,
                              kernel: KernelBundle, modules: ModuleTree?, initBinary: String, mtime: Timestamp, scratch: String) throws -> [String] {
         var extraEnv: [RunSpec.EnvVar] = []
         var guestModules: [String] = []
         var extraCommandLine: [String] = []
-        for (accelerator, contribution) in contributions.sorted(by: { $0.key < $1.key }) {
+        for item in contributions {
+            let (accelerator, contribution) = (item.accelerator, item.contribution)
             extraEnv += contribution.env
-            extraCommandLine += contribution.kernelCommandLine
+            extraCommandLine += contribution.linux.kernelCommandLine
             for file in contribution.files { try image.tree.add(file) }
-            guestModules += try moduleLoadOrder(contribution.kernelModules, requester: "accelerator `\(accelerator)`", files: contribution.files,
+            if let klib = contribution.nanos.klibs.first {
+                throw UnsupportedError("accelerator `\(accelerator)` asks for the Nanos klib \(klib), and a Linux image has no klibs",
+                                       hint: "use the accelerator with --backend nanos")
+            }
+            guestModules += try moduleLoadOrder(contribution.linux.kernelModules, requester: "accelerator `\(accelerator)`", files: contribution.files,
                                                 tree: image.tree, kernel: kernel, modules: modules, mtime: mtime)
         }
         guestModules += try moduleLoadOrder(settings.kernelModules, requester: "--kernel-module", files: [], tree: image.tree,
@@ -249,7 +279,8 @@ public final class LinuxVMBackend: ImageBackend {
         var seen = Set<String>()
         guestModules = guestModules.filter { seen.insert($0).inserted }
         if settings.customInit != nil {
-            for (accelerator, contribution) in contributions where !contribution.kernelModules.isEmpty || !contribution.env.isEmpty {
+            for item in contributions where !item.contribution.linux.kernelModules.isEmpty || !item.contribution.env.isEmpty {
+                let accelerator = item.accelerator
                 throw InputError("accelerator `\(accelerator)` needs gvlt-init to load its kernel modules and set its environment, and --init \(settings.customInit!) replaces it",
                                  hint: "drop --init, or drop --accel \(accelerator)")
             }

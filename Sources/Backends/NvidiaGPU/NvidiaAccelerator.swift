@@ -13,34 +13,31 @@ public final class NvidiaAccelerator: Accelerator {
         registry.register(accelerator: NvidiaAccelerator())
     }
 
-    public func validate(_ plan: BuildPlan) throws {
-        switch plan.backend {
-        case "linuxvm":
-            for flag in ["nvidia-klib", "nvidia-firmware"] where plan.options[flag] != nil {
-                throw InputError("--\(flag) is for Nanos images", hint: "drop it; Linux VM images get the driver's modules and firmware from Debian")
+    public func validate(_ settings: NvidiaSettings, for target: TargetKind) throws {
+        switch target {
+        case .linuxKernel:
+            if let flag = settings.nanosOnly.first {
+                throw InputError("\(flag) is for Nanos images", hint: "drop it; Linux VM images get the driver's modules and firmware from Debian")
             }
-            _ = try NvidiaOptions(plan.options)
-        case "nanos":
-            try NvidiaNanosImage.checkOptions(plan.options)
-        default:
-            throw InputError("--accel nvidia does not support the \(plan.backend) backend")
+            _ = try NvidiaOptions(settings)
+        case .nanosRelease:
+            try NvidiaNanosImage.check(settings)
+        case .generic:
+            throw InputError("--accel nvidia needs a backend that boots a Linux kernel or a Nanos release")
         }
     }
 
-    public func contribute(to plan: BuildPlan, target: BuildTarget, context: BuildContext) throws -> AcceleratorContribution {
-        try validate(plan)
-        switch plan.backend {
-        case "linuxvm":
-            let options = try NvidiaOptions(plan.options)
-            guard let kernel = target.kernel else {
-                throw InputError("the linuxvm backend did not say which kernel the image boots, so the NVIDIA modules cannot be matched to it")
-            }
-            guard let tree = plan.image?.tree else { throw InputError("--accel nvidia needs the image's source") }
-            return try NvidiaLinuxImage(options: options, kernel: kernel, context: context).contribution(tree: tree)
-        case "nanos":
-            return try NvidiaNanosImage(options: plan.options, target: target, context: context).contribution()
-        default:
-            throw InputError("--accel nvidia does not support the \(plan.backend) backend")
+    public func contribute(_ settings: NvidiaSettings, to request: ContributionRequest, context: BuildContext) throws
+        -> AcceleratorContribution {
+        try validate(settings, for: request.target.kind)
+        switch request.target {
+        case .linuxKernel(let kernel):
+            guard let tree = request.input.image?.tree else { throw InputError("--accel nvidia needs the image's source") }
+            return try NvidiaLinuxImage(options: try NvidiaOptions(settings), kernel: kernel, context: context).contribution(tree: tree)
+        case .nanosRelease(let release):
+            return try NvidiaNanosImage(settings: settings, release: release, context: context).contribution()
+        case .generic:
+            throw InputError("the \(request.backend) backend did not say which kernel the image boots, so the NVIDIA driver cannot be matched to it")
         }
     }
 }

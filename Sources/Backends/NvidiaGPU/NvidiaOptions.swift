@@ -1,6 +1,34 @@
 import Core
 
-/// The `--accel nvidia` settings, from `plan.options` (flags or the build config file).
+/// The `--accel nvidia` options as given (flags, the build config file or `--option`), for Linux
+/// and Nanos images alike; `NvidiaOptions` and `NvidiaNanosImage` read the parts that apply.
+public struct NvidiaSettings: BuildSettings, Equatable {
+    var modules: String?
+    var kernelModules: [String]?
+    var userspace: String?
+    var version: String?
+    var requireGPU: Bool?
+    var klib: String?
+    var firmware: String?
+
+    public enum CodingKeys: String, CodingKey, CaseIterable {
+        case modules = "nvidia-modules", kernelModules = "nvidia-kernel-modules", userspace = "nvidia-userspace"
+        case version = "nvidia-version", requireGPU = "require-gpu", klib = "nvidia-klib", firmware = "nvidia-firmware"
+    }
+
+    /// The Linux-only options that are set, by flag name.
+    var linuxOnly: [String] {
+        [("--nvidia-modules", modules != nil), ("--nvidia-kernel-modules", kernelModules != nil), ("--nvidia-userspace", userspace != nil),
+         ("--require-gpu", requireGPU != nil)].filter(\.1).map(\.0)
+    }
+
+    /// The Nanos-only options that are set, by flag name.
+    var nanosOnly: [String] {
+        [("--nvidia-klib", klib != nil), ("--nvidia-firmware", firmware != nil)].filter(\.1).map(\.0)
+    }
+}
+
+/// The `--accel nvidia` settings of a Linux VM image.
 struct NvidiaOptions: Equatable {
     enum ModuleSource: Equatable {
         /// Built from Debian's `nvidia-open-kernel-source` against the image's Debian kernel.
@@ -26,8 +54,8 @@ struct NvidiaOptions: Equatable {
 
     static let knownModules = ["nvidia", "nvidia-uvm", "nvidia-modeset", "nvidia-drm", "nvidia-peermem"]
 
-    init(_ options: [String: String]) throws {
-        if let text = options["nvidia-modules"] {
+    init(_ settings: NvidiaSettings) throws {
+        if let text = settings.modules {
             if text == "debian" {
                 modules = .debian
             } else if text.hasPrefix("dir:"), text.count > 4 {
@@ -36,8 +64,8 @@ struct NvidiaOptions: Equatable {
                 throw InputError("--nvidia-modules `\(text)` is not a module source", hint: "use debian (the default) or dir:PATH (prebuilt .ko files)")
             }
         }
-        if let text = options["nvidia-kernel-modules"] {
-            let names = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        if let list = settings.kernelModules {
+            let names = list.flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
             for name in names where !Self.knownModules.contains(name) {
                 throw InputError("--nvidia-kernel-modules: `\(name)` is not one of the driver's modules",
                                  hint: "choose from \(Self.knownModules.joined(separator: ", "))")
@@ -48,19 +76,14 @@ struct NvidiaOptions: Equatable {
             // Load order: the driver's own dependency order, whatever order the user wrote.
             kernelModules = Self.knownModules.filter(names.contains)
         }
-        if let text = options["nvidia-userspace"] {
+        if let text = settings.userspace {
             guard let value = Userspace(rawValue: text) else {
                 throw InputError("--nvidia-userspace `\(text)` is not install or keep")
             }
             userspace = value
         }
-        if let text = options["require-gpu"] {
-            guard let value = ["true": true, "false": false, "yes": true, "no": false][text] else {
-                throw InputError("require-gpu `\(text)` is not true or false")
-            }
-            requireGPU = value
-        }
-        version = options["nvidia-version"]
+        requireGPU = settings.requireGPU ?? false
+        version = settings.version
         if let version, !NvidiaDriverRelease.isDriverVersion(version) {
             throw InputError("--nvidia-version `\(version)` is not a driver version", hint: "write it as NVIDIA does, e.g. 535.261.03")
         }

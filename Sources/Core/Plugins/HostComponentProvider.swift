@@ -7,10 +7,20 @@ public protocol HostComponentProvider: AnyObject {
     var components: [String] { get }
     /// One line per component for `gvlt plugins describe` and the docs.
     var componentDescriptions: [String: String] { get }
+    /// The build options that choose the components (`kernel`, `init-binary`, …); a plugin backend
+    /// that asks for components takes them as well as its own.
+    var optionKeys: [String] { get }
+    /// Decodes those options once, for one build.
+    func session(options: BuildOptions) throws -> HostComponentSession
+}
+
+/// The components of one build, with the provider's settings decoded and what it resolved kept.
+public protocol HostComponentSession: AnyObject {
     /// Settles what accelerators must match (the kernel), as a backend's prepare does.
-    func prepare(_ plan: BuildPlan, context: BuildContext) throws -> BuildTarget
-    /// Builds the `wanted` components for `plan` (its contributions are in). `image` is the root
-    /// tree the plugin will get; the `guest-root` component completes it in place. The answer maps
-    /// each component to a JSON object whose file values are host paths.
-    func resolve(_ wanted: [String], plan: BuildPlan, image: LoadedImage?, context: BuildContext) throws -> [String: [String: Any]]
+    func prepare(context: BuildContext) throws -> BuildTarget
+    /// Builds the `wanted` components once the contributions are in. The `guest-root` component
+    /// completes the input's root tree in place. The answer maps each component to a JSON object
+    /// whose file values are host paths.
+    func resolve(_ wanted: [String], input: BuildInput, contributions: [NamedContribution], context: BuildContext) throws
+        -> [String: [String: Any]]
 }

@@ -2,8 +2,8 @@ import Foundation
 
 /// Backends and accelerators by name: builtins compiled into gvlt, plus the entries of plugins.json.
 public final class PluginRegistry {
-    public private(set) var builtinBackends: [String: ImageBackend] = [:]
-    public private(set) var builtinAccelerators: [String: Accelerator] = [:]
+    public private(set) var builtinBackends: [String: any ImageBackend] = [:]
+    public private(set) var builtinAccelerators: [String: any Accelerator] = [:]
     /// Every known entry after merging the plugins files, by name.
     public private(set) var entries: [String: PluginEntry] = [:]
     /// What the host builds for plugin backends that ask (registered by the linuxvm module).
@@ -12,13 +12,13 @@ public final class PluginRegistry {
     public init() {}
 
     /// Called by each backend module to make itself available under its name.
-    public func register(backend: ImageBackend) {
+    public func register(backend: any ImageBackend) {
         builtinBackends[backend.name] = backend
         entries[backend.name] = PluginEntry(name: backend.name, kind: .builtin, role: .backend, description: backend.description,
                                             origin: "builtin")
     }
 
-    public func register(accelerator: Accelerator) {
+    public func register(accelerator: any Accelerator) {
         builtinAccelerators[accelerator.name] = accelerator
         entries[accelerator.name] = PluginEntry(name: accelerator.name, kind: .builtin, role: .accelerator,
                                                 description: accelerator.description, origin: "builtin")
@@ -59,7 +59,7 @@ public final class PluginRegistry {
         entries.values.filter { $0.role == role }.sorted { $0.name < $1.name }
     }
 
-    public func backend(named name: String) throws -> ImageBackend {
+    public func backend(named name: String) throws -> any ImageBackend {
         guard let entry = entries[name], entry.role == .backend else {
             throw InputError("unknown backend `\(name)`", hint: suggestion(for: name, role: .backend))
         }
@@ -67,12 +67,25 @@ public final class PluginRegistry {
         return builtinBackends[name]!
     }
 
-    public func accelerator(named name: String) throws -> Accelerator {
+    public func accelerator(named name: String) throws -> any Accelerator {
         guard let entry = entries[name], entry.role == .accelerator else {
             throw InputError("unknown accelerator `\(name)`", hint: suggestion(for: name, role: .accelerator))
         }
         guard entry.kind == .builtin else { return try ExternalAccelerator(plugin: ExternalPlugin(entry: entry)) }
         return builtinAccelerators[name]!
+    }
+
+    /// Which builtin outside `names` declares each option key: `the nanos backend`, `--accel nvidia`.
+    /// It lets a build that got another party's option say whose it is.
+    public func optionOwners(except names: [String]) -> [String: String] {
+        var owners: [String: String] = [:]
+        for (name, accelerator) in builtinAccelerators.sorted(by: { $0.key < $1.key }) where !names.contains(name) {
+            for key in accelerator.optionKeys ?? [] where owners[key] == nil { owners[key] = "--accel \(name)" }
+        }
+        for (name, backend) in builtinBackends.sorted(by: { $0.key < $1.key }) where !names.contains(name) {
+            for key in backend.optionKeys ?? [] where owners[key] == nil { owners[key] = "the \(name) backend" }
+        }
+        return owners
     }
 
     public static func status(of entry: PluginEntry) -> String {

@@ -6,30 +6,29 @@ import Foundation
 /// the klib itself names, at /nvidia/<version>/ where the klib reads it. The backend then checks the
 /// whole image against that version (firmware present, CUDA libraries matching, root writable).
 struct NvidiaNanosImage {
-    var options: [String: String]
-    var target: BuildTarget
+    var settings: NvidiaSettings
+    var release: NanosTarget
     var context: BuildContext
 
     static let klibName = "gpu_nvidia"
     static let firmwareFiles = ["gsp_ga10x.bin", "gsp_tu10x.bin"]
 
-    static func checkOptions(_ options: [String: String]) throws {
-        for (key, flag) in [("nvidia-modules", "--nvidia-modules"), ("nvidia-kernel-modules", "--nvidia-kernel-modules"),
-                            ("nvidia-userspace", "--nvidia-userspace"), ("require-gpu", "--require-gpu")] where options[key] != nil {
+    static func check(_ settings: NvidiaSettings) throws {
+        if let flag = settings.linuxOnly.first {
             throw InputError("\(flag) is for Linux VM images; a Nanos image gets the gpu_nvidia klib instead",
                              hint: "drop \(flag); --nvidia-klib FILE and --nvidia-firmware DIR are the Nanos settings")
         }
-        if let version = options["nvidia-version"], !NvidiaDriverRelease.isDriverVersion(version) {
+        if let version = settings.version, !NvidiaDriverRelease.isDriverVersion(version) {
             throw InputError("--nvidia-version `\(version)` is not a driver version", hint: "write it as NVIDIA does, e.g. 535.113.01")
         }
     }
 
     func contribution() throws -> AcceleratorContribution {
-        try Self.checkOptions(options)
+        try Self.check(settings)
         let klib: String
-        if let given = options["nvidia-klib"] {
+        if let given = settings.klib {
             klib = given
-        } else if let directory = target.klibDirectory {
+        } else if let directory = release.klibDirectory {
             klib = directory + "/" + Self.klibName
         } else {
             throw InputError("--accel nvidia needs the gpu_nvidia klib, and the Nanos release has no klib directory",
@@ -42,11 +41,11 @@ struct NvidiaNanosImage {
             throw InputError("cannot tell which NVIDIA driver the klib \(klib) was built for: it carries no NVIDIA identification string",
                              hint: "use a gpu_nvidia klib built from NVIDIA's open kernel modules (nanovms/gpu-nvidia)")
         }
-        if let wanted = options["nvidia-version"], wanted != version {
+        if let wanted = settings.version, wanted != version {
             throw InputError("--nvidia-version is \(wanted), but the klib \(klib) is driver \(version)")
         }
         let files = GuestFiles(mtime: .sourceDateEpoch)
-        if let directory = options["nvidia-firmware"] {
+        if let directory = settings.firmware {
             // The release layout (DIR/<version>/gsp_*.bin) or the files themselves (DIR/gsp_*.bin).
             let versioned = directory + "/" + version
             let source = FileManager.default.fileExists(atPath: versioned) ? versioned : directory
@@ -61,7 +60,7 @@ struct NvidiaNanosImage {
             }
         }
         context.logger.info("gpu_nvidia klib \(klib) is NVIDIA driver \(version)")
-        return AcceleratorContribution(files: files.entries, klibs: [Self.klibName], klibFiles: options["nvidia-klib"].map { [Self.klibName: $0] } ?? [:],
-                                       resources: ["gpus": "1"])
+        return AcceleratorContribution(files: files.entries, resources: ["gpus": "1"],
+                                       nanos: .init(klibs: [Self.klibName], klibFiles: settings.klib.map { [Self.klibName: $0] } ?? [:]))
     }
 }

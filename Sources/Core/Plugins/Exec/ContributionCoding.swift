@@ -19,8 +19,8 @@ public enum ContributionCoding {
             }
             return item
         }
-        return ["accelerator": accelerator, "files": files, "kernel_modules": contribution.kernelModules,
-                "kernel_cmdline": contribution.kernelCommandLine, "klibs": contribution.klibs, "klib_files": contribution.klibFiles,
+        return ["accelerator": accelerator, "files": files, "kernel_modules": contribution.linux.kernelModules,
+                "kernel_cmdline": contribution.linux.kernelCommandLine, "klibs": contribution.nanos.klibs, "klib_files": contribution.nanos.klibFiles,
                 "env": contribution.env.map { ["key": $0.key, "value": $0.value] }, "resources": contribution.resources]
     }
 
@@ -37,18 +37,18 @@ public enum ContributionCoding {
             }
         }
         var contribution = AcceleratorContribution(files: files.entries)
-        contribution.kernelModules = try object.strings("kernel_modules") ?? []
-        for name in contribution.kernelModules where !ModuleTree.isModuleName(name) {
+        contribution.linux.kernelModules = try object.strings("kernel_modules") ?? []
+        for name in contribution.linux.kernelModules where !ModuleTree.isModuleName(name) {
             throw InputError("\(location).kernel_modules: `\(name)` is not a module name", hint: "give names like virtio_balloon, without .ko or a path")
         }
-        contribution.kernelCommandLine = try object.strings("kernel_cmdline") ?? []
-        for word in contribution.kernelCommandLine where word.isEmpty || word.contains(where: { $0.isWhitespace || $0.asciiValue.map { $0 < 0x20 } == true }) {
+        contribution.linux.kernelCommandLine = try object.strings("kernel_cmdline") ?? []
+        for word in contribution.linux.kernelCommandLine where word.isEmpty || word.contains(where: { $0.isWhitespace || $0.asciiValue.map { $0 < 0x20 } == true }) {
             throw InputError("\(location).kernel_cmdline: `\(word)` is not one command-line word", hint: "give one word per item, e.g. [\"iommu=pt\", \"quiet\"]")
         }
-        contribution.klibs = try object.strings("klibs") ?? []
+        contribution.nanos.klibs = try object.strings("klibs") ?? []
         for (name, path) in try stringMap(object, "klib_files", location: location) {
             guard FileManager.default.fileExists(atPath: path) else { throw InputError("\(location).klib_files.\(name): \(path) does not exist") }
-            contribution.klibFiles[name] = path
+            contribution.nanos.klibFiles[name] = path
         }
         if let items = object.fields["env"] {
             guard case .array(let list) = items else { throw InputError("\(location).env: expected a list, found \(items.typeName)") }

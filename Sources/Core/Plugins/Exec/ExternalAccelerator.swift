@@ -24,15 +24,20 @@ public final class ExternalAccelerator: Accelerator {
         inputForm = try plugin.inputForm(default: .none)
     }
 
-    public func contribute(to plan: BuildPlan, target: BuildTarget, context: BuildContext) throws -> AcceleratorContribution {
+    /// What `describe` declares; nil (any key no one else claims) when it declares none.
+    public var optionKeys: [String]? { plugin.declaredOptions }
+
+    public func settings(from options: BuildOptions) throws -> BuildOptions { options }
+
+    public func contribute(_ settings: BuildOptions, to request: ContributionRequest, context: BuildContext) throws -> AcceleratorContribution {
         let scratch = try plugin.scratch(context)
-        var params: [String: Any] = ["backend": plan.backend, "scratch": scratch, "options": try plugin.options(plan),
-                                     "target": Self.encode(target)]
-        if let image = plan.image {
+        var params: [String: Any] = ["backend": request.backend, "scratch": scratch, "options": try plugin.options(settings),
+                                     "target": Self.encode(request.target)]
+        if let image = request.input.image {
             params["run_spec"] = try ExternalPlugin.runSpec(image)
             if let (key, path) = try plugin.rootParameter(inputForm, image: image, scratch: scratch, context: context) { params[key] = path }
         }
-        if let program = plan.program { params["program"] = program }
+        if let program = request.input.program { params["program"] = program }
         let result = try context.progress.step("adding accelerator \(name)") {
             try plugin.call("contribute", params: params, context: context)
         }
@@ -41,15 +46,17 @@ public final class ExternalAccelerator: Accelerator {
     }
 
     static func encode(_ target: BuildTarget) -> [String: Any] {
-        var result: [String: Any] = [:]
-        if let kernel = target.kernel {
+        switch target {
+        case .linuxKernel(let kernel):
             var item: [String: Any] = ["release": kernel.release, "origin": kernel.origin]
             item["modules_dir"] = kernel.modulesDirectory
             item["debian_package"] = kernel.debianPackage
             item["debian_version"] = kernel.debianVersion
-            result["kernel"] = item
+            return ["kernel": item]
+        case .nanosRelease(let release):
+            return release.klibDirectory.map { ["klib_dir": $0] } ?? [:]
+        case .generic:
+            return [:]
         }
-        if let klibs = target.klibDirectory { result["klib_dir"] = klibs }
-        return result
     }
 }

@@ -9,6 +9,12 @@ import Logging
 /// sha256) and writes the image to `-o` atomically itself, so a failed plugin leaves the output
 /// path untouched.
 public final class ExternalBackend: ImageBackend {
+    /// The plugin's own options, and the host components' session when it asked for components.
+    public struct Settings {
+        public var options: BuildOptions
+        public var components: HostComponentSession?
+    }
+
     public let plugin: ExternalPlugin
     public let name: String
     public let description: String
@@ -34,37 +40,46 @@ public final class ExternalBackend: ImageBackend {
         inputForm = try plugin.inputForm(default: .rootfsTar)
     }
 
-    public func validate(_ plan: BuildPlan) throws {
-        if capabilities.inputs.contains("rootfs-tree") && plan.image == nil && plan.program == nil {
-            throw InputError("the \(name) backend needs a source", hint: "pass --container, --containerfile or --rootfs-dir")
-        }
+    /// The plugin's declared options, plus the host components' when it asked for components; nil
+    /// (any key) when it declares none.
+    public var optionKeys: [String]? {
+        guard let declared = plugin.declaredOptions else { return nil }
+        return declared + (componentProvider?.optionKeys ?? [])
+    }
+
+    /// A plugin that builds on host components takes the kernel's options (`--kernel`, …) too.
+    public var targetKind: TargetKind { componentProvider == nil ? .generic : .linuxKernel }
+
+    public func settings(from options: BuildOptions) throws -> Settings {
+        guard let provider = componentProvider else { return Settings(options: options, components: nil) }
+        let hostKeys = Set(provider.optionKeys)
+        let own = plugin.declaredOptions.map { Set($0) } ?? Set(options.keys).subtracting(hostKeys)
+        return Settings(options: options.only(own), components: try provider.session(options: options.only(hostKeys)))
     }
 
     /// A plugin that builds on host components gets the kernel resolved here, so that accelerators
     /// can match it.
-    public func prepare(_ plan: BuildPlan, context: BuildContext) throws -> BuildTarget {
-        try componentProvider?.prepare(plan, context: context) ?? BuildTarget()
+    public func prepare(_ settings: Settings, input: BuildInput, context: BuildContext) throws -> Preparation<Void> {
+        Preparation(target: try settings.components?.prepare(context: context) ?? .generic, state: ())
     }
 
-    public func build(_ plan: BuildPlan, context: BuildContext) throws -> BuildReport {
+    public func build(_ job: BackendJob<Settings, Void>, context: BuildContext) throws -> BuildReport {
         let scratch = try plugin.scratch(context)
         let outputDirectory = scratch + "/output"
         try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
         var params: [String: Any] = ["scratch": scratch, "output_dir": outputDirectory,
-                                     "output_name": URL(fileURLWithPath: plan.output).lastPathComponent]
+                                     "output_name": URL(fileURLWithPath: job.output).lastPathComponent]
         // Components first: `guest-root` completes the tree that the root tar is written from.
-        if let provider = componentProvider {
-            params["components"] = try provider.resolve(plugin.components, plan: plan, image: plan.image, context: context)
+        if let session = job.settings.components {
+            params["components"] = try session.resolve(plugin.components, input: job.input, contributions: job.contributions, context: context)
         }
-        if let image = plan.image {
+        if let image = job.input.image {
             if let (key, path) = try plugin.rootParameter(inputForm, image: image, scratch: scratch, context: context) { params[key] = path }
             params["run_spec"] = try ExternalPlugin.runSpec(image)
         }
-        if let program = plan.program { params["program"] = program }
-        params["options"] = try plugin.options(plan)
-        params["contributions"] = try plan.contributions.sorted { $0.key < $1.key }.map { name, contribution -> [String: Any] in
-            try ContributionCoding.encode(contribution, accelerator: name)
-        }
+        if let program = job.input.program { params["program"] = program }
+        params["options"] = try plugin.options(job.settings.options)
+        params["contributions"] = try job.contributions.map { try ContributionCoding.encode($0.contribution, accelerator: $0.accelerator) }
         let result = try context.progress.step("building with plugin \(name)") {
             try plugin.call("build", params: params, context: context)
         }
@@ -93,7 +108,7 @@ public final class ExternalBackend: ImageBackend {
         // The first artifact is the image; the host puts it at -o itself, atomically, hashing it as
         // it goes rather than reading -o back.
         let source = URL(fileURLWithPath: main["path"] as! String).resolvingSymlinksInPath().path
-        let output = try AtomicOutput(path: plan.output, force: plan.force)
+        let output = try AtomicOutput(path: job.output, force: job.force)
         let sink: FileSink
         do {
             let input = try SharedFile.openRegular(source, what: "plugin artifact", followSymlinks: false)
@@ -106,8 +121,7 @@ public final class ExternalBackend: ImageBackend {
             throw error
         }
         // Plugin backends report the bare hex digest, as they always have.
-        return BuildReport(backend: name, output: URL(fileURLWithPath: plan.output).standardizedFileURL.path,
-                           sha256: String(sink.digest().dropFirst("sha256:".count)), bytes: sink.byteCount,
-                           steps: context.progress.timings.map { BuildReport.Step(name: $0.step, seconds: $0.seconds) })
+        return BuildReport(backend: name, output: URL(fileURLWithPath: job.output).standardizedFileURL.path,
+                           sha256: String(sink.digest().dropFirst("sha256:".count)), bytes: sink.byteCount, steps: context.steps)
     }
 }

@@ -123,13 +123,32 @@ public final class ExternalPlugin {
 
     /// What the plugin gets as `options`: the entry's own (less the host's `timeout`), then the
     /// build's (flags and the build config file's `options`), which win.
-    func options(_ plan: BuildPlan) throws -> [String: Any] {
+    func options(_ build: BuildOptions) throws -> [String: Any] {
         var options: [String: Any] = [:]
         for (key, value) in entry.options ?? [:] where key != "timeout" {
-            options[key] = try JSONSerialization.jsonObject(with: JSONEncoder().encode(value), options: [.fragmentsAllowed])
+            options[key] = try Self.object(value)
         }
-        for (key, value) in plan.options { options[key] = value }
+        // Scalars reach the plugin as strings, as flags give them; lists stay lists.
+        for (key, value) in build.json {
+            switch value {
+            case .string(let text): options[key] = text
+            case .number(let number): options[key] = number.jsonText
+            case .bool(let flag): options[key] = String(flag)
+            default: options[key] = try Self.object(value)
+            }
+        }
         return options
+    }
+
+    static func object(_ value: JSONValue) throws -> Any {
+        try JSONSerialization.jsonObject(with: JSONEncoder().encode(value), options: [.fragmentsAllowed])
+    }
+
+    /// The option names `describe` declares (`options: [{name, …}]`); nil when it declares none.
+    public var declaredOptions: [String]? {
+        guard let items = described["options"] as? [[String: Any]] else { return nil }
+        let names = items.compactMap { $0["name"] as? String }
+        return names.isEmpty ? nil : names
     }
 
     /// A scratch directory of the plugin's own inside the build's.

@@ -1,30 +1,30 @@
-import Core
 import Foundation
 
 /// `gvlt build --config FILE`: YAML or JSON whose keys mirror the long flags (`rootfs-dir`, `accel`, …).
 /// Flags given on the command line win over the file.
-struct BuildConfigFile {
-    static let keys = ["backend", "container", "containerfile", "context", "build-arg", "rootfs-dir", "platform",
+public struct BuildConfigFile {
+    public static let keys = ["backend", "container", "containerfile", "context", "build-arg", "rootfs-dir", "platform",
                        "storage-driver", "output", "accel", "force", "json", "program", "options"]
 
-    var backend: String?
-    var container: String?
-    var containerfile: String?
-    var context: String?
-    var buildArgs: [String]?
-    var rootfsDir: String?
-    var platform: String?
-    var storageDriver: String?
-    var output: String?
-    var accel: [String]?
-    var force: Bool?
-    var json: Bool?
-    var program: String?
-    var options: [String: String] = [:]
+    public var backend: String?
+    public var container: String?
+    public var containerfile: String?
+    public var context: String?
+    public var buildArgs: [String]?
+    public var rootfsDir: String?
+    public var platform: String?
+    public var storageDriver: String?
+    public var output: String?
+    public var accel: [String]?
+    public var force: Bool?
+    public var json: Bool?
+    public var program: String?
+    /// The backend's and accelerators' options, as written (a list stays a list).
+    public var options = BuildOptions()
 
-    init() {}
+    public init() {}
 
-    init(path: String) throws {
+    public init(path: String) throws {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
             throw InputError("cannot read build config \(path)", hint: "check the --config path")
         }
@@ -57,10 +57,8 @@ struct BuildConfigFile {
             guard case .object(let fields) = value else { throw InputError("\(path): options: expected a mapping") }
             for (key, item) in fields {
                 switch item {
-                case .string(let text): options[key] = text
-                case .number(let number): options[key] = number.jsonText
-                case .bool(let flag): options[key] = String(flag)
-                default: throw InputError("\(path): options.\(key): expected a string, number or boolean")
+                case .string, .number, .bool, .array: options.set(key, item, origin: "\(path): options.\(key)")
+                default: throw InputError("\(path): options.\(key): expected a string, number, boolean or list")
                 }
             }
         }

@@ -151,4 +151,11 @@ final class KernelTests: XCTestCase {
         XCTAssertFalse(text.contains("CONFIG_VIRTIO=m"))
         XCTAssertEqual(text.components(separatedBy: "CONFIG_VIRTIO=y\n").count, 2, "each option once")
     }
+
+    /// Debian's kernel has no IKCONFIG: the whole real payload is decompressed without an error
+    /// (the appended size is not taken for data) and the answer is "none".
+    func testDebianKernelHasNoEmbeddedConfig() throws {
+        let bundle = try DebianKernelProvider(cache: KernelTests.cache).bundle()
+        XCTAssertNil(try EmbeddedKernelConfig.read(bzImage: bundle.image))
+    }
 }
