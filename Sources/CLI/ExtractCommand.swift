@@ -1,7 +1,6 @@
 import ArgumentParser
 import Core
 import Foundation
-import Nanos
 
 struct ExtractCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -30,27 +29,10 @@ struct ExtractCommand: ParsableCommand {
 
     func run() throws {
         guard FileManager.default.fileExists(atPath: image) else { throw InputError("image \(image) does not exist") }
-        guard NanosInspector.isNanosImage(image) else {
-            throw UnsupportedError("\(image) is not a Nanos image; gvlt extract reads Nanos images", hint: "for a Linux VM image, use gvlt inspect IMAGE")
-        }
-        let nanos = try NanosImageReader.open(image)
-        let inBoot = path.hasPrefix("boot:")
-        let inside = inBoot ? String(path.dropFirst("boot:".count)) : path
-        let volume = inBoot ? nanos.boot : nanos.root
-        guard let entry = volume.entry(at: inside) else {
-            throw InputError("\(path) is not in \(image)", hint: "gvlt inspect \(image) lists what the image holds")
-        }
-        if case .symlink(let target) = TFSVolume.kind(of: entry) {
-            throw InputError("\(path) is a symlink to \(target) in the image", hint: "extract \(target) instead")
-        }
+        let extractor = try loadRegistry().extractor(for: image)
+        let inside = path.hasPrefix("boot:") ? String(path.dropFirst("boot:".count)) : path
         let destination = output ?? URL(fileURLWithPath: inside).lastPathComponent
-        try OutputPrecheck.check(destination, force: force)
-        let atomic = try AtomicOutput(path: destination, force: force)
-        var committed = false
-        defer { if !committed { atomic.abandon() } }
-        let bytes = try volume.write(entry, path: path, to: atomic.fd, displayName: destination)
-        try atomic.commit()
-        committed = true
+        let bytes = try extractor.extract(image: image, path: path, to: destination, force: force)
         FileHandle.standardError.write(Data("gvlt extract: \(path) → \(destination) (\(bytes) bytes)\n".utf8))
     }
 }

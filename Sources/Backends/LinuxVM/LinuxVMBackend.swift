@@ -16,6 +16,9 @@ public final class LinuxVMBackend: ImageBackend {
         let backend = LinuxVMBackend()
         registry.register(backend: backend)
         registry.register(components: LinuxVMComponents(backend: backend))
+        let runner = LinuxVMRunner()
+        registry.register(runner: runner)
+        registry.register(inspector: runner)
     }
 
     public var targetKind: TargetKind { .linuxKernel }

@@ -14,6 +14,10 @@ public final class NanosBackend: ImageBackend {
 
     public static func register(into registry: PluginRegistry) {
         registry.register(backend: NanosBackend())
+        let runner = NanosRunner()
+        registry.register(runner: runner)
+        registry.register(inspector: runner)
+        registry.register(extractor: runner)
     }
 
     public var targetKind: TargetKind { .nanosRelease }

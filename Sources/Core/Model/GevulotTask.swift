@@ -132,3 +132,19 @@ public struct GevulotTask: Equatable, Sendable {
         }
     }
 }
+
+extension GevulotTask {
+    /// A task's path or `file://` URL. Anything remote (a URL, a CID) would need the network.
+    public static func localPath(_ source: String, what: String) throws -> String {
+        if source.hasPrefix("file://") { return String(source.dropFirst("file://".count)) }
+        if source.contains("://") {
+            throw InputError("\(what) \(source) is remote, and gvlt run works offline (not supported offline)",
+                             hint: "download it and give its local path (or pass it with \(what.contains("image") ? "gvlt run IMAGE" : "--input FILE:TARGET"))")
+        }
+        guard FileManager.default.fileExists(atPath: source) else {
+            throw InputError("\(what) \(source) is not a local file; a CID or other remote source cannot be fetched offline (not supported offline)",
+                             hint: "give a local path or a file:// URL")
+        }
+        return source
+    }
+}

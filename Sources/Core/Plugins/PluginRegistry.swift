@@ -9,7 +9,55 @@ public final class PluginRegistry {
     /// What the host builds for plugin backends that ask (registered by the linuxvm module).
     public private(set) var componentProvider: HostComponentProvider?
 
+    /// The run, inspect and extract roles of the builtin backends, in registration order.
+    public private(set) var runners: [any ImageRunning] = []
+    public private(set) var inspectors: [any ImageInspecting] = []
+    public private(set) var extractors: [any ImageExtracting] = []
+
     public init() {}
+
+    public func register(runner: any ImageRunning) { runners.append(runner) }
+    public func register(inspector: any ImageInspecting) { inspectors.append(inspector) }
+    public func register(extractor: any ImageExtracting) { extractors.append(extractor) }
+
+    /// The runner most sure that `image` is its kind.
+    public func runner(for image: String) throws -> any ImageRunning {
+        try best(runners, image: image, recognizes: { $0.recognizes(image: $1) }, names: runners.map(\.name), verb: "run")
+    }
+
+    /// The runner for the request's image, refusing options only another kind of image takes.
+    public func runner(for request: RunRequest) throws -> any ImageRunning {
+        let runner = try runner(for: request.image)
+        let stray = request.options.keys.filter { !runner.runOptionKeys.contains($0) }
+        guard !stray.isEmpty else { return runner }
+        let origins = stray.map(request.options.origin(of:))
+        let owner = runners.first { other in stray.allSatisfy(other.runOptionKeys.contains) }?.imageKind ?? "other"
+        throw InputError("\(origins.joined(separator: " and ")) \(stray.count == 1 ? "is" : "are") for \(owner) images; \(request.image) is not one",
+                         hint: "\(runner.imageKind) images take --input/--output, --env and --command; drop \(stray.count == 1 ? "it" : "them")")
+    }
+
+    public func inspector(for image: String) throws -> any ImageInspecting {
+        try best(inspectors, image: image, recognizes: { $0.recognizes(image: $1) }, names: inspectors.map(\.name), verb: "inspect")
+    }
+
+    public func extractor(for image: String) throws -> any ImageExtracting {
+        try best(extractors, image: image, recognizes: { $0.recognizes(image: $1) }, names: extractors.map(\.name), verb: "extract")
+    }
+
+    private func best<Role>(_ roles: [Role], image: String, recognizes: (Role, String) -> ImageRecognition, names: [String],
+                            verb: String) throws -> Role {
+        var chosen: (Role, ImageRecognition)?
+        for role in roles {
+            let recognition = recognizes(role, image)
+            if recognition > (chosen?.1 ?? .no) { chosen = (role, recognition) }
+        }
+        guard let (role, _) = chosen else {
+            let kinds = names.joined(separator: " or ")
+            throw UnsupportedError("\(image) is not a \(kinds) image; gvlt \(verb) reads \(kinds) images",
+                                   hint: "gvlt inspect \(image) tells what kind of image it is")
+        }
+        return role
+    }
 
     /// Called by each backend module to make itself available under its name.
     public func register(backend: any ImageBackend) {

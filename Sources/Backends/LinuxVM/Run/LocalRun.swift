@@ -4,10 +4,6 @@ import Foundation
 /// `gvlt run`: boots a Firestarter image locally exactly as a worker does: the worker's
 /// QEMU flags, its three 9p shares, its `config.yaml` with debug-exit, the disk read-only.
 public struct LocalRun {
-    public enum Accel: String, CaseIterable, Sendable {
-        case auto, kvm, tcg
-    }
-
     public var image: String
     /// Host file → path under /mnt/gevulot/input (relative, or absolute under it).
     public var inputs: [(source: String, destination: String)] = []
@@ -26,7 +22,7 @@ public struct LocalRun {
     public var timeout: Double?
     public var cpus = 1
     public var memory = "512M"
-    public var accel = Accel.auto
+    public var accel = QEMUAccel.auto
     public var gpus: [String] = []
     public var extraQEMUArguments: [String] = []
     /// `raw` (what the worker boots) or `qcow2` (from a plugin backend such as examples/plugins/qcow2).

@@ -56,15 +56,7 @@ extension LocalRun {
             try FileManager.default.copyItem(atPath: input.source, toPath: target)
         }
 
-        let resolvedAccel: String
-        switch accel {
-        case .tcg: resolvedAccel = "tcg"
-        case .kvm: resolvedAccel = "kvm"
-        case .auto:
-            let verdict = try QEMUProbe.kvmVerdict(qemuPath: qemu, scratch: scratch.path)
-            resolvedAccel = verdict.usable ? "kvm" : "tcg"
-            if !verdict.usable { note("KVM is not usable here (\(verdict.reason)); running with software emulation (tcg)") }
-        }
+        let resolvedAccel = try accel.resolve(qemu: qemu, scratch: scratch.path, note: note)
 
         final class Reported: @unchecked Sendable {
             let lock = NSLock()
