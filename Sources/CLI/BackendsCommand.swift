@@ -9,10 +9,10 @@ struct BackendsCommand: ParsableCommand {
         discussion: registrySources + """
 
 
-        Examples:
-          gvlt backends
-          gvlt backends --json
-        """)
+            Examples:
+              gvlt backends
+              gvlt backends --json
+            """)
 
     @Flag(help: "Print the registry as JSON.")
     var json = false
@@ -34,10 +34,13 @@ struct BackendsCommand: ParsableCommand {
             let backend = entry.kind == .builtin ? registry.builtinBackends[entry.name] : nil
             let accelerator = entry.kind == .builtin ? registry.builtinAccelerators[entry.name] : nil
             var status = PluginRegistry.status(of: entry)
-            if let backend, !backend.capabilities.buildsImages { status = "registered; image writing not implemented yet" }
-            return Row(name: entry.name, role: entry.role.rawValue, kind: entry.kind.rawValue, origin: entry.origin,
-                       status: status, description: entry.description ?? backend?.description ?? accelerator?.description,
-                       capabilities: backend?.capabilities, supportedBackends: accelerator?.supportedBackends)
+            if let backend, !backend.capabilities.buildsImages {
+                status = "registered; image writing not implemented yet"
+            }
+            return Row(
+                name: entry.name, role: entry.role.rawValue, kind: entry.kind.rawValue, origin: entry.origin,
+                status: status, description: entry.description ?? backend?.description ?? accelerator?.description,
+                capabilities: backend?.capabilities, supportedBackends: accelerator?.supportedBackends)
         }
         if json {
             try printJSON(rows)
@@ -49,9 +52,13 @@ struct BackendsCommand: ParsableCommand {
                 print("  \(row.name)  [\(row.kind), \(row.origin)]")
                 if let description = row.description { print("      \(description)") }
                 if let capabilities = row.capabilities {
-                    print("      inputs: \(capabilities.inputs.joined(separator: ", "))  outputs: \(capabilities.outputs.joined(separator: ", "))  accelerators: \(capabilities.accelerators.joined(separator: ", "))  reproducible: \(capabilities.reproducible ? "yes" : "no")")
+                    print(
+                        "      inputs: \(capabilities.inputs.joined(separator: ", "))  outputs: \(capabilities.outputs.joined(separator: ", "))  accelerators: \(capabilities.accelerators.joined(separator: ", "))  reproducible: \(capabilities.reproducible ? "yes" : "no")"
+                    )
                 }
-                if let supported = row.supportedBackends { print("      backends: \(supported.joined(separator: ", "))") }
+                if let supported = row.supportedBackends {
+                    print("      backends: \(supported.joined(separator: ", "))")
+                }
                 print("      status: \(row.status)")
             }
         }

@@ -7,21 +7,21 @@ struct BuildCommand: ParsableCommand {
         commandName: "build",
         abstract: "Build a bootable VM image with the chosen backend.",
         discussion: """
-        Data flows one way: the source becomes a root tree and a run spec, accelerators add to it, and
-        the backend writes the image. Backends and accelerators are chosen by name from the registry
-        (`gvlt backends`).
+            Data flows one way: the source becomes a root tree and a run spec, accelerators add to it, and
+            the backend writes the image. Backends and accelerators are chosen by name from the registry
+            (`gvlt backends`).
 
-        A build config file (--config, YAML or JSON) may set any of: backend, container, containerfile,
-        context, build-arg, rootfs-dir, platform, storage-driver, output, accel, force, json, program,
-        options. Its keys mirror the flags, flags win, and its relative paths are relative to the file.
+            A build config file (--config, YAML or JSON) may set any of: backend, container, containerfile,
+            context, build-arg, rootfs-dir, platform, storage-driver, output, accel, force, json, program,
+            options. Its keys mirror the flags, flags win, and its relative paths are relative to the file.
 
-        Examples:
-          gvlt build --backend linuxvm --container oci:./image:latest -o prover.img
-          gvlt build --backend linuxvm --rootfs-dir ./rootfs --kernel debian:6.1.0-56 -o prover.img
-          gvlt build --backend linuxvm --container docker-archive:img.tar --kernel-file ./bzImage \
-              --kernel-modules ./lib/modules/6.1.0 --kernel-config ./config -o prover.img
-          gvlt build --config build.yaml --force
-        """)
+            Examples:
+              gvlt build --backend linuxvm --container oci:./image:latest -o prover.img
+              gvlt build --backend linuxvm --rootfs-dir ./rootfs --kernel debian:6.1.0-56 -o prover.img
+              gvlt build --backend linuxvm --container docker-archive:img.tar --kernel-file ./bzImage \
+                  --kernel-modules ./lib/modules/6.1.0 --kernel-config ./config -o prover.img
+              gvlt build --config build.yaml --force
+            """)
 
     @Option(name: .long, help: ArgumentHelp("Backend to build with (see `gvlt backends`).", valueName: "name"))
     var backend: String?
@@ -32,11 +32,7 @@ struct BuildCommand: ParsableCommand {
     @OptionGroup var source: SourceOptions
     @OptionGroup var global: GlobalOptions
 
-    @Option(name: .customShort("c"), help: ArgumentHelp("Depends on the backend, as in the tool each one replaces: with linuxvm the container (--container, gvltctl build -c), with nanos the Ops manifest (--manifest, ops build -c).", valueName: "container|manifest"))
-    var shortC: String?
-
-    @Option(name: .customShort("i"), help: ArgumentHelp("Depends on the backend: with linuxvm the init program in the image (--init, gvltctl build -i), with nanos the image name (--imagename, ops build -i).", valueName: "init|name"))
-    var shortI: String?
+    @OptionGroup var shortFlags: ShortFlags
 
     @Option(name: .shortAndLong, help: ArgumentHelp("The image file to write.", valueName: "file"))
     var output: String?
@@ -53,7 +49,11 @@ struct BuildCommand: ParsableCommand {
     @Flag(help: "Overwrite the output if it exists.")
     var force = false
 
-    @Option(name: .long, help: ArgumentHelp("An option for a plugin backend or accelerator (repeatable), as the build config file's `options` (see `gvlt plugins describe NAME`).", valueName: "key=value"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "An option for a plugin backend or accelerator (repeatable), as the build config file's `options` (see `gvlt plugins describe NAME`).",
+            valueName: "key=value"))
     var option: [String] = []
 
     @OptionGroup(title: "linuxvm backend")
@@ -71,7 +71,8 @@ struct BuildCommand: ParsableCommand {
     func run() throws {
         let file = try config.map(BuildConfigFile.init(path:)) ?? BuildConfigFile()
         guard let backendName = backend ?? file.backend else {
-            throw InputError("no backend chosen", hint: "pass --backend NAME (see `gvlt backends`) or set `backend` in --config")
+            throw InputError(
+                "no backend chosen", hint: "pass --backend NAME (see `gvlt backends`) or set `backend` in --config")
         }
         let logger = global.makeLogger()
         let json = self.json || (file.json ?? false)
@@ -79,7 +80,8 @@ struct BuildCommand: ParsableCommand {
         let backend = try registry.backend(named: backendName)
         var source = self.source, linuxvm = self.linuxvm, nanos = self.nanos
         source.merge(file)
-        try applyShortFlags(takesProgram: !backend.capabilities.takesRootTree, source: &source, linuxvm: &linuxvm, nanos: &nanos)
+        try shortFlags.apply(
+            takesProgram: !backend.capabilities.takesRootTree, source: &source, linuxvm: &linuxvm, nanos: &nanos)
         // Later wins: the config file's options, then --option, then the flags.
         var options = file.options
         for item in option {
@@ -94,11 +96,15 @@ struct BuildCommand: ParsableCommand {
         let jobs = global.jobs ?? ProcessInfo.processInfo.activeProcessorCount
         guard jobs >= 1 else { throw InputError("--jobs must be at least 1") }
         let request = BuildRequest(
-            backend: backend.name, source: backend.capabilities.takesRootTree || !source.isEmpty ? try source.makeSource() : nil,
-            program: program ?? file.program, accelerators: accelerators, options: options, output: output ?? file.output,
-            force: force || (file.force ?? false), previews: nanos.previews, jobs: jobs, platform: try Platform(parsing: source.platform))
-        let pipeline = BuildPipeline(registry: registry, progress: .automatic(quiet: global.quiet || json), logger: logger,
-                                     cache: CacheDirectory.resolve(override: global.cacheDir))
+            backend: backend.name,
+            source: backend.capabilities.takesRootTree || !source.isEmpty ? try source.makeSource() : nil,
+            program: program ?? file.program, accelerators: accelerators, options: options,
+            output: output ?? file.output,
+            force: force || (file.force ?? false), previews: nanos.previews, jobs: jobs,
+            platform: try Platform(parsing: source.platform))
+        let pipeline = BuildPipeline(
+            registry: registry, progress: .automatic(quiet: global.quiet || json), logger: logger,
+            cache: CacheDirectory.resolve(override: global.cacheDir))
         switch try pipeline.run(request, backend: backend) {
         case .previewed(let texts):
             for text in texts { print(text, terminator: "") }
@@ -107,33 +113,12 @@ struct BuildCommand: ParsableCommand {
         case .built(let report) where !global.quiet:
             print("Bootable image file:\(report.output)")
             for (accelerator, needs) in (report.resources ?? [:]).sorted(by: { $0.key < $1.key }) {
-                print("Run resources (\(accelerator)): " + needs.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
+                print(
+                    "Run resources (\(accelerator)): "
+                        + needs.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
             }
         case .built:
             break
-        }
-    }
-
-    /// -c and -i mean what they mean to the tool the backend replaces: gvltctl's for Linux VMs,
-    /// ops's for backends that package a program.
-    func applyShortFlags(takesProgram: Bool, source: inout SourceOptions, linuxvm: inout LinuxVMFlags, nanos: inout NanosFlags) throws {
-        if let value = shortC {
-            if takesProgram {
-                guard nanos.manifest == nil else { throw InputError("-c and --manifest both name the manifest", hint: "pass one") }
-                nanos.manifest = value
-            } else {
-                guard source.container == nil else { throw InputError("-c and --container both name the container", hint: "pass one") }
-                source.container = value
-            }
-        }
-        if let value = shortI {
-            if takesProgram {
-                guard nanos.imagename == nil else { throw InputError("-i and --imagename both name the image", hint: "pass one") }
-                nanos.imagename = value
-            } else {
-                guard linuxvm.`init` == nil else { throw InputError("-i and --init both name the init", hint: "pass one") }
-                linuxvm.`init` = value
-            }
         }
     }
 }

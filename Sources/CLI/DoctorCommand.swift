@@ -9,16 +9,16 @@ struct DoctorCommand: ParsableCommand {
         commandName: "doctor",
         abstract: "Check the host tools each feature needs and whether KVM really works.",
         discussion: """
-        Every missing tool is printed with the Debian package that provides it. KVM is checked by
-        running tiny guests, not by looking for /dev/kvm (which exists on hosts where KVM hangs):
-        first directly through the KVM API, then under QEMU with KVM and with software emulation,
-        comparing the two.
+            Every missing tool is printed with the Debian package that provides it. KVM is checked by
+            running tiny guests, not by looking for /dev/kvm (which exists on hosts where KVM hangs):
+            first directly through the KVM API, then under QEMU with KVM and with software emulation,
+            comparing the two.
 
-        Examples:
-          gvlt doctor
-          gvlt doctor --json
-          gvlt doctor --strict     # exit 1 when anything is missing
-        """)
+            Examples:
+              gvlt doctor
+              gvlt doctor --json
+              gvlt doctor --strict     # exit 1 when anything is missing
+            """)
 
     @Flag(help: "Print the checks as JSON.")
     var json = false
@@ -83,10 +83,12 @@ struct DoctorCommand: ParsableCommand {
                 if let (tool, path) = alternatives.lazy.compactMap({ tool in tool.locate().map { (tool, $0) } }).first {
                     found.append("\(tool.name) (\(path))")
                 } else {
-                    missing.append(alternatives.map { "\($0.name): apt-get install \($0.aptPackage)" }.joined(separator: "  or  "))
+                    missing.append(
+                        alternatives.map { "\($0.name): apt-get install \($0.aptPackage)" }.joined(separator: "  or  "))
                 }
             }
-            checks.append(Check(feature: feature.name, need: feature.need, ok: missing.isEmpty, found: found, missing: missing))
+            checks.append(
+                Check(feature: feature.name, need: feature.need, ok: missing.isEmpty, found: found, missing: missing))
         }
         var (kvmWorks, kvmText) = Self.probeKVM()
         if kvmWorks, let qemu = QEMUProbe.qemu.locate() {
@@ -98,8 +100,9 @@ struct DoctorCommand: ParsableCommand {
         } else if kvmWorks {
             kvmText += " (install qemu-system-x86 to check QEMU+KVM too)"
         }
-        let report = Report(gvlt: Self.installed(), libraries: LibraryVersions.all, checks: checks, kvm: kvmText,
-                            kvmWorks: kvmWorks)
+        let report = Report(
+            gvlt: Self.installed(), libraries: LibraryVersions.all, checks: checks, kvm: kvmText,
+            kvmWorks: kvmWorks)
         if json {
             try printJSON(report)
         } else {
@@ -134,8 +137,9 @@ struct DoctorCommand: ParsableCommand {
         let guestInit: Located
         if let found = installation.guestInit() {
             let exists = FileManager.default.isExecutableFile(atPath: found.path)
-            guestInit = Located(path: found.path, origin: found.origin + (exists ? "" : "; not an executable file"),
-                                version: exists ? Installation.guestInitVersion(at: found.path) : nil)
+            guestInit = Located(
+                path: found.path, origin: found.origin + (exists ? "" : "; not an executable file"),
+                version: exists ? Installation.guestInitVersion(at: found.path) : nil)
         } else {
             guestInit = Located(path: nil, origin: "not found: " + installation.guestInitHint)
         }
@@ -145,9 +149,10 @@ struct DoctorCommand: ParsableCommand {
             return Located(path: path, origin: FileManager.default.fileExists(atPath: path) ? "found" : "absent")
         }
         let (cache, cacheOrigin) = CacheDirectory.resolveWithOrigin()
-        return Installed(version: Installation.version, commit: Installation.sourceCommit, executable: installation.executable,
-                         guestInit: guestInit, pluginProtocol: PluginProtocol.version,
-                         pluginsFiles: files, cache: Located(path: cache.root, origin: cacheOrigin))
+        return Installed(
+            version: Installation.version, commit: Installation.sourceCommit, executable: installation.executable,
+            guestInit: guestInit, pluginProtocol: PluginProtocol.version,
+            pluginsFiles: files, cache: Located(path: cache.root, origin: cacheOrigin))
     }
 
     /// Runs the probe in a child (`gvlt __probe-kvm`) with a timeout: a broken KVM can hang forever.
@@ -170,15 +175,18 @@ struct DoctorCommand: ParsableCommand {
         let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             .trimmingCharacters(in: .whitespacesAndNewlines)
         if process.terminationStatus == 0 { return (true, "a test guest ran under KVM") }
-        if process.terminationReason == .uncaughtSignal { return (false, "/dev/kvm exists but the probe crashed (signal \(process.terminationStatus))") }
+        if process.terminationReason == .uncaughtSignal {
+            return (false, "/dev/kvm exists but the probe crashed (signal \(process.terminationStatus))")
+        }
         return (false, text.isEmpty ? "the probe failed" : "/dev/kvm exists but \(text)")
     }
 }
 
 /// Hidden: runs the KVM probe in this process. `gvlt doctor` calls it as a child with a timeout.
 struct KVMProbeCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "__probe-kvm", abstract: "Run the KVM probe (internal).",
-                                                    shouldDisplay: false)
+    static let configuration = CommandConfiguration(
+        commandName: "__probe-kvm", abstract: "Run the KVM probe (internal).",
+        shouldDisplay: false)
 
     func run() throws {
         switch KVMProbe.run() {

@@ -7,18 +7,18 @@ struct ExportCommand: ParsableCommand {
         commandName: "export",
         abstract: "Write the exact root file tree an image will contain, as a pax tar.",
         discussion: """
-        The tree is the source flattened the way a VM image gets it: layers applied in order with
-        whiteouts, every digest and diff_id checked, owners, modes (setuid included), devices, symlinks,
-        hard links and xattrs kept exactly. Nothing from the image is written to the host except the
-        output tar, which appears atomically when complete.
+            The tree is the source flattened the way a VM image gets it: layers applied in order with
+            whiteouts, every digest and diff_id checked, owners, modes (setuid included), devices, symlinks,
+            hard links and xattrs kept exactly. Nothing from the image is written to the host except the
+            output tar, which appears atomically when complete.
 
-        Examples:
-          gvlt export --container oci:./image:latest -o rootfs.tar
-          gvlt export --container docker-archive:./image.tar -o rootfs.tar --json
-          gvlt export --container containers-storage:localhost/my_prover:latest -o rootfs.tar
-          gvlt export --containerfile ./Containerfile --context . -o rootfs.tar
-          gvlt export --rootfs-dir ./rootfs -o rootfs.tar --force
-        """)
+            Examples:
+              gvlt export --container oci:./image:latest -o rootfs.tar
+              gvlt export --container docker-archive:./image.tar -o rootfs.tar --json
+              gvlt export --container containers-storage:localhost/my_prover:latest -o rootfs.tar
+              gvlt export --containerfile ./Containerfile --context . -o rootfs.tar
+              gvlt export --rootfs-dir ./rootfs -o rootfs.tar --force
+            """)
 
     @OptionGroup var source: SourceOptions
     @OptionGroup var global: GlobalOptions
@@ -58,14 +58,17 @@ struct ExportCommand: ParsableCommand {
             logger.warning("\(socket) is a socket; tar cannot hold sockets, so it was left out")
         }
         if json {
-            try printJSON(Report(source: image.origin, output: exported.output, sha256: exported.sha256, bytes: exported.bytes,
-                                 entries: exported.summary.entries, entriesByKind: exported.summary.byKind,
-                                 contentBytes: exported.summary.contentBytes, skippedSockets: exported.skippedSockets,
-                                 runSpec: image.runSpec,
-                                 steps: progress.timings.map { BuildReport.Step(name: $0.step, seconds: $0.seconds) }))
+            try printJSON(
+                Report(
+                    source: image.origin, output: exported.output, sha256: exported.sha256, bytes: exported.bytes,
+                    entries: exported.summary.entries, entriesByKind: exported.summary.byKind,
+                    contentBytes: exported.summary.contentBytes, skippedSockets: exported.skippedSockets,
+                    runSpec: image.runSpec,
+                    steps: progress.timings.map { BuildReport.Step(name: $0.step, seconds: $0.seconds) }))
         } else if !global.quiet {
-            print("\(exported.output): \(exported.summary.entries) entries, \(ProgressReporter.bytes(exported.bytes)), \(exported.sha256)")
+            print(
+                "\(exported.output): \(exported.summary.entries) entries, \(ProgressReporter.bytes(exported.bytes)), \(exported.sha256)"
+            )
         }
     }
 }
-

@@ -7,13 +7,13 @@ struct ExtractCommand: ParsableCommand {
         commandName: "extract",
         abstract: "Copy one file out of a Nanos image, without booting it.",
         discussion: """
-        PATH is the file's path in the image's root filesystem; prefix it with boot: for the boot
-        filesystem (boot:/kernel, boot:/klib/gpu_nvidia). The output is written atomically.
+            PATH is the file's path in the image's root filesystem; prefix it with boot: for the boot
+            filesystem (boot:/kernel, boot:/klib/gpu_nvidia). The output is written atomically.
 
-        Examples:
-          gvlt extract prover.img /etc/passwd -o passwd
-          gvlt extract prover.img boot:/kernel -o kernel.img
-        """)
+            Examples:
+              gvlt extract prover.img /etc/passwd -o passwd
+              gvlt extract prover.img boot:/kernel -o kernel.img
+            """)
 
     @Argument(help: ArgumentHelp("The Nanos image.", valueName: "image"))
     var image: String
@@ -21,7 +21,9 @@ struct ExtractCommand: ParsableCommand {
     @Argument(help: ArgumentHelp("The file in the image (boot:/PATH for the boot filesystem).", valueName: "path"))
     var path: String
 
-    @Option(name: .shortAndLong, help: ArgumentHelp("Where to write it (default: its name, in the current directory).", valueName: "file"))
+    @Option(
+        name: .shortAndLong,
+        help: ArgumentHelp("Where to write it (default: its name, in the current directory).", valueName: "file"))
     var output: String?
 
     @Flag(help: "Overwrite the output if it exists.")

@@ -11,18 +11,21 @@ struct Gvlt: ParsableCommand {
         commandName: "gvlt",
         abstract: "Package prover programs into bootable VM images for the Gevulot network.",
         discussion: """
-        Sources are read without root, without network access and without a container engine
-        (except --containerfile and containers-storage:, which need podman or skopeo).
+            Sources are read without root, without network access and without a container engine
+            (except --containerfile and containers-storage:, which need podman or skopeo).
 
-        Examples:
-          gvlt export --container oci:./image:latest -o rootfs.tar
-          gvlt export --containerfile ./Containerfile -o rootfs.tar --json
-          gvlt backends
-          gvlt doctor
-        """,
+            Examples:
+              gvlt export --container oci:./image:latest -o rootfs.tar
+              gvlt export --containerfile ./Containerfile -o rootfs.tar --json
+              gvlt backends
+              gvlt doctor
+            """,
         version: Installation.versionLine,
-        subcommands: [ExportCommand.self, BuildCommand.self, RunCommand.self, InspectCommand.self, ExtractCommand.self, BackendsCommand.self, PluginsCommand.self, DoctorCommand.self,
-                      KVMProbeCommand.self])
+        subcommands: [
+            ExportCommand.self, BuildCommand.self, RunCommand.self, InspectCommand.self, ExtractCommand.self,
+            BackendsCommand.self, PluginsCommand.self, DoctorCommand.self,
+            KVMProbeCommand.self
+        ])
 
     /// Our errors print as `error: …` plus a hint line; argument errors keep argument-parser's usage text.
     static func main() {
@@ -47,4 +50,3 @@ struct Gvlt: ParsableCommand {
         }
     }
 }
-

@@ -17,7 +17,10 @@ struct GlobalOptions: ParsableArguments {
     @Option(name: .long, help: "Layers read in parallel (default: the number of CPUs).")
     var jobs: Int?
 
-    @Option(name: .long, help: ArgumentHelp("Cache directory (default: $GVLT_CACHE_DIR, $XDG_CACHE_HOME/gvlt or ~/.cache/gvlt).", valueName: "dir"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Cache directory (default: $GVLT_CACHE_DIR, $XDG_CACHE_HOME/gvlt or ~/.cache/gvlt).", valueName: "dir"))
     var cacheDir: String?
 
     func makeLogger() -> Logger {
@@ -28,33 +31,53 @@ struct GlobalOptions: ParsableArguments {
 
 /// Where the root tree comes from. Exactly one of --container, --containerfile, --rootfs-dir.
 struct SourceOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp(
-        "Container image: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF] or containers-storage:REF.",
-        valueName: "transport:ref"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Container image: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF] or containers-storage:REF.",
+            valueName: "transport:ref"))
     var container: String?
 
-    @Option(name: [.customShort("f"), .long], help: ArgumentHelp("Build this Containerfile/Dockerfile with podman (or buildah; or Docker with --container-backend docker) and use the result.",
-                                            valueName: "file"))
+    @Option(
+        name: [.customShort("f"), .long],
+        help: ArgumentHelp(
+            "Build this Containerfile/Dockerfile with podman (or buildah; or Docker with --container-backend docker) and use the result.",
+            valueName: "file"))
     var containerfile: String?
 
-    @Option(name: .long, help: ArgumentHelp("What builds --containerfile: podman (default; buildah when podman is missing) or docker (gvltctl's option).", valueName: "engine"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "What builds --containerfile: podman (default; buildah when podman is missing) or docker (gvltctl's option).",
+            valueName: "engine"))
     var containerBackend: String?
 
-    @Option(name: .long, help: ArgumentHelp("Build context for --containerfile (default: the Containerfile's directory).",
-                                            valueName: "dir"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Build context for --containerfile (default: the Containerfile's directory).",
+            valueName: "dir"))
     var context: String?
 
-    @Option(name: .customLong("build-arg"), help: ArgumentHelp("A --build-arg for --containerfile (repeatable).", valueName: "key=value"))
+    @Option(
+        name: .customLong("build-arg"),
+        help: ArgumentHelp("A --build-arg for --containerfile (repeatable).", valueName: "key=value"))
     var buildArgs: [String] = []
 
-    @Option(name: .long, help: ArgumentHelp("Use this directory as the image root (symlinks kept, never followed).", valueName: "dir"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Use this directory as the image root (symlinks kept, never followed).", valueName: "dir"))
     var rootfsDir: String?
 
-    @Option(name: .long, help: ArgumentHelp("Platform to pick from multi-platform images.", valueName: "os/arch[/variant]"))
+    @Option(
+        name: .long, help: ArgumentHelp("Platform to pick from multi-platform images.", valueName: "os/arch[/variant]"))
     var platform: String = "linux/amd64"
 
-    @Option(name: .long, help: ArgumentHelp("containers/storage driver for podman/skopeo (e.g. vfs); default: the host's configuration.",
-                                            valueName: "driver"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "containers/storage driver for podman/skopeo (e.g. vfs); default: the host's configuration.",
+            valueName: "driver"))
     var storageDriver: String?
 
     var isEmpty: Bool { container == nil && containerfile == nil && rootfsDir == nil }
@@ -71,11 +94,14 @@ struct SourceOptions: ParsableArguments {
     }
 
     func makeSource() throws -> ImageSource {
-        let given = [container.map { _ in "--container" }, containerfile.map { _ in "--containerfile" },
-                     rootfsDir.map { _ in "--rootfs-dir" }].compactMap { $0 }
+        let given = [
+            container.map { _ in "--container" }, containerfile.map { _ in "--containerfile" },
+            rootfsDir.map { _ in "--rootfs-dir" }
+        ].compactMap { $0 }
         guard given.count == 1 else {
-            throw InputError(given.isEmpty ? "no source given" : "choose one source, not \(given.joined(separator: " and "))",
-                             hint: "pass exactly one of --container TRANSPORT:REF, --containerfile FILE, --rootfs-dir DIR")
+            throw InputError(
+                given.isEmpty ? "no source given" : "choose one source, not \(given.joined(separator: " and "))",
+                hint: "pass exactly one of --container TRANSPORT:REF, --containerfile FILE, --rootfs-dir DIR")
         }
         if context != nil && containerfile == nil {
             throw InputError("--context only applies to --containerfile")
@@ -89,17 +115,21 @@ struct SourceOptions: ParsableArguments {
             return source
         }
         if let containerfile {
-            let engine = try containerBackend.map { name in
-                guard let engine = ContainerfileSource.Engine(rawValue: name) else {
-                    throw InputError("--container-backend `\(name)` is not podman or docker")
-                }
-                return engine
-            } ?? .podman
-            return ContainerfileSource(containerfile: containerfile, contextDirectory: context, storageDriver: storageDriver,
-                                       buildArgs: buildArgs, engine: engine)
+            let engine =
+                try containerBackend.map { name in
+                    guard let engine = ContainerfileSource.Engine(rawValue: name) else {
+                        throw InputError("--container-backend `\(name)` is not podman or docker")
+                    }
+                    return engine
+                } ?? .podman
+            return ContainerfileSource(
+                containerfile: containerfile, contextDirectory: context, storageDriver: storageDriver,
+                buildArgs: buildArgs, engine: engine)
         }
         if containerBackend != nil {
-            throw InputError("--container-backend chooses what builds --containerfile", hint: "drop it, or build from a Containerfile")
+            throw InputError(
+                "--container-backend chooses what builds --containerfile",
+                hint: "drop it, or build from a Containerfile")
         }
         return RootfsDirectorySource(directory: rootfsDir!)
     }
@@ -107,8 +137,9 @@ struct SourceOptions: ParsableArguments {
     func makeContext(global: GlobalOptions, progress: ProgressReporter, logger: Logger) throws -> SourceContext {
         let jobs = global.jobs ?? ProcessInfo.processInfo.activeProcessorCount
         guard jobs >= 1 else { throw InputError("--jobs must be at least 1") }
-        return SourceContext(scratch: try ScratchDirectory(), progress: progress, logger: logger, jobs: jobs,
-                             platform: try Platform(parsing: platform))
+        return SourceContext(
+            scratch: try ScratchDirectory(), progress: progress, logger: logger, jobs: jobs,
+            platform: try Platform(parsing: platform))
     }
 }
 

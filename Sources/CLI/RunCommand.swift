@@ -7,45 +7,47 @@ struct RunCommand: ParsableCommand {
         commandName: "run",
         abstract: "Boot an image locally exactly as a Gevulot worker would, and return the program's exit code.",
         discussion: """
-        The image runs under QEMU with the worker's flags: q35, the disk read-only on virtio-scsi, the
-        three 9p shares (input read-only, output read-write, rt-config read-only) and isa-debug-exit.
-        gvlt writes the worker's config.yaml (your --command/--args/--env plus debug-exit) into the
-        rt-config share. The guest's console is shown live; gvlt exits with the program's exact exit
-        status (128+N when killed by signal N, 124 on --timeout, 125 when the guest stopped without
-        reporting a result, 255 when the init itself failed) and copies the outputs to --output-dir.
+            The image runs under QEMU with the worker's flags: q35, the disk read-only on virtio-scsi, the
+            three 9p shares (input read-only, output read-write, rt-config read-only) and isa-debug-exit.
+            gvlt writes the worker's config.yaml (your --command/--args/--env plus debug-exit) into the
+            rt-config share. The guest's console is shown live; gvlt exits with the program's exact exit
+            status (128+N when killed by signal N, 124 on --timeout, 125 when the guest stopped without
+            reporting a result, 255 when the init itself failed) and copies the outputs to --output-dir.
 
-        -f TASK.yaml runs a Gevulot task file (kind: Task, version: v0) as `gvltctl local-run -f` does:
-        its spec's image, command, args, env, inputContexts, outputContexts, resources (cpus, gpus,
-        memory, time as the timeout) and storeStdout/storeStderr. Units are gevulot-rs's: bare numbers
-        are cores, megabytes and seconds. Flags given on the command line win; --env, --input and
-        --output add to the file's. Remote images and input sources (URLs, CIDs) cannot be fetched
-        offline: download them and give local paths.
+            -f TASK.yaml runs a Gevulot task file (kind: Task, version: v0) as `gvltctl local-run -f` does:
+            its spec's image, command, args, env, inputContexts, outputContexts, resources (cpus, gpus,
+            memory, time as the timeout) and storeStdout/storeStderr. Units are gevulot-rs's: bare numbers
+            are cores, megabytes and seconds. Flags given on the command line win; --env, --input and
+            --output add to the file's. Remote images and input sources (URLs, CIDs) cannot be fetched
+            offline: download them and give local paths.
 
-        Streams: the guest has one console. --store-stdout writes the program's part of it (its stdout
-        and stderr, without the firmware, kernel and gvlt-init lines) to OUTPUT-DIR/stdout;
-        --store-stderr writes QEMU's own messages to OUTPUT-DIR/stderr. --stdout/--stderr (gvltctl's)
-        show only those streams live instead of the whole console.
+            Streams: the guest has one console. --store-stdout writes the program's part of it (its stdout
+            and stderr, without the firmware, kernel and gvlt-init lines) to OUTPUT-DIR/stdout;
+            --store-stderr writes QEMU's own messages to OUTPUT-DIR/stderr. --stdout/--stderr (gvltctl's)
+            show only those streams live instead of the whole console.
 
-        Examples:
-          gvlt run prover.img --input data/in.txt:in.txt --output out.txt
-          gvlt run prover.img --timeout 600 --mem 4G --smp 2 --env LOG=debug
-          gvlt run prover.img --command /usr/bin/prover --args --fast input.json
-          gvlt run -f task.yaml prover.img --stdout --json
-          gvlt run prover.img --print-qemu-command
+            Examples:
+              gvlt run prover.img --input data/in.txt:in.txt --output out.txt
+              gvlt run prover.img --timeout 600 --mem 4G --smp 2 --env LOG=debug
+              gvlt run prover.img --command /usr/bin/prover --args --fast input.json
+              gvlt run -f task.yaml prover.img --stdout --json
+              gvlt run prover.img --print-qemu-command
 
-        Nanos images (gvlt build --backend nanos, or ops build) boot the way `ops run` boots them
-        on-prem. --volume DIR becomes a TFS volume attached as attachment 1 (what `mounts:(%1:…)`
-        names); afterwards its files are copied to --output-dir. -c MANIFEST takes -smp/-m and GPUs from
-        its RunConfig (flags and a task file's resources win; default 1 CPU and 2G, as ops). The exit
-        code is the program's when the image was built with --local-run (debug_exit:t); otherwise gvlt
-        says it cannot know it.
-          gvlt run prover.img --volume ./workspace --output-dir results -c manifest.json --timeout 300
-        """)
+            Nanos images (gvlt build --backend nanos, or ops build) boot the way `ops run` boots them
+            on-prem. --volume DIR becomes a TFS volume attached as attachment 1 (what `mounts:(%1:…)`
+            names); afterwards its files are copied to --output-dir. -c MANIFEST takes -smp/-m and GPUs from
+            its RunConfig (flags and a task file's resources win; default 1 CPU and 2G, as ops). The exit
+            code is the program's when the image was built with --local-run (debug_exit:t); otherwise gvlt
+            says it cannot know it.
+              gvlt run prover.img --volume ./workspace --output-dir results -c manifest.json --timeout 300
+            """)
 
     @Argument(help: ArgumentHelp("The image (default: the task file's spec.image).", valueName: "image"))
     var image: String?
 
-    @Option(name: [.customShort("f"), .long], help: ArgumentHelp("A Gevulot task file (kind: Task) whose spec this run follows.", valueName: "task.yaml"))
+    @Option(
+        name: [.customShort("f"), .long],
+        help: ArgumentHelp("A Gevulot task file (kind: Task) whose spec this run follows.", valueName: "task.yaml"))
     var file: String?
 
     @OptionGroup var program: ProgramFlags
@@ -53,7 +55,8 @@ struct RunCommand: ParsableCommand {
     @OptionGroup var streams: StreamFlags
     @OptionGroup(title: "Nanos images") var nanos: NanosRunFlags
 
-    @Flag(help: "Print a JSON report (result, exit code, execution_time, outputs) on stdout; the console goes to stderr.")
+    @Flag(
+        help: "Print a JSON report (result, exit code, execution_time, outputs) on stdout; the console goes to stderr.")
     var json = false
 
     @Flag(help: "Print the QEMU command line and exit without booting.")
@@ -78,8 +81,9 @@ struct RunCommand: ParsableCommand {
         let scratch = try ScratchDirectory(label: "gvlt-run")
         defer { scratch.remove() }
         // The JSON report owns stdout; what would be shown there goes to stderr.
-        let context = streams.context(scratch: scratch, progress: .automatic(quiet: global.quiet || json),
-                                      shown: json ? .standardError : .standardOutput, quiet: global.quiet)
+        let context = streams.context(
+            scratch: scratch, progress: .automatic(quiet: global.quiet || json),
+            shown: json ? .standardError : .standardOutput, quiet: global.quiet)
         let report = try runner.run(request, context: context)
         FileHandle.standardError.write(Data(report.lines.utf8))
         if json { try printJSON(report) }

@@ -19,11 +19,15 @@ final class BuildFlagsTests: XCTestCase {
 
     func testEveryLinuxVMFlagIsASettingsKey() throws {
         let options = try self.options([
-            "--kernel", "debian", "--kernel-url", "/git", "--kernel-file", "/k", "--kernel-modules", "/m", "--kernel-config", "/c",
-            "--kernel-cmdline", "console=ttyS0", "--root-fs", "ext4", "--root-fs-type", "ext4", "--kernel-module", "loop",
-            "--kernel-module", "9p", "--mount", "a:/a", "--squashfs-compressor", "xz", "--init", "/sbin/init", "--init-args", "-v",
-            "--init-binary", "/i", "--mia-version", "latest", "--no-gevulot-runtime", "--no-default-mounts", "--rw-root",
-            "--mbr-file", "/mbr", "--size", "1G",
+            "--kernel", "debian", "--kernel-url", "/git", "--kernel-file", "/k", "--kernel-modules", "/m",
+            "--kernel-config", "/c",
+            "--kernel-cmdline", "console=ttyS0", "--root-fs", "ext4", "--root-fs-type", "ext4", "--kernel-module",
+            "loop",
+            "--kernel-module", "9p", "--mount", "a:/a", "--squashfs-compressor", "xz", "--init", "/sbin/init",
+            "--init-args", "-v",
+            "--init-binary", "/i", "--mia-version", "latest", "--no-gevulot-runtime", "--no-default-mounts",
+            "--rw-root",
+            "--mbr-file", "/mbr", "--size", "1G"
         ])
         XCTAssertEqual(options.keys, LinuxVMBackend.Settings.optionKeys.sorted())
         XCTAssertEqual(options["kernel-module"], ["loop", "9p"])
@@ -36,7 +40,7 @@ final class BuildFlagsTests: XCTestCase {
     func testEveryNanosFlagIsASettingsKey() throws {
         let options = try self.options([
             "--manifest", "m.json", "-a", "x", "--args", "y", "--imagename", "n", "--nightly", "--nanos-dir", "/r",
-            "--nanos-version", "0.1", "--boot", "/b", "--kernel", "/k", "--label", "l", "--local-run",
+            "--nanos-version", "0.1", "--boot", "/b", "--kernel", "/k", "--label", "l", "--local-run"
         ])
         XCTAssertEqual(options.keys, NanosBackend.Settings.optionKeys.sorted())
         XCTAssertEqual(options["args"], ["x", "y"])
@@ -47,7 +51,7 @@ final class BuildFlagsTests: XCTestCase {
     func testEveryNvidiaFlagIsASettingsKey() throws {
         let options = try self.options([
             "--nvidia-modules", "debian", "--nvidia-kernel-modules", "nvidia", "--nvidia-userspace", "keep",
-            "--nvidia-version", "535.261.03", "--require-gpu", "--nvidia-klib", "/k", "--nvidia-firmware", "/f",
+            "--nvidia-version", "535.261.03", "--require-gpu", "--nvidia-klib", "/k", "--nvidia-firmware", "/f"
         ])
         XCTAssertEqual(options.keys, NvidiaSettings.optionKeys.sorted())
     }

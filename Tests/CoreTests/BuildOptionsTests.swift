@@ -29,7 +29,8 @@ final class BuildOptionsTests: XCTestCase {
         XCTAssertEqual(strings.flag, true)
         XCTAssertEqual(strings.count, 12)
         XCTAssertEqual(strings.list, ["one"])
-        let typed = try decode(BuildOptions(["text": .number(3), "flag": false, "count": .number(7), "list": ["a", .number(2)]]))
+        let typed = try decode(
+            BuildOptions(["text": .number(3), "flag": false, "count": .number(7), "list": ["a", .number(2)]]))
         XCTAssertEqual(typed.text, "3")
         XCTAssertEqual(typed.flag, false)
         XCTAssertEqual(typed.count, 7)
@@ -40,7 +41,9 @@ final class BuildOptionsTests: XCTestCase {
     func testWrongValuesNameTheirOrigin() {
         var options = BuildOptions()
         options.set("count", "1e400", origin: "--option count")
-        XCTAssertThrowsError(try decode(options)) { XCTAssertTrue("\($0)".contains("--option count: `1e400` is not a whole number"), "\($0)") }
+        XCTAssertThrowsError(try decode(options)) {
+            XCTAssertTrue("\($0)".contains("--option count: `1e400` is not a whole number"), "\($0)")
+        }
         XCTAssertThrowsError(try decode(BuildOptions(["count": .number(1.5)], origin: "f"))) {
             XCTAssertTrue("\($0)".contains("f.count: expected a whole number, found 1.5"), "\($0)")
         }
@@ -57,8 +60,10 @@ final class BuildOptionsTests: XCTestCase {
 
     func testRoutingGivesEachKeyToItsOwners() throws {
         let routing = OptionRouting(elsewhere: ["manifest": "the nanos backend", "require-gpu": "--accel nvidia"])
-        let parties = [OptionRouting.Party(title: "the linuxvm backend", keys: ["kernel", "size"]),
-                       OptionRouting.Party(title: "the hugepages accelerator", keys: ["hugepages"])]
+        let parties = [
+            OptionRouting.Party(title: "the linuxvm backend", keys: ["kernel", "size"]),
+            OptionRouting.Party(title: "the hugepages accelerator", keys: ["hugepages"])
+        ]
         let routed = try routing.route(BuildOptions(["kernel": "debian", "hugepages": "8"]), to: parties)
         XCTAssertEqual(routed.map(\.keys), [["kernel"], ["hugepages"]])
         XCTAssertThrowsError(try routing.route(BuildOptions(["manifest": "m.json"], origin: "cfg"), to: parties)) {
@@ -69,7 +74,8 @@ final class BuildOptionsTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("cfg.require-gpu is for --accel nvidia"), "\($0)")
         }
         XCTAssertThrowsError(try routing.route(BuildOptions(["kernal": "debian"], origin: "cfg"), to: parties)) {
-            XCTAssertTrue("\($0)".contains("the linuxvm backend and the hugepages accelerator have no option `kernal`"), "\($0)")
+            XCTAssertTrue(
+                "\($0)".contains("the linuxvm backend and the hugepages accelerator have no option `kernal`"), "\($0)")
             XCTAssertTrue("\($0)".contains("did you mean `kernel`?"), "\($0)")
         }
     }

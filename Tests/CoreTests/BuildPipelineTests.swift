@@ -27,8 +27,9 @@ final class BuildPipelineTests: XCTestCase {
 
         init(name: String = "fake", takesTree: Bool = false, log: Log) {
             self.name = name
-            capabilities = BackendCapabilities(inputs: [takesTree ? "rootfs-tree" : "elf-program"], outputs: ["raw-disk"],
-                                               accelerators: [], reproducible: true, buildsImages: true)
+            capabilities = BackendCapabilities(
+                inputs: [takesTree ? "rootfs-tree" : "elf-program"], outputs: ["raw-disk"],
+                accelerators: [], reproducible: true, buildsImages: true)
             self.log = log
         }
 
@@ -50,12 +51,16 @@ final class BuildPipelineTests: XCTestCase {
 
         func build(_ job: BackendJob<Settings, String>, context: BuildContext) throws -> BuildReport {
             try check(job.settings, "build")
-            log.steps.append("build got \(job.prepared), \(job.contributions.map(\.accelerator)), label \(job.settings.label ?? "-")")
+            log.steps.append(
+                "build got \(job.prepared), \(job.contributions.map(\.accelerator)), label \(job.settings.label ?? "-")"
+            )
             try Data("image".utf8).write(to: URL(fileURLWithPath: job.output))
             return BuildReport(backend: name, output: job.output, sha256: "", bytes: 5, steps: [])
         }
 
-        func preview(_ settings: Settings, input: BuildInput, kind: PreviewKind, scratch: ScratchDirectory) throws -> String? {
+        func preview(_ settings: Settings, input: BuildInput, kind: PreviewKind, scratch: ScratchDirectory) throws
+            -> String?
+        {
             log.steps.append("preview \(kind)")
             return "\(kind.rawValue) of \(input.program ?? "-")\n"
         }
@@ -83,10 +88,13 @@ final class BuildPipelineTests: XCTestCase {
             if let level = settings.level, level < 0 { throw InputError("--fake-level must not be negative") }
         }
 
-        func contribute(_ settings: Settings, to request: ContributionRequest, context: BuildContext) throws -> AcceleratorContribution {
+        func contribute(_ settings: Settings, to request: ContributionRequest, context: BuildContext) throws
+            -> AcceleratorContribution
+        {
             guard case .nanosRelease(let release) = request.target else { throw InputError("wrong target") }
             log.steps.append("\(name) contribute (\(release.klibDirectory ?? "-"), level \(settings.level ?? 0))")
-            return AcceleratorContribution(resources: ["level": String(settings.level ?? 0)], nanos: .init(klibs: [name]))
+            return AcceleratorContribution(
+                resources: ["level": String(settings.level ?? 0)], nanos: .init(klibs: [name]))
         }
     }
 
@@ -106,16 +114,22 @@ final class BuildPipelineTests: XCTestCase {
         registry.register(accelerator: FakeAccelerator(name: "a-accel", log: log))
         registry.register(accelerator: FakeAccelerator(name: "elsewhere", backends: ["other"], log: log))
         for accelerator in accelerators { registry.register(accelerator: accelerator) }
-        return BuildPipeline(registry: registry, progress: ProgressReporter(mode: .quiet), logger: Logger(label: "test"),
-                             cache: CacheDirectory(root: sandbox.path("cache")))
+        return BuildPipeline(
+            registry: registry, progress: ProgressReporter(mode: .quiet), logger: Logger(label: "test"),
+            cache: CacheDirectory(root: sandbox.path("cache")))
     }
 
-    func request(_ options: [String: JSONValue] = [:], accelerators: [String] = [], output: String? = "out.img") -> BuildRequest {
-        BuildRequest(backend: "fake", program: "/bin/prover", accelerators: accelerators, options: BuildOptions(options, origin: "test"),
-                     output: output.map(sandbox.path))
+    func request(_ options: [String: JSONValue] = [:], accelerators: [String] = [], output: String? = "out.img")
+        -> BuildRequest
+    {
+        BuildRequest(
+            backend: "fake", program: "/bin/prover", accelerators: accelerators,
+            options: BuildOptions(options, origin: "test"),
+            output: output.map(sandbox.path))
     }
 
-    func assertRefused(_ request: BuildRequest, _ fragment: String, file: StaticString = #filePath, line: UInt = #line) {
+    func assertRefused(_ request: BuildRequest, _ fragment: String, file: StaticString = #filePath, line: UInt = #line)
+    {
         XCTAssertThrowsError(try pipeline().run(request), file: file, line: line) { error in
             XCTAssertTrue("\(error)".contains(fragment), "`\(fragment)` not in: \(error)", file: file, line: line)
         }
@@ -123,14 +137,17 @@ final class BuildPipelineTests: XCTestCase {
     }
 
     func testStepsRunInOrderAndEachGetsWhatThePreviousSettled() throws {
-        let outcome = try pipeline().run(request(["label": "x", "fake-level": "3"], accelerators: ["b-accel", "a-accel"]))
-        XCTAssertEqual(log.steps, [
-            "b-accel validate for nanos-release", "a-accel validate for nanos-release",
-            "validate", "prepare",
-            "b-accel contribute (/klibs, level 3)", "a-accel contribute (/klibs, level 3)",
-            // Contributions reach the backend sorted by name, whatever the order of --accel.
-            "build", "build got prepared-state, [\"a-accel\", \"b-accel\"], label x",
-        ])
+        let outcome = try pipeline().run(
+            request(["label": "x", "fake-level": "3"], accelerators: ["b-accel", "a-accel"]))
+        XCTAssertEqual(
+            log.steps,
+            [
+                "b-accel validate for nanos-release", "a-accel validate for nanos-release",
+                "validate", "prepare",
+                "b-accel contribute (/klibs, level 3)", "a-accel contribute (/klibs, level 3)",
+                // Contributions reach the backend sorted by name, whatever the order of --accel.
+                "build", "build got prepared-state, [\"a-accel\", \"b-accel\"], label x"
+            ])
         guard case .built(let report) = outcome else { return XCTFail("no report") }
         XCTAssertEqual(report.resources, ["a-accel": ["level": "3"], "b-accel": ["level": "3"]])
         XCTAssertEqual(try String(contentsOfFile: sandbox.path("out.img"), encoding: .utf8), "image")
@@ -143,14 +160,17 @@ final class BuildPipelineTests: XCTestCase {
             log.steps = []
             log.scratch = nil
             assertRefused(request(["fail-at": .string(step)]), "\(step) failed")
-            if let scratch = log.scratch { XCTAssertFalse(FileManager.default.fileExists(atPath: scratch), "\(step): \(scratch) left behind") }
+            if let scratch = log.scratch {
+                XCTAssertFalse(FileManager.default.fileExists(atPath: scratch), "\(step): \(scratch) left behind")
+            }
         }
     }
 
     func testChecksThatNeedNoWorkRunBeforeAnyWork() throws {
         assertRefused(request(["fake-level": "-1"], accelerators: ["a-accel"]), "--fake-level must not be negative")
         XCTAssertFalse(log.steps.contains("prepare"))
-        assertRefused(request(["fake-level": "lots"], accelerators: ["a-accel"]), "test.fake-level: `lots` is not a whole number")
+        assertRefused(
+            request(["fake-level": "lots"], accelerators: ["a-accel"]), "test.fake-level: `lots` is not a whole number")
         try Data("old".utf8).write(to: URL(fileURLWithPath: sandbox.path("exists.img")))
         XCTAssertThrowsError(try pipeline().run(request(output: "exists.img"))) { error in
             XCTAssertTrue("\(error)".contains("already exists"), "\(error)")
@@ -164,7 +184,8 @@ final class BuildPipelineTests: XCTestCase {
         assertRefused(request(["lable": "x"]), "did you mean `label`?")
         // An accelerator's option without the accelerator says which --accel it needs.
         assertRefused(request(["fake-level": "1"]), "test.fake-level is for --accel a-accel")
-        assertRefused(request([:], accelerators: ["elsewhere"]), "accelerator `elsewhere` does not support the fake backend")
+        assertRefused(
+            request([:], accelerators: ["elsewhere"]), "accelerator `elsewhere` does not support the fake backend")
     }
 
     func testAPartyThatDeclaresNoOptionsTakesTheUnclaimedOnes() throws {
@@ -175,7 +196,9 @@ final class BuildPipelineTests: XCTestCase {
             var seen: [String] = []
             var optionKeys: [String]? { nil }
             func settings(from options: BuildOptions) throws -> BuildOptions { options }
-            func contribute(_ settings: BuildOptions, to request: ContributionRequest, context: BuildContext) throws -> AcceleratorContribution {
+            func contribute(_ settings: BuildOptions, to request: ContributionRequest, context: BuildContext) throws
+                -> AcceleratorContribution
+            {
                 seen = settings.keys
                 return AcceleratorContribution()
             }
@@ -187,8 +210,10 @@ final class BuildPipelineTests: XCTestCase {
     }
 
     func testPreviewWritesNothing() throws {
-        let outcome = try pipeline().run(BuildRequest(backend: "fake", program: "/bin/p", options: BuildOptions(),
-                                                      output: sandbox.path("out.img"), previews: [.dependencies, .manifest]))
+        let outcome = try pipeline().run(
+            BuildRequest(
+                backend: "fake", program: "/bin/p", options: BuildOptions(),
+                output: sandbox.path("out.img"), previews: [.dependencies, .manifest]))
         guard case .previewed(let texts) = outcome else { return XCTFail("no preview") }
         XCTAssertEqual(texts, ["dependencies of /bin/p\n", "manifest of /bin/p\n"])
         XCTAssertEqual(log.steps, ["preview dependencies", "preview manifest"])
@@ -197,7 +222,8 @@ final class BuildPipelineTests: XCTestCase {
 
     func testEachBackendGetsOnlyTheInputItTakes() throws {
         let tree = FakeBackend(name: "tree", takesTree: true, log: log)
-        XCTAssertThrowsError(try pipeline([tree]).run(BuildRequest(backend: "tree", output: sandbox.path("out.img")))) { error in
+        XCTAssertThrowsError(try pipeline([tree]).run(BuildRequest(backend: "tree", output: sandbox.path("out.img")))) {
+            error in
             XCTAssertTrue("\(error)".contains("no source given"), "\(error)")
         }
         try FileManager.default.createDirectory(atPath: sandbox.path("root/etc"), withIntermediateDirectories: true)

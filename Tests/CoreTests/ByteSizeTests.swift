@@ -14,7 +14,8 @@ final class ByteSizeTests: XCTestCase {
         XCTAssertEqual(parse("2gb", ByteSize.ops), 2 << 30)
         XCTAssertEqual(parse(" 1t ", ByteSize.ops), 1 << 40)
         // As ops: a lone b is no unit, and there are no fractions, IEC names or inner blanks.
-        for bad in ["512b", "1.5g", "2gib", "2 g", "g", "", "-1", "lots", "18446744073709551616", "99999999999999999t"] {
+        for bad in ["512b", "1.5g", "2gib", "2 g", "g", "", "-1", "lots", "18446744073709551616", "99999999999999999t"]
+        {
             XCTAssertNil(parse(bad, ByteSize.ops), bad)
         }
     }
@@ -26,7 +27,9 @@ final class ByteSizeTests: XCTestCase {
         XCTAssertEqual(parse("1T", ByteSize.disk), 1 << 40)
         XCTAssertEqual(parse("4096", ByteSize.disk), 4096)
         XCTAssertEqual(parse("4096b", ByteSize.disk), 4096)
-        for bad in ["0", "0G", "ten", "1.5G", "10 G", "10X", "17179869184G"] { XCTAssertNil(parse(bad, ByteSize.disk), bad) }
+        for bad in ["0", "0G", "ten", "1.5G", "10 G", "10X", "17179869184G"] {
+            XCTAssertNil(parse(bad, ByteSize.disk), bad)
+        }
     }
 
     func testMemorySizes() {
@@ -62,7 +65,9 @@ final class ByteSizeTests: XCTestCase {
         XCTAssertEqual((-2.0).jsonText, "-2")
         XCTAssertEqual(0.5.jsonText, "0.5")
         XCTAssertEqual(1e300.jsonText, "1e+300")
-        let object = try StrictObject(JSONValue.parse(Data(#"{"n": 1e300, "m": 7}"#.utf8), what: "t.json"), location: "t.json", allowed: ["n", "m"])
+        let object = try StrictObject(
+            JSONValue.parse(Data(#"{"n": 1e300, "m": 7}"#.utf8), what: "t.json"), location: "t.json",
+            allowed: ["n", "m"])
         XCTAssertThrowsError(try object.integer("n")) { error in
             XCTAssertTrue("\(error)".contains("expected an integer, found 1e+300"), "\(error)")
         }

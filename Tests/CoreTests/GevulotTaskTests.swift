@@ -5,40 +5,49 @@ import XCTest
 /// run from meaning something else than the network's.
 final class GevulotTaskTests: XCTestCase {
     func testTheDocsExampleWithEveryField() throws {
-        let task = try GevulotTask(yaml: """
-            kind: Task
-            version: v0
-            metadata:
-              name: 'Hello I/O task'
-              tags: [hello-world]
-              labels: [{key: content-type, value: text/plain}]
-            spec:
-              image: 'https://storage.googleapis.com/gevulot-static-assets/hello.img'
-              command: ['/app/hello']
-              args: ['-input', '/mnt/gevulot/input/input.txt', '-output', '/mnt/gevulot/output/output.txt']
-              env:
-                - name: 'DEBUG'
-                  value: 'true'
-                - name: LEVEL
-                  value: 8
-              inputContexts:
-                - source: 'https://storage.googleapis.com/gevulot-static-assets/input.txt'
-                  target: '/mnt/gevulot/input/input.txt'
-              outputContexts:
-                - source: '/mnt/gevulot/output/output.txt'
-                  retentionPeriod: 900
-              resources:
-                cpus: 1
-                gpus: 0
-                memory: 512
-                time: 60
-              storeStdout: true
-            """, location: "task.yaml")
+        let task = try GevulotTask(
+            yaml: """
+                kind: Task
+                version: v0
+                metadata:
+                  name: 'Hello I/O task'
+                  tags: [hello-world]
+                  labels: [{key: content-type, value: text/plain}]
+                spec:
+                  image: 'https://storage.googleapis.com/gevulot-static-assets/hello.img'
+                  command: ['/app/hello']
+                  args: ['-input', '/mnt/gevulot/input/input.txt', '-output', '/mnt/gevulot/output/output.txt']
+                  env:
+                    - name: 'DEBUG'
+                      value: 'true'
+                    - name: LEVEL
+                      value: 8
+                  inputContexts:
+                    - source: 'https://storage.googleapis.com/gevulot-static-assets/input.txt'
+                      target: '/mnt/gevulot/input/input.txt'
+                  outputContexts:
+                    - source: '/mnt/gevulot/output/output.txt'
+                      retentionPeriod: 900
+                  resources:
+                    cpus: 1
+                    gpus: 0
+                    memory: 512
+                    time: 60
+                  storeStdout: true
+                """, location: "task.yaml")
         XCTAssertEqual(task.image, "https://storage.googleapis.com/gevulot-static-assets/hello.img")
         XCTAssertEqual(task.command, ["/app/hello"])
-        XCTAssertEqual(task.args, ["-input", "/mnt/gevulot/input/input.txt", "-output", "/mnt/gevulot/output/output.txt"])
-        XCTAssertEqual(task.env, [RunSpec.EnvVar(key: "DEBUG", value: "true"), RunSpec.EnvVar(key: "LEVEL", value: "8")])
-        XCTAssertEqual(task.inputContexts, [.init(source: "https://storage.googleapis.com/gevulot-static-assets/input.txt", target: "/mnt/gevulot/input/input.txt")])
+        XCTAssertEqual(
+            task.args, ["-input", "/mnt/gevulot/input/input.txt", "-output", "/mnt/gevulot/output/output.txt"])
+        XCTAssertEqual(
+            task.env, [RunSpec.EnvVar(key: "DEBUG", value: "true"), RunSpec.EnvVar(key: "LEVEL", value: "8")])
+        XCTAssertEqual(
+            task.inputContexts,
+            [
+                .init(
+                    source: "https://storage.googleapis.com/gevulot-static-assets/input.txt",
+                    target: "/mnt/gevulot/input/input.txt")
+            ])
         XCTAssertEqual(task.outputContexts, [.init(source: "/mnt/gevulot/output/output.txt", retentionPeriod: 900)])
         // gevulot-rs: bare numbers are cores, megabytes (10^6 bytes) and seconds.
         XCTAssertEqual(task.millicores, 1000)
@@ -58,7 +67,7 @@ final class GevulotTaskTests: XCTestCase {
             ("cpus: \"1000 MCpu\", memory: \"1024 MiB\", time: \"1 hr\"", 1000, 1 << 30, 3600),
             ("cpus: \"500mcpu\", memory: \"4GB\", time: \"1h 30m\"", 500, 4_000_000_000, 5400),
             ("cpus: \"2 cores\", memory: \"1.5GiB\", time: \"90s\"", 2000, 1_610_612_736, 90),
-            ("cpus: 1.5, memory: \"256\", time: 0", 1500, 256_000_000, 0),
+            ("cpus: 1.5, memory: \"256\", time: 0", 1500, 256_000_000, 0)
         ]
         for (body, cpus, memory, time) in cases {
             let task = try resources(body)
@@ -66,7 +75,10 @@ final class GevulotTaskTests: XCTestCase {
             XCTAssertEqual(task.memoryBytes, memory, body)
             XCTAssertEqual(task.timeSeconds, time, body)
         }
-        for (body, named) in [("cpus: \"2 parsecs\"", "cpus"), ("memory: \"12 bananas\"", "memory"), ("time: \"soon\"", "time"), ("memory: -5", "memory")] {
+        for (body, named) in [
+            ("cpus: \"2 parsecs\"", "cpus"), ("memory: \"12 bananas\"", "memory"), ("time: \"soon\"", "time"),
+            ("memory: -5", "memory")
+        ] {
             XCTAssertThrowsError(try resources(body), body) { error in
                 XCTAssertTrue("\(error)".contains("resources.\(named)"), "\(error)")
             }
@@ -90,9 +102,12 @@ final class GevulotTaskTests: XCTestCase {
         XCTAssertTrue(outside.contains("not under /mnt/gevulot/input"), outside)
         let escape = error("kind: Task\nversion: v0\nspec:\n  outputContexts: [{source: /mnt/gevulot/output/../x}]\n")
         XCTAssertTrue(escape.contains("without `..`"), escape)
-        XCTAssertTrue(error("kind: Task\nversion: v0\nspec:\n  env: [{name: 'A=B', value: x}]\n").contains("not a variable name"))
+        XCTAssertTrue(
+            error("kind: Task\nversion: v0\nspec:\n  env: [{name: 'A=B', value: x}]\n").contains("not a variable name"))
         XCTAssertTrue(error("kind: Task\nversion: v0\nspec: [\n").contains("not valid YAML"))
         XCTAssertEqual(try GevulotTask.relative("out/a.txt", under: GevulotTask.outputRoot, at: "x"), "out/a.txt")
-        XCTAssertEqual(try GevulotTask.relative("/mnt/gevulot/output/out/a.txt", under: GevulotTask.outputRoot, at: "x"), "out/a.txt")
+        XCTAssertEqual(
+            try GevulotTask.relative("/mnt/gevulot/output/out/a.txt", under: GevulotTask.outputRoot, at: "x"),
+            "out/a.txt")
     }
 }

@@ -13,23 +13,31 @@ final class InstallationTests: XCTestCase {
 
     func testInstalledLayoutIsFoundFromTheExecutable() throws {
         let sandbox = try Sandbox()
-        try make(["prefix/bin/gvlt": Data(), "prefix/lib/gvlt/gvlt-init": Data("\u{7f}ELF gvlt-init version 1.2.3\0rest".utf8),
-                  "prefix/share/gvlt/plugins.json": Data("{}".utf8),
-                  // Decoys where a lookup by the current directory would look.
-                  "gvlt-init": Data(), "plugins.json": Data()],
-                 executable: ["prefix/bin/gvlt", "prefix/lib/gvlt/gvlt-init", "gvlt-init"], in: sandbox)
+        try make(
+            [
+                "prefix/bin/gvlt": Data(),
+                "prefix/lib/gvlt/gvlt-init": Data("\u{7f}ELF gvlt-init version 1.2.3\0rest".utf8),
+                "prefix/share/gvlt/plugins.json": Data("{}".utf8),
+                // Decoys where a lookup by the current directory would look.
+                "gvlt-init": Data(), "plugins.json": Data()
+            ],
+            executable: ["prefix/bin/gvlt", "prefix/lib/gvlt/gvlt-init", "gvlt-init"], in: sandbox)
         let installation = Installation(executable: sandbox.path("prefix/bin/gvlt"))
         XCTAssertEqual(installation.prefix, sandbox.path("prefix"))
-        XCTAssertEqual(installation.guestInit(environment: [:]),
-                       Installation.Found(path: sandbox.path("prefix/lib/gvlt/gvlt-init"), origin: "installed with gvlt"))
-        XCTAssertEqual(installation.shippedPluginsFile(),
-                       Installation.Found(path: sandbox.path("prefix/share/gvlt/plugins.json"), origin: "shipped with gvlt"))
+        XCTAssertEqual(
+            installation.guestInit(environment: [:]),
+            Installation.Found(path: sandbox.path("prefix/lib/gvlt/gvlt-init"), origin: "installed with gvlt"))
+        XCTAssertEqual(
+            installation.shippedPluginsFile(),
+            Installation.Found(path: sandbox.path("prefix/share/gvlt/plugins.json"), origin: "shipped with gvlt"))
         XCTAssertEqual(Installation.guestInitVersion(at: sandbox.path("prefix/lib/gvlt/gvlt-init")), "1.2.3")
-        XCTAssertNil(Installation.guestInitVersion(at: sandbox.path("gvlt-init")), "an init without the marker has no version")
+        XCTAssertNil(
+            Installation.guestInitVersion(at: sandbox.path("gvlt-init")), "an init without the marker has no version")
 
         // $GVLT_INIT wins over the installed copy, and says so.
-        XCTAssertEqual(installation.guestInit(environment: ["GVLT_INIT": "/elsewhere/init"]),
-                       Installation.Found(path: "/elsewhere/init", origin: "$GVLT_INIT"))
+        XCTAssertEqual(
+            installation.guestInit(environment: ["GVLT_INIT": "/elsewhere/init"]),
+            Installation.Found(path: "/elsewhere/init", origin: "$GVLT_INIT"))
         // The plugins.json search path starts with the shipped file, whatever the current directory.
         let paths = PluginsFile.searchPath(environment: ["HOME": sandbox.home], installation: installation)
         XCTAssertEqual(paths.first, sandbox.path("prefix/share/gvlt/plugins.json"))
@@ -37,8 +45,12 @@ final class InstallationTests: XCTestCase {
 
     func testBuildFolderLayoutsAndTheHintWhenTheInitIsMissing() throws {
         let sandbox = try Sandbox()
-        try make([".build/x86_64-unknown-linux-gnu/debug/gvlt": Data(), ".build/gvlt-init": Data(), "plugins.json": Data("{}".utf8)],
-                 executable: [".build/x86_64-unknown-linux-gnu/debug/gvlt", ".build/gvlt-init"], in: sandbox)
+        try make(
+            [
+                ".build/x86_64-unknown-linux-gnu/debug/gvlt": Data(), ".build/gvlt-init": Data(),
+                "plugins.json": Data("{}".utf8)
+            ],
+            executable: [".build/x86_64-unknown-linux-gnu/debug/gvlt", ".build/gvlt-init"], in: sandbox)
         let built = Installation(executable: sandbox.path(".build/x86_64-unknown-linux-gnu/debug/gvlt"))
         XCTAssertTrue(built.isBuildFolder)
         XCTAssertNil(built.prefix)
@@ -56,32 +68,41 @@ final class InstallationTests: XCTestCase {
     }
 
     func testVersionComesFromTheManifest() throws {
-        let manifest = try String(contentsOfFile: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-            .deletingLastPathComponent().deletingLastPathComponent().path + "/Package.swift", encoding: .utf8)
+        let manifest = try String(
+            contentsOfFile: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+                .deletingLastPathComponent().deletingLastPathComponent().path + "/Package.swift", encoding: .utf8)
         XCTAssertTrue(manifest.contains("let gvltVersion = \"\(Installation.version)\""), Installation.version)
         XCTAssertEqual(Installation.versionLine, "gvlt \(Installation.version) (commit \(Installation.sourceCommit))")
     }
 
     func testDebianRelationshipsFollowTheFeatures() {
         let features = [
-            HostFeature("a", .required, tools: [[HostTool("tar2sqfs", apt: "squashfs-tools-ng", purpose: ""),
-                                                  HostTool("mksquashfs", apt: "squashfs-tools", purpose: "")],
-                                                 [HostTool("mkfs.ext4", apt: "e2fsprogs", purpose: "")],
-                                                 [HostTool("debugfs", apt: "e2fsprogs", purpose: "")],
-                                                 [HostTool("apt-get", apt: "apt", purpose: "")]]),
+            HostFeature(
+                "a", .required,
+                tools: [
+                    [
+                        HostTool("tar2sqfs", apt: "squashfs-tools-ng", purpose: ""),
+                        HostTool("mksquashfs", apt: "squashfs-tools", purpose: "")
+                    ],
+                    [HostTool("mkfs.ext4", apt: "e2fsprogs", purpose: "")],
+                    [HostTool("debugfs", apt: "e2fsprogs", purpose: "")],
+                    [HostTool("apt-get", apt: "apt", purpose: "")]
+                ]),
             HostFeature("b", .optional, tools: [[.podman, .buildah], [.skopeo]]),
-            HostFeature("c", .required, tools: [[HostTool("mkfs.ext4", apt: "e2fsprogs", purpose: "")]]),
+            HostFeature("c", .required, tools: [[HostTool("mkfs.ext4", apt: "e2fsprogs", purpose: "")]])
         ]
-        XCTAssertEqual(HostFeature.debianRelationship(features, need: .required, excluding: ["apt"]),
-                       "squashfs-tools-ng | squashfs-tools, e2fsprogs")
+        XCTAssertEqual(
+            HostFeature.debianRelationship(features, need: .required, excluding: ["apt"]),
+            "squashfs-tools-ng | squashfs-tools, e2fsprogs")
         XCTAssertEqual(HostFeature.debianRelationship(features, need: .optional), "podman | buildah, skopeo")
     }
 
     func testADataFileRequirementIsFoundByItsPath() throws {
         let sandbox = try Sandbox()
         try sandbox.write("mbr.bin", Data([0]))
-        XCTAssertEqual(HostTool(sandbox.path("mbr.bin"), apt: "syslinux-common", purpose: "").locate(environment: ["PATH": ""]),
-                       sandbox.path("mbr.bin"))
+        XCTAssertEqual(
+            HostTool(sandbox.path("mbr.bin"), apt: "syslinux-common", purpose: "").locate(environment: ["PATH": ""]),
+            sandbox.path("mbr.bin"))
         XCTAssertNil(HostTool(sandbox.path("absent.bin"), apt: "syslinux-common", purpose: "").locate())
     }
 }

@@ -21,9 +21,13 @@ final class ModelTests: XCTestCase {
 
     func testDigestGrammar() {
         XCTAssertNoThrow(try ContentDigest("sha256:" + String(repeating: "a", count: 64), context: "t"))
-        for bad in ["sha256:../../etc", "sha256:" + String(repeating: "A", count: 64), "sha256:abc", "nocolon",
-                    "sha256:" + String(repeating: "a", count: 63) + "/"] {
-            XCTAssertThrowsError(try ContentDigest(bad, context: "t"), bad) { XCTAssertTrue($0 is HostileInputError, "\($0)") }
+        for bad in [
+            "sha256:../../etc", "sha256:" + String(repeating: "A", count: 64), "sha256:abc", "nocolon",
+            "sha256:" + String(repeating: "a", count: 63) + "/"
+        ] {
+            XCTAssertThrowsError(try ContentDigest(bad, context: "t"), bad) {
+                XCTAssertTrue($0 is HostileInputError, "\($0)")
+            }
         }
         XCTAssertThrowsError(try ContentDigest("sha512:" + String(repeating: "a", count: 128), context: "t")) {
             XCTAssertTrue($0 is UnsupportedError)
@@ -35,7 +39,8 @@ final class ModelTests: XCTestCase {
         let inode = try tree.setLeaf(["a"], kind: .regularFile(.empty), metadata: file)
         try tree.link(["b"], to: inode)
         try tree.link(["c"], to: inode)
-        XCTAssertEqual(tree.entries().map { "\($0.path):\($0.kind.name)" }, [":dir", "a:file", "b:hardlink", "c:hardlink"])
+        XCTAssertEqual(
+            tree.entries().map { "\($0.path):\($0.kind.name)" }, [":dir", "a:file", "b:hardlink", "c:hardlink"])
         try tree.remove(["a"])
         let entries = tree.entries()
         XCTAssertEqual(entries.map { "\($0.path):\($0.kind.name)" }, [":dir", "b:file", "c:hardlink"])
@@ -61,7 +66,9 @@ final class ModelTests: XCTestCase {
             XCTAssertEqual(error as? FileTree.LookupProblem, .throughSymlink(prefix: "link", target: "/"))
         }
         try tree.setLeaf(["f"], kind: .regularFile(.empty), metadata: file)
-        XCTAssertThrowsError(try tree.node(at: ["f", "y"])) { XCTAssertEqual($0 as? FileTree.LookupProblem, .notADirectory(prefix: "f")) }
+        XCTAssertThrowsError(try tree.node(at: ["f", "y"])) {
+            XCTAssertEqual($0 as? FileTree.LookupProblem, .notADirectory(prefix: "f"))
+        }
     }
 
     func testEntriesAreInByteOrder() throws {
@@ -71,8 +78,9 @@ final class ModelTests: XCTestCase {
     }
 
     func testRunSpecFromImageConfig() {
-        let spec = RunSpec(entrypoint: ["/bin/prover", "--fast"], cmd: ["input.json"], env: ["A=1=2", "EMPTY="], workingDir: "",
-                           user: "prover")
+        let spec = RunSpec(
+            entrypoint: ["/bin/prover", "--fast"], cmd: ["input.json"], env: ["A=1=2", "EMPTY="], workingDir: "",
+            user: "prover")
         XCTAssertEqual(spec.command, "/bin/prover")
         XCTAssertEqual(spec.args, ["--fast", "input.json"])
         XCTAssertEqual(spec.env, [.init(key: "A", value: "1=2"), .init(key: "EMPTY", value: "")])

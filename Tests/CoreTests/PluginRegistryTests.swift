@@ -11,13 +11,15 @@ final class PluginRegistryTests: XCTestCase {
         XCTAssertThrowsError(try parse(text), file: file, line: line) { error in
             let description = "\(error)"
             for fragment in fragments {
-                XCTAssertTrue(description.contains(fragment), "`\(fragment)` not in: \(description)", file: file, line: line)
+                XCTAssertTrue(
+                    description.contains(fragment), "`\(fragment)` not in: \(description)", file: file, line: line)
             }
         }
     }
 
     func testParsesEveryField() throws {
-        let entries = try parse("""
+        let entries = try parse(
+            """
             {"schema": 1, "plugins": [
               {"name": "linuxvm", "kind": "builtin", "role": "backend"},
               {"name": "fc", "kind": "exec", "role": "backend", "command": ["/opt/fc", "--plugin"], "protocol": "gvlt-plugin/1",
@@ -33,19 +35,26 @@ final class PluginRegistryTests: XCTestCase {
     }
 
     func testMalformedFilesGiveLineOrKey() {
-        assertError("{\n  \"schema\": 1,\n  \"plugins\": [\n    {\"name\": \"x\" \"kind\": \"exec\"}\n  ]\n}", contains: ["not valid JSON at line 4"])
+        assertError(
+            "{\n  \"schema\": 1,\n  \"plugins\": [\n    {\"name\": \"x\" \"kind\": \"exec\"}\n  ]\n}",
+            contains: ["not valid JSON at line 4"])
         assertError(#"{"plugins": []}"#, contains: ["missing required key `schema`"])
         assertError(#"{"schema": 2, "plugins": []}"#, contains: ["schema 2 is not supported", "upgrade gvlt"])
         assertError(#"{"schema": 1, "plugin": []}"#, contains: ["unknown key `plugin`", "did you mean `plugins`?"])
-        assertError(#"{"schema": 1, "plugins": [{"name": 3, "kind": "exec", "role": "backend"}]}"#,
-                    contains: ["plugins[0].name: expected a string, found number"])
-        assertError(#"{"schema": 1, "plugins": [{"name": "x", "kind": "exce", "role": "backend", "path": "/x"}]}"#,
-                    contains: ["plugins[0].kind: `exce` is not one of builtin, exec, dylib", "did you mean `exec`?"])
-        assertError(#"{"schema": 1, "plugins": [{"name": "x", "kind": "exec", "role": "backend"}]}"#,
-                    contains: ["plugins[0]: an exec plugin needs `path` or `command`"])
-        assertError(#"{"schema": 1, "plugins": [{"name": "x", "kind": "builtin", "role": "backend"}, {"name": "x", "kind": "builtin", "role": "backend"}]}"#,
-                    contains: ["plugins[1].name: `x` is listed twice"])
-        assertError(#"{"schema": 1, "plugins": [{"name": "x", "kind": "dylib", "role": "backend", "path": "/x", "sha256": "nothex", "symbols": {"call": "char *c(const char *)", "free": "void f(char *)"}}]}"#,
-                    contains: ["plugins[0].sha256: expected 64 hex digits"])
+        assertError(
+            #"{"schema": 1, "plugins": [{"name": 3, "kind": "exec", "role": "backend"}]}"#,
+            contains: ["plugins[0].name: expected a string, found number"])
+        assertError(
+            #"{"schema": 1, "plugins": [{"name": "x", "kind": "exce", "role": "backend", "path": "/x"}]}"#,
+            contains: ["plugins[0].kind: `exce` is not one of builtin, exec, dylib", "did you mean `exec`?"])
+        assertError(
+            #"{"schema": 1, "plugins": [{"name": "x", "kind": "exec", "role": "backend"}]}"#,
+            contains: ["plugins[0]: an exec plugin needs `path` or `command`"])
+        assertError(
+            #"{"schema": 1, "plugins": [{"name": "x", "kind": "builtin", "role": "backend"}, {"name": "x", "kind": "builtin", "role": "backend"}]}"#,
+            contains: ["plugins[1].name: `x` is listed twice"])
+        assertError(
+            #"{"schema": 1, "plugins": [{"name": "x", "kind": "dylib", "role": "backend", "path": "/x", "sha256": "nothex", "symbols": {"call": "char *c(const char *)", "free": "void f(char *)"}}]}"#,
+            contains: ["plugins[0].sha256: expected 64 hex digits"])
     }
 }

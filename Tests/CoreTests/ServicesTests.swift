@@ -62,10 +62,11 @@ final class ServicesTests: XCTestCase {
         XCTAssertEqual(produced, 1)
 
         struct Boom: Error {}
-        XCTAssertThrowsError(try cache.entry("kernels/broken") { staging in
-            try Data("half".utf8).write(to: URL(fileURLWithPath: staging + "/vmlinuz"))
-            throw Boom()
-        })
+        XCTAssertThrowsError(
+            try cache.entry("kernels/broken") { staging in
+                try Data("half".utf8).write(to: URL(fileURLWithPath: staging + "/vmlinuz"))
+                throw Boom()
+            })
         XCTAssertFalse(FileManager.default.fileExists(atPath: directory + "/cache/entries/kernels/broken"))
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: directory + "/cache/tmp"), [])
         XCTAssertThrowsError(try cache.entryPath("../escape"))
@@ -103,9 +104,13 @@ final class HostFileContentTests: XCTestCase {
         XCTAssertEqual(stat(directory + "/a", &st), 0)
         let scanned = FileIdentity(st)
         var collected = Data()
-        try FileContent.hostFile(path: directory + "/a", size: 7, identity: scanned).stream { collected.append(contentsOf: $0) }
+        try FileContent.hostFile(path: directory + "/a", size: 7, identity: scanned).stream {
+            collected.append(contentsOf: $0)
+        }
         XCTAssertEqual(String(decoding: collected, as: UTF8.self), "scanned")
-        XCTAssertThrowsError(try FileContent.hostFile(path: directory + "/b", size: 7, identity: scanned).stream { _ in }) {
+        XCTAssertThrowsError(
+            try FileContent.hostFile(path: directory + "/b", size: 7, identity: scanned).stream { _ in }
+        ) {
             XCTAssertTrue("\($0)".contains("is no longer the file that was scanned"), "\($0)")
         }
     }
@@ -126,14 +131,18 @@ final class HostFileContentTests: XCTestCase {
         utime(tree + "/a", nil)
         try FileManager.default.createDirectory(atPath: tree + "/.git", withIntermediateDirectories: true)
         XCTAssertTrue(FileManager.default.createFile(atPath: tree + "/.git/HEAD", contents: Data("ref".utf8)))
-        XCTAssertEqual(try SHA256Hex.of(directoryTree: tree, skip: [".git"]), first, "times and skipped entries must not count")
+        XCTAssertEqual(
+            try SHA256Hex.of(directoryTree: tree, skip: [".git"]), first, "times and skipped entries must not count")
         XCTAssertNotEqual(try SHA256Hex.of(directoryTree: tree), first, "unskipped, .git counts")
 
         var changes: [() throws -> Void] = [
             { _ = FileManager.default.createFile(atPath: tree + "/sub/b", contents: Data("betA".utf8)) },
             { chmod(tree + "/a", 0o755) },
             { try FileManager.default.moveItem(atPath: tree + "/a", toPath: tree + "/c") },
-            { try FileManager.default.removeItem(atPath: tree + "/link"); try FileManager.default.createSymbolicLink(atPath: tree + "/link", withDestinationPath: "c") },
+            {
+                try FileManager.default.removeItem(atPath: tree + "/link");
+                try FileManager.default.createSymbolicLink(atPath: tree + "/link", withDestinationPath: "c")
+            }
         ]
         var seen: Set<String> = [first]
         while !changes.isEmpty {

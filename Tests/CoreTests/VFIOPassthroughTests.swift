@@ -10,17 +10,23 @@ final class VFIOPassthroughTests: XCTestCase {
     override func setUpWithError() throws {
         root = NSTemporaryDirectory() + "gvlt-vfio-" + UUID().uuidString
         let fm = FileManager.default
-        for dir in ["sys/bus/pci/drivers/nouveau", "sys/bus/pci/drivers/vfio-pci", "sys/bus/pci/drivers/snd_hda_intel",
-                    "sys/kernel/iommu_groups/12/devices", "dev/vfio"] {
+        for dir in [
+            "sys/bus/pci/drivers/nouveau", "sys/bus/pci/drivers/vfio-pci", "sys/bus/pci/drivers/snd_hda_intel",
+            "sys/kernel/iommu_groups/12/devices", "dev/vfio"
+        ] {
             try fm.createDirectory(atPath: "\(root)/\(dir)", withIntermediateDirectories: true)
         }
-        for (device, vendor, pciClass) in [("0000:01:00.0", "0x10de", "0x030000"), ("0000:01:00.1", "0x10de", "0x040300")] {
+        for (device, vendor, pciClass) in [
+            ("0000:01:00.0", "0x10de", "0x030000"), ("0000:01:00.1", "0x10de", "0x040300")
+        ] {
             let path = "\(root)/sys/bus/pci/devices/\(device)"
             try fm.createDirectory(atPath: path, withIntermediateDirectories: true)
             try Data((vendor + "\n").utf8).write(to: URL(fileURLWithPath: path + "/vendor"))
             try Data((pciClass + "\n").utf8).write(to: URL(fileURLWithPath: path + "/class"))
-            try fm.createSymbolicLink(atPath: path + "/iommu_group", withDestinationPath: "../../../../kernel/iommu_groups/12")
-            try fm.createDirectory(atPath: "\(root)/sys/kernel/iommu_groups/12/devices/\(device)", withIntermediateDirectories: true)
+            try fm.createSymbolicLink(
+                atPath: path + "/iommu_group", withDestinationPath: "../../../../kernel/iommu_groups/12")
+            try fm.createDirectory(
+                atPath: "\(root)/sys/kernel/iommu_groups/12/devices/\(device)", withIntermediateDirectories: true)
         }
         try bind("0000:01:00.0", to: "nouveau")
         try bind("0000:01:00.1", to: "snd_hda_intel")
@@ -31,9 +37,11 @@ final class VFIOPassthroughTests: XCTestCase {
     func bind(_ device: String, to driver: String) throws {
         let link = "\(root)/sys/bus/pci/devices/\(device)/driver"
         try? FileManager.default.removeItem(atPath: link)
-        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: "../../../../bus/pci/drivers/\(driver)")
+        try FileManager.default.createSymbolicLink(
+            atPath: link, withDestinationPath: "../../../../bus/pci/drivers/\(driver)")
         if driver == "vfio-pci" {
-            try FileManager.default.createDirectory(atPath: "\(root)/sys/bus/pci/drivers/vfio-pci/\(device)", withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(
+                atPath: "\(root)/sys/bus/pci/drivers/vfio-pci/\(device)", withIntermediateDirectories: true)
         }
     }
 

@@ -6,57 +6,78 @@ import XCTest
 final class CommandTests: XCTestCase {
     func testBackendsListsBuiltinsAndReportsExternalKindsAsUnsupported() throws {
         let sandbox = try Sandbox()
-        try sandbox.write("extra.json", Data("""
-            {"schema": 1, "plugins": [
-              {"name": "firecracker", "kind": "exec", "role": "backend", "path": "/opt/fc-plugin", "protocol": "gvlt-plugin/1"}
-            ]}
-            """.utf8))
-        let result = try GvltBinary.run(["backends", "--json"], in: sandbox, environment: ["GVLT_PLUGINS": sandbox.path("extra.json")])
+        try sandbox.write(
+            "extra.json",
+            Data(
+                """
+                {"schema": 1, "plugins": [
+                  {"name": "firecracker", "kind": "exec", "role": "backend", "path": "/opt/fc-plugin", "protocol": "gvlt-plugin/1"}
+                ]}
+                """.utf8))
+        let result = try GvltBinary.run(
+            ["backends", "--json"], in: sandbox, environment: ["GVLT_PLUGINS": sandbox.path("extra.json")])
         XCTAssertEqual(result.status, 0, result.stderr)
         let rows = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as! [[String: Any]]
         let byName = Dictionary(uniqueKeysWithValues: rows.map { ($0["name"] as! String, $0) })
         XCTAssertEqual(Set(byName.keys), ["linuxvm", "nanos", "nvidia", "firecracker"])
         XCTAssertEqual(byName["linuxvm"]?["kind"] as? String, "builtin")
         XCTAssertEqual(byName["nvidia"]?["role"] as? String, "accelerator")
-        XCTAssertTrue((byName["linuxvm"]?["origin"] as? String ?? "").hasSuffix("plugins.json"), "the shipped plugins.json lists linuxvm")
+        XCTAssertTrue(
+            (byName["linuxvm"]?["origin"] as? String ?? "").hasSuffix("plugins.json"),
+            "the shipped plugins.json lists linuxvm")
         XCTAssertEqual((byName["nanos"]?["capabilities"] as? [String: Any])?["inputs"] as? [String], ["elf-program"])
         XCTAssertTrue((byName["firecracker"]?["status"] as? String ?? "").contains("available (exec plugin"))
 
         // Its program is not there: the error names the plugin and where its entry is.
-        let build = try GvltBinary.run(["build", "--backend", "firecracker", "--rootfs-dir", ".", "-o", "x.img"], in: sandbox,
-                                       environment: ["GVLT_PLUGINS": sandbox.path("extra.json")])
+        let build = try GvltBinary.run(
+            ["build", "--backend", "firecracker", "--rootfs-dir", ".", "-o", "x.img"], in: sandbox,
+            environment: ["GVLT_PLUGINS": sandbox.path("extra.json")])
         XCTAssertEqual(build.status, 1)
-        XCTAssertTrue(build.stderr.contains("cannot start plugin `firecracker` (/opt/fc-plugin)") && build.stderr.contains(sandbox.path("extra.json")), build.stderr)
+        XCTAssertTrue(
+            build.stderr.contains("cannot start plugin `firecracker` (/opt/fc-plugin)")
+                && build.stderr.contains(sandbox.path("extra.json")), build.stderr)
     }
 
     func testMalformedPluginsFileNamesLineAndKey() throws {
         let sandbox = try Sandbox()
-        try sandbox.write("plugins.json", Data("{\n  \"schema\": 1,\n  \"plugins\": [\n    {\"name\": \"x\",, }\n  ]\n}\n".utf8))
+        try sandbox.write(
+            "plugins.json", Data("{\n  \"schema\": 1,\n  \"plugins\": [\n    {\"name\": \"x\",, }\n  ]\n}\n".utf8))
         var result = try GvltBinary.run(["backends"], in: sandbox)
         XCTAssertEqual(result.status, 1)
         XCTAssertTrue(result.stderr.contains("plugins.json is not valid JSON at line 4"), result.stderr)
 
-        try sandbox.write("plugins.json", Data(#"{"schema": 1, "plugins": [{"name": "x", "kind": "exec", "rol": "backend", "path": "/x"}]}"#.utf8))
+        try sandbox.write(
+            "plugins.json",
+            Data(#"{"schema": 1, "plugins": [{"name": "x", "kind": "exec", "rol": "backend", "path": "/x"}]}"#.utf8))
         result = try GvltBinary.run(["backends"], in: sandbox)
-        XCTAssertTrue(result.stderr.contains("plugins[0]: unknown key `rol`") && result.stderr.contains("did you mean `role`?"), result.stderr)
+        XCTAssertTrue(
+            result.stderr.contains("plugins[0]: unknown key `rol`") && result.stderr.contains("did you mean `role`?"),
+            result.stderr)
     }
 
     func testBuildDispatchesToTheBackendAndWritesNothingWhenItFails() throws {
         let sandbox = try Sandbox()
         try FileManager.default.createDirectory(atPath: sandbox.path("root/bin"), withIntermediateDirectories: true)
         // The backend is reached and refuses a bad option before doing any work.
-        let result = try GvltBinary.run(["build", "--backend", "linuxvm", "--rootfs-dir", "root", "--root-fs", "btrfs", "-o", "vm.img"], in: sandbox)
+        let result = try GvltBinary.run(
+            ["build", "--backend", "linuxvm", "--rootfs-dir", "root", "--root-fs", "btrfs", "-o", "vm.img"], in: sandbox
+        )
         XCTAssertEqual(result.status, 1)
         XCTAssertTrue(result.stderr.contains("--root-fs `btrfs` is not squashfs or ext4"), result.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: sandbox.path("vm.img")))
         XCTAssertEqual(sandbox.listing(sandbox.tmp), [])
 
         let typo = try GvltBinary.run(["build", "--backend", "linuxv", "--rootfs-dir", "root"], in: sandbox)
-        XCTAssertTrue(typo.stderr.contains("unknown backend `linuxv`") && typo.stderr.contains("did you mean `linuxvm`?"), typo.stderr)
+        XCTAssertTrue(
+            typo.stderr.contains("unknown backend `linuxv`") && typo.stderr.contains("did you mean `linuxvm`?"),
+            typo.stderr)
 
         // Accelerator options are checked before the kernel is resolved or anything is downloaded.
-        let accel = try GvltBinary.run(["build", "--backend", "linuxvm", "--rootfs-dir", "root", "--accel", "nvidia",
-                                        "--nvidia-modules", "bogus", "-o", "vm.img"], in: sandbox, timeout: 20)
+        let accel = try GvltBinary.run(
+            [
+                "build", "--backend", "linuxvm", "--rootfs-dir", "root", "--accel", "nvidia",
+                "--nvidia-modules", "bogus", "-o", "vm.img"
+            ], in: sandbox, timeout: 20)
         XCTAssertEqual(accel.status, 1)
         XCTAssertTrue(accel.stderr.contains("--nvidia-modules `bogus` is not a module source"), accel.stderr)
         XCTAssertFalse(accel.stderr.contains("resolving the kernel"), accel.stderr)
@@ -69,7 +90,9 @@ final class CommandTests: XCTestCase {
     func testBuildConfigFileMirrorsFlagsAndRejectsUnknownKeys() throws {
         let sandbox = try Sandbox()
         try FileManager.default.createDirectory(atPath: sandbox.path("cfg/root"), withIntermediateDirectories: true)
-        try sandbox.write("cfg/build.yaml", Data("backend: linuxvm\nrootfs-dir: root\noutput: vm.img\noptions: {root-fs: zfs}\n".utf8))
+        try sandbox.write(
+            "cfg/build.yaml", Data("backend: linuxvm\nrootfs-dir: root\noutput: vm.img\noptions: {root-fs: zfs}\n".utf8)
+        )
         var result = try GvltBinary.run(["build", "--config", "cfg/build.yaml"], in: sandbox)
         // The config's relative rootfs-dir resolved against the file; the backend was reached with its options.
         XCTAssertTrue(result.stderr.contains("--root-fs `zfs` is not squashfs or ext4"), result.stderr)
@@ -81,7 +104,9 @@ final class CommandTests: XCTestCase {
         try sandbox.write("cfg/bad.yaml", Data("backend: linuxvm\nrootfs_dir: root\n".utf8))
         result = try GvltBinary.run(["build", "--config", "cfg/bad.yaml"], in: sandbox)
         XCTAssertEqual(result.status, 1)
-        XCTAssertTrue(result.stderr.contains("unknown key `rootfs_dir`") && result.stderr.contains("did you mean `rootfs-dir`?"), result.stderr)
+        XCTAssertTrue(
+            result.stderr.contains("unknown key `rootfs_dir`") && result.stderr.contains("did you mean `rootfs-dir`?"),
+            result.stderr)
     }
 
     func testDoctorReportsToolsWithAptPackagesAndProbesKVM() throws {
@@ -98,8 +123,10 @@ final class CommandTests: XCTestCase {
         XCTAssertEqual(libraries["libffi"], "call interfaces work (default ABI)")
         let kvm = report["kvm"] as? String ?? ""
         XCTAssertFalse(kvm.isEmpty)
-        if FileManager.default.isExecutableFile(atPath: "/usr/bin/qemu-system-x86_64"), FileManager.default.fileExists(atPath: "/dev/kvm"),
-           !kvm.contains("KVM_") && !kvm.contains("cannot open") {
+        if FileManager.default.isExecutableFile(atPath: "/usr/bin/qemu-system-x86_64"),
+            FileManager.default.fileExists(atPath: "/dev/kvm"),
+            !kvm.contains("KVM_") && !kvm.contains("cannot open")
+        {
             XCTAssertTrue(kvm.contains("QEMU"), "with qemu installed the verdict must come from booting it: \(kvm)")
         }
         let checks = report["checks"] as! [[String: Any]]
@@ -122,8 +149,10 @@ final class CommandTests: XCTestCase {
         XCTAssertTrue((files.first?["path"] as? String)?.hasSuffix("/plugins.json") == true, "\(files)")
         let initBinary = try sandbox.writeExecutable("my-init", "gvlt-init version 9.8.7\n")
         let withInit = try GvltBinary.run(["doctor"], in: sandbox, environment: ["GVLT_INIT": initBinary])
-        XCTAssertTrue(withInit.stdout.contains("guest init: \(initBinary) ($GVLT_INIT), version 9.8.7"), withInit.stdout)
-        XCTAssertTrue(withInit.stdout.contains("cache: \(sandbox.home)/.cache/gvlt ($XDG_CACHE_HOME/gvlt)"), withInit.stdout)
+        XCTAssertTrue(
+            withInit.stdout.contains("guest init: \(initBinary) ($GVLT_INIT), version 9.8.7"), withInit.stdout)
+        XCTAssertTrue(
+            withInit.stdout.contains("cache: \(sandbox.home)/.cache/gvlt ($XDG_CACHE_HOME/gvlt)"), withInit.stdout)
         XCTAssertTrue(withInit.stdout.hasPrefix("gvlt "), withInit.stdout)
 
         // What the .deb asks for is what doctor checks.
@@ -131,7 +160,10 @@ final class CommandTests: XCTestCase {
         XCTAssertEqual(relationships.status, 0, relationships.stderr)
         let lines = relationships.stdout.split(separator: "\n").map(String.init)
         XCTAssertEqual(lines.count, 2, relationships.stdout)
-        XCTAssertTrue(lines[0].hasPrefix("Depends: qemu-system-x86, squashfs-tools-ng | squashfs-tools, e2fsprogs, dosfstools, mtools, syslinux, syslinux-common"), lines[0])
+        XCTAssertTrue(
+            lines[0].hasPrefix(
+                "Depends: qemu-system-x86, squashfs-tools-ng | squashfs-tools, e2fsprogs, dosfstools, mtools, syslinux, syslinux-common"
+            ), lines[0])
         XCTAssertFalse(lines[0].contains("apt"), lines[0])
         for optional in ["skopeo", "podman | buildah", "gcc", "make", "git"] {
             XCTAssertTrue(lines[1].hasPrefix("Recommends: ") && lines[1].contains(optional), lines[1])
@@ -157,7 +189,9 @@ final class CommandTests: XCTestCase {
         for command in ["export", "build", "backends", "doctor"] {
             let result = try GvltBinary.run([command, "--help"], in: sandbox)
             XCTAssertEqual(result.status, 0)
-            XCTAssertTrue(result.stdout.contains("Examples:") && result.stdout.contains("gvlt \(command)"), "\(command): \(result.stdout)")
+            XCTAssertTrue(
+                result.stdout.contains("Examples:") && result.stdout.contains("gvlt \(command)"),
+                "\(command): \(result.stdout)")
         }
         let export = try GvltBinary.run(["export", "--help"], in: sandbox)
         let flattened = export.stdout.split(whereSeparator: \.isWhitespace).joined(separator: " ")

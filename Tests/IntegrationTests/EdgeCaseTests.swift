@@ -16,12 +16,16 @@ final class EdgeCaseTests: XCTestCase {
         try GvltBinary.run(["export", "--container", source, "-o", "out.tar", "--force"], in: sandbox, timeout: 30)
     }
 
-    func assertRefused(_ sandbox: Sandbox, _ fragments: [String], source: String = "oci:img",
-                       file: StaticString = #filePath, line: UInt = #line) throws {
+    func assertRefused(
+        _ sandbox: Sandbox, _ fragments: [String], source: String = "oci:img",
+        file: StaticString = #filePath, line: UInt = #line
+    ) throws {
         let result = try export(sandbox, source)
         XCTAssertEqual(result.status, 1, "expected a clean refusal: \(result.stderr)", file: file, line: line)
         for fragment in fragments {
-            XCTAssertTrue(result.stderr.contains(fragment), "stderr lacks `\(fragment)`: \(result.stderr)", file: file, line: line)
+            XCTAssertTrue(
+                result.stderr.contains(fragment), "stderr lacks `\(fragment)`: \(result.stderr)", file: file, line: line
+            )
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: sandbox.path("out.tar")), file: file, line: line)
         XCTAssertEqual(sandbox.listing(sandbox.tmp), [], file: file, line: line)
@@ -32,7 +36,7 @@ final class EdgeCaseTests: XCTestCase {
         for (members, fragment) in [
             ([TarMember.file("../\u{301}x", "x")], "`..` components are refused"),
             ([TarMember.file("/\u{301}etc/passwd", "x")], "absolute member names are refused"),
-            ([TarMember.symlink("l", "/etc"), .file("l/\u{301}x", "x")], "parent 'l' is a symlink"),
+            ([TarMember.symlink("l", "/etc"), .file("l/\u{301}x", "x")], "parent 'l' is a symlink")
         ] {
             let sandbox = try Sandbox()
             try image(sandbox, [LayerFixture(members)])
@@ -50,20 +54,23 @@ final class EdgeCaseTests: XCTestCase {
         // Through a layer (GNU-format names; PAX path records are normalized by libarchive, see README).
         let sandbox = try Sandbox()
         var base = LayerFixture([], compression: .none)
-        base.rawBlob = try PythonTar.make("""
+        base.rawBlob = try PythonTar.make(
+            """
             for name, data in [('caf\\u00e9', b'composed'), ('cafe\\u0301', b'decomposed'), ('\\u0301x', b'mark')]:
                 i = tarfile.TarInfo(name); i.size = len(data); tar.addfile(i, io.BytesIO(data))
             """)
         var top = LayerFixture([], compression: .none)
-        top.rawBlob = try PythonTar.make("""
+        top.rawBlob = try PythonTar.make(
+            """
             for name in ['.wh.cafe\\u0301', '.wh.\\u0301x']:
                 i = tarfile.TarInfo(name); tar.addfile(i, io.BytesIO(b''))
             """)
         try image(sandbox, [base, top])
         let result = try export(sandbox)
         XCTAssertEqual(result.status, 0, result.stderr)
-        XCTAssertEqual(bytes(try TarListing.of(sandbox.path("out.tar"))),
-                       bytes([". dir 0755 0:0", "\(nfc) file 0644 0:0 sha256=\(h("composed"))"]))
+        XCTAssertEqual(
+            bytes(try TarListing.of(sandbox.path("out.tar"))),
+            bytes([". dir 0755 0:0", "\(nfc) file 0644 0:0 sha256=\(h("composed"))"]))
 
         // Through a directory, both spellings survive into the tar.
         let dir = try Sandbox()
@@ -72,34 +79,48 @@ final class EdgeCaseTests: XCTestCase {
         for name in ["root", "root/\(nfc)", "root/\(nfd)"] { chmod(dir.path(name), name == "root" ? 0o755 : 0o644) }
         let exported = try GvltBinary.run(["export", "--rootfs-dir", "root", "-o", "out.tar"], in: dir)
         XCTAssertEqual(exported.status, 0, exported.stderr)
-        XCTAssertEqual(bytes(try TarListing.of(dir.path("out.tar"))),
-                       bytes([". dir 0755 0:0", "\(nfd) file 0644 0:0 sha256=\(h("decomposed"))",
-                              "\(nfc) file 0644 0:0 sha256=\(h("composed"))"]))
+        XCTAssertEqual(
+            bytes(try TarListing.of(dir.path("out.tar"))),
+            bytes([
+                ". dir 0755 0:0", "\(nfd) file 0644 0:0 sha256=\(h("decomposed"))",
+                "\(nfc) file 0644 0:0 sha256=\(h("composed"))"
+            ]))
     }
 
     func testDirectoryReplacingALowerSymlinkWithOpaqueMarker() throws {
         // `RUN rm /var/run && mkdir /var/run` over a base with var/run -> /run, as docker's diff records it.
         let sandbox = try Sandbox()
-        try image(sandbox, [
-            LayerFixture([.dir("var"), .symlink("var/run", "/run")]),
-            LayerFixture([.dir("var/run"), .opaque("var/run"), .file("var/run/pid", "1")]),
-        ])
+        try image(
+            sandbox,
+            [
+                LayerFixture([.dir("var"), .symlink("var/run", "/run")]),
+                LayerFixture([.dir("var/run"), .opaque("var/run"), .file("var/run/pid", "1")])
+            ])
         let result = try export(sandbox)
         XCTAssertEqual(result.status, 0, result.stderr)
-        XCTAssertEqual(try TarListing.of(sandbox.path("out.tar")),
-                       [". dir 0755 0:0", "var dir 0755 0:0", "var/run dir 0755 0:0", "var/run/pid file 0644 0:0 sha256=\(h("1"))"])
+        XCTAssertEqual(
+            try TarListing.of(sandbox.path("out.tar")),
+            [". dir 0755 0:0", "var dir 0755 0:0", "var/run dir 0755 0:0", "var/run/pid file 0644 0:0 sha256=\(h("1"))"]
+        )
     }
 
     func testChildrenOfAWhiteoutNameAreRefused() throws {
         let sandbox = try Sandbox()
-        try image(sandbox, [LayerFixture([.dir("foo"), .file("foo/a", "a")]), LayerFixture([.file(".wh.foo/bar", "x")])])
+        try image(
+            sandbox, [LayerFixture([.dir("foo"), .file("foo/a", "a")]), LayerFixture([.file(".wh.foo/bar", "x")])])
         try assertRefused(sandbox, ["entry '.wh.foo/bar'", "a whiteout cannot have children"])
     }
 
     func testOutOfRangeHeaderFieldsAreErrorsNotCrashesOrTruncation() throws {
         for (body, fragment) in [
-            ("i = tarfile.TarInfo('dev/x'); i.type = tarfile.CHRTYPE; i.devmajor = 2**32 + 5; tar.addfile(i)", "device major 4294967301 does not fit"),
-            ("i = tarfile.TarInfo('root-by-overflow'); i.uid = 2**32; i.size = 1; tar.addfile(i, io.BytesIO(b'x'))", "uid 4294967296 does not fit"),
+            (
+                "i = tarfile.TarInfo('dev/x'); i.type = tarfile.CHRTYPE; i.devmajor = 2**32 + 5; tar.addfile(i)",
+                "device major 4294967301 does not fit"
+            ),
+            (
+                "i = tarfile.TarInfo('root-by-overflow'); i.uid = 2**32; i.size = 1; tar.addfile(i, io.BytesIO(b'x'))",
+                "uid 4294967296 does not fit"
+            )
         ] {
             let sandbox = try Sandbox()
             var layer = LayerFixture([], compression: .none)
@@ -114,7 +135,7 @@ final class EdgeCaseTests: XCTestCase {
         for (members, fragment) in [
             ([TarMember.file(deep + "/x", "x")], "longer than 4096 bytes"),
             ([TarMember.file(String(repeating: "n", count: 300), "x")], "components longer than 255 bytes"),
-            ([TarMember.symlink("l", String(repeating: "t", count: 5000))], "link target is longer than 4096 bytes"),
+            ([TarMember.symlink("l", String(repeating: "t", count: 5000))], "link target is longer than 4096 bytes")
         ] {
             let sandbox = try Sandbox()
             try image(sandbox, [LayerFixture(members)])
@@ -144,8 +165,13 @@ final class EdgeCaseTests: XCTestCase {
         let descriptor = try layout.image([layer])
         try layout.writeIndex([descriptor])
         // Put a FIFO where the layer blob should be: opening it must not wait for a writer.
-        let manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath:
-            fifo.path("img/blobs/sha256/\((descriptor["digest"] as! String).dropFirst(7))")))) as! [String: Any]
+        let manifest =
+            try JSONSerialization.jsonObject(
+                with: Data(
+                    contentsOf: URL(
+                        fileURLWithPath:
+                            fifo.path("img/blobs/sha256/\((descriptor["digest"] as! String).dropFirst(7))"))))
+            as! [String: Any]
         let blob = ((manifest["layers"] as! [[String: Any]])[0]["digest"] as! String).dropFirst(7)
         mkfifo(fifo.path("img/blobs/sha256/\(blob)"), 0o644)
         let result = try export(fifo)
@@ -158,7 +184,7 @@ final class EdgeCaseTests: XCTestCase {
         let real = try DockerArchiveBuilder.legacy([[.file("which", "real")]])
         // Prepend a bogus manifest.json; the archive's own, later one must win, as extraction would.
         let bogus = try TarBuilder.tar([TarMember("manifest.json", .file(Data("[]".utf8)))])
-        var combined = bogus.prefix(bogus.count - 1024)   // drop the end-of-archive marker
+        var combined = bogus.prefix(bogus.count - 1024)  // drop the end-of-archive marker
         combined.append(real)
         try sandbox.write("img.tar", Data(combined))
         let result = try export(sandbox, "docker-archive:img.tar")
@@ -172,8 +198,11 @@ final class EdgeCaseTests: XCTestCase {
         chmod(sandbox.path("root"), 0o755)
         let make = Process()
         make.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        make.arguments = ["python3", "-c", "import os, socket, sys; s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); os.link(sys.argv[1], sys.argv[2])",
-                          sandbox.path("root/sock"), sandbox.path("root/sock2")]
+        make.arguments = [
+            "python3", "-c",
+            "import os, socket, sys; s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); os.link(sys.argv[1], sys.argv[2])",
+            sandbox.path("root/sock"), sandbox.path("root/sock2")
+        ]
         try make.run()
         make.waitUntilExit()
         XCTAssertEqual(make.terminationStatus, 0)

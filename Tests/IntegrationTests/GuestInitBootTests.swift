@@ -18,17 +18,24 @@ final class GuestInitBootTests: XCTestCase {
         try run("/usr/bin/env", ["bash", repository + "/scripts/build-init", initPath])
         let kernel = try DebianKernelProvider(cache: KernelTests.cache).bundle()
         let modules = try XCTUnwrap(try kernel.moduleTree())
-        let order = try KernelValidator.validate(kernel.config, modules: modules, root: .squashfs(.gzip), kernel: kernel.origin)
+        let order = try KernelValidator.validate(
+            kernel.config, modules: modules, root: .squashfs(.gzip), kernel: kernel.origin)
         let initramfs = work + "/initramfs.cpio"
-        _ = try Initramfs(release: kernel.release, modules: order.map { ($0, modules.modules[$0]!) },
-                          modulesDirectory: modules.directory, initBinary: initPath).write(to: initramfs, force: true)
+        _ = try Initramfs(
+            release: kernel.release, modules: order.map { ($0, modules.modules[$0]!) },
+            modulesDirectory: modules.directory, initBinary: initPath
+        ).write(to: initramfs, force: true)
 
         // The root: a static test program, the baked config, and the mount points the init uses.
         let root = work + "/root"
-        for dir in ["bin", "etc/gvlt", "proc", "sys", "dev", "run", "tmp", "mnt/gevulot/input", "mnt/gevulot/output", "mnt/gevulot/rt-config"] {
+        for dir in [
+            "bin", "etc/gvlt", "proc", "sys", "dev", "run", "tmp", "mnt/gevulot/input", "mnt/gevulot/output",
+            "mnt/gevulot/rt-config"
+        ] {
             try FileManager.default.createDirectory(atPath: root + "/" + dir, withIntermediateDirectories: true)
         }
-        try Data("""
+        try Data(
+            """
             #include <stdio.h>
             #include <stdlib.h>
             #include <string.h>
@@ -44,10 +51,12 @@ final class GuestInitBootTests: XCTestCase {
                 fflush(stdout);
                 return argc > 2 ? atoi(argv[2]) : 0;
             }
-            """.utf8).write(to: URL(fileURLWithPath: work + "/hello.c"))
+            """.utf8
+        ).write(to: URL(fileURLWithPath: work + "/hello.c"))
         try run("/usr/bin/gcc", ["-static", "-O2", "-o", root + "/bin/hello", work + "/hello.c"])
         // Prints `PATH=CONTENT` for each argument: how the tests read the guest's sysfs.
-        try Data("""
+        try Data(
+            """
             #include <stdio.h>
             #include <string.h>
             int main(int argc, char **argv) {
@@ -60,9 +69,11 @@ final class GuestInitBootTests: XCTestCase {
                 }
                 return 0;
             }
-            """.utf8).write(to: URL(fileURLWithPath: work + "/show.c"))
+            """.utf8
+        ).write(to: URL(fileURLWithPath: work + "/show.c"))
         try run("/usr/bin/gcc", ["-static", "-O2", "-o", root + "/bin/show", work + "/show.c"])
-        try Data("""
+        try Data(
+            """
             version: 1.1.0
             command: /bin/hello
             args: [baked]
@@ -76,7 +87,8 @@ final class GuestInitBootTests: XCTestCase {
               - {source: gevulot-output, target: /mnt/gevulot/output, fstype: 9p, data: "trans=virtio,version=9p2000.L"}
               - {source: gevulot-rt-config, target: /mnt/gevulot/rt-config, fstype: 9p, flags: 1, data: "trans=virtio,version=9p2000.L"}
             follow-config: /mnt/gevulot/rt-config/config.yaml
-            """.utf8).write(to: URL(fileURLWithPath: root + "/etc/gvlt/config.yaml"))
+            """.utf8
+        ).write(to: URL(fileURLWithPath: root + "/etc/gvlt/config.yaml"))
         let squashfs = work + "/root.squashfs"
         try run("/usr/bin/mksquashfs", [root, squashfs, "-all-root", "-noappend", "-comp", "gzip", "-quiet"])
 
@@ -88,10 +100,14 @@ final class GuestInitBootTests: XCTestCase {
     static func disk(root squashfs: String, at path: String) throws -> String {
         let rootBytes = try Data(contentsOf: URL(fileURLWithPath: squashfs))
         let rootSectors = UInt32((rootBytes.count + 511) / 512)
-        var disk = Data(try MBR(diskSignature: 0x6776_6c74, partitions: [
-            .init(active: true, type: MBR.Partition.fat32LBA, firstSector: 2048, sectorCount: 2048),
-            .init(active: false, type: MBR.Partition.linux, firstSector: 4096, sectorCount: rootSectors),
-        ]).encode())
+        var disk = Data(
+            try MBR(
+                diskSignature: 0x6776_6c74,
+                partitions: [
+                    .init(active: true, type: MBR.Partition.fat32LBA, firstSector: 2048, sectorCount: 2048),
+                    .init(active: false, type: MBR.Partition.linux, firstSector: 4096, sectorCount: rootSectors)
+                ]
+            ).encode())
         disk.append(Data(count: 4096 * 512 - disk.count))
         disk.append(rootBytes)
         disk.append(Data(count: Int(rootSectors) * 512 - rootBytes.count))
@@ -108,8 +124,10 @@ final class GuestInitBootTests: XCTestCase {
     /// Boots with the worker's QEMU flags; returns QEMU's exit status and the console output.
     /// `append` adds to the kernel command line; `scsiTarget` puts the disk at another SCSI target
     /// than the worker's (0).
-    func boot(workerConfig: String?, input: String? = nil, disk overrideDisk: String? = nil, append: String = "",
-              scsiTarget: Int? = nil) throws -> (status: Int32, console: String, output: String?) {
+    func boot(
+        workerConfig: String?, input: String? = nil, disk overrideDisk: String? = nil, append: String = "",
+        scsiTarget: Int? = nil
+    ) throws -> (status: Int32, console: String, output: String?) {
         let (kernel, initramfs, preparedDisk) = try Self.prepared.get()
         let disk = overrideDisk ?? preparedDisk
         _ = try XCTUnwrap(QEMUProbe.qemu.locate(), "qemu-system-x86_64 is not installed: run scripts/setup")
@@ -117,10 +135,15 @@ final class GuestInitBootTests: XCTestCase {
         for share in ["input", "output", "rt-config"] {
             try FileManager.default.createDirectory(atPath: run + "/" + share, withIntermediateDirectories: true)
         }
-        if let workerConfig { try Data(workerConfig.utf8).write(to: URL(fileURLWithPath: run + "/rt-config/config.yaml")) }
+        if let workerConfig {
+            try Data(workerConfig.utf8).write(to: URL(fileURLWithPath: run + "/rt-config/config.yaml"))
+        }
         if let input { try Data(input.utf8).write(to: URL(fileURLWithPath: run + "/input/in.txt")) }
-        var arguments = WorkerQEMU.arguments(disk: disk, shares: run, boot: [
-            "-kernel", kernel.image, "-initrd", initramfs, "-append", "console=ttyS0 panic=-1 quiet " + append])
+        var arguments = WorkerQEMU.arguments(
+            disk: disk, shares: run,
+            boot: [
+                "-kernel", kernel.image, "-initrd", initramfs, "-append", "console=ttyS0 panic=-1 quiet " + append
+            ])
         if let scsiTarget {
             let disk = try XCTUnwrap(arguments.firstIndex(of: "scsi-hd,bus=scsi0.0,drive=hd0"))
             arguments[disk] = "scsi-hd,bus=scsi0.0,scsi-id=\(scsiTarget),drive=hd0"
@@ -162,7 +185,9 @@ final class GuestInitBootTests: XCTestCase {
 
     func testUnknownKeyInWorkerConfigIsAClearErrorNotAHang() throws {
         let (status, console, _) = try boot(workerConfig: workerConfig + "\nbogus-key: 1\n")
-        XCTAssertTrue(console.contains("gvlt-init: error: /mnt/gevulot/rt-config/config.yaml: line 8: unknown key `bogus-key`"), console)
+        XCTAssertTrue(
+            console.contains("gvlt-init: error: /mnt/gevulot/rt-config/config.yaml: line 8: unknown key `bogus-key`"),
+            console)
         XCTAssertTrue(console.contains("exit-status=255 init-error"), console)
         XCTAssertNotEqual(status, 3)
         XCTAssertNotEqual(status, 0)
@@ -171,23 +196,24 @@ final class GuestInitBootTests: XCTestCase {
     /// The worker's config as serde_yaml writes it: every unset field is `null` and `args` is an empty
     /// list. The image's own command and args must run unchanged, and `version: 1` means 1.0.0.
     func testWorkerConfigWithNullsKeepsTheImagesCommand() throws {
-        let (status, console, _) = try boot(workerConfig: """
-            version: "1"
-            command: null
-            args: []
-            env: []
-            working-dir: null
-            mounts: []
-            default-mounts: true
-            kernel-modules: []
-            debug-exit:
-              arch: x86
-              iobase: 244
-              iosize: 4
-              success-code: 3
-            bootcmd: []
-            follow-config: ~
-            """)
+        let (status, console, _) = try boot(
+            workerConfig: """
+                version: "1"
+                command: null
+                args: []
+                env: []
+                working-dir: null
+                mounts: []
+                default-mounts: true
+                kernel-modules: []
+                debug-exit:
+                  arch: x86
+                  iobase: 244
+                  iosize: 4
+                  success-code: 3
+                bootcmd: []
+                follow-config: ~
+                """)
         XCTAssertTrue(console.contains("hello from the guest: baked"), console)
         XCTAssertTrue(console.contains("gvlt-init: exit-status=0"), console)
         XCTAssertEqual(status, 3, console)
@@ -206,9 +232,12 @@ final class GuestInitBootTests: XCTestCase {
     /// targets costs about 0.1 s under TCG). A disk elsewhere must still be found, by the full scan
     /// that follows, and module parameters on the kernel command line reach the modules, `-` or `_`.
     func testDiskOnAnotherSCSITargetIsFoundAndCommandLineModuleParametersApply() throws {
-        let (status, console, _) = try boot(workerConfig: showConfig(["/sys/module/scsi_mod/parameters/scan",
-                                                                      "/sys/module/scsi_mod/parameters/inq_timeout"]),
-                                            append: "scsi-mod.inq_timeout=7", scsiTarget: 5)
+        let (status, console, _) = try boot(
+            workerConfig: showConfig([
+                "/sys/module/scsi_mod/parameters/scan",
+                "/sys/module/scsi_mod/parameters/inq_timeout"
+            ]),
+            append: "scsi-mod.inq_timeout=7", scsiTarget: 5)
         XCTAssertTrue(console.contains("gvlt-init: root file system on /dev/sda2"), console)
         XCTAssertTrue(console.contains("/sys/module/scsi_mod/parameters/scan=manual"), console)
         XCTAssertTrue(console.contains("/sys/module/scsi_mod/parameters/inq_timeout=7"), console)
@@ -217,8 +246,9 @@ final class GuestInitBootTests: XCTestCase {
 
     /// `scsi_mod.scan=` given by the user wins over the init's manual scan.
     func testUserScanModeOnTheCommandLineWins() throws {
-        let (status, console, _) = try boot(workerConfig: showConfig(["/sys/module/scsi_mod/parameters/scan"]),
-                                            append: "scsi_mod.scan=sync")
+        let (status, console, _) = try boot(
+            workerConfig: showConfig(["/sys/module/scsi_mod/parameters/scan"]),
+            append: "scsi_mod.scan=sync")
         XCTAssertTrue(console.contains("/sys/module/scsi_mod/parameters/scan=sync"), console)
         XCTAssertEqual(status, 3, console)
     }
@@ -236,7 +266,8 @@ final class GuestInitBootTests: XCTestCase {
         try Self.run("/usr/bin/mksquashfs", [root, squashfs, "-all-root", "-noappend", "-comp", "gzip", "-quiet"])
         let path = try Self.disk(root: squashfs, at: Self.work + "/bad-disk.img")
         let (status, console, _) = try boot(workerConfig: workerConfig, disk: path)
-        XCTAssertTrue(console.contains("gvlt-init: error: /etc/gvlt/config.yaml: line 3: unknown key `entrypoint`"), console)
+        XCTAssertTrue(
+            console.contains("gvlt-init: error: /etc/gvlt/config.yaml: line 3: unknown key `entrypoint`"), console)
         XCTAssertTrue(console.contains("exit-status=255 init-error"), console)
         XCTAssertNotEqual(status, 3)
         XCTAssertNotEqual(status, 0)

@@ -9,23 +9,30 @@ final class GvltctlRunTests: XCTestCase {
 
     /// gvltctl's integration scenario: a Containerfile whose entrypoint is a shell script.
     func makeScenario(_ sandbox: Sandbox) throws {
-        XCTAssertTrue(FileManager.default.isExecutableFile(atPath: "/bin/busybox"), "busybox-static is not installed: run scripts/setup")
+        XCTAssertTrue(
+            FileManager.default.isExecutableFile(atPath: "/bin/busybox"),
+            "busybox-static is not installed: run scripts/setup")
         try FileManager.default.createDirectory(atPath: sandbox.path("ctx"), withIntermediateDirectories: true)
         try FileManager.default.copyItem(atPath: "/bin/busybox", toPath: sandbox.path("ctx/busybox"))
-        try sandbox.writeExecutable("ctx/hello.sh", """
+        try sandbox.writeExecutable(
+            "ctx/hello.sh",
+            """
             #!/bin/sh
             echo "Hello, world!"
             echo "This is output." > /mnt/gevulot/output/output.txt
             [ $# -eq 0 ] || echo "args: $*"
 
             """)
-        try sandbox.write("ctx/Containerfile", Data("""
-            FROM scratch
-            COPY busybox /bin/busybox
-            COPY hello.sh /hello.sh
-            RUN ["/bin/busybox", "--install", "-s", "/bin"]
-            ENTRYPOINT ["/hello.sh"]
-            """.utf8))
+        try sandbox.write(
+            "ctx/Containerfile",
+            Data(
+                """
+                FROM scratch
+                COPY busybox /bin/busybox
+                COPY hello.sh /hello.sh
+                RUN ["/bin/busybox", "--install", "-s", "/bin"]
+                ENTRYPOINT ["/hello.sh"]
+                """.utf8))
     }
 
     func run(_ arguments: [String], in sandbox: Sandbox) throws -> RunResult {
@@ -33,41 +40,51 @@ final class GvltctlRunTests: XCTestCase {
     }
 
     func testGvltctlScenarioRunsFromATaskFile() throws {
-        if ProcessInfo.processInfo.environment["GVLT_TESTS_WITHOUT_PODMAN"] == "1" { throw XCTSkip("GVLT_TESTS_WITHOUT_PODMAN=1") }
+        if ProcessInfo.processInfo.environment["GVLT_TESTS_WITHOUT_PODMAN"] == "1" {
+            throw XCTSkip("GVLT_TESTS_WITHOUT_PODMAN=1")
+        }
         let sandbox = try Sandbox()
         try makeScenario(sandbox)
         let (initBinary, _) = try Images.built.get()
         // gvltctl build's short flags: -f Containerfile, -q.
-        let build = try GvltBinary.run(["build", "--backend", "linuxvm", "-f", "ctx/Containerfile", "-o", "hello.img", "-q",
-                                        "--init-binary", initBinary, "--cache-dir", Images.kernelCache], in: sandbox, timeout: 600)
+        let build = try GvltBinary.run(
+            [
+                "build", "--backend", "linuxvm", "-f", "ctx/Containerfile", "-o", "hello.img", "-q",
+                "--init-binary", initBinary, "--cache-dir", Images.kernelCache
+            ], in: sandbox, timeout: 600)
         XCTAssertEqual(build.status, 0, build.stderr)
         XCTAssertEqual(build.stdout + build.stderr, "", "-q printed something")
 
         // gvltctl's test task.yaml: storeStdout and one output context; the image from spec.image.
-        try sandbox.write("task.yaml", Data("""
-            kind: Task
-            version: v0
-            metadata:
-              name: hello
-            spec:
-              image: hello.img
-              resources:
-                cpus: 1
-                gpus: 0
-                memory: 512
-                time: 120
-              storeStdout: true
-              outputContexts:
-                - source: /mnt/gevulot/output/output.txt
-                  retentionPeriod: 900
-            """.utf8))
+        try sandbox.write(
+            "task.yaml",
+            Data(
+                """
+                kind: Task
+                version: v0
+                metadata:
+                  name: hello
+                spec:
+                  image: hello.img
+                  resources:
+                    cpus: 1
+                    gpus: 0
+                    memory: 512
+                    time: 120
+                  storeStdout: true
+                  outputContexts:
+                    - source: /mnt/gevulot/output/output.txt
+                      retentionPeriod: 900
+                """.utf8))
         let result = try run(["-f", "task.yaml", "--json"], in: sandbox)
         XCTAssertEqual(result.status, 0, result.stderr)
         XCTAssertEqual(try String(contentsOfFile: sandbox.path("output/stdout"), encoding: .utf8), "Hello, world!\n")
-        XCTAssertEqual(try String(contentsOfFile: sandbox.path("output/output.txt"), encoding: .utf8), "This is output.\n")
+        XCTAssertEqual(
+            try String(contentsOfFile: sandbox.path("output/output.txt"), encoding: .utf8), "This is output.\n")
         // The console went to stderr; stdout is the report alone.
         XCTAssertTrue(result.stderr.contains("gvlt-init: starting /hello.sh"), result.stderr)
-        let report = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any], result.stdout)
+        let report = try XCTUnwrap(
+            try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any], result.stdout)
         XCTAssertEqual(report["result"] as? String, "exited")
         XCTAssertEqual(report["exit_code"] as? Int, 0)
         XCTAssertGreaterThan(try XCTUnwrap(report["execution_time"] as? Double), 0.5)
@@ -76,45 +93,62 @@ final class GvltctlRunTests: XCTestCase {
         // A task that overrides the command: its first words, its args, env (a number is a string to
         // the program), an input context, resources; flags add env and show the program's output only.
         try sandbox.write("in.txt", Data("input file\n".utf8))
-        try sandbox.write("task2.yaml", Data("""
-            kind: Task
-            version: v0
-            spec:
-              image: file://hello.img
-              command: [/bin/sh, -c, 'echo "$0 $1 A=$A B=$B"; cat /mnt/gevulot/input/data/in.txt /mnt/gevulot/input/more.txt; nproc; exit 3']
-              args: [first, second]
-              env: [{name: A, value: 8}]
-              inputContexts: [{source: in.txt, target: /mnt/gevulot/input/data/in.txt}]
-              resources: {cpus: "2cpu", memory: "256MiB", time: "2m"}
-              storeStderr: true
-            """.utf8))
+        try sandbox.write(
+            "task2.yaml",
+            Data(
+                """
+                kind: Task
+                version: v0
+                spec:
+                  image: file://hello.img
+                  command: [/bin/sh, -c, 'echo "$0 $1 A=$A B=$B"; cat /mnt/gevulot/input/data/in.txt /mnt/gevulot/input/more.txt; nproc; exit 3']
+                  args: [first, second]
+                  env: [{name: A, value: 8}]
+                  inputContexts: [{source: in.txt, target: /mnt/gevulot/input/data/in.txt}]
+                  resources: {cpus: "2cpu", memory: "256MiB", time: "2m"}
+                  storeStderr: true
+                """.utf8))
         try sandbox.write("more.txt", Data("more input\n".utf8))
-        let second = try run(["-f", "task2.yaml", "-e", "B=2", "-i", "more.txt:/mnt/gevulot/input/more.txt", "--stdout", "--output-dir", "out2"], in: sandbox)
+        let second = try run(
+            [
+                "-f", "task2.yaml", "-e", "B=2", "-i", "more.txt:/mnt/gevulot/input/more.txt", "--stdout",
+                "--output-dir", "out2"
+            ], in: sandbox)
         XCTAssertEqual(second.status, 3, second.stderr)
         XCTAssertEqual(second.stdout, "first second A=8 B=2\ninput file\nmore input\n2\n")
-        XCTAssertTrue(FileManager.default.fileExists(atPath: sandbox.path("out2/stderr")), "storeStderr wrote no stderr file")
+        XCTAssertTrue(
+            FileManager.default.fileExists(atPath: sandbox.path("out2/stderr")), "storeStderr wrote no stderr file")
         XCTAssertFalse(FileManager.default.fileExists(atPath: sandbox.path("out2/stdout")))
 
         // Task args reach the image's own entrypoint without a command override (gvltctl drops them).
         // --store-stdout and -o as flags; --stderr alone shows QEMU's messages and not the console.
         try sandbox.write("task3.yaml", Data("kind: Task\nversion: v0\nspec:\n  args: [x, 'y z']\n".utf8))
-        let third = try run(["hello.img", "-f", "task3.yaml", "--store-stdout", "-o", "/mnt/gevulot/output/output.txt", "--stderr", "--output-dir", "out3"], in: sandbox)
+        let third = try run(
+            [
+                "hello.img", "-f", "task3.yaml", "--store-stdout", "-o", "/mnt/gevulot/output/output.txt", "--stderr",
+                "--output-dir", "out3"
+            ], in: sandbox)
         XCTAssertEqual(third.status, 0, third.stderr)
         XCTAssertEqual(third.stdout, "")
-        XCTAssertEqual(try String(contentsOfFile: sandbox.path("out3/stdout"), encoding: .utf8), "Hello, world!\nargs: x y z\n")
-        XCTAssertEqual(Set(try FileManager.default.contentsOfDirectory(atPath: sandbox.path("out3"))), ["stdout", "output.txt"])
+        XCTAssertEqual(
+            try String(contentsOfFile: sandbox.path("out3/stdout"), encoding: .utf8), "Hello, world!\nargs: x y z\n")
+        XCTAssertEqual(
+            Set(try FileManager.default.contentsOfDirectory(atPath: sandbox.path("out3"))), ["stdout", "output.txt"])
     }
 
     func testLocalRunFlagsAndTaskResourcesOnTheQEMUCommandLine() throws {
         let sandbox = try Sandbox()
         try sandbox.write("disk.img", Data(count: 1 << 20))
-        try sandbox.write("task.yaml", Data("""
-            kind: Task
-            version: v0
-            spec:
-              image: disk.img
-              resources: {cpus: 1500mcpu, memory: 512, time: 60}
-            """.utf8))
+        try sandbox.write(
+            "task.yaml",
+            Data(
+                """
+                kind: Task
+                version: v0
+                spec:
+                  image: disk.img
+                  resources: {cpus: 1500mcpu, memory: 512, time: 60}
+                """.utf8))
         func words(_ arguments: [String]) throws -> [String] {
             let result = try GvltBinary.run(["run", "--print-qemu-command", "--accel", "tcg"] + arguments, in: sandbox)
             XCTAssertEqual(result.status, 0, result.stderr)
@@ -129,8 +163,11 @@ final class GvltctlRunTests: XCTestCase {
         XCTAssertEqual(value(after: "-m", in: fromTask), "489M")
         XCTAssertTrue(fromTask.contains { $0.contains("file=disk.img,format=raw") }, "\(fromTask)")
         // gvltctl's short flags win over the task; --qemu-arg is one argument each, never split.
-        let flags = try words(["-f", "task.yaml", "-s", "3", "-m", "1G", "-g", "0000:01:00.0", "--qemu-arg", "-cpu", "--qemu-arg", "max,+pdpe1gb",
-                               "--qemu-arg", "-name", "--qemu-arg", "two words", "--qemu-path", "/usr/bin/qemu-system-x86_64"])
+        let flags = try words([
+            "-f", "task.yaml", "-s", "3", "-m", "1G", "-g", "0000:01:00.0", "--qemu-arg", "-cpu", "--qemu-arg",
+            "max,+pdpe1gb",
+            "--qemu-arg", "-name", "--qemu-arg", "two words", "--qemu-path", "/usr/bin/qemu-system-x86_64"
+        ])
         XCTAssertEqual(flags.first, "/usr/bin/qemu-system-x86_64")
         XCTAssertEqual(value(after: "-smp", in: flags), "3")
         XCTAssertEqual(value(after: "-m", in: flags), "1024M")
@@ -144,12 +181,18 @@ final class GvltctlRunTests: XCTestCase {
         try sandbox.write("disk.img", Data(count: 1 << 20))
         let cases: [(String, String)] = [
             ("spec:\n  image: https://example.com/hello.img\n", "is remote, and gvlt run works offline"),
-            ("spec:\n  image: disk.img\n  inputContexts: [{source: 'https://example.com/in.txt', target: /mnt/gevulot/input/in.txt}]\n", "not supported offline"),
-            ("spec:\n  image: disk.img\n  inputContexts: [{source: bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi, target: in.txt}]\n", "a CID or other remote source"),
+            (
+                "spec:\n  image: disk.img\n  inputContexts: [{source: 'https://example.com/in.txt', target: /mnt/gevulot/input/in.txt}]\n",
+                "not supported offline"
+            ),
+            (
+                "spec:\n  image: disk.img\n  inputContexts: [{source: bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi, target: in.txt}]\n",
+                "a CID or other remote source"
+            ),
             ("spec:\n  image: disk.img\n  resources: {memory: 8}\n", "too little to boot"),
             ("spec:\n  image: disk.img\n  outputContexts: [{source: /tmp/x}]\n", "not under /mnt/gevulot/output"),
             ("spec:\n  imag: disk.img\n", "did you mean `image`"),
-            ("spec: {}\n", "no image given"),
+            ("spec: {}\n", "no image given")
         ]
         for (index, (spec, expected)) in cases.enumerated() {
             try sandbox.write("t\(index).yaml", Data("kind: Task\nversion: v0\n\(spec)".utf8))
@@ -157,6 +200,8 @@ final class GvltctlRunTests: XCTestCase {
             XCTAssertNotEqual(result.status, 0, spec)
             XCTAssertTrue(result.stderr.contains(expected), "\(spec): \(result.stderr)")
         }
-        XCTAssertEqual(sandbox.listing(sandbox.work).filter { !$0.hasPrefix("t") && $0 != "disk.img" }, [], "a failed run left files behind")
+        XCTAssertEqual(
+            sandbox.listing(sandbox.work).filter { !$0.hasPrefix("t") && $0 != "disk.img" }, [],
+            "a failed run left files behind")
     }
 }

@@ -8,21 +8,28 @@ final class HostileInputTests: XCTestCase {
     let marker = "gvlt-escape-" + UUID().uuidString
 
     /// Builds a one-image layout in the sandbox via `prepare`, exports it, and checks the refusal.
-    func assertRefused(_ expected: [String], source: String = "oci:img", file: StaticString = #filePath, line: UInt = #line,
-                       prepare: (Sandbox) throws -> Void) throws {
+    func assertRefused(
+        _ expected: [String], source: String = "oci:img", file: StaticString = #filePath, line: UInt = #line,
+        prepare: (Sandbox) throws -> Void
+    ) throws {
         let sandbox = try Sandbox()
         try prepare(sandbox)
         let before = sandbox.listing(sandbox.root)
         let result = try GvltBinary.run(["export", "--container", source, "-o", "out.tar"], in: sandbox)
         XCTAssertNotEqual(result.status, 0, "hostile input was accepted", file: file, line: line)
-        XCTAssertTrue(result.stderr.split(separator: "\n").contains { $0.hasPrefix("error: ") }, "no error line: \(result.stderr)",
-                      file: file, line: line)
+        XCTAssertTrue(
+            result.stderr.split(separator: "\n").contains { $0.hasPrefix("error: ") },
+            "no error line: \(result.stderr)",
+            file: file, line: line)
         for fragment in expected {
-            XCTAssertTrue(result.stderr.contains(fragment), "stderr lacks `\(fragment)`: \(result.stderr)", file: file, line: line)
+            XCTAssertTrue(
+                result.stderr.contains(fragment), "stderr lacks `\(fragment)`: \(result.stderr)", file: file, line: line
+            )
         }
         XCTAssertEqual(sandbox.listing(sandbox.root), before, "the run left files behind", file: file, line: line)
         for place in [sandbox.root + "/" + marker, sandbox.work + "/" + marker, "/tmp/" + marker, "/" + marker] {
-            XCTAssertFalse(FileManager.default.fileExists(atPath: place), "\(place) was created", file: file, line: line)
+            XCTAssertFalse(
+                FileManager.default.fileExists(atPath: place), "\(place) was created", file: file, line: line)
         }
     }
 
@@ -44,20 +51,24 @@ final class HostileInputTests: XCTestCase {
     }
 
     func testWriteThroughSymlink() throws {
-        try assertRefused(["entry 'evil/\(marker)'", "parent 'evil' is a symlink (-> /tmp)", "writing through a symlink is refused"]) {
+        try assertRefused([
+            "entry 'evil/\(marker)'", "parent 'evil' is a symlink (-> /tmp)", "writing through a symlink is refused"
+        ]) {
             try self.image($0, [LayerFixture([.symlink("evil", "/tmp"), .file("evil/\(self.marker)", "x")])])
         }
     }
 
     func testWriteThroughSymlinkFromALowerLayer() throws {
         try assertRefused(["layer 2/2", "parent 'evil' is a symlink"]) {
-            try self.image($0, [LayerFixture([.symlink("evil", "/tmp")]), LayerFixture([.file("evil/\(self.marker)", "x")])])
+            try self.image(
+                $0, [LayerFixture([.symlink("evil", "/tmp")]), LayerFixture([.file("evil/\(self.marker)", "x")])])
         }
     }
 
     func testTwoHopSymlinkChainEscape() throws {
         try assertRefused(["entry 'a/\(marker)'", "parent 'a' is a symlink (-> b)"]) {
-            try self.image($0, [LayerFixture([.symlink("b", "../../../tmp"), .symlink("a", "b"), .file("a/\(self.marker)", "x")])])
+            try self.image(
+                $0, [LayerFixture([.symlink("b", "../../../tmp"), .symlink("a", "b"), .file("a/\(self.marker)", "x")])])
         }
     }
 
@@ -83,7 +94,7 @@ final class HostileInputTests: XCTestCase {
         try assertRefused(["layer 1/1", "truncated"]) { sandbox in
             let full = try TarBuilder.tar([.file("big", String(repeating: "data ", count: 20_000))], compression: .gzip)
             var layer = LayerFixture([], compression: .gzip)
-            layer.rawBlob = full.prefix(full.count / 2)   // the digest is computed over the truncated bytes
+            layer.rawBlob = full.prefix(full.count / 2)  // the digest is computed over the truncated bytes
             try self.image(sandbox, [layer])
         }
     }
@@ -123,7 +134,8 @@ final class HostileInputTests: XCTestCase {
     func testMalformedIndexJSON() throws {
         try assertRefused(["malformed index.json"]) { sandbox in
             try self.image(sandbox, [LayerFixture([.file("a", "x")])])
-            try Data(#"{"schemaVersion": 2, "manifests": [ {"digest": 5 ]"#.utf8).write(to: URL(fileURLWithPath: sandbox.path("img/index.json")))
+            try Data(#"{"schemaVersion": 2, "manifests": [ {"digest": 5 ]"#.utf8).write(
+                to: URL(fileURLWithPath: sandbox.path("img/index.json")))
         }
     }
 
@@ -131,8 +143,10 @@ final class HostileInputTests: XCTestCase {
         try assertRefused(["no linux/amd64 manifest; available: linux/arm64, linux/s390x"]) { sandbox in
             let layout = try OCILayoutBuilder(directory: sandbox.path("img"))
             try layout.writeIndex([
-                try layout.image([LayerFixture([.file("a", "arm")])], architecture: "arm64", tag: nil, platformInIndex: true),
-                try layout.image([LayerFixture([.file("a", "s390x")])], architecture: "s390x", tag: nil, platformInIndex: true),
+                try layout.image(
+                    [LayerFixture([.file("a", "arm")])], architecture: "arm64", tag: nil, platformInIndex: true),
+                try layout.image(
+                    [LayerFixture([.file("a", "s390x")])], architecture: "s390x", tag: nil, platformInIndex: true)
             ])
         }
     }
@@ -140,7 +154,7 @@ final class HostileInputTests: XCTestCase {
     func testMalformedTarHeaderIsAnErrorNotASkip() throws {
         try assertRefused(["layer 1/1"]) { sandbox in
             var tar = try TarBuilder.tar([.file("a", "x"), .file("b", "y")])
-            tar[1024 + 148] ^= 0x01   // break the second header's checksum
+            tar[1024 + 148] ^= 0x01  // break the second header's checksum
             var layer = LayerFixture([], compression: .none)
             layer.rawBlob = tar
             try self.image(sandbox, [layer])
@@ -149,13 +163,17 @@ final class HostileInputTests: XCTestCase {
 
     func testDockerArchiveMemberLinkingOutsideTheArchive() throws {
         try assertRefused(["links outside the archive"], source: "docker-archive:evil.tar") { sandbox in
-            let config = try JSONSerialization.data(withJSONObject: ["architecture": "amd64", "os": "linux",
-                                                                     "rootfs": ["type": "layers", "diff_ids": ["sha256:" + String(repeating: "a", count: 64)]]])
+            let config = try JSONSerialization.data(withJSONObject: [
+                "architecture": "amd64", "os": "linux",
+                "rootfs": ["type": "layers", "diff_ids": ["sha256:" + String(repeating: "a", count: 64)]]
+            ])
             let manifest = try JSONSerialization.data(withJSONObject: [["Config": "c.json", "Layers": ["x/layer.tar"]]])
-            try sandbox.write("evil.tar", try TarBuilder.tar([
-                TarMember("c.json", .file(config)), .dir("x"), .symlink("x/layer.tar", "../../../etc/passwd"),
-                TarMember("manifest.json", .file(manifest)),
-            ]))
+            try sandbox.write(
+                "evil.tar",
+                try TarBuilder.tar([
+                    TarMember("c.json", .file(config)), .dir("x"), .symlink("x/layer.tar", "../../../etc/passwd"),
+                    TarMember("manifest.json", .file(manifest))
+                ]))
         }
     }
 
@@ -175,7 +193,9 @@ final class HostileInputTests: XCTestCase {
         XCTAssertEqual(result.status, 1)
         XCTAssertTrue(result.stderr.contains("nowhere is not a directory"), result.stderr)
         result = try GvltBinary.run(["export", "--container", "docker://busybox", "-o", "out.tar"], in: sandbox)
-        XCTAssertTrue(result.stderr.contains("unknown transport `docker`") && result.stderr.contains("oci:DIR[:TAG]"), result.stderr)
+        XCTAssertTrue(
+            result.stderr.contains("unknown transport `docker`") && result.stderr.contains("oci:DIR[:TAG]"),
+            result.stderr)
         result = try GvltBinary.run(["export", "-o", "out.tar"], in: sandbox)
         XCTAssertTrue(result.stderr.contains("no source given"), result.stderr)
         XCTAssertEqual(sandbox.listing(sandbox.work), [])

@@ -18,13 +18,17 @@ final class KernelTests: XCTestCase {
 
         for root in [RootFilesystem.squashfs(.zstd), .squashfs(.gzip), .ext4] {
             let order = try KernelValidator.validate(bundle.config, modules: modules, root: root, kernel: bundle.origin)
-            let wanted = ["virtio_pci", "virtio_scsi", "sd_mod", "virtio_blk", "9pnet_virtio", "9p"]
+            let wanted =
+                ["virtio_pci", "virtio_scsi", "sd_mod", "virtio_blk", "9pnet_virtio", "9p"]
                 + (root == .ext4 ? ["ext4"] : ["squashfs"])
             for module in wanted { XCTAssertTrue(order.contains(module), "\(module) missing from \(order)") }
             // Every module comes after everything it depends on.
             for (index, module) in order.enumerated() {
-                for dependency in try ModuleInfo(module: modules.path(of: module)!).dependencies.map(ModuleTree.canonical) {
-                    let position = try XCTUnwrap(order.firstIndex(of: dependency), "\(dependency) (for \(module)) not loaded")
+                for dependency in try ModuleInfo(module: modules.path(of: module)!).dependencies.map(
+                    ModuleTree.canonical)
+                {
+                    let position = try XCTUnwrap(
+                        order.firstIndex(of: dependency), "\(dependency) (for \(module)) not loaded")
                     XCTAssertLessThan(position, index, "\(dependency) must load before \(module)")
                 }
             }
@@ -52,8 +56,11 @@ final class KernelTests: XCTestCase {
 
     func testCloudKernelIsRefusedNamingTheMissingOptions() throws {
         let bundle = try DebianKernelProvider(cache: Self.cache, flavour: "cloud-amd64").bundle()
-        XCTAssertThrowsError(try KernelValidator.validate(bundle.config, modules: try bundle.moduleTree(), root: .squashfs(.zstd),
-                                                          kernel: bundle.origin)) { error in
+        XCTAssertThrowsError(
+            try KernelValidator.validate(
+                bundle.config, modules: try bundle.moduleTree(), root: .squashfs(.zstd),
+                kernel: bundle.origin)
+        ) { error in
             let text = "\(error)"
             for option in ["CONFIG_NET_9P:", "CONFIG_NET_9P_VIRTIO:", "CONFIG_9P_FS:"] {
                 XCTAssertTrue(text.contains(option), "\(option) not named in: \(text)")
@@ -79,14 +86,23 @@ final class KernelTests: XCTestCase {
 
     func testKernelChoiceAndFileProviderErrors() throws {
         XCTAssertEqual(try KernelChoice.parse("debian", modules: nil, config: nil), .debian(version: nil))
-        XCTAssertEqual(try KernelChoice.parse("debian:6.1.0-56", modules: nil, config: nil), .debian(version: "6.1.0-56"))
-        XCTAssertEqual(try KernelChoice.parse("file:/k", modules: "/m", config: "/c"), .file(path: "/k", modules: "/m", config: "/c"))
+        XCTAssertEqual(
+            try KernelChoice.parse("debian:6.1.0-56", modules: nil, config: nil), .debian(version: "6.1.0-56"))
+        XCTAssertEqual(
+            try KernelChoice.parse("file:/k", modules: "/m", config: "/c"),
+            .file(path: "/k", modules: "/m", config: "/c"))
         XCTAssertThrowsError(try KernelChoice.parse("ubuntu", modules: nil, config: nil))
         // gvltctl's -k VERSION: a tag of --kernel-url (default torvalds/linux); latest is Debian's.
-        XCTAssertEqual(try KernelChoice.parse("v6.10", modules: nil, config: nil), .git(url: GitKernelSource.defaultURL, ref: "v6.10", config: nil))
+        XCTAssertEqual(
+            try KernelChoice.parse("v6.10", modules: nil, config: nil),
+            .git(url: GitKernelSource.defaultURL, ref: "v6.10", config: nil))
         XCTAssertEqual(try KernelChoice.parse("latest", modules: nil, config: nil), .debian(version: nil))
-        XCTAssertEqual(try KernelChoice.parse("latest", modules: nil, config: "/c", url: "/repo"), .git(url: "/repo", ref: nil, config: "/c"))
-        XCTAssertEqual(try KernelChoice.parse("my-branch", modules: nil, config: nil, url: "/repo"), .git(url: "/repo", ref: "my-branch", config: nil))
+        XCTAssertEqual(
+            try KernelChoice.parse("latest", modules: nil, config: "/c", url: "/repo"),
+            .git(url: "/repo", ref: nil, config: "/c"))
+        XCTAssertEqual(
+            try KernelChoice.parse("my-branch", modules: nil, config: nil, url: "/repo"),
+            .git(url: "/repo", ref: "my-branch", config: nil))
         XCTAssertThrowsError(try KernelChoice.parse("v6.10", modules: "/m", config: nil))
         XCTAssertThrowsError(try FileKernelProvider.bundle(image: "/nonexistent", modules: nil, config: nil)) {
             XCTAssertTrue("\($0)".contains("does not exist"))
@@ -95,27 +111,31 @@ final class KernelTests: XCTestCase {
         XCTAssertThrowsError(try FileKernelProvider.bundle(image: bundle.image, modules: nil, config: nil)) {
             XCTAssertTrue("\($0)".contains("--kernel-config"), "\($0)")
         }
-        let viaFile = try FileKernelProvider.bundle(image: bundle.image, modules: bundle.modulesDirectory,
-                                                    config: URL(fileURLWithPath: bundle.image).deletingLastPathComponent().path + "/config-\(bundle.release)")
+        let viaFile = try FileKernelProvider.bundle(
+            image: bundle.image, modules: bundle.modulesDirectory,
+            config: URL(fileURLWithPath: bundle.image).deletingLastPathComponent().path + "/config-\(bundle.release)")
         XCTAssertEqual(viaFile.release, bundle.release)
     }
 
     func testInitramfsIsDeterministicAndListsModulesInLoadOrder() throws {
         let bundle = try DebianKernelProvider(cache: Self.cache).bundle()
         let modules = try XCTUnwrap(try bundle.moduleTree())
-        let order = try KernelValidator.validate(bundle.config, modules: modules, root: .squashfs(.zstd), kernel: bundle.origin)
+        let order = try KernelValidator.validate(
+            bundle.config, modules: modules, root: .squashfs(.zstd), kernel: bundle.origin)
         let directory = NSTemporaryDirectory() + "gvlt-initramfs-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         try Data("#!fake-init".utf8).write(to: URL(fileURLWithPath: directory + "/init"))
-        let initramfs = Initramfs(release: bundle.release, modules: order.map { ($0, modules.modules[$0]!) },
-                                  modulesDirectory: modules.directory, initBinary: directory + "/init")
+        let initramfs = Initramfs(
+            release: bundle.release, modules: order.map { ($0, modules.modules[$0]!) },
+            modulesDirectory: modules.directory, initBinary: directory + "/init")
         let first = try initramfs.write(to: directory + "/a.cpio", force: false)
         let second = try initramfs.write(to: directory + "/b.cpio", force: false)
         XCTAssertEqual(first.sha256, second.sha256)
 
         let file = try SharedFile.openReadOnly(directory + "/a.cpio")
-        let reader = try ArchiveReader(format: .cpio, source: FileRangeSource(file: file, length: file.size), label: "initramfs")
+        let reader = try ArchiveReader(
+            format: .cpio, source: FileRangeSource(file: file, length: file.size), label: "initramfs")
         var names: [String] = []
         var loadOrder = ""
         while let entry = try reader.nextHeader() {
@@ -128,9 +148,12 @@ final class KernelTests: XCTestCase {
             }
         }
         XCTAssertTrue(names.contains("init"))
-        XCTAssertEqual(loadOrder.split(separator: "\n").map { String($0.split(separator: "/").last!.dropLast(3)) }
-                           .map(ModuleTree.canonical), order)
-        for line in loadOrder.split(separator: "\n") { XCTAssertTrue(names.contains(String(line.dropFirst())), "\(line) not in the archive") }
+        XCTAssertEqual(
+            loadOrder.split(separator: "\n").map { String($0.split(separator: "/").last!.dropLast(3)) }
+                .map(ModuleTree.canonical), order)
+        for line in loadOrder.split(separator: "\n") {
+            XCTAssertTrue(names.contains(String(line.dropFirst())), "\(line) not in the archive")
+        }
     }
 
     /// The source provider's fragment: every runtime requirement, merged over whatever the base said.

@@ -18,7 +18,8 @@ final class LinuxVMImageTests: XCTestCase {
     static let built: Result<(initBinary: String, program: Data), Error> = Result {
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
         try shell(["bash", repository + "/scripts/build-init", work + "/gvlt-init"])
-        try Data("""
+        try Data(
+            """
             #include <signal.h>
             #include <stdio.h>
             #include <stdlib.h>
@@ -44,8 +45,9 @@ final class LinuxVMImageTests: XCTestCase {
                 fflush(stdout);
                 return argc > 2 ? atoi(argv[2]) : 0;
             }
-            """.utf8)
-            .write(to: URL(fileURLWithPath: work + "/prover.c"))
+            """.utf8
+        )
+        .write(to: URL(fileURLWithPath: work + "/prover.c"))
         try shell(["gcc", "-static", "-O2", "-o", work + "/prover", work + "/prover.c"])
         return (work + "/gvlt-init", try Data(contentsOf: URL(fileURLWithPath: work + "/prover")))
     }
@@ -56,29 +58,49 @@ final class LinuxVMImageTests: XCTestCase {
         process.arguments = arguments
         try process.run()
         process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw NSError(domain: "shell", code: Int(process.terminationStatus)) }
+        guard process.terminationStatus == 0 else {
+            throw NSError(domain: "shell", code: Int(process.terminationStatus))
+        }
     }
 
     /// An OCI layout holding the prover, a setuid file owned by 1000:1000 and a char device.
     static func makeImage(in sandbox: Sandbox) throws {
         let (_, program) = try Self.built.get()
         let layout = try OCILayoutBuilder(directory: sandbox.path("img"))
-        try layout.writeIndex([try layout.image([
-            LayerFixture([.dir("usr"), .dir("usr/bin"), TarMember("usr/bin/prover", .file(program), mode: 0o755)]),
-            LayerFixture([TarMember("usr/bin/su-like", .file(Data("x".utf8)), mode: 0o4755, uid: 1000, gid: 1000),
-                          .dir("dev-in-image"), TarMember("dev-in-image/ttyX", .characterDevice(4, 64), mode: 0o620)]),
-        ], config: ["Entrypoint": ["/usr/bin/prover"], "Cmd": ["from-image"], "Env": ["PATH=/usr/bin", "MODE=image", "KEEP=yes"]])])
+        try layout.writeIndex([
+            try layout.image(
+                [
+                    LayerFixture([
+                        .dir("usr"), .dir("usr/bin"), TarMember("usr/bin/prover", .file(program), mode: 0o755)
+                    ]),
+                    LayerFixture([
+                        TarMember("usr/bin/su-like", .file(Data("x".utf8)), mode: 0o4755, uid: 1000, gid: 1000),
+                        .dir("dev-in-image"), TarMember("dev-in-image/ttyX", .characterDevice(4, 64), mode: 0o620)
+                    ])
+                ],
+                config: [
+                    "Entrypoint": ["/usr/bin/prover"], "Cmd": ["from-image"],
+                    "Env": ["PATH=/usr/bin", "MODE=image", "KEEP=yes"]
+                ])
+        ])
     }
 
-    static func build(_ sandbox: Sandbox, output: String = "vm.img", extra: [String] = [], environment: [String: String] = [:],
-                      timeout: Double = 600) throws -> RunResult {
+    static func build(
+        _ sandbox: Sandbox, output: String = "vm.img", extra: [String] = [], environment: [String: String] = [:],
+        timeout: Double = 600
+    ) throws -> RunResult {
         let (initBinary, _) = try Self.built.get()
-        return try GvltBinary.run(["build", "--backend", "linuxvm", "--container", "oci:img", "-o", output, "--init-binary", initBinary,
-                                   "--cache-dir", Self.kernelCache] + extra, in: sandbox, environment: environment, timeout: timeout)
+        return try GvltBinary.run(
+            [
+                "build", "--backend", "linuxvm", "--container", "oci:img", "-o", output, "--init-binary", initBinary,
+                "--cache-dir", Self.kernelCache
+            ] + extra, in: sandbox, environment: environment, timeout: timeout)
     }
 
     /// Boots `image` exactly as the worker does and returns QEMU's status and console.
-    static func boot(_ image: String, sandbox: Sandbox, workerConfig: String, input: String?) throws -> (Int32, String, String?) {
+    static func boot(_ image: String, sandbox: Sandbox, workerConfig: String, input: String?) throws -> (
+        Int32, String, String?
+    ) {
         let run = sandbox.root + "/run-" + UUID().uuidString
         for share in ["input", "output", "rt-config"] {
             try FileManager.default.createDirectory(atPath: run + "/" + share, withIntermediateDirectories: true)
@@ -98,10 +120,12 @@ final class LinuxVMImageTests: XCTestCase {
         XCTAssertEqual(report["backend"] as? String, "linuxvm")
         XCTAssertEqual(sandbox.listing(sandbox.tmp), [], "scratch files left behind")
 
-        let (status, console, output) = try Self.boot(sandbox.path("vm.img"), sandbox: sandbox, workerConfig: """
-            version: 1.1.0
-            debug-exit: {arch: x86, iobase: 0xf4, iosize: 0x4, success-code: 0x3}
-            """, input: "proof-input\n")
+        let (status, console, output) = try Self.boot(
+            sandbox.path("vm.img"), sandbox: sandbox,
+            workerConfig: """
+                version: 1.1.0
+                debug-exit: {arch: x86, iobase: 0xf4, iosize: 0x4, success-code: 0x3}
+                """, input: "proof-input\n")
         XCTAssertTrue(console.contains("prover says: from-image"), console)
         // The guest sees the layer's metadata exactly.
         XCTAssertTrue(console.contains("su-like uid=1000 gid=1000 mode=4755"), console)
@@ -110,13 +134,17 @@ final class LinuxVMImageTests: XCTestCase {
         XCTAssertEqual(output, "got proof-input\n")
         XCTAssertEqual(status, 3, console)
 
-        let (failStatus, failConsole, _) = try Self.boot(sandbox.path("vm.img"), sandbox: sandbox, workerConfig: """
-            version: 1.1.0
-            command: /usr/bin/prover
-            args: [from-worker, "7"]
-            debug-exit: {arch: x86, iobase: 0xf4, iosize: 0x4, success-code: 0x3}
-            """, input: nil)
-        XCTAssertTrue(failConsole.contains("prover says: from-worker") && failConsole.contains("gvlt-init: exit-status=7"), failConsole)
+        let (failStatus, failConsole, _) = try Self.boot(
+            sandbox.path("vm.img"), sandbox: sandbox,
+            workerConfig: """
+                version: 1.1.0
+                command: /usr/bin/prover
+                args: [from-worker, "7"]
+                debug-exit: {arch: x86, iobase: 0xf4, iosize: 0x4, success-code: 0x3}
+                """, input: nil)
+        XCTAssertTrue(
+            failConsole.contains("prover says: from-worker") && failConsole.contains("gvlt-init: exit-status=7"),
+            failConsole)
         XCTAssertNotEqual(failStatus, 3)
     }
 
@@ -126,7 +154,8 @@ final class LinuxVMImageTests: XCTestCase {
             let sandbox = try Sandbox()
             try Self.makeImage(in: sandbox)
             if index == 1 { sleep(1) }
-            let result = try Self.build(sandbox, output: "image-\(index).img", extra: ["--json"], environment: ["SOURCE_DATE_EPOCH": epoch])
+            let result = try Self.build(
+                sandbox, output: "image-\(index).img", extra: ["--json"], environment: ["SOURCE_DATE_EPOCH": epoch])
             XCTAssertEqual(result.status, 0, result.stderr)
             let report = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as! [String: Any]
             digests.insert(report["sha256"] as! String)
@@ -148,24 +177,28 @@ final class LinuxVMImageTests: XCTestCase {
     }
 
     func gvltRun(_ arguments: [String], in sandbox: Sandbox, timeout: Double = 300) throws -> RunResult {
-        try GvltBinary.run(["run", try Self.runImage.get(), "--accel", "tcg"] + arguments, in: sandbox, timeout: timeout)
+        try GvltBinary.run(
+            ["run", try Self.runImage.get(), "--accel", "tcg"] + arguments, in: sandbox, timeout: timeout)
     }
 
     func testRunWithInputAndOutputsReturnsZero() throws {
         let sandbox = try Sandbox()
         try sandbox.write("data/in.txt", Data("witness-123\n".utf8))
-        let result = try gvltRun(["--input", "data/in.txt:in.txt", "--output", "out.txt", "--output-dir", "results"], in: sandbox)
+        let result = try gvltRun(
+            ["--input", "data/in.txt:in.txt", "--output", "out.txt", "--output-dir", "results"], in: sandbox)
         XCTAssertEqual(result.status, 0, result.stderr + result.stdout)
         XCTAssertTrue(result.stdout.contains("prover says: from-image"), result.stdout)
         XCTAssertTrue(result.stdout.contains("MODE=image KEEP=yes"), result.stdout)
-        XCTAssertEqual(try String(contentsOfFile: sandbox.path("results/out.txt"), encoding: .utf8), "got witness-123\n")
+        XCTAssertEqual(
+            try String(contentsOfFile: sandbox.path("results/out.txt"), encoding: .utf8), "got witness-123\n")
         XCTAssertTrue(result.stderr.contains("the program exited with status 0"), result.stderr)
         XCTAssertEqual(sandbox.listing(sandbox.tmp), [], "temp dirs left behind")
     }
 
     func testRunOverridesCommandArgsAndEnvAndReturnsTheExactStatus() throws {
         let sandbox = try Sandbox()
-        let result = try gvltRun(["--env", "MODE=run", "--command", "/usr/bin/prover", "--args", "from-run", "7"], in: sandbox)
+        let result = try gvltRun(
+            ["--env", "MODE=run", "--command", "/usr/bin/prover", "--args", "from-run", "7"], in: sandbox)
         XCTAssertEqual(result.status, 7, result.stderr)
         XCTAssertTrue(result.stdout.contains("prover says: from-run"), result.stdout)
         // The worker's env overrides MODE; the image's KEEP stays.
@@ -194,13 +227,18 @@ final class LinuxVMImageTests: XCTestCase {
         let sandbox = try Sandbox()
         let result = try gvltRun(["--output", "never-written.txt"], in: sandbox)
         XCTAssertEqual(result.status, 1, result.stderr)
-        XCTAssertTrue(result.stderr.contains("requested outputs not written by the program: never-written.txt"), result.stderr)
+        XCTAssertTrue(
+            result.stderr.contains("requested outputs not written by the program: never-written.txt"), result.stderr)
 
-        let printed = try gvltRun(["--print-qemu-command", "--mem", "2G", "--smp", "2", "--gpu", "0000:01:00.0"], in: sandbox)
+        let printed = try gvltRun(
+            ["--print-qemu-command", "--mem", "2G", "--smp", "2", "--gpu", "0000:01:00.0"], in: sandbox)
         XCTAssertEqual(printed.status, 0, printed.stderr)
-        for flag in ["-machine q35", "-m 2048M", "-smp 2", "scsi-hd,bus=scsi0.0,drive=hd0", "readonly=on", "mount_tag=gevulot-input",
-                     "mount_tag=gevulot-output", "mount_tag=gevulot-rt-config", "isa-debug-exit,iobase=0xf4,iosize=0x4",
-                     "vfio-pci,rombar=0,host=0000:01:00.0"] {
+        for flag in [
+            "-machine q35", "-m 2048M", "-smp 2", "scsi-hd,bus=scsi0.0,drive=hd0", "readonly=on",
+            "mount_tag=gevulot-input",
+            "mount_tag=gevulot-output", "mount_tag=gevulot-rt-config", "isa-debug-exit,iobase=0xf4,iosize=0x4",
+            "vfio-pci,rombar=0,host=0000:01:00.0"
+        ] {
             XCTAssertTrue(printed.stdout.contains(flag), "\(flag) missing from \(printed.stdout)")
         }
         let bad = try GvltBinary.run(["run", "/nonexistent.img", "--accel", "tcg"], in: sandbox)
@@ -213,24 +251,43 @@ final class LinuxVMImageTests: XCTestCase {
     func testHelloProverExampleFromAnOCILayout() throws {
         let sandbox = try Sandbox()
         let (initBinary, _) = try Self.built.get()
-        try Self.shell(["gcc", "-static", "-O2", "-o", sandbox.path("hello-prover"), Self.repository + "/examples/hello-prover/hello-prover.c"])
+        try Self.shell([
+            "gcc", "-static", "-O2", "-o", sandbox.path("hello-prover"),
+            Self.repository + "/examples/hello-prover/hello-prover.c"
+        ])
         let layout = try OCILayoutBuilder(directory: sandbox.path("img"))
-        try layout.writeIndex([try layout.image([LayerFixture([
-            .dir("usr"), .dir("usr/bin"),
-            TarMember("usr/bin/hello-prover", .file(try Data(contentsOf: URL(fileURLWithPath: sandbox.path("hello-prover")))), mode: 0o755),
-        ])], config: ["Entrypoint": ["/usr/bin/hello-prover"], "Cmd": ["/mnt/gevulot/input/witness.txt"]])])
-        let build = try GvltBinary.run(["build", "--backend", "linuxvm", "--container", "oci:img", "-o", "prover.img", "--init-binary", initBinary,
-                                        "--cache-dir", Self.kernelCache], in: sandbox, timeout: 600)
+        try layout.writeIndex([
+            try layout.image(
+                [
+                    LayerFixture([
+                        .dir("usr"), .dir("usr/bin"),
+                        TarMember(
+                            "usr/bin/hello-prover",
+                            .file(try Data(contentsOf: URL(fileURLWithPath: sandbox.path("hello-prover")))), mode: 0o755
+                        )
+                    ])
+                ], config: ["Entrypoint": ["/usr/bin/hello-prover"], "Cmd": ["/mnt/gevulot/input/witness.txt"]])
+        ])
+        let build = try GvltBinary.run(
+            [
+                "build", "--backend", "linuxvm", "--container", "oci:img", "-o", "prover.img", "--init-binary",
+                initBinary,
+                "--cache-dir", Self.kernelCache
+            ], in: sandbox, timeout: 600)
         XCTAssertEqual(build.status, 0, build.stderr)
         let witness = Self.repository + "/examples/hello-prover/witness.txt"
-        let run = try GvltBinary.run(["run", "prover.img", "--accel", "tcg", "--input", witness + ":witness.txt", "--output", "proof.txt"],
-                                     in: sandbox, timeout: 300)
+        let run = try GvltBinary.run(
+            ["run", "prover.img", "--accel", "tcg", "--input", witness + ":witness.txt", "--output", "proof.txt"],
+            in: sandbox, timeout: 300)
         XCTAssertEqual(run.status, 0, run.stderr + run.stdout)
         let expected = TarBuilder.sha256(try Data(contentsOf: URL(fileURLWithPath: witness))).dropFirst(7)
         XCTAssertEqual(try String(contentsOfFile: sandbox.path("output/proof.txt"), encoding: .utf8), expected + "\n")
 
-        let failing = try GvltBinary.run(["run", "prover.img", "--accel", "tcg", "--input", witness + ":witness.txt",
-                                          "--args", "/mnt/gevulot/input/witness.txt", "5"], in: sandbox, timeout: 300)
+        let failing = try GvltBinary.run(
+            [
+                "run", "prover.img", "--accel", "tcg", "--input", witness + ":witness.txt",
+                "--args", "/mnt/gevulot/input/witness.txt", "5"
+            ], in: sandbox, timeout: 300)
         XCTAssertEqual(failing.status, 5, failing.stderr)
     }
 
@@ -241,13 +298,16 @@ final class LinuxVMImageTests: XCTestCase {
         let result = try GvltBinary.run(["inspect", image, "--json"], in: sandbox)
         XCTAssertEqual(result.status, 0, result.stderr)
         let report = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as! [String: Any]
-        XCTAssertEqual(report["sha256"] as? String, TarBuilder.sha256(try Data(contentsOf: URL(fileURLWithPath: image))))
-        XCTAssertEqual((report["partitions"] as? [[String: Any]])?.map { $0["type"] as? String }, ["FAT32 (LBA)", "Linux"])
+        XCTAssertEqual(
+            report["sha256"] as? String, TarBuilder.sha256(try Data(contentsOf: URL(fileURLWithPath: image))))
+        XCTAssertEqual(
+            (report["partitions"] as? [[String: Any]])?.map { $0["type"] as? String }, ["FAT32 (LBA)", "Linux"])
         XCTAssertTrue((report["kernelRelease"] as? String ?? "").hasSuffix("-amd64"), "\(report)")
         XCTAssertTrue((report["initramfsModules"] as? [String] ?? []).contains("virtio_scsi"), "\(report)")
         XCTAssertEqual(report["rootFilesystem"] as? String, "squashfs")
         XCTAssertEqual(report["rootCompressor"] as? String, "zstd")
-        XCTAssertEqual(report["initSHA256"] as? String, TarBuilder.sha256(try Data(contentsOf: URL(fileURLWithPath: initBinary))))
+        XCTAssertEqual(
+            report["initSHA256"] as? String, TarBuilder.sha256(try Data(contentsOf: URL(fileURLWithPath: initBinary))))
         XCTAssertTrue((report["bakedConfig"] as? String ?? "").contains("command: \"/usr/bin/prover\""), "\(report)")
 
         try sandbox.write("not-an-image", Data(repeating: 7, count: 4096))
@@ -268,7 +328,9 @@ final class LinuxVMImageTests: XCTestCase {
         try download.run()
         download.waitUntilExit()
         // The metapackage names the real kernel package; fetch and unpack that one.
-        let meta = try FileManager.default.contentsOfDirectory(atPath: sandbox.work).first { $0.hasPrefix("linux-image-cloud-amd64") }!
+        let meta = try FileManager.default.contentsOfDirectory(atPath: sandbox.work).first {
+            $0.hasPrefix("linux-image-cloud-amd64")
+        }!
         let control = Process()
         control.executableURL = URL(fileURLWithPath: "/usr/bin/dpkg-deb")
         control.arguments = ["-f", sandbox.path(meta), "Depends"]
@@ -277,15 +339,23 @@ final class LinuxVMImageTests: XCTestCase {
         try control.run()
         control.waitUntilExit()
         let depends = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        let package = String(depends.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-            .first { $0.hasPrefix("linux-image-") }!.split(separator: " ").first!)
-        try Self.shell(["bash", "-c", "cd '\(sandbox.work)' && apt-get download -q \(package) >/dev/null 2>&1 && dpkg-deb -x \(package)_*.deb cloud"])
+        let package = String(
+            depends.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+                .first { $0.hasPrefix("linux-image-") }!.split(separator: " ").first!)
+        try Self.shell([
+            "bash", "-c",
+            "cd '\(sandbox.work)' && apt-get download -q \(package) >/dev/null 2>&1 && dpkg-deb -x \(package)_*.deb cloud"
+        ])
         let boot = try FileManager.default.contentsOfDirectory(atPath: sandbox.path("cloud/boot"))
         let vmlinuz = try XCTUnwrap(boot.first { $0.hasPrefix("vmlinuz-") })
         let release = String(vmlinuz.dropFirst("vmlinuz-".count))
-        let result = try Self.build(sandbox, extra: ["--kernel", "file:" + sandbox.path("cloud/boot/" + vmlinuz),
-                                                     "--kernel-config", sandbox.path("cloud/boot/config-" + release),
-                                                     "--kernel-modules", sandbox.path("cloud/lib/modules/" + release)])
+        let result = try Self.build(
+            sandbox,
+            extra: [
+                "--kernel", "file:" + sandbox.path("cloud/boot/" + vmlinuz),
+                "--kernel-config", sandbox.path("cloud/boot/config-" + release),
+                "--kernel-modules", sandbox.path("cloud/lib/modules/" + release)
+            ])
         XCTAssertEqual(result.status, 1, result.stderr)
         for option in ["CONFIG_NET_9P:", "CONFIG_NET_9P_VIRTIO:", "CONFIG_9P_FS:"] {
             XCTAssertTrue(result.stderr.contains(option), "\(option) not named: \(result.stderr)")
@@ -301,7 +371,8 @@ final class LinuxVMImageTests: XCTestCase {
         for index in 0..<2 {
             let sandbox = try Sandbox()
             try Self.makeImage(in: sandbox)
-            let result = try Self.build(sandbox, extra: ["--root-fs", "ext4", "--json"], environment: ["SOURCE_DATE_EPOCH": "1700000000"])
+            let result = try Self.build(
+                sandbox, extra: ["--root-fs", "ext4", "--json"], environment: ["SOURCE_DATE_EPOCH": "1700000000"])
             XCTAssertEqual(result.status, 0, result.stderr)
             let report = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as! [String: Any]
             digests.insert(report["sha256"] as! String)
@@ -313,10 +384,12 @@ final class LinuxVMImageTests: XCTestCase {
         let sandbox = try XCTUnwrap(lastSandbox)
         let inspect = try GvltBinary.run(["inspect", lastImage, "--json"], in: sandbox)
         XCTAssertTrue(inspect.stdout.contains("\"rootFilesystem\" : \"ext4\""), inspect.stdout)
-        let (status, console, output) = try Self.boot(lastImage, sandbox: sandbox, workerConfig: """
-            version: 1.1.0
-            debug-exit: {arch: x86, iobase: 0xf4, iosize: 0x4, success-code: 0x3}
-            """, input: "ext4-input\n")
+        let (status, console, output) = try Self.boot(
+            lastImage, sandbox: sandbox,
+            workerConfig: """
+                version: 1.1.0
+                debug-exit: {arch: x86, iobase: 0xf4, iosize: 0x4, success-code: 0x3}
+                """, input: "ext4-input\n")
         XCTAssertTrue(console.contains("su-like uid=1000 gid=1000 mode=4755"), console)
         XCTAssertTrue(console.contains("ttyX chardev=1 major=4 minor=64"), console)
         XCTAssertEqual(output, "got ext4-input\n")

@@ -8,7 +8,8 @@ import XCTest
 /// boot.img, whose region record is real, a kernel file and a klib): the seed manifests unchanged,
 /// the root tuple each gives, reproducibility, and every bad input refused with nothing written.
 final class NanosBuildTests: XCTestCase {
-    static let golden = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    static let golden =
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().path + "/Tests/Fixtures/nanos-golden"
 
     /// A release directory, a dynamic C program called `prover`, and the seed manifests, in `dir`.
@@ -16,8 +17,11 @@ final class NanosBuildTests: XCTestCase {
         let inputs = Self.golden + "/ops-layout/inputs"
         try sandbox.write("release/boot.img", try Data(contentsOf: URL(fileURLWithPath: inputs + "/boot.img")))
         try sandbox.write("release/kernel.img", try Data(contentsOf: URL(fileURLWithPath: inputs + "/kernel.img")))
-        try sandbox.write("release/klibs/gpu_nvidia", try Data(contentsOf: URL(fileURLWithPath: inputs + "/klibs/gpu_nvidia")))
-        try sandbox.write("prover.c", Data("#include <stdio.h>\nint main(int c, char **v) { printf(\"hi %d\\n\", c); return 0; }\n".utf8))
+        try sandbox.write(
+            "release/klibs/gpu_nvidia", try Data(contentsOf: URL(fileURLWithPath: inputs + "/klibs/gpu_nvidia")))
+        try sandbox.write(
+            "prover.c",
+            Data("#include <stdio.h>\nint main(int c, char **v) { printf(\"hi %d\\n\", c); return 0; }\n".utf8))
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/gcc")
         process.arguments = ["-O1", "-o", sandbox.path(program), sandbox.path("prover.c")]
@@ -78,7 +82,12 @@ final class NanosBuildTests: XCTestCase {
             let sandbox = try Sandbox()
             let program = name == "prover.json" ? "prover" : "my_prover"
             try prepare(sandbox, program: program)
-            try sandbox.write(name, Data(Self.proverJSON.replacingOccurrences(of: "\"Program\":\"prover\"", with: "\"Program\":\"\(program)\"").utf8))
+            try sandbox.write(
+                name,
+                Data(
+                    Self.proverJSON.replacingOccurrences(
+                        of: "\"Program\":\"prover\"", with: "\"Program\":\"\(program)\""
+                    ).utf8))
             // As the seed runs it: the program argument, then -c.
             let result = try build(sandbox, ["./\(program)", "-c", name])
             XCTAssertEqual(result.status, 0, result.stderr)
@@ -101,7 +110,9 @@ final class NanosBuildTests: XCTestCase {
             let image = try NanosImageReader.open(sandbox.path(program + ".img"))
             func read(_ path: String) throws -> String {
                 var bytes = Data()
-                try image.root.read(try XCTUnwrap(image.root.entry(at: path), path), path: path) { bytes.append(contentsOf: $0) }
+                try image.root.read(try XCTUnwrap(image.root.entry(at: path), path), path: path) {
+                    bytes.append(contentsOf: $0)
+                }
                 return String(decoding: bytes, as: UTF8.self)
             }
             XCTAssertEqual(try read("/etc/resolv.conf"), "nameserver  8.8.8.8\n")
@@ -132,7 +143,9 @@ final class NanosBuildTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: sandbox.path("deviceQuery.img")))
 
         // With KlibDir pointing at the stub release's klibs, it builds.
-        try sandbox.write("gpu.manifest", Data(Self.deviceQueryManifest.replacingOccurrences(of: "\"/build\"", with: "\"release/klibs\"").utf8))
+        try sandbox.write(
+            "gpu.manifest",
+            Data(Self.deviceQueryManifest.replacingOccurrences(of: "\"/build\"", with: "\"release/klibs\"").utf8))
         let result = try build(sandbox, ["deviceQuery", "-c", "gpu.manifest"])
         XCTAssertEqual(result.status, 0, result.stderr)
         let image = try NanosImageReader.open(sandbox.path("deviceQuery.img"))
@@ -154,26 +167,38 @@ final class NanosBuildTests: XCTestCase {
         try sandbox.write("nvidia/535.113.01/gsp_ga10x.bin", Data("firmware".utf8))
 
         // Firmware of another driver version: the expected paths and what is there are named.
-        try FileManager.default.moveItem(atPath: sandbox.path("nvidia/535.113.01"), toPath: sandbox.path("nvidia/535.104.05"))
+        try FileManager.default.moveItem(
+            atPath: sandbox.path("nvidia/535.113.01"), toPath: sandbox.path("nvidia/535.104.05"))
         let otherVersion = try build(sandbox, ["deviceQuery", "-c", "gpu.manifest", "-o", "x.img"])
         XCTAssertEqual(otherVersion.status, 1)
-        XCTAssertTrue(otherVersion.stderr.contains("/nvidia/535.113.01/gsp_ga10x.bin and /nvidia/535.113.01/gsp_tu10x.bin"), otherVersion.stderr)
+        XCTAssertTrue(
+            otherVersion.stderr.contains("/nvidia/535.113.01/gsp_ga10x.bin and /nvidia/535.113.01/gsp_tu10x.bin"),
+            otherVersion.stderr)
         XCTAssertTrue(otherVersion.stderr.contains("has firmware for 535.104.05 instead"), otherVersion.stderr)
-        try FileManager.default.moveItem(atPath: sandbox.path("nvidia/535.104.05"), toPath: sandbox.path("nvidia/535.113.01"))
+        try FileManager.default.moveItem(
+            atPath: sandbox.path("nvidia/535.104.05"), toPath: sandbox.path("nvidia/535.113.01"))
 
         // CUDA driver libraries of another version, and a klib that does not say its version.
         try sandbox.write("lib/x86_64-linux-gnu/libcuda.so.550.54.14", Data("stand-in".utf8))
         let libraries = try build(sandbox, ["deviceQuery", "-c", "gpu.manifest", "-o", "x.img"])
         XCTAssertEqual(libraries.status, 1)
-        XCTAssertTrue(libraries.stderr.contains("driver 535.113.01") && libraries.stderr.contains("/lib/x86_64-linux-gnu/libcuda.so.550.54.14"), libraries.stderr)
+        XCTAssertTrue(
+            libraries.stderr.contains("driver 535.113.01")
+                && libraries.stderr.contains("/lib/x86_64-linux-gnu/libcuda.so.550.54.14"), libraries.stderr)
         try FileManager.default.removeItem(atPath: sandbox.path("lib/x86_64-linux-gnu/libcuda.so.550.54.14"))
         try sandbox.write("release/klibs/gpu_nvidia", Data("a klib without a version\n".utf8))
         let unversioned = try build(sandbox, ["deviceQuery", "-c", "gpu.manifest", "-o", "x.img"])
         XCTAssertEqual(unversioned.status, 1)
         XCTAssertTrue(unversioned.stderr.contains("carries no NVIDIA identification string"), unversioned.stderr)
         try sandbox.write("release/klibs/gpu_nvidia", Self.placeholderKlib("535.113.01"))
-        try sandbox.write("ro.manifest", Data(Self.deviceQueryManifest.replacingOccurrences(of: "\"/build\"", with: "\"release/klibs\"")
-            .replacingOccurrences(of: "\"RebootOnExit\": true,", with: "\"RebootOnExit\": true, \"ManifestPassthrough\": {\"readonly_rootfs\": \"true\"},").utf8))
+        try sandbox.write(
+            "ro.manifest",
+            Data(
+                Self.deviceQueryManifest.replacingOccurrences(of: "\"/build\"", with: "\"release/klibs\"")
+                    .replacingOccurrences(
+                        of: "\"RebootOnExit\": true,",
+                        with: "\"RebootOnExit\": true, \"ManifestPassthrough\": {\"readonly_rootfs\": \"true\"},"
+                    ).utf8))
         let readOnly = try build(sandbox, ["deviceQuery", "-c", "ro.manifest", "-o", "x.img"])
         XCTAssertEqual(readOnly.status, 1)
         XCTAssertTrue(readOnly.stderr.contains("/dev/nvidiactl"), readOnly.stderr)
@@ -183,7 +208,9 @@ final class NanosBuildTests: XCTestCase {
     /// A stand-in gpu_nvidia klib: bytes around the identification string NVIDIA's code logs when it
     /// loads, which is where gvlt reads the driver version from.
     static func placeholderKlib(_ version: String) -> Data {
-        Data("\u{7F}ELF placeholder gpu_nvidia klib\u{0}NVRM: loading NVIDIA UNIX Open Kernel Module for x86_64  \(version)  Release Build  (test)\u{0}".utf8)
+        Data(
+            "\u{7F}ELF placeholder gpu_nvidia klib\u{0}NVRM: loading NVIDIA UNIX Open Kernel Module for x86_64  \(version)  Release Build  (test)\u{0}"
+                .utf8)
     }
 
     /// `--accel nvidia` adds the klib and the firmware to a manifest that has neither.
@@ -194,8 +221,12 @@ final class NanosBuildTests: XCTestCase {
         try sandbox.write("klib/gpu_nvidia", Self.placeholderKlib("535.113.01"))
         try sandbox.write("fw/535.113.01/gsp_ga10x.bin", Data("ga10x".utf8))
         try sandbox.write("fw/535.113.01/gsp_tu10x.bin", Data("tu10x".utf8))
-        let result = try build(sandbox, ["deviceQuery", "-c", "plain.manifest", "--accel", "nvidia", "--nvidia-klib", "klib/gpu_nvidia",
-                                         "--nvidia-firmware", "fw"])
+        let result = try build(
+            sandbox,
+            [
+                "deviceQuery", "-c", "plain.manifest", "--accel", "nvidia", "--nvidia-klib", "klib/gpu_nvidia",
+                "--nvidia-firmware", "fw"
+            ])
         XCTAssertEqual(result.status, 0, result.stderr)
         let image = try NanosImageReader.open(sandbox.path("deviceQuery.img"))
         XCTAssertEqual(image.root.root.text("klibs"), "bootfs")
@@ -205,15 +236,26 @@ final class NanosBuildTests: XCTestCase {
 
         // The klib decides the version: firmware for another one, or another --nvidia-version, is refused.
         try sandbox.write("klib/gpu_nvidia", Self.placeholderKlib("550.54.14"))
-        let mismatch = try build(sandbox, ["deviceQuery", "-c", "plain.manifest", "--accel", "nvidia", "--nvidia-klib", "klib/gpu_nvidia",
-                                           "--nvidia-firmware", "fw", "-o", "x.img"])
+        let mismatch = try build(
+            sandbox,
+            [
+                "deviceQuery", "-c", "plain.manifest", "--accel", "nvidia", "--nvidia-klib", "klib/gpu_nvidia",
+                "--nvidia-firmware", "fw", "-o", "x.img"
+            ])
         XCTAssertEqual(mismatch.status, 1)
         XCTAssertTrue(mismatch.stderr.contains("has no gsp_ga10x.bin for driver 550.54.14"), mismatch.stderr)
-        let pinned = try build(sandbox, ["deviceQuery", "-c", "plain.manifest", "--accel", "nvidia", "--nvidia-klib", "klib/gpu_nvidia",
-                                         "--nvidia-version", "535.113.01", "-o", "x.img"])
+        let pinned = try build(
+            sandbox,
+            [
+                "deviceQuery", "-c", "plain.manifest", "--accel", "nvidia", "--nvidia-klib", "klib/gpu_nvidia",
+                "--nvidia-version", "535.113.01", "-o", "x.img"
+            ])
         XCTAssertEqual(pinned.status, 1)
-        XCTAssertTrue(pinned.stderr.contains("--nvidia-version is 535.113.01, but the klib klib/gpu_nvidia is driver 550.54.14"), pinned.stderr)
-        let linuxOnly = try build(sandbox, ["deviceQuery", "-c", "plain.manifest", "--accel", "nvidia", "--require-gpu", "-o", "x.img"])
+        XCTAssertTrue(
+            pinned.stderr.contains("--nvidia-version is 535.113.01, but the klib klib/gpu_nvidia is driver 550.54.14"),
+            pinned.stderr)
+        let linuxOnly = try build(
+            sandbox, ["deviceQuery", "-c", "plain.manifest", "--accel", "nvidia", "--require-gpu", "-o", "x.img"])
         XCTAssertEqual(linuxOnly.status, 1)
         XCTAssertTrue(linuxOnly.stderr.contains("--require-gpu is for Linux VM images"), linuxOnly.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: sandbox.path("x.img")))
@@ -225,7 +267,9 @@ final class NanosBuildTests: XCTestCase {
         let sandbox = try Sandbox()
         try prepare(sandbox)
         try sandbox.write("plain.manifest", Data(#"{"Program": "prover", "Env": {"A": "1"}}"#.utf8))
-        try sandbox.writeExecutable("accel.py", """
+        try sandbox.writeExecutable(
+            "accel.py",
+            """
             #!/usr/bin/env python3
             import json, os, sys
             request = json.loads(sys.stdin.readline())
@@ -242,13 +286,19 @@ final class NanosBuildTests: XCTestCase {
                 if os.environ.get("WITH_MODULE"): result["kernel_modules"] = ["loop"]
                 send({"type": "result", "result": result})
             """)
-        var env = try sandbox.pluginsFile([#"{"name": "cfg", "kind": "exec", "role": "accelerator", "path": "\#(sandbox.path("accel.py"))"}"#])
-        let arguments = ["build", "--backend", "nanos", "--nanos-dir", "release", "prover", "-c", "plain.manifest", "--accel", "cfg"]
+        var env = try sandbox.pluginsFile([
+            #"{"name": "cfg", "kind": "exec", "role": "accelerator", "path": "\#(sandbox.path("accel.py"))"}"#
+        ])
+        let arguments = [
+            "build", "--backend", "nanos", "--nanos-dir", "release", "prover", "-c", "plain.manifest", "--accel", "cfg"
+        ]
         let result = try GvltBinary.run(arguments, in: sandbox, environment: env)
         XCTAssertEqual(result.status, 0, result.stderr)
         let image = try NanosImageReader.open(sandbox.path("prover.img"))
         var bytes = Data()
-        try image.root.read(try XCTUnwrap(image.root.entry(at: "/etc/cfg/app.conf")), path: "/etc/cfg/app.conf") { bytes.append(contentsOf: $0) }
+        try image.root.read(try XCTUnwrap(image.root.entry(at: "/etc/cfg/app.conf")), path: "/etc/cfg/app.conf") {
+            bytes.append(contentsOf: $0)
+        }
         XCTAssertEqual(String(decoding: bytes, as: UTF8.self), "klibs in klibs\n")
         XCTAssertEqual(image.root.entry(at: "/etc/cfg/current")?.text("linktarget"), "app.conf")
         XCTAssertNotNil(image.root.entry(at: "/var/cfg")?.tuple("children"))
@@ -259,7 +309,10 @@ final class NanosBuildTests: XCTestCase {
         env["WITH_MODULE"] = "1"
         let refused = try GvltBinary.run(arguments + ["-o", "x.img"], in: sandbox, environment: env)
         XCTAssertEqual(refused.status, 1)
-        XCTAssertTrue(refused.stderr.contains("accelerator `cfg` asks for Linux kernel module loop, and a Nanos image cannot load Linux modules"), refused.stderr)
+        XCTAssertTrue(
+            refused.stderr.contains(
+                "accelerator `cfg` asks for Linux kernel module loop, and a Nanos image cannot load Linux modules"),
+            refused.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: sandbox.path("x.img")))
     }
 
@@ -269,7 +322,8 @@ final class NanosBuildTests: XCTestCase {
         try sandbox.write("prover.json", Data(Self.proverJSON.utf8))
         try sandbox.write("args.json", Data(#"{"Program": "prover", "Args": ["from-manifest"]}"#.utf8))
         // ops build -a replaces Args; -i names the image, which lands in ~/.ops/images without -o.
-        let result = try build(sandbox, ["prover", "-c", "args.json", "-a", "one", "-a", "two words", "-i", "prover-v1.2"])
+        let result = try build(
+            sandbox, ["prover", "-c", "args.json", "-a", "one", "-a", "two words", "-i", "prover-v1.2"])
         XCTAssertEqual(result.status, 0, result.stderr)
         let image = sandbox.home + "/.ops/images/prover-v1.2"
         XCTAssertEqual(result.stdout, "Bootable image file:\(image)\n")
@@ -280,11 +334,15 @@ final class NanosBuildTests: XCTestCase {
         let named = try build(sandbox, ["prover", "-c", "args.json", "--imagename", "p2", "-o", "here.img"])
         XCTAssertEqual(named.status, 0, named.stderr)
         XCTAssertEqual(try rootTuple(sandbox.path("here.img")).tuple("environment")?.text("IMAGE_NAME"), "p2")
-        XCTAssertEqual(try rootTuple(sandbox.path("here.img"))["arguments"], .vector([.string("prover"), .string("from-manifest")]))
+        XCTAssertEqual(
+            try rootTuple(sandbox.path("here.img"))["arguments"], .vector([.string("prover"), .string("from-manifest")])
+        )
 
-        for (arguments, message) in [(["-n"], "--nightly needs the network"), (["-i", "a/b"], "--imagename `a/b` is not an image name"),
-                                     (["-i", "x", "--imagename", "y"], "-i and --imagename both name the image"),
-                                     (["--manifest", "args.json"], "-c and --manifest both name the manifest")] {
+        for (arguments, message) in [
+            (["-n"], "--nightly needs the network"), (["-i", "a/b"], "--imagename `a/b` is not an image name"),
+            (["-i", "x", "--imagename", "y"], "-i and --imagename both name the image"),
+            (["--manifest", "args.json"], "-c and --manifest both name the manifest")
+        ] {
             let failed = try build(sandbox, ["prover", "-c", "args.json", "-o", "x.img"] + arguments)
             XCTAssertEqual(failed.status, 1, "\(arguments): \(failed.stderr)")
             XCTAssertTrue(failed.stderr.contains(message), "\(arguments): \(failed.stderr)")
@@ -294,9 +352,13 @@ final class NanosBuildTests: XCTestCase {
         // --nanos-version takes ~/.ops/VERSION, as ops keeps releases; --force overwrites, and only it.
         try FileManager.default.createDirectory(atPath: sandbox.home + "/.ops", withIntermediateDirectories: true)
         try FileManager.default.copyItem(atPath: sandbox.path("release"), toPath: sandbox.home + "/.ops/0.1.53")
-        let versioned = try GvltBinary.run(["build", "--backend", "nanos", "prover", "-c", "args.json", "--nanos-version", "0.1.53", "-o", "v.img"], in: sandbox)
+        let versioned = try GvltBinary.run(
+            ["build", "--backend", "nanos", "prover", "-c", "args.json", "--nanos-version", "0.1.53", "-o", "v.img"],
+            in: sandbox)
         XCTAssertEqual(versioned.status, 0, versioned.stderr)
-        XCTAssertEqual(try NanosImageReader.open(sandbox.path("v.img")).boot.entry(at: "/kernel")?["filelength"]?.unsigned, 300_000)
+        XCTAssertEqual(
+            try NanosImageReader.open(sandbox.path("v.img")).boot.entry(at: "/kernel")?["filelength"]?.unsigned, 300_000
+        )
         let again = try build(sandbox, ["prover", "-c", "args.json", "-o", "v.img"])
         XCTAssertEqual(again.status, 1)
         XCTAssertTrue(again.stderr.contains("exists"), again.stderr)
@@ -305,9 +367,12 @@ final class NanosBuildTests: XCTestCase {
         // gvlt run for Nanos: a task's resources win over the manifest's RunConfig, flags over both;
         // what a Nanos image fixes at build time is refused.
         try sandbox.write("run.json", Data(#"{"Program": "prover", "RunConfig": {"CPUs": 3, "Memory": "3g"}}"#.utf8))
-        try sandbox.write("task.yaml", Data("kind: Task\nversion: v0\nspec:\n  resources: {cpus: 2, memory: 1GiB}\n".utf8))
+        try sandbox.write(
+            "task.yaml", Data("kind: Task\nversion: v0\nspec:\n  resources: {cpus: 2, memory: 1GiB}\n".utf8))
         func qemu(_ arguments: [String]) throws -> [String] {
-            let run = try GvltBinary.run(["run", "here.img", "--print-qemu-command", "--accel", "tcg", "-c", "run.json"] + arguments, in: sandbox)
+            let run = try GvltBinary.run(
+                ["run", "here.img", "--print-qemu-command", "--accel", "tcg", "-c", "run.json"] + arguments, in: sandbox
+            )
             XCTAssertEqual(run.status, 0, run.stderr)
             return run.stdout.split(separator: " ").map(String.init)
         }
@@ -338,7 +403,9 @@ final class NanosBuildTests: XCTestCase {
             let report = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as! [String: Any]
             digests.insert(report["sha256"] as! String)
             XCTAssertEqual(report["output"] as? String, sandbox.path("prover.img"))
-            XCTAssertEqual(TarBuilder.sha256(try Data(contentsOf: URL(fileURLWithPath: sandbox.path("prover.img")))), "sha256:" + (report["sha256"] as? String ?? ""))
+            XCTAssertEqual(
+                TarBuilder.sha256(try Data(contentsOf: URL(fileURLWithPath: sandbox.path("prover.img")))),
+                "sha256:" + (report["sha256"] as? String ?? ""))
         }
         XCTAssertEqual(digests.count, 1, "two builds of the same inputs differ")
     }
@@ -347,18 +414,36 @@ final class NanosBuildTests: XCTestCase {
         let sandbox = try Sandbox()
         try prepare(sandbox)
         let cases: [(String, String, [String])] = [
-            ("{\n  \"Program\": \"prover\",\n  \"ENV\": {\"A\": \"b\"}\n}", "unknown key `ENV`", ["line 3, column 3", "did you mean `Env`"]),
+            (
+                "{\n  \"Program\": \"prover\",\n  \"ENV\": {\"A\": \"b\"}\n}", "unknown key `ENV`",
+                ["line 3, column 3", "did you mean `Env`"]
+            ),
             ("{\"Program\": \"prover\", \"Args\": \"--flag\"}", "Args must be a list of strings, not a string", []),
             ("{\"Program\": \"prover\", \"RebootOnExit\": \"yes\"}", "RebootOnExit must be true or false", []),
-            ("{\"Program\": \"prover\", \"RunConfig\": {\"CPU\": 2}}", "unknown key `RunConfig.CPU`", ["did you mean `CPUs`"]),
-            ("{\"Program\": \"prover\", \"ManifestPassthrough\": {\"readonly_rootfs\": true}}", "is the boolean true", ["write \"true\""]),
+            (
+                "{\"Program\": \"prover\", \"RunConfig\": {\"CPU\": 2}}", "unknown key `RunConfig.CPU`",
+                ["did you mean `CPUs`"]
+            ),
+            (
+                "{\"Program\": \"prover\", \"ManifestPassthrough\": {\"readonly_rootfs\": true}}",
+                "is the boolean true", ["write \"true\""]
+            ),
             ("{\"Env\": {}}", "needs a program", []),
             ("{\"Program\": \"missing-program\"}", "does not exist", []),
-            ("{\"Program\": \"prover\", \"Dirs\": [\"no-such-dir\"]}", "Dirs entry `no-such-dir` is not a directory", []),
-            ("{\"Program\": \"prover\", \"Files\": [\"no-such-file\"]}", "Files entry `no-such-file` does not exist", []),
-            ("{\"Program\": \"prover\", \"Files\": [\"workspace\"], \"Mounts\": {\"%1\": \"/workspace\"}}", "which is a file in the image", []),
+            (
+                "{\"Program\": \"prover\", \"Dirs\": [\"no-such-dir\"]}", "Dirs entry `no-such-dir` is not a directory",
+                []
+            ),
+            (
+                "{\"Program\": \"prover\", \"Files\": [\"no-such-file\"]}", "Files entry `no-such-file` does not exist",
+                []
+            ),
+            (
+                "{\"Program\": \"prover\", \"Files\": [\"workspace\"], \"Mounts\": {\"%1\": \"/workspace\"}}",
+                "which is a file in the image", []
+            ),
             ("{\"Program\": \"prover\", \"Args\": [\"\"]}", "cannot store an empty string", []),
-            ("{\"Program\": \"prover\"", "is not valid JSON", []),
+            ("{\"Program\": \"prover\"", "is not valid JSON", [])
         ]
         try sandbox.write("workspace", Data("a file".utf8))
         for (text, message, more) in cases {
@@ -366,10 +451,15 @@ final class NanosBuildTests: XCTestCase {
             let result = try build(sandbox, ["-c", "bad.json", "-o", "bad.img"])
             XCTAssertEqual(result.status, 1, "\(text): \(result.stderr)")
             XCTAssertTrue(result.stderr.contains(message), "\(text): expected `\(message)` in: \(result.stderr)")
-            for detail in more { XCTAssertTrue(result.stderr.contains(detail), "\(text): expected `\(detail)` in: \(result.stderr)") }
+            for detail in more {
+                XCTAssertTrue(result.stderr.contains(detail), "\(text): expected `\(detail)` in: \(result.stderr)")
+            }
             XCTAssertFalse(FileManager.default.fileExists(atPath: sandbox.path("bad.img")), text)
             XCTAssertEqual(sandbox.listing(sandbox.tmp), [], "\(text): scratch files left behind")
-            XCTAssertEqual(sandbox.listing(sandbox.work).filter { !$0.contains("/") && ($0.hasSuffix(".img") || $0.contains(".gvlt")) }, [], text)
+            XCTAssertEqual(
+                sandbox.listing(sandbox.work).filter {
+                    !$0.contains("/") && ($0.hasSuffix(".img") || $0.contains(".gvlt"))
+                }, [], text)
         }
     }
 
@@ -386,13 +476,17 @@ final class NanosBuildTests: XCTestCase {
         let missing = try GvltBinary.run(["build", "--backend", "nanos", "-c", "m.json"], in: sandbox)
         XCTAssertEqual(missing.status, 1)
         XCTAssertTrue(missing.stderr.contains(sandbox.home + "/.ops/0.1.51/boot.img does not exist"), missing.stderr)
-        try FileManager.default.createDirectory(atPath: sandbox.home + "/.ops/0.1.51", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            atPath: sandbox.home + "/.ops/0.1.51", withIntermediateDirectories: true)
         for file in ["boot.img", "kernel.img"] {
-            try FileManager.default.copyItem(atPath: sandbox.path("release/" + file), toPath: sandbox.home + "/.ops/0.1.51/" + file)
+            try FileManager.default.copyItem(
+                atPath: sandbox.path("release/" + file), toPath: sandbox.home + "/.ops/0.1.51/" + file)
         }
         let found = try GvltBinary.run(["build", "--backend", "nanos", "-c", "m.json", "--json"], in: sandbox)
         XCTAssertEqual(found.status, 0, found.stderr)
-        XCTAssertEqual(try NanosImageReader.open(sandbox.path("prover.img")).root.root.tuple("environment")?.text("NANOS_VERSION"), "0.1.51")
+        XCTAssertEqual(
+            try NanosImageReader.open(sandbox.path("prover.img")).root.root.tuple("environment")?.text("NANOS_VERSION"),
+            "0.1.51")
     }
 
     func testProgramChecksAndPrintModes() throws {
@@ -411,17 +505,23 @@ final class NanosBuildTests: XCTestCase {
         XCTAssertEqual(manifest.status, 0, manifest.stderr)
         XCTAssertTrue(manifest.stdout.contains("program:/prover"), manifest.stdout)
         XCTAssertTrue(manifest.stdout.contains("kernel:(contents:"), manifest.stdout)
-        XCTAssertEqual(sandbox.listing(sandbox.work).filter { !$0.contains("/") && $0.hasSuffix(".img") }, [], "print modes write no image")
+        XCTAssertEqual(
+            sandbox.listing(sandbox.work).filter { !$0.contains("/") && $0.hasSuffix(".img") }, [],
+            "print modes write no image")
 
         let local = try build(sandbox, ["prover", "--local-run", "-o", "local.img"])
         XCTAssertEqual(local.status, 0, local.stderr)
         XCTAssertEqual(try rootTuple(sandbox.path("local.img")).text("debug_exit"), "t")
         let inspect = try GvltBinary.run(["inspect", "local.img"], in: sandbox)
         XCTAssertEqual(inspect.status, 0, inspect.stderr)
-        XCTAssertTrue(inspect.stdout.contains("boot:       /kernel (300000 bytes)") && inspect.stdout.contains("debug_exit:t"), inspect.stdout)
+        XCTAssertTrue(
+            inspect.stdout.contains("boot:       /kernel (300000 bytes)") && inspect.stdout.contains("debug_exit:t"),
+            inspect.stdout)
         let extract = try GvltBinary.run(["extract", "local.img", "/prover", "-o", "copy"], in: sandbox)
         XCTAssertEqual(extract.status, 0, extract.stderr)
-        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: sandbox.path("copy"))), try Data(contentsOf: URL(fileURLWithPath: sandbox.path("prover"))))
+        XCTAssertEqual(
+            try Data(contentsOf: URL(fileURLWithPath: sandbox.path("copy"))),
+            try Data(contentsOf: URL(fileURLWithPath: sandbox.path("prover"))))
     }
 
     /// `gvlt run` for Nanos: the command line ops uses, RunConfig sizing, and the volume round trip
@@ -430,31 +530,43 @@ final class NanosBuildTests: XCTestCase {
     func testRunBuildsTheOpsCommandLineAndRoundTripsTheVolume() throws {
         let sandbox = try Sandbox()
         try prepare(sandbox)
-        try sandbox.write("m.json", Data(Self.proverJSON.replacingOccurrences(of: "\"Program\":\"prover\",",
-                                                                              with: "\"Program\":\"prover\", \"RunConfig\": {\"CPUs\": 2, \"Memory\": \"2g\"},").utf8))
+        try sandbox.write(
+            "m.json",
+            Data(
+                Self.proverJSON.replacingOccurrences(
+                    of: "\"Program\":\"prover\",",
+                    with: "\"Program\":\"prover\", \"RunConfig\": {\"CPUs\": 2, \"Memory\": \"2g\"},"
+                ).utf8))
         XCTAssertEqual(try build(sandbox, ["prover", "-c", "m.json", "--local-run"]).status, 0)
         try sandbox.write("ws/sub/a.txt", Data("hello volume\n".utf8))
         try FileManager.default.createSymbolicLink(atPath: sandbox.path("ws/link"), withDestinationPath: "sub/a.txt")
 
-        let line = try GvltBinary.run(["run", "prover.img", "-c", "m.json", "--volume", "ws", "--print-qemu-command"], in: sandbox)
+        let line = try GvltBinary.run(
+            ["run", "prover.img", "-c", "m.json", "--volume", "ws", "--print-qemu-command"], in: sandbox)
         XCTAssertEqual(line.status, 0, line.stderr)
-        for part in ["-machine q35", "virtio-scsi-pci,bus=pci.2,addr=0x0,id=scsi0", "file=prover.img,format=raw,if=none,id=hd0,snapshot=on",
-                     "scsi-hd,bus=scsi0.0,drive=hd1,scsi-id=1,lun=0,device_id=persistent-disk-1", "-smp 2", "-m 2048M",
-                     "isa-debug-exit,iobase=0x501,iosize=0x02", "-no-reboot", "-serial stdio"] {
+        for part in [
+            "-machine q35", "virtio-scsi-pci,bus=pci.2,addr=0x0,id=scsi0",
+            "file=prover.img,format=raw,if=none,id=hd0,snapshot=on",
+            "scsi-hd,bus=scsi0.0,drive=hd1,scsi-id=1,lun=0,device_id=persistent-disk-1", "-smp 2", "-m 2048M",
+            "isa-debug-exit,iobase=0x501,iosize=0x02", "-no-reboot", "-serial stdio"
+        ] {
             XCTAssertTrue(line.stdout.contains(part), "\(part) missing from: \(line.stdout)")
         }
-        let overridden = try GvltBinary.run(["run", "prover.img", "-c", "m.json", "--smp", "3", "--mem", "1G", "--print-qemu-command"], in: sandbox)
+        let overridden = try GvltBinary.run(
+            ["run", "prover.img", "-c", "m.json", "--smp", "3", "--mem", "1G", "--print-qemu-command"], in: sandbox)
         XCTAssertTrue(overridden.stdout.contains("-smp 3") && overridden.stdout.contains("-m 1024M"), overridden.stdout)
         let linuxOnly = try GvltBinary.run(["run", "prover.img", "--input", "m.json:m.json"], in: sandbox)
         XCTAssertEqual(linuxOnly.status, 1)
         XCTAssertTrue(linuxOnly.stderr.contains("--input is for Linux VM images"), linuxOnly.stderr)
 
-        let run = try GvltBinary.run(["run", "prover.img", "--volume", "ws", "--output-dir", "results", "--timeout", "8", "--accel", "tcg"],
-                                     in: sandbox, timeout: 120)
+        let run = try GvltBinary.run(
+            ["run", "prover.img", "--volume", "ws", "--output-dir", "results", "--timeout", "8", "--accel", "tcg"],
+            in: sandbox, timeout: 120)
         XCTAssertTrue(run.status == 124 || run.status == 125, "status \(run.status): \(run.stderr)")
         XCTAssertTrue(run.stderr.contains("gvlt run: "), run.stderr)
         XCTAssertEqual(try String(contentsOfFile: sandbox.path("results/sub/a.txt"), encoding: .utf8), "hello volume\n")
-        XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(atPath: sandbox.path("results/link")), "sub/a.txt")
+        XCTAssertEqual(
+            try FileManager.default.destinationOfSymbolicLink(atPath: sandbox.path("results/link")), "sub/a.txt")
         XCTAssertEqual(sandbox.listing(sandbox.tmp), [], "the volume and scratch files must go")
     }
 
@@ -463,8 +575,13 @@ final class NanosBuildTests: XCTestCase {
     func testBaseVolumeSizeAndDefaultFreeSpace() throws {
         let sandbox = try Sandbox()
         try prepare(sandbox)
-        try sandbox.write("m.json", Data(Self.proverJSON.replacingOccurrences(of: "\"Program\":\"prover\",",
-                                                                              with: "\"Program\":\"prover\", \"BaseVolumeSz\": \"64m\",").utf8))
+        try sandbox.write(
+            "m.json",
+            Data(
+                Self.proverJSON.replacingOccurrences(
+                    of: "\"Program\":\"prover\",",
+                    with: "\"Program\":\"prover\", \"BaseVolumeSz\": \"64m\","
+                ).utf8))
         XCTAssertEqual(try build(sandbox, ["prover", "-c", "m.json", "-o", "big.img"]).status, 0)
         let big = try NanosImageReader.open(sandbox.path("big.img"))
         XCTAssertEqual(big.file.size, 64 << 20)
@@ -480,7 +597,9 @@ final class NanosBuildTests: XCTestCase {
             for (_, value) in tuple.tuple("children")?.sortedPairs ?? [] {
                 guard case .tuple(let entry) = value else { continue }
                 for (_, extent) in entry.tuple("extents")?.sortedPairs ?? [] {
-                    if case .tuple(let e) = extent { end = max(end, (e["offset"]?.unsigned ?? 0) + (e["length"]?.unsigned ?? 0)) }
+                    if case .tuple(let e) = extent {
+                        end = max(end, (e["offset"]?.unsigned ?? 0) + (e["length"]?.unsigned ?? 0))
+                    }
                     if case .tuple(let e) = extent { XCTAssertGreaterThanOrEqual(e["offset"]?.unsigned ?? 0, 3073) }
                 }
                 walk(entry)

@@ -15,7 +15,8 @@ final class PluginImageTests: XCTestCase {
     static let probe: Result<String, Error> = Result {
         let work = Images.work + "/plugin-probe"
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
-        try Data("""
+        try Data(
+            """
             #include <stdio.h>
             #include <stdlib.h>
             #include <string.h>
@@ -43,7 +44,8 @@ final class PluginImageTests: XCTestCase {
                 if (out) { fprintf(out, "probed\\n"); fclose(out); }
                 return 0;
             }
-            """.utf8).write(to: URL(fileURLWithPath: work + "/probe.c"))
+            """.utf8
+        ).write(to: URL(fileURLWithPath: work + "/probe.c"))
         try Images.shell(["gcc", "-static", "-O2", "-o", work + "/probe", work + "/probe.c"])
         return work + "/probe"
     }
@@ -59,7 +61,9 @@ final class PluginImageTests: XCTestCase {
 
     /// An exec accelerator contributing each kind of file, a module from the kernel's tree, and env.
     func filesAccelerator(_ sandbox: Sandbox) throws -> String {
-        try sandbox.writeExecutable("files-accel.py", """
+        try sandbox.writeExecutable(
+            "files-accel.py",
+            """
             #!/usr/bin/env python3
             import json, os, sys
             assert os.environ.get("GVLT_PLUGIN_COOKIE"), "run by gvlt only"
@@ -80,24 +84,31 @@ final class PluginImageTests: XCTestCase {
                           {"path": "var/accel", "type": "dir", "mode": 448}],
                 "kernel_modules": ["loop"], "env": [{"key": "ACCEL_NOTE", "value": "from exec"}], "resources": {"scratch_mb": 1}}})
             """)
-        return #"{"name": "files-accel", "kind": "exec", "role": "accelerator", "path": "\#(sandbox.path("files-accel.py"))", "protocol": "gvlt-plugin/1.0"}"#
+        return
+            #"{"name": "files-accel", "kind": "exec", "role": "accelerator", "path": "\#(sandbox.path("files-accel.py"))", "protocol": "gvlt-plugin/1.0"}"#
     }
 
     /// A dylib accelerator in C: the same protocol through dlopen and libffi.
     func dylibAccelerator(_ sandbox: Sandbox) throws -> String {
-        try sandbox.write("dylib_accel.c", Data(#"""
-            #include <stdlib.h>
-            #include <string.h>
-            char *dylib_accel_call(const char *request) {
-                const char *answer = strstr(request, "\"describe\"")
-                    ? "{\"type\": \"result\", \"result\": {\"name\": \"dylib-accel\", \"protocol\": \"gvlt-plugin/1.0\", \"role\": \"accelerator\", \"capabilities\": {\"backends\": [\"linuxvm\"]}}}\n"
-                    : "{\"type\": \"result\", \"result\": {\"env\": [{\"key\": \"DYLIB_ACCEL\", \"value\": \"yes\"}], \"kernel_cmdline\": [\"gvlt.dylib=1\"]}}\n";
-                return strdup(answer);
-            }
-            void dylib_accel_free(char *answer) { free(answer); }
-            """#.utf8))
-        _ = try HostCommand.run("/usr/bin/cc", ["-shared", "-fPIC", "-O2", "-o", sandbox.path("libdylib_accel.so"), sandbox.path("dylib_accel.c")])
-        return #"{"name": "dylib-accel", "kind": "dylib", "role": "accelerator", "path": "\#(sandbox.path("libdylib_accel.so"))", "protocol": "gvlt-plugin/1.0", "symbols": {"call": "char *dylib_accel_call(const char *)", "free": "void dylib_accel_free(char *)"}}"#
+        try sandbox.write(
+            "dylib_accel.c",
+            Data(
+                #"""
+                #include <stdlib.h>
+                #include <string.h>
+                char *dylib_accel_call(const char *request) {
+                    const char *answer = strstr(request, "\"describe\"")
+                        ? "{\"type\": \"result\", \"result\": {\"name\": \"dylib-accel\", \"protocol\": \"gvlt-plugin/1.0\", \"role\": \"accelerator\", \"capabilities\": {\"backends\": [\"linuxvm\"]}}}\n"
+                        : "{\"type\": \"result\", \"result\": {\"env\": [{\"key\": \"DYLIB_ACCEL\", \"value\": \"yes\"}], \"kernel_cmdline\": [\"gvlt.dylib=1\"]}}\n";
+                    return strdup(answer);
+                }
+                void dylib_accel_free(char *answer) { free(answer); }
+                """#.utf8))
+        _ = try HostCommand.run(
+            "/usr/bin/cc",
+            ["-shared", "-fPIC", "-O2", "-o", sandbox.path("libdylib_accel.so"), sandbox.path("dylib_accel.c")])
+        return
+            #"{"name": "dylib-accel", "kind": "dylib", "role": "accelerator", "path": "\#(sandbox.path("libdylib_accel.so"))", "protocol": "gvlt-plugin/1.0", "symbols": {"call": "char *dylib_accel_call(const char *)", "free": "void dylib_accel_free(char *)"}}"#
     }
 
     var hugepagesEntry: String {
@@ -106,52 +117,81 @@ final class PluginImageTests: XCTestCase {
 
     func build(_ arguments: [String], in sandbox: Sandbox, environment: [String: String]) throws -> RunResult {
         let (initBinary, _) = try Images.built.get()
-        return try GvltBinary.run(["build", "--rootfs-dir", "root", "--init-binary", initBinary, "--cache-dir", Images.kernelCache] + arguments,
-                                  in: sandbox, environment: environment, timeout: 600)
+        return try GvltBinary.run(
+            ["build", "--rootfs-dir", "root", "--init-binary", initBinary, "--cache-dir", Images.kernelCache]
+                + arguments,
+            in: sandbox, environment: environment, timeout: 600)
     }
 
     func testExternalAcceleratorsContributionsReachTheLinuxVMImageAndTheGuest() throws {
         let sandbox = try Sandbox()
         try makeRoot(sandbox)
-        let env = try sandbox.pluginsFile([hugepagesEntry, try filesAccelerator(sandbox), try dylibAccelerator(sandbox)])
-        let result = try build(["--backend", "linuxvm", "--accel", "hugepages", "--accel", "files-accel", "--accel", "dylib-accel",
-                                "--option", "hugepages=16", "-o", "accel.img"], in: sandbox, environment: env)
+        let env = try sandbox.pluginsFile([hugepagesEntry, try filesAccelerator(sandbox), try dylibAccelerator(sandbox)]
+        )
+        let result = try build(
+            [
+                "--backend", "linuxvm", "--accel", "hugepages", "--accel", "files-accel", "--accel", "dylib-accel",
+                "--option", "hugepages=16", "-o", "accel.img"
+            ], in: sandbox, environment: env)
         XCTAssertEqual(result.status, 0, result.stderr)
         XCTAssertTrue(result.stderr.contains("files-accel: adding files"), result.stderr)
-        XCTAssertTrue(result.stdout.contains("Run resources (files-accel): scratch_mb=1\nRun resources (hugepages): hugepage_bytes=33554432"), result.stdout)
+        XCTAssertTrue(
+            result.stdout.contains(
+                "Run resources (files-accel): scratch_mb=1\nRun resources (hugepages): hugepage_bytes=33554432"),
+            result.stdout)
         let image = sandbox.path("accel.img")
 
         // The image itself, read with unsquashfs and mtools rather than gvlt.
-        let listing = try HostCommand.run("/usr/bin/unsquashfs", ["-o", String(try NvidiaImageTests.rootOffset(image)), "-lln", image]).output
-        let release = try XCTUnwrap(listing.split(separator: "\n").lazy.compactMap { line -> String? in
-            guard let range = line.range(of: "usr/lib/modules/") else { return nil }
-            return line[range.upperBound...].split(separator: "/").first.map(String.init)
-        }.first, listing)
-        func line(_ path: String) -> String { listing.split(separator: "\n").first { $0.hasSuffix("squashfs-root/" + path) || $0.contains("squashfs-root/" + path + " -> ") }.map(String.init) ?? "(absent: \(path))" }
+        let listing = try HostCommand.run(
+            "/usr/bin/unsquashfs", ["-o", String(try NvidiaImageTests.rootOffset(image)), "-lln", image]
+        ).output
+        let release = try XCTUnwrap(
+            listing.split(separator: "\n").lazy.compactMap { line -> String? in
+                guard let range = line.range(of: "usr/lib/modules/") else { return nil }
+                return line[range.upperBound...].split(separator: "/").first.map(String.init)
+            }.first, listing)
+        func line(_ path: String) -> String {
+            listing.split(separator: "\n").first {
+                $0.hasSuffix("squashfs-root/" + path) || $0.contains("squashfs-root/" + path + " -> ")
+            }.map(String.init) ?? "(absent: \(path))"
+        }
         XCTAssertTrue(line("etc/accel/note.txt").hasPrefix("-rw-r----- 1000/1000"), line("etc/accel/note.txt"))
         XCTAssertTrue(line("var/accel").hasPrefix("drwx------ 0/0"), line("var/accel"))
         XCTAssertTrue(line("etc/accel/link").contains("etc/accel/link -> note.txt"), line("etc/accel/link"))
         // lib is usr/lib in this image: the module went through the link, where the guest looks.
-        XCTAssertTrue(line("usr/lib/modules/\(release)/kernel/drivers/block/loop.ko").hasPrefix("-rw-r--r-- 0/0"),
-                      line("usr/lib/modules/\(release)/kernel/drivers/block/loop.ko"))
+        XCTAssertTrue(
+            line("usr/lib/modules/\(release)/kernel/drivers/block/loop.ko").hasPrefix("-rw-r--r-- 0/0"),
+            line("usr/lib/modules/\(release)/kernel/drivers/block/loop.ko"))
         XCTAssertTrue(line("lib").contains("lib -> usr/lib"), line("lib"))
-        let root = try NvidiaImageTests.extract(["etc/gvlt/config.yaml", "opt/accel/data.bin"], from: image, into: sandbox.path("root-out"))
+        let root = try NvidiaImageTests.extract(
+            ["etc/gvlt/config.yaml", "opt/accel/data.bin"], from: image, into: sandbox.path("root-out"))
         let config = try String(contentsOfFile: root + "/etc/gvlt/config.yaml", encoding: .utf8)
         for expected in ["kernel-modules: [\"loop\"]", "GVLT_HUGEPAGES", "\"16\"", "ACCEL_NOTE", "DYLIB_ACCEL"] {
             XCTAssertTrue(config.contains(expected), "\(expected) not in the baked config:\n\(config)")
         }
-        XCTAssertEqual(try String(contentsOfFile: root + "/opt/accel/data.bin", encoding: .utf8), "bytes from the host for linuxvm on \(release)\n")
+        XCTAssertEqual(
+            try String(contentsOfFile: root + "/opt/accel/data.bin", encoding: .utf8),
+            "bytes from the host for linuxvm on \(release)\n")
         let bootOffset = 4096
-        let syslinux = try HostCommand.run("/usr/bin/mtype", ["-i", "\(image)@@\(bootOffset)", "::/syslinux.cfg"],
-                                           environment: ["MTOOLS_SKIP_CHECK": "1"]).output
-        XCTAssertTrue(syslinux.contains("APPEND console=ttyS0 panic=-1 quiet gvlt.dylib=1 default_hugepagesz=2M hugepagesz=2M hugepages=16"), syslinux)
+        let syslinux = try HostCommand.run(
+            "/usr/bin/mtype", ["-i", "\(image)@@\(bootOffset)", "::/syslinux.cfg"],
+            environment: ["MTOOLS_SKIP_CHECK": "1"]
+        ).output
+        XCTAssertTrue(
+            syslinux.contains(
+                "APPEND console=ttyS0 panic=-1 quiet gvlt.dylib=1 default_hugepagesz=2M hugepagesz=2M hugepages=16"),
+            syslinux)
 
         // And the guest sees it all.
-        let run = try GvltBinary.run(["run", image, "--accel", "tcg", "--command", "/usr/bin/probe", "--output-dir", "out"], in: sandbox, timeout: 300)
+        let run = try GvltBinary.run(
+            ["run", image, "--accel", "tcg", "--command", "/usr/bin/probe", "--output-dir", "out"], in: sandbox,
+            timeout: 300)
         XCTAssertEqual(run.status, 0, run.stderr + run.stdout)
-        for expected in ["meminfo: HugePages_Total:      16", "note: noted", "data: bytes from the host for linuxvm",
-                         "env GVLT_HUGEPAGES=16", "env ACCEL_NOTE=from exec", "env DYLIB_ACCEL=yes", "module loop loaded: yes",
-                         "link: note.txt", "gvlt.dylib=1"] {
+        for expected in [
+            "meminfo: HugePages_Total:      16", "note: noted", "data: bytes from the host for linuxvm",
+            "env GVLT_HUGEPAGES=16", "env ACCEL_NOTE=from exec", "env DYLIB_ACCEL=yes", "module loop loaded: yes",
+            "link: note.txt", "gvlt.dylib=1"
+        ] {
             XCTAssertTrue(run.stdout.contains(expected), "\(expected) not printed by the guest:\n\(run.stdout)")
         }
         XCTAssertEqual(try String(contentsOfFile: sandbox.path("out/probe.txt"), encoding: .utf8), "probed\n")
@@ -160,17 +200,22 @@ final class PluginImageTests: XCTestCase {
     func testQcow2PluginBuildsAReproducibleDiskThatBoots() throws {
         let sandbox = try Sandbox()
         try makeRoot(sandbox)
-        let qcow2 = #"{"name": "qcow2", "kind": "exec", "role": "backend", "path": "\#(Self.examples)/qcow2/gvlt-qcow2", "protocol": "gvlt-plugin/1.0"}"#
+        let qcow2 =
+            #"{"name": "qcow2", "kind": "exec", "role": "backend", "path": "\#(Self.examples)/qcow2/gvlt-qcow2", "protocol": "gvlt-plugin/1.0"}"#
         let env = try sandbox.pluginsFile([qcow2, hugepagesEntry])
         var digests = Set<String>()
         for output in ["a.qcow2", "b.qcow2"] {
             let json = output == "b.qcow2"
-            let result = try build(["--backend", "qcow2", "--accel", "hugepages", "--option", "hugepages=8", "-o", output] + (json ? ["--json"] : []),
-                                   in: sandbox, environment: env)
+            let result = try build(
+                ["--backend", "qcow2", "--accel", "hugepages", "--option", "hugepages=8", "-o", output]
+                    + (json ? ["--json"] : []),
+                in: sandbox, environment: env)
             XCTAssertEqual(result.status, 0, result.stderr)
             if json {
                 let report = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
-                XCTAssertEqual((report?["resources"] as? [String: [String: String]])?["hugepages"], ["hugepage_bytes": "16777216"], result.stdout)
+                XCTAssertEqual(
+                    (report?["resources"] as? [String: [String: String]])?["hugepages"], ["hugepage_bytes": "16777216"],
+                    result.stdout)
                 XCTAssertEqual(report?["sha256"] as? String, try SHA256Hex.of(file: sandbox.path(output)))
             } else {
                 // The plugin's progress lines reach the host's display.
@@ -182,10 +227,13 @@ final class PluginImageTests: XCTestCase {
         let info = try HostCommand.run("/usr/bin/qemu-img", ["info", "--output=json", sandbox.path("a.qcow2")]).output
         let details = try JSONSerialization.jsonObject(with: Data(info.utf8)) as! [String: Any]
         XCTAssertEqual(details["format"] as? String, "qcow2", info)
-        XCTAssertEqual(((details["format-specific"] as? [String: Any])?["data"] as? [String: Any])?["compression-type"] as? String, "zlib", info)
+        XCTAssertEqual(
+            ((details["format-specific"] as? [String: Any])?["data"] as? [String: Any])?["compression-type"] as? String,
+            "zlib", info)
 
-        let run = try GvltBinary.run(["run", sandbox.path("a.qcow2"), "--accel", "tcg", "--command", "/usr/bin/probe", "--output-dir", "out"],
-                                     in: sandbox, timeout: 300)
+        let run = try GvltBinary.run(
+            ["run", sandbox.path("a.qcow2"), "--accel", "tcg", "--command", "/usr/bin/probe", "--output-dir", "out"],
+            in: sandbox, timeout: 300)
         XCTAssertEqual(run.status, 0, run.stderr + run.stdout)
         XCTAssertTrue(run.stderr.contains("is a qcow2 disk"), run.stderr)
         XCTAssertTrue(run.stdout.contains("meminfo: HugePages_Total:       8"), run.stdout)
@@ -193,16 +241,22 @@ final class PluginImageTests: XCTestCase {
         XCTAssertEqual(try String(contentsOfFile: sandbox.path("out/probe.txt"), encoding: .utf8), "probed\n")
 
         // A bad option is the plugin's error, named, with nothing written.
-        let bad = try build(["--backend", "qcow2", "--option", "qcow2-compression=lzma", "-o", "c.qcow2"], in: sandbox, environment: env)
+        let bad = try build(
+            ["--backend", "qcow2", "--option", "qcow2-compression=lzma", "-o", "c.qcow2"], in: sandbox, environment: env
+        )
         XCTAssertEqual(bad.status, 1)
-        XCTAssertTrue(bad.stderr.contains("plugin `qcow2` (build) failed: ValueError: qcow2-compression must be zlib, zstd or none"), bad.stderr)
+        XCTAssertTrue(
+            bad.stderr.contains(
+                "plugin `qcow2` (build) failed: ValueError: qcow2-compression must be zlib, zstd or none"), bad.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: sandbox.path("c.qcow2")))
     }
 
     func testAcceleratorMisuseAndBadContributionsAreClearErrors() throws {
         let sandbox = try Sandbox()
         try makeRoot(sandbox)
-        try sandbox.writeExecutable("bad-accel.py", """
+        try sandbox.writeExecutable(
+            "bad-accel.py",
+            """
             #!/usr/bin/env python3
             import json, sys
             request = json.loads(sys.stdin.readline())
@@ -212,13 +266,25 @@ final class PluginImageTests: XCTestCase {
             else:
                 print(json.dumps({"type": "result", "result": {"files": [{"path": "../escape", "text": "x"}]}}))
             """)
-        let env = try sandbox.pluginsFile([hugepagesEntry, #"{"name": "bad-accel", "kind": "exec", "role": "accelerator", "path": "\#(sandbox.path("bad-accel.py"))"}"#])
+        let env = try sandbox.pluginsFile([
+            hugepagesEntry,
+            #"{"name": "bad-accel", "kind": "exec", "role": "accelerator", "path": "\#(sandbox.path("bad-accel.py"))"}"#
+        ])
         let cases: [([String], String)] = [
-            (["--backend", "linuxvm", "--accel", "bad-accel"], "plugin `bad-accel` (contribute).files[0].path: `../escape` is not a path inside the image"),
-            (["--backend", "linuxvm", "--accel", "hugepages", "--option", "hugepages=lots"], "plugin `hugepages` (contribute) failed: ValueError: option hugepages must be a whole number"),
-            (["--backend", "nanos", "--accel", "hugepages"], "accelerator `hugepages` does not support the nanos backend"),
+            (
+                ["--backend", "linuxvm", "--accel", "bad-accel"],
+                "plugin `bad-accel` (contribute).files[0].path: `../escape` is not a path inside the image"
+            ),
+            (
+                ["--backend", "linuxvm", "--accel", "hugepages", "--option", "hugepages=lots"],
+                "plugin `hugepages` (contribute) failed: ValueError: option hugepages must be a whole number"
+            ),
+            (
+                ["--backend", "nanos", "--accel", "hugepages"],
+                "accelerator `hugepages` does not support the nanos backend"
+            ),
             (["--backend", "linuxvm", "--accel", "hugepage"], "did you mean `hugepages`?"),
-            (["--backend", "linuxvm", "--option", "novalue"], "--option `novalue` is not KEY=VALUE"),
+            (["--backend", "linuxvm", "--option", "novalue"], "--option `novalue` is not KEY=VALUE")
         ]
         for (arguments, message) in cases {
             let result = try build(arguments + ["-o", "x.img"], in: sandbox, environment: env)
@@ -240,16 +306,22 @@ final class PluginImageTests: XCTestCase {
         XCTAssertEqual(byName["hugepages"]?["origin"] as? String, sandbox.path("plugins.json"))
         XCTAssertEqual(byName["hugepages"]?["role"] as? String, "accelerator")
         XCTAssertEqual(byName["linuxvm"]?["kind"] as? String, "builtin")
-        XCTAssertTrue((report["files"] as? [[String: Any]])?.contains { $0["path"] as? String == sandbox.path("plugins.json") && $0["found"] as? Bool == true } == true, list.stdout)
+        XCTAssertTrue(
+            (report["files"] as? [[String: Any]])?.contains {
+                $0["path"] as? String == sandbox.path("plugins.json") && $0["found"] as? Bool == true
+            } == true, list.stdout)
 
         let describe = try GvltBinary.run(["plugins", "describe", "hugepages"], in: sandbox, environment: env)
         XCTAssertEqual(describe.status, 0, describe.stderr)
-        XCTAssertTrue(describe.stdout.contains("hugepages (integer, default 64): how many pages to reserve"), describe.stdout)
+        XCTAssertTrue(
+            describe.stdout.contains("hugepages (integer, default 64): how many pages to reserve"), describe.stdout)
         XCTAssertTrue(describe.stdout.contains("from \(sandbox.path("plugins.json"))"), describe.stdout)
         let linuxvm = try GvltBinary.run(["plugins", "describe", "linuxvm"], in: sandbox, environment: env)
         XCTAssertTrue(linuxvm.stdout.contains("guest-root:") && linuxvm.stdout.contains("initramfs:"), linuxvm.stdout)
         let unknown = try GvltBinary.run(["plugins", "describe", "hugepage"], in: sandbox, environment: env)
         XCTAssertEqual(unknown.status, 1)
-        XCTAssertTrue(unknown.stderr.contains("no plugin named `hugepage`") && unknown.stderr.contains("did you mean `hugepages`?"), unknown.stderr)
+        XCTAssertTrue(
+            unknown.stderr.contains("no plugin named `hugepage`")
+                && unknown.stderr.contains("did you mean `hugepages`?"), unknown.stderr)
     }
 }

@@ -12,20 +12,26 @@ final class PluginTests: XCTestCase {
 
     func makeRoot(_ sandbox: Sandbox) throws {
         try sandbox.write("root/usr/bin/prover", Data("#!/bin/sh\necho prove\n".utf8))
-        try FileManager.default.createSymbolicLink(atPath: sandbox.path("root/usr/bin/alias"), withDestinationPath: "prover")
+        try FileManager.default.createSymbolicLink(
+            atPath: sandbox.path("root/usr/bin/alias"), withDestinationPath: "prover")
     }
 
     func testPythonTarRootfsPluginBuildsAReproducibleExportWithProgress() throws {
         let sandbox = try Sandbox()
         try makeRoot(sandbox)
         let digest = TarBuilder.sha256(try Data(contentsOf: URL(fileURLWithPath: Self.example))).dropFirst(7)
-        let env = try sandbox.pluginsFile([#"{"name": "tar-rootfs", "kind": "exec", "role": "backend", "path": "\#(Self.example)", "protocol": "gvlt-plugin/1.0", "sha256": "\#(digest)"}"#])
+        let env = try sandbox.pluginsFile([
+            #"{"name": "tar-rootfs", "kind": "exec", "role": "backend", "path": "\#(Self.example)", "protocol": "gvlt-plugin/1.0", "sha256": "\#(digest)"}"#
+        ])
         let listed = try GvltBinary.run(["backends"], in: sandbox, environment: env)
-        XCTAssertTrue(listed.stdout.contains("tar-rootfs") && listed.stdout.contains("available (exec plugin"), listed.stdout)
+        XCTAssertTrue(
+            listed.stdout.contains("tar-rootfs") && listed.stdout.contains("available (exec plugin"), listed.stdout)
 
         var digests: Set<String> = []
         for output in ["a.tar.gz", "b.tar.gz"] {
-            let build = try GvltBinary.run(["build", "--backend", "tar-rootfs", "--rootfs-dir", "root", "-o", output], in: sandbox, environment: env)
+            let build = try GvltBinary.run(
+                ["build", "--backend", "tar-rootfs", "--rootfs-dir", "root", "-o", output], in: sandbox,
+                environment: env)
             XCTAssertEqual(build.status, 0, build.stderr)
             // The plugin's progress and log lines reach the host's display.
             XCTAssertTrue(build.stderr.contains("tar-rootfs: writing"), build.stderr)
@@ -38,10 +44,15 @@ final class PluginTests: XCTestCase {
         XCTAssertEqual(sandbox.listing(sandbox.tmp), [], "scratch left behind")
 
         // Its file changed since the entry was written: refused before it runs.
-        let tampered = try sandbox.pluginsFile([#"{"name": "tar-rootfs", "kind": "exec", "role": "backend", "path": "\#(Self.example)", "sha256": "\#(String(repeating: "0", count: 64))"}"#])
-        let refused = try GvltBinary.run(["build", "--backend", "tar-rootfs", "--rootfs-dir", "root", "-o", "c.tar.gz"], in: sandbox, environment: tampered)
+        let tampered = try sandbox.pluginsFile([
+            #"{"name": "tar-rootfs", "kind": "exec", "role": "backend", "path": "\#(Self.example)", "sha256": "\#(String(repeating: "0", count: 64))"}"#
+        ])
+        let refused = try GvltBinary.run(
+            ["build", "--backend", "tar-rootfs", "--rootfs-dir", "root", "-o", "c.tar.gz"], in: sandbox,
+            environment: tampered)
         XCTAssertEqual(refused.status, 1)
-        XCTAssertTrue(refused.stderr.contains("not the \(String(repeating: "0", count: 64)) its entry declares"), refused.stderr)
+        XCTAssertTrue(
+            refused.stderr.contains("not the \(String(repeating: "0", count: 64)) its entry declares"), refused.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: sandbox.path("c.tar.gz")))
 
         // Run by hand (no host cookie), the plugin refuses.
@@ -55,23 +66,35 @@ final class PluginTests: XCTestCase {
         let sandbox = try Sandbox()
         try makeRoot(sandbox)
         let library = sandbox.path("librootfs_tar.so")
-        _ = try HostCommand.run("/usr/bin/cc", ["-shared", "-fPIC", "-O2", "-o", library,
-                                                Self.repository + "/examples/plugins/rootfs-tar-c/rootfs_tar.c"])
+        _ = try HostCommand.run(
+            "/usr/bin/cc",
+            [
+                "-shared", "-fPIC", "-O2", "-o", library,
+                Self.repository + "/examples/plugins/rootfs-tar-c/rootfs_tar.c"
+            ])
         func entry(path: String = library, call: String = "char *rootfs_tar_call(const char *)") -> String {
             #"{"name": "rootfs-tar", "kind": "dylib", "role": "backend", "path": "\#(path)", "protocol": "gvlt-plugin/1.0", "symbols": {"call": "\#(call)", "free": "void rootfs_tar_free(char *)"}}"#
         }
         let env = try sandbox.pluginsFile([entry()])
-        let build = try GvltBinary.run(["build", "--backend", "rootfs-tar", "--rootfs-dir", "root", "-o", "root.tar"], in: sandbox, environment: env)
+        let build = try GvltBinary.run(
+            ["build", "--backend", "rootfs-tar", "--rootfs-dir", "root", "-o", "root.tar"], in: sandbox,
+            environment: env)
         XCTAssertEqual(build.status, 0, build.stderr)
         XCTAssertTrue(build.stderr.contains("rootfs-tar: copied"), build.stderr)
         let listing = try HostCommand.run("/usr/bin/tar", ["-tvf", sandbox.path("root.tar")]).output
         XCTAssertTrue(listing.contains("usr/bin/prover") && listing.contains("usr/bin/alias -> prover"), listing)
 
-        for (broken, message) in [(entry(call: "char *no_such_function(const char *)"), "has no symbol `no_such_function`"),
-                                  (entry(call: "char *rootfs_tar_call(const char *, int)"), "taking 2 arguments; gvlt-plugin calls it with one string"),
-                                  (entry(path: sandbox.path("root/usr/bin/prover")), "cannot load " + sandbox.path("root/usr/bin/prover"))] {
-            let result = try GvltBinary.run(["build", "--backend", "rootfs-tar", "--rootfs-dir", "root", "-o", "x.tar"], in: sandbox,
-                                            environment: try sandbox.pluginsFile([broken]))
+        for (broken, message) in [
+            (entry(call: "char *no_such_function(const char *)"), "has no symbol `no_such_function`"),
+            (
+                entry(call: "char *rootfs_tar_call(const char *, int)"),
+                "taking 2 arguments; gvlt-plugin calls it with one string"
+            ),
+            (entry(path: sandbox.path("root/usr/bin/prover")), "cannot load " + sandbox.path("root/usr/bin/prover"))
+        ] {
+            let result = try GvltBinary.run(
+                ["build", "--backend", "rootfs-tar", "--rootfs-dir", "root", "-o", "x.tar"], in: sandbox,
+                environment: try sandbox.pluginsFile([broken]))
             XCTAssertEqual(result.status, 1, message)
             XCTAssertTrue(result.stderr.contains(message), "\(message): \(result.stderr)")
             XCTAssertFalse(FileManager.default.fileExists(atPath: sandbox.path("x.tar")))
@@ -79,9 +102,13 @@ final class PluginTests: XCTestCase {
     }
 
     /// A plugin that describes itself properly, then does `build` as given.
-    func brokenPlugin(_ sandbox: Sandbox, name: String, protocolVersion: String = "gvlt-plugin/1.0", build: String) throws -> String {
+    func brokenPlugin(_ sandbox: Sandbox, name: String, protocolVersion: String = "gvlt-plugin/1.0", build: String)
+        throws -> String
+    {
         let path = sandbox.path("\(name).py")
-        try sandbox.writeExecutable("\(name).py", """
+        try sandbox.writeExecutable(
+            "\(name).py",
+            """
             #!/usr/bin/env python3
             import json, os, sys, time
             request = json.loads(sys.stdin.readline())
@@ -93,33 +120,53 @@ final class PluginTests: XCTestCase {
             params = request["params"]
             \(build)
             """)
-        return #"{"name": "\#(name)", "kind": "exec", "role": "backend", "path": "\#(path)", "options": {"timeout": 3}}"#
+        return
+            #"{"name": "\#(name)", "kind": "exec", "role": "backend", "path": "\#(path)", "options": {"timeout": 3}}"#
     }
 
     func testBrokenPluginsGiveClearErrorsAndWriteNothing() throws {
         let sandbox = try Sandbox()
         try makeRoot(sandbox)
         let cases: [(String, String, String, [String])] = [
-            ("newer", "gvlt-plugin/1.5", "pass", ["speaks gvlt-plugin/1.5, newer than this gvlt's gvlt-plugin/1.0", "upgrade gvlt"]),
+            (
+                "newer", "gvlt-plugin/1.5", "pass",
+                ["speaks gvlt-plugin/1.5, newer than this gvlt's gvlt-plugin/1.0", "upgrade gvlt"]
+            ),
             ("major", "gvlt-plugin/2.0", "pass", ["the major versions differ"]),
-            ("crash", "gvlt-plugin/1.0", "sys.stderr.write('segfault-ish trouble\\n'); os._exit(3)",
-             ["plugin `crash` (build) exited with status 3 without a result", "segfault-ish trouble"]),
-            ("hang", "gvlt-plugin/1.0", "time.sleep(60)", ["plugin `hang` (build) did not finish within 3 s and was killed"]),
-            ("garbage", "gvlt-plugin/1.0", "print('hello from a confused plugin', flush=True)",
-             ["wrote a line that is not a gvlt-plugin message: hello from a confused plugin"]),
-            ("outside", "gvlt-plugin/1.0",
-             "p = os.path.join(params['scratch'], 'elsewhere'); open(p, 'w').write('x'); send({'type': 'result', 'result': {'artifacts': [{'path': p}]}})",
-             ["claims an artifact outside its output directory:", "/elsewhere"]),
-            ("missing", "gvlt-plugin/1.0",
-             "send({'type': 'result', 'result': {'artifacts': [{'path': os.path.join(params['output_dir'], 'nothing')}]}})",
-             ["claims an artifact that does not exist"]),
-            ("failing", "gvlt-plugin/1.0", "send({'type': 'error', 'message': 'the disk format is not supported'})",
-             ["plugin `failing` (build) failed: the disk format is not supported"]),
+            (
+                "crash", "gvlt-plugin/1.0", "sys.stderr.write('segfault-ish trouble\\n'); os._exit(3)",
+                ["plugin `crash` (build) exited with status 3 without a result", "segfault-ish trouble"]
+            ),
+            (
+                "hang", "gvlt-plugin/1.0", "time.sleep(60)",
+                ["plugin `hang` (build) did not finish within 3 s and was killed"]
+            ),
+            (
+                "garbage", "gvlt-plugin/1.0", "print('hello from a confused plugin', flush=True)",
+                ["wrote a line that is not a gvlt-plugin message: hello from a confused plugin"]
+            ),
+            (
+                "outside", "gvlt-plugin/1.0",
+                "p = os.path.join(params['scratch'], 'elsewhere'); open(p, 'w').write('x'); send({'type': 'result', 'result': {'artifacts': [{'path': p}]}})",
+                ["claims an artifact outside its output directory:", "/elsewhere"]
+            ),
+            (
+                "missing", "gvlt-plugin/1.0",
+                "send({'type': 'result', 'result': {'artifacts': [{'path': os.path.join(params['output_dir'], 'nothing')}]}})",
+                ["claims an artifact that does not exist"]
+            ),
+            (
+                "failing", "gvlt-plugin/1.0", "send({'type': 'error', 'message': 'the disk format is not supported'})",
+                ["plugin `failing` (build) failed: the disk format is not supported"]
+            )
         ]
         for (name, version, build, messages) in cases {
-            let env = try sandbox.pluginsFile([try brokenPlugin(sandbox, name: name, protocolVersion: version, build: build)])
-            let result = try GvltBinary.run(["build", "--backend", name, "--rootfs-dir", "root", "-o", "out.img"], in: sandbox,
-                                            environment: env, timeout: 60)
+            let env = try sandbox.pluginsFile([
+                try brokenPlugin(sandbox, name: name, protocolVersion: version, build: build)
+            ])
+            let result = try GvltBinary.run(
+                ["build", "--backend", name, "--rootfs-dir", "root", "-o", "out.img"], in: sandbox,
+                environment: env, timeout: 60)
             XCTAssertEqual(result.status, 1, "\(name): \(result.stderr)")
             for message in messages { XCTAssertTrue(result.stderr.contains(message), "\(name): \(result.stderr)") }
             XCTAssertFalse(FileManager.default.fileExists(atPath: sandbox.path("out.img")), name)
@@ -132,7 +179,9 @@ final class PluginTests: XCTestCase {
     func testStreamingPluginAnswersARunsRequestsFromOneProcess() throws {
         let sandbox = try Sandbox()
         try makeRoot(sandbox)
-        try sandbox.writeExecutable("pidlog.py", """
+        try sandbox.writeExecutable(
+            "pidlog.py",
+            """
             #!/usr/bin/env python3
             import json, os, sys, time
             def send(m): print(json.dumps(m), flush=True)
@@ -158,26 +207,40 @@ final class PluginTests: XCTestCase {
             let log = sandbox.path("pids-\(stream)")
             var env = try sandbox.pluginsFile([entry(stream: stream)])
             env["PIDLOG"] = log
-            let build = try GvltBinary.run(["build", "--backend", "pidlog", "--rootfs-dir", "root", "-o", "out-\(stream).img"], in: sandbox, environment: env)
+            let build = try GvltBinary.run(
+                ["build", "--backend", "pidlog", "--rootfs-dir", "root", "-o", "out-\(stream).img"], in: sandbox,
+                environment: env)
             XCTAssertEqual(build.status, 0, build.stderr)
             XCTAssertTrue(build.stderr.contains("pidlog: wrote it"), build.stderr)
             XCTAssertEqual(try String(contentsOfFile: sandbox.path("out-\(stream).img"), encoding: .utf8), "built\n")
-            let lines = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").map { $0.split(separator: " ") }
+            let lines = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").map {
+                $0.split(separator: " ")
+            }
             XCTAssertEqual(lines.map { String($0[0]) }, ["describe", "build"])
             XCTAssertEqual(Set(lines.map { $0[1] }).count, stream ? 1 : 2, "stream \(stream): \(lines)")
         }
-        for (mode, message) in [("one-shot", "plugin `pidlog` (build) exited with status 0 without a result"),
-                                ("hang", "plugin `pidlog` (build) did not finish within 3 s and was killed")] {
+        for (mode, message) in [
+            ("one-shot", "plugin `pidlog` (build) exited with status 0 without a result"),
+            ("hang", "plugin `pidlog` (build) did not finish within 3 s and was killed")
+        ] {
             var env = try sandbox.pluginsFile([entry(stream: true)])
             env["PIDLOG"] = sandbox.path("pids-\(mode)")
             env["MODE"] = mode
-            let result = try GvltBinary.run(["build", "--backend", "pidlog", "--rootfs-dir", "root", "-o", "x.img"], in: sandbox, environment: env, timeout: 60)
+            let result = try GvltBinary.run(
+                ["build", "--backend", "pidlog", "--rootfs-dir", "root", "-o", "x.img"], in: sandbox, environment: env,
+                timeout: 60)
             XCTAssertEqual(result.status, 1, "\(mode): \(result.stderr)")
             XCTAssertTrue(result.stderr.contains(message), "\(mode): \(result.stderr)")
             XCTAssertFalse(FileManager.default.fileExists(atPath: sandbox.path("x.img")))
         }
-        XCTAssertThrowsError(try PluginsFile.parse(Data(#"{"schema": 1, "plugins": [{"name": "x", "kind": "dylib", "role": "backend", "path": "/x.so", "stream": true, "symbols": {"call": "char *c(const char *)", "free": "void f(char *)"}}]}"#.utf8), origin: "p.json")) { error in
-            XCTAssertTrue("\(error)".contains("p.json: plugins[0].stream: only exec plugins stream requests"), "\(error)")
+        XCTAssertThrowsError(
+            try PluginsFile.parse(
+                Data(
+                    #"{"schema": 1, "plugins": [{"name": "x", "kind": "dylib", "role": "backend", "path": "/x.so", "stream": true, "symbols": {"call": "char *c(const char *)", "free": "void f(char *)"}}]}"#
+                        .utf8), origin: "p.json")
+        ) { error in
+            XCTAssertTrue(
+                "\(error)".contains("p.json: plugins[0].stream: only exec plugins stream requests"), "\(error)")
         }
     }
 
@@ -185,7 +248,9 @@ final class PluginTests: XCTestCase {
     func testFileListingInputGivesTheTreeWithoutContents() throws {
         let sandbox = try Sandbox()
         try makeRoot(sandbox)
-        try sandbox.writeExecutable("sbom.py", """
+        try sandbox.writeExecutable(
+            "sbom.py",
+            """
             #!/usr/bin/env python3
             import json, os, sys
             request = json.loads(sys.stdin.readline())
@@ -201,10 +266,15 @@ final class PluginTests: XCTestCase {
             json.dump(entries, open(out, "w"), sort_keys=True)
             send({"type": "result", "result": {"artifacts": [{"path": out, "size": os.path.getsize(out) + int(os.environ.get("SIZE_OFF", "0"))}]}})
             """)
-        var env = try sandbox.pluginsFile([#"{"name": "sbom", "kind": "exec", "role": "backend", "path": "\#(sandbox.path("sbom.py"))"}"#])
-        let build = try GvltBinary.run(["build", "--backend", "sbom", "--rootfs-dir", "root", "-o", "sbom.json"], in: sandbox, environment: env)
+        var env = try sandbox.pluginsFile([
+            #"{"name": "sbom", "kind": "exec", "role": "backend", "path": "\#(sandbox.path("sbom.py"))"}"#
+        ])
+        let build = try GvltBinary.run(
+            ["build", "--backend", "sbom", "--rootfs-dir", "root", "-o", "sbom.json"], in: sandbox, environment: env)
         XCTAssertEqual(build.status, 0, build.stderr)
-        let entries = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: sandbox.path("sbom.json")))) as! [[String: Any]]
+        let entries =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: sandbox.path("sbom.json"))))
+            as! [[String: Any]]
         let byPath = Dictionary(uniqueKeysWithValues: entries.map { ($0["path"] as! String, $0) })
         XCTAssertEqual(byPath["usr/bin/prover"]?["type"] as? String, "file")
         XCTAssertEqual(byPath["usr/bin/prover"]?["size"] as? Int, 21)
@@ -212,9 +282,13 @@ final class PluginTests: XCTestCase {
         XCTAssertEqual(byPath["usr/bin/alias"]?["target"] as? String, "prover")
         XCTAssertEqual(byPath["usr/bin"]?["type"] as? String, "dir")
 
-        for (key, value, message) in [("SIZE_OFF", "5", "bytes, not the"), ("INPUT", "rootfs-zip", "asks for the input `rootfs-zip`, which gvlt does not provide")] {
+        for (key, value, message) in [
+            ("SIZE_OFF", "5", "bytes, not the"),
+            ("INPUT", "rootfs-zip", "asks for the input `rootfs-zip`, which gvlt does not provide")
+        ] {
             env[key] = value
-            let result = try GvltBinary.run(["build", "--backend", "sbom", "--rootfs-dir", "root", "-o", "x.json"], in: sandbox, environment: env)
+            let result = try GvltBinary.run(
+                ["build", "--backend", "sbom", "--rootfs-dir", "root", "-o", "x.json"], in: sandbox, environment: env)
             XCTAssertEqual(result.status, 1, result.stderr)
             XCTAssertTrue(result.stderr.contains(message), result.stderr)
             XCTAssertFalse(FileManager.default.fileExists(atPath: sandbox.path("x.json")))

@@ -8,7 +8,9 @@ import XCTest
 /// unpacks Debian's linux-source there once (`scripts/fetch-kernel-source`), and the built kernel is
 /// cached, so it costs about 5 minutes on the first run only. The argument checks always run.
 final class SourceKernelImageTests: XCTestCase {
-    static var source: String? { ProcessInfo.processInfo.environment["GVLT_TEST_KERNEL_SOURCE"].flatMap { $0.isEmpty || $0 == "skip" ? nil : $0 } }
+    static var source: String? {
+        ProcessInfo.processInfo.environment["GVLT_TEST_KERNEL_SOURCE"].flatMap { $0.isEmpty || $0 == "skip" ? nil : $0 }
+    }
 
     /// A tinyconfig base (the fragment adds what the runtime needs), so the build is as short as a
     /// kernel build gets; made with the tree's own kconfig, in a directory of our own.
@@ -22,8 +24,9 @@ final class SourceKernelImageTests: XCTestCase {
     func build(_ sandbox: Sandbox, kernel: [String], extra: [String] = []) throws -> RunResult {
         try LinuxVMImageTests.makeImage(in: sandbox)
         // A kernel build on two cores takes about 5 minutes; leave room for slower machines.
-        return try LinuxVMImageTests.build(sandbox, extra: kernel + ["--json"] + extra, environment: ["SOURCE_DATE_EPOCH": "1700000000"],
-                                           timeout: 2400)
+        return try LinuxVMImageTests.build(
+            sandbox, extra: kernel + ["--json"] + extra, environment: ["SOURCE_DATE_EPOCH": "1700000000"],
+            timeout: 2400)
     }
 
     func report(_ result: RunResult) throws -> [String: Any] {
@@ -32,7 +35,9 @@ final class SourceKernelImageTests: XCTestCase {
 
     func testSourceKernelImageBootsWithoutInitramfsAndTheKernelIsCached() throws {
         guard let source = Self.source else {
-            throw XCTSkip("set GVLT_TEST_KERNEL_SOURCE to a clean Linux source tree to build and boot a kernel from source (minutes)")
+            throw XCTSkip(
+                "set GVLT_TEST_KERNEL_SOURCE to a clean Linux source tree to build and boot a kernel from source (minutes)"
+            )
         }
         let base = try Self.tinyBase.get()
         let kernel = ["--kernel", "source:" + source, "--kernel-config", base]
@@ -48,10 +53,12 @@ final class SourceKernelImageTests: XCTestCase {
         XCTAssertEqual(first.listing(first.tmp), [], "scratch files left behind")
 
         // The kernel mounts the root itself; the init runs straight from it as PID 1.
-        let (status, console, output) = try LinuxVMImageTests.boot(image, sandbox: first, workerConfig: """
-            version: 1.1.0
-            debug-exit: {arch: x86, iobase: 0xf4, iosize: 0x4, success-code: 0x3}
-            """, input: "from-source-kernel\n")
+        let (status, console, output) = try LinuxVMImageTests.boot(
+            image, sandbox: first,
+            workerConfig: """
+                version: 1.1.0
+                debug-exit: {arch: x86, iobase: 0xf4, iosize: 0x4, success-code: 0x3}
+                """, input: "from-source-kernel\n")
         XCTAssertTrue(console.contains("prover says: from-image"), console)
         XCTAssertTrue(console.contains("su-like uid=1000 gid=1000 mode=4755"), console)
         XCTAssertTrue(console.contains("gvlt-init: exit-status=0"), console)
@@ -69,12 +76,21 @@ final class SourceKernelImageTests: XCTestCase {
         // gvlt reads the config from the kernel itself and makes the very same image.
         let entries = LinuxVMImageTests.kernelCache + "/entries/kernels/source"
         let release = try XCTUnwrap(inspect["kernelRelease"] as? String)
-        let kernels = try FileManager.default.contentsOfDirectory(atPath: entries).map { entries + "/" + $0 + "/boot/vmlinuz-" + release }
-            .filter { FileManager.default.fileExists(atPath: $0) }
-        func modified(_ path: String) -> Date { (try? FileManager.default.attributesOfItem(atPath: path)[.modificationDate] as? Date) ?? .distantPast }
+        let kernels = try FileManager.default.contentsOfDirectory(atPath: entries).map {
+            entries + "/" + $0 + "/boot/vmlinuz-" + release
+        }
+        .filter { FileManager.default.fileExists(atPath: $0) }
+        func modified(_ path: String) -> Date {
+            (try? FileManager.default.attributesOfItem(atPath: path)[.modificationDate] as? Date) ?? .distantPast
+        }
         let vmlinuz = try XCTUnwrap(kernels.max { modified($0) < modified($1) })
-        XCTAssertTrue(String(decoding: FileManager.default.contents(atPath: URL(fileURLWithPath: vmlinuz).deletingLastPathComponent().path + "/config-" + release) ?? Data(),
-                             as: UTF8.self).contains("CONFIG_IKCONFIG=y"))
+        XCTAssertTrue(
+            String(
+                decoding: FileManager.default.contents(
+                    atPath: URL(fileURLWithPath: vmlinuz).deletingLastPathComponent().path + "/config-" + release)
+                    ?? Data(),
+                as: UTF8.self
+            ).contains("CONFIG_IKCONFIG=y"))
         let third = try Sandbox()
         let viaFile = try build(third, kernel: ["--kernel", "file:" + vmlinuz])
         XCTAssertEqual(viaFile.status, 0, viaFile.stderr)
@@ -84,12 +100,16 @@ final class SourceKernelImageTests: XCTestCase {
         let fourth = try Sandbox()
         let ext4 = try build(fourth, kernel: kernel, extra: ["--root-fs", "ext4"])
         XCTAssertEqual(ext4.status, 0, ext4.stderr)
-        let (ext4Status, ext4Console, ext4Output) = try LinuxVMImageTests.boot(fourth.path("vm.img"), sandbox: fourth, workerConfig: """
-            version: 1.1.0
-            args: [ext4-root, "5"]
-            debug-exit: {arch: x86, iobase: 0xf4, iosize: 0x4, success-code: 0x3}
-            """, input: "ext4\n")
-        XCTAssertTrue(ext4Console.contains("prover says: ext4-root") && ext4Console.contains("gvlt-init: exit-status=5"), ext4Console)
+        let (ext4Status, ext4Console, ext4Output) = try LinuxVMImageTests.boot(
+            fourth.path("vm.img"), sandbox: fourth,
+            workerConfig: """
+                version: 1.1.0
+                args: [ext4-root, "5"]
+                debug-exit: {arch: x86, iobase: 0xf4, iosize: 0x4, success-code: 0x3}
+                """, input: "ext4\n")
+        XCTAssertTrue(
+            ext4Console.contains("prover says: ext4-root") && ext4Console.contains("gvlt-init: exit-status=5"),
+            ext4Console)
         XCTAssertEqual(ext4Output, "got ext4\n")
         XCTAssertNotEqual(ext4Status, 3, ext4Console)
     }
@@ -111,9 +131,12 @@ final class SourceKernelImageTests: XCTestCase {
         }
         let configured = try build(sandbox, kernel: ["--kernel", "source:" + sandbox.path("configured")])
         XCTAssertEqual(configured.status, 1)
-        XCTAssertTrue(configured.stderr.contains("configured or built in place") && configured.stderr.contains("make mrproper"), configured.stderr)
+        XCTAssertTrue(
+            configured.stderr.contains("configured or built in place") && configured.stderr.contains("make mrproper"),
+            configured.stderr)
 
-        let withModules = try build(sandbox, kernel: ["--kernel", "source:" + sandbox.path("configured"), "--kernel-modules", sandbox.work])
+        let withModules = try build(
+            sandbox, kernel: ["--kernel", "source:" + sandbox.path("configured"), "--kernel-modules", sandbox.work])
         XCTAssertEqual(withModules.status, 1)
         XCTAssertTrue(withModules.stderr.contains("--kernel-modules does not go with"), withModules.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: sandbox.path("vm.img")))

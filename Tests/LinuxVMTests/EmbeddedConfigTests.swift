@@ -8,7 +8,8 @@ import XCTest
 /// with payloads compressed by the real tools the kernel's build uses, and the 4-byte size the
 /// kernel appends after every compressor but gzip.
 final class EmbeddedConfigTests: XCTestCase {
-    let config = "#\n# Automatically generated file; DO NOT EDIT.\n# Linux/x86 6.1.0 Kernel Configuration\n#\nCONFIG_64BIT=y\nCONFIG_VIRTIO=y\nCONFIG_9P_FS=m\n# CONFIG_IKCONFIG_PROC is not set\n"
+    let config =
+        "#\n# Automatically generated file; DO NOT EDIT.\n# Linux/x86 6.1.0 Kernel Configuration\n#\nCONFIG_64BIT=y\nCONFIG_VIRTIO=y\nCONFIG_9P_FS=m\n# CONFIG_IKCONFIG_PROC is not set\n"
 
     /// A vmlinux stand-in: several MiB of varied bytes with the config block in the middle, so the
     /// markers land far from the start and across decompressor output chunks.
@@ -80,11 +81,13 @@ final class EmbeddedConfigTests: XCTestCase {
             ("zstd", ["zstd", "-19", "-q"], true),
             ("lzma", ["xz", "--format=lzma", "-9"], true),
             ("bzip2", ["bzip2", "-9"], true),
-            ("lz4", ["lz4", "-l", "-9", "-q"], true),
+            ("lz4", ["lz4", "-l", "-9", "-q"], true)
         ]
         for (name, command, sizeAppended) in compressors {
-            let image = try write(bzImage(payload: try Self.compress(kernel, with: command), sizeAppended: sizeAppended,
-                                          unpackedSize: kernel.count))
+            let image = try write(
+                bzImage(
+                    payload: try Self.compress(kernel, with: command), sizeAppended: sizeAppended,
+                    unpackedSize: kernel.count))
             XCTAssertEqual(try EmbeddedKernelConfig.read(bzImage: image), config, name)
             let bundle = try FileKernelProvider.bundle(image: image, modules: nil, config: nil)
             XCTAssertEqual(bundle.release, "6.1.0-ikconfig")
@@ -95,8 +98,10 @@ final class EmbeddedConfigTests: XCTestCase {
 
     func testKernelWithoutIKConfigIsRefusedAskingForTheConfig() throws {
         let kernel = try vmlinux(withConfig: false)
-        let image = try write(bzImage(payload: try Self.compress(kernel, with: ["xz", "--check=crc32"]), sizeAppended: true,
-                                      unpackedSize: kernel.count))
+        let image = try write(
+            bzImage(
+                payload: try Self.compress(kernel, with: ["xz", "--check=crc32"]), sizeAppended: true,
+                unpackedSize: kernel.count))
         XCTAssertNil(try EmbeddedKernelConfig.read(bzImage: image))
         XCTAssertThrowsError(try FileKernelProvider.bundle(image: image, modules: nil, config: nil)) {
             XCTAssertTrue("\($0)".contains("built without CONFIG_IKCONFIG"), "\($0)")
@@ -106,14 +111,20 @@ final class EmbeddedConfigTests: XCTestCase {
 
     func testConfigsModuleIsReadWhenIKConfigIsAModule() throws {
         let kernel = try vmlinux(withConfig: false)
-        let image = try write(bzImage(payload: try Self.compress(kernel, with: ["gzip", "-n"]), sizeAppended: false,
-                                      unpackedSize: kernel.count))
+        let image = try write(
+            bzImage(
+                payload: try Self.compress(kernel, with: ["gzip", "-n"]), sizeAppended: false,
+                unpackedSize: kernel.count))
         let modules = NSTemporaryDirectory() + "gvlt-modules-\(getpid())-\(UUID().uuidString)"
         addTeardownBlock { try? FileManager.default.removeItem(atPath: modules) }
-        try FileManager.default.createDirectory(atPath: modules + "/6.1.0-ikconfig/kernel/kernel", withIntermediateDirectories: true)
-        let module = [0x7F] + Array("ELF".utf8) + [UInt8](repeating: 1, count: 300) + Array("IKCFG_ST".utf8)
+        try FileManager.default.createDirectory(
+            atPath: modules + "/6.1.0-ikconfig/kernel/kernel", withIntermediateDirectories: true)
+        let module =
+            [0x7F] + Array("ELF".utf8) + [UInt8](repeating: 1, count: 300) + Array("IKCFG_ST".utf8)
             + (try Self.compress(Array(config.utf8), with: ["gzip", "-n"])) + Array("IKCFG_ED".utf8) + [0, 0, 0]
-        XCTAssertTrue(FileManager.default.createFile(atPath: modules + "/6.1.0-ikconfig/kernel/kernel/configs.ko", contents: Data(module)))
+        XCTAssertTrue(
+            FileManager.default.createFile(
+                atPath: modules + "/6.1.0-ikconfig/kernel/kernel/configs.ko", contents: Data(module)))
         let bundle = try FileKernelProvider.bundle(image: image, modules: modules, config: nil)
         XCTAssertEqual(bundle.modulesDirectory, modules + "/6.1.0-ikconfig")
         XCTAssertEqual(bundle.config["CONFIG_VIRTIO"], .builtIn)
@@ -131,13 +142,17 @@ final class EmbeddedConfigTests: XCTestCase {
         }
         // Unknown magic.
         gz[0] = 0x42; gz[1] = 0x42
-        XCTAssertThrowsError(try EmbeddedKernelConfig.read(bzImage: try write(bzImage(payload: gz, sizeAppended: false, unpackedSize: 0)))) {
+        XCTAssertThrowsError(
+            try EmbeddedKernelConfig.read(
+                bzImage: try write(bzImage(payload: gz, sizeAppended: false, unpackedSize: 0)))
+        ) {
             XCTAssertTrue("\($0)".contains("no compression format"), "\($0)")
         }
         // Start marker without an end marker.
         var broken = try vmlinux(withConfig: false)
         broken += Array("IKCFG_ST".utf8) + [UInt8](repeating: 7, count: 1000)
-        let image2 = try write(bzImage(payload: try Self.compress(broken, with: ["gzip", "-n"]), sizeAppended: false, unpackedSize: 0))
+        let image2 = try write(
+            bzImage(payload: try Self.compress(broken, with: ["gzip", "-n"]), sizeAppended: false, unpackedSize: 0))
         XCTAssertThrowsError(try EmbeddedKernelConfig.read(bzImage: image2)) {
             XCTAssertTrue("\($0)".contains("never ends"), "\($0)")
         }

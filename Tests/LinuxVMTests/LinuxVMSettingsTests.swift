@@ -11,7 +11,9 @@ final class LinuxVMSettingsTests: XCTestCase {
         try Settings.decode(BuildOptions(values, origin: "test"))
     }
 
-    func assertRefused(_ values: [String: JSONValue], _ fragment: String, file: StaticString = #filePath, line: UInt = #line) {
+    func assertRefused(
+        _ values: [String: JSONValue], _ fragment: String, file: StaticString = #filePath, line: UInt = #line
+    ) {
         XCTAssertThrowsError(try settings(values), file: file, line: line) { error in
             XCTAssertTrue("\(error)".contains(fragment), "`\(fragment)` not in: \(error)", file: file, line: line)
         }
@@ -33,28 +35,42 @@ final class LinuxVMSettingsTests: XCTestCase {
     }
 
     func testTheKeyListIsTheFlagList() {
-        XCTAssertEqual(Set(Settings.optionKeys), [
-            "kernel", "kernel-url", "kernel-file", "kernel-modules", "kernel-config", "kernel-cmdline", "root-fs", "root-fs-type",
-            "kernel-module", "mount", "squashfs-compressor", "init", "init-args", "init-binary", "mia-version", "no-gevulot-runtime",
-            "no-default-mounts", "rw-root", "mbr-file", "size",
-        ])
+        XCTAssertEqual(
+            Set(Settings.optionKeys),
+            [
+                "kernel", "kernel-url", "kernel-file", "kernel-modules", "kernel-config", "kernel-cmdline", "root-fs",
+                "root-fs-type",
+                "kernel-module", "mount", "squashfs-compressor", "init", "init-args", "init-binary", "mia-version",
+                "no-gevulot-runtime",
+                "no-default-mounts", "rw-root", "mbr-file", "size"
+            ])
     }
 
     func testKernelOptions() throws {
         XCTAssertEqual(try settings(["kernel": "debian:6.1.0-56"]).kernel, .debian(version: "6.1.0-56"))
-        XCTAssertEqual(try settings(["kernel": "file:/k/bzImage", "kernel-modules": "/k/mod", "kernel-config": "/k/config"]).kernel,
-                       .file(path: "/k/bzImage", modules: "/k/mod", config: "/k/config"))
-        XCTAssertEqual(try settings(["kernel-file": "/k/bzImage"]).kernel, .file(path: "/k/bzImage", modules: nil, config: nil))
-        XCTAssertEqual(try settings(["kernel-file": "/k/bzImage", "kernel": "file:/k/bzImage"]).kernel,
-                       .file(path: "/k/bzImage", modules: nil, config: nil))
-        XCTAssertEqual(try settings(["kernel": "source:/src/linux"]).kernel, .source(directory: "/src/linux", config: nil))
-        XCTAssertEqual(try settings(["kernel": "v6.10", "kernel-url": "/git/linux"]).kernel, .git(url: "/git/linux", ref: "v6.10", config: nil))
+        XCTAssertEqual(
+            try settings(["kernel": "file:/k/bzImage", "kernel-modules": "/k/mod", "kernel-config": "/k/config"])
+                .kernel,
+            .file(path: "/k/bzImage", modules: "/k/mod", config: "/k/config"))
+        XCTAssertEqual(
+            try settings(["kernel-file": "/k/bzImage"]).kernel, .file(path: "/k/bzImage", modules: nil, config: nil))
+        XCTAssertEqual(
+            try settings(["kernel-file": "/k/bzImage", "kernel": "file:/k/bzImage"]).kernel,
+            .file(path: "/k/bzImage", modules: nil, config: nil))
+        XCTAssertEqual(
+            try settings(["kernel": "source:/src/linux"]).kernel, .source(directory: "/src/linux", config: nil))
+        XCTAssertEqual(
+            try settings(["kernel": "v6.10", "kernel-url": "/git/linux"]).kernel,
+            .git(url: "/git/linux", ref: "v6.10", config: nil))
         // gvltctl's --kernel-url alone means that repository's default branch.
-        XCTAssertEqual(try settings(["kernel-url": "/git/linux"]).kernel, .git(url: "/git/linux", ref: nil, config: nil))
-        assertRefused(["kernel-file": "/a", "kernel": "file:/b"], "--kernel-file /a and --kernel file:/b name different kernels")
+        XCTAssertEqual(
+            try settings(["kernel-url": "/git/linux"]).kernel, .git(url: "/git/linux", ref: nil, config: nil))
+        assertRefused(
+            ["kernel-file": "/a", "kernel": "file:/b"], "--kernel-file /a and --kernel file:/b name different kernels")
         assertRefused(["kernel": "debain"], "is not a kernel provider or version")
         assertRefused(["kernel": "debian", "kernel-url": "/git/linux"], "--kernel-url does not go with --kernel debian")
-        assertRefused(["kernel": "source:/src", "kernel-modules": "/m"], "--kernel-modules does not go with --kernel source:/src")
+        assertRefused(
+            ["kernel": "source:/src", "kernel-modules": "/m"], "--kernel-modules does not go with --kernel source:/src")
     }
 
     func testKernelCommandLine() throws {
@@ -67,21 +83,28 @@ final class LinuxVMSettingsTests: XCTestCase {
         XCTAssertEqual(try settings(["root-fs-type": "ext4"]).root, .ext4)
         XCTAssertEqual(try settings(["root-fs": "ext4", "root-fs-type": "ext4"]).root, .ext4)
         XCTAssertEqual(try settings(["squashfs-compressor": "xz"]).root, .squashfs(.xz))
-        assertRefused(["root-fs": "ext4", "root-fs-type": "squashfs"], "--root-fs-type squashfs and --root-fs ext4 disagree")
+        assertRefused(
+            ["root-fs": "ext4", "root-fs-type": "squashfs"], "--root-fs-type squashfs and --root-fs ext4 disagree")
         assertRefused(["root-fs": "btrfs"], "--root-fs `btrfs` is not squashfs or ext4")
-        assertRefused(["squashfs-compressor": "brotli"], "--squashfs-compressor `brotli` is not one of gzip, xz, zstd, lz4, lzo")
+        assertRefused(
+            ["squashfs-compressor": "brotli"], "--squashfs-compressor `brotli` is not one of gzip, xz, zstd, lz4, lzo")
     }
 
     func testKernelModulesAndMounts() throws {
         // A repeated flag gives a list; a comma-separated value names several, as gvltctl reads it.
-        XCTAssertEqual(try settings(["kernel-module": .array(["loop", "9p,virtio_net"])]).kernelModules, ["loop", "9p", "virtio_net"])
+        XCTAssertEqual(
+            try settings(["kernel-module": .array(["loop", "9p,virtio_net"])]).kernelModules,
+            ["loop", "9p", "virtio_net"])
         XCTAssertEqual(try settings(["kernel-module": "loop"]).kernelModules, ["loop"])
         assertRefused(["kernel-module": "loop.ko"], "--kernel-module `loop.ko` is not a module name")
         let mounts = try settings(["mount": .array(["data:/data", "tmpfs:/scratch:tmpfs:size=64m"])]).mounts
-        XCTAssertEqual(mounts, [
-            RuntimeConfigFile.Mount(source: "data", target: "/data", fstype: "9p", data: RuntimeConfigFile.ninePOptions),
-            RuntimeConfigFile.Mount(source: "tmpfs", target: "/scratch", fstype: "tmpfs", data: "size=64m"),
-        ])
+        XCTAssertEqual(
+            mounts,
+            [
+                RuntimeConfigFile.Mount(
+                    source: "data", target: "/data", fstype: "9p", data: RuntimeConfigFile.ninePOptions),
+                RuntimeConfigFile.Mount(source: "tmpfs", target: "/scratch", fstype: "tmpfs", data: "size=64m")
+            ])
         assertRefused(["mount": "data"], "--mount `data` is not SOURCE:/TARGET")
         assertRefused(["mount": "data:/a/../b"], "must be a directory path without `.` or `..`")
     }
@@ -91,17 +114,22 @@ final class LinuxVMSettingsTests: XCTestCase {
         XCTAssertEqual(try settings(["mia-version": "file:/opt/mia"]).initBinary, "/opt/mia")
         XCTAssertNil(try settings(["mia-version": "latest"]).initBinary)
         assertRefused(["mia-version": "0.3.1"], "gvlt does not download MIA releases")
-        assertRefused(["mia-version": "file:/a", "init-binary": "/b"], "--mia-version file:/a and --init-binary /b disagree")
+        assertRefused(
+            ["mia-version": "file:/a", "init-binary": "/b"], "--mia-version file:/a and --init-binary /b disagree")
         let custom = try settings(["init": "/sbin/init", "init-args": "--verbose"])
         XCTAssertEqual(custom.customInit, "/sbin/init")
         XCTAssertEqual(custom.initArgs, "--verbose")
         assertRefused(["init": "sbin/init"], "--init sbin/init is not an absolute path in the image")
-        assertRefused(["init": "/sbin/init", "kernel-module": "loop"], "--kernel-module configures gvlt-init, and --init /sbin/init replaces it")
+        assertRefused(
+            ["init": "/sbin/init", "kernel-module": "loop"],
+            "--kernel-module configures gvlt-init, and --init /sbin/init replaces it")
         assertRefused(["init-args": "-v"], "--init-args is for a custom --init")
     }
 
     func testDebugFlagsAsFlagsAndAsConfigValues() throws {
-        let flags = try settings(["no-gevulot-runtime": true, "no-default-mounts": "true", "rw-root": "yes", "root-fs": "ext4"])
+        let flags = try settings([
+            "no-gevulot-runtime": true, "no-default-mounts": "true", "rw-root": "yes", "root-fs": "ext4"
+        ])
         XCTAssertFalse(flags.gevulotRuntime)
         XCTAssertFalse(flags.defaultMounts)
         XCTAssertTrue(flags.rwRoot)

@@ -25,8 +25,11 @@ final class LibraryResolverTests: XCTestCase {
     }
 
     func testDynamicProgramClosureHasTheLoaderAtItsPathAndLibcByItsSoname() throws {
-        try Data("#include <math.h>\n#include <stdio.h>\nint main(int c, char **v) { printf(\"%f\\n\", cos(c)); return 0; }\n".utf8)
-            .write(to: URL(fileURLWithPath: work + "/m.c"))
+        try Data(
+            "#include <math.h>\n#include <stdio.h>\nint main(int c, char **v) { printf(\"%f\\n\", cos(c)); return 0; }\n"
+                .utf8
+        )
+        .write(to: URL(fileURLWithPath: work + "/m.c"))
         try sh("gcc -O1 -o m m.c -lm")
         let closure = try LibraryResolver().closure(program: work + "/m", guestPath: "/m")
         XCTAssertEqual(closure.interpreter, "/lib64/ld-linux-x86-64.so.2")
@@ -43,8 +46,11 @@ final class LibraryResolverTests: XCTestCase {
 
     func testOriginRunpathLibraryAndSymlinkedSonameAreKept() throws {
         try Data("int helper(int x) { return x * 2; }\n".utf8).write(to: URL(fileURLWithPath: work + "/h.c"))
-        try Data("int helper(int);\nint main(int c, char **v) { return helper(c) - 2; }\n".utf8).write(to: URL(fileURLWithPath: work + "/p.c"))
-        try sh("gcc -shared -fPIC -Wl,-soname,libhelper.so.1 -o app/lib/libhelper.so.1.0.0 h.c && ln -s libhelper.so.1.0.0 app/lib/libhelper.so.1")
+        try Data("int helper(int);\nint main(int c, char **v) { return helper(c) - 2; }\n".utf8).write(
+            to: URL(fileURLWithPath: work + "/p.c"))
+        try sh(
+            "gcc -shared -fPIC -Wl,-soname,libhelper.so.1 -o app/lib/libhelper.so.1.0.0 h.c && ln -s libhelper.so.1.0.0 app/lib/libhelper.so.1"
+        )
         // Linked against the soname through the symlink, as real builds do.
         try sh("gcc -o app/prover p.c app/lib/libhelper.so.1 -Wl,--enable-new-dtags,-rpath,'$ORIGIN/lib'")
         let closure = try LibraryResolver().closure(program: work + "/app/prover", guestPath: "/prover")
@@ -59,14 +65,22 @@ final class LibraryResolverTests: XCTestCase {
     }
 
     func testMissingLibrariesAreListedTogetherWithWhereTheyWereSought() throws {
-        try Data("int a(void); int b(void);\nint main(void) { return a() + b(); }\n".utf8).write(to: URL(fileURLWithPath: work + "/p.c"))
+        try Data("int a(void); int b(void);\nint main(void) { return a() + b(); }\n".utf8).write(
+            to: URL(fileURLWithPath: work + "/p.c"))
         try Data("int a(void) { return 0; }\n".utf8).write(to: URL(fileURLWithPath: work + "/a.c"))
         try Data("int b(void) { return 0; }\n".utf8).write(to: URL(fileURLWithPath: work + "/b.c"))
-        try sh("gcc -shared -fPIC -Wl,-soname,libgonea.so -o libgonea.so a.c && gcc -shared -fPIC -Wl,-soname,libgoneb.so -o libgoneb.so b.c && gcc -o p p.c -L. -lgonea -lgoneb && rm libgonea.so libgoneb.so")
-        XCTAssertThrowsError(try LibraryResolver(libraryPath: ["/opt/prover/lib"]).closure(program: work + "/p", guestPath: "/p")) { error in
+        try sh(
+            "gcc -shared -fPIC -Wl,-soname,libgonea.so -o libgonea.so a.c && gcc -shared -fPIC -Wl,-soname,libgoneb.so -o libgoneb.so b.c && gcc -o p p.c -L. -lgonea -lgoneb && rm libgonea.so libgoneb.so"
+        )
+        XCTAssertThrowsError(
+            try LibraryResolver(libraryPath: ["/opt/prover/lib"]).closure(program: work + "/p", guestPath: "/p")
+        ) { error in
             let text = "\(error)"
-            XCTAssertTrue(text.contains("libgonea.so (needed by /p)") && text.contains("libgoneb.so (needed by /p)"), text)
-            XCTAssertTrue(text.contains("/opt/prover/lib (LD_LIBRARY_PATH)") && text.contains("/usr/lib/x86_64-linux-gnu (default)"), text)
+            XCTAssertTrue(
+                text.contains("libgonea.so (needed by /p)") && text.contains("libgoneb.so (needed by /p)"), text)
+            XCTAssertTrue(
+                text.contains("/opt/prover/lib (LD_LIBRARY_PATH)")
+                    && text.contains("/usr/lib/x86_64-linux-gnu (default)"), text)
             XCTAssertNotNil((error as? UserFacingError)?.hint)
         }
     }
@@ -78,21 +92,34 @@ final class LibraryResolverTests: XCTestCase {
         var arm = bytes
         arm[18] = 183; arm[19] = 0
         XCTAssertTrue(FileManager.default.createFile(atPath: work + "/arm", contents: Data(arm)))
-        XCTAssertThrowsError(try ELFProgram.check(work + "/arm")) { XCTAssertTrue("\($0)".contains("AArch64"), "\($0)") }
+        XCTAssertThrowsError(try ELFProgram.check(work + "/arm")) {
+            XCTAssertTrue("\($0)".contains("AArch64"), "\($0)")
+        }
 
-        XCTAssertTrue(FileManager.default.createFile(atPath: work + "/script", contents: Data("#!/bin/sh\necho hi\n".utf8)))
-        XCTAssertThrowsError(try ELFProgram.check(work + "/script")) { XCTAssertTrue("\($0)".contains("is a script"), "\($0)") }
+        XCTAssertTrue(
+            FileManager.default.createFile(atPath: work + "/script", contents: Data("#!/bin/sh\necho hi\n".utf8)))
+        XCTAssertThrowsError(try ELFProgram.check(work + "/script")) {
+            XCTAssertTrue("\($0)".contains("is a script"), "\($0)")
+        }
 
         bytes.removeLast(bytes.count - 600)
         XCTAssertTrue(FileManager.default.createFile(atPath: work + "/truncated", contents: Data(bytes)))
-        XCTAssertThrowsError(try ELFProgram.check(work + "/truncated")) { XCTAssertTrue("\($0)".contains("truncated"), "\($0)") }
+        XCTAssertThrowsError(try ELFProgram.check(work + "/truncated")) {
+            XCTAssertTrue("\($0)".contains("truncated"), "\($0)")
+        }
 
         XCTAssertTrue(FileManager.default.createFile(atPath: work + "/text", contents: Data("hello".utf8)))
-        XCTAssertThrowsError(try ELFProgram.check(work + "/text")) { XCTAssertTrue("\($0)".contains("not an ELF"), "\($0)") }
-        XCTAssertThrowsError(try ELFProgram.check(work + "/missing")) { XCTAssertTrue("\($0)".contains("does not exist"), "\($0)") }
+        XCTAssertThrowsError(try ELFProgram.check(work + "/text")) {
+            XCTAssertTrue("\($0)".contains("not an ELF"), "\($0)")
+        }
+        XCTAssertThrowsError(try ELFProgram.check(work + "/missing")) {
+            XCTAssertTrue("\($0)".contains("does not exist"), "\($0)")
+        }
 
         try sh("gcc -shared -fPIC -o libx.so s.c")
-        XCTAssertThrowsError(try ELFProgram.check(work + "/libx.so")) { XCTAssertTrue("\($0)".contains("shared library"), "\($0)") }
+        XCTAssertThrowsError(try ELFProgram.check(work + "/libx.so")) {
+            XCTAssertTrue("\($0)".contains("shared library"), "\($0)")
+        }
     }
 
     func testLdSoCacheOfThisMachineMapsLibcToItsMultiarchPath() throws {

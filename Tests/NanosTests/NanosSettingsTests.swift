@@ -12,15 +12,21 @@ final class NanosSettingsTests: XCTestCase {
         try Settings.decode(BuildOptions(values, origin: "test"))
     }
 
-    func assertRefused(_ values: [String: JSONValue], _ fragment: String, file: StaticString = #filePath, line: UInt = #line) {
+    func assertRefused(
+        _ values: [String: JSONValue], _ fragment: String, file: StaticString = #filePath, line: UInt = #line
+    ) {
         XCTAssertThrowsError(try settings(values), file: file, line: line) { error in
             XCTAssertTrue("\(error)".contains(fragment), "`\(fragment)` not in: \(error)", file: file, line: line)
         }
     }
 
     func testTheKeyListIsTheFlagList() {
-        XCTAssertEqual(Set(Settings.optionKeys),
-                       ["manifest", "args", "imagename", "nightly", "boot", "kernel", "label", "nanos-dir", "nanos-version", "local-run"])
+        XCTAssertEqual(
+            Set(Settings.optionKeys),
+            [
+                "manifest", "args", "imagename", "nightly", "boot", "kernel", "label", "nanos-dir", "nanos-version",
+                "local-run"
+            ])
     }
 
     func testDefaults() throws {
@@ -46,7 +52,9 @@ final class NanosSettingsTests: XCTestCase {
         XCTAssertEqual(try fromManifest.program(.program(nil)), sandbox.path("prover.v2"))
         XCTAssertEqual(fromManifest.imageName(program: "/other/name"), "prover")
         // ops build's -a replaces Args, and -i names the image as given.
-        let overridden = try settings(["manifest": .string(sandbox.path("config.json")), "args": ["x", "y z"], "imagename": "prover.v1"])
+        let overridden = try settings([
+            "manifest": .string(sandbox.path("config.json")), "args": ["x", "y z"], "imagename": "prover.v1"
+        ])
         XCTAssertEqual(overridden.manifest.args, ["x", "y z"])
         XCTAssertEqual(overridden.explicitName, "prover.v1")
         XCTAssertEqual(overridden.imageName(program: "/p"), "prover.v1")
@@ -62,7 +70,8 @@ final class NanosSettingsTests: XCTestCase {
         XCTAssertEqual(release.boot, "/r/boot.img")
         XCTAssertEqual(release.kernel, "/r/kernel.img")
         XCTAssertEqual(try settings(["nanos-version": "0.1.52"]).release.nanosVersion, "0.1.52")
-        assertRefused(["nanos-dir": "/r", "nanos-version": "0.1.52"], "--nanos-dir and --nanos-version both name a release")
+        assertRefused(
+            ["nanos-dir": "/r", "nanos-version": "0.1.52"], "--nanos-dir and --nanos-version both name a release")
         assertRefused(["nightly": true], "--nightly needs the network")
         XCTAssertNoThrow(try settings(["nightly": false]))
     }

@@ -6,11 +6,14 @@ import XCTest
 /// The reader against images made by the reference tools (Nanos' own mkfs and ops' writer), decoded
 /// to exactly the text Nanos' `dump` printed for them.
 final class TFSGoldenTests: XCTestCase {
-    static let golden = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    static let golden =
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().path + "/Tests/Fixtures/nanos-golden"
 
     static func gunzip(_ path: String) throws -> String {
-        let out = NSTemporaryDirectory() + "gvlt-golden-\(getpid())-" + URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
+        let out =
+            NSTemporaryDirectory() + "gvlt-golden-\(getpid())-"
+            + URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
         if !FileManager.default.fileExists(atPath: out) {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: "/bin/sh")
@@ -38,7 +41,8 @@ final class TFSGoldenTests: XCTestCase {
         let image = try NanosImageReader.open(path)
         XCTAssertEqual(TFSDump.dump(image.boot), try expected("ops-layout/bootfs.dump.txt"))
         // dump prints the "detected filesystem" line last when its output is not a terminal.
-        XCTAssertEqual(TFSDump.dump(image.root) + "detected filesystem at 0x\(String(image.root.offset, radix: 16))\n",
-                       try expected("ops-layout/ops-layout.dump.txt"))
+        XCTAssertEqual(
+            TFSDump.dump(image.root) + "detected filesystem at 0x\(String(image.root.offset, radix: 16))\n",
+            try expected("ops-layout/ops-layout.dump.txt"))
     }
 }

@@ -22,7 +22,9 @@ final class TFSWriterTests: XCTestCase {
     }
 
     /// Writes a volume to a fresh file and reads it back.
-    func roundTrip(_ tree: TFSNode, writer: TFSWriter = TFSWriter(), name: String = "vol.tfs") throws -> (TFSVolume, TFSWriter.Result) {
+    func roundTrip(_ tree: TFSNode, writer: TFSWriter = TFSWriter(), name: String = "vol.tfs") throws -> (
+        TFSVolume, TFSWriter.Result
+    ) {
         let path = work + "/" + name
         let file = SharedFile(fd: open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644), displayName: path)
         let result = try writer.write(tree, to: file, at: 0)
@@ -35,10 +37,11 @@ final class TFSWriterTests: XCTestCase {
     static func normalized(_ value: TFSValue) -> String {
         switch value {
         case .tuple(let tuple):
-            return "(" + tuple.sortedPairs.compactMap { key, item -> String? in
-                if key == Array("offset".utf8) { return nil }
-                return String(decoding: key, as: UTF8.self) + ":" + normalized(item)
-            }.joined(separator: " ") + ")"
+            return "("
+                + tuple.sortedPairs.compactMap { key, item -> String? in
+                    if key == Array("offset".utf8) { return nil }
+                    return String(decoding: key, as: UTF8.self) + ":" + normalized(item)
+                }.joined(separator: " ") + ")"
         case .vector(let items): return "[" + items.map(normalized).joined(separator: " ") + "]"
         default: return value.text ?? "?"
         }
@@ -54,12 +57,17 @@ final class TFSWriterTests: XCTestCase {
         try tree.set(["etc", "passwd"], TFSNode(.file(try content(src + "/hello.txt"))), what: "t")
         try tree.set(["link"], TFSNode(.symlink("/hello.txt")), what: "t")
         try tree.set(["workspace"], TFSNode.directory(), what: "t")
-        let writer = TFSWriter(label: "gvltgold", rootKeys: [
-            ("program", .string("/hello.txt")),
-            ("arguments", .vector([.string("hello.txt"), .string("--flag"), .string("two words")])),
-            ("environment", .tuple(TFSTuple([("USER", .string("root")), ("PWD", .string("/")), ("MODE", .string("fast"))]))),
-            ("mounts", .tuple(TFSTuple([("%1", .string("/workspace"))]))),
-        ])
+        let writer = TFSWriter(
+            label: "gvltgold",
+            rootKeys: [
+                ("program", .string("/hello.txt")),
+                ("arguments", .vector([.string("hello.txt"), .string("--flag"), .string("two words")])),
+                (
+                    "environment",
+                    .tuple(TFSTuple([("USER", .string("root")), ("PWD", .string("/")), ("MODE", .string("fast"))]))
+                ),
+                ("mounts", .tuple(TFSTuple([("%1", .string("/workspace"))])))
+            ])
         let (ours, result) = try roundTrip(tree, writer: writer)
         let goldenPath = try TFSGoldenTests.gunzip(TFSGoldenTests.golden + "/volume-basic/basic.tfs.gz")
         let golden = try TFSReader.read(file: try SharedFile.openReadOnly(goldenPath), what: goldenPath)
@@ -67,11 +75,16 @@ final class TFSWriterTests: XCTestCase {
         XCTAssertEqual(ours.label, "gvltgold")
         XCTAssertEqual(result.uuid.count, 16)
         // Data where mkfs puts it, leaving the two log regions the kernel needs free.
-        XCTAssertEqual(ours.entry(at: "/big.bin")?.tuple("extents")?.tuple("0")?["offset"]?.unsigned.map { $0 >= 3073 }, true)
+        XCTAssertEqual(
+            ours.entry(at: "/big.bin")?.tuple("extents")?.tuple("0")?["offset"]?.unsigned.map { $0 >= 3073 }, true)
         // The dump text is the same but for the UUID line.
-        let ourDump = TFSDump.dump(ours).split(separator: "\n").filter { !$0.hasPrefix("UUID") && !$0.contains("offset:") }
-        let goldenDump = try String(contentsOfFile: TFSGoldenTests.golden + "/volume-basic/basic.dump.txt", encoding: .utf8)
-            .split(separator: "\n").filter { !$0.hasPrefix("UUID") && !$0.contains("offset:") }
+        let ourDump = TFSDump.dump(ours).split(separator: "\n").filter {
+            !$0.hasPrefix("UUID") && !$0.contains("offset:")
+        }
+        let goldenDump = try String(
+            contentsOfFile: TFSGoldenTests.golden + "/volume-basic/basic.dump.txt", encoding: .utf8
+        )
+        .split(separator: "\n").filter { !$0.hasPrefix("UUID") && !$0.contains("offset:") }
         XCTAssertEqual(ourDump, goldenDump)
     }
 
@@ -112,9 +125,12 @@ final class TFSWriterTests: XCTestCase {
         XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data("x".utf8)))
         let small = try content(path)
         for index in 0..<10_000 {
-            try tree.set(["d\(index % 10)", "sub-directory-\(index % 100)", "file-with-a-rather-long-name-\(index)"], TFSNode(.file(small)), what: "t")
+            try tree.set(
+                ["d\(index % 10)", "sub-directory-\(index % 100)", "file-with-a-rather-long-name-\(index)"],
+                TFSNode(.file(small)), what: "t")
         }
-        try tree.set(["links", "to-first"], TFSNode(.symlink("/d0/sub-directory-0/file-with-a-rather-long-name-0")), what: "t")
+        try tree.set(
+            ["links", "to-first"], TFSNode(.symlink("/d0/sub-directory-0/file-with-a-rather-long-name-0")), what: "t")
         try tree.set(["empty-dir"], TFSNode.directory(), what: "t")
         let (volume, result) = try roundTrip(tree)
         XCTAssertGreaterThan(result.logExtensions.count, 1, "the record should need more than one extension")
@@ -128,8 +144,11 @@ final class TFSWriterTests: XCTestCase {
         }
         walk(volume.root)
         XCTAssertEqual(files, 10_000)
-        XCTAssertEqual(volume.entry(at: "/d7/sub-directory-57/file-with-a-rather-long-name-9957")?["filelength"]?.unsigned, 1)
-        XCTAssertEqual(volume.entry(at: "/links/to-first").map(TFSVolume.kind), .symlink("/d0/sub-directory-0/file-with-a-rather-long-name-0"))
+        XCTAssertEqual(
+            volume.entry(at: "/d7/sub-directory-57/file-with-a-rather-long-name-9957")?["filelength"]?.unsigned, 1)
+        XCTAssertEqual(
+            volume.entry(at: "/links/to-first").map(TFSVolume.kind),
+            .symlink("/d0/sub-directory-0/file-with-a-rather-long-name-0"))
         XCTAssertEqual(volume.entry(at: "/empty-dir")?.tuple("children")?.count, 0)
     }
 
@@ -153,7 +172,10 @@ final class TFSWriterTests: XCTestCase {
         var out: [UInt8] = []
         for value: UInt64 in [0, 1, 223, 1024, 3073, 300_000] { TFSEncoding.appendVarint(value, to: &out) }
         XCTAssertEqual(out, [0x00, 0x01, 0x81, 0x5f, 0x88, 0x00, 0x98, 0x01, 0x92, 0xa7, 0x60])
-        for (length, bytes) in [(0, [0x90]), (7, [0x97]), (8, [0x98, 0x08]), (127, [0x98, 0x7f]), (1000, [0x9f, 0x68]), (1024, [0x98, 0x88, 0x00])] as [(UInt64, [UInt8])] {
+        for (length, bytes) in [
+            (0, [0x90]), (7, [0x97]), (8, [0x98, 0x08]), (127, [0x98, 0x7f]), (1000, [0x9f, 0x68]),
+            (1024, [0x98, 0x88, 0x00])
+        ] as [(UInt64, [UInt8])] {
             var header: [UInt8] = []
             TFSEncoding.appendHeader(immediate: true, type: 1, length: length, to: &header)
             XCTAssertEqual(header, bytes, "length \(length)")
@@ -174,7 +196,8 @@ final class NanosDiskGoldenTests: XCTestCase {
         func file(_ name: String) throws -> TFSNode {
             var st = stat()
             XCTAssertEqual(stat(inputs + "/" + name, &st), 0)
-            return TFSNode(.file(.hostFile(path: inputs + "/" + name, size: Int64(st.st_size), identity: FileIdentity(st))))
+            return TFSNode(
+                .file(.hostFile(path: inputs + "/" + name, size: Int64(st.st_size), identity: FileIdentity(st))))
         }
         let root = TFSNode.directory()
         try root.set(["prover"], try file("prover"), what: "t")
@@ -185,29 +208,36 @@ final class NanosDiskGoldenTests: XCTestCase {
         let boot = TFSNode.directory()
         try boot.set(["kernel"], try file("kernel.img"), what: "t")
         try boot.set(["klib", "gpu_nvidia"], try file("klibs/gpu_nvidia"), what: "t")
-        let layout = NanosLayout(root: root, boot: boot, rootKeys: [
-            ("arguments", .vector([.string("/prover"), .string("--flag")])),
-            ("consoles", .vector([.string("+serial")])),
-            ("environment", .tuple(TFSTuple([("PWD", .string("/")), ("USER", .string("root"))]))),
-            ("klibs", .string("bootfs")),
-            ("mounts", .tuple(TFSTuple([("%1", .string("/workspace"))]))),
-            ("program", .string("/prover")),
-            ("reboot_on_exit", .string("t")),
-        ])
+        let layout = NanosLayout(
+            root: root, boot: boot,
+            rootKeys: [
+                ("arguments", .vector([.string("/prover"), .string("--flag")])),
+                ("consoles", .vector([.string("+serial")])),
+                ("environment", .tuple(TFSTuple([("PWD", .string("/")), ("USER", .string("root"))]))),
+                ("klibs", .string("bootfs")),
+                ("mounts", .tuple(TFSTuple([("%1", .string("/workspace"))]))),
+                ("program", .string("/prover")),
+                ("reboot_on_exit", .string("t"))
+            ])
         let work = NSTemporaryDirectory() + "gvlt-opslayout-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: work) }
-        let result = try NanosImageWriter.write(layout, bootImage: try NanosBootImage(path: inputs + "/boot.img"), to: work + "/ours.img", force: false)
+        let result = try NanosImageWriter.write(
+            layout, bootImage: try NanosBootImage(path: inputs + "/boot.img"), to: work + "/ours.img", force: false)
         let ours = try NanosImageReader.open(work + "/ours.img")
-        let golden = try NanosImageReader.open(try TFSGoldenTests.gunzip(TFSGoldenTests.golden + "/ops-layout/ops-layout.img.gz"))
+        let golden = try NanosImageReader.open(
+            try TFSGoldenTests.gunzip(TFSGoldenTests.golden + "/ops-layout/ops-layout.img.gz"))
 
         XCTAssertEqual(result.bootOffset, 41 * 512)
-        XCTAssertEqual(ours.partitions[0], golden.partitions[0], "the boot partition is where ops puts it, CHS included")
+        XCTAssertEqual(
+            ours.partitions[0], golden.partitions[0], "the boot partition is where ops puts it, CHS included")
         XCTAssertEqual(ours.partitions[1].firstSector, golden.partitions[1].firstSector)
         XCTAssertTrue(ours.partitions.allSatisfy { $0.active && $0.type == 0x83 })
         XCTAssertEqual(ours.stage2Length, 16384)
-        XCTAssertEqual(TFSWriterTests.normalized(.tuple(ours.boot.root)), TFSWriterTests.normalized(.tuple(golden.boot.root)))
-        XCTAssertEqual(TFSWriterTests.normalized(.tuple(ours.root.root)), TFSWriterTests.normalized(.tuple(golden.root.root)))
+        XCTAssertEqual(
+            TFSWriterTests.normalized(.tuple(ours.boot.root)), TFSWriterTests.normalized(.tuple(golden.boot.root)))
+        XCTAssertEqual(
+            TFSWriterTests.normalized(.tuple(ours.root.root)), TFSWriterTests.normalized(.tuple(golden.root.root)))
         // Stage1 and stage2 are boot.img's own bytes, but for the partition table.
         let image = try Data(contentsOf: URL(fileURLWithPath: work + "/ours.img"))
         let bootImage = try Data(contentsOf: URL(fileURLWithPath: inputs + "/boot.img"))
@@ -223,7 +253,8 @@ final class NanosRunTests: XCTestCase {
         XCTAssertEqual(NanosRun.result(qemuStatus: 1, debugExit: true, qemuComplained: false), .exited(0))
         XCTAssertEqual(NanosRun.result(qemuStatus: 1, debugExit: true, qemuComplained: true), .qemuFailed(1))
         XCTAssertEqual(NanosRun.result(qemuStatus: 0, debugExit: true, qemuComplained: false), .unknown(qemuStatus: 0))
-        XCTAssertEqual(NanosRun.result(qemuStatus: 15, debugExit: false, qemuComplained: false), .unknown(qemuStatus: 15))
+        XCTAssertEqual(
+            NanosRun.result(qemuStatus: 15, debugExit: false, qemuComplained: false), .unknown(qemuStatus: 15))
         XCTAssertEqual(NanosRun.result(qemuStatus: 511, debugExit: true, qemuComplained: false), .exited(255))
     }
 
@@ -257,10 +288,12 @@ final class NanosRunTests: XCTestCase {
         var dictionary: [TFSReader.Entry] = []
         _ = try TFSReader.value(&cursor, dictionary: &dictionary)
         XCTAssertEqual(cursor.position, cursor.bytes.count, "one record holds the whole tree")
-        let childrenIndex = try XCTUnwrap(dictionary.firstIndex { entry in
-            if case .tuple(let tuple) = entry, tuple.tuple("one.txt") != nil { return true }
-            return false
-        }) + 1
+        let childrenIndex =
+            try XCTUnwrap(
+                dictionary.firstIndex { entry in
+                    if case .tuple(let tuple) = entry, tuple.tuple("one.txt") != nil { return true }
+                    return false
+                }) + 1
         let dataSector: UInt64 = 5000
         var record: [UInt8] = []
         TFSEncoding.appendHeader(immediate: false, type: 1, length: 1, to: &record)
@@ -270,7 +303,8 @@ final class NanosRunTests: XCTestCase {
         TFSEncoding.appendHeader(immediate: true, type: 0, length: 7, to: &record); record += Array("extents".utf8)
         record += [0x91, 0x81, 0x30, 0x93]
         for (key, value) in [("allocated", 1), ("length", 1), ("offset", Int(dataSector))] {
-            TFSEncoding.appendHeader(immediate: true, type: 0, length: UInt64(key.utf8.count), to: &record); record += Array(key.utf8)
+            TFSEncoding.appendHeader(immediate: true, type: 0, length: UInt64(key.utf8.count), to: &record);
+            record += Array(key.utf8)
             record += [0xb0]; TFSEncoding.appendVarint(UInt64(value), to: &record)
         }
         TFSEncoding.appendHeader(immediate: true, type: 0, length: 10, to: &record); record += Array("filelength".utf8)
@@ -284,7 +318,8 @@ final class NanosRunTests: XCTestCase {
 
         volume = try TFSReader.read(file: try SharedFile.openReadOnly(work + "/vol.tfs"), what: "v")
         let copied = try NanosRun.copyOut(volume, to: work + "/out")
-        XCTAssertEqual(Set(copied.map { String($0.dropFirst(work.count + 5)) }), ["dir/one.txt", "dir/new.txt", "empty"])
+        XCTAssertEqual(
+            Set(copied.map { String($0.dropFirst(work.count + 5)) }), ["dir/one.txt", "dir/new.txt", "empty"])
         XCTAssertEqual(try String(contentsOfFile: work + "/out/dir/new.txt", encoding: .utf8), "new!")
         XCTAssertEqual(try String(contentsOfFile: work + "/out/dir/one.txt", encoding: .utf8), "one")
     }

@@ -19,8 +19,9 @@ public final class Sandbox {
     public func path(_ relative: String) -> String { work + "/" + relative }
 
     public func write(_ relative: String, _ data: Data) throws {
-        try FileManager.default.createDirectory(atPath: URL(fileURLWithPath: path(relative)).deletingLastPathComponent().path,
-                                                withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            atPath: URL(fileURLWithPath: path(relative)).deletingLastPathComponent().path,
+            withIntermediateDirectories: true)
         try data.write(to: URL(fileURLWithPath: path(relative)))
     }
 
@@ -71,8 +72,10 @@ public enum GvltBinary {
     /// Runs gvlt; a run longer than `timeout` seconds is killed and reported as status -1 (a hang is a
     /// failure, not a stuck test suite).
     @discardableResult
-    public static func run(_ arguments: [String], in sandbox: Sandbox, environment extra: [String: String] = [:],
-                           timeout: Double = 120) throws -> RunResult {
+    public static func run(
+        _ arguments: [String], in sandbox: Sandbox, environment extra: [String: String] = [:],
+        timeout: Double = 120
+    ) throws -> RunResult {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments = arguments
@@ -99,8 +102,9 @@ public enum GvltBinary {
         process.waitUntilExit()
         watchdog.cancel()
         let killed = process.terminationReason == .uncaughtSignal && process.terminationStatus == SIGKILL
-        return RunResult(status: killed ? -1 : process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                         stderr: String(decoding: errData, as: UTF8.self))
+        return RunResult(
+            status: killed ? -1 : process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+            stderr: String(decoding: errData, as: UTF8.self))
     }
 }
 
@@ -108,23 +112,23 @@ public enum GvltBinary {
 /// `path type mode uid:gid [-> target] [sha256=…] [dev=M,m] [xattr:name=hex]`.
 public enum TarListing {
     static let script = #"""
-import hashlib, sys, tarfile
-kinds = {tarfile.REGTYPE: "file", tarfile.DIRTYPE: "dir", tarfile.SYMTYPE: "symlink", tarfile.LNKTYPE: "hardlink",
-         tarfile.CHRTYPE: "chardev", tarfile.BLKTYPE: "blockdev", tarfile.FIFOTYPE: "fifo"}
-with tarfile.open(sys.argv[1]) as tar:
-    for m in tar.getmembers():
-        line = f"{m.name} {kinds.get(m.type, m.type)} {m.mode:04o} {m.uid}:{m.gid}"
-        if m.issym() or m.islnk():
-            line += f" -> {m.linkname}"
-        if m.isreg():
-            line += " sha256=" + hashlib.sha256(tar.extractfile(m).read()).hexdigest()[:16]
-        if m.ischr() or m.isblk():
-            line += f" dev={m.devmajor},{m.devminor}"
-        for key in sorted(m.pax_headers):
-            if key.startswith("SCHILY.xattr."):
-                line += f" xattr:{key[13:]}={m.pax_headers[key].encode('utf-8', 'surrogateescape').hex()}"
-        print(line)
-"""#
+        import hashlib, sys, tarfile
+        kinds = {tarfile.REGTYPE: "file", tarfile.DIRTYPE: "dir", tarfile.SYMTYPE: "symlink", tarfile.LNKTYPE: "hardlink",
+                 tarfile.CHRTYPE: "chardev", tarfile.BLKTYPE: "blockdev", tarfile.FIFOTYPE: "fifo"}
+        with tarfile.open(sys.argv[1]) as tar:
+            for m in tar.getmembers():
+                line = f"{m.name} {kinds.get(m.type, m.type)} {m.mode:04o} {m.uid}:{m.gid}"
+                if m.issym() or m.islnk():
+                    line += f" -> {m.linkname}"
+                if m.isreg():
+                    line += " sha256=" + hashlib.sha256(tar.extractfile(m).read()).hexdigest()[:16]
+                if m.ischr() or m.isblk():
+                    line += f" dev={m.devmajor},{m.devminor}"
+                for key in sorted(m.pax_headers):
+                    if key.startswith("SCHILY.xattr."):
+                        line += f" xattr:{key[13:]}={m.pax_headers[key].encode('utf-8', 'surrogateescape').hex()}"
+                print(line)
+        """#
 
     public static func of(_ tarPath: String) throws -> [String] {
         let process = Process()
@@ -135,7 +139,9 @@ with tarfile.open(sys.argv[1]) as tar:
         try process.run()
         let data = out.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw NSError(domain: "TarListing", code: Int(process.terminationStatus)) }
+        guard process.terminationStatus == 0 else {
+            throw NSError(domain: "TarListing", code: Int(process.terminationStatus))
+        }
         return String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init)
     }
 
@@ -151,14 +157,17 @@ public enum PythonTar {
     public static func make(_ body: String) throws -> Data {
         let path = NSTemporaryDirectory() + "gvlt-pytar-\(UUID().uuidString).tar"
         defer { unlink(path) }
-        let script = "import io, sys, tarfile\nwith tarfile.open(sys.argv[1], 'w', format=tarfile.GNU_FORMAT) as tar:\n"
+        let script =
+            "import io, sys, tarfile\nwith tarfile.open(sys.argv[1], 'w', format=tarfile.GNU_FORMAT) as tar:\n"
             + body.split(separator: "\n").map { "    " + $0 }.joined(separator: "\n") + "\n"
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["python3", "-c", script, path]
         try process.run()
         process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw NSError(domain: "PythonTar", code: Int(process.terminationStatus)) }
+        guard process.terminationStatus == 0 else {
+            throw NSError(domain: "PythonTar", code: Int(process.terminationStatus))
+        }
         return try Data(contentsOf: URL(fileURLWithPath: path))
     }
 }

@@ -41,16 +41,22 @@ public final class OCILayoutBuilder {
     }
 
     /// Writes the layers, config and manifest; returns the manifest descriptor for an index.
-    public func image(_ layers: [LayerFixture], architecture: String = "amd64", os: String = "linux",
-                      config: [String: Any] = ["Entrypoint": ["/bin/app"], "Cmd": ["--serve"], "Env": ["PATH=/bin", "A=1"],
-                                               "WorkingDir": "/work", "User": "1000:1000"],
-                      tag: String? = "latest", platformInIndex: Bool = false,
-                      manifestMediaType: String = "application/vnd.oci.image.manifest.v1+json") throws -> [String: Any] {
+    public func image(
+        _ layers: [LayerFixture], architecture: String = "amd64", os: String = "linux",
+        config: [String: Any] = [
+            "Entrypoint": ["/bin/app"], "Cmd": ["--serve"], "Env": ["PATH=/bin", "A=1"],
+            "WorkingDir": "/work", "User": "1000:1000"
+        ],
+        tag: String? = "latest", platformInIndex: Bool = false,
+        manifestMediaType: String = "application/vnd.oci.image.manifest.v1+json"
+    ) throws -> [String: Any] {
         var layerDescriptors: [[String: Any]] = []
         var diffIDs: [String] = []
         for layer in layers {
             // An uncompressed raw blob is its own diff_id source; otherwise the members are.
-            let plain = try layer.compression == .none ? (layer.rawBlob ?? TarBuilder.tar(layer.members)) : TarBuilder.tar(layer.members)
+            let plain =
+                try layer.compression == .none
+                ? (layer.rawBlob ?? TarBuilder.tar(layer.members)) : TarBuilder.tar(layer.members)
             var stored = try layer.rawBlob ?? TarBuilder.tar(layer.members, compression: layer.compression)
             var digest = TarBuilder.sha256(stored)
             let size = stored.count
@@ -68,23 +74,32 @@ public final class OCILayoutBuilder {
             layerDescriptors.append(["mediaType": layer.mediaType ?? mediaType, "digest": digest, "size": size])
             diffIDs.append(layer.diffIDOverride ?? TarBuilder.sha256(plain))
         }
-        let configObject: [String: Any] = ["architecture": architecture, "os": os, "config": config,
-                                           "rootfs": ["type": "layers", "diff_ids": diffIDs]]
+        let configObject: [String: Any] = [
+            "architecture": architecture, "os": os, "config": config,
+            "rootfs": ["type": "layers", "diff_ids": diffIDs]
+        ]
         let (configDigest, configSize) = try putBlob(try json(configObject))
-        let manifest: [String: Any] = ["schemaVersion": 2, "mediaType": manifestMediaType,
-                                       "config": ["mediaType": "application/vnd.oci.image.config.v1+json",
-                                                  "digest": configDigest, "size": configSize],
-                                       "layers": layerDescriptors]
+        let manifest: [String: Any] = [
+            "schemaVersion": 2, "mediaType": manifestMediaType,
+            "config": [
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": configDigest, "size": configSize
+            ],
+            "layers": layerDescriptors
+        ]
         let (manifestDigest, manifestSize) = try putBlob(try json(manifest))
-        var descriptor: [String: Any] = ["mediaType": manifestMediaType,
-                                         "digest": manifestDigest, "size": manifestSize]
+        var descriptor: [String: Any] = [
+            "mediaType": manifestMediaType,
+            "digest": manifestDigest, "size": manifestSize
+        ]
         if let tag { descriptor["annotations"] = ["org.opencontainers.image.ref.name": tag] }
         if platformInIndex { descriptor["platform"] = ["os": os, "architecture": architecture] }
         return descriptor
     }
 
     public func writeIndex(_ manifests: [[String: Any]]) throws {
-        try json(["schemaVersion": 2, "manifests": manifests]).write(to: URL(fileURLWithPath: directory + "/index.json"))
+        try json(["schemaVersion": 2, "manifests": manifests]).write(
+            to: URL(fileURLWithPath: directory + "/index.json"))
     }
 
     /// Every file of the layout as tar members (for docker-archive / oci-archive fixtures).
@@ -94,8 +109,12 @@ public final class OCILayoutBuilder {
         for case let relative as String in enumerator {
             var isDirectory: ObjCBool = false
             _ = FileManager.default.fileExists(atPath: directory + "/" + relative, isDirectory: &isDirectory)
-            out.append(isDirectory.boolValue ? .dir(prefix + relative)
-                                             : TarMember(prefix + relative, .file(try Data(contentsOf: URL(fileURLWithPath: directory + "/" + relative)))))
+            out.append(
+                isDirectory.boolValue
+                    ? .dir(prefix + relative)
+                    : TarMember(
+                        prefix + relative, .file(try Data(contentsOf: URL(fileURLWithPath: directory + "/" + relative)))
+                    ))
         }
         return out.sorted { $0.name < $1.name }
     }
@@ -103,8 +122,10 @@ public final class OCILayoutBuilder {
 
 /// A legacy `docker save` archive: `<id>/layer.tar`, `<config>.json`, `manifest.json`.
 public enum DockerArchiveBuilder {
-    public static func legacy(_ layers: [[TarMember]], config: [String: Any] = ["Cmd": ["/bin/sh"]], tags: [String] = ["example:latest"],
-                              architecture: String = "amd64") throws -> Data {
+    public static func legacy(
+        _ layers: [[TarMember]], config: [String: Any] = ["Cmd": ["/bin/sh"]], tags: [String] = ["example:latest"],
+        architecture: String = "amd64"
+    ) throws -> Data {
         var members: [TarMember] = []
         var layerPaths: [String] = []
         var diffIDs: [String] = []
@@ -117,21 +138,28 @@ public enum DockerArchiveBuilder {
             layerPaths.append("\(id)/layer.tar")
             diffIDs.append(TarBuilder.sha256(tar))
         }
-        let configData = try JSONSerialization.data(withJSONObject: ["architecture": architecture, "os": "linux", "config": config,
-                                                                     "rootfs": ["type": "layers", "diff_ids": diffIDs]])
+        let configData = try JSONSerialization.data(withJSONObject: [
+            "architecture": architecture, "os": "linux", "config": config,
+            "rootfs": ["type": "layers", "diff_ids": diffIDs]
+        ])
         let configName = "\(TarBuilder.sha256(configData).dropFirst(7)).json"
         members.append(TarMember(configName, .file(configData)))
-        let manifest = try JSONSerialization.data(withJSONObject: [["Config": configName, "RepoTags": tags, "Layers": layerPaths]])
+        let manifest = try JSONSerialization.data(withJSONObject: [
+            ["Config": configName, "RepoTags": tags, "Layers": layerPaths]
+        ])
         members.append(TarMember("manifest.json", .file(manifest)))
         return try TarBuilder.tar(members)
     }
 
     /// The newer (Docker 25+) form: an OCI layout plus manifest.json whose Layers point at blobs, and
     /// legacy `<id>/layer.tar` symlinks into blobs/.
-    public static func ociForm(layout: OCILayoutBuilder, manifestDescriptor: [String: Any], tags: [String] = ["example:latest"]) throws -> Data {
+    public static func ociForm(
+        layout: OCILayoutBuilder, manifestDescriptor: [String: Any], tags: [String] = ["example:latest"]
+    ) throws -> Data {
         var members = try layout.members()
         let manifestDigest = (manifestDescriptor["digest"] as! String).dropFirst(7)
-        let manifestData = try Data(contentsOf: URL(fileURLWithPath: "\(layout.directory)/blobs/sha256/\(manifestDigest)"))
+        let manifestData = try Data(
+            contentsOf: URL(fileURLWithPath: "\(layout.directory)/blobs/sha256/\(manifestDigest)"))
         let manifest = try JSONSerialization.jsonObject(with: manifestData) as! [String: Any]
         let config = (manifest["config"] as! [String: Any])["digest"] as! String
         var layerPaths: [String] = []
@@ -141,8 +169,12 @@ public enum DockerArchiveBuilder {
             members.append(.symlink("\(hex)/layer.tar", "../blobs/sha256/\(hex)"))
             layerPaths.append("\(hex)/layer.tar")
         }
-        let dockerManifest = try JSONSerialization.data(withJSONObject: [["Config": "blobs/sha256/\(config.dropFirst(7))",
-                                                                          "RepoTags": tags, "Layers": layerPaths]])
+        let dockerManifest = try JSONSerialization.data(withJSONObject: [
+            [
+                "Config": "blobs/sha256/\(config.dropFirst(7))",
+                "RepoTags": tags, "Layers": layerPaths
+            ]
+        ])
         members.append(TarMember("manifest.json", .file(dockerManifest)))
         return try TarBuilder.tar(members)
     }

@@ -22,8 +22,11 @@ public struct TarMember {
     public var mtime: Int64
     public var xattrs: [String: [UInt8]]
 
-    public init(_ name: String, _ kind: Kind, mode: UInt16? = nil, uid: UInt32 = 0, gid: UInt32 = 0, mtime: Int64 = 1_700_000_000,
-                xattrs: [String: [UInt8]] = [:]) {
+    public init(
+        _ name: String, _ kind: Kind, mode: UInt16? = nil, uid: UInt32 = 0, gid: UInt32 = 0,
+        mtime: Int64 = 1_700_000_000,
+        xattrs: [String: [UInt8]] = [:]
+    ) {
         self.name = name
         self.kind = kind
         switch kind {
@@ -37,7 +40,9 @@ public struct TarMember {
         self.xattrs = xattrs
     }
 
-    public static func file(_ name: String, _ text: String, mode: UInt16 = 0o644, uid: UInt32 = 0, gid: UInt32 = 0) -> TarMember {
+    public static func file(_ name: String, _ text: String, mode: UInt16 = 0o644, uid: UInt32 = 0, gid: UInt32 = 0)
+        -> TarMember
+    {
         TarMember(name, .file(Data(text.utf8)), mode: mode, uid: uid, gid: gid)
     }
 
@@ -77,10 +82,12 @@ public enum TarBuilder {
         case .gzip: filter = .gzip(level: 6)
         case .zstd: filter = .zstd(level: 3)
         }
-        let writer = try ArchiveWriter(format: .pax, filter: filter, sink: FileSink(fd: fd, displayName: path), label: "fixture")
+        let writer = try ArchiveWriter(
+            format: .pax, filter: filter, sink: FileSink(fd: fd, displayName: path), label: "fixture")
         for member in members {
-            let metadata = FileMetadata(permissions: member.mode, uid: member.uid, gid: member.gid,
-                                        mtime: Timestamp(seconds: member.mtime), xattrs: member.xattrs)
+            let metadata = FileMetadata(
+                permissions: member.mode, uid: member.uid, gid: member.gid,
+                mtime: Timestamp(seconds: member.mtime), xattrs: member.xattrs)
             let kind: EntryKind
             var body = Data()
             switch member.kind {
@@ -88,7 +95,8 @@ public enum TarBuilder {
                 body = data
                 let content = try SharedFile.anonymous(in: NSTemporaryDirectory())
                 try data.withUnsafeBytes { try content.write($0, at: 0) }
-                kind = .regularFile(data.isEmpty ? .empty : .blobRange(file: content, offset: 0, length: Int64(data.count)))
+                kind = .regularFile(
+                    data.isEmpty ? .empty : .blobRange(file: content, offset: 0, length: Int64(data.count)))
             case .directory: kind = .directory
             case .symlink(let target): kind = .symlink(target: target)
             case .hardlink(let target): kind = .hardlink(target: target)

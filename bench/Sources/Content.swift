@@ -76,9 +76,11 @@ struct ContentSynth {
         var bytes: [UInt8] = []
         var offsets: [Int] = [0]
         let letters = Array("etaoinshrdlcumwfgypbvkjxqz".utf8)
-        let keywords = ["func", "return", "let", "var", "if", "else", "for", "in", "struct", "import", "the", "of",
-                        "and", "to", "self", "true", "false", "nil", "int", "string", "error", "value", "path",
-                        "config", "buffer", "size", "index", "data", "file", "name"]
+        let keywords = [
+            "func", "return", "let", "var", "if", "else", "for", "in", "struct", "import", "the", "of",
+            "and", "to", "self", "true", "false", "nil", "int", "string", "error", "value", "path",
+            "config", "buffer", "size", "index", "data", "file", "name"
+        ]
         for word in keywords {
             bytes += Array(word.utf8)
             offsets.append(bytes.count)
@@ -170,10 +172,10 @@ struct ContentSynth {
                         while k < indent && at < end { p[at] = 32; at += 1; k += 1 }
                     } else {
                         switch (r >> 40) & 15 {
-                        case 0: p[at] = 40   // '('
-                        case 1: p[at] = 44   // ','
-                        case 2: p[at] = 46   // '.'
-                        case 3: p[at] = 95   // '_'
+                        case 0: p[at] = 40  // '('
+                        case 1: p[at] = 44  // ','
+                        case 2: p[at] = 46  // '.'
+                        case 3: p[at] = 95  // '_'
                         default: p[at] = 32  // ' '
                         }
                         at += 1

@@ -92,8 +92,10 @@ struct Planner {
         self.totalBytes = totalBytes
         rng = Rng(seed: seed)
         var wordRng = Rng(seed: seed ^ 0xA11CE)
-        let syllables = ["ka", "lo", "mi", "ne", "pu", "ra", "si", "to", "vu", "ze", "bar", "dex", "gim", "hol", "jun",
-                         "qua", "wex", "yor", "core", "util", "net", "io", "fs", "db", "ui", "math", "xml", "ssl"]
+        let syllables = [
+            "ka", "lo", "mi", "ne", "pu", "ra", "si", "to", "vu", "ze", "bar", "dex", "gim", "hol", "jun",
+            "qua", "wex", "yor", "core", "util", "net", "io", "fs", "db", "ui", "math", "xml", "ssl"
+        ]
         words = (0..<512).map { _ in
             (0..<(1 + wordRng.below(3))).map { _ in syllables[wordRng.below(syllables.count)] }.joined()
         }
@@ -163,7 +165,8 @@ struct Planner {
     }
 
     mutating func planLayer(_ index: Int, alreadyPlanned: Int64) -> LayerPlan {
-        let budget = index == layerCount - 1
+        let budget =
+            index == layerCount - 1
             ? max(0, totalBytes - alreadyPlanned)
             : Int64(Double(totalBytes) * weight(index))
         var plan = LayerPlan(entries: [], seed: rng.next(), contentBytes: 0)
@@ -202,8 +205,10 @@ struct Planner {
                 let size = fileSize()
                 let style = style(forSize: size)
                 Self.addWithAncestors(Self.parent(path), to: &directories)
-                body.append(.file(path: path, size: size, style: style,
-                                  permissions: style == .binary || style == .mixed ? 0o755 : 0o644, uid: 0))
+                body.append(
+                    .file(
+                        path: path, size: size, style: style,
+                        permissions: style == .binary || style == .mixed ? 0o755 : 0o644, uid: 0))
                 plan.contentBytes += Int64(size)
                 plan.files += 1
                 plan.overwrites += 1
@@ -234,8 +239,10 @@ struct Planner {
             nameCounter += 1
             let path = dir + "/" + word() + "\(nameCounter)" + Self.fileExtension(style, rng.below(8))
             let executable = style == .binary || style == .mixed
-            body.append(.file(path: path, size: size, style: style, permissions: executable ? 0o755 : 0o644,
-                              uid: rng.chance(0.1) ? 1000 : 0))
+            body.append(
+                .file(
+                    path: path, size: size, style: style, permissions: executable ? 0o755 : 0o644,
+                    uid: rng.chance(0.1) ? 1000 : 0))
             newFilesThisLayer.append(path)
             plan.contentBytes += Int64(size)
             plan.files += 1
@@ -296,15 +303,18 @@ enum Generator {
     static let mtime = Timestamp(seconds: 1_700_000_000)
 
     /// Makes sure `directory` holds the image for `parameters`, generating it if needed.
-    static func ensure(directory: String, parameters: GeneratedImage.Parameters, jobs: Int,
-                       say: (String) -> Void) throws -> (GeneratedImage, reused: Bool) {
+    static func ensure(
+        directory: String, parameters: GeneratedImage.Parameters, jobs: Int,
+        say: (String) -> Void
+    ) throws -> (GeneratedImage, reused: Bool) {
         let fm = FileManager.default
         let stampPath = "\(directory)/\(GeneratedImage.stampName)"
         if let data = fm.contents(atPath: stampPath),
-           let existing = try? JSONDecoder().decode(GeneratedImage.self, from: data),
-           existing.parameters == parameters,
-           existing.layers.allSatisfy({ fileSize(existing.blobPath(in: directory, $0)) == $0.compressedBytes }),
-           fm.fileExists(atPath: "\(directory)/index.json") {
+            let existing = try? JSONDecoder().decode(GeneratedImage.self, from: data),
+            existing.parameters == parameters,
+            existing.layers.allSatisfy({ fileSize(existing.blobPath(in: directory, $0)) == $0.compressedBytes }),
+            fm.fileExists(atPath: "\(directory)/index.json")
+        {
             return (existing, true)
         }
 
@@ -312,7 +322,8 @@ enum Generator {
         try fm.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let contents = try fm.contentsOfDirectory(atPath: directory)
         if !contents.isEmpty && !fm.fileExists(atPath: stampPath) {
-            throw BenchError("\(directory) is not empty and was not made by gvlt-bench; give an empty or new --work directory")
+            throw BenchError(
+                "\(directory) is not empty and was not made by gvlt-bench; give an empty or new --work directory")
         }
         for name in [GeneratedImage.stampName, "index.json", "oci-layout", "blobs"] {
             try? fm.removeItem(atPath: "\(directory)/\(name)")
@@ -342,13 +353,19 @@ enum Generator {
                     return next
                 }
                 guard let index else { return }
-                let result = Result { try writeLayer(plans[index], index: index, directory: directory,
-                                                     gzipLevel: parameters.gzipLevel) }
+                let result = Result {
+                    try writeLayer(
+                        plans[index], index: index, directory: directory,
+                        gzipLevel: parameters.gzipLevel)
+                }
                 lock.withLock { results[index] = result }
                 if case .success(let layer) = result {
-                    say("  layer \(index + 1): \(layer.files) files, \(layer.whiteouts) whiteouts, "
-                        + "\(megabytes(layer.uncompressedBytes)) -> \(megabytes(layer.compressedBytes)) "
-                        + "(gzip ratio " + String(format: "%.2f", Double(layer.uncompressedBytes) / Double(layer.compressedBytes)) + "x)")
+                    say(
+                        "  layer \(index + 1): \(layer.files) files, \(layer.whiteouts) whiteouts, "
+                            + "\(megabytes(layer.uncompressedBytes)) -> \(megabytes(layer.compressedBytes)) "
+                            + "(gzip ratio "
+                            + String(format: "%.2f", Double(layer.uncompressedBytes) / Double(layer.compressedBytes))
+                            + "x)")
                 }
             }
         }
@@ -358,20 +375,30 @@ enum Generator {
         let config: [String: Any] = [
             "architecture": "amd64", "os": "linux",
             "config": ["Entrypoint": ["/bin/sh"], "Env": ["PATH=/usr/local/bin:/usr/bin:/bin"], "WorkingDir": "/"],
-            "rootfs": ["type": "layers", "diff_ids": layers.map(\.diffID)],
+            "rootfs": ["type": "layers", "diff_ids": layers.map(\.diffID)]
         ]
         let (configDigest, configSize) = try writeJSONBlob(config, directory: directory)
         let manifest: [String: Any] = [
             "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": ["mediaType": "application/vnd.oci.image.config.v1+json", "digest": configDigest, "size": configSize],
-            "layers": layers.map { ["mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": $0.digest,
-                                    "size": $0.compressedBytes] as [String: Any] },
+            "config": [
+                "mediaType": "application/vnd.oci.image.config.v1+json", "digest": configDigest, "size": configSize
+            ],
+            "layers": layers.map {
+                [
+                    "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": $0.digest,
+                    "size": $0.compressedBytes
+                ] as [String: Any]
+            }
         ]
         let (manifestDigest, manifestSize) = try writeJSONBlob(manifest, directory: directory)
         let index: [String: Any] = [
             "schemaVersion": 2,
-            "manifests": [["mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": manifestDigest,
-                           "size": manifestSize, "annotations": ["org.opencontainers.image.ref.name": "bench"]] as [String: Any]],
+            "manifests": [
+                [
+                    "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": manifestDigest,
+                    "size": manifestSize, "annotations": ["org.opencontainers.image.ref.name": "bench"]
+                ] as [String: Any]
+            ]
         ]
         try JSONSerialization.data(withJSONObject: index, options: [.sortedKeys])
             .write(to: URL(fileURLWithPath: "\(directory)/index.json"))
@@ -391,10 +418,14 @@ enum Generator {
 
     /// Synthesizes one layer's content into an anonymous spool, then writes the layer twice through
     /// Core's ArchiveWriter: gzip'd into the blob (its digest), and plain into /dev/null (its diff_id).
-    static func writeLayer(_ plan: LayerPlan, index: Int, directory: String, gzipLevel: Int) throws -> GeneratedImage.Layer {
+    static func writeLayer(_ plan: LayerPlan, index: Int, directory: String, gzipLevel: Int) throws
+        -> GeneratedImage.Layer
+    {
         let spool = try SharedFile.anonymous(in: directory)
         var synth = ContentSynth(seed: plan.seed)
-        let largest = plan.entries.reduce(1) { if case .file(_, let size, _, _, _) = $1 { return max($0, size) }; return $0 }
+        let largest = plan.entries.reduce(1) {
+            if case .file(_, let size, _, _, _) = $1 { return max($0, size) }; return $0
+        }
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: largest, alignment: 16)
         defer { buffer.deallocate() }
         var entries: [FileEntry] = []
@@ -402,24 +433,34 @@ enum Generator {
         for planned in plan.entries {
             switch planned {
             case .directory(let path, let permissions, let uid):
-                entries.append(FileEntry(path: path, kind: .directory,
-                                         metadata: FileMetadata(permissions: permissions, uid: uid, gid: uid, mtime: mtime)))
+                entries.append(
+                    FileEntry(
+                        path: path, kind: .directory,
+                        metadata: FileMetadata(permissions: permissions, uid: uid, gid: uid, mtime: mtime)))
             case .file(let path, let size, let style, let permissions, let uid):
                 let slice = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<size])
                 synth.fill(slice, style: style)
                 try spool.write(UnsafeRawBufferPointer(slice), at: spoolEnd)
-                entries.append(FileEntry(path: path, kind: .regularFile(.blobRange(file: spool, offset: spoolEnd, length: Int64(size))),
-                                         metadata: FileMetadata(permissions: permissions, uid: uid, gid: uid, mtime: mtime)))
+                entries.append(
+                    FileEntry(
+                        path: path, kind: .regularFile(.blobRange(file: spool, offset: spoolEnd, length: Int64(size))),
+                        metadata: FileMetadata(permissions: permissions, uid: uid, gid: uid, mtime: mtime)))
                 spoolEnd += Int64(size)
             case .symlink(let path, let target):
-                entries.append(FileEntry(path: path, kind: .symlink(target: target),
-                                         metadata: FileMetadata(permissions: 0o777, mtime: mtime)))
+                entries.append(
+                    FileEntry(
+                        path: path, kind: .symlink(target: target),
+                        metadata: FileMetadata(permissions: 0o777, mtime: mtime)))
             case .hardlink(let path, let target):
-                entries.append(FileEntry(path: path, kind: .hardlink(target: target),
-                                         metadata: FileMetadata(permissions: 0o644, mtime: mtime)))
+                entries.append(
+                    FileEntry(
+                        path: path, kind: .hardlink(target: target),
+                        metadata: FileMetadata(permissions: 0o644, mtime: mtime)))
             case .whiteout(let path):
-                entries.append(FileEntry(path: path, kind: .regularFile(.empty),
-                                         metadata: FileMetadata(permissions: 0o644, mtime: mtime)))
+                entries.append(
+                    FileEntry(
+                        path: path, kind: .regularFile(.empty),
+                        metadata: FileMetadata(permissions: 0o644, mtime: mtime)))
             }
         }
 
@@ -428,7 +469,8 @@ enum Generator {
         guard fd >= 0 else { throw BenchError("cannot create \(temporary): errno \(errno)") }
         let packed = FileSink(fd: fd, displayName: temporary)
         do {
-            let writer = try ArchiveWriter(format: .pax, filter: .gzip(level: gzipLevel), sink: packed, label: temporary)
+            let writer = try ArchiveWriter(
+                format: .pax, filter: .gzip(level: gzipLevel), sink: packed, label: temporary)
             for entry in entries { try writer.write(entry) }
             try writer.finish()
         } catch {
@@ -441,7 +483,8 @@ enum Generator {
         guard null >= 0 else { throw BenchError("cannot open /dev/null: errno \(errno)") }
         defer { close(null) }
         let plain = FileSink(fd: null, displayName: "/dev/null")
-        let plainWriter = try ArchiveWriter(format: .pax, filter: .none, sink: plain, label: "diff_id of layer \(index + 1)")
+        let plainWriter = try ArchiveWriter(
+            format: .pax, filter: .none, sink: plain, label: "diff_id of layer \(index + 1)")
         for entry in entries { try plainWriter.write(entry) }
         try plainWriter.finish()
 
@@ -449,7 +492,8 @@ enum Generator {
         let final = "\(directory)/blobs/sha256/\(digest.dropFirst("sha256:".count))"
         guard rename(temporary, final) == 0 else { throw BenchError("cannot rename \(temporary): errno \(errno)") }
         return GeneratedImage.Layer(
-            digest: digest, diffID: plain.digest(), compressedBytes: packed.byteCount, uncompressedBytes: plain.byteCount,
+            digest: digest, diffID: plain.digest(), compressedBytes: packed.byteCount,
+            uncompressedBytes: plain.byteCount,
             contentBytes: plan.contentBytes, entries: entries.count, files: plan.files, whiteouts: plan.whiteouts,
             overwrites: plan.overwrites)
     }

@@ -36,11 +36,14 @@ struct Stopwatch {
     /// iowait (in USER_HZ ticks, 100 a second on Linux).
     static func machineBusyNow() -> Double {
         guard let text = try? String(contentsOfFile: "/proc/stat", encoding: .utf8),
-              let line = text.split(separator: "\n").first, line.hasPrefix("cpu ") else { return 0 }
+            let line = text.split(separator: "\n").first, line.hasPrefix("cpu ")
+        else { return 0 }
         let fields = line.split(separator: " ").dropFirst().compactMap { Double($0) }
         guard fields.count >= 5 else { return 0 }
         // user nice system idle iowait irq softirq steal [guest guest_nice: already in user]
-        let busy = fields.prefix(8).enumerated().filter { $0.offset != 3 && $0.offset != 4 }.reduce(0) { $0 + $1.element }
+        let busy = fields.prefix(8).enumerated().filter { $0.offset != 3 && $0.offset != 4 }.reduce(0) {
+            $0 + $1.element
+        }
         return busy / 100
     }
 
@@ -86,13 +89,18 @@ struct Measurements {
         var bytes: Int64 = 0
         for (layer, path) in zip(image.layers, blobPaths) {
             let file = try SharedFile.openReadOnly(path)
-            let reader = try ArchiveReader(format: .raw, filters: [.gzip],
-                                           source: FileRangeSource(file: file, length: layer.compressedBytes),
-                                           label: "floor \(layer.digest.prefix(19))")
+            let reader = try ArchiveReader(
+                format: .raw, filters: [.gzip],
+                source: FileRangeSource(file: file, length: layer.compressedBytes),
+                label: "floor \(layer.digest.prefix(19))")
             guard try reader.nextHeader() != nil else { throw BenchError("\(path): empty stream") }
             while let (block, _) = try reader.readBlock() { bytes += Int64(block.count) }
         }
-        return (Sample(seconds: clock.seconds, cpuSeconds: clock.cpuSeconds, systemSeconds: clock.systemSeconds, otherCPUSeconds: clock.otherCPUSeconds), bytes)
+        return (
+            Sample(
+                seconds: clock.seconds, cpuSeconds: clock.cpuSeconds, systemSeconds: clock.systemSeconds,
+                otherCPUSeconds: clock.otherCPUSeconds), bytes
+        )
     }
 
     /// The flatten: OCILayoutSource.load (resolve, read layers with `jobs` workers, apply) and
@@ -104,14 +112,17 @@ struct Measurements {
         let report: TarExporter.Report
         do {
             let scratch = try ScratchDirectory(label: "gvlt-bench")
-            let context = SourceContext(scratch: scratch, progress: ProgressReporter(mode: .quiet), logger: logger, jobs: jobs)
+            let context = SourceContext(
+                scratch: scratch, progress: ProgressReporter(mode: .quiet), logger: logger, jobs: jobs)
             let clock = Stopwatch()
             let image = try OCILayoutSource(directory: directory, tag: "bench").load(context)
             let loaded = clock.seconds
             report = try TarExporter().export(image.tree, to: out, force: true)
             let total = clock.seconds
-            sample = Sample(seconds: total, cpuSeconds: clock.cpuSeconds, systemSeconds: clock.systemSeconds, loadSeconds: loaded, exportSeconds: total - loaded,
-                            otherCPUSeconds: clock.otherCPUSeconds)
+            sample = Sample(
+                seconds: total, cpuSeconds: clock.cpuSeconds, systemSeconds: clock.systemSeconds, loadSeconds: loaded,
+                exportSeconds: total - loaded,
+                otherCPUSeconds: clock.otherCPUSeconds)
         }
         // The tree, its spool files and the scratch directory are gone here.
         unlink(out)
@@ -144,80 +155,91 @@ struct Measurements {
         let layers = image.layers
 
         // SHA-256 alone (Core's FileSink into /dev/null), over as many bytes as the layers hold.
-        steps.append(try step("SHA-256 of the uncompressed byte count (FileSink)") {
-            let null = open("/dev/null", O_WRONLY | O_CLOEXEC)
-            defer { close(null) }
-            let sink = FileSink(fd: null, displayName: "/dev/null")
-            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
-            defer { buffer.deallocate() }
-            for i in 0..<buffer.count { buffer[i] = UInt8(truncatingIfNeeded: i &* 2_654_435_761 >> 13) }
-            var left = bytes
-            while left > 0 {
-                let n = Int(min(Int64(buffer.count), left))
-                try sink.write(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
-                left -= Int64(n)
-            }
-            try sink.finish()
-            _ = sink.digest()
-        })
-        steps.append(try step("inflate only (the floor)") {
-            for (layer, file) in zip(layers, files) {
-                let reader = try ArchiveReader(format: .raw, filters: [.gzip],
-                                               source: FileRangeSource(file: file, length: layer.compressedBytes), label: "b")
-                _ = try reader.nextHeader()
-                while try reader.readBlock() != nil {}
-            }
-        })
-        steps.append(try step("inflate + SHA-256 of blob + SHA-256 of tar") {
-            for (layer, file) in zip(layers, files) {
-                let stored = FileRangeSource(file: file, length: layer.compressedBytes, hashing: true)
-                let raw = try ArchiveReader(format: .raw, filters: [.gzip], source: stored, label: "b")
-                let uncompressed = try DecompressedSource(reader: raw)
-                let diffID = try uncompressed.drainAndDigest()
-                guard diffID == layer.diffID, stored.finalizeDigest() == layer.digest else {
-                    throw BenchError("breakdown: digest mismatch")
+        steps.append(
+            try step("SHA-256 of the uncompressed byte count (FileSink)") {
+                let null = open("/dev/null", O_WRONLY | O_CLOEXEC)
+                defer { close(null) }
+                let sink = FileSink(fd: null, displayName: "/dev/null")
+                let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+                defer { buffer.deallocate() }
+                for i in 0..<buffer.count { buffer[i] = UInt8(truncatingIfNeeded: i &* 2_654_435_761 >> 13) }
+                var left = bytes
+                while left > 0 {
+                    let n = Int(min(Int64(buffer.count), left))
+                    try sink.write(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+                    left -= Int64(n)
                 }
-            }
-        })
-        steps.append(try step("... + tar parsing (file data read and discarded)") {
-            for (layer, file) in zip(layers, files) {
-                let stored = FileRangeSource(file: file, length: layer.compressedBytes, hashing: true)
-                let raw = try ArchiveReader(format: .raw, filters: [.gzip], source: stored, label: "b")
-                let uncompressed = try DecompressedSource(reader: raw)
-                let tar = try ArchiveReader(format: .tar, source: uncompressed, label: "b")
-                while let entry = try tar.nextHeader() {
-                    _ = try ArchiveEntryCoding.decode(entry)
-                    while try tar.readBlock() != nil {}
+                try sink.finish()
+                _ = sink.digest()
+            })
+        steps.append(
+            try step("inflate only (the floor)") {
+                for (layer, file) in zip(layers, files) {
+                    let reader = try ArchiveReader(
+                        format: .raw, filters: [.gzip],
+                        source: FileRangeSource(file: file, length: layer.compressedBytes), label: "b")
+                    _ = try reader.nextHeader()
+                    while try reader.readBlock() != nil {}
                 }
-                _ = try uncompressed.drainAndDigest()
-                _ = stored.finalizeDigest()
-            }
-        })
+            })
+        steps.append(
+            try step("inflate + SHA-256 of blob + SHA-256 of tar") {
+                for (layer, file) in zip(layers, files) {
+                    let stored = FileRangeSource(file: file, length: layer.compressedBytes, hashing: true)
+                    let raw = try ArchiveReader(format: .raw, filters: [.gzip], source: stored, label: "b")
+                    let uncompressed = try DecompressedSource(reader: raw)
+                    let diffID = try uncompressed.drainAndDigest()
+                    guard diffID == layer.diffID, stored.finalizeDigest() == layer.digest else {
+                        throw BenchError("breakdown: digest mismatch")
+                    }
+                }
+            })
+        steps.append(
+            try step("... + tar parsing (file data read and discarded)") {
+                for (layer, file) in zip(layers, files) {
+                    let stored = FileRangeSource(file: file, length: layer.compressedBytes, hashing: true)
+                    let raw = try ArchiveReader(format: .raw, filters: [.gzip], source: stored, label: "b")
+                    let uncompressed = try DecompressedSource(reader: raw)
+                    let tar = try ArchiveReader(format: .tar, source: uncompressed, label: "b")
+                    while let entry = try tar.nextHeader() {
+                        _ = try ArchiveEntryCoding.decode(entry)
+                        while try tar.readBlock() != nil {}
+                    }
+                    _ = try uncompressed.drainAndDigest()
+                    _ = stored.finalizeDigest()
+                }
+            })
         let scratch = try ScratchDirectory(label: "gvlt-bench")
-        steps.append(try step("... + spooling file data (LayerReader.parse, all layers)") {
-            for (layer, file) in zip(layers, files) {
-                let blob = LayerBlob(label: "b", file: file, length: layer.compressedBytes,
-                                     digest: try ContentDigest(layer.digest, context: "digest"),
-                                     diffID: try ContentDigest(layer.diffID, context: "diff_id"),
-                                     declaredCompression: nil)
-                _ = try LayerReader.parse(blob, scratchDirectory: scratch.path)
-            }
-        })
+        steps.append(
+            try step("... + spooling file data (LayerReader.parse, all layers)") {
+                for (layer, file) in zip(layers, files) {
+                    let blob = LayerBlob(
+                        label: "b", file: file, length: layer.compressedBytes,
+                        digest: try ContentDigest(layer.digest, context: "digest"),
+                        diffID: try ContentDigest(layer.diffID, context: "diff_id"),
+                        declaredCompression: nil)
+                    _ = try LayerReader.parse(blob, scratchDirectory: scratch.path)
+                }
+            })
         // The export alone, to the work directory (fsync'd to disk, as the product does) and, where there
         // is a tmpfs, to /dev/shm (fsync is a no-op there), which separates the disk from the CPU cost.
         let logger = Logger(label: "gvlt-bench")
         let context = SourceContext(scratch: scratch, progress: ProgressReporter(mode: .quiet), logger: logger)
         let loaded = try OCILayoutSource(directory: directory, tag: "bench").load(context)
-        steps.append(try step("export only (tar write + SHA-256 + fsync), to \(URL(fileURLWithPath: outputPath).deletingLastPathComponent().lastPathComponent)/") {
-            _ = try TarExporter().export(loaded.tree, to: outputPath, force: true)
-        })
+        steps.append(
+            try step(
+                "export only (tar write + SHA-256 + fsync), to \(URL(fileURLWithPath: outputPath).deletingLastPathComponent().lastPathComponent)/"
+            ) {
+                _ = try TarExporter().export(loaded.tree, to: outputPath, force: true)
+            })
         unlink(outputPath)
         var shm = statvfs()
         if statvfs("/dev/shm", &shm) == 0, Int64(shm.f_bavail) * Int64(shm.f_frsize) > 2 * bytes {
             let path = "/dev/shm/gvlt-bench-\(getpid()).tar"
-            steps.append(try step("export only, to /dev/shm (tmpfs: no disk)") {
-                _ = try TarExporter().export(loaded.tree, to: path, force: true)
-            })
+            steps.append(
+                try step("export only, to /dev/shm (tmpfs: no disk)") {
+                    _ = try TarExporter().export(loaded.tree, to: path, force: true)
+                })
             unlink(path)
         }
         return steps

@@ -132,7 +132,8 @@ struct Report: Codable {
 
 // A development aid for tuning the generator: `gvlt-bench --content-sample STYLE BYTES | gzip -6 | wc -c`.
 if CommandLine.arguments.count == 4, CommandLine.arguments[1] == "--content-sample",
-   let style = ContentStyle(rawValue: CommandLine.arguments[2]), let size = Int(CommandLine.arguments[3]) {
+    let style = ContentStyle(rawValue: CommandLine.arguments[2]), let size = Int(CommandLine.arguments[3])
+{
     var synth = ContentSynth(seed: 1)
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 16)
     synth.fill(buffer, style: style)
@@ -158,19 +159,24 @@ if let given = options.work {
 }
 
 func run() throws {
-    let parameters = GeneratedImage.Parameters(formatVersion: GeneratedImage.formatVersion, layers: options.layers,
-                                               mib: options.mib, seed: options.seed, gzipLevel: 6)
-    let (image, reused) = try Generator.ensure(directory: work, parameters: parameters,
-                                               jobs: ProcessInfo.processInfo.activeProcessorCount, say: say)
+    let parameters = GeneratedImage.Parameters(
+        formatVersion: GeneratedImage.formatVersion, layers: options.layers,
+        mib: options.mib, seed: options.seed, gzipLevel: 6)
+    let (image, reused) = try Generator.ensure(
+        directory: work, parameters: parameters,
+        jobs: ProcessInfo.processInfo.activeProcessorCount, say: say)
     let bytes = image.totalUncompressed
     let mb = { (seconds: Double) in Double(bytes) / seconds / 1e6 }
     let fileCount = image.layers.reduce(0) { $0 + $1.files }
-    say((reused ? "reusing" : "generated") + " image in \(work)" + (reused ? "" : String(format: " (%.1f s)", image.generationSeconds))
-        + ": \(image.layers.count) layers, \(fileCount) files, \(megabytes(bytes)) of tar in \(megabytes(image.totalCompressed)) of gzip"
-        + String(format: " (%.2fx)", Double(bytes) / Double(image.totalCompressed)))
+    say(
+        (reused ? "reusing" : "generated") + " image in \(work)"
+            + (reused ? "" : String(format: " (%.1f s)", image.generationSeconds))
+            + ": \(image.layers.count) layers, \(fileCount) files, \(megabytes(bytes)) of tar in \(megabytes(image.totalCompressed)) of gzip"
+            + String(format: " (%.2fx)", Double(bytes) / Double(image.totalCompressed)))
 
     let outputDirectory = options.out.map { URL(fileURLWithPath: $0).standardizedFileURL.path } ?? work
-    let measure = Measurements(directory: work, image: image, outputPath: "\(outputDirectory)/gvlt-bench-flat-\(getpid()).tar")
+    let measure = Measurements(
+        directory: work, image: image, outputPath: "\(outputDirectory)/gvlt-bench-flat-\(getpid()).tar")
     let warmed = try measure.warmUp()
     say("warm-up: read \(megabytes(warmed)) of blobs")
 
@@ -182,19 +188,26 @@ func run() throws {
         let (f, got) = try measure.floor()
         guard got == bytes else { throw BenchError("the floor decompressed \(got) bytes, expected \(bytes)") }
         floor.samples.append(f)
-        say(String(format: "run %d/%d: floor %.3f s (%.1f MB/s; CPU %.2f s of which kernel %.2f s; others' CPU %.2f s)",
-                   r, options.runs, f.seconds, mb(f.seconds), f.cpuSeconds, f.systemSeconds, f.otherCPUSeconds))
+        say(
+            String(
+                format: "run %d/%d: floor %.3f s (%.1f MB/s; CPU %.2f s of which kernel %.2f s; others' CPU %.2f s)",
+                r, options.runs, f.seconds, mb(f.seconds), f.cpuSeconds, f.systemSeconds, f.otherCPUSeconds))
         for i in flattens.indices {
             let (s, report) = try measure.flatten(jobs: flattens[i].jobs!)
             guard report.summary.contentBytes == image.expectedFinalContentBytes,
-                  report.summary.byKind["file"] == image.expectedFinalFiles else {
-                throw BenchError("the flattened tree holds \(report.summary.byKind["file"] ?? 0) files, \(report.summary.contentBytes) bytes; "
-                                 + "expected \(image.expectedFinalFiles) files, \(image.expectedFinalContentBytes) bytes")
+                report.summary.byKind["file"] == image.expectedFinalFiles
+            else {
+                throw BenchError(
+                    "the flattened tree holds \(report.summary.byKind["file"] ?? 0) files, \(report.summary.contentBytes) bytes; "
+                        + "expected \(image.expectedFinalFiles) files, \(image.expectedFinalContentBytes) bytes")
             }
             flattens[i].samples.append(s)
-            say(String(format: "run %d/%d: flatten jobs=%d %.3f s (%.1f MB/s; load %.3f s, export %.3f s; CPU %.2f s of which kernel %.2f s; others' CPU %.2f s)",
-                       r, options.runs, flattens[i].jobs!, s.seconds, mb(s.seconds), s.loadSeconds!, s.exportSeconds!,
-                       s.cpuSeconds, s.systemSeconds, s.otherCPUSeconds))
+            say(
+                String(
+                    format:
+                        "run %d/%d: flatten jobs=%d %.3f s (%.1f MB/s; load %.3f s, export %.3f s; CPU %.2f s of which kernel %.2f s; others' CPU %.2f s)",
+                    r, options.runs, flattens[i].jobs!, s.seconds, mb(s.seconds), s.loadSeconds!, s.exportSeconds!,
+                    s.cpuSeconds, s.systemSeconds, s.otherCPUSeconds))
         }
     }
 
@@ -205,10 +218,11 @@ func run() throws {
     }
 
     func figure(_ series: Series) -> Report.Figure {
-        Report.Figure(name: series.name, jobs: series.jobs, bestSeconds: series.best.seconds,
-                      medianSeconds: series.median.seconds, bestMBps: mb(series.best.seconds),
-                      medianMBps: mb(series.median.seconds), ratio: floor.best.seconds / series.best.seconds,
-                      medianRatio: floor.median.seconds / series.median.seconds, samples: series.samples)
+        Report.Figure(
+            name: series.name, jobs: series.jobs, bestSeconds: series.best.seconds,
+            medianSeconds: series.median.seconds, bestMBps: mb(series.best.seconds),
+            medianMBps: mb(series.median.seconds), ratio: floor.best.seconds / series.best.seconds,
+            medianRatio: floor.median.seconds / series.median.seconds, samples: series.samples)
     }
     let floorFigure = figure(floor)
     let flattenFigures = flattens.map(figure)
@@ -217,9 +231,12 @@ func run() throws {
     let formatter = ISO8601DateFormatter()
     let report = Report(
         date: formatter.string(from: Date()),
-        machine: ["cpus": "\(ProcessInfo.processInfo.activeProcessorCount)", "cpuModel": cpuModel(),
-                  "memoryGiB": String(format: "%.1f", Double(ProcessInfo.processInfo.physicalMemory) / 1073741824)],
-        image: image, workDirectory: work, outputDirectory: outputDirectory, reusedImage: reused, uncompressedBytes: bytes, runs: options.runs,
+        machine: [
+            "cpus": "\(ProcessInfo.processInfo.activeProcessorCount)", "cpuModel": cpuModel(),
+            "memoryGiB": String(format: "%.1f", Double(ProcessInfo.processInfo.physicalMemory) / 1073741824)
+        ],
+        image: image, workDirectory: work, outputDirectory: outputDirectory, reusedImage: reused,
+        uncompressedBytes: bytes, runs: options.runs,
         floor: floorFigure, flatten: flattenFigures, target: target, pass: pass, breakdown: steps)
 
     if options.json {
@@ -230,27 +247,37 @@ func run() throws {
     }
 
     print("")
-    print("gvlt-bench \(report.date)  \(report.machine["cpus"]!) CPUs (\(report.machine["cpuModel"]!)), \(report.machine["memoryGiB"]!) GiB")
-    print("image: \(image.layers.count) gzip layers, \(fileCount) files, "
-          + String(format: "%.1f MiB", Double(image.contentBytesWritten) / 1048576) + " of file content, "
-          + "\(megabytes(bytes)) of tar -> \(megabytes(image.totalCompressed)) gzip"
-          + String(format: " (%.2fx)", Double(bytes) / Double(image.totalCompressed)))
-    print("throughput = \(megabytes(bytes)) of uncompressed tar / wall seconds (MB = 10^6 bytes); best of \(options.runs) runs")
+    print(
+        "gvlt-bench \(report.date)  \(report.machine["cpus"]!) CPUs (\(report.machine["cpuModel"]!)), \(report.machine["memoryGiB"]!) GiB"
+    )
+    print(
+        "image: \(image.layers.count) gzip layers, \(fileCount) files, "
+            + String(format: "%.1f MiB", Double(image.contentBytesWritten) / 1048576) + " of file content, "
+            + "\(megabytes(bytes)) of tar -> \(megabytes(image.totalCompressed)) gzip"
+            + String(format: " (%.2fx)", Double(bytes) / Double(image.totalCompressed)))
+    print(
+        "throughput = \(megabytes(bytes)) of uncompressed tar / wall seconds (MB = 10^6 bytes); best of \(options.runs) runs"
+    )
     print("output tar written to \(outputDirectory)/ (the exporter fsyncs it, as gvlt does)")
     print("")
     print(pad("", 38) + "  best s   median s     MB/s   CPU s  others' CPU s   ratio")
     for (series, fig) in [(floor, floorFigure)] + zip(flattens, flattenFigures) {
-        print(pad(series.name, 38) + String(format: " %7.3f    %7.3f  %7.1f  %6.2f         %6.2f   %.2fx",
-                                            fig.bestSeconds, fig.medianSeconds, fig.bestMBps, series.best.cpuSeconds,
-                                            series.best.otherCPUSeconds, fig.ratio))
+        print(
+            pad(series.name, 38)
+                + String(
+                    format: " %7.3f    %7.3f  %7.1f  %6.2f         %6.2f   %.2fx",
+                    fig.bestSeconds, fig.medianSeconds, fig.bestMBps, series.best.cpuSeconds,
+                    series.best.otherCPUSeconds, fig.ratio))
         if let load = series.best.loadSeconds, let export = series.best.exportSeconds {
             print(pad("  of which load (read layers + apply)", 38) + String(format: " %7.3f", load))
             print(pad("  of which export (write tar + fsync)", 38) + String(format: " %7.3f", export))
         }
     }
     print("")
-    let ratios = flattenFigures.map { String(format: "ratio (jobs=%d): %.2fx", $0.jobs!, $0.ratio) }.joined(separator: "  ")
-    let verdicts = flattenFigures.map { "\($0.ratio >= target ? "PASS" : "FAIL") (jobs=\($0.jobs!))" }.joined(separator: ", ")
+    let ratios = flattenFigures.map { String(format: "ratio (jobs=%d): %.2fx", $0.jobs!, $0.ratio) }.joined(
+        separator: "  ")
+    let verdicts = flattenFigures.map { "\($0.ratio >= target ? "PASS" : "FAIL") (jobs=\($0.jobs!))" }.joined(
+        separator: ", ")
     print(ratios + String(format: "  target >= %.2fx: ", target) + verdicts)
     let isDefault = options.jobs == ProcessInfo.processInfo.activeProcessorCount
     print("result: \(pass ? "PASS" : "FAIL") at jobs=\(options.jobs)\(isDefault ? " (the CLI default)" : "")")

@@ -42,7 +42,9 @@ if !FileManager.default.fileExists(atPath: marker) {
         let fd = open(directory + "/file-\(index)", O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         var left = sizes[index]
         while left > 0 {
-            for i in stride(from: 0, to: block.count, by: 8) { withUnsafeBytes(of: next()) { block.replaceSubrange(i..<i + 8, with: $0) } }
+            for i in stride(from: 0, to: block.count, by: 8) {
+                withUnsafeBytes(of: next()) { block.replaceSubrange(i..<i + 8, with: $0) }
+            }
             let count = min(left, block.count)
             _ = block.withUnsafeBytes { write(fd, $0.baseAddress, count) }
             left -= count
@@ -93,7 +95,9 @@ for run in 0...runs {
         let file = SharedFile(fd: fd, displayName: output)
         var offset: Int64 = 0
         for content in list {
-            try content.stream { chunk in try file.write(chunk, at: offset); offset += Int64(chunk.count) }
+            try content.stream { chunk in
+                try file.write(chunk, at: offset); offset += Int64(chunk.count)
+            }
             offset = (offset + 511) / 512 * 512
         }
         _ = fsync(fd)
@@ -116,8 +120,14 @@ for run in 0...runs {
 }
 let best = (floor: floors.min()!, tfs: writes.min()!)
 print(String(format: "tree: %d files, %d MiB; volume %.1f MiB", files, mib, Double(volumeBytes) / 1048576))
-print(String(format: "floor (copy into one preallocated file): best %.3f s of %@", best.floor, floors.map { String(format: "%.3f", $0) }.joined(separator: " ")))
-print(String(format: "TFS write:                               best %.3f s of %@", best.tfs, writes.map { String(format: "%.3f", $0) }.joined(separator: " ")))
+print(
+    String(
+        format: "floor (copy into one preallocated file): best %.3f s of %@", best.floor,
+        floors.map { String(format: "%.3f", $0) }.joined(separator: " ")))
+print(
+    String(
+        format: "TFS write:                               best %.3f s of %@", best.tfs,
+        writes.map { String(format: "%.3f", $0) }.joined(separator: " ")))
 print(String(format: "ratio %.2fx (target <= 1.3x)", best.tfs / best.floor))
 unlink(output)
 if ProcessInfo.processInfo.environment["GVLT_BENCH_BREAKDOWN"] != nil {
@@ -126,8 +136,11 @@ if ProcessInfo.processInfo.environment["GVLT_BENCH_BREAKDOWN"] != nil {
     let empty = TFSNode.directory()
     func strip(_ node: TFSNode, _ into: TFSNode, _ path: [String]) throws {
         for (name, child) in node.children {
-            if child.isDirectory { try into.set(path + [name], TFSNode.directory(), what: "b"); try strip(child, into, path + [name]) }
-            else { try into.set(path + [name], TFSNode(.file(.empty)), what: "b") }
+            if child.isDirectory {
+                try into.set(path + [name], TFSNode.directory(), what: "b"); try strip(child, into, path + [name])
+            } else {
+                try into.set(path + [name], TFSNode(.file(.empty)), what: "b")
+            }
         }
     }
     try strip(root, empty, [])

@@ -16,8 +16,10 @@ public struct Initramfs {
     public var slimInto: String?
     public var note: (String) -> Void = { _ in }
 
-    public init(release: String, modules: [(name: String, relativePath: String)], modulesDirectory: String, initBinary: String,
-                mtime: Timestamp = .epoch, slimInto: String? = nil) {
+    public init(
+        release: String, modules: [(name: String, relativePath: String)], modulesDirectory: String, initBinary: String,
+        mtime: Timestamp = .epoch, slimInto: String? = nil
+    ) {
         self.release = release
         self.modules = modules
         self.modulesDirectory = modulesDirectory
@@ -35,15 +37,18 @@ public struct Initramfs {
         func add(_ path: String, _ content: FileContent, permissions: UInt16) throws {
             let components = path.split(separator: "/").map(String.init)
             for depth in 1..<components.count {
-                try tree.setDirectory(Array(components.prefix(depth)), metadata: FileMetadata(permissions: 0o755, mtime: mtime))
+                try tree.setDirectory(
+                    Array(components.prefix(depth)), metadata: FileMetadata(permissions: 0o755, mtime: mtime))
             }
-            try tree.setLeaf(components, kind: .regularFile(content), metadata: FileMetadata(permissions: permissions, mtime: mtime))
+            try tree.setLeaf(
+                components, kind: .regularFile(content), metadata: FileMetadata(permissions: permissions, mtime: mtime))
         }
         try add("init", try Self.hostFile(initBinary), permissions: 0o755)
         // The kernel opens /dev/console for PID 1's stdin/stdout/stderr before any devtmpfs exists.
         try tree.setDirectory(["dev"], metadata: FileMetadata(permissions: 0o755, mtime: mtime))
-        try tree.setLeaf(["dev", "console"], kind: .characterDevice(major: 5, minor: 1),
-                         metadata: FileMetadata(permissions: 0o600, mtime: mtime))
+        try tree.setLeaf(
+            ["dev", "console"], kind: .characterDevice(major: 5, minor: 1),
+            metadata: FileMetadata(permissions: 0o600, mtime: mtime))
         var order = ""
         var noted = false
         for module in modules {
@@ -61,7 +66,8 @@ public struct Initramfs {
         }
         let list = try SharedFile.anonymous(in: NSTemporaryDirectory())
         try Array(order.utf8).withUnsafeBytes { try list.write($0, at: 0) }
-        try add(Self.loadOrderPath, .blobRange(file: list, offset: 0, length: Int64(order.utf8.count)), permissions: 0o644)
+        try add(
+            Self.loadOrderPath, .blobRange(file: list, offset: 0, length: Int64(order.utf8.count)), permissions: 0o644)
         return tree
     }
 
@@ -84,6 +90,8 @@ public struct Initramfs {
         guard stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
             throw InputError("\(path) is missing or not a regular file")
         }
-        return .hostFile(path: URL(fileURLWithPath: path).resolvingSymlinksInPath().path, size: Int64(st.st_size), identity: FileIdentity(st))
+        return .hostFile(
+            path: URL(fileURLWithPath: path).resolvingSymlinksInPath().path, size: Int64(st.st_size),
+            identity: FileIdentity(st))
     }
 }

@@ -7,8 +7,9 @@ import Foundation
 public final class LinuxVMBackend: ImageBackend {
     public let name = "linuxvm"
     public let description = "Firestarter Linux VM images from a container image, Containerfile or rootfs directory"
-    public let capabilities = BackendCapabilities(inputs: ["rootfs-tree"], outputs: ["raw-disk"], accelerators: ["nvidia"],
-                                                  reproducible: true, buildsImages: true)
+    public let capabilities = BackendCapabilities(
+        inputs: ["rootfs-tree"], outputs: ["raw-disk"], accelerators: ["nvidia"],
+        reproducible: true, buildsImages: true)
 
     public init() {}
 
@@ -55,10 +56,14 @@ public final class LinuxVMBackend: ImageBackend {
 
         public enum CodingKeys: String, CodingKey, CaseIterable {
             case kernel, mount, size
-            case kernelURL = "kernel-url", kernelFile = "kernel-file", kernelModulesTree = "kernel-modules", kernelConfig = "kernel-config"
-            case kernelCommandLine = "kernel-cmdline", rootFs = "root-fs", rootFsType = "root-fs-type", kernelModule = "kernel-module"
-            case squashfsCompressor = "squashfs-compressor", customInit = "init", initArgs = "init-args", initBinary = "init-binary"
-            case miaVersion = "mia-version", noGevulotRuntime = "no-gevulot-runtime", noDefaultMounts = "no-default-mounts"
+            case kernelURL = "kernel-url", kernelFile = "kernel-file", kernelModulesTree = "kernel-modules",
+                kernelConfig = "kernel-config"
+            case kernelCommandLine = "kernel-cmdline", rootFs = "root-fs", rootFsType = "root-fs-type", kernelModule =
+                "kernel-module"
+            case squashfsCompressor = "squashfs-compressor", customInit = "init", initArgs = "init-args", initBinary =
+                "init-binary"
+            case miaVersion = "mia-version", noGevulotRuntime = "no-gevulot-runtime", noDefaultMounts =
+                "no-default-mounts"
             case rwRoot = "rw-root", mbrFile = "mbr-file"
         }
 
@@ -68,19 +73,26 @@ public final class LinuxVMBackend: ImageBackend {
             func flag(_ key: CodingKeys) throws -> Bool { try options.decodeIfPresent(Bool.self, forKey: key) ?? false }
             let kernelFile = try text(.kernelFile), kernelText = try text(.kernel), kernelURL = try text(.kernelURL)
             if let file = kernelFile, let kernel = kernelText, kernel != "file:" + file {
-                throw InputError("--kernel-file \(file) and --kernel \(kernel) name different kernels", hint: "--kernel-file PATH is --kernel file:PATH; pass one")
+                throw InputError(
+                    "--kernel-file \(file) and --kernel \(kernel) name different kernels",
+                    hint: "--kernel-file PATH is --kernel file:PATH; pass one")
             }
-            kernel = try KernelChoice.parse(kernelFile.map { "file:" + $0 } ?? kernelText ?? (kernelURL != nil ? "latest" : "debian"),
-                                            modules: try text(.kernelModulesTree), config: try text(.kernelConfig), url: kernelURL)
+            kernel = try KernelChoice.parse(
+                kernelFile.map { "file:" + $0 } ?? kernelText ?? (kernelURL != nil ? "latest" : "debian"),
+                modules: try text(.kernelModulesTree), config: try text(.kernelConfig), url: kernelURL)
             let rootFs = try text(.rootFs), alias = try text(.rootFsType)
             if let alias, let rootFs, alias != rootFs {
-                throw InputError("--root-fs-type \(alias) and --root-fs \(rootFs) disagree", hint: "--root-fs-type is gvltctl's name for --root-fs; pass one")
+                throw InputError(
+                    "--root-fs-type \(alias) and --root-fs \(rootFs) disagree",
+                    hint: "--root-fs-type is gvltctl's name for --root-fs; pass one")
             }
             switch rootFs ?? alias ?? "squashfs" {
             case "squashfs":
                 let name = try text(.squashfsCompressor) ?? "zstd"
                 guard let compressor = RootFilesystem.SquashfsCompressor(rawValue: name) else {
-                    throw InputError("--squashfs-compressor `\(name)` is not one of \(RootFilesystem.SquashfsCompressor.allCases.map(\.rawValue).joined(separator: ", "))")
+                    throw InputError(
+                        "--squashfs-compressor `\(name)` is not one of \(RootFilesystem.SquashfsCompressor.allCases.map(\.rawValue).joined(separator: ", "))"
+                    )
                 }
                 root = .squashfs(compressor)
             case "ext4":
@@ -94,12 +106,16 @@ public final class LinuxVMBackend: ImageBackend {
                 if mia.hasPrefix("file:") {
                     let path = String(mia.dropFirst("file:".count))
                     if let other = initBinary, other != path {
-                        throw InputError("--mia-version \(mia) and --init-binary \(other) disagree", hint: "pass one of them")
+                        throw InputError(
+                            "--mia-version \(mia) and --init-binary \(other) disagree", hint: "pass one of them")
                     }
                     initBinary = path
                 } else if mia != "latest" {
-                    throw InputError("--mia-version \(mia): gvlt does not download MIA releases",
-                                     hint: "gvlt installs its own MIA-compatible init (what `latest` gives); for a MIA binary of your own, pass --mia-version file:PATH")
+                    throw InputError(
+                        "--mia-version \(mia): gvlt does not download MIA releases",
+                        hint:
+                            "gvlt installs its own MIA-compatible init (what `latest` gives); for a MIA binary of your own, pass --mia-version file:PATH"
+                    )
                 }
             }
             customInit = try text(.customInit)
@@ -115,28 +131,41 @@ public final class LinuxVMBackend: ImageBackend {
             }
             // `--kernel-module a,b` names two, as gvltctl reads it.
             kernelModules = try (options.decodeIfPresent([String].self, forKey: .kernelModule) ?? [])
-                .flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+                .flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces) }.filter {
+                    !$0.isEmpty
+                }
             for name in kernelModules where !ModuleTree.isModuleName(name) {
-                throw InputError("--kernel-module `\(name)` is not a module name", hint: "give the name, e.g. --kernel-module loop, without .ko or a path")
+                throw InputError(
+                    "--kernel-module `\(name)` is not a module name",
+                    hint: "give the name, e.g. --kernel-module loop, without .ko or a path")
             }
             mounts = try (options.decodeIfPresent([String].self, forKey: .mount) ?? []).map(Self.mount)
             if let customInit {
-                guard customInit.hasPrefix("/"), !customInit.contains(" "), case .success(let parts) = TreePath.components(String(customInit.dropFirst())), !parts.isEmpty else {
-                    throw InputError("--init \(customInit) is not an absolute path in the image", hint: "e.g. --init /sbin/init; the host's gvlt-init binary is --init-binary PATH")
+                guard customInit.hasPrefix("/"), !customInit.contains(" "),
+                    case .success(let parts) = TreePath.components(String(customInit.dropFirst())), !parts.isEmpty
+                else {
+                    throw InputError(
+                        "--init \(customInit) is not an absolute path in the image",
+                        hint: "e.g. --init /sbin/init; the host's gvlt-init binary is --init-binary PATH")
                 }
                 // As in gvltctl: these configure gvlt-init, which a custom init replaces.
-                let configuring = [("--kernel-module", !kernelModules.isEmpty), ("--mount", !mounts.isEmpty),
-                                   ("--no-gevulot-runtime", !gevulotRuntime), ("--no-default-mounts", !defaultMounts),
-                                   ("--mia-version", mia != nil)].filter(\.1).map(\.0)
+                let configuring = [
+                    ("--kernel-module", !kernelModules.isEmpty), ("--mount", !mounts.isEmpty),
+                    ("--no-gevulot-runtime", !gevulotRuntime), ("--no-default-mounts", !defaultMounts),
+                    ("--mia-version", mia != nil)
+                ].filter(\.1).map(\.0)
                 if !configuring.isEmpty {
-                    throw InputError("\(configuring.joined(separator: ", ")) configure\(configuring.count == 1 ? "s" : "") gvlt-init, and --init \(customInit) replaces it",
-                                     hint: "drop \(configuring.count == 1 ? "it" : "them"), or drop --init")
+                    throw InputError(
+                        "\(configuring.joined(separator: ", ")) configure\(configuring.count == 1 ? "s" : "") gvlt-init, and --init \(customInit) replaces it",
+                        hint: "drop \(configuring.count == 1 ? "it" : "them"), or drop --init")
                 }
             } else if initArgs != nil {
                 throw InputError("--init-args is for a custom --init", hint: "add --init PATH, or drop --init-args")
             }
             if rwRoot, case .squashfs = root {
-                throw InputError("--rw-root needs a writable root file system, and squashfs is read-only", hint: "add --root-fs ext4")
+                throw InputError(
+                    "--rw-root needs a writable root file system, and squashfs is read-only", hint: "add --root-fs ext4"
+                )
             }
         }
 
@@ -153,50 +182,67 @@ public final class LinuxVMBackend: ImageBackend {
         static func mount(_ text: String) throws -> RuntimeConfigFile.Mount {
             let parts = text.split(separator: ":", maxSplits: 3, omittingEmptySubsequences: false).map(String.init)
             guard parts.count >= 2, !parts[0].isEmpty, parts[1].hasPrefix("/") else {
-                throw InputError("--mount `\(text)` is not SOURCE:/TARGET[:FSTYPE[:OPTIONS]]", hint: "e.g. --mount data:/data (a 9p tag) or --mount tmpfs:/scratch:tmpfs:size=64m")
+                throw InputError(
+                    "--mount `\(text)` is not SOURCE:/TARGET[:FSTYPE[:OPTIONS]]",
+                    hint: "e.g. --mount data:/data (a 9p tag) or --mount tmpfs:/scratch:tmpfs:size=64m")
             }
             let target = parts[1]
             guard !target.split(separator: "/").contains(where: { $0 == ".." || $0 == "." }), target != "/" else {
-                throw InputError("--mount `\(text)`: the target \(target) must be a directory path without `.` or `..`, not /")
+                throw InputError(
+                    "--mount `\(text)`: the target \(target) must be a directory path without `.` or `..`, not /")
             }
             let fstype = parts.count > 2 && !parts[2].isEmpty ? parts[2] : "9p"
-            let data = parts.count > 3 && !parts[3].isEmpty ? parts[3] : (fstype == "9p" ? RuntimeConfigFile.ninePOptions : nil)
+            let data =
+                parts.count > 3 && !parts[3].isEmpty
+                ? parts[3] : (fstype == "9p" ? RuntimeConfigFile.ninePOptions : nil)
             return RuntimeConfigFile.Mount(source: parts[0], target: target, fstype: fstype, data: data)
         }
     }
 
     public func validate(_ settings: Settings, input: BuildInput) throws {
         guard input.image != nil else {
-            throw InputError("the linuxvm backend needs a source",
-                             hint: "pass --container TRANSPORT:REF, --containerfile FILE or --rootfs-dir DIR")
+            throw InputError(
+                "the linuxvm backend needs a source",
+                hint: "pass --container TRANSPORT:REF, --containerfile FILE or --rootfs-dir DIR")
         }
     }
 
     /// Resolves the kernel, so that accelerators can build and check modules against it.
-    public func prepare(_ settings: Settings, input: BuildInput, context: BuildContext) throws -> Preparation<KernelBundle> {
+    public func prepare(_ settings: Settings, input: BuildInput, context: BuildContext) throws -> Preparation<
+        KernelBundle
+    > {
         let kernel = try resolveKernel(settings, context: context)
         return Preparation(target: Self.target(kernel), state: kernel)
     }
 
     static func target(_ kernel: KernelBundle) -> BuildTarget {
-        .linuxKernel(TargetKernel(release: kernel.release, modulesDirectory: kernel.modulesDirectory, debianPackage: kernel.debianPackage?.name,
-                                  debianVersion: kernel.debianPackage?.version, origin: kernel.origin))
+        .linuxKernel(
+            TargetKernel(
+                release: kernel.release, modulesDirectory: kernel.modulesDirectory,
+                debianPackage: kernel.debianPackage?.name,
+                debianVersion: kernel.debianPackage?.version, origin: kernel.origin))
     }
 
     func resolveKernel(_ settings: Settings, context: BuildContext) throws -> KernelBundle {
         try context.progress.step("resolving the kernel") {
             switch settings.kernel {
             case .debian(let version):
-                return try DebianKernelProvider(cache: context.cache, version: version, progress: context.progress).bundle()
+                return try DebianKernelProvider(cache: context.cache, version: version, progress: context.progress)
+                    .bundle()
             case .file(let path, let modules, let config):
                 return try FileKernelProvider.bundle(image: path, modules: modules, config: config)
             case .source(let directory, let config):
-                return try SourceKernelProvider(directory: directory, baseConfig: config, cache: context.cache,
-                                                progress: context.progress).bundle()
+                return try SourceKernelProvider(
+                    directory: directory, baseConfig: config, cache: context.cache,
+                    progress: context.progress
+                ).bundle()
             case .git(let url, let ref, let config):
-                let checkout = try GitKernelSource(url: url, ref: ref, cache: context.cache, progress: context.progress).checkout()
-                return try SourceKernelProvider(directory: checkout, baseConfig: config, cache: context.cache,
-                                                progress: context.progress).bundle()
+                let checkout = try GitKernelSource(url: url, ref: ref, cache: context.cache, progress: context.progress)
+                    .checkout()
+                return try SourceKernelProvider(
+                    directory: checkout, baseConfig: config, cache: context.cache,
+                    progress: context.progress
+                ).bundle()
             }
         }
     }
@@ -209,12 +255,14 @@ public final class LinuxVMBackend: ImageBackend {
         let epoch = mtime.seconds
         let kernel = job.prepared
         let modules = try kernel.moduleTree()
-        let order = try KernelValidator.validate(kernel.config, modules: modules, root: settings.root, kernel: kernel.origin)
+        let order = try KernelValidator.validate(
+            kernel.config, modules: modules, root: settings.root, kernel: kernel.origin)
         let initBinary = try ImageRoot.locateInit(option: settings.initBinary)
 
         // source → tree + run spec → accelerator contributions → image.
-        let extraCommandLine = try Self.completeRoot(image, contributions: job.contributions, settings: settings, kernel: kernel,
-                                                     modules: modules, initBinary: initBinary, mtime: mtime, scratch: scratch)
+        let extraCommandLine = try Self.completeRoot(
+            image, contributions: job.contributions, settings: settings, kernel: kernel,
+            modules: modules, initBinary: initBinary, mtime: mtime, scratch: scratch)
 
         let rootImage = scratch + "/root.fs"
         try context.progress.step("packing the root file system (\(settings.root))") {
@@ -236,32 +284,41 @@ public final class LinuxVMBackend: ImageBackend {
             let fstype = settings.root == .ext4 ? "ext4" : "squashfs"
             let signature = try DiskImage.diskSignature(root: rootImage)
             diskSignature = signature
-            commandLine += " root=PARTUUID=\(String(format: "%08x", signature))-02 rootfstype=\(fstype) \(settings.rwRoot ? "rw" : "ro") init=\(initPath)"
+            commandLine +=
+                " root=PARTUUID=\(String(format: "%08x", signature))-02 rootfstype=\(fstype) \(settings.rwRoot ? "rw" : "ro") init=\(initPath)"
         } else {
             // The initramfs's init reads these: which init to start on the root, and how to mount it.
             if settings.customInit != nil { commandLine += " init=\(initPath)" }
             if settings.rwRoot { commandLine += " rw" }
-            initramfs = try Self.writeInitramfs(kernel: kernel, modules: modules, order: order, initBinary: initBinary, mtime: mtime,
-                                                scratch: scratch, context: context)
+            initramfs = try Self.writeInitramfs(
+                kernel: kernel, modules: modules, order: order, initBinary: initBinary, mtime: mtime,
+                scratch: scratch, context: context)
         }
         // Everything after `--` is the init's.
         if let args = settings.initArgs, !args.isEmpty { commandLine += " -- " + args }
         let boot = try context.progress.step("writing the boot partition") {
-            try BootPartition(kernel: kernel.image, initramfs: initramfs, commandLine: commandLine, sourceDateEpoch: epoch).build(in: scratch)
+            try BootPartition(
+                kernel: kernel.image, initramfs: initramfs, commandLine: commandLine, sourceDateEpoch: epoch
+            ).build(in: scratch)
         }
         let disk = try context.progress.step("writing \(URL(fileURLWithPath: job.output).lastPathComponent)") {
-            try DiskImage.write(boot: boot, root: rootImage, diskSignature: diskSignature, mbrCode: settings.mbrFile, size: settings.size,
-                                to: job.output, force: job.force)
+            try DiskImage.write(
+                boot: boot, root: rootImage, diskSignature: diskSignature, mbrCode: settings.mbrFile,
+                size: settings.size,
+                to: job.output, force: job.force)
         }
-        return BuildReport(backend: name, output: URL(fileURLWithPath: job.output).standardizedFileURL.path, sha256: disk.sha256,
-                           bytes: disk.bytes, steps: context.steps)
+        return BuildReport(
+            backend: name, output: URL(fileURLWithPath: job.output).standardizedFileURL.path, sha256: disk.sha256,
+            bytes: disk.bytes, steps: context.steps)
     }
 
     /// Makes `image.tree` the Firestarter root: the accelerators' files and the kernel modules they
     /// need, the mount points, the init and the baked config. Returns the words they add to the
     /// kernel command line.
-    static func completeRoot(_ image: LoadedImage, contributions: [NamedContribution], settings: Settings,
-                             kernel: KernelBundle, modules: ModuleTree?, initBinary: String, mtime: Timestamp, scratch: String) throws -> [String] {
+    static func completeRoot(
+        _ image: LoadedImage, contributions: [NamedContribution], settings: Settings,
+        kernel: KernelBundle, modules: ModuleTree?, initBinary: String, mtime: Timestamp, scratch: String
+    ) throws -> [String] {
         var extraEnv: [RunSpec.EnvVar] = []
         var guestModules: [String] = []
         var extraCommandLine: [String] = []
@@ -271,33 +328,48 @@ public final class LinuxVMBackend: ImageBackend {
             extraCommandLine += contribution.linux.kernelCommandLine
             for file in contribution.files { try image.tree.add(file) }
             if let klib = contribution.nanos.klibs.first {
-                throw UnsupportedError("accelerator `\(accelerator)` asks for the Nanos klib \(klib), and a Linux image has no klibs",
-                                       hint: "use the accelerator with --backend nanos")
+                throw UnsupportedError(
+                    "accelerator `\(accelerator)` asks for the Nanos klib \(klib), and a Linux image has no klibs",
+                    hint: "use the accelerator with --backend nanos")
             }
-            guestModules += try moduleLoadOrder(contribution.linux.kernelModules, requester: "accelerator `\(accelerator)`", files: contribution.files,
-                                                tree: image.tree, kernel: kernel, modules: modules, mtime: mtime)
+            guestModules += try moduleLoadOrder(
+                contribution.linux.kernelModules, requester: "accelerator `\(accelerator)`", files: contribution.files,
+                tree: image.tree, kernel: kernel, modules: modules, mtime: mtime)
         }
-        guestModules += try moduleLoadOrder(settings.kernelModules, requester: "--kernel-module", files: [], tree: image.tree,
-                                            kernel: kernel, modules: modules, mtime: mtime)
+        guestModules += try moduleLoadOrder(
+            settings.kernelModules, requester: "--kernel-module", files: [], tree: image.tree,
+            kernel: kernel, modules: modules, mtime: mtime)
         var seen = Set<String>()
         guestModules = guestModules.filter { seen.insert($0).inserted }
         if settings.customInit != nil {
-            for item in contributions where !item.contribution.linux.kernelModules.isEmpty || !item.contribution.env.isEmpty {
+            for item in contributions
+            where !item.contribution.linux.kernelModules.isEmpty || !item.contribution.env.isEmpty {
                 let accelerator = item.accelerator
-                throw InputError("accelerator `\(accelerator)` needs gvlt-init to load its kernel modules and set its environment, and --init \(settings.customInit!) replaces it",
-                                 hint: "drop --init, or drop --accel \(accelerator)")
+                throw InputError(
+                    "accelerator `\(accelerator)` needs gvlt-init to load its kernel modules and set its environment, and --init \(settings.customInit!) replaces it",
+                    hint: "drop --init, or drop --accel \(accelerator)")
             }
         }
-        var config = RuntimeConfigFile.baked(from: image.runSpec, extraEnv: extraEnv, kernelModules: guestModules, mounts: settings.mounts,
-                                             gevulotRuntime: settings.gevulotRuntime)
+        var config = RuntimeConfigFile.baked(
+            from: image.runSpec, extraEnv: extraEnv, kernelModules: guestModules, mounts: settings.mounts,
+            gevulotRuntime: settings.gevulotRuntime)
         if !settings.defaultMounts { config.defaultMounts = false }
         try ImageRoot.complete(image.tree, init: initBinary, config: config, mtime: mtime, scratch: scratch)
         if let customInit = settings.customInit {
-            let parts = try image.tree.resolvingParents(TreePath.components(String(customInit.dropFirst())).get(), what: "--init \(customInit)")
+            let parts = try image.tree.resolvingParents(
+                TreePath.components(String(customInit.dropFirst())).get(), what: "--init \(customInit)")
             switch try image.tree.node(at: parts) {
             case .leaf?: break
-            case .directory?: throw InputError("--init \(customInit) is a directory in the image", hint: "name the init program, e.g. --init /sbin/init")
-            case nil: throw InputError("--init \(customInit) is not in the image", hint: "add it to the image, or name a program it has; the host's gvlt-init binary is --init-binary PATH")
+            case .directory?:
+                throw InputError(
+                    "--init \(customInit) is a directory in the image",
+                    hint: "name the init program, e.g. --init /sbin/init")
+            case nil:
+                throw InputError(
+                    "--init \(customInit) is not in the image",
+                    hint:
+                        "add it to the image, or name a program it has; the host's gvlt-init binary is --init-binary PATH"
+                )
             }
         }
         return extraCommandLine
@@ -305,13 +377,16 @@ public final class LinuxVMBackend: ImageBackend {
 
     /// The initramfs that loads `order` (the drivers the root needs), then finds the root partition
     /// by its content and starts the init there.
-    static func writeInitramfs(kernel: KernelBundle, modules: ModuleTree?, order: [String], initBinary: String, mtime: Timestamp,
-                               scratch: String, context: BuildContext) throws -> String {
+    static func writeInitramfs(
+        kernel: KernelBundle, modules: ModuleTree?, order: [String], initBinary: String, mtime: Timestamp,
+        scratch: String, context: BuildContext
+    ) throws -> String {
         let path = scratch + "/initrd.img"
         try context.progress.step("writing the initramfs (\(order.count) modules)") {
-            var initramfs = Initramfs(release: kernel.release, modules: order.map { ($0, modules!.modules[$0]!) },
-                                      modulesDirectory: modules?.directory ?? "", initBinary: initBinary, mtime: mtime,
-                                      slimInto: scratch + "/modules")
+            var initramfs = Initramfs(
+                release: kernel.release, modules: order.map { ($0, modules!.modules[$0]!) },
+                modulesDirectory: modules?.directory ?? "", initBinary: initBinary, mtime: mtime,
+                slimInto: scratch + "/modules")
             initramfs.note = { context.logger.warning("\($0)") }
             _ = try initramfs.write(to: path, force: true)
         }
@@ -322,8 +397,10 @@ public final class LinuxVMBackend: ImageBackend {
     /// repeating ones asked for before (the caller drops repeats). One it added itself (under
     /// /lib/modules/RELEASE, where the init looks) is loaded from there; any other comes from the
     /// kernel's modules tree, put into the image with everything it depends on.
-    static func moduleLoadOrder(_ names: [String], requester: String, files: [FileEntry], tree: FileTree, kernel: KernelBundle,
-                                modules: ModuleTree?, mtime: Timestamp) throws -> [String] {
+    static func moduleLoadOrder(
+        _ names: [String], requester: String, files: [FileEntry], tree: FileTree, kernel: KernelBundle,
+        modules: ModuleTree?, mtime: Timestamp
+    ) throws -> [String] {
         guard !names.isEmpty else { return [] }
         let release = ["lib", "modules", kernel.release]
         var supplied = Set<String>()
@@ -341,12 +418,16 @@ public final class LinuxVMBackend: ImageBackend {
                 continue
             }
             guard let modules else {
-                throw InputError("\(requester) needs kernel module \(name), and kernel \(kernel.origin) has no loadable modules",
-                                 hint: "use a kernel with a modules tree (--kernel debian), or one with \(name) built in")
+                throw InputError(
+                    "\(requester) needs kernel module \(name), and kernel \(kernel.origin) has no loadable modules",
+                    hint: "use a kernel with a modules tree (--kernel debian), or one with \(name) built in")
             }
             guard modules.path(of: name) != nil || modules.builtIn.contains(ModuleTree.canonical(name)) else {
-                throw InputError("\(requester) needs kernel module \(name), which kernel \(kernel.release) does not have (\(modules.directory))",
-                                 hint: "check the name (modules of this kernel are in \(modules.directory)); an accelerator may also ship it under /lib/modules/\(kernel.release)")
+                throw InputError(
+                    "\(requester) needs kernel module \(name), which kernel \(kernel.release) does not have (\(modules.directory))",
+                    hint:
+                        "check the name (modules of this kernel are in \(modules.directory)); an accelerator may also ship it under /lib/modules/\(kernel.release)"
+                )
             }
             fromKernel.append(name)
         }
@@ -355,7 +436,8 @@ public final class LinuxVMBackend: ImageBackend {
             let files = GuestFiles(mtime: mtime)
             for module in closure {
                 let relative = modules.modules[module]!
-                try files.add(host: modules.directory + "/" + relative, at: (release + [relative]).joined(separator: "/"))
+                try files.add(
+                    host: modules.directory + "/" + relative, at: (release + [relative]).joined(separator: "/"))
             }
             for entry in files.entries { try tree.add(entry) }
             order += closure

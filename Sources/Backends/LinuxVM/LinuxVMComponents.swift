@@ -14,10 +14,13 @@ public final class LinuxVMComponents: HostComponentProvider {
     public let components = ["kernel", "initramfs", "init", "guest-root"]
 
     public let componentDescriptions = [
-        "kernel": "the kernel image, its release, modules tree and the command line to boot it with (--kernel chooses it)",
-        "initramfs": "an initramfs that loads the drivers the root needs, finds the partition holding the gvlt root by its content and starts the init there",
+        "kernel":
+            "the kernel image, its release, modules tree and the command line to boot it with (--kernel chooses it)",
+        "initramfs":
+            "an initramfs that loads the drivers the root needs, finds the partition holding the gvlt root by its content and starts the init there",
         "init": "gvlt-init, the guest's PID 1, and where it goes in the root",
-        "guest-root": "root_tar completed as a Firestarter root: the accelerators' files and modules, the mount points, the init and the baked runtime config",
+        "guest-root":
+            "root_tar completed as a Firestarter root: the accelerators' files and modules, the mount points, the init and the baked runtime config"
     ]
 
     public var optionKeys: [String] { LinuxVMBackend.Settings.optionKeys }
@@ -43,8 +46,10 @@ public final class LinuxVMComponents: HostComponentProvider {
             return LinuxVMBackend.target(kernel)
         }
 
-        func resolve(_ wanted: [String], input: BuildInput, contributions: [NamedContribution], context: BuildContext) throws
-            -> [String: [String: Any]] {
+        func resolve(_ wanted: [String], input: BuildInput, contributions: [NamedContribution], context: BuildContext)
+            throws
+            -> [String: [String: Any]]
+        {
             let kernel = try self.kernel ?? backend.resolveKernel(settings, context: context)
             let modules = try kernel.moduleTree()
             let initBinary = try ImageRoot.locateInit(option: settings.initBinary)
@@ -53,23 +58,30 @@ public final class LinuxVMComponents: HostComponentProvider {
             var result: [String: [String: Any]] = [:]
             if wanted.contains("guest-root") {
                 guard let image = input.image else {
-                    throw InputError("the guest-root component needs a root tree", hint: "pass --container, --containerfile or --rootfs-dir")
+                    throw InputError(
+                        "the guest-root component needs a root tree",
+                        hint: "pass --container, --containerfile or --rootfs-dir")
                 }
-                extraCommandLine = try LinuxVMBackend.completeRoot(image, contributions: contributions, settings: settings, kernel: kernel,
-                                                                   modules: modules, initBinary: initBinary, mtime: mtime,
-                                                                   scratch: context.scratch.path)
+                extraCommandLine = try LinuxVMBackend.completeRoot(
+                    image, contributions: contributions, settings: settings, kernel: kernel,
+                    modules: modules, initBinary: initBinary, mtime: mtime,
+                    scratch: context.scratch.path)
                 result["guest-root"] = ["init": "/" + ImageRoot.initPath, "config": "/" + ImageRoot.configPath]
             }
             if wanted.contains("kernel") {
-                var item: [String: Any] = ["image": kernel.image, "release": kernel.release, "origin": kernel.origin,
-                                           "command_line": ([settings.commandLine] + extraCommandLine).joined(separator: " ")]
+                var item: [String: Any] = [
+                    "image": kernel.image, "release": kernel.release, "origin": kernel.origin,
+                    "command_line": ([settings.commandLine] + extraCommandLine).joined(separator: " ")
+                ]
                 item["modules_dir"] = kernel.modulesDirectory
                 result["kernel"] = item
             }
             if wanted.contains("initramfs") {
-                let order = try KernelValidator.validate(kernel.config, modules: modules, root: settings.root, kernel: kernel.origin)
-                let path = try LinuxVMBackend.writeInitramfs(kernel: kernel, modules: modules, order: order, initBinary: initBinary,
-                                                             mtime: mtime, scratch: context.scratch.path, context: context)
+                let order = try KernelValidator.validate(
+                    kernel.config, modules: modules, root: settings.root, kernel: kernel.origin)
+                let path = try LinuxVMBackend.writeInitramfs(
+                    kernel: kernel, modules: modules, order: order, initBinary: initBinary,
+                    mtime: mtime, scratch: context.scratch.path, context: context)
                 result["initramfs"] = ["path": path, "modules": order]
             }
             if wanted.contains("init") {

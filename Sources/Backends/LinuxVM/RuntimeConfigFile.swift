@@ -47,7 +47,7 @@ public struct RuntimeConfigFile: Equatable, Sendable {
     public static let gevulotShares: [(tag: String, target: String, readOnly: Bool)] = [
         ("gevulot-input", "/mnt/gevulot/input", true),
         ("gevulot-output", "/mnt/gevulot/output", false),
-        ("gevulot-rt-config", "/mnt/gevulot/rt-config", true),
+        ("gevulot-rt-config", "/mnt/gevulot/rt-config", true)
     ]
     public static let workerConfigPath = "/mnt/gevulot/rt-config/config.yaml"
 
@@ -55,16 +55,19 @@ public struct RuntimeConfigFile: Equatable, Sendable {
     /// gevulot shares, and a pointer to the worker's config.
     /// Without `gevulotRuntime` (gvltctl's `--no-gevulot-runtime`, debug only) it has neither the
     /// shares nor the pointer: the image runs what it was built with and ignores the worker.
-    public static func baked(from spec: RunSpec, extraEnv: [RunSpec.EnvVar] = [], kernelModules: [String] = [],
-                             mounts: [Mount] = [], gevulotRuntime: Bool = true) -> RuntimeConfigFile {
+    public static func baked(
+        from spec: RunSpec, extraEnv: [RunSpec.EnvVar] = [], kernelModules: [String] = [],
+        mounts: [Mount] = [], gevulotRuntime: Bool = true
+    ) -> RuntimeConfigFile {
         var config = RuntimeConfigFile()
         config.command = spec.command
         config.args = spec.args
         config.env = spec.env + extraEnv
         config.workingDir = spec.workingDir
-        config.mounts = (gevulotRuntime ? gevulotShares : []).map {
-            Mount(source: $0.tag, target: $0.target, fstype: "9p", flags: $0.readOnly ? 1 : nil, data: ninePOptions)
-        } + mounts
+        config.mounts =
+            (gevulotRuntime ? gevulotShares : []).map {
+                Mount(source: $0.tag, target: $0.target, fstype: "9p", flags: $0.readOnly ? 1 : nil, data: ninePOptions)
+            } + mounts
         config.kernelModules = kernelModules
         config.followConfig = gevulotRuntime ? workerConfigPath : nil
         return config
@@ -83,8 +86,12 @@ public struct RuntimeConfigFile: Equatable, Sendable {
                 default:
                     // C0, DEL and C1 controls and the Unicode line/paragraph separators would be folded
                     // or refused by a YAML reader; they are written as escapes.
-                    if scalar.value < 0x20 || (0x7f...0x9f).contains(scalar.value) || scalar.value == 0x2028 || scalar.value == 0x2029 {
-                        out += "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count) + String(scalar.value, radix: 16)
+                    if scalar.value < 0x20 || (0x7f...0x9f).contains(scalar.value) || scalar.value == 0x2028
+                        || scalar.value == 0x2029
+                    {
+                        out +=
+                            "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count)
+                            + String(scalar.value, radix: 16)
                     } else {
                         out.unicodeScalars.append(scalar)
                     }
@@ -111,9 +118,13 @@ public struct RuntimeConfigFile: Equatable, Sendable {
             }
         }
         if let defaultMounts { lines.append("default-mounts: \(defaultMounts)") }
-        if !kernelModules.isEmpty { lines.append("kernel-modules: [" + kernelModules.map(q).joined(separator: ", ") + "]") }
+        if !kernelModules.isEmpty {
+            lines.append("kernel-modules: [" + kernelModules.map(q).joined(separator: ", ") + "]")
+        }
         if let debugExit {
-            lines.append("debug-exit: {arch: \"x86\", iobase: \(debugExit.iobase), iosize: \(debugExit.iosize), success-code: \(debugExit.successCode)}")
+            lines.append(
+                "debug-exit: {arch: \"x86\", iobase: \(debugExit.iobase), iosize: \(debugExit.iosize), success-code: \(debugExit.successCode)}"
+            )
         }
         if !bootcmd.isEmpty {
             lines.append("bootcmd:")

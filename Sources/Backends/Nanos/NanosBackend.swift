@@ -7,8 +7,9 @@ import Foundation
 public final class NanosBackend: ImageBackend {
     public let name = "nanos"
     public let description = "Nanos unikernel images from an ops manifest (ops build compatible), written natively"
-    public let capabilities = BackendCapabilities(inputs: ["elf-program"], outputs: ["raw-disk"], accelerators: ["nvidia"],
-                                                  reproducible: true, buildsImages: true)
+    public let capabilities = BackendCapabilities(
+        inputs: ["elf-program"], outputs: ["raw-disk"], accelerators: ["nvidia"],
+        reproducible: true, buildsImages: true)
 
     public init() {}
 
@@ -39,28 +40,38 @@ public final class NanosBackend: ImageBackend {
 
         public init(from decoder: Decoder) throws {
             let options = try decoder.container(keyedBy: CodingKeys.self)
-            manifest = try options.decodeIfPresent(String.self, forKey: .manifest).map(OpsManifest.init(path:)) ?? OpsManifest()
+            manifest =
+                try options.decodeIfPresent(String.self, forKey: .manifest).map(OpsManifest.init(path:))
+                ?? OpsManifest()
             // ops build's -a replaces the manifest's Args, and -i names the image.
             if let args = try options.decodeIfPresent([String].self, forKey: .args) { manifest.args = args }
             if let name = try options.decodeIfPresent(String.self, forKey: .imagename) {
                 guard !name.isEmpty, !name.contains("/"), name != ".", name != ".." else {
-                    throw InputError("--imagename `\(name)` is not an image name", hint: "give a file name without `/`, e.g. -i myprover")
+                    throw InputError(
+                        "--imagename `\(name)` is not an image name",
+                        hint: "give a file name without `/`, e.g. -i myprover")
                 }
                 manifest.imageName = name
                 explicitName = name
             }
             if try options.decodeIfPresent(Bool.self, forKey: .nightly) == true {
-                throw InputError("--nightly needs the network: gvlt does not download Nanos nightly builds",
-                                 hint: "unpack a nightly release (boot.img, kernel.img, klibs/) into a directory and pass --nanos-dir DIR")
+                throw InputError(
+                    "--nightly needs the network: gvlt does not download Nanos nightly builds",
+                    hint:
+                        "unpack a nightly release (boot.img, kernel.img, klibs/) into a directory and pass --nanos-dir DIR"
+                )
             }
             let directory = try options.decodeIfPresent(String.self, forKey: .nanosDirectory)
             let version = try options.decodeIfPresent(String.self, forKey: .nanosVersion)
             if directory != nil && version != nil {
-                throw InputError("--nanos-dir and --nanos-version both name a release; pass one", hint: "--nanos-dir wins in ops terms; drop the other")
+                throw InputError(
+                    "--nanos-dir and --nanos-version both name a release; pass one",
+                    hint: "--nanos-dir wins in ops terms; drop the other")
             }
-            release = NanosRelease.Choice(nanosDirectory: directory, nanosVersion: version,
-                                          boot: try options.decodeIfPresent(String.self, forKey: .boot),
-                                          kernel: try options.decodeIfPresent(String.self, forKey: .kernel))
+            release = NanosRelease.Choice(
+                nanosDirectory: directory, nanosVersion: version,
+                boot: try options.decodeIfPresent(String.self, forKey: .boot),
+                kernel: try options.decodeIfPresent(String.self, forKey: .kernel))
             localRun = try options.decodeIfPresent(Bool.self, forKey: .localRun) ?? false
             label = try options.decodeIfPresent(String.self, forKey: .label) ?? ""
         }
@@ -69,8 +80,9 @@ public final class NanosBackend: ImageBackend {
         func program(_ input: BuildInput) throws -> String {
             if let program = input.program { return program }
             guard let named = manifest.program else {
-                throw InputError("the nanos backend needs a program: pass PROGRAM, or set Program in the manifest",
-                                 hint: "gvlt build --backend nanos ./my_prover -c manifest.json")
+                throw InputError(
+                    "the nanos backend needs a program: pass PROGRAM, or set Program in the manifest",
+                    hint: "gvlt build --backend nanos ./my_prover -c manifest.json")
             }
             return named.hasPrefix("/") ? (manifest.targetRootPath ?? "") + named : manifest.directory + "/" + named
         }
@@ -102,78 +114,98 @@ public final class NanosBackend: ImageBackend {
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         } catch {
-            throw InputError("cannot create \(directory): \(error.localizedDescription)", hint: "pass -o FILE to write the image elsewhere")
+            throw InputError(
+                "cannot create \(directory): \(error.localizedDescription)",
+                hint: "pass -o FILE to write the image elsewhere")
         }
         return directory + "/" + name
     }
 
     /// Checks the program and finds the release, so that accelerators know where its klibs are.
-    public func prepare(_ settings: Settings, input: BuildInput, context: BuildContext) throws -> Preparation<Prepared> {
+    public func prepare(_ settings: Settings, input: BuildInput, context: BuildContext) throws -> Preparation<Prepared>
+    {
         let program = try settings.program(input)
         // The program is the user's own input: check it before looking for a release.
         _ = try ELFProgram.check(program)
         let release = try NanosRelease.locate(settings.release, manifest: settings.manifest)
-        return Preparation(target: .nanosRelease(NanosTarget(klibDirectory: release.klibDirectory)),
-                           state: Prepared(program: program, release: release))
+        return Preparation(
+            target: .nanosRelease(NanosTarget(klibDirectory: release.klibDirectory)),
+            state: Prepared(program: program, release: release))
     }
 
-    func layout(_ settings: Settings, prepared: Prepared, scratch: String, contributions: [NamedContribution] = []) throws -> NanosLayout {
-        var options = NanosLayout.Options(program: prepared.program, localRun: settings.localRun,
-                                          imageName: settings.imageName(program: prepared.program))
+    func layout(_ settings: Settings, prepared: Prepared, scratch: String, contributions: [NamedContribution] = [])
+        throws -> NanosLayout
+    {
+        var options = NanosLayout.Options(
+            program: prepared.program, localRun: settings.localRun,
+            imageName: settings.imageName(program: prepared.program))
         for item in contributions {
             let (accelerator, contribution) = (item.accelerator, item.contribution)
             // Nanos has no loadable Linux modules and takes no kernel command line.
             if let module = contribution.linux.kernelModules.first {
-                throw UnsupportedError("accelerator `\(accelerator)` asks for Linux kernel module \(module), and a Nanos image cannot load Linux modules",
-                                       hint: "use the accelerator with --backend linuxvm, or give Nanos a klib instead")
+                throw UnsupportedError(
+                    "accelerator `\(accelerator)` asks for Linux kernel module \(module), and a Nanos image cannot load Linux modules",
+                    hint: "use the accelerator with --backend linuxvm, or give Nanos a klib instead")
             }
             if let word = contribution.linux.kernelCommandLine.first {
-                throw UnsupportedError("accelerator `\(accelerator)` adds `\(word)` to the kernel command line, and Nanos takes none",
-                                       hint: "use the accelerator with --backend linuxvm")
+                throw UnsupportedError(
+                    "accelerator `\(accelerator)` adds `\(word)` to the kernel command line, and Nanos takes none",
+                    hint: "use the accelerator with --backend linuxvm")
             }
             options.extraKlibs += contribution.nanos.klibs.map { ($0, contribution.nanos.klibFiles[$0]) }
             options.extraFiles += contribution.files
             options.extraEnv += contribution.env.map { ($0.key, $0.value) }
         }
-        return try NanosLayout(manifest: settings.manifest, release: prepared.release, options: options, scratch: scratch)
+        return try NanosLayout(
+            manifest: settings.manifest, release: prepared.release, options: options, scratch: scratch)
     }
 
-    public func preview(_ settings: Settings, input: BuildInput, kind: PreviewKind, scratch: ScratchDirectory) throws -> String? {
+    public func preview(_ settings: Settings, input: BuildInput, kind: PreviewKind, scratch: ScratchDirectory) throws
+        -> String?
+    {
         let program = try settings.program(input)
         switch kind {
         case .dependencies:
             // Only the program is needed to list its libraries: no release is looked up.
-            let path = "/" + OpsManifest.imagePath(ofProgram: settings.manifest.programName(host: program)).joined(separator: "/")
+            let path =
+                "/"
+                + OpsManifest.imagePath(ofProgram: settings.manifest.programName(host: program)).joined(separator: "/")
             let closure = try settings.manifest.libraryResolver().closure(program: program, guestPath: path)
             var lines: [String] = []
             if let interpreter = closure.interpreter { lines.append("interpreter \(interpreter)") }
             for library in closure.libraries {
-                lines.append("\(library.name) => \(library.guestPath) (from \(library.hostPath); needed by \(library.neededBy))")
+                lines.append(
+                    "\(library.name) => \(library.guestPath) (from \(library.hostPath); needed by \(library.neededBy))")
             }
             for placement in closure.placements where placement.symlinkTarget != nil {
                 lines.append("link \(placement.guestPath) -> \(placement.symlinkTarget!)")
             }
-            return lines.isEmpty ? "\(program) is static: it needs no libraries\n" : lines.joined(separator: "\n") + "\n"
+            return lines.isEmpty
+                ? "\(program) is static: it needs no libraries\n" : lines.joined(separator: "\n") + "\n"
         case .manifest:
             _ = try ELFProgram.check(program)
             let release = try NanosRelease.locate(settings.release, manifest: settings.manifest)
-            return try layout(settings, prepared: Prepared(program: program, release: release), scratch: scratch.path).manifestText()
+            return try layout(settings, prepared: Prepared(program: program, release: release), scratch: scratch.path)
+                .manifestText()
         }
     }
 
     public func build(_ job: BackendJob<Settings, Prepared>, context: BuildContext) throws -> BuildReport {
         let settings = job.settings
         let layout = try context.progress.step("reading the program, its libraries and the manifest") {
-            try self.layout(settings, prepared: job.prepared, scratch: context.scratch.path, contributions: job.contributions)
+            try self.layout(
+                settings, prepared: job.prepared, scratch: context.scratch.path, contributions: job.contributions)
         }
         let release = job.prepared.release
         for warning in layout.warnings { context.logger.warning("\(warning)") }
         let bootImage = try NanosBootImage(path: release.boot)
         let result = try context.progress.step("writing \(URL(fileURLWithPath: job.output).lastPathComponent)") {
-            try NanosImageWriter.write(layout, bootImage: bootImage, label: settings.label, minimumSize: settings.manifest.baseVolumeSize,
-                                       to: job.output, force: job.force)
+            try NanosImageWriter.write(
+                layout, bootImage: bootImage, label: settings.label, minimumSize: settings.manifest.baseVolumeSize,
+                to: job.output, force: job.force)
         }
-        return BuildReport(backend: name, output: URL(fileURLWithPath: job.output).standardizedFileURL.path, sha256: result.sha256,
-                           bytes: result.bytes, steps: context.steps)
+        return BuildReport(
+            backend: name, output: URL(fileURLWithPath: job.output).standardizedFileURL.path, sha256: result.sha256,
+            bytes: result.bytes, steps: context.steps)
     }
 }

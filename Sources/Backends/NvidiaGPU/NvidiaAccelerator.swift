@@ -17,7 +17,9 @@ public final class NvidiaAccelerator: Accelerator {
         switch target {
         case .linuxKernel:
             if let flag = settings.nanosOnly.first {
-                throw InputError("\(flag) is for Nanos images", hint: "drop it; Linux VM images get the driver's modules and firmware from Debian")
+                throw InputError(
+                    "\(flag) is for Nanos images",
+                    hint: "drop it; Linux VM images get the driver's modules and firmware from Debian")
             }
             _ = try NvidiaOptions(settings)
         case .nanosRelease:
@@ -28,16 +30,22 @@ public final class NvidiaAccelerator: Accelerator {
     }
 
     public func contribute(_ settings: NvidiaSettings, to request: ContributionRequest, context: BuildContext) throws
-        -> AcceleratorContribution {
+        -> AcceleratorContribution
+    {
         try validate(settings, for: request.target.kind)
         switch request.target {
         case .linuxKernel(let kernel):
-            guard let tree = request.input.image?.tree else { throw InputError("--accel nvidia needs the image's source") }
-            return try NvidiaLinuxImage(options: try NvidiaOptions(settings), kernel: kernel, context: context).contribution(tree: tree)
+            guard let tree = request.input.image?.tree else {
+                throw InputError("--accel nvidia needs the image's source")
+            }
+            return try NvidiaLinuxImage(options: try NvidiaOptions(settings), kernel: kernel, context: context)
+                .contribution(tree: tree)
         case .nanosRelease(let release):
             return try NvidiaNanosImage(settings: settings, release: release, context: context).contribution()
         case .generic:
-            throw InputError("the \(request.backend) backend did not say which kernel the image boots, so the NVIDIA driver cannot be matched to it")
+            throw InputError(
+                "the \(request.backend) backend did not say which kernel the image boots, so the NVIDIA driver cannot be matched to it"
+            )
         }
     }
 }

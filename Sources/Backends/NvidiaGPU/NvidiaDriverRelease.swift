@@ -26,16 +26,20 @@ struct NvidiaDriverRelease: Equatable, Sendable {
     /// The release apt offers for `package` (the open module source by default), or the one with
     /// driver version `wanted`.
     static func resolve(wanted: String?, package: String = moduleSourcePackage) throws -> NvidiaDriverRelease {
-        let missingHint = "add Debian's contrib, non-free and non-free-firmware components (scripts/setup writes /etc/apt/sources.list.d/gvlt-non-free.sources) and run `apt-get update`"
+        let missingHint =
+            "add Debian's contrib, non-free and non-free-firmware components (scripts/setup writes /etc/apt/sources.list.d/gvlt-non-free.sources) and run `apt-get update`"
         let versions = try DebianPackage.versions(of: package)
         guard !versions.isEmpty else {
             throw InputError("apt knows no \(package), which --accel nvidia takes the driver from", hint: missingHint)
         }
         for debian in versions {
             guard let version = driverVersion(ofDebianVersion: debian) else { continue }
-            if wanted == nil || wanted == version { return NvidiaDriverRelease(version: version, debianVersion: debian) }
+            if wanted == nil || wanted == version {
+                return NvidiaDriverRelease(version: version, debianVersion: debian)
+            }
         }
-        throw InputError("apt has no \(package) for NVIDIA driver \(wanted!); it has \(versions.joined(separator: ", "))",
-                         hint: "use a driver apt has (--nvidia-version), or give the matching parts yourself")
+        throw InputError(
+            "apt has no \(package) for NVIDIA driver \(wanted!); it has \(versions.joined(separator: ", "))",
+            hint: "use a driver apt has (--nvidia-version), or give the matching parts yourself")
     }
 }

@@ -18,8 +18,11 @@ public struct NvidiaSettings: BuildSettings, Equatable {
 
     /// The Linux-only options that are set, by flag name.
     var linuxOnly: [String] {
-        [("--nvidia-modules", modules != nil), ("--nvidia-kernel-modules", kernelModules != nil), ("--nvidia-userspace", userspace != nil),
-         ("--require-gpu", requireGPU != nil)].filter(\.1).map(\.0)
+        [
+            ("--nvidia-modules", modules != nil), ("--nvidia-kernel-modules", kernelModules != nil),
+            ("--nvidia-userspace", userspace != nil),
+            ("--require-gpu", requireGPU != nil)
+        ].filter(\.1).map(\.0)
     }
 
     /// The Nanos-only options that are set, by flag name.
@@ -61,14 +64,18 @@ struct NvidiaOptions: Equatable {
             } else if text.hasPrefix("dir:"), text.count > 4 {
                 modules = .directory(String(text.dropFirst(4)))
             } else {
-                throw InputError("--nvidia-modules `\(text)` is not a module source", hint: "use debian (the default) or dir:PATH (prebuilt .ko files)")
+                throw InputError(
+                    "--nvidia-modules `\(text)` is not a module source",
+                    hint: "use debian (the default) or dir:PATH (prebuilt .ko files)")
             }
         }
         if let list = settings.kernelModules {
-            let names = list.flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            let names = list.flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces) }.filter
+            { !$0.isEmpty }
             for name in names where !Self.knownModules.contains(name) {
-                throw InputError("--nvidia-kernel-modules: `\(name)` is not one of the driver's modules",
-                                 hint: "choose from \(Self.knownModules.joined(separator: ", "))")
+                throw InputError(
+                    "--nvidia-kernel-modules: `\(name)` is not one of the driver's modules",
+                    hint: "choose from \(Self.knownModules.joined(separator: ", "))")
             }
             guard names.contains("nvidia") else {
                 throw InputError("--nvidia-kernel-modules must include nvidia: every other module needs it")
@@ -85,7 +92,9 @@ struct NvidiaOptions: Equatable {
         requireGPU = settings.requireGPU ?? false
         version = settings.version
         if let version, !NvidiaDriverRelease.isDriverVersion(version) {
-            throw InputError("--nvidia-version `\(version)` is not a driver version", hint: "write it as NVIDIA does, e.g. 535.261.03")
+            throw InputError(
+                "--nvidia-version `\(version)` is not a driver version",
+                hint: "write it as NVIDIA does, e.g. 535.261.03")
         }
     }
 }

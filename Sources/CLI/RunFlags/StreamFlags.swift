@@ -25,10 +25,11 @@ struct StreamFlags: ParsableArguments {
     /// Where each stream goes; `shown` is stdout, or stderr when the JSON report owns stdout.
     func context(scratch: ScratchDirectory, progress: ProgressReporter, shown: FileHandle, quiet: Bool) -> RunContext {
         let whole = !stdout && !stderr
-        return RunContext(scratch: scratch, progress: progress,
-                          console: { if whole { shown.write($0) } },
-                          program: { if stdout { shown.write($0) } },
-                          qemuStderr: { if stderr || !stdout { FileHandle.standardError.write($0) } },
-                          note: { if !quiet { FileHandle.standardError.write(Data("note: \($0)\n".utf8)) } })
+        return RunContext(
+            scratch: scratch, progress: progress,
+            console: { if whole { shown.write($0) } },
+            program: { if stdout { shown.write($0) } },
+            qemuStderr: { if stderr || !stdout { FileHandle.standardError.write($0) } },
+            note: { if !quiet { FileHandle.standardError.write(Data("note: \($0)\n".utf8)) } })
     }
 }

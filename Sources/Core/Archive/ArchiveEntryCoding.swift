@@ -39,7 +39,8 @@ public enum ArchiveEntryCoding {
     /// Decodes a header. Regular files get `.empty` content here; the caller attaches the real content.
     public static func decode(_ entry: OpaquePointer) throws -> Header {
         guard let namePointer = archive_entry_pathname(entry),
-              let name = String(validatingCString: namePointer) else { throw DecodeProblem.nameNotUTF8 }
+            let name = String(validatingCString: namePointer)
+        else { throw DecodeProblem.nameNotUTF8 }
         var xattrs: [String: [UInt8]] = [:]
         if archive_entry_xattr_reset(entry) > 0 {
             var xname: UnsafePointer<CChar>?
@@ -55,8 +56,9 @@ public enum ArchiveEntryCoding {
             permissions: UInt16(truncatingIfNeeded: archive_entry_perm(entry)),
             uid: try field("uid", Int64(archive_entry_uid(entry))),
             gid: try field("gid", Int64(archive_entry_gid(entry))),
-            mtime: Timestamp(seconds: Int64(archive_entry_mtime(entry)),
-                             nanoseconds: UInt32(truncatingIfNeeded: archive_entry_mtime_nsec(entry))),
+            mtime: Timestamp(
+                seconds: Int64(archive_entry_mtime(entry)),
+                nanoseconds: UInt32(truncatingIfNeeded: archive_entry_mtime_nsec(entry))),
             xattrs: xattrs)
         let size = archive_entry_size_is_set(entry) != 0 ? Int64(archive_entry_size(entry)) : 0
 
@@ -73,22 +75,26 @@ public enum ArchiveEntryCoding {
             case CARCHIVE_IFDIR: kind = .directory
             case CARCHIVE_IFLNK:
                 guard let linkPointer = archive_entry_symlink(entry),
-                      let target = String(validatingCString: linkPointer) else { throw DecodeProblem.linkNotUTF8 }
+                    let target = String(validatingCString: linkPointer)
+                else { throw DecodeProblem.linkNotUTF8 }
                 guard target.utf8.count <= TreePath.maximumLength else { throw DecodeProblem.linkTooLong }
                 kind = .symlink(target: target)
             case CARCHIVE_IFCHR:
-                kind = .characterDevice(major: try field("device major", Int64(archive_entry_rdevmajor(entry))),
-                                        minor: try field("device minor", Int64(archive_entry_rdevminor(entry))))
+                kind = .characterDevice(
+                    major: try field("device major", Int64(archive_entry_rdevmajor(entry))),
+                    minor: try field("device minor", Int64(archive_entry_rdevminor(entry))))
             case CARCHIVE_IFBLK:
-                kind = .blockDevice(major: try field("device major", Int64(archive_entry_rdevmajor(entry))),
-                                    minor: try field("device minor", Int64(archive_entry_rdevminor(entry))))
+                kind = .blockDevice(
+                    major: try field("device major", Int64(archive_entry_rdevmajor(entry))),
+                    minor: try field("device minor", Int64(archive_entry_rdevminor(entry))))
             case CARCHIVE_IFIFO: kind = .fifo
             case CARCHIVE_IFSOCK: kind = .socket
             default: throw DecodeProblem.unknownType(type)
             }
         }
-        return Header(name: name, kind: kind, metadata: metadata, size: size,
-                      isSparse: archive_entry_sparse_count(entry) > 0)
+        return Header(
+            name: name, kind: kind, metadata: metadata, size: size,
+            isSparse: archive_entry_sparse_count(entry) > 0)
     }
 
     /// A numeric header field that must fit the 32 bits Linux gives it; larger values are refused, not
@@ -114,7 +120,8 @@ public enum ArchiveEntryCoding {
         let perm = mode_t(entry.metadata.permissions)
         archive_entry_set_uid(archiveEntry, la_int64_t(entry.metadata.uid))
         archive_entry_set_gid(archiveEntry, la_int64_t(entry.metadata.gid))
-        archive_entry_set_mtime(archiveEntry, time_t(entry.metadata.mtime.seconds), Int(entry.metadata.mtime.nanoseconds))
+        archive_entry_set_mtime(
+            archiveEntry, time_t(entry.metadata.mtime.seconds), Int(entry.metadata.mtime.nanoseconds))
         for key in entry.metadata.xattrs.keys.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }) {
             let value = entry.metadata.xattrs[key]!
             value.withUnsafeBytes { archive_entry_xattr_add_entry(archiveEntry, key, $0.baseAddress, $0.count) }

@@ -63,17 +63,19 @@ public final class ArchiveReader {
             case .lz4: archive_read_support_filter_lz4(handle)
             }
         }
-        let status = archive_read_open(handle, clientPointer, nil, { _, client, buffer in
-            let box = Unmanaged<Client>.fromOpaque(client!).takeUnretainedValue()
-            do {
-                let chunk = try box.source.nextChunk()
-                buffer!.pointee = chunk.baseAddress.map { UnsafeRawPointer($0) }
-                return la_ssize_t(chunk.count)
-            } catch {
-                box.error = box.error ?? error
-                return -1
-            }
-        }, nil)
+        let status = archive_read_open(
+            handle, clientPointer, nil,
+            { _, client, buffer in
+                let box = Unmanaged<Client>.fromOpaque(client!).takeUnretainedValue()
+                do {
+                    let chunk = try box.source.nextChunk()
+                    buffer!.pointee = chunk.baseAddress.map { UnsafeRawPointer($0) }
+                    return la_ssize_t(chunk.count)
+                } catch {
+                    box.error = box.error ?? error
+                    return -1
+                }
+            }, nil)
         if status != ARCHIVE_OK { throw failure("cannot read") }
     }
 

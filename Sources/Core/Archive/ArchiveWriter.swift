@@ -30,11 +30,11 @@ public final class FileSink {
     private var finished = false
     /// O_DIRECT, which the Glibc module does not export; its value depends on the architecture.
     #if arch(x86_64)
-    private static let oDirect: Int32 = 0o40000
+        private static let oDirect: Int32 = 0o40000
     #elseif arch(arm64)
-    private static let oDirect: Int32 = 0o200000
+        private static let oDirect: Int32 = 0o200000
     #else
-    private static let oDirect: Int32 = 0
+        private static let oDirect: Int32 = 0
     #endif
 
     public init(fd: Int32, displayName: String, direct: Bool = false) {
@@ -158,7 +158,9 @@ public final class FileSink {
         // A trailing hole from writeZeros is not in the file until its size says so.
         if startOffset >= 0 {
             var info = stat()
-            if fstat(fd, &info) == 0 && Int64(info.st_size) < startOffset + byteCount && ftruncate(fd, off_t(startOffset + byteCount)) != 0 {
+            if fstat(fd, &info) == 0 && Int64(info.st_size) < startOffset + byteCount
+                && ftruncate(fd, off_t(startOffset + byteCount)) != 0
+            {
                 throw SystemError("cannot set the size of", path: displayName, errno: errno)
             }
         }
@@ -174,12 +176,16 @@ public final class FileSink {
         if let error = errorLock.withLock({ writeError }) { throw error }
     }
 
-    private static func writeAll(_ fd: Int32, _ buffer: UnsafeRawBufferPointer, at offset: Int64, displayName: String) throws {
+    private static func writeAll(_ fd: Int32, _ buffer: UnsafeRawBufferPointer, at offset: Int64, displayName: String)
+        throws
+    {
         var done = 0
         while done < buffer.count {
             // Pipes (a tar streamed into tar2sqfs) cannot seek; writes are in order anyway.
-            let n = offset < 0 ? Glibc.write(fd, buffer.baseAddress! + done, buffer.count - done)
-                               : pwrite(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
+            let n =
+                offset < 0
+                ? Glibc.write(fd, buffer.baseAddress! + done, buffer.count - done)
+                : pwrite(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
             if n < 0 {
                 if errno == EINTR { continue }
                 throw SystemError("cannot write", path: displayName, errno: errno)
@@ -244,16 +250,18 @@ public final class ArchiveWriter {
         // so the bytes are the same whatever the block size.
         archive_write_set_bytes_per_block(handle, 1 << 20)
         archive_write_set_bytes_in_last_block(handle, 1)
-        let status = archive_write_open(handle, clientPointer, nil, { _, client, buffer, length in
-            let box = Unmanaged<Client>.fromOpaque(client!).takeUnretainedValue()
-            do {
-                try box.sink.write(UnsafeRawBufferPointer(start: buffer, count: length))
-                return la_ssize_t(length)
-            } catch {
-                box.error = box.error ?? error
-                return -1
-            }
-        }, nil)
+        let status = archive_write_open(
+            handle, clientPointer, nil,
+            { _, client, buffer, length in
+                let box = Unmanaged<Client>.fromOpaque(client!).takeUnretainedValue()
+                do {
+                    try box.sink.write(UnsafeRawBufferPointer(start: buffer, count: length))
+                    return la_ssize_t(length)
+                } catch {
+                    box.error = box.error ?? error
+                    return -1
+                }
+            }, nil)
         if status != ARCHIVE_OK { throw failure("cannot start writing") }
     }
 

@@ -36,8 +36,9 @@ public final class FileRangeSource: ByteSource {
         let slice = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<want])
         let got = try file.read(into: slice, at: position)
         guard got > 0 else {
-            throw InputError("\(file.displayName) ended early: expected \(end - start) bytes, found \(position - start)",
-                             hint: "the file is truncated; re-export or re-download it")
+            throw InputError(
+                "\(file.displayName) ended early: expected \(end - start) bytes, found \(position - start)",
+                hint: "the file is truncated; re-export or re-download it")
         }
         position += Int64(got)
         let chunk = UnsafeRawBufferPointer(rebasing: slice[0..<got])
@@ -81,7 +82,9 @@ public final class DecompressedSource: ByteSource {
     public init(reader: ArchiveReader) throws {
         self.reader = reader
         guard try reader.nextHeader() != nil else {
-            throw InputError("\(reader.label): the stream is empty", hint: "a layer must hold a tar archive, at least its end marker")
+            throw InputError(
+                "\(reader.label): the stream is empty", hint: "a layer must hold a tar archive, at least its end marker"
+            )
         }
     }
 

@@ -29,7 +29,8 @@ public protocol Accelerator: AnyObject {
     /// done (no download, no build).
     func validate(_ settings: Settings, for target: TargetKind) throws
     /// What it adds, matching what the backend prepared. Throws when it cannot make a consistent image.
-    func contribute(_ settings: Settings, to request: ContributionRequest, context: BuildContext) throws -> AcceleratorContribution
+    func contribute(_ settings: Settings, to request: ContributionRequest, context: BuildContext) throws
+        -> AcceleratorContribution
 }
 
 extension Accelerator {

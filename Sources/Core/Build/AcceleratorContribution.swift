@@ -39,8 +39,10 @@ public struct AcceleratorContribution: Sendable {
         public var isEmpty: Bool { klibs.isEmpty && klibFiles.isEmpty }
     }
 
-    public init(files: [FileEntry] = [], env: [RunSpec.EnvVar] = [], resources: [String: String] = [:], linux: Linux = Linux(),
-                nanos: Nanos = Nanos()) {
+    public init(
+        files: [FileEntry] = [], env: [RunSpec.EnvVar] = [], resources: [String: String] = [:], linux: Linux = Linux(),
+        nanos: Nanos = Nanos()
+    ) {
         self.files = files
         self.env = env
         self.resources = resources

@@ -3,8 +3,10 @@ import Foundation
 /// `gvlt build --config FILE`: YAML or JSON whose keys mirror the long flags (`rootfs-dir`, `accel`, …).
 /// Flags given on the command line win over the file.
 public struct BuildConfigFile {
-    public static let keys = ["backend", "container", "containerfile", "context", "build-arg", "rootfs-dir", "platform",
-                       "storage-driver", "output", "accel", "force", "json", "program", "options"]
+    public static let keys = [
+        "backend", "container", "containerfile", "context", "build-arg", "rootfs-dir", "platform",
+        "storage-driver", "output", "accel", "force", "json", "program", "options"
+    ]
 
     public var backend: String?
     public var container: String?
@@ -28,7 +30,8 @@ public struct BuildConfigFile {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
             throw InputError("cannot read build config \(path)", hint: "check the --config path")
         }
-        let object = try StrictObject(JSONValue.parseYAML(text, what: "build config \(path)"), location: path, allowed: Self.keys)
+        let object = try StrictObject(
+            JSONValue.parseYAML(text, what: "build config \(path)"), location: path, allowed: Self.keys)
         // Relative paths in the file are relative to the file, not to wherever gvlt runs.
         let base = URL(fileURLWithPath: path).deletingLastPathComponent()
         func resolve(_ value: String?) -> String? {

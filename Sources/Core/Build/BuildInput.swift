@@ -56,8 +56,10 @@ public struct TargetKernel: Sendable {
     /// For messages: where the kernel came from.
     public var origin: String
 
-    public init(release: String, modulesDirectory: String?, debianPackage: String? = nil, debianVersion: String? = nil,
-                origin: String) {
+    public init(
+        release: String, modulesDirectory: String?, debianPackage: String? = nil, debianVersion: String? = nil,
+        origin: String
+    ) {
         self.release = release
         self.modulesDirectory = modulesDirectory
         self.debianPackage = debianPackage

@@ -28,18 +28,22 @@ public struct BuildPipeline {
         return try run(request, backend: backend, cleanups: cleanups)
     }
 
-    func run<Backend: ImageBackend>(_ request: BuildRequest, backend: Backend, cleanups: CleanupStack) throws -> BuildOutcome {
+    func run<Backend: ImageBackend>(_ request: BuildRequest, backend: Backend, cleanups: CleanupStack) throws
+        -> BuildOutcome
+    {
         let accelerators = try request.accelerators.map { name -> any Accelerator in
             let accelerator = try registry.accelerator(named: name)
             guard accelerator.supportedBackends.contains(backend.name) else {
-                throw InputError("accelerator `\(name)` does not support the \(backend.name) backend",
-                                 hint: "it supports: \(accelerator.supportedBackends.joined(separator: ", "))")
+                throw InputError(
+                    "accelerator `\(name)` does not support the \(backend.name) backend",
+                    hint: "it supports: \(accelerator.supportedBackends.joined(separator: ", "))")
             }
             return accelerator
         }
         try checkInput(request, backend: backend)
         // Settings, decoded once, before anything is read or written.
-        let parties = [OptionRouting.Party(title: "the \(backend.name) backend", keys: backend.optionKeys)]
+        let parties =
+            [OptionRouting.Party(title: "the \(backend.name) backend", keys: backend.optionKeys)]
             + accelerators.map { OptionRouting.Party(title: "the \($0.name) accelerator", keys: $0.optionKeys) }
         let routed = try OptionRouting(elsewhere: registry.optionOwners(except: [backend.name] + request.accelerators))
             .route(request.options, to: parties)
@@ -53,16 +57,20 @@ public struct BuildPipeline {
         if !request.previews.isEmpty {
             let scratch = try ScratchDirectory(label: "gvlt-preview")
             cleanups.push("preview scratch") { scratch.remove() }
-            return .previewed(try request.previews.map { kind in
-                guard let text = try backend.preview(settings, input: plannedInput, kind: kind, scratch: scratch) else {
-                    throw InputError("the \(backend.name) backend has no --print-deps or --print-manifest",
-                                     hint: "drop them; they are for the nanos backend")
-                }
-                return text
-            })
+            return .previewed(
+                try request.previews.map { kind in
+                    guard let text = try backend.preview(settings, input: plannedInput, kind: kind, scratch: scratch)
+                    else {
+                        throw InputError(
+                            "the \(backend.name) backend has no --print-deps or --print-manifest",
+                            hint: "drop them; they are for the nanos backend")
+                    }
+                    return text
+                })
         }
 
-        let output = try request.output ?? backend.defaultOutput(settings, input: plannedInput)
+        let output =
+            try request.output ?? backend.defaultOutput(settings, input: plannedInput)
             ?? request.program.map { URL(fileURLWithPath: $0).lastPathComponent + ".img" } ?? "image.img"
         try OutputPrecheck.check(output, force: request.force)
 
@@ -70,7 +78,8 @@ public struct BuildPipeline {
         cleanups.push("build scratch") { scratch.remove() }
         let input: BuildInput
         if let source = request.source {
-            let context = SourceContext(scratch: scratch, progress: progress, logger: logger, jobs: request.jobs, platform: request.platform)
+            let context = SourceContext(
+                scratch: scratch, progress: progress, logger: logger, jobs: request.jobs, platform: request.platform)
             input = .rootTree(try source.load(context))
         } else {
             input = plannedInput
@@ -83,11 +92,15 @@ public struct BuildPipeline {
         let contributions = try jobs.map { job in
             NamedContribution(accelerator: job.name, contribution: try job.contribute(contributionRequest, context))
         }.sorted { $0.accelerator < $1.accelerator }
-        var report = try backend.build(BackendJob(settings: settings, input: input, prepared: preparation.state, target: preparation.target,
-                                                  contributions: contributions, output: output, force: request.force),
-                                       context: context)
+        var report = try backend.build(
+            BackendJob(
+                settings: settings, input: input, prepared: preparation.state, target: preparation.target,
+                contributions: contributions, output: output, force: request.force),
+            context: context)
         var resources: [String: [String: String]] = [:]
-        for item in contributions where !item.contribution.resources.isEmpty { resources[item.accelerator] = item.contribution.resources }
+        for item in contributions where !item.contribution.resources.isEmpty {
+            resources[item.accelerator] = item.contribution.resources
+        }
         if !resources.isEmpty { report.resources = resources }
         return .built(report)
     }
@@ -96,11 +109,14 @@ public struct BuildPipeline {
     func checkInput<Backend: ImageBackend>(_ request: BuildRequest, backend: Backend) throws {
         if backend.capabilities.takesRootTree {
             guard request.source != nil else {
-                throw InputError("no source given", hint: "pass exactly one of --container TRANSPORT:REF, --containerfile FILE, --rootfs-dir DIR")
+                throw InputError(
+                    "no source given",
+                    hint: "pass exactly one of --container TRANSPORT:REF, --containerfile FILE, --rootfs-dir DIR")
             }
         } else if request.source != nil {
-            throw InputError("the \(backend.name) backend takes a program, not --container/--containerfile/--rootfs-dir",
-                             hint: "gvlt build --backend \(backend.name) PROGRAM -c manifest.json")
+            throw InputError(
+                "the \(backend.name) backend takes a program, not --container/--containerfile/--rootfs-dir",
+                hint: "gvlt build --backend \(backend.name) PROGRAM -c manifest.json")
         }
     }
 }
@@ -110,9 +126,12 @@ struct AcceleratorJob {
     var name: String
     var contribute: (ContributionRequest, BuildContext) throws -> AcceleratorContribution
 
-    static func make<A: Accelerator>(_ accelerator: A, options: BuildOptions, target: TargetKind) throws -> AcceleratorJob {
+    static func make<A: Accelerator>(_ accelerator: A, options: BuildOptions, target: TargetKind) throws
+        -> AcceleratorJob
+    {
         let settings = try accelerator.settings(from: options)
         try accelerator.validate(settings, for: target)
-        return AcceleratorJob(name: accelerator.name, contribute: { try accelerator.contribute(settings, to: $0, context: $1) })
+        return AcceleratorJob(
+            name: accelerator.name, contribute: { try accelerator.contribute(settings, to: $0, context: $1) })
     }
 }

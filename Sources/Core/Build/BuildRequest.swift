@@ -20,9 +20,12 @@ public struct BuildRequest {
     public var jobs: Int
     public var platform: Platform
 
-    public init(backend: String, source: ImageSource? = nil, program: String? = nil, accelerators: [String] = [],
-                options: BuildOptions = BuildOptions(), output: String? = nil, force: Bool = false, previews: [PreviewKind] = [],
-                jobs: Int = 1, platform: Platform = .linuxAMD64) {
+    public init(
+        backend: String, source: ImageSource? = nil, program: String? = nil, accelerators: [String] = [],
+        options: BuildOptions = BuildOptions(), output: String? = nil, force: Bool = false,
+        previews: [PreviewKind] = [],
+        jobs: Int = 1, platform: Platform = .linuxAMD64
+    ) {
         self.backend = backend
         self.source = source
         self.program = program

@@ -40,7 +40,9 @@ public struct BuildContext {
     }
 
     /// The step timings so far, as a report lists them.
-    public var steps: [BuildReport.Step] { progress.timings.map { BuildReport.Step(name: $0.step, seconds: $0.seconds) } }
+    public var steps: [BuildReport.Step] {
+        progress.timings.map { BuildReport.Step(name: $0.step, seconds: $0.seconds) }
+    }
 }
 
 /// What `prepare` settled: the target accelerators see, and the backend's own state for `build`.
@@ -65,8 +67,11 @@ public struct BackendJob<Settings, Prepared> {
     public var output: String
     public var force: Bool
 
-    public init(settings: Settings, input: BuildInput, prepared: Prepared, target: BuildTarget, contributions: [NamedContribution],
-                output: String, force: Bool) {
+    public init(
+        settings: Settings, input: BuildInput, prepared: Prepared, target: BuildTarget,
+        contributions: [NamedContribution],
+        output: String, force: Bool
+    ) {
         self.settings = settings
         self.input = input
         self.prepared = prepared
@@ -109,13 +114,16 @@ public protocol ImageBackend: AnyObject {
     /// Writes the image at `job.output`, atomically.
     func build(_ job: BackendJob<Settings, Prepared>, context: BuildContext) throws -> BuildReport
     /// What `--print-deps`/`--print-manifest` print; nil when the backend has no such view.
-    func preview(_ settings: Settings, input: BuildInput, kind: PreviewKind, scratch: ScratchDirectory) throws -> String?
+    func preview(_ settings: Settings, input: BuildInput, kind: PreviewKind, scratch: ScratchDirectory) throws
+        -> String?
 }
 
 extension ImageBackend {
     public func validate(_ settings: Settings, input: BuildInput) throws {}
     public func defaultOutput(_ settings: Settings, input: BuildInput) throws -> String? { nil }
-    public func preview(_ settings: Settings, input: BuildInput, kind: PreviewKind, scratch: ScratchDirectory) throws -> String? { nil }
+    public func preview(_ settings: Settings, input: BuildInput, kind: PreviewKind, scratch: ScratchDirectory) throws
+        -> String?
+    { nil }
     public var targetKind: TargetKind { .generic }
 }
 

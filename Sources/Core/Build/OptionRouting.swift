@@ -35,14 +35,18 @@ struct OptionRouting {
             if owner.hasPrefix("--accel ") {
                 return InputError("\(origin) is for \(owner)", hint: "add \(owner), or drop \(origin)")
             }
-            return InputError("\(origin) is for \(owner), not \(parties[0].title)",
-                              hint: "drop \(origin), or build with \(owner.replacingOccurrences(of: "the ", with: "--backend ").replacingOccurrences(of: " backend", with: ""))")
+            return InputError(
+                "\(origin) is for \(owner), not \(parties[0].title)",
+                hint:
+                    "drop \(origin), or build with \(owner.replacingOccurrences(of: "the ", with: "--backend ").replacingOccurrences(of: " backend", with: ""))"
+            )
         }
         let known = parties.flatMap { $0.keys ?? [] }.sorted()
         let titles = parties.map(\.title)
         let whose = titles.count == 1 ? titles[0] : titles.dropLast().joined(separator: ", ") + " and " + titles.last!
         let close = Suggestions.closest(to: key, in: known).map { "did you mean `\($0)`? " } ?? ""
-        return InputError("\(origin): \(whose) \(titles.count == 1 ? "has" : "have") no option `\(key)`",
-                          hint: "\(close)options: \(known.isEmpty ? "none" : known.joined(separator: ", "))")
+        return InputError(
+            "\(origin): \(whose) \(titles.count == 1 ? "has" : "have") no option `\(key)`",
+            hint: "\(close)options: \(known.isEmpty ? "none" : known.joined(separator: ", "))")
     }
 }

@@ -123,11 +123,15 @@ private struct OptionsContainer<Key: CodingKey>: KeyedDecodingContainerProtocol 
         UnsupportedError("option `\(key.stringValue)`: settings of type \(type) cannot be decoded from options")
     }
 
-    func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type, forKey key: Key) throws -> KeyedDecodingContainer<NestedKey> {
+    func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type, forKey key: Key) throws
+        -> KeyedDecodingContainer<NestedKey>
+    {
         throw unsupported(type, key)
     }
 
-    func nestedUnkeyedContainer(forKey key: Key) throws -> UnkeyedDecodingContainer { throw unsupported([Any].self, key) }
+    func nestedUnkeyedContainer(forKey key: Key) throws -> UnkeyedDecodingContainer {
+        throw unsupported([Any].self, key)
+    }
     func superDecoder() throws -> Decoder { throw UnsupportedError("settings have no superclass") }
     func superDecoder(forKey key: Key) throws -> Decoder { throw unsupported(Decoder.self, key) }
 }

@@ -14,16 +14,18 @@ public enum DebianPackage {
         while let entry = try outer.nextHeader() {
             let header = try ArchiveEntryCoding.decode(entry)
             guard header.name.hasPrefix("data.tar") else { continue }
-            let inner = try ArchiveReader(format: .tar, filters: [.xz, .zstd, .gzip], source: EntryDataSource(reader: outer),
-                                          label: "\(deb): \(header.name)")
+            let inner = try ArchiveReader(
+                format: .tar, filters: [.xz, .zstd, .gzip], source: EntryDataSource(reader: outer),
+                label: "\(deb): \(header.name)")
             while let member = try inner.nextHeader() {
                 let item = try ArchiveEntryCoding.decode(member)
                 guard case .success(let parts) = TreePath.components(item.name), !parts.isEmpty else { continue }
                 let relative = TreePath.join(parts)
                 guard keep(relative) else { continue }
                 let target = directory + "/" + relative
-                try FileManager.default.createDirectory(atPath: URL(fileURLWithPath: target).deletingLastPathComponent().path,
-                                                        withIntermediateDirectories: true)
+                try FileManager.default.createDirectory(
+                    atPath: URL(fileURLWithPath: target).deletingLastPathComponent().path,
+                    withIntermediateDirectories: true)
                 switch item.kind {
                 case .directory:
                     try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
@@ -31,7 +33,9 @@ public enum DebianPackage {
                     let fd = open(target, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
                     guard fd >= 0 else { throw SystemError("cannot create", path: target, errno: errno) }
                     // Executables stay executable (kbuild's prebuilt tools); set-id bits are dropped.
-                    if item.metadata.permissions & 0o111 != 0 { _ = fchmod(fd, mode_t(item.metadata.permissions & 0o755)) }
+                    if item.metadata.permissions & 0o111 != 0 {
+                        _ = fchmod(fd, mode_t(item.metadata.permissions & 0o755))
+                    }
                     let out = SharedFile(fd: fd, displayName: target)
                     var position: Int64 = 0
                     while let (block, offset) = try inner.readBlock() {
@@ -72,7 +76,7 @@ public enum DebianPackage {
         guard result.status == 0 else { return nil }
         var fields: [String: String] = [:]
         for line in result.output.split(separator: "\n", omittingEmptySubsequences: false) {
-            if line.isEmpty { break }   // first stanza only
+            if line.isEmpty { break }  // first stanza only
             guard !line.hasPrefix(" "), let colon = line.firstIndex(of: ":") else { continue }
             fields[String(line[..<colon])] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
         }
@@ -81,7 +85,8 @@ public enum DebianPackage {
 
     /// Every version of `package` apt can download, best first (as `apt-cache madison` lists them).
     public static func versions(of package: String) throws -> [String] {
-        let apt = try HostTool("apt-cache", apt: "apt", purpose: "Debian packages (kernels, the NVIDIA driver)").require()
+        let apt = try HostTool("apt-cache", apt: "apt", purpose: "Debian packages (kernels, the NVIDIA driver)")
+            .require()
         let result = try HostCommand.run(apt, ["madison", package], check: false)
         guard result.status == 0 else { return [] }
         var versions: [String] = []
@@ -97,9 +102,16 @@ public enum DebianPackage {
     public static func download(_ package: String, version: String, into directory: String) throws -> String {
         let apt = try HostTool("apt-get", apt: "apt", purpose: "Debian kernels (--kernel debian)").require()
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        try HostCommand.run(apt, ["download", "-q", "\(package)=\(version)"], workingDirectory: directory,
-                            hint: "apt could not download \(package) \(version); run `apt-get update`, or build once while online so the result is cached")
-        guard let deb = try FileManager.default.contentsOfDirectory(atPath: directory).first(where: { $0.hasSuffix(".deb") }) else {
+        try HostCommand.run(
+            apt, ["download", "-q", "\(package)=\(version)"], workingDirectory: directory,
+            hint:
+                "apt could not download \(package) \(version); run `apt-get update`, or build once while online so the result is cached"
+        )
+        guard
+            let deb = try FileManager.default.contentsOfDirectory(atPath: directory).first(where: {
+                $0.hasSuffix(".deb")
+            })
+        else {
             throw InputError("apt-get download \(package)=\(version) produced no .deb in \(directory)")
         }
         return directory + "/" + deb

@@ -48,8 +48,9 @@ public final class ELFFile {
         while let current = scn {
             var header = GElf_Shdr()
             if gelf_getshdr(current, &header) != nil,
-               let namePointer = elf_strptr(elf, stringsIndex, Int(header.sh_name)),
-               String(cString: namePointer) == name {
+                let namePointer = elf_strptr(elf, stringsIndex, Int(header.sh_name)),
+                String(cString: namePointer) == name
+            {
                 return (current, header)
             }
             scn = elf_nextscn(elf, current)
@@ -87,8 +88,10 @@ public struct ModuleInfo: Equatable, Sendable {
     public init(bytes: [UInt8]) {
         fields = bytes.split(separator: 0).compactMap { record in
             guard let eq = record.firstIndex(of: UInt8(ascii: "=")) else { return nil }
-            return (String(decoding: record[record.startIndex..<eq], as: UTF8.self),
-                    String(decoding: record[record.index(after: eq)...], as: UTF8.self))
+            return (
+                String(decoding: record[record.startIndex..<eq], as: UTF8.self),
+                String(decoding: record[record.index(after: eq)...], as: UTF8.self)
+            )
         }
     }
 
@@ -113,7 +116,13 @@ public struct ModuleInfo: Equatable, Sendable {
             var inPre = false
             var names: [String] = []
             for word in value.split(separator: " ") {
-                if word == "pre:" { inPre = true } else if word == "post:" { inPre = false } else if inPre { names.append(String(word)) }
+                if word == "pre:" {
+                    inPre = true
+                } else if word == "post:" {
+                    inPre = false
+                } else if inPre {
+                    names.append(String(word))
+                }
             }
             return names
         }
@@ -146,7 +155,9 @@ extension ELFFile {
             guard gelf_getehdr(elf, &header) != nil else {
                 throw Problem(message: "\(path): unreadable ELF header: \(String(cString: elf_errmsg(-1)))")
             }
-            return Identity(elfClass: UInt8(gelf_getclass(elf)), osABI: header.e_ident.7, type: header.e_type, machine: header.e_machine)
+            return Identity(
+                elfClass: UInt8(gelf_getclass(elf)), osABI: header.e_ident.7, type: header.e_type,
+                machine: header.e_machine)
         }
     }
 
@@ -169,7 +180,9 @@ extension ELFFile {
     private func bytes(offset: UInt64, size: UInt64) throws -> [UInt8] {
         var raw = 0
         guard let image = elf_rawfile(elf, &raw), offset <= UInt64(raw), size <= UInt64(raw) - offset else {
-            throw Problem(message: "\(path): a segment points past the end of the file (\(offset)+\(size)); the file is truncated")
+            throw Problem(
+                message: "\(path): a segment points past the end of the file (\(offset)+\(size)); the file is truncated"
+            )
         }
         return Array(UnsafeRawBufferPointer(start: image + Int(offset), count: Int(size)))
     }
@@ -219,14 +232,19 @@ extension ELFFile {
                 throw Problem(message: "\(path): its dynamic section has no string table")
             }
             let loads = headers.filter { $0.p_type == UInt32(PT_LOAD) }
-            guard let load = loads.first(where: { stringTable >= $0.p_vaddr && stringTable < $0.p_vaddr + $0.p_filesz }) else {
+            guard let load = loads.first(where: { stringTable >= $0.p_vaddr && stringTable < $0.p_vaddr + $0.p_filesz })
+            else {
                 throw Problem(message: "\(path): its dynamic string table is outside every loaded segment")
             }
             let tableOffset = load.p_offset + (stringTable - load.p_vaddr)
-            let tableSize = entries.first(where: { $0.tag == Int64(DT_STRSZ) })?.value ?? (load.p_offset + load.p_filesz - tableOffset)
+            let tableSize =
+                entries.first(where: { $0.tag == Int64(DT_STRSZ) })?.value
+                ?? (load.p_offset + load.p_filesz - tableOffset)
             let table = try bytes(offset: tableOffset, size: tableSize)
             func string(_ offset: UInt64) throws -> String {
-                guard offset < UInt64(table.count) else { throw Problem(message: "\(path): a dynamic entry points outside the string table") }
+                guard offset < UInt64(table.count) else {
+                    throw Problem(message: "\(path): a dynamic entry points outside the string table")
+                }
                 return String(decoding: table[Int(offset)...].prefix { $0 != 0 }, as: UTF8.self)
             }
             var info = DynamicInfo()

@@ -22,7 +22,9 @@ public struct TarExporter {
         return sink.byteCount
     }
 
-    public func export(_ tree: FileTree, to path: String, force: Bool, progress: ProgressReporter? = nil) throws -> Report {
+    public func export(_ tree: FileTree, to path: String, force: Bool, progress: ProgressReporter? = nil) throws
+        -> Report
+    {
         let output = try AtomicOutput(path: path, force: force)
         var committed = false
         defer { if !committed { output.abandon() } }
@@ -41,13 +43,17 @@ public struct TarExporter {
         progress?.end()
         try output.commit()
         committed = true
-        return Report(output: output.path, sha256: sink.digest(), bytes: sink.byteCount, summary: summary, skippedSockets: skipped)
+        return Report(
+            output: output.path, sha256: sink.digest(), bytes: sink.byteCount, summary: summary, skippedSockets: skipped
+        )
     }
 
     /// Writes every entry but sockets, which tar cannot hold, and further names of a socket, which would
     /// be links to nothing.
-    private func write(_ entries: [FileEntry], into sink: FileSink, label: String,
-                       onData: (Int) -> Void) throws -> (TreeSummary, [String]) {
+    private func write(
+        _ entries: [FileEntry], into sink: FileSink, label: String,
+        onData: (Int) -> Void
+    ) throws -> (TreeSummary, [String]) {
         let writer = try ArchiveWriter(format: .pax, sink: sink, label: label)
         var summary = TreeSummary()
         var skipped: [String] = []

@@ -35,7 +35,9 @@ public enum NvidiaVersionString {
     static func offset(of needle: [UInt8], in bytes: [UInt8], from: Int) -> Int? {
         bytes.withUnsafeBytes { h in
             needle.withUnsafeBytes { n in
-                guard let found = memmem(h.baseAddress! + from, h.count - from, n.baseAddress, n.count) else { return nil }
+                guard let found = memmem(h.baseAddress! + from, h.count - from, n.baseAddress, n.count) else {
+                    return nil
+                }
                 return h.baseAddress!.distance(to: UnsafeRawPointer(found))
             }
         }
@@ -48,7 +50,9 @@ public enum NvidiaVersionString {
         for prefix in ["libcuda.so.", "libnvidia-ml.so."] where name.hasPrefix(prefix) {
             let version = name.dropFirst(prefix.count)
             let parts = version.split(separator: ".", omittingEmptySubsequences: false)
-            if parts.count == 3, parts.allSatisfy({ !$0.isEmpty && $0.allSatisfy(\.isNumber) }) { return String(version) }
+            if parts.count == 3, parts.allSatisfy({ !$0.isEmpty && $0.allSatisfy(\.isNumber) }) {
+                return String(version)
+            }
         }
         return nil
     }

@@ -20,15 +20,17 @@ public struct ModuleTree {
         self.directory = directory
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw InputError("kernel modules directory \(directory) does not exist",
-                             hint: "pass the kernel's lib/modules/<release> directory with --kernel-modules DIR")
+            throw InputError(
+                "kernel modules directory \(directory) does not exist",
+                hint: "pass the kernel's lib/modules/<release> directory with --kernel-modules DIR")
         }
         let enumerator = FileManager.default.enumerator(atPath: directory)
         while let relative = enumerator?.nextObject() as? String {
             guard relative.hasSuffix(".ko") else {
                 if relative.hasSuffix(".ko.xz") || relative.hasSuffix(".ko.zst") || relative.hasSuffix(".ko.gz") {
-                    throw UnsupportedError("\(directory)/\(relative) is compressed; gvlt ships modules uncompressed and does not decompress them yet",
-                                           hint: "use a kernel built with CONFIG_MODULE_COMPRESS_NONE (Debian's are)")
+                    throw UnsupportedError(
+                        "\(directory)/\(relative) is compressed; gvlt ships modules uncompressed and does not decompress them yet",
+                        hint: "use a kernel built with CONFIG_MODULE_COMPRESS_NONE (Debian's are)")
                 }
                 continue
             }
@@ -85,8 +87,9 @@ public struct ModuleTree {
             let module = Self.canonical(name)
             if done.contains(module) || builtIn.contains(module) { return }
             guard let path = path(of: module) else {
-                throw InputError("kernel module \(module)\(parent.map { " (needed by \($0))" } ?? "") is not in \(directory)",
-                                 hint: "the modules tree does not match the kernel; pass the matching --kernel-modules DIR")
+                throw InputError(
+                    "kernel module \(module)\(parent.map { " (needed by \($0))" } ?? "") is not in \(directory)",
+                    hint: "the modules tree does not match the kernel; pass the matching --kernel-modules DIR")
             }
             guard visiting.insert(module).inserted else {
                 throw InputError("kernel modules depend on each other in a cycle through \(module)")

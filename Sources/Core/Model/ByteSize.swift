@@ -13,8 +13,10 @@ public enum ByteSize {
         public var spaceBeforeUnit = false
         public var allowsZero = true
 
-        public init(bare: UInt64, units: [String: UInt64], fractions: Bool = false, spaceBeforeUnit: Bool = false,
-                    allowsZero: Bool = true) {
+        public init(
+            bare: UInt64, units: [String: UInt64], fractions: Bool = false, spaceBeforeUnit: Bool = false,
+            allowsZero: Bool = true
+        ) {
             self.bare = bare
             self.units = units
             self.fractions = fractions
@@ -27,29 +29,37 @@ public enum ByteSize {
 
     /// ops' manifest sizes (`BaseVolumeSz`, `RunConfig.Memory`): bytes, or k/m/g/t (also kb…tb) in
     /// binary multiples. A lone `b` is not a unit there (`512b` fails in ops too).
-    public static let ops = Dialect(bare: 1, units: [
-        "k": kibi, "kb": kibi, "m": mebi, "mb": mebi, "g": gibi, "gb": gibi, "t": tebi, "tb": tebi,
-    ])
+    public static let ops = Dialect(
+        bare: 1,
+        units: [
+            "k": kibi, "kb": kibi, "m": mebi, "mb": mebi, "g": gibi, "gb": gibi, "t": tebi, "tb": tebi
+        ])
 
     /// gvltctl's `--size`: bytes or binary units, written k, kb or kib alike.
-    public static let disk = Dialect(bare: 1, units: [
-        "b": 1, "k": kibi, "kb": kibi, "kib": kibi, "m": mebi, "mb": mebi, "mib": mebi,
-        "g": gibi, "gb": gibi, "gib": gibi, "t": tebi, "tb": tebi, "tib": tebi,
-    ], allowsZero: false)
+    public static let disk = Dialect(
+        bare: 1,
+        units: [
+            "b": 1, "k": kibi, "kb": kibi, "kib": kibi, "m": mebi, "mb": mebi, "mib": mebi,
+            "g": gibi, "gb": gibi, "gib": gibi, "t": tebi, "tb": tebi, "tib": tebi
+        ], allowsZero: false)
 
     /// QEMU's `-m` as `gvlt run --mem` takes it: MiB bare, or M/G.
-    public static let memory = Dialect(bare: mebi, units: [
-        "m": mebi, "mb": mebi, "mib": mebi, "g": gibi, "gb": gibi, "gib": gibi,
-    ], allowsZero: false)
+    public static let memory = Dialect(
+        bare: mebi,
+        units: [
+            "m": mebi, "mb": mebi, "mib": mebi, "g": gibi, "gb": gibi, "gib": gibi
+        ], allowsZero: false)
 
     /// Gevulot task resources, as gevulot-rs reads them: megabytes (10^6) bare, SI and IEC units,
     /// fractions.
-    public static let gevulot = Dialect(bare: 1_000_000, units: [
-        "b": 1, "k": 1_000, "kb": 1_000, "m": 1_000_000, "mb": 1_000_000, "g": 1_000_000_000, "gb": 1_000_000_000,
-        "t": 1_000_000_000_000, "tb": 1_000_000_000_000, "p": 1_000_000_000_000_000, "pb": 1_000_000_000_000_000,
-        "ki": kibi, "kib": kibi, "mi": mebi, "mib": mebi, "gi": gibi, "gib": gibi,
-        "ti": tebi, "tib": tebi, "pi": tebi << 10, "pib": tebi << 10,
-    ], fractions: true, spaceBeforeUnit: true)
+    public static let gevulot = Dialect(
+        bare: 1_000_000,
+        units: [
+            "b": 1, "k": 1_000, "kb": 1_000, "m": 1_000_000, "mb": 1_000_000, "g": 1_000_000_000, "gb": 1_000_000_000,
+            "t": 1_000_000_000_000, "tb": 1_000_000_000_000, "p": 1_000_000_000_000_000, "pb": 1_000_000_000_000_000,
+            "ki": kibi, "kib": kibi, "mi": mebi, "mib": mebi, "gi": gibi, "gib": gibi,
+            "ti": tebi, "tib": tebi, "pi": tebi << 10, "pib": tebi << 10
+        ], fractions: true, spaceBeforeUnit: true)
 
     /// The size in bytes, or nil when `text` is not one in `dialect` (or does not fit in 64 bits).
     public static func parse(_ text: String, _ dialect: Dialect) -> UInt64? {
@@ -57,7 +67,9 @@ public enum ByteSize {
         let number = trimmed.prefix { ($0.isASCII && $0.isNumber) || (dialect.fractions && $0 == ".") }
         var unit = Substring(trimmed.dropFirst(number.count))
         if dialect.spaceBeforeUnit { unit = unit.drop { $0 == " " || $0 == "\t" } }
-        guard !number.isEmpty, let factor = unit.isEmpty ? dialect.bare : dialect.units[unit.lowercased()] else { return nil }
+        guard !number.isEmpty, let factor = unit.isEmpty ? dialect.bare : dialect.units[unit.lowercased()] else {
+            return nil
+        }
         let bytes: UInt64
         if number.allSatisfy({ $0 != "." }) {
             guard let count = UInt64(number) else { return nil }

@@ -40,20 +40,25 @@ public enum FileContent: Sendable {
             let file = SharedFile(fd: fd, displayName: path)
             var st = stat()
             guard fstat(fd, &st) == 0, FileIdentity(st) == identity else {
-                throw InputError("\(path) is no longer the file that was scanned (its path was replaced during the build)",
-                                 hint: "do not modify the rootfs directory during a build")
+                throw InputError(
+                    "\(path) is no longer the file that was scanned (its path was replaced during the build)",
+                    hint: "do not modify the rootfs directory during a build")
             }
             guard file.size == size else {
-                throw InputError("\(path) changed size while the image was being written (\(size) -> \(file.size) bytes)",
-                                 hint: "do not modify the rootfs directory during a build")
+                throw InputError(
+                    "\(path) changed size while the image was being written (\(size) -> \(file.size) bytes)",
+                    hint: "do not modify the rootfs directory during a build")
             }
             return (file, 0, size)
         }
     }
 
-    private static func copy(from file: SharedFile, offset: Int64, length: Int64, chunkSize: Int,
-                             _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: min(chunkSize, max(Int(length), 1)), alignment: 16)
+    private static func copy(
+        from file: SharedFile, offset: Int64, length: Int64, chunkSize: Int,
+        _ body: (UnsafeRawBufferPointer) throws -> Void
+    ) throws {
+        let buffer = UnsafeMutableRawBufferPointer.allocate(
+            byteCount: min(chunkSize, max(Int(length), 1)), alignment: 16)
         defer { buffer.deallocate() }
         var done: Int64 = 0
         while done < length {
@@ -61,8 +66,9 @@ public enum FileContent: Sendable {
             let slice = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<want])
             let got = try file.read(into: slice, at: offset + done)
             guard got == want else {
-                throw InputError("\(file.displayName) is shorter than expected (wanted \(length) bytes at offset \(offset))",
-                                 hint: "the input changed while gvlt was reading it")
+                throw InputError(
+                    "\(file.displayName) is shorter than expected (wanted \(length) bytes at offset \(offset))",
+                    hint: "the input changed while gvlt was reading it")
             }
             try body(UnsafeRawBufferPointer(slice))
             done += Int64(got)

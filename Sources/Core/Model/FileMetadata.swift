@@ -32,8 +32,10 @@ public struct FileMetadata: Hashable, Sendable {
     /// Extended attributes by full name (`user.x`, `security.capability`); written in name order.
     public var xattrs: [String: [UInt8]]
 
-    public init(permissions: UInt16, uid: UInt32 = 0, gid: UInt32 = 0, mtime: Timestamp = .epoch,
-                xattrs: [String: [UInt8]] = [:]) {
+    public init(
+        permissions: UInt16, uid: UInt32 = 0, gid: UInt32 = 0, mtime: Timestamp = .epoch,
+        xattrs: [String: [UInt8]] = [:]
+    ) {
         self.permissions = permissions & 0o7777
         self.uid = uid
         self.gid = gid

@@ -129,7 +129,9 @@ public final class FileTree: @unchecked Sendable {
         do {
             switch entry.kind {
             case .directory: try setDirectory(resolved, metadata: entry.metadata)
-            case .hardlink: throw UnsupportedError("\(entry.path): hard links cannot be added to an image afterwards", hint: "add a copy or a symlink")
+            case .hardlink:
+                throw UnsupportedError(
+                    "\(entry.path): hard links cannot be added to an image afterwards", hint: "add a copy or a symlink")
             default: try setLeaf(resolved, kind: entry.kind, metadata: entry.metadata)
             }
         } catch LookupProblem.notADirectory(let prefix), LookupProblem.throughSymlink(let prefix, _) {
@@ -148,12 +150,16 @@ public final class FileTree: @unchecked Sendable {
         while let name = remaining.popFirst() {
             if name == "." || name.isEmpty { continue }
             if name == ".." { _ = resolved.popLast(); continue }
-            guard case .leaf(let inode)? = try? node(at: resolved + [name]), case .symlink(let target) = inode.kind else {
+            guard case .leaf(let inode)? = try? node(at: resolved + [name]), case .symlink(let target) = inode.kind
+            else {
                 resolved.append(name)
                 continue
             }
             hops += 1
-            guard hops <= 40 else { throw InputError("\(what): too many levels of symbolic links in the image (at /\(TreePath.join(resolved + [name])))") }
+            guard hops <= 40 else {
+                throw InputError(
+                    "\(what): too many levels of symbolic links in the image (at /\(TreePath.join(resolved + [name])))")
+            }
             if target.hasPrefix("/") { resolved = [] }
             remaining = (target.split(separator: "/").map(String.init) + remaining)[...]
         }

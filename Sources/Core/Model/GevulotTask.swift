@@ -52,45 +52,67 @@ public struct GevulotTask: Equatable, Sendable {
     }
 
     public init(yaml text: String, location: String) throws {
-        let top = try StrictObject(JSONValue.parseYAML(text, what: "task file \(location)"), location: location,
-                                   allowed: ["kind", "version", "metadata", "spec", "status"])
+        let top = try StrictObject(
+            JSONValue.parseYAML(text, what: "task file \(location)"), location: location,
+            allowed: ["kind", "version", "metadata", "spec", "status"])
         guard try top.string("kind", required: true) == "Task" else {
-            throw InputError("\(location): kind is `\(try top.string("kind") ?? "")`, not Task", hint: "gvlt run -f takes a Gevulot task file (kind: Task, version: v0)")
+            throw InputError(
+                "\(location): kind is `\(try top.string("kind") ?? "")`, not Task",
+                hint: "gvlt run -f takes a Gevulot task file (kind: Task, version: v0)")
         }
         guard try top.string("version", required: true) == "v0" else {
-            throw InputError("\(location): version `\(try top.string("version") ?? "")` is not supported", hint: "gvlt reads task files of version v0")
+            throw InputError(
+                "\(location): version `\(try top.string("version") ?? "")` is not supported",
+                hint: "gvlt reads task files of version v0")
         }
         guard let specValue = top.fields["spec"] else { throw InputError("\(location): missing required key `spec`") }
-        let spec = try StrictObject(specValue, location: location + ": spec",
-                                    allowed: ["image", "command", "args", "env", "inputContexts", "outputContexts", "resources",
-                                              "storeStdout", "storeStderr"])
+        let spec = try StrictObject(
+            specValue, location: location + ": spec",
+            allowed: [
+                "image", "command", "args", "env", "inputContexts", "outputContexts", "resources",
+                "storeStdout", "storeStderr"
+            ])
         image = try spec.string("image")
         command = try spec.strings("command") ?? []
         args = try spec.strings("args") ?? []
         env = try Self.list(spec, "env").enumerated().map { index, item in
-            let variable = try StrictObject(item, location: "\(spec.location).env[\(index)]", allowed: ["name", "value"])
+            let variable = try StrictObject(
+                item, location: "\(spec.location).env[\(index)]", allowed: ["name", "value"])
             let name = try variable.string("name", required: true)!
-            guard !name.isEmpty, !name.contains("=") else { throw InputError("\(variable.location).name: `\(name)` is not a variable name") }
+            guard !name.isEmpty, !name.contains("=") else {
+                throw InputError("\(variable.location).name: `\(name)` is not a variable name")
+            }
             return RunSpec.EnvVar(key: name, value: try Self.scalar(variable, "value") ?? "")
         }
         inputContexts = try Self.list(spec, "inputContexts").enumerated().map { index, item in
-            let context = try StrictObject(item, location: "\(spec.location).inputContexts[\(index)]", allowed: ["source", "target"])
+            let context = try StrictObject(
+                item, location: "\(spec.location).inputContexts[\(index)]", allowed: ["source", "target"])
             let target = try context.string("target", required: true)!
             _ = try Self.relative(target, under: Self.inputRoot, at: context.location + ".target")
             return InputContext(source: try context.string("source", required: true)!, target: target)
         }
         outputContexts = try Self.list(spec, "outputContexts").enumerated().map { index, item in
-            let context = try StrictObject(item, location: "\(spec.location).outputContexts[\(index)]", allowed: ["source", "retentionPeriod"])
+            let context = try StrictObject(
+                item, location: "\(spec.location).outputContexts[\(index)]", allowed: ["source", "retentionPeriod"])
             let source = try context.string("source", required: true)!
             _ = try Self.relative(source, under: Self.outputRoot, at: context.location + ".source")
             return OutputContext(source: source, retentionPeriod: try context.integer("retentionPeriod"))
         }
         if let value = spec.fields["resources"], value != .null {
-            let resources = try StrictObject(value, location: spec.location + ".resources", allowed: ["cpus", "gpus", "memory", "time"])
-            millicores = try resources.fields["cpus"].map { try TaskUnits.millicores($0, at: resources.location + ".cpus") }
-            gpuMillicores = try resources.fields["gpus"].map { try TaskUnits.millicores($0, at: resources.location + ".gpus") }
-            memoryBytes = try resources.fields["memory"].map { try TaskUnits.bytes($0, at: resources.location + ".memory") }
-            timeSeconds = try resources.fields["time"].map { try TaskUnits.seconds($0, at: resources.location + ".time") }
+            let resources = try StrictObject(
+                value, location: spec.location + ".resources", allowed: ["cpus", "gpus", "memory", "time"])
+            millicores = try resources.fields["cpus"].map {
+                try TaskUnits.millicores($0, at: resources.location + ".cpus")
+            }
+            gpuMillicores = try resources.fields["gpus"].map {
+                try TaskUnits.millicores($0, at: resources.location + ".gpus")
+            }
+            memoryBytes = try resources.fields["memory"].map {
+                try TaskUnits.bytes($0, at: resources.location + ".memory")
+            }
+            timeSeconds = try resources.fields["time"].map {
+                try TaskUnits.seconds($0, at: resources.location + ".time")
+            }
         }
         storeStdout = try spec.bool("storeStdout") ?? false
         storeStderr = try spec.bool("storeStderr") ?? false
@@ -102,7 +124,9 @@ public struct GevulotTask: Equatable, Sendable {
         let inside: Substring
         if path.hasPrefix("/") {
             guard path.hasPrefix(root + "/") else {
-                throw InputError("\(location): \(path) is not under \(root)", hint: "the worker only shares \(root); write \(root)/NAME or a relative path")
+                throw InputError(
+                    "\(location): \(path) is not under \(root)",
+                    hint: "the worker only shares \(root); write \(root)/NAME or a relative path")
             }
             inside = path.dropFirst(root.count + 1)
         } else {
@@ -138,12 +162,16 @@ extension GevulotTask {
     public static func localPath(_ source: String, what: String) throws -> String {
         if source.hasPrefix("file://") { return String(source.dropFirst("file://".count)) }
         if source.contains("://") {
-            throw InputError("\(what) \(source) is remote, and gvlt run works offline (not supported offline)",
-                             hint: "download it and give its local path (or pass it with \(what.contains("image") ? "gvlt run IMAGE" : "--input FILE:TARGET"))")
+            throw InputError(
+                "\(what) \(source) is remote, and gvlt run works offline (not supported offline)",
+                hint:
+                    "download it and give its local path (or pass it with \(what.contains("image") ? "gvlt run IMAGE" : "--input FILE:TARGET"))"
+            )
         }
         guard FileManager.default.fileExists(atPath: source) else {
-            throw InputError("\(what) \(source) is not a local file; a CID or other remote source cannot be fetched offline (not supported offline)",
-                             hint: "give a local path or a file:// URL")
+            throw InputError(
+                "\(what) \(source) is not a local file; a CID or other remote source cannot be fetched offline (not supported offline)",
+                hint: "give a local path or a file:// URL")
         }
         return source
     }

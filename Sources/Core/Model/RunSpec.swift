@@ -18,8 +18,10 @@ public struct RunSpec: Codable, Equatable, Sendable {
     public var workingDir: String?
     public var user: String?
 
-    public init(command: String? = nil, args: [String] = [], env: [EnvVar] = [], workingDir: String? = nil,
-                user: String? = nil) {
+    public init(
+        command: String? = nil, args: [String] = [], env: [EnvVar] = [], workingDir: String? = nil,
+        user: String? = nil
+    ) {
         self.command = command
         self.args = args
         self.env = env

@@ -20,12 +20,15 @@ public enum TaskUnits {
             switch unit {
             case "", "cpu", "cpus", "gpu", "gpus", "core", "cores": return count * 1000
             case "mcpu", "mcpus", "millicpu", "millicpus", "mgpu", "mgpus", "milligpu", "milligpus",
-                 "mcore", "mcores", "millicore", "millicores": return count
+                "mcore", "mcores", "millicore", "millicores":
+                return count
             default: break
             }
         default: break
         }
-        throw InputError("\(location): `\(value.text)` is not a core count", hint: "write cores (2, \"2cpu\") or millicores (\"500mcpu\")")
+        throw InputError(
+            "\(location): `\(value.text)` is not a core count",
+            hint: "write cores (2, \"2cpu\") or millicores (\"500mcpu\")")
     }
 
     public static func bytes(_ value: JSONValue, at location: String) throws -> UInt64 {
@@ -36,7 +39,9 @@ public enum TaskUnits {
             if let bytes = ByteSize.parse(text, ByteSize.gevulot) { return bytes }
         default: break
         }
-        throw InputError("\(location): `\(value.text)` is not a size", hint: "write megabytes (512) or a size with its unit (\"512MiB\", \"4GB\")")
+        throw InputError(
+            "\(location): `\(value.text)` is not a size",
+            hint: "write megabytes (512) or a size with its unit (\"512MiB\", \"4GB\")")
     }
 
     public static func seconds(_ value: JSONValue, at location: String) throws -> Double {
@@ -47,15 +52,18 @@ public enum TaskUnits {
             if let total = duration(text) { return total }
         default: break
         }
-        throw InputError("\(location): `\(value.text)` is not a duration", hint: "write seconds (600) or a duration (\"10m\", \"1h 30m\")")
+        throw InputError(
+            "\(location): `\(value.text)` is not a duration",
+            hint: "write seconds (600) or a duration (\"10m\", \"1h 30m\")")
     }
 
     /// humantime's syntax: one or more NUMBER UNIT terms, spaces optional.
     static func duration(_ text: String) -> Double? {
         let units: [String: Double] = [
             "ms": 0.001, "msec": 0.001, "millis": 0.001, "s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1,
-            "m": 60, "min": 60, "mins": 60, "minute": 60, "minutes": 60, "h": 3600, "hr": 3600, "hrs": 3600, "hour": 3600, "hours": 3600,
-            "d": 86400, "day": 86400, "days": 86400, "w": 604800, "week": 604800, "weeks": 604800,
+            "m": 60, "min": 60, "mins": 60, "minute": 60, "minutes": 60, "h": 3600, "hr": 3600, "hrs": 3600,
+            "hour": 3600, "hours": 3600,
+            "d": 86400, "day": 86400, "days": 86400, "w": 604800, "week": 604800, "weeks": 604800
         ]
         var rest = Substring(text.trimmingCharacters(in: .whitespaces))
         var total = 0.0

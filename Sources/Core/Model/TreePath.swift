@@ -17,7 +17,9 @@ public enum TreePath {
             case .absolute: return "absolute member names are refused"
             case .parentReference: return "`..` components are refused"
             case .empty: return "the name is empty"
-            case .tooLong: return "names longer than \(TreePath.maximumLength) bytes or with components longer than \(TreePath.maximumComponentLength) bytes are refused (Linux limits)"
+            case .tooLong:
+                return
+                    "names longer than \(TreePath.maximumLength) bytes or with components longer than \(TreePath.maximumComponentLength) bytes are refused (Linux limits)"
             }
         }
     }

@@ -10,12 +10,14 @@ public struct ContentDigest: Hashable, Sendable, CustomStringConvertible, Codabl
             throw HostileInputError("\(context()): `\(string)` is not a digest (expected sha256:<64 hex digits>)")
         }
         guard parts[0] == "sha256" else {
-            throw UnsupportedError("\(context()): digest algorithm `\(parts[0])` is not supported",
-                                   hint: "only sha256 digests are supported; re-push or re-export the image with sha256")
+            throw UnsupportedError(
+                "\(context()): digest algorithm `\(parts[0])` is not supported",
+                hint: "only sha256 digests are supported; re-push or re-export the image with sha256")
         }
         let hex = parts[1]
         guard hex.utf8.count == 64, hex.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }) else {
-            throw HostileInputError("\(context()): `\(string)` is not a valid sha256 digest (expected 64 lowercase hex digits)")
+            throw HostileInputError(
+                "\(context()): `\(string)` is not a valid sha256 digest (expected 64 lowercase hex digits)")
         }
         algorithm = "sha256"
         self.hex = String(hex)

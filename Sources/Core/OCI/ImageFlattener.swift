@@ -10,8 +10,10 @@ public struct ImageFlattener {
     public var logger: Logger?
     public var progress: ProgressReporter?
 
-    public init(jobs: Int = ProcessInfo.processInfo.activeProcessorCount, scratchDirectory: String,
-                logger: Logger? = nil, progress: ProgressReporter? = nil) {
+    public init(
+        jobs: Int = ProcessInfo.processInfo.activeProcessorCount, scratchDirectory: String,
+        logger: Logger? = nil, progress: ProgressReporter? = nil
+    ) {
         self.jobs = max(1, jobs)
         self.scratchDirectory = scratchDirectory
         self.logger = logger
@@ -36,8 +38,10 @@ public struct ImageFlattener {
                 }
                 guard let index else { return }
                 let result = Result {
-                    try LayerReader.parse(layers[index], scratchDirectory: scratchDirectory, cancel: cancel,
-                                          logger: logger) { bytes in
+                    try LayerReader.parse(
+                        layers[index], scratchDirectory: scratchDirectory, cancel: cancel,
+                        logger: logger
+                    ) { bytes in
                         let sum: Int64 = lock.withLock {
                             done[index] = bytes
                             return done.reduce(0, +)

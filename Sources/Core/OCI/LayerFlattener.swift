@@ -21,7 +21,9 @@ public final class LayerFlattener {
         for entry in layer.entries {
             let components = try Self.components(of: entry.name, in: layer)
             if let bad = components.dropLast().first(where: { TreePath.hasPrefix($0, Self.whiteoutPrefix) }) {
-                throw HostileInputError("\(layer.label): entry '\(entry.name)': the directory '\(bad)' has a whiteout name; a whiteout cannot have children")
+                throw HostileInputError(
+                    "\(layer.label): entry '\(entry.name)': the directory '\(bad)' has a whiteout name; a whiteout cannot have children"
+                )
             }
             guard let base = components.last, TreePath.hasPrefix(base, Self.whiteoutPrefix) else {
                 additions.append((entry, components))
@@ -48,7 +50,8 @@ public final class LayerFlattener {
                     try tree.setDirectory(components, metadata: entry.metadata)
                 case .hardlink(let target):
                     guard !components.isEmpty else {
-                        throw HostileInputError("\(layer.label): entry '\(entry.name)': the image root cannot be a hard link")
+                        throw HostileInputError(
+                            "\(layer.label): entry '\(entry.name)': the image root cannot be a hard link")
                     }
                     let targetComponents: [String]
                     switch TreePath.components(target) {
@@ -60,17 +63,24 @@ public final class LayerFlattener {
                     do {
                         node = try tree.node(at: targetComponents)
                     } catch let problem as FileTree.LookupProblem {
-                        throw HostileInputError("\(layer.label): hard link '\(entry.name)' -> '\(target)': \(Self.explain(problem)) in its target")
+                        throw HostileInputError(
+                            "\(layer.label): hard link '\(entry.name)' -> '\(target)': \(Self.explain(problem)) in its target"
+                        )
                     }
                     guard case .leaf(let inode)? = node else {
-                        let why = node == nil ? "does not exist in the image (a hard link may only name an earlier entry)"
-                                              : "is a directory"
-                        throw HostileInputError("\(layer.label): hard link '\(entry.name)' -> '\(target)': the target \(why)")
+                        let why =
+                            node == nil
+                            ? "does not exist in the image (a hard link may only name an earlier entry)"
+                            : "is a directory"
+                        throw HostileInputError(
+                            "\(layer.label): hard link '\(entry.name)' -> '\(target)': the target \(why)")
                     }
                     try tree.link(components, to: inode)
                 default:
                     guard !components.isEmpty else {
-                        throw HostileInputError("\(layer.label): entry '\(entry.name)' is a \(entry.kind.name): the image root must be a directory")
+                        throw HostileInputError(
+                            "\(layer.label): entry '\(entry.name)' is a \(entry.kind.name): the image root must be a directory"
+                        )
                     }
                     try tree.setLeaf(components, kind: entry.kind, metadata: entry.metadata)
                 }

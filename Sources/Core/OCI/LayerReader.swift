@@ -15,8 +15,10 @@ public struct LayerBlob {
     /// What the media type declares; the bytes are sniffed regardless.
     public var declaredCompression: LayerCompression?
 
-    public init(label: String, file: SharedFile, offset: Int64 = 0, length: Int64, digest: ContentDigest?,
-                diffID: ContentDigest?, declaredCompression: LayerCompression?) {
+    public init(
+        label: String, file: SharedFile, offset: Int64 = 0, length: Int64, digest: ContentDigest?,
+        diffID: ContentDigest?, declaredCompression: LayerCompression?
+    ) {
         self.label = label
         self.file = file
         self.offset = offset
@@ -58,14 +60,17 @@ public struct BuildCancelled: UserFacingError {
 /// Reads one layer in a single pass: the stored bytes are hashed (blob digest), decompressed by
 /// libarchive, hashed again (diff_id), and parsed as tar. Nothing is written to the host tree.
 public enum LayerReader {
-    public static func parse(_ blob: LayerBlob, scratchDirectory: String, cancel: CancellationFlag? = nil,
-                             logger: Logger? = nil, progress: ((Int64) -> Void)? = nil) throws -> ParsedLayer {
+    public static func parse(
+        _ blob: LayerBlob, scratchDirectory: String, cancel: CancellationFlag? = nil,
+        logger: Logger? = nil, progress: ((Int64) -> Void)? = nil
+    ) throws -> ParsedLayer {
         guard blob.length > 0 else {
             throw HostileInputError("\(blob.label): the blob is empty; a layer holds at least a tar end marker")
         }
         var magic = [UInt8](repeating: 0, count: 6)
         let magicCount = try magic.withUnsafeMutableBytes {
-            try blob.file.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<Int(min(6, blob.length))]), at: blob.offset)
+            try blob.file.read(
+                into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<Int(min(6, blob.length))]), at: blob.offset)
         }
         let compression: LayerCompression
         switch LayerCompression.sniff(Array(magic.prefix(magicCount))) {
@@ -73,27 +78,34 @@ public enum LayerReader {
         case .failure(let error): throw UnsupportedError("\(blob.label): \(error.message)", hint: error.hint)
         }
         if let declared = blob.declaredCompression, declared != compression {
-            logger?.warning("\(blob.label): media type says \(declared.rawValue) but the bytes are \(compression.rawValue); reading them as \(compression.rawValue)")
+            logger?.warning(
+                "\(blob.label): media type says \(declared.rawValue) but the bytes are \(compression.rawValue); reading them as \(compression.rawValue)"
+            )
         }
 
-        let stored = FileRangeSource(file: blob.file, offset: blob.offset, length: blob.length, hashing: blob.digest != nil)
+        let stored = FileRangeSource(
+            file: blob.file, offset: blob.offset, length: blob.length, hashing: blob.digest != nil)
         stored.onProgress = progress
         do {
-            return try parseStream(blob, compression: compression, stored: stored, scratchDirectory: scratchDirectory, cancel: cancel)
+            return try parseStream(
+                blob, compression: compression, stored: stored, scratchDirectory: scratchDirectory, cancel: cancel)
         } catch let error as BuildCancelled {
             throw error
         } catch {
             // A corrupt stream whose bytes do not match the digest is a digest problem first.
             if let expected = blob.digest, (try? drain(stored)) != nil, let actual = stored.finalizeDigest(),
-               actual != expected.description {
+                actual != expected.description
+            {
                 throw digestMismatch(blob, expected: expected, actual: actual)
             }
             throw error
         }
     }
 
-    private static func parseStream(_ blob: LayerBlob, compression: LayerCompression, stored: FileRangeSource,
-                                    scratchDirectory: String, cancel: CancellationFlag?) throws -> ParsedLayer {
+    private static func parseStream(
+        _ blob: LayerBlob, compression: LayerCompression, stored: FileRangeSource,
+        scratchDirectory: String, cancel: CancellationFlag?
+    ) throws -> ParsedLayer {
         let filters: [ArchiveReader.Filter]
         switch compression {
         case .none: filters = []
@@ -122,7 +134,8 @@ public enum LayerReader {
                 if compression == .none && !header.isSparse {
                     // The data sits in the blob as is: point at it. libarchive reads past it (hashing it)
                     // when we ask for the next header.
-                    kind = .regularFile(.blobRange(file: blob.file, offset: blob.offset + tar.consumedBytes, length: header.size))
+                    kind = .regularFile(
+                        .blobRange(file: blob.file, offset: blob.offset + tar.consumedBytes, length: header.size))
                 } else {
                     let file = try spool ?? SharedFile.anonymous(in: scratchDirectory)
                     spool = file
@@ -146,7 +159,8 @@ public enum LayerReader {
         }
         if let expected = blob.diffID, diffID != expected.description {
             throw HostileInputError(
-                "\(blob.label): uncompressed content does not match rootfs.diff_ids: config says \(expected), content is \(diffID)")
+                "\(blob.label): uncompressed content does not match rootfs.diff_ids: config says \(expected), content is \(diffID)"
+            )
         }
         return ParsedLayer(label: blob.label, entries: entries, uncompressedBytes: uncompressed.byteCount)
     }

@@ -19,7 +19,7 @@ public enum MediaType {
         "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd": .zstd,
         "application/vnd.docker.image.rootfs.diff.tar": .none,
         "application/vnd.docker.image.rootfs.diff.tar.gzip": .gzip,
-        "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip": .gzip,
+        "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip": .gzip
     ]
 }
 
@@ -37,8 +37,9 @@ public enum LayerCompression: String, Sendable {
     }
 
     private static func unsupported(_ name: String) -> UnsupportedError {
-        UnsupportedError("\(name)-compressed layers are not supported",
-                         hint: "layers must be uncompressed tar, gzip or zstd, as the OCI spec allows")
+        UnsupportedError(
+            "\(name)-compressed layers are not supported",
+            hint: "layers must be uncompressed tar, gzip or zstd, as the OCI spec allows")
     }
 }
 
@@ -61,7 +62,8 @@ public struct Platform: Codable, Hashable, Sendable, CustomStringConvertible {
     public init(parsing text: String) throws {
         let parts = text.split(separator: "/").map(String.init)
         guard parts.count == 2 || parts.count == 3, !parts.contains(where: \.isEmpty) else {
-            throw InputError("--platform `\(text)` is not OS/ARCH[/VARIANT]", hint: "for example --platform linux/amd64")
+            throw InputError(
+                "--platform `\(text)` is not OS/ARCH[/VARIANT]", hint: "for example --platform linux/amd64")
         }
         self.init(os: parts[0], architecture: parts[1], variant: parts.count == 3 ? parts[2] : nil)
     }
@@ -123,14 +125,16 @@ public struct ImageConfig: Codable, Sendable {
         guard let os, let architecture else { return }
         let actual = Platform(os: os, architecture: architecture, variant: variant)
         guard wanted.matches(actual) else {
-            throw InputError("\(location): the image is \(actual), not \(wanted)",
-                             hint: "pass --platform \(actual) to use it anyway, or export the \(wanted) image")
+            throw InputError(
+                "\(location): the image is \(actual), not \(wanted)",
+                hint: "pass --platform \(actual) to use it anyway, or export the \(wanted) image")
         }
     }
 
     public var runSpec: RunSpec {
-        RunSpec(entrypoint: config?.Entrypoint, cmd: config?.Cmd, env: config?.Env,
-                workingDir: config?.WorkingDir, user: config?.User)
+        RunSpec(
+            entrypoint: config?.Entrypoint, cmd: config?.Cmd, env: config?.Env,
+            workingDir: config?.WorkingDir, user: config?.User)
     }
 }
 

@@ -21,6 +21,7 @@ public protocol HostComponentSession: AnyObject {
     /// Builds the `wanted` components once the contributions are in. The `guest-root` component
     /// completes the input's root tree in place. The answer maps each component to a JSON object
     /// whose file values are host paths.
-    func resolve(_ wanted: [String], input: BuildInput, contributions: [NamedContribution], context: BuildContext) throws
+    func resolve(_ wanted: [String], input: BuildInput, contributions: [NamedContribution], context: BuildContext)
+        throws
         -> [String: [String: Any]]
 }

@@ -22,7 +22,8 @@ public final class PluginRegistry {
 
     /// The runner most sure that `image` is its kind.
     public func runner(for image: String) throws -> any ImageRunning {
-        try best(runners, image: image, recognizes: { $0.recognizes(image: $1) }, names: runners.map(\.name), verb: "run")
+        try best(
+            runners, image: image, recognizes: { $0.recognizes(image: $1) }, names: runners.map(\.name), verb: "run")
     }
 
     /// The runner for the request's image, refusing options only another kind of image takes.
@@ -32,20 +33,29 @@ public final class PluginRegistry {
         guard !stray.isEmpty else { return runner }
         let origins = stray.map(request.options.origin(of:))
         let owner = runners.first { other in stray.allSatisfy(other.runOptionKeys.contains) }?.imageKind ?? "other"
-        throw InputError("\(origins.joined(separator: " and ")) \(stray.count == 1 ? "is" : "are") for \(owner) images; \(request.image) is not one",
-                         hint: "\(runner.imageKind) images take --input/--output, --env and --command; drop \(stray.count == 1 ? "it" : "them")")
+        throw InputError(
+            "\(origins.joined(separator: " and ")) \(stray.count == 1 ? "is" : "are") for \(owner) images; \(request.image) is not one",
+            hint:
+                "\(runner.imageKind) images take --input/--output, --env and --command; drop \(stray.count == 1 ? "it" : "them")"
+        )
     }
 
     public func inspector(for image: String) throws -> any ImageInspecting {
-        try best(inspectors, image: image, recognizes: { $0.recognizes(image: $1) }, names: inspectors.map(\.name), verb: "inspect")
+        try best(
+            inspectors, image: image, recognizes: { $0.recognizes(image: $1) }, names: inspectors.map(\.name),
+            verb: "inspect")
     }
 
     public func extractor(for image: String) throws -> any ImageExtracting {
-        try best(extractors, image: image, recognizes: { $0.recognizes(image: $1) }, names: extractors.map(\.name), verb: "extract")
+        try best(
+            extractors, image: image, recognizes: { $0.recognizes(image: $1) }, names: extractors.map(\.name),
+            verb: "extract")
     }
 
-    private func best<Role>(_ roles: [Role], image: String, recognizes: (Role, String) -> ImageRecognition, names: [String],
-                            verb: String) throws -> Role {
+    private func best<Role>(
+        _ roles: [Role], image: String, recognizes: (Role, String) -> ImageRecognition, names: [String],
+        verb: String
+    ) throws -> Role {
         var chosen: (Role, ImageRecognition)?
         for role in roles {
             let recognition = recognizes(role, image)
@@ -53,8 +63,9 @@ public final class PluginRegistry {
         }
         guard let (role, _) = chosen else {
             let kinds = names.joined(separator: " or ")
-            throw UnsupportedError("\(image) is not a \(kinds) image; gvlt \(verb) reads \(kinds) images",
-                                   hint: "gvlt inspect \(image) tells what kind of image it is")
+            throw UnsupportedError(
+                "\(image) is not a \(kinds) image; gvlt \(verb) reads \(kinds) images",
+                hint: "gvlt inspect \(image) tells what kind of image it is")
         }
         return role
     }
@@ -62,14 +73,16 @@ public final class PluginRegistry {
     /// Called by each backend module to make itself available under its name.
     public func register(backend: any ImageBackend) {
         builtinBackends[backend.name] = backend
-        entries[backend.name] = PluginEntry(name: backend.name, kind: .builtin, role: .backend, description: backend.description,
-                                            origin: "builtin")
+        entries[backend.name] = PluginEntry(
+            name: backend.name, kind: .builtin, role: .backend, description: backend.description,
+            origin: "builtin")
     }
 
     public func register(accelerator: any Accelerator) {
         builtinAccelerators[accelerator.name] = accelerator
-        entries[accelerator.name] = PluginEntry(name: accelerator.name, kind: .builtin, role: .accelerator,
-                                                description: accelerator.description, origin: "builtin")
+        entries[accelerator.name] = PluginEntry(
+            name: accelerator.name, kind: .builtin, role: .accelerator,
+            description: accelerator.description, origin: "builtin")
     }
 
     public func register(components provider: HostComponentProvider) {
@@ -90,11 +103,14 @@ public final class PluginRegistry {
     public func merge(_ newEntries: [PluginEntry]) throws {
         for entry in newEntries {
             if entry.kind == .builtin {
-                let known = entry.role == .backend ? builtinBackends[entry.name] != nil : builtinAccelerators[entry.name] != nil
+                let known =
+                    entry.role == .backend ? builtinBackends[entry.name] != nil : builtinAccelerators[entry.name] != nil
                 guard known else {
-                    let names = (entry.role == .backend ? Array(builtinBackends.keys) : Array(builtinAccelerators.keys)).sorted()
-                    throw InputError("\(entry.origin): `\(entry.name)` is not a builtin \(entry.role.rawValue)",
-                                     hint: "builtin \(entry.role.rawValue)s: \(names.joined(separator: ", "))")
+                    let names = (entry.role == .backend ? Array(builtinBackends.keys) : Array(builtinAccelerators.keys))
+                        .sorted()
+                    throw InputError(
+                        "\(entry.origin): `\(entry.name)` is not a builtin \(entry.role.rawValue)",
+                        hint: "builtin \(entry.role.rawValue)s: \(names.joined(separator: ", "))")
                 }
             }
             var merged = entry
@@ -111,7 +127,9 @@ public final class PluginRegistry {
         guard let entry = entries[name], entry.role == .backend else {
             throw InputError("unknown backend `\(name)`", hint: suggestion(for: name, role: .backend))
         }
-        guard entry.kind == .builtin else { return try ExternalBackend(plugin: ExternalPlugin(entry: entry), components: componentProvider) }
+        guard entry.kind == .builtin else {
+            return try ExternalBackend(plugin: ExternalPlugin(entry: entry), components: componentProvider)
+        }
         return builtinBackends[name]!
     }
 

@@ -42,16 +42,21 @@ public struct PluginEntry: Codable, Equatable, Sendable {
 /// `plugins.json`: `{"schema": 1, "plugins": [ {name, kind, role, …} ]}`.
 public enum PluginsFile {
     public static let schemaVersion = 1
-    static let entryKeys = ["name", "kind", "role", "description", "path", "command", "protocol", "sha256", "options", "symbols", "stream"]
+    static let entryKeys = [
+        "name", "kind", "role", "description", "path", "command", "protocol", "sha256", "options", "symbols", "stream"
+    ]
 
     public static func parse(_ data: Data, origin: String) throws -> [PluginEntry] {
-        let top = try StrictObject(try JSONValue.parse(data, what: origin), location: origin, allowed: ["schema", "plugins"])
+        let top = try StrictObject(
+            try JSONValue.parse(data, what: origin), location: origin, allowed: ["schema", "plugins"])
         guard let schema = try top.integer("schema") else {
-            throw InputError("\(origin): missing required key `schema`", hint: "start the file with \"schema\": \(schemaVersion)")
+            throw InputError(
+                "\(origin): missing required key `schema`", hint: "start the file with \"schema\": \(schemaVersion)")
         }
         guard schema == schemaVersion else {
-            throw UnsupportedError("\(origin): schema \(schema) is not supported; this gvlt reads schema \(schemaVersion)",
-                                   hint: schema > schemaVersion ? "upgrade gvlt" : "rewrite the file for schema \(schemaVersion)")
+            throw UnsupportedError(
+                "\(origin): schema \(schema) is not supported; this gvlt reads schema \(schemaVersion)",
+                hint: schema > schemaVersion ? "upgrade gvlt" : "rewrite the file for schema \(schemaVersion)")
         }
         guard case .array(let items)? = top.fields["plugins"] else {
             throw InputError("\(origin): `plugins` must be a list of plugin entries")
@@ -65,8 +70,12 @@ public enum PluginsFile {
                 throw InputError("\(location).name: `\(name)` must be letters, digits, `-` or `_`")
             }
             guard seen.insert(name).inserted else { throw InputError("\(location).name: `\(name)` is listed twice") }
-            let kind = PluginEntry.Kind(rawValue: try object.enumeration("kind", values: PluginEntry.Kind.allCases.map(\.rawValue), required: true)!)!
-            let role = PluginEntry.Role(rawValue: try object.enumeration("role", values: PluginEntry.Role.allCases.map(\.rawValue), required: true)!)!
+            let kind = PluginEntry.Kind(
+                rawValue: try object.enumeration(
+                    "kind", values: PluginEntry.Kind.allCases.map(\.rawValue), required: true)!)!
+            let role = PluginEntry.Role(
+                rawValue: try object.enumeration(
+                    "role", values: PluginEntry.Role.allCases.map(\.rawValue), required: true)!)!
             let path = try object.string("path")
             let command = try object.strings("command")
             if kind == .exec && path == nil && command == nil {
@@ -79,7 +88,9 @@ public enum PluginsFile {
             }
             var options: [String: JSONValue]?
             if let value = object.fields["options"] {
-                guard case .object(let fields) = value else { throw InputError("\(location).options: expected an object, found \(value.typeName)") }
+                guard case .object(let fields) = value else {
+                    throw InputError("\(location).options: expected an object, found \(value.typeName)")
+                }
                 options = fields
             }
             var symbols: [String: String]?
@@ -89,25 +100,35 @@ public enum PluginsFile {
                 for key in ["call", "free"] { symbols![key] = try table.string(key, required: true) }
             }
             if kind == .dylib && symbols == nil {
-                throw InputError("\(location): a dylib plugin needs `symbols` with the C declarations of `call` and `free`",
-                                 hint: "e.g. \"symbols\": {\"call\": \"char *myplugin_call(const char *)\", \"free\": \"void myplugin_free(char *)\"}")
+                throw InputError(
+                    "\(location): a dylib plugin needs `symbols` with the C declarations of `call` and `free`",
+                    hint:
+                        "e.g. \"symbols\": {\"call\": \"char *myplugin_call(const char *)\", \"free\": \"void myplugin_free(char *)\"}"
+                )
             }
             let stream = try object.bool("stream")
-            if stream == true && kind != .exec { throw InputError("\(location).stream: only exec plugins stream requests") }
-            return PluginEntry(name: name, kind: kind, role: role, description: try object.string("description"), path: path,
-                               command: command, protocol: try object.string("protocol"), sha256: sha256, options: options, symbols: symbols,
-                               stream: stream, origin: origin)
+            if stream == true && kind != .exec {
+                throw InputError("\(location).stream: only exec plugins stream requests")
+            }
+            return PluginEntry(
+                name: name, kind: kind, role: role, description: try object.string("description"), path: path,
+                command: command, protocol: try object.string("protocol"), sha256: sha256, options: options,
+                symbols: symbols,
+                stream: stream, origin: origin)
         }
     }
 
     /// The files consulted, lowest precedence first: the copy shipped with gvlt, the user's config,
     /// `./plugins.json`, then each path in `GVLT_PLUGINS` (colon-separated). Later entries override
     /// earlier ones by name.
-    public static func searchPath(environment: [String: String] = ProcessInfo.processInfo.environment,
-                                  installation: Installation = Installation()) -> [String] {
+    public static func searchPath(
+        environment: [String: String] = ProcessInfo.processInfo.environment,
+        installation: Installation = Installation()
+    ) -> [String] {
         var paths: [String] = []
         if let shipped = installation.shippedPluginsFile() { paths.append(shipped.path) }
-        let configHome = environment["XDG_CONFIG_HOME"].flatMap { $0.hasPrefix("/") ? $0 : nil }
+        let configHome =
+            environment["XDG_CONFIG_HOME"].flatMap { $0.hasPrefix("/") ? $0 : nil }
             ?? (environment["HOME"].map { $0 + "/.config" } ?? NSHomeDirectory() + "/.config")
         paths.append(configHome + "/gvlt/plugins.json")
         paths.append(FileManager.default.currentDirectoryPath + "/plugins.json")

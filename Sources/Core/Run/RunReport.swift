@@ -35,7 +35,10 @@ public struct RunReport: Encodable, Sendable {
         case missingOutputs = "missing_outputs"
     }
 
-    public init(image: String, outcome: Outcome, executionTime: Double, accel: String, outputs: [String], missingOutputs: [String] = []) {
+    public init(
+        image: String, outcome: Outcome, executionTime: Double, accel: String, outputs: [String],
+        missingOutputs: [String] = []
+    ) {
         self.image = image
         self.executionTime = executionTime
         self.accel = accel
@@ -45,9 +48,13 @@ public struct RunReport: Encodable, Sendable {
         case .exited(let code):
             (result, status, exitCode, summary) = ("exited", code, code, "the program exited with status \(code)")
         case .signaled(let number):
-            (result, status, signal, summary) = ("signaled", 128 + number, number, "the program was killed by signal \(number)")
+            (result, status, signal, summary) = (
+                "signaled", 128 + number, number, "the program was killed by signal \(number)"
+            )
         case .initError:
-            (result, status, summary) = ("init-error", 255, "the guest init failed before the program could run (see its error above)")
+            (result, status, summary) = (
+                "init-error", 255, "the guest init failed before the program could run (see its error above)"
+            )
         case .timedOut(let seconds):
             (result, status, summary) = ("timed-out", 124, "timed out after \(Int(seconds)) s; the VM was stopped")
         case .qemuFailed(let code):
@@ -64,7 +71,8 @@ public struct RunReport: Encodable, Sendable {
         var text = "gvlt run: \(summary) (\(String(format: "%.1f", executionTime)) s)\n"
         for path in outputs { text += "gvlt run: output \(path)\n" }
         if !missingOutputs.isEmpty {
-            text += "gvlt run: error: requested outputs not written by the program: \(missingOutputs.joined(separator: ", "))\n"
+            text +=
+                "gvlt run: error: requested outputs not written by the program: \(missingOutputs.joined(separator: ", "))\n"
         }
         return text
     }

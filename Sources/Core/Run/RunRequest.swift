@@ -58,15 +58,17 @@ public struct RunRequest {
     public func memoryArgument() throws -> String? {
         if let memory {
             guard let bytes = ByteSize.parse(memory, ByteSize.memory) else {
-                throw InputError("--mem `\(memory)` is not a size", hint: "e.g. --mem 512M or --mem 4G (M and G are MiB and GiB)")
+                throw InputError(
+                    "--mem `\(memory)` is not a size", hint: "e.g. --mem 512M or --mem 4G (M and G are MiB and GiB)")
             }
             return "\(bytes >> 20)M"
         }
         guard let bytes = task?.memoryBytes else { return nil }
         let mebibytes = (bytes + (1 << 20) - 1) >> 20
         guard mebibytes >= 32 else {
-            throw InputError("\(taskFile ?? "the task"): resources.memory is \(bytes) bytes, too little to boot a VM",
-                             hint: "a bare number is megabytes (512); or write the unit, e.g. \"512MiB\"")
+            throw InputError(
+                "\(taskFile ?? "the task"): resources.memory is \(bytes) bytes, too little to boot a VM",
+                hint: "a bare number is megabytes (512); or write the unit, e.g. \"512MiB\"")
         }
         return "\(mebibytes)M"
     }
@@ -82,8 +84,9 @@ public struct RunRequest {
         if !gpus.isEmpty || wanted == 0 { return checking ? try gpus.map(vfio.check) : gpus }
         let bound = vfio.boundNVIDIAGPUs()
         guard bound.count >= wanted else {
-            throw InputError("\(source) is \(wanted), and \(bound.isEmpty ? "no" : "only \(bound.count)") NVIDIA GPU\(bound.count == 1 ? " is" : "s are") bound to vfio-pci",
-                             hint: "pass GPUs with --gpu PCI (after binding them to vfio-pci), or ask for 0 GPUs to run without one")
+            throw InputError(
+                "\(source) is \(wanted), and \(bound.isEmpty ? "no" : "only \(bound.count)") NVIDIA GPU\(bound.count == 1 ? " is" : "s are") bound to vfio-pci",
+                hint: "pass GPUs with --gpu PCI (after binding them to vfio-pci), or ask for 0 GPUs to run without one")
         }
         return checking ? try bound.prefix(wanted).map(vfio.check) : Array(bound.prefix(wanted))
     }
@@ -100,7 +103,9 @@ public enum QEMUAccel: String, CaseIterable, Sendable {
         case .kvm, .tcg: return rawValue
         case .auto:
             let verdict = try QEMUProbe.kvmVerdict(qemuPath: qemu, scratch: scratch)
-            if !verdict.usable { note("KVM is not usable here (\(verdict.reason)); running with software emulation (tcg)") }
+            if !verdict.usable {
+                note("KVM is not usable here (\(verdict.reason)); running with software emulation (tcg)")
+            }
             return verdict.usable ? "kvm" : "tcg"
         }
     }
@@ -121,9 +126,11 @@ public struct RunContext {
     public var qemuStderr: (Data) -> Void
     public var note: (String) -> Void
 
-    public init(scratch: ScratchDirectory, progress: ProgressReporter, console: @escaping (Data) -> Void = { _ in },
-                program: @escaping (Data) -> Void = { _ in }, qemuStderr: @escaping (Data) -> Void = { _ in },
-                note: @escaping (String) -> Void = { _ in }) {
+    public init(
+        scratch: ScratchDirectory, progress: ProgressReporter, console: @escaping (Data) -> Void = { _ in },
+        program: @escaping (Data) -> Void = { _ in }, qemuStderr: @escaping (Data) -> Void = { _ in },
+        note: @escaping (String) -> Void = { _ in }
+    ) {
         self.scratch = scratch
         self.progress = progress
         self.console = console

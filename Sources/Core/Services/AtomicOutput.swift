@@ -18,7 +18,8 @@ public final class AtomicOutput {
         let directory = url.deletingLastPathComponent().path
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw InputError("output directory \(directory) does not exist", hint: "create it first, or choose another -o path")
+            throw InputError(
+                "output directory \(directory) does not exist", hint: "create it first, or choose another -o path")
         }
         if FileManager.default.fileExists(atPath: self.path, isDirectory: &isDirectory) {
             if isDirectory.boolValue {
@@ -31,7 +32,8 @@ public final class AtomicOutput {
         var template = Array("\(directory)/.\(url.lastPathComponent).gvlt-XXXXXX".utf8CString)
         let fd = template.withUnsafeMutableBufferPointer { mkostemp($0.baseAddress!, O_CLOEXEC) }
         guard fd >= 0 else {
-            throw SystemError("cannot create a file in", path: directory, errno: errno, hint: "check that the directory is writable")
+            throw SystemError(
+                "cannot create a file in", path: directory, errno: errno, hint: "check that the directory is writable")
         }
         self.fd = fd
         temporaryPath = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
@@ -75,8 +77,9 @@ public final class AtomicOutput {
     /// The process umask, read from /proc so that no other thread ever sees a changed one.
     static let processUmask: mode_t = {
         if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-           let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Umask:") }),
-           let value = mode_t(line.dropFirst("Umask:".count).trimmingCharacters(in: .whitespaces), radix: 8) {
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Umask:") }),
+            let value = mode_t(line.dropFirst("Umask:".count).trimmingCharacters(in: .whitespaces), radix: 8)
+        {
             return value
         }
         let mask = umask(0o022)

@@ -12,17 +12,25 @@ public struct CacheDirectory: Sendable {
         self.root = root
     }
 
-    public static func resolve(override: String? = nil,
-                               environment: [String: String] = ProcessInfo.processInfo.environment) -> CacheDirectory {
+    public static func resolve(
+        override: String? = nil,
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) -> CacheDirectory {
         resolveWithOrigin(override: override, environment: environment).0
     }
 
     /// The cache and which rule chose it, for `gvlt doctor`.
-    public static func resolveWithOrigin(override: String? = nil,
-                                         environment: [String: String] = ProcessInfo.processInfo.environment) -> (CacheDirectory, String) {
+    public static func resolveWithOrigin(
+        override: String? = nil,
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) -> (CacheDirectory, String) {
         if let override, !override.isEmpty { return (CacheDirectory(root: override), "--cache-dir") }
-        if let explicit = environment["GVLT_CACHE_DIR"], !explicit.isEmpty { return (CacheDirectory(root: explicit), "$GVLT_CACHE_DIR") }
-        if let xdg = environment["XDG_CACHE_HOME"], xdg.hasPrefix("/") { return (CacheDirectory(root: xdg + "/gvlt"), "$XDG_CACHE_HOME/gvlt") }
+        if let explicit = environment["GVLT_CACHE_DIR"], !explicit.isEmpty {
+            return (CacheDirectory(root: explicit), "$GVLT_CACHE_DIR")
+        }
+        if let xdg = environment["XDG_CACHE_HOME"], xdg.hasPrefix("/") {
+            return (CacheDirectory(root: xdg + "/gvlt"), "$XDG_CACHE_HOME/gvlt")
+        }
         let home = environment["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? NSHomeDirectory()
         return (CacheDirectory(root: home + "/.cache/gvlt"), "~/.cache/gvlt, the default")
     }
@@ -37,7 +45,9 @@ public struct CacheDirectory: Sendable {
     public func entryPath(_ key: String) throws -> String {
         let parts = key.split(separator: "/", omittingEmptySubsequences: false)
         let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
-        guard !parts.isEmpty, parts.allSatisfy({ !$0.isEmpty && $0 != "." && $0 != ".." && $0.allSatisfy(allowed.contains) }) else {
+        guard !parts.isEmpty,
+            parts.allSatisfy({ !$0.isEmpty && $0 != "." && $0 != ".." && $0.allSatisfy(allowed.contains) })
+        else {
             throw InputError("invalid cache key `\(key)`")
         }
         return root + "/entries/" + key
@@ -69,7 +79,9 @@ public struct CacheDirectory: Sendable {
             let token = Cleanup.shared.register(path: staging)
             defer { Cleanup.shared.remove(token) }
             try produce(staging)
-            guard rename(staging, final) == 0 else { throw SystemError("cannot publish cache entry", path: final, errno: errno) }
+            guard rename(staging, final) == 0 else {
+                throw SystemError("cannot publish cache entry", path: final, errno: errno)
+            }
             return final
         }
     }
@@ -78,8 +90,9 @@ public struct CacheDirectory: Sendable {
         do {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         } catch {
-            throw InputError("cannot create cache directory \(path): \(error.localizedDescription)",
-                             hint: "set --cache-dir or GVLT_CACHE_DIR to a writable directory")
+            throw InputError(
+                "cannot create cache directory \(path): \(error.localizedDescription)",
+                hint: "set --cache-dir or GVLT_CACHE_DIR to a writable directory")
         }
     }
 }

@@ -63,8 +63,10 @@ public final class Cleanup: @unchecked Sendable {
                 children.removeAll()
                 actions.removeAll()
             }
-            return (Array(children.values), actions.sorted { $0.key > $1.key }.map(\.value),
-                    paths.sorted { $0.key > $1.key }.map(\.value))
+            return (
+                Array(children.values), actions.sorted { $0.key > $1.key }.map(\.value),
+                paths.sorted { $0.key > $1.key }.map(\.value)
+            )
         }
         for pid in pids { kill(pid, SIGTERM) }
         let deadline = Date().addingTimeInterval(3)
@@ -99,8 +101,9 @@ public final class ScratchDirectory {
         let base = ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
         var template = Array("\(base)/\(label)-XXXXXX".utf8CString)
         guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
-            throw SystemError("cannot create a scratch directory in", path: base, errno: errno,
-                              hint: "set TMPDIR to a writable directory with free space")
+            throw SystemError(
+                "cannot create a scratch directory in", path: base, errno: errno,
+                hint: "set TMPDIR to a writable directory with free space")
         }
         path = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
         token = Cleanup.shared.register(path: path)

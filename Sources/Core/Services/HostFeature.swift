@@ -24,7 +24,8 @@ public struct HostFeature: Sendable {
 
     /// Debian relationship fields for features of this need: `a, b | c`, in first-seen order, each
     /// alternative group once.
-    public static func debianRelationship(_ features: [HostFeature], need: Need, excluding: Set<String> = []) -> String {
+    public static func debianRelationship(_ features: [HostFeature], need: Need, excluding: Set<String> = []) -> String
+    {
         var groups: [String] = []
         for feature in features where feature.need == need {
             for alternatives in feature.tools {
@@ -44,6 +45,6 @@ extension HostFeature {
         HostFeature("export/build from OCI layouts, docker archives, rootfs dirs", .required, tools: []),
         HostFeature("--container containers-storage:REF", .optional, tools: [[.skopeo]]),
         HostFeature("--containerfile", .optional, tools: [[.podman, .buildah]]),
-        HostFeature("gvlt run", .required, tools: [[QEMUProbe.qemu]]),
+        HostFeature("gvlt run", .required, tools: [[QEMUProbe.qemu]])
     ]
 }

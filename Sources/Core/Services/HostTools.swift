@@ -15,8 +15,10 @@ public struct HostTool: Sendable, Hashable {
 
     public static let skopeo = HostTool("skopeo", apt: "skopeo", purpose: "`--container containers-storage:…`")
     public static let podman = HostTool("podman", apt: "podman", purpose: "`--containerfile` builds")
-    public static let buildah = HostTool("buildah", apt: "buildah", purpose: "`--containerfile` builds (alternative to podman)")
-    public static let docker = HostTool("docker", apt: "docker.io", purpose: "`--containerfile` builds with --container-backend docker")
+    public static let buildah = HostTool(
+        "buildah", apt: "buildah", purpose: "`--containerfile` builds (alternative to podman)")
+    public static let docker = HostTool(
+        "docker", apt: "docker.io", purpose: "`--containerfile` builds with --container-backend docker")
 
     /// The absolute path of the tool in PATH, if installed. A `name` that is an absolute path is a
     /// data file a package ships (SYSLINUX's MBR code), found when it is readable.
@@ -64,17 +66,21 @@ public enum HostCommand {
         }
 
         public var message: String {
-            let tail = output.split(separator: "\n", omittingEmptySubsequences: false).suffix(20).joined(separator: "\n")
-            return "`\(command.joined(separator: " "))` failed with exit status \(status)" + (tail.isEmpty ? "" : ":\n\(tail)")
+            let tail = output.split(separator: "\n", omittingEmptySubsequences: false).suffix(20).joined(
+                separator: "\n")
+            return "`\(command.joined(separator: " "))` failed with exit status \(status)"
+                + (tail.isEmpty ? "" : ":\n\(tail)")
         }
     }
 
     /// Runs `executable args…`, stdout and stderr together in `output`. With `echo`, the child's output
     /// also goes to our stderr as it comes (for long builds the user should see).
     @discardableResult
-    public static func run(_ executable: String, _ arguments: [String], workingDirectory: String? = nil,
-                           environment: [String: String]? = nil, echo: Bool = false, check: Bool = true,
-                           hint: String? = nil) throws -> Result {
+    public static func run(
+        _ executable: String, _ arguments: [String], workingDirectory: String? = nil,
+        environment: [String: String]? = nil, echo: Bool = false, check: Bool = true,
+        hint: String? = nil
+    ) throws -> Result {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
@@ -112,8 +118,9 @@ public enum HostCommand {
         let output = String(decoding: collected.lock.withLock { collected.data }, as: UTF8.self)
         let result = Result(status: process.terminationStatus, output: output)
         if check && result.status != 0 {
-            throw Failed(command: [URL(fileURLWithPath: executable).lastPathComponent] + arguments, status: result.status,
-                         output: output, hint: hint)
+            throw Failed(
+                command: [URL(fileURLWithPath: executable).lastPathComponent] + arguments, status: result.status,
+                output: output, hint: hint)
         }
         return result
     }

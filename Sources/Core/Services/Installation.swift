@@ -54,11 +54,16 @@ public struct Installation: Sendable {
 
     /// The guest init: `$GVLT_INIT`, the installed copy, then the build folder's.
     public func guestInit(environment: [String: String] = ProcessInfo.processInfo.environment) -> Found? {
-        if let explicit = environment["GVLT_INIT"], !explicit.isEmpty { return Found(path: explicit, origin: "$GVLT_INIT") }
+        if let explicit = environment["GVLT_INIT"], !explicit.isEmpty {
+            return Found(path: explicit, origin: "$GVLT_INIT")
+        }
         var places = [("../lib/gvlt/gvlt-init", "installed with gvlt"), ("gvlt-init", "next to gvlt")]
         if isBuildFolder {
             // .build/debug/gvlt and .build/x86_64-unknown-linux-gnu/debug/gvlt; scripts/build-init writes .build/gvlt-init.
-            places += [("../gvlt-init", "the build folder (scripts/build-init)"), ("../../gvlt-init", "the build folder (scripts/build-init)")]
+            places += [
+                ("../gvlt-init", "the build folder (scripts/build-init)"),
+                ("../../gvlt-init", "the build folder (scripts/build-init)")
+            ]
         }
         return candidates(places).first { FileManager.default.isExecutableFile(atPath: $0.path) }
     }
@@ -66,10 +71,12 @@ public struct Installation: Sendable {
     /// Where the guest init should be, for the error when it is not.
     public var guestInitHint: String {
         if isBuildFolder {
-            return "build it with `scripts/build-init` (it goes to .build/gvlt-init), or pass --init-binary PATH / set GVLT_INIT"
+            return
+                "build it with `scripts/build-init` (it goes to .build/gvlt-init), or pass --init-binary PATH / set GVLT_INIT"
         }
         let expected = (prefix ?? directory.deletingLastPathComponent().path) + "/lib/gvlt/gvlt-init"
-        return "this gvlt is installed without its guest init (expected at \(expected)); reinstall the package or tarball, "
+        return
+            "this gvlt is installed without its guest init (expected at \(expected)); reinstall the package or tarball, "
             + "or pass --init-binary PATH / set GVLT_INIT"
     }
 
@@ -79,7 +86,10 @@ public struct Installation: Sendable {
         // Only a build folder looks above itself, into the repository: an installed gvlt never reads
         // a plugins.json outside its own layout.
         if isBuildFolder {
-            places += [("../../plugins.json", "the repository (build folder)"), ("../../../plugins.json", "the repository (build folder)")]
+            places += [
+                ("../../plugins.json", "the repository (build folder)"),
+                ("../../../plugins.json", "the repository (build folder)")
+            ]
         }
         return candidates(places).first { FileManager.default.fileExists(atPath: $0.path) }
     }

@@ -36,7 +36,8 @@ public enum KVMProbe {
 
         let memorySize = 0x1000
         guard let memory = mmap(nil, memorySize, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0),
-              memory != MAP_FAILED else { return .unavailable("cannot map guest memory") }
+            memory != MAP_FAILED
+        else { return .unavailable("cannot map guest memory") }
         defer { munmap(memory, memorySize) }
         let code: [UInt8] = [0xB0, 0x2A, 0xE6, 0x10, 0xF4]
         code.withUnsafeBytes { memory.copyMemory(from: $0.baseAddress!, byteCount: code.count) }
@@ -46,7 +47,8 @@ public enum KVMProbe {
         region[1] = 0
         region[2] = UInt64(memorySize)
         region[3] = UInt64(UInt(bitPattern: memory))
-        guard region.withUnsafeMutableBytes({ chost_ioctl_pointer(vm, setUserMemoryRegion, $0.baseAddress) }) == 0 else {
+        guard region.withUnsafeMutableBytes({ chost_ioctl_pointer(vm, setUserMemoryRegion, $0.baseAddress) }) == 0
+        else {
             return .unavailable("KVM_SET_USER_MEMORY_REGION failed: \(String(cString: strerror(errno)))")
         }
         let vcpu = chost_ioctl_int(vm, createVCPU, 0)
@@ -54,7 +56,8 @@ public enum KVMProbe {
         defer { close(vcpu) }
         let runSize = Int(chost_ioctl_int(kvm, getVCPUMmapSize, 0))
         guard runSize > 0, let runArea = mmap(nil, runSize, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0),
-              runArea != MAP_FAILED else { return .unavailable("cannot map the vcpu run area") }
+            runArea != MAP_FAILED
+        else { return .unavailable("cannot map the vcpu run area") }
         defer { munmap(runArea, runSize) }
 
         // Real mode at address 0: code segment base 0, selector 0.
@@ -80,11 +83,15 @@ public enum KVMProbe {
             return .unavailable("KVM_RUN failed: \(String(cString: strerror(errno)))")
         }
         let exitReason = runArea.load(fromByteOffset: 8, as: UInt32.self)
-        guard exitReason == exitIO else { return .unavailable("the test guest stopped with exit reason \(exitReason), not an I/O exit") }
+        guard exitReason == exitIO else {
+            return .unavailable("the test guest stopped with exit reason \(exitReason), not an I/O exit")
+        }
         let port = runArea.load(fromByteOffset: 34, as: UInt16.self)
         let dataOffset = runArea.load(fromByteOffset: 40, as: UInt64.self)
         let value = runArea.load(fromByteOffset: Int(dataOffset), as: UInt8.self)
-        guard port == 0x10, value == 42 else { return .unavailable("the test guest wrote \(value) to port \(port), expected 42 to 0x10") }
+        guard port == 0x10, value == 42 else {
+            return .unavailable("the test guest wrote \(value) to port \(port), expected 42 to 0x10")
+        }
         return .works
     }
 }

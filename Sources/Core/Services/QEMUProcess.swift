@@ -13,8 +13,10 @@ public enum QEMUProcess {
 
     /// `stderr`, when given, gets QEMU's own messages apart from the guest's console; otherwise they
     /// are mixed into `console` in the order they came.
-    public static func run(_ qemu: String, _ arguments: [String], timeout: Double?, console: @escaping (Data) -> Void,
-                           stderr: ((Data) -> Void)? = nil, line: @escaping (Substring) -> Void = { _ in }) throws -> Finished {
+    public static func run(
+        _ qemu: String, _ arguments: [String], timeout: Double?, console: @escaping (Data) -> Void,
+        stderr: ((Data) -> Void)? = nil, line: @escaping (Substring) -> Void = { _ in }
+    ) throws -> Finished {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: qemu)
         process.arguments = arguments

@@ -24,49 +24,66 @@ public struct ArchiveImageSource: ImageSource {
         }
         if archive.members["index.json"] != nil {
             try OCILayoutSource.checkLayoutMarker(read: { try archive.data(of: $0) }, in: description)
-            let index = try JSONFiles.decode(ImageIndex.self, from: try archive.data(of: "index.json")!, what: "index.json in \(description)")
+            let index = try JSONFiles.decode(
+                ImageIndex.self, from: try archive.data(of: "index.json")!, what: "index.json in \(description)")
             let resolver = OCIImageResolver(store: archive, platform: context.platform)
             let resolved = try resolver.resolve(index: index, tag: reference)
             let tree = try context.flattener().flatten(resolved.layers)
-            return LoadedImage(tree: tree, runSpec: resolved.config.runSpec, origin: "\(description) (\(resolved.layers.count) layers)")
+            return LoadedImage(
+                tree: tree, runSpec: resolved.config.runSpec, origin: "\(description) (\(resolved.layers.count) layers)"
+            )
         }
-        throw InputError("\(file) is not a \(transport) (it has neither manifest.json nor index.json)",
-                         hint: transport == "docker-archive" ? "create one with `docker save IMAGE -o FILE` or `podman save IMAGE -o FILE`"
-                                                             : "create one with `podman save --format oci-archive IMAGE -o FILE`")
+        throw InputError(
+            "\(file) is not a \(transport) (it has neither manifest.json nor index.json)",
+            hint: transport == "docker-archive"
+                ? "create one with `docker save IMAGE -o FILE` or `podman save IMAGE -o FILE`"
+                : "create one with `podman save --format oci-archive IMAGE -o FILE`")
     }
 
     private func loadDockerManifest(_ archive: TarMemberIndex, _ context: SourceContext) throws -> LoadedImage {
-        let items = try JSONFiles.decode([DockerArchiveManifestItem].self, from: try archive.data(of: "manifest.json")!,
-                                         what: "manifest.json in \(description)")
+        let items = try JSONFiles.decode(
+            [DockerArchiveManifestItem].self, from: try archive.data(of: "manifest.json")!,
+            what: "manifest.json in \(description)")
         let item: DockerArchiveManifestItem
         if let reference {
-            let matches = items.filter { ($0.RepoTags ?? []).contains { $0 == reference || $0.hasSuffix("/" + reference) } }
+            let matches = items.filter {
+                ($0.RepoTags ?? []).contains { $0 == reference || $0.hasSuffix("/" + reference) }
+            }
             guard let first = matches.first else {
                 let tags = items.flatMap { $0.RepoTags ?? [] }
-                throw InputError("\(description): no image tagged `\(reference)`",
-                                 hint: tags.isEmpty ? "the archive has no tags; leave the reference out" : "available: \(tags.joined(separator: ", "))")
+                throw InputError(
+                    "\(description): no image tagged `\(reference)`",
+                    hint: tags.isEmpty
+                        ? "the archive has no tags; leave the reference out"
+                        : "available: \(tags.joined(separator: ", "))")
             }
             item = first
         } else {
             guard items.count == 1 else {
                 let tags = items.flatMap { $0.RepoTags ?? [] }
-                throw InputError("\(description) holds \(items.count) images", hint: "choose one: \(transport):\(file):REF with REF one of \(tags.joined(separator: ", "))")
+                throw InputError(
+                    "\(description) holds \(items.count) images",
+                    hint: "choose one: \(transport):\(file):REF with REF one of \(tags.joined(separator: ", "))")
             }
             item = items[0]
         }
         guard let configData = try archive.data(of: item.Config) else {
             throw InputError("\(description): config \(item.Config) named in manifest.json is missing from the archive")
         }
-        let config = try JSONFiles.decode(ImageConfig.self, from: configData, what: "config \(item.Config) in \(description)")
+        let config = try JSONFiles.decode(
+            ImageConfig.self, from: configData, what: "config \(item.Config) in \(description)")
         if let blobDigest = Self.digest(fromMemberName: item.Config) {
             let actual = "sha256:" + SHA256Hex.of(data: configData)
             guard actual == blobDigest.description else {
-                throw HostileInputError("\(description): config \(item.Config) does not match its digest (content is \(actual))")
+                throw HostileInputError(
+                    "\(description): config \(item.Config) does not match its digest (content is \(actual))")
             }
         }
         try config.check(platform: context.platform, where: description)
         guard item.Layers.count == config.rootfs.diff_ids.count else {
-            throw HostileInputError("\(description): manifest.json lists \(item.Layers.count) layers but the config has \(config.rootfs.diff_ids.count) diff_ids")
+            throw HostileInputError(
+                "\(description): manifest.json lists \(item.Layers.count) layers but the config has \(config.rootfs.diff_ids.count) diff_ids"
+            )
         }
         var layers: [LayerBlob] = []
         for (index, name) in item.Layers.enumerated() {
@@ -74,9 +91,11 @@ public struct ArchiveImageSource: ImageSource {
                 throw InputError("\(description): layer \(name) named in manifest.json is missing from the archive")
             }
             let diffID = try ContentDigest(config.rootfs.diff_ids[index], context: "\(description): diff_ids[\(index)]")
-            layers.append(LayerBlob(label: "layer \(index + 1)/\(item.Layers.count) \(diffID.short)", file: memberFile,
-                                    offset: member.offset, length: member.size,
-                                    digest: Self.digest(fromMemberName: name), diffID: diffID, declaredCompression: nil))
+            layers.append(
+                LayerBlob(
+                    label: "layer \(index + 1)/\(item.Layers.count) \(diffID.short)", file: memberFile,
+                    offset: member.offset, length: member.size,
+                    digest: Self.digest(fromMemberName: name), diffID: diffID, declaredCompression: nil))
         }
         let tree = try context.flattener().flatten(layers)
         return LoadedImage(tree: tree, runSpec: config.runSpec, origin: "\(description) (\(layers.count) layers)")
@@ -95,7 +114,6 @@ public struct ArchiveImageSource: ImageSource {
         return nil
     }
 }
-
 
 /// The regular-file members of an uncompressed tar, by normalized name, with their data offsets.
 /// Symlink members (newer `docker save` links `ID/layer.tar` to `blobs/sha256/…`) are followed inside
@@ -127,8 +145,9 @@ final class TarMemberIndex: BlobStore {
         case .success(let compression):
             // Members must be addressable by offset, so keep an uncompressed copy in scratch space.
             let copy = try SharedFile.anonymous(in: scratch)
-            let reader = try ArchiveReader(format: .raw, filters: compression == .gzip ? [.gzip] : [.zstd],
-                                           source: FileRangeSource(file: file, length: file.size), label: label)
+            let reader = try ArchiveReader(
+                format: .raw, filters: compression == .gzip ? [.gzip] : [.zstd],
+                source: FileRangeSource(file: file, length: file.size), label: label)
             _ = try reader.nextHeader()
             var position: Int64 = 0
             while let (block, _) = try reader.readBlock() {
@@ -138,7 +157,8 @@ final class TarMemberIndex: BlobStore {
             file = copy
         }
         self.file = file
-        let reader = try ArchiveReader(format: .tar, source: FileRangeSource(file: file, length: file.size), label: label)
+        let reader = try ArchiveReader(
+            format: .tar, source: FileRangeSource(file: file, length: file.size), label: label)
         while let entry = try reader.nextHeader() {
             let header: ArchiveEntryCoding.Header
             do {
@@ -180,7 +200,9 @@ final class TarMemberIndex: BlobStore {
             for part in target.split(separator: "/") {
                 if part == "." || part.isEmpty { continue }
                 if part == ".." {
-                    guard !resolved.isEmpty else { throw HostileInputError("\(label): member \(joined) links outside the archive") }
+                    guard !resolved.isEmpty else {
+                        throw HostileInputError("\(label): member \(joined) links outside the archive")
+                    }
                     resolved.removeLast()
                 } else {
                     resolved.append(String(part))
@@ -198,7 +220,9 @@ final class TarMemberIndex: BlobStore {
 
     func blob(_ digest: ContentDigest, context: String) throws -> (file: SharedFile, offset: Int64, length: Int64) {
         guard let (member, file) = try member("blobs/\(digest.algorithm)/\(digest.hex)") else {
-            throw InputError("\(label): blob \(digest) (\(context)) is missing from the archive", hint: "the archive is incomplete; re-export it")
+            throw InputError(
+                "\(label): blob \(digest) (\(context)) is missing from the archive",
+                hint: "the archive is incomplete; re-export it")
         }
         return (file, member.offset, member.size)
     }

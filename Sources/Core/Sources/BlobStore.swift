@@ -12,12 +12,15 @@ extension BlobStore {
     func json<T: Decodable>(_ type: T.Type, _ digest: ContentDigest, expectedSize: Int64?, what: String) throws -> T {
         let (file, offset, length) = try blob(digest, context: what)
         if let expectedSize, expectedSize != length {
-            throw HostileInputError("\(displayName): \(what) \(digest.short) is \(length) bytes but its descriptor says \(expectedSize)")
+            throw HostileInputError(
+                "\(displayName): \(what) \(digest.short) is \(length) bytes but its descriptor says \(expectedSize)")
         }
-        let data = try JSONFiles.read(file: file, offset: offset, length: length, what: "\(what) \(digest.short) in \(displayName)")
+        let data = try JSONFiles.read(
+            file: file, offset: offset, length: length, what: "\(what) \(digest.short) in \(displayName)")
         let actual = "sha256:" + Crypto.SHA256.hash(data: data).hexString
         guard actual == digest.description else {
-            throw HostileInputError("\(displayName): \(what) blob does not match its digest: expected \(digest), got \(actual)")
+            throw HostileInputError(
+                "\(displayName): \(what) blob does not match its digest: expected \(digest), got \(actual)")
         }
         return try JSONFiles.decode(type, from: data, what: "\(what) \(digest.short) in \(displayName)")
     }
@@ -31,7 +34,8 @@ enum JSONFiles {
 
     static func read(file: SharedFile, offset: Int64, length: Int64, what: String) throws -> Data {
         guard length <= maximumSize else {
-            throw HostileInputError("\(what) is \(length) bytes; JSON documents over \(maximumSize >> 20) MiB are refused")
+            throw HostileInputError(
+                "\(what) is \(length) bytes; JSON documents over \(maximumSize >> 20) MiB are refused")
         }
         var data = Data(count: Int(length))
         let got = try data.withUnsafeMutableBytes { try file.read(into: $0, at: offset) }
@@ -43,13 +47,16 @@ enum JSONFiles {
         do {
             return try JSONDecoder().decode(type, from: data)
         } catch let error as DecodingError {
-            throw InputError("malformed \(what): \(describe(error))", hint: "the file is not a valid image document; re-export the image")
+            throw InputError(
+                "malformed \(what): \(describe(error))",
+                hint: "the file is not a valid image document; re-export the image")
         }
     }
 
     static func describe(_ error: DecodingError) -> String {
         func path(_ codingPath: [CodingKey]) -> String {
-            codingPath.isEmpty ? "top level" : codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
+            codingPath.isEmpty
+                ? "top level" : codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
         }
         switch error {
         case .dataCorrupted(let context):
@@ -70,11 +77,17 @@ public struct DirectoryBlobStore: BlobStore {
     public let directory: String
     public var displayName: String { directory }
 
-    public func blob(_ digest: ContentDigest, context: String) throws -> (file: SharedFile, offset: Int64, length: Int64) {
+    public func blob(_ digest: ContentDigest, context: String) throws -> (
+        file: SharedFile, offset: Int64, length: Int64
+    ) {
         let path = "\(directory)/blobs/\(digest.algorithm)/\(digest.hex)"
-        guard FileManager.default.fileExists(atPath: path) || (try? FileManager.default.destinationOfSymbolicLink(atPath: path)) != nil else {
-            throw InputError("\(directory): blob \(digest) (\(context)) is missing",
-                             hint: "the layout is incomplete; re-export it (e.g. skopeo copy … oci:\(directory))")
+        guard
+            FileManager.default.fileExists(atPath: path)
+                || (try? FileManager.default.destinationOfSymbolicLink(atPath: path)) != nil
+        else {
+            throw InputError(
+                "\(directory): blob \(digest) (\(context)) is missing",
+                hint: "the layout is incomplete; re-export it (e.g. skopeo copy … oci:\(directory))")
         }
         let file = try SharedFile.openRegular(path, what: "blob", followSymlinks: false)
         return (file, 0, file.size)
@@ -84,7 +97,10 @@ public struct DirectoryBlobStore: BlobStore {
     /// nil when it does not exist.
     public func document(_ name: String) throws -> Data? {
         let path = "\(directory)/\(name)"
-        guard FileManager.default.fileExists(atPath: path) || (try? FileManager.default.destinationOfSymbolicLink(atPath: path)) != nil else {
+        guard
+            FileManager.default.fileExists(atPath: path)
+                || (try? FileManager.default.destinationOfSymbolicLink(atPath: path)) != nil
+        else {
             return nil
         }
         let file = try SharedFile.openRegular(path, what: name, followSymlinks: false)

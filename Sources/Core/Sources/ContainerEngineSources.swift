@@ -21,9 +21,10 @@ public struct ContainersStorageSource: ImageSource {
         var environment = ProcessInfo.processInfo.environment
         if let storageDriver { environment["STORAGE_DRIVER"] = storageDriver }
         try context.progress.step("copying \(reference) out of containers-storage") {
-            try HostCommand.run(skopeo, ["copy", "--quiet", "containers-storage:\(reference)", "oci:\(layout):gvlt"],
-                                environment: environment,
-                                hint: "check the reference with `podman images`; the image must be in local storage")
+            try HostCommand.run(
+                skopeo, ["copy", "--quiet", "containers-storage:\(reference)", "oci:\(layout):gvlt"],
+                environment: environment,
+                hint: "check the reference with `podman images`; the image must be in local storage")
         }
         var image = try OCILayoutSource(directory: layout, tag: "gvlt").load(context)
         image.origin = "\(description) (via skopeo)"
@@ -47,8 +48,10 @@ public struct ContainerfileSource: ImageSource {
     public var buildArgs: [String]
     public var engine: Engine
 
-    public init(containerfile: String, contextDirectory: String?, storageDriver: String? = nil, buildArgs: [String] = [],
-                engine: Engine = .podman) {
+    public init(
+        containerfile: String, contextDirectory: String?, storageDriver: String? = nil, buildArgs: [String] = [],
+        engine: Engine = .podman
+    ) {
         self.containerfile = containerfile
         self.contextDirectory = contextDirectory
         self.storageDriver = storageDriver
@@ -65,10 +68,13 @@ public struct ContainerfileSource: ImageSource {
 
     public func load(_ context: SourceContext) throws -> LoadedImage {
         guard FileManager.default.isReadableFile(atPath: containerfile) else {
-            throw InputError("Containerfile \(containerfile) does not exist or is not readable", hint: "check the --containerfile path")
+            throw InputError(
+                "Containerfile \(containerfile) does not exist or is not readable",
+                hint: "check the --containerfile path")
         }
         var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: resolvedContext, isDirectory: &isDirectory), isDirectory.boolValue else {
+        guard FileManager.default.fileExists(atPath: resolvedContext, isDirectory: &isDirectory), isDirectory.boolValue
+        else {
             throw InputError("build context \(resolvedContext) is not a directory", hint: "pass --context DIR")
         }
         let tag = "localhost/gvlt-build-\(UInt64.random(in: 0...UInt64.max) & 0xffff_ffff_ffff):latest"
@@ -77,9 +83,11 @@ public struct ContainerfileSource: ImageSource {
         // podman and buildah take the same build flags; they differ in the verb and in how to export.
         let engines: [(tool: HostTool, build: String, export: [String])] = [
             (.podman, "build", ["save", "--format", "oci-dir", "-o", layout, tag]),
-            (.buildah, "bud", ["push", tag, "oci:\(layout)"]),
+            (.buildah, "bud", ["push", tag, "oci:\(layout)"])
         ]
-        guard let (engine, path) = engines.lazy.compactMap({ engine in engine.tool.locate().map { (engine, $0) } }).first else {
+        guard
+            let (engine, path) = engines.lazy.compactMap({ engine in engine.tool.locate().map { (engine, $0) } }).first
+        else {
             throw MissingToolError(tool: "podman", aptPackage: "podman", purpose: "`--containerfile` builds")
         }
         let storage = storageDriver.map { ["--storage-driver", $0] } ?? []
@@ -91,11 +99,15 @@ public struct ContainerfileSource: ImageSource {
             removeImage()
         }
         try context.progress.step("building \(containerfile) with \(engine.tool.name)") {
-            try HostCommand.run(path, storage + [engine.build, "--isolation", "chroot", "-f", containerfile, "-t", tag,
-                                                 "--platform", context.platform.description]
-                                + buildArgs.flatMap { ["--build-arg", $0] } + [resolvedContext],
-                                echo: context.progress.mode == .lines,
-                                hint: "fix the Containerfile; the \(engine.tool.name) output above says what failed")
+            try HostCommand.run(
+                path,
+                storage + [
+                    engine.build, "--isolation", "chroot", "-f", containerfile, "-t", tag,
+                    "--platform", context.platform.description
+                ]
+                    + buildArgs.flatMap { ["--build-arg", $0] } + [resolvedContext],
+                echo: context.progress.mode == .lines,
+                hint: "fix the Containerfile; the \(engine.tool.name) output above says what failed")
         }
         try HostCommand.run(path, storage + engine.export)
         var image = try OCILayoutSource(directory: layout, tag: nil).load(context)
@@ -105,7 +117,9 @@ public struct ContainerfileSource: ImageSource {
 
     private func loadWithDocker(_ context: SourceContext, tag: String) throws -> LoadedImage {
         if storageDriver != nil {
-            throw InputError("--storage-driver is for podman's containers/storage, not Docker", hint: "drop it, or use --container-backend podman")
+            throw InputError(
+                "--storage-driver is for podman's containers/storage, not Docker",
+                hint: "drop it, or use --container-backend podman")
         }
         let docker = try HostTool.docker.require()
         let removeImage = { _ = try? HostCommand.run(docker, ["rmi", "--force", tag], check: false) }
@@ -115,10 +129,12 @@ public struct ContainerfileSource: ImageSource {
             removeImage()
         }
         try context.progress.step("building \(containerfile) with docker") {
-            try HostCommand.run(docker, ["build", "-f", containerfile, "-t", tag, "--platform", context.platform.description]
-                                + buildArgs.flatMap { ["--build-arg", $0] } + [resolvedContext],
-                                echo: context.progress.mode == .lines,
-                                hint: "fix the Containerfile; docker's output above says what failed (is the Docker daemon running?)")
+            try HostCommand.run(
+                docker,
+                ["build", "-f", containerfile, "-t", tag, "--platform", context.platform.description]
+                    + buildArgs.flatMap { ["--build-arg", $0] } + [resolvedContext],
+                echo: context.progress.mode == .lines,
+                hint: "fix the Containerfile; docker's output above says what failed (is the Docker daemon running?)")
         }
         let archive = context.scratch.path + "/containerfile-image.tar"
         try HostCommand.run(docker, ["save", "-o", archive, tag])

@@ -23,8 +23,10 @@ public struct SourceContext {
     public var jobs: Int
     public var platform: Platform
 
-    public init(scratch: ScratchDirectory, progress: ProgressReporter, logger: Logger,
-                jobs: Int = ProcessInfo.processInfo.activeProcessorCount, platform: Platform = .linuxAMD64) {
+    public init(
+        scratch: ScratchDirectory, progress: ProgressReporter, logger: Logger,
+        jobs: Int = ProcessInfo.processInfo.activeProcessorCount, platform: Platform = .linuxAMD64
+    ) {
         self.scratch = scratch
         self.progress = progress
         self.logger = logger
@@ -47,17 +49,24 @@ public protocol ImageSource {
 
 /// The `--container` transports, parsed from `TRANSPORT:REFERENCE`.
 public enum ContainerReference {
-    public static let transports = ["oci:DIR[:TAG]", "oci-archive:FILE[:TAG]", "docker-archive:FILE[:REF]",
-                                    "containers-storage:REF"]
+    public static let transports = [
+        "oci:DIR[:TAG]", "oci-archive:FILE[:TAG]", "docker-archive:FILE[:REF]",
+        "containers-storage:REF"
+    ]
 
     public static func parse(_ text: String) throws -> ImageSource {
         guard let colon = text.firstIndex(of: ":") else {
-            throw InputError("--container `\(text)` has no transport",
-                             hint: "write one of: \(transports.joined(separator: ", ")); e.g. containers-storage:localhost/my_prover:latest")
+            throw InputError(
+                "--container `\(text)` has no transport",
+                hint:
+                    "write one of: \(transports.joined(separator: ", ")); e.g. containers-storage:localhost/my_prover:latest"
+            )
         }
         let transport = String(text[..<colon])
         let rest = String(text[text.index(after: colon)...])
-        guard !rest.isEmpty else { throw InputError("--container `\(text)`: the reference after `\(transport):` is empty") }
+        guard !rest.isEmpty else {
+            throw InputError("--container `\(text)`: the reference after `\(transport):` is empty")
+        }
         switch transport {
         case "oci":
             let (path, tag) = splitPathAndTag(rest)
@@ -71,8 +80,9 @@ public enum ContainerReference {
         case "containers-storage":
             return ContainersStorageSource(reference: rest)
         default:
-            throw InputError("--container `\(text)`: unknown transport `\(transport)`",
-                             hint: "supported: \(transports.joined(separator: ", "))")
+            throw InputError(
+                "--container `\(text)`: unknown transport `\(transport)`",
+                hint: "supported: \(transports.joined(separator: ", "))")
         }
     }
 

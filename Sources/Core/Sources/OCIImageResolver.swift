@@ -23,9 +23,11 @@ struct OCIImageResolver {
             }
             guard !candidates.isEmpty else {
                 let tags = index.manifests.compactMap { $0.annotations?[Self.refNameAnnotation] }
-                throw InputError("\(store.displayName): no image tagged `\(tag)`",
-                                 hint: tags.isEmpty ? "the index has no tagged images; leave the tag out"
-                                                    : "available tags: \(tags.joined(separator: ", "))")
+                throw InputError(
+                    "\(store.displayName): no image tagged `\(tag)`",
+                    hint: tags.isEmpty
+                        ? "the index has no tagged images; leave the tag out"
+                        : "available tags: \(tags.joined(separator: ", "))")
             }
         }
         let manifests = try expand(candidates, depth: 0)
@@ -33,31 +35,41 @@ struct OCIImageResolver {
         let digest = try ContentDigest(chosen.digest, context: "\(store.displayName): manifest digest")
         let manifest = try store.json(ImageManifest.self, digest, expectedSize: chosen.size, what: "manifest")
         if let type = manifest.mediaType ?? chosen.mediaType, !MediaType.manifestTypes.contains(type) {
-            throw UnsupportedError("\(store.displayName): manifest \(digest.short) has media type \(type)",
-                                   hint: "supported: \(MediaType.manifestTypes.sorted().joined(separator: ", "))")
+            throw UnsupportedError(
+                "\(store.displayName): manifest \(digest.short) has media type \(type)",
+                hint: "supported: \(MediaType.manifestTypes.sorted().joined(separator: ", "))")
         }
         let configDigest = try ContentDigest(manifest.config.digest, context: "\(store.displayName): config digest")
-        let config = try store.json(ImageConfig.self, configDigest, expectedSize: manifest.config.size, what: "image config")
+        let config = try store.json(
+            ImageConfig.self, configDigest, expectedSize: manifest.config.size, what: "image config")
         try config.check(platform: platform, where: store.displayName)
         guard manifest.layers.count == config.rootfs.diff_ids.count else {
-            throw HostileInputError("\(store.displayName): the manifest lists \(manifest.layers.count) layers but the config has \(config.rootfs.diff_ids.count) diff_ids")
+            throw HostileInputError(
+                "\(store.displayName): the manifest lists \(manifest.layers.count) layers but the config has \(config.rootfs.diff_ids.count) diff_ids"
+            )
         }
         var layers: [LayerBlob] = []
         for (index, descriptor) in manifest.layers.enumerated() {
             let label = "layer \(index + 1)/\(manifest.layers.count)"
             let digest = try ContentDigest(descriptor.digest, context: "\(store.displayName): \(label) digest")
-            let diffID = try ContentDigest(config.rootfs.diff_ids[index], context: "\(store.displayName): diff_ids[\(index)]")
+            let diffID = try ContentDigest(
+                config.rootfs.diff_ids[index], context: "\(store.displayName): diff_ids[\(index)]")
             let mediaType = descriptor.mediaType ?? "application/vnd.oci.image.layer.v1.tar"
             guard let declared = MediaType.layerTypes[mediaType] else {
-                throw UnsupportedError("\(store.displayName): \(label) \(digest.short) has media type \(mediaType), which is not a layer type gvlt reads",
-                                       hint: "supported: \(MediaType.layerTypes.keys.sorted().joined(separator: ", "))")
+                throw UnsupportedError(
+                    "\(store.displayName): \(label) \(digest.short) has media type \(mediaType), which is not a layer type gvlt reads",
+                    hint: "supported: \(MediaType.layerTypes.keys.sorted().joined(separator: ", "))")
             }
             let (file, offset, length) = try store.blob(digest, context: label)
             guard length == descriptor.size else {
-                throw HostileInputError("\(store.displayName): \(label) \(digest.short) is \(length) bytes but the manifest says \(descriptor.size)")
+                throw HostileInputError(
+                    "\(store.displayName): \(label) \(digest.short) is \(length) bytes but the manifest says \(descriptor.size)"
+                )
             }
-            layers.append(LayerBlob(label: "\(label) \(digest.short)", file: file, offset: offset, length: length,
-                                    digest: digest, diffID: diffID, declaredCompression: declared))
+            layers.append(
+                LayerBlob(
+                    label: "\(label) \(digest.short)", file: file, offset: offset, length: length,
+                    digest: digest, diffID: diffID, declaredCompression: declared))
         }
         return Resolved(manifest: manifest, config: config, layers: layers)
     }
@@ -88,8 +100,9 @@ struct OCIImageResolver {
         if images.count == 1 {
             // A lone manifest without a platform is checked against the config's os/architecture later.
             if let p = images[0].platform, !platform.matches(p) {
-                throw InputError("\(store.displayName): no \(platform) manifest (the image is \(p))",
-                                 hint: "pass --platform \(p) to use it anyway")
+                throw InputError(
+                    "\(store.displayName): no \(platform) manifest (the image is \(p))",
+                    hint: "pass --platform \(p) to use it anyway")
             }
             return images[0]
         }
@@ -97,11 +110,14 @@ struct OCIImageResolver {
         if matching.count == 1 { return matching[0] }
         if matching.isEmpty {
             let available = Set(images.compactMap { $0.platform?.description }).sorted()
-            throw InputError("\(store.displayName): no \(platform) manifest; available: \(available.isEmpty ? "none with a platform" : available.joined(separator: ", "))",
-                             hint: "choose one with --platform")
+            throw InputError(
+                "\(store.displayName): no \(platform) manifest; available: \(available.isEmpty ? "none with a platform" : available.joined(separator: ", "))",
+                hint: "choose one with --platform")
         }
         let tags = matching.compactMap { $0.annotations?[Self.refNameAnnotation] }
-        throw InputError("\(store.displayName): \(matching.count) \(platform) images match",
-                         hint: tagGiven || tags.isEmpty ? "keep one image in the layout" : "choose one by tag: \(tags.joined(separator: ", "))")
+        throw InputError(
+            "\(store.displayName): \(matching.count) \(platform) images match",
+            hint: tagGiven || tags.isEmpty
+                ? "keep one image in the layout" : "choose one by tag: \(tags.joined(separator: ", "))")
     }
 }

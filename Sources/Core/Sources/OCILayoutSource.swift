@@ -15,8 +15,11 @@ public struct OCILayoutSource: ImageSource {
     public func load(_ context: SourceContext) throws -> LoadedImage {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw InputError("\(description): \(directory) is not a directory",
-                             hint: "give an OCI layout directory (with oci-layout and index.json), e.g. from `skopeo copy … oci:DIR:TAG`")
+            throw InputError(
+                "\(description): \(directory) is not a directory",
+                hint:
+                    "give an OCI layout directory (with oci-layout and index.json), e.g. from `skopeo copy … oci:DIR:TAG`"
+            )
         }
         let store = DirectoryBlobStore(directory: directory)
         try Self.checkLayoutMarker(read: { try store.document($0) }, in: directory)
@@ -27,20 +30,23 @@ public struct OCILayoutSource: ImageSource {
         let resolver = OCIImageResolver(store: store, platform: context.platform)
         let resolved = try resolver.resolve(index: index, tag: tag)
         let tree = try context.flattener().flatten(resolved.layers)
-        return LoadedImage(tree: tree, runSpec: resolved.config.runSpec,
-                           origin: "\(description) (\(resolved.layers.count) layers)")
+        return LoadedImage(
+            tree: tree, runSpec: resolved.config.runSpec,
+            origin: "\(description) (\(resolved.layers.count) layers)")
     }
 
     /// `oci-layout` must exist and declare version 1.x.
     static func checkLayoutMarker(read: (String) throws -> Data?, in location: String) throws {
         struct Marker: Decodable { var imageLayoutVersion: String }
         guard let data = try read("oci-layout") else {
-            throw InputError("\(location) has no oci-layout file, so it is not an OCI image layout",
-                             hint: "export one with `skopeo copy SRC oci:DIR:TAG` or `podman save --format oci-dir`")
+            throw InputError(
+                "\(location) has no oci-layout file, so it is not an OCI image layout",
+                hint: "export one with `skopeo copy SRC oci:DIR:TAG` or `podman save --format oci-dir`")
         }
         let marker = try JSONFiles.decode(Marker.self, from: data, what: "oci-layout in \(location)")
         guard marker.imageLayoutVersion.hasPrefix("1.") else {
-            throw UnsupportedError("\(location): OCI layout version \(marker.imageLayoutVersion) is not supported (1.x is)")
+            throw UnsupportedError(
+                "\(location): OCI layout version \(marker.imageLayoutVersion) is not supported (1.x is)")
         }
     }
 }

@@ -23,7 +23,8 @@ public struct RootfsDirectorySource: ImageSource {
             throw InputError("--rootfs-dir \(directory): \(String(cString: strerror(errno)))", hint: "check the path")
         }
         guard (st.st_mode & S_IFMT) == S_IFDIR else {
-            throw InputError("--rootfs-dir \(directory) is not a directory", hint: "give the directory that becomes the image's /")
+            throw InputError(
+                "--rootfs-dir \(directory) is not a directory", hint: "give the directory that becomes the image's /")
         }
         let tree = FileTree(rootMetadata: metadata(root, st))
         var inodes: [FileIdentity: FileTree.Inode] = [:]
@@ -43,9 +44,10 @@ public struct RootfsDirectorySource: ImageSource {
             if uid == invokingUser.0 { uid = 0 }
             if gid == invokingUser.1 { gid = 0 }
         }
-        return FileMetadata(permissions: UInt16(st.st_mode & 0o7777), uid: uid, gid: gid,
-                            mtime: Timestamp(seconds: Int64(st.st_mtim.tv_sec), nanoseconds: UInt32(st.st_mtim.tv_nsec)),
-                            xattrs: xattrs(path))
+        return FileMetadata(
+            permissions: UInt16(st.st_mode & 0o7777), uid: uid, gid: gid,
+            mtime: Timestamp(seconds: Int64(st.st_mtim.tv_sec), nanoseconds: UInt32(st.st_mtim.tv_nsec)),
+            xattrs: xattrs(path))
     }
 
     private func xattrs(_ path: String) -> [String: [UInt8]] {
@@ -68,10 +70,13 @@ public struct RootfsDirectorySource: ImageSource {
         return result
     }
 
-    private func walk(_ path: String, components: [String], tree: FileTree, inodes: inout [FileIdentity: FileTree.Inode]) throws {
+    private func walk(
+        _ path: String, components: [String], tree: FileTree, inodes: inout [FileIdentity: FileTree.Inode]
+    ) throws {
         guard let dir = opendir(path) else {
-            throw InputError("cannot read directory \(path): \(String(cString: strerror(errno)))",
-                             hint: "run gvlt as a user that can read the whole rootfs directory")
+            throw InputError(
+                "cannot read directory \(path): \(String(cString: strerror(errno)))",
+                hint: "run gvlt as a user that can read the whole rootfs directory")
         }
         var names: [String] = []
         while let entry = readdir(dir) {
@@ -80,7 +85,9 @@ public struct RootfsDirectorySource: ImageSource {
             }
             guard let name else {
                 closedir(dir)
-                throw InputError("\(path) holds a file name that is not valid UTF-8", hint: "rename it; image file names must be UTF-8")
+                throw InputError(
+                    "\(path) holds a file name that is not valid UTF-8",
+                    hint: "rename it; image file names must be UTF-8")
             }
             if name != "." && name != ".." { names.append(name) }
         }
@@ -108,16 +115,25 @@ public struct RootfsDirectorySource: ImageSource {
             switch type {
             case S_IFREG:
                 guard access(childPath, R_OK) == 0 else {
-                    throw InputError("cannot read \(childPath): permission denied", hint: "run gvlt as a user that can read every file of the rootfs directory")
+                    throw InputError(
+                        "cannot read \(childPath): permission denied",
+                        hint: "run gvlt as a user that can read every file of the rootfs directory")
                 }
-                kind = .regularFile(st.st_size == 0 ? .empty : .hostFile(path: childPath, size: Int64(st.st_size), identity: FileIdentity(st)))
+                kind = .regularFile(
+                    st.st_size == 0
+                        ? .empty : .hostFile(path: childPath, size: Int64(st.st_size), identity: FileIdentity(st)))
             case S_IFLNK:
                 var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
                 let length = readlink(childPath, &buffer, Int(PATH_MAX))
-                guard length >= 0 else { throw InputError("cannot read symlink \(childPath): \(String(cString: strerror(errno)))") }
-                kind = .symlink(target: String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self))
-            case S_IFCHR: kind = .characterDevice(major: DeviceNumber.major(st.st_rdev), minor: DeviceNumber.minor(st.st_rdev))
-            case S_IFBLK: kind = .blockDevice(major: DeviceNumber.major(st.st_rdev), minor: DeviceNumber.minor(st.st_rdev))
+                guard length >= 0 else {
+                    throw InputError("cannot read symlink \(childPath): \(String(cString: strerror(errno)))")
+                }
+                kind = .symlink(
+                    target: String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self))
+            case S_IFCHR:
+                kind = .characterDevice(major: DeviceNumber.major(st.st_rdev), minor: DeviceNumber.minor(st.st_rdev))
+            case S_IFBLK:
+                kind = .blockDevice(major: DeviceNumber.major(st.st_rdev), minor: DeviceNumber.minor(st.st_rdev))
             case S_IFIFO: kind = .fifo
             case S_IFSOCK: kind = .socket
             default: throw InputError("\(childPath) has an unknown file type")

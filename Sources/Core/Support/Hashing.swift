@@ -28,7 +28,9 @@ extension SHA256Hex {
         func feed(_ text: String) { hasher.update(data: Array(text.utf8) + [0]) }
         func walk(_ relative: String) throws {
             let directory = relative.isEmpty ? root : root + "/" + relative
-            guard let handle = opendir(directory) else { throw SystemError("cannot read directory", path: directory, errno: errno) }
+            guard let handle = opendir(directory) else {
+                throw SystemError("cannot read directory", path: directory, errno: errno)
+            }
             var names: [[UInt8]] = []
             while let entry = readdir(handle) {
                 let name = withUnsafeBytes(of: entry.pointee.d_name) { Array($0.prefix { $0 != 0 }) }

@@ -12,12 +12,19 @@ public enum JSONValue: Codable, Equatable, Sendable {
 
     public init(from decoder: Decoder) throws {
         let container = try decoder.singleValueContainer()
-        if container.decodeNil() { self = .null }
-        else if let value = try? container.decode(Bool.self) { self = .bool(value) }
-        else if let value = try? container.decode(Double.self) { self = .number(value) }
-        else if let value = try? container.decode(String.self) { self = .string(value) }
-        else if let value = try? container.decode([JSONValue].self) { self = .array(value) }
-        else { self = .object(try container.decode([String: JSONValue].self)) }
+        if container.decodeNil() {
+            self = .null
+        } else if let value = try? container.decode(Bool.self) {
+            self = .bool(value)
+        } else if let value = try? container.decode(Double.self) {
+            self = .number(value)
+        } else if let value = try? container.decode(String.self) {
+            self = .string(value)
+        } else if let value = try? container.decode([JSONValue].self) {
+            self = .array(value)
+        } else {
+            self = .object(try container.decode([String: JSONValue].self))
+        }
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -51,7 +58,8 @@ public enum JSONValue: Codable, Equatable, Sendable {
             let detail = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? "\(error)"
             var location = ""
             if let range = detail.range(of: #"character (\d+)"#, options: .regularExpression),
-               let offset = Int(detail[range].split(separator: " ").last!) {
+                let offset = Int(detail[range].split(separator: " ").last!)
+            {
                 let (line, column) = lineAndColumn(data, offset: offset)
                 location = " at line \(line), column \(column)"
             }
@@ -92,8 +100,9 @@ public struct StrictObject {
         }
         for key in fields.keys.sorted() where !allowed.contains(key) {
             let suggestion = Suggestions.closest(to: key, in: allowed).map { "did you mean `\($0)`? " } ?? ""
-            throw InputError("\(location): unknown key `\(key)`",
-                             hint: "\(suggestion)valid keys: \(allowed.joined(separator: ", "))")
+            throw InputError(
+                "\(location): unknown key `\(key)`",
+                hint: "\(suggestion)valid keys: \(allowed.joined(separator: ", "))")
         }
         self.fields = fields
         self.location = location
@@ -145,7 +154,9 @@ public struct StrictObject {
         guard let value = try string(key, required: required) else { return nil }
         guard values.contains(value) else {
             let suggestion = Suggestions.closest(to: value, in: values).map { "did you mean `\($0)`? " } ?? ""
-            throw InputError("\(location).\(key): `\(value)` is not one of \(values.joined(separator: ", "))", hint: suggestion.isEmpty ? nil : suggestion)
+            throw InputError(
+                "\(location).\(key): `\(value)` is not one of \(values.joined(separator: ", "))",
+                hint: suggestion.isEmpty ? nil : suggestion)
         }
         return value
     }

@@ -1,6 +1,6 @@
 import CHost
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import Foundation
 
@@ -23,7 +23,9 @@ public final class SharedFile: @unchecked Sendable {
         let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | (followSymlinks ? 0 : O_NOFOLLOW))
         guard fd >= 0 else {
             let code = errno
-            if code == ELOOP { throw HostileInputError("\(what) \(path) is a symlink, which is refused inside an image layout") }
+            if code == ELOOP {
+                throw HostileInputError("\(what) \(path) is a symlink, which is refused inside an image layout")
+            }
             throw SystemError("cannot open \(what)", path: path, errno: code)
         }
         let file = SharedFile(fd: fd, displayName: path)
@@ -90,7 +92,9 @@ public final class SharedFile: @unchecked Sendable {
     }
 
     public func truncate(to length: Int64) throws {
-        guard ftruncate(fd, off_t(length)) == 0 else { throw SystemError("cannot resize", path: displayName, errno: errno) }
+        guard ftruncate(fd, off_t(length)) == 0 else {
+            throw SystemError("cannot resize", path: displayName, errno: errno)
+        }
     }
 
     deinit { close(fd) }

@@ -28,7 +28,8 @@ public struct HostileInputError: UserFacingError {
     public let hint: String?
     public init(_ message: String, hint: String? = nil) {
         self.message = message
-        self.hint = hint ?? "the image is malformed or hostile; rebuild it with a standard tool (podman, docker, buildah)"
+        self.hint =
+            hint ?? "the image is malformed or hostile; rebuild it with a standard tool (podman, docker, buildah)"
     }
 }
 
@@ -43,7 +44,9 @@ public struct MissingToolError: UserFacingError {
         self.purpose = purpose
     }
     public var message: String { "\(purpose) needs `\(tool)`, which is not installed" }
-    public var hint: String? { "install it with `apt-get install \(aptPackage)`, or run `gvlt doctor` to see every missing tool" }
+    public var hint: String? {
+        "install it with `apt-get install \(aptPackage)`, or run `gvlt doctor` to see every missing tool"
+    }
 }
 
 /// A feature that exists in the interface but is not available in this build. Never a silent no-op.
@@ -68,7 +71,7 @@ public struct SystemError: UserFacingError {
 }
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif

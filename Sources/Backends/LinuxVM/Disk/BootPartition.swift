@@ -14,14 +14,14 @@ public struct BootPartition {
     public static let tools = [
         HostTool("mkfs.fat", apt: "dosfstools", purpose: "the boot partition of linuxvm images"),
         HostTool("mcopy", apt: "mtools", purpose: "the boot partition of linuxvm images"),
-        HostTool("syslinux", apt: "syslinux", purpose: "booting linuxvm images"),
+        HostTool("syslinux", apt: "syslinux", purpose: "booting linuxvm images")
     ]
 
     public init(kernel: String, initramfs: String?, commandLine: String, sourceDateEpoch: Int64) {
         self.kernel = kernel
         self.initramfs = initramfs
         self.commandLine = commandLine
-        self.sourceDateEpoch = max(sourceDateEpoch, 315_532_800)   // FAT cannot date files before 1980
+        self.sourceDateEpoch = max(sourceDateEpoch, 315_532_800)  // FAT cannot date files before 1980
     }
 
     public var syslinuxConfig: String {
@@ -30,7 +30,8 @@ public struct BootPartition {
         // among an init's arguments after `--` (--init-args); then it is written before them.
         guard initramfs != nil else { return text + "  APPEND \(commandLine)\n" }
         if let range = commandLine.range(of: " -- ") {
-            return text + "  APPEND \(commandLine[..<range.lowerBound]) initrd=/initrd.img\(commandLine[range.lowerBound...])\n"
+            return text
+                + "  APPEND \(commandLine[..<range.lowerBound]) initrd=/initrd.img\(commandLine[range.lowerBound...])\n"
         }
         return text + "  INITRD /initrd.img\n  APPEND \(commandLine)\n"
     }
@@ -53,7 +54,8 @@ public struct BootPartition {
         var payload: Int64 = 0
         var hasher = ContentHasher()
         for file in files {
-            let size = Int64((try FileManager.default.attributesOfItem(atPath: file.source)[.size] as? NSNumber)?.int64Value ?? 0)
+            let size = Int64(
+                (try FileManager.default.attributesOfItem(atPath: file.source)[.size] as? NSNumber)?.int64Value ?? 0)
             payload += (size + 4095) / 4096 * 4096
             hasher.add(file.name)
             try hasher.add(file: file.source)
@@ -67,21 +69,27 @@ public struct BootPartition {
             // mcopy -m keeps the source's mtime, so each copy gets the fixed time first.
             let copy = staging + "/" + file.name
             if file.source != copy { try FileManager.default.copyItem(atPath: file.source, toPath: copy) }
-            var times = [timespec(tv_sec: Int(sourceDateEpoch), tv_nsec: 0), timespec(tv_sec: Int(sourceDateEpoch), tv_nsec: 0)]
+            var times = [
+                timespec(tv_sec: Int(sourceDateEpoch), tv_nsec: 0), timespec(tv_sec: Int(sourceDateEpoch), tv_nsec: 0)
+            ]
             _ = utimensat(AT_FDCWD, copy, &times, 0)
         }
         var kib = Int((payload + 192 * 1024 + payload / 64 + 128 * 1024) / 1024 + 63) / 64 * 64
         for _ in 0..<16 {
             try? FileManager.default.removeItem(atPath: image)
-            try HostCommand.run(mkfs, ["--invariant", "-C", "-n", "GVLTBOOT", "-i", volumeID, image, String(kib)], environment: environment)
+            try HostCommand.run(
+                mkfs, ["--invariant", "-C", "-n", "GVLTBOOT", "-i", volumeID, image, String(kib)],
+                environment: environment)
             try HostCommand.run(syslinux, ["--install", image], environment: environment)
             var full = false
             for file in files {
-                let result = try HostCommand.run(mcopy, ["-m", "-i", image, staging + "/" + file.name, "::/" + file.name],
-                                                 environment: environment, check: false)
+                let result = try HostCommand.run(
+                    mcopy, ["-m", "-i", image, staging + "/" + file.name, "::/" + file.name],
+                    environment: environment, check: false)
                 if result.status != 0 {
                     guard result.output.lowercased().contains("full") else {
-                        throw HostCommand.Failed(command: ["mcopy", file.name], status: result.status, output: result.output, hint: nil)
+                        throw HostCommand.Failed(
+                            command: ["mcopy", file.name], status: result.status, output: result.output, hint: nil)
                     }
                     full = true
                     break

@@ -21,7 +21,8 @@ public enum DiskImage {
         func align(_ value: Int64) -> Int64 { (value + alignment - 1) / alignment * alignment }
         let bootStart = alignment
         let rootStart = align(bootStart + bootSize)
-        return Layout(bootStart: bootStart, bootSize: bootSize, rootStart: rootStart, rootSize: (rootSize + 511) / 512 * 512)
+        return Layout(
+            bootStart: bootStart, bootSize: bootSize, rootStart: rootStart, rootSize: (rootSize + 511) / 512 * 512)
     }
 
     /// The disk signature, from the root file system's content rather than a clock or a random
@@ -33,17 +34,21 @@ public enum DiskImage {
     /// Assembles the disk at `path`; returns its sha256 and size. `mbrCode` replaces SYSLINUX's boot
     /// code (gvltctl's `--mbr-file`); `size` makes the disk that large (`--size`), the root partition
     /// taking the room after its file system, which the disk file leaves as a hole.
-    public static func write(boot: String, root: String, diskSignature: UInt32? = nil, mbrCode customCode: String? = nil,
-                             size: Int64? = nil, to path: String, force: Bool) throws -> (sha256: String, bytes: Int64) {
+    public static func write(
+        boot: String, root: String, diskSignature: UInt32? = nil, mbrCode customCode: String? = nil,
+        size: Int64? = nil, to path: String, force: Bool
+    ) throws -> (sha256: String, bytes: Int64) {
         let code: Data
         if let customCode {
             guard let data = FileManager.default.contents(atPath: customCode) else {
                 throw InputError("cannot read the MBR boot code \(customCode)", hint: "check the --mbr-file path")
             }
             // Bytes 440 on hold the disk signature and the partition table, which are the image's own.
-            guard !data.isEmpty, data.count <= 440 || (data.count == 512 && data[510] == 0x55 && data[511] == 0xAA) else {
-                throw InputError("--mbr-file \(customCode) is \(data.count) bytes; MBR boot code is at most 440 bytes (or a 512-byte sector ending in 55 AA)",
-                                 hint: "use a boot code file such as syslinux's mbr.bin")
+            guard !data.isEmpty, data.count <= 440 || (data.count == 512 && data[510] == 0x55 && data[511] == 0xAA)
+            else {
+                throw InputError(
+                    "--mbr-file \(customCode) is \(data.count) bytes; MBR boot code is at most 440 bytes (or a 512-byte sector ending in 55 AA)",
+                    hint: "use a boot code file such as syslinux's mbr.bin")
             }
             code = data.prefix(440)
         } else {
@@ -57,8 +62,11 @@ public enum DiskImage {
         var layout = layout(bootSize: bootFile.size, rootSize: rootFile.size)
         if let size {
             guard size / 512 * 512 >= layout.total else {
-                throw InputError("--size \(size) bytes is too small: this image needs at least \(layout.total) bytes (\((layout.total + (1 << 20) - 1) >> 20) MiB)",
-                                 hint: "pass --size \((layout.total + (1 << 20) - 1) >> 20)M or more, or drop --size for the smallest image")
+                throw InputError(
+                    "--size \(size) bytes is too small: this image needs at least \(layout.total) bytes (\((layout.total + (1 << 20) - 1) >> 20) MiB)",
+                    hint:
+                        "pass --size \((layout.total + (1 << 20) - 1) >> 20)M or more, or drop --size for the smallest image"
+                )
             }
             guard (size / 512 - layout.rootStart / 512) <= Int64(UInt32.max) else {
                 throw InputError("--size \(size) bytes is more than an MBR partition can hold (2 TiB)")
@@ -66,12 +74,17 @@ public enum DiskImage {
             layout.rootSize = size / 512 * 512 - layout.rootStart
         }
         let signature = try diskSignature ?? Self.diskSignature(root: root)
-        let mbr = try MBR(bootCode: Array(code.prefix(440)), diskSignature: signature, partitions: [
-            .init(active: true, type: MBR.Partition.fat32LBA, firstSector: UInt32(layout.bootStart / 512),
-                  sectorCount: UInt32(layout.bootSize / 512)),
-            .init(active: false, type: MBR.Partition.linux, firstSector: UInt32(layout.rootStart / 512),
-                  sectorCount: UInt32(layout.rootSize / 512)),
-        ]).encode()
+        let mbr = try MBR(
+            bootCode: Array(code.prefix(440)), diskSignature: signature,
+            partitions: [
+                .init(
+                    active: true, type: MBR.Partition.fat32LBA, firstSector: UInt32(layout.bootStart / 512),
+                    sectorCount: UInt32(layout.bootSize / 512)),
+                .init(
+                    active: false, type: MBR.Partition.linux, firstSector: UInt32(layout.rootStart / 512),
+                    sectorCount: UInt32(layout.rootSize / 512))
+            ]
+        ).encode()
 
         let output = try AtomicOutput(path: path, force: force)
         var committed = false

@@ -26,7 +26,9 @@ public struct Ext4Image {
         let entries = tree.entries()
         let contents = scratch + "/ext4-content"
         guard !contents.contains("\""), !contents.contains("\n") else {
-            throw InputError("the scratch directory \(scratch) has a quote or newline in its path", hint: "set TMPDIR to a plain path")
+            throw InputError(
+                "the scratch directory \(scratch) has a quote or newline in its path",
+                hint: "set TMPDIR to a plain path")
         }
         try FileManager.default.createDirectory(atPath: contents, withIntermediateDirectories: true)
 
@@ -40,8 +42,9 @@ public struct Ext4Image {
         var counter = 0
         func quoted(_ path: String) throws -> String {
             guard !path.contains("\""), !path.contains("\n"), !path.contains("\\") else {
-                throw UnsupportedError("/\(path): names with quotes, backslashes or newlines cannot be written to an ext4 root yet",
-                                       hint: "use the default SquashFS root (--root-fs squashfs)")
+                throw UnsupportedError(
+                    "/\(path): names with quotes, backslashes or newlines cannot be written to an ext4 root yet",
+                    hint: "use the default SquashFS root (--root-fs squashfs)")
             }
             return "\"/" + path + "\""
         }
@@ -75,8 +78,9 @@ public struct Ext4Image {
                 identity.append(entry.path + ":" + (try SHA256Hex.of(file: file)))
             case .symlink(let linkTarget):
                 guard !linkTarget.contains("\""), !linkTarget.contains("\n") else {
-                    throw UnsupportedError("/\(entry.path): symlink targets with quotes or newlines cannot be written to an ext4 root yet",
-                                           hint: "use the default SquashFS root")
+                    throw UnsupportedError(
+                        "/\(entry.path): symlink targets with quotes or newlines cannot be written to an ext4 root yet",
+                        hint: "use the default SquashFS root")
                 }
                 script.append("symlink \(try enter(entry.path)) \"\(linkTarget)\"")
                 typeBits = 0o120000
@@ -125,32 +129,41 @@ public struct Ext4Image {
         var environment = ProcessInfo.processInfo.environment
         environment["E2FSPROGS_FAKE_TIME"] = String(max(epoch, 1))
         try? FileManager.default.removeItem(atPath: output)
-        try HostCommand.run(mke2fs, ["-q", "-F", "-t", "ext4", "-b", "4096", "-L", "gvlt-root", "-U", uuid, "-N", String(inodes),
-                                     "-O", "^has_journal,^metadata_csum", "-E", "hash_seed=\(uuid),lazy_itable_init=0,root_owner=0:0",
-                                     output, String(bytes / 1024) + "k"], environment: environment)
+        try HostCommand.run(
+            mke2fs,
+            [
+                "-q", "-F", "-t", "ext4", "-b", "4096", "-L", "gvlt-root", "-U", uuid, "-N", String(inodes),
+                "-O", "^has_journal,^metadata_csum", "-E", "hash_seed=\(uuid),lazy_itable_init=0,root_owner=0:0",
+                output, String(bytes / 1024) + "k"
+            ], environment: environment)
         let scriptPath = scratch + "/ext4-populate.debugfs"
         try Data((script.joined(separator: "\n") + "\n").utf8).write(to: URL(fileURLWithPath: scriptPath))
         let result = try HostCommand.run(debugfs, ["-w", "-f", scriptPath, output], environment: environment)
         // debugfs exits 0 even when commands fail; it echoes each command as `debugfs: …`, and anything
         // else it prints (but its version banner and the inode numbers `write` allocates) is a failure.
         let problems = result.output.split(separator: "\n").filter { line in
-            !line.hasPrefix("debugfs ") && !line.hasPrefix("debugfs: ") && !line.hasPrefix("Allocated inode:") && !line.isEmpty
+            !line.hasPrefix("debugfs ") && !line.hasPrefix("debugfs: ") && !line.hasPrefix("Allocated inode:")
+                && !line.isEmpty
         }
         guard problems.isEmpty else {
-            throw HostCommand.Failed(command: ["debugfs", "-w", "-f", scriptPath], status: 0,
-                                     output: problems.prefix(20).joined(separator: "\n"),
-                                     hint: "the ext4 root could not be filled; the SquashFS root (the default) has no such limits")
+            throw HostCommand.Failed(
+                command: ["debugfs", "-w", "-f", scriptPath], status: 0,
+                output: problems.prefix(20).joined(separator: "\n"),
+                hint: "the ext4 root could not be filled; the SquashFS root (the default) has no such limits")
         }
         let check = try HostCommand.run(e2fsck, ["-fn", output], environment: environment, check: false)
         guard check.status == 0 else {
-            throw HostCommand.Failed(command: ["e2fsck", "-fn", output], status: check.status, output: check.output + "\n" + result.output,
-                                     hint: "the ext4 root could not be built; the SquashFS root (the default) has no such limits")
+            throw HostCommand.Failed(
+                command: ["e2fsck", "-fn", output], status: check.status, output: check.output + "\n" + result.output,
+                hint: "the ext4 root could not be built; the SquashFS root (the default) has no such limits")
         }
         try FileManager.default.removeItem(atPath: contents)
     }
 
     static func uuid(_ hex: String) -> String {
         let h = Array(hex.prefix(32))
-        return [String(h[0..<8]), String(h[8..<12]), "4" + String(h[13..<16]), "8" + String(h[17..<20]), String(h[20..<32])].joined(separator: "-")
+        return [
+            String(h[0..<8]), String(h[8..<12]), "4" + String(h[13..<16]), "8" + String(h[17..<20]), String(h[20..<32])
+        ].joined(separator: "-")
     }
 }

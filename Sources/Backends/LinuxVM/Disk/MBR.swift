@@ -32,7 +32,9 @@ public struct MBR: Equatable, Sendable {
     }
 
     public func encode() throws -> [UInt8] {
-        guard bootCode.count <= 440 else { throw InputError("MBR boot code is \(bootCode.count) bytes; at most 440 fit") }
+        guard bootCode.count <= 440 else {
+            throw InputError("MBR boot code is \(bootCode.count) bytes; at most 440 fit")
+        }
         guard partitions.count <= 4 else { throw InputError("an MBR holds at most 4 primary partitions") }
         var sector = [UInt8](repeating: 0, count: 512)
         sector.replaceSubrange(0..<bootCode.count, with: bootCode)
@@ -61,8 +63,10 @@ public struct MBR: Equatable, Sendable {
             let base = 446 + index * 16
             let type = sector[base + 4]
             guard type != 0 else { continue }
-            partitions.append(Partition(active: sector[base] == 0x80, type: type, firstSector: get32(sector, base + 8),
-                                        sectorCount: get32(sector, base + 12)))
+            partitions.append(
+                Partition(
+                    active: sector[base] == 0x80, type: type, firstSector: get32(sector, base + 8),
+                    sectorCount: get32(sector, base + 12)))
         }
         return MBR(bootCode: Array(sector[0..<440]), diskSignature: get32(sector, 440), partitions: partitions)
     }

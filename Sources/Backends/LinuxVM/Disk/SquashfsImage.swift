@@ -12,7 +12,8 @@ public struct SquashfsImage {
     public static let tar2sqfs = HostTool("tar2sqfs", apt: "squashfs-tools-ng", purpose: "SquashFS root file systems")
     public static let mksquashfs = HostTool("mksquashfs", apt: "squashfs-tools", purpose: "SquashFS root file systems")
 
-    public init(compressor: RootFilesystem.SquashfsCompressor, jobs: Int = ProcessInfo.processInfo.activeProcessorCount) {
+    public init(compressor: RootFilesystem.SquashfsCompressor, jobs: Int = ProcessInfo.processInfo.activeProcessorCount)
+    {
         self.compressor = compressor
         self.jobs = max(1, jobs)
     }
@@ -25,10 +26,13 @@ public struct SquashfsImage {
             arguments = ["-q", "-f", "-s", "-c", compressor.rawValue, "-j", String(jobs), output]
         } else if let mksquashfs = Self.mksquashfs.locate() {
             tool = mksquashfs
-            arguments = ["-", output, "-tar", "-noappend", "-quiet", "-no-progress", "-comp", compressor.rawValue,
-                         "-processors", String(jobs), "-mkfs-time", "0"]
+            arguments = [
+                "-", output, "-tar", "-noappend", "-quiet", "-no-progress", "-comp", compressor.rawValue,
+                "-processors", String(jobs), "-mkfs-time", "0"
+            ]
         } else {
-            throw MissingToolError(tool: "tar2sqfs", aptPackage: "squashfs-tools-ng", purpose: "SquashFS root file systems")
+            throw MissingToolError(
+                tool: "tar2sqfs", aptPackage: "squashfs-tools-ng", purpose: "SquashFS root file systems")
         }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: tool)
@@ -53,7 +57,8 @@ public struct SquashfsImage {
         }
         var streamError: Error?
         do {
-            try TarExporter().stream(tree, to: input.fileHandleForWriting.fileDescriptor, label: "the root tree for \(tool)")
+            try TarExporter().stream(
+                tree, to: input.fileHandleForWriting.fileDescriptor, label: "the root tree for \(tool)")
         } catch {
             streamError = error
         }
@@ -62,8 +67,9 @@ public struct SquashfsImage {
         drained.wait()
         let text = String(decoding: collected.data, as: UTF8.self)
         guard process.terminationStatus == 0 else {
-            throw HostCommand.Failed(command: [URL(fileURLWithPath: tool).lastPathComponent] + arguments, status: process.terminationStatus,
-                                     output: text, hint: "the root tree could not be packed as SquashFS")
+            throw HostCommand.Failed(
+                command: [URL(fileURLWithPath: tool).lastPathComponent] + arguments, status: process.terminationStatus,
+                output: text, hint: "the root tree could not be packed as SquashFS")
         }
         if let streamError { throw streamError }
     }

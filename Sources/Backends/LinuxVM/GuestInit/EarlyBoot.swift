@@ -38,14 +38,17 @@ enum EarlyBoot {
             found = findRoot(reasons: &reasons)
             if found != nil { break }
             if scan.hasMoreTargets && (!SCSIScan.hasDevices || System.monotonicMilliseconds() - start > 250),
-               scan.scanNextTarget() {
+                scan.scanNextTarget()
+            {
                 continue
             }
             System.sleepMilliseconds(10)
         }
         guard let device = found else {
             let seen = System.listDirectory("/sys/class/block").joined(separator: ", ")
-            throw InitError("no root partition found: none of \(seen) holds a gvlt root file system" + (reasons.isEmpty ? "" : " (\(reasons.joined(separator: "; ")))"))
+            throw InitError(
+                "no root partition found: none of \(seen) holds a gvlt root file system"
+                    + (reasons.isEmpty ? "" : " (\(reasons.joined(separator: "; ")))"))
         }
         Console.say("root file system on \(device)")
 
@@ -54,7 +57,9 @@ enum EarlyBoot {
         try System.mount("/dev", newRoot + "/dev", nil, flags: UInt(MS_MOVE))
         guard chdir(newRoot) == 0 else { throw InitError("chdir \(newRoot): \(Console.errnoText())") }
         try System.mount(".", "/", nil, flags: UInt(MS_MOVE))
-        guard chroot(".") == 0, chdir("/") == 0 else { throw InitError("cannot switch to the root file system: \(Console.errnoText())") }
+        guard chroot(".") == 0, chdir("/") == 0 else {
+            throw InitError("cannot switch to the root file system: \(Console.errnoText())")
+        }
         try startCustomInit()
     }
 
@@ -89,7 +94,9 @@ enum EarlyBoot {
                     do {
                         try System.mount(device, newRoot, fstype, flags: 0)
                     } catch {
-                        Console.say("root file system not mounted read-write (\(error.message)); the disk is read-only, as on a worker, so it is mounted read-only")
+                        Console.say(
+                            "root file system not mounted read-write (\(error.message)); the disk is read-only, as on a worker, so it is mounted read-only"
+                        )
                         try System.mount(device, newRoot, fstype, flags: UInt(MS_RDONLY))
                     }
                 } else {

@@ -30,7 +30,8 @@ struct KernelCommandLine {
             if word == "rw" { readWrite = true }
             if word == "ro" { readWrite = false }
             guard let dot = word.firstIndex(of: "."), let equals = word.firstIndex(of: "="), dot < equals,
-                  dot > word.startIndex else { continue }
+                dot > word.startIndex
+            else { continue }
             moduleParameters.append((Self.underscored(String(word[..<dot])), String(word[word.index(after: dot)...])))
         }
     }

@@ -26,7 +26,9 @@ enum NvidiaSetup {
             switch parts[0] {
             case "driver": config.driver = parts[1]
             case "require-gpu":
-                guard parts[1] == "yes" || parts[1] == "no" else { throw InitError("\(configPath): line \(number): require-gpu is yes or no") }
+                guard parts[1] == "yes" || parts[1] == "no" else {
+                    throw InitError("\(configPath): line \(number): require-gpu is yes or no")
+                }
                 config.requireGPU = parts[1] == "yes"
             case "module": config.modules.append(parts[1])
             default: throw InitError("\(configPath): line \(number): unknown key `\(parts[0])`")
@@ -54,7 +56,9 @@ enum NvidiaSetup {
                 // Loading nvidia.ko is where a missing GPU shows: the driver probes and finds none.
                 if name == "nvidia" && error == ENODEV {
                     let message = "no NVIDIA GPU found: the NVIDIA \(config.driver) driver found no device to drive"
-                    if config.requireGPU { throw InitError(message + ", and this image requires one (built with --require-gpu)") }
+                    if config.requireGPU {
+                        throw InitError(message + ", and this image requires one (built with --require-gpu)")
+                    }
                     Console.say("nvidia: " + message + "; running the program without a GPU")
                     return
                 }

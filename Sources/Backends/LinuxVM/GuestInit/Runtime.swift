@@ -15,8 +15,12 @@ struct Runtime {
     var debugExit: RuntimeConfig.DebugExit?
 
     mutating func defaultMounts() throws(InitError) {
-        if !cinit_exists("/proc/self") { try System.mount("proc", "/proc", "proc", flags: UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC)) }
-        if !cinit_exists("/sys/kernel") { try System.mount("sysfs", "/sys", "sysfs", flags: UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC)) }
+        if !cinit_exists("/proc/self") {
+            try System.mount("proc", "/proc", "proc", flags: UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC))
+        }
+        if !cinit_exists("/sys/kernel") {
+            try System.mount("sysfs", "/sys", "sysfs", flags: UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC))
+        }
         if !cinit_exists("/dev/null") { try System.mount("devtmpfs", "/dev", "devtmpfs", flags: UInt(MS_NOSUID)) }
         // Started by the kernel straight from a root without /dev/console (no initramfs), PID 1 has no
         // stdin/stdout/stderr; give it the console now that devtmpfs provides one.
@@ -30,7 +34,8 @@ struct Runtime {
         System.makeDirectory("/dev/shm")
         try System.mount("shm", "/dev/shm", "tmpfs", flags: UInt(MS_NOSUID | MS_NODEV))
         System.makeDirectory("/dev/pts")
-        try System.mount("devpts", "/dev/pts", "devpts", flags: UInt(MS_NOSUID | MS_NOEXEC), data: "gid=5,mode=620,ptmxmode=666")
+        try System.mount(
+            "devpts", "/dev/pts", "devpts", flags: UInt(MS_NOSUID | MS_NOEXEC), data: "gid=5,mode=620,ptmxmode=666")
         try System.mount("tmpfs", "/run", "tmpfs", flags: UInt(MS_NOSUID | MS_NODEV), data: "mode=755")
         try System.mount("tmpfs", "/tmp", "tmpfs", flags: UInt(MS_NOSUID | MS_NODEV), data: "mode=1777")
     }
@@ -56,7 +61,9 @@ struct Runtime {
         for command in config.bootcmd {
             guard !command.isEmpty else { continue }
             let status = try spawnAndWait(command)
-            guard status == 0 else { throw InitError("bootcmd `\(command.joined(separator: " "))` failed with status \(status)") }
+            guard status == 0 else {
+                throw InitError("bootcmd `\(command.joined(separator: " "))` failed with status \(status)")
+            }
         }
         // A command comes with its args. Args alone replace the image's only when there are some: the
         // worker writes `args: []` next to `command: null`, which must keep the image's own args.
@@ -83,7 +90,9 @@ struct Runtime {
             return nil
         }
         guard cinit_is_directory(root) else {
-            throw InitError("kernel module \(name) was requested, but the image has no modules for kernel \(String(cString: cinit_release())) in \(root)")
+            throw InitError(
+                "kernel module \(name) was requested, but the image has no modules for kernel \(String(cString: cinit_release())) in \(root)"
+            )
         }
         guard let path = search(root) else { throw InitError("kernel module \(name) is not in \(root)") }
         try System.loadModule(path)
@@ -133,4 +142,3 @@ enum Outcome {
     case signaled(Int32)
     case initFailed(String)
 }
-

@@ -29,23 +29,31 @@ struct RuntimeConfig {
     var bootcmd: [[String]] = []
     var followConfig: String?
 
-    static let keys = ["version", "command", "args", "env", "working-dir", "mounts", "default-mounts", "kernel-modules",
-                       "debug-exit", "bootcmd", "follow-config"]
+    static let keys = [
+        "version", "command", "args", "env", "working-dir", "mounts", "default-mounts", "kernel-modules",
+        "debug-exit", "bootcmd", "follow-config"
+    ]
 
     init(node: YAMLNode, file: String) throws(InitError) {
         guard case .mapping(let allFields, _) = node else { throw InitError("\(file): the config must be a mapping") }
         // A null value is the same as an absent key (serde_yaml writes every unset field as null).
         let fields = allFields.filter { if case .null = $0.value { return false } else { return true } }
         for field in fields where !Self.keys.contains(field.key) {
-            throw InitError("\(file): line \(field.value.line): unknown key `\(field.key)` (valid: \(Self.keys.joined(separator: ", ")))")
+            throw InitError(
+                "\(file): line \(field.value.line): unknown key `\(field.key)` (valid: \(Self.keys.joined(separator: ", ")))"
+            )
         }
         func value(_ key: String) -> YAMLNode? { fields.first { $0.key == key }?.value }
         func string(_ node: YAMLNode, _ what: String) throws(InitError) -> String {
-            guard case .scalar(let text, _) = node else { throw InitError("\(file): line \(node.line): \(what) must be text, not \(node.kindName)") }
+            guard case .scalar(let text, _) = node else {
+                throw InitError("\(file): line \(node.line): \(what) must be text, not \(node.kindName)")
+            }
             return text
         }
         func strings(_ node: YAMLNode, _ what: String) throws(InitError) -> [String] {
-            guard case .sequence(let items, _) = node else { throw InitError("\(file): line \(node.line): \(what) must be a list") }
+            guard case .sequence(let items, _) = node else {
+                throw InitError("\(file): line \(node.line): \(what) must be a list")
+            }
             var out: [String] = []
             for item in items { out.append(try string(item, "an item of \(what)")) }
             return out
@@ -70,20 +78,30 @@ struct RuntimeConfig {
                 }
                 let (product, overflow1) = result.multipliedReportingOverflow(by: radix)
                 let (sum, overflow2) = product.addingReportingOverflow(digit)
-                guard !overflow1, !overflow2, sum <= max else { throw InitError("\(file): line \(node.line): \(what) is too large") }
+                guard !overflow1, !overflow2, sum <= max else {
+                    throw InitError("\(file): line \(node.line): \(what) is too large")
+                }
                 result = sum
             }
             return result
         }
-        func object(_ node: YAMLNode, _ what: String, allowed: [String]) throws(InitError) -> [(key: String, value: YAMLNode)] {
-            guard case .mapping(let allItems, _) = node else { throw InitError("\(file): line \(node.line): \(what) must be a mapping") }
+        func object(_ node: YAMLNode, _ what: String, allowed: [String]) throws(InitError) -> [(
+            key: String, value: YAMLNode
+        )] {
+            guard case .mapping(let allItems, _) = node else {
+                throw InitError("\(file): line \(node.line): \(what) must be a mapping")
+            }
             let items = allItems.filter { if case .null = $0.value { return false } else { return true } }
             for item in items where !allowed.contains(item.key) {
-                throw InitError("\(file): line \(item.value.line): unknown key `\(item.key)` in \(what) (valid: \(allowed.joined(separator: ", ")))")
+                throw InitError(
+                    "\(file): line \(item.value.line): unknown key `\(item.key)` in \(what) (valid: \(allowed.joined(separator: ", ")))"
+                )
             }
             return items
         }
-        func field(_ items: [(key: String, value: YAMLNode)], _ key: String) -> YAMLNode? { items.first { $0.key == key }?.value }
+        func field(_ items: [(key: String, value: YAMLNode)], _ key: String) -> YAMLNode? {
+            items.first { $0.key == key }?.value
+        }
 
         guard let versionNode = value("version") else { throw InitError("\(file): missing required key `version`") }
         version = try string(versionNode, "version")
@@ -96,9 +114,13 @@ struct RuntimeConfig {
             }
             numbers.append(number)
         }
-        guard (1...3).contains(numbers.count) else { throw InitError("\(file): version `\(version)` is not MAJOR[.MINOR[.PATCH]]") }
+        guard (1...3).contains(numbers.count) else {
+            throw InitError("\(file): version `\(version)` is not MAJOR[.MINOR[.PATCH]]")
+        }
         while numbers.count < 3 { numbers.append(0) }
-        guard numbers[0] == 1 else { throw InitError("\(file): config version \(version) is not supported (major version must be 1)") }
+        guard numbers[0] == 1 else {
+            throw InitError("\(file): config version \(version) is not supported (major version must be 1)")
+        }
         guard numbers[1] < 1 || (numbers[1] == 1 && numbers[2] == 0) else {
             throw InitError("\(file): config version \(version) is newer than this init supports (1.1.0)")
         }
@@ -106,7 +128,9 @@ struct RuntimeConfig {
         if let node = value("command") { command = try string(node, "command") }
         if let node = value("args") { args = try strings(node, "args") }
         if let node = value("env") {
-            guard case .sequence(let items, _) = node else { throw InitError("\(file): line \(node.line): env must be a list") }
+            guard case .sequence(let items, _) = node else {
+                throw InitError("\(file): line \(node.line): env must be a list")
+            }
             for item in items {
                 let pair = try object(item, "an env entry", allowed: ["key", "value"])
                 guard let key = field(pair, "key"), let value = field(pair, "value") else {
@@ -117,16 +141,22 @@ struct RuntimeConfig {
         }
         if let node = value("working-dir") { workingDir = try string(node, "working-dir") }
         if let node = value("mounts") {
-            guard case .sequence(let items, _) = node else { throw InitError("\(file): line \(node.line): mounts must be a list") }
+            guard case .sequence(let items, _) = node else {
+                throw InitError("\(file): line \(node.line): mounts must be a list")
+            }
             for item in items {
                 let mount = try object(item, "a mount", allowed: ["source", "target", "fstype", "flags", "data"])
                 guard let source = field(mount, "source"), let target = field(mount, "target") else {
                     throw InitError("\(file): line \(item.line): a mount needs `source` and `target`")
                 }
-                mounts.append(Mount(source: try string(source, "mount source"), target: try string(target, "mount target"),
-                                    fstype: try field(mount, "fstype").map { (n) throws(InitError) in try string(n, "fstype") },
-                                    flags: try field(mount, "flags").map { (n) throws(InitError) in try integer(n, "flags", max: UInt64.max) } ?? 0,
-                                    data: try field(mount, "data").map { (n) throws(InitError) in try string(n, "data") }))
+                mounts.append(
+                    Mount(
+                        source: try string(source, "mount source"), target: try string(target, "mount target"),
+                        fstype: try field(mount, "fstype").map { (n) throws(InitError) in try string(n, "fstype") },
+                        flags: try field(mount, "flags").map { (n) throws(InitError) in
+                            try integer(n, "flags", max: UInt64.max)
+                        } ?? 0,
+                        data: try field(mount, "data").map { (n) throws(InitError) in try string(n, "data") }))
             }
         }
         if let node = value("default-mounts") {
@@ -139,21 +169,28 @@ struct RuntimeConfig {
         if let node = value("kernel-modules") { kernelModules = try strings(node, "kernel-modules") }
         if let node = value("debug-exit") {
             let items = try object(node, "debug-exit", allowed: ["arch", "iobase", "iosize", "success-code"])
-            guard let arch = field(items, "arch"), let iobase = field(items, "iobase"), let iosize = field(items, "iosize"),
-                  let code = field(items, "success-code") else {
+            guard let arch = field(items, "arch"), let iobase = field(items, "iobase"),
+                let iosize = field(items, "iosize"),
+                let code = field(items, "success-code")
+            else {
                 throw InitError("\(file): line \(node.line): debug-exit needs arch, iobase, iosize and success-code")
             }
-            guard try string(arch, "debug-exit arch") == "x86" else { throw InitError("\(file): line \(arch.line): debug-exit arch must be x86") }
+            guard try string(arch, "debug-exit arch") == "x86" else {
+                throw InitError("\(file): line \(arch.line): debug-exit arch must be x86")
+            }
             let success = UInt32(try integer(code, "success-code", max: 0xffff_ffff))
             // QEMU exits with (value << 1) | 1: only odd codes above 1 can be produced.
             guard success > 1, success % 2 == 1 else {
                 throw InitError("\(file): line \(code.line): debug-exit success-code must be odd and greater than 1")
             }
-            debugExit = DebugExit(iobase: UInt16(try integer(iobase, "iobase", max: 0xffff)),
-                                  iosize: UInt16(try integer(iosize, "iosize", max: 4)), successCode: success)
+            debugExit = DebugExit(
+                iobase: UInt16(try integer(iobase, "iobase", max: 0xffff)),
+                iosize: UInt16(try integer(iosize, "iosize", max: 4)), successCode: success)
         }
         if let node = value("bootcmd") {
-            guard case .sequence(let items, _) = node else { throw InitError("\(file): line \(node.line): bootcmd must be a list of commands") }
+            guard case .sequence(let items, _) = node else {
+                throw InitError("\(file): line \(node.line): bootcmd must be a list of commands")
+            }
             for item in items { bootcmd.append(try strings(item, "a bootcmd command")) }
         }
         if let node = value("follow-config") { followConfig = try string(node, "follow-config") }

@@ -2,7 +2,9 @@ import CInit
 
 /// Thin wrappers over the system calls the init makes, with errors that name what failed.
 enum System {
-    static func mount(_ source: String, _ target: String, _ fstype: String?, flags: UInt = 0, data: String? = nil) throws(InitError) {
+    static func mount(_ source: String, _ target: String, _ fstype: String?, flags: UInt = 0, data: String? = nil)
+        throws(InitError)
+    {
         let result: Int32
         if let data {
             result = data.withCString { CInit.mount(source, target, fstype, flags, $0) }

@@ -25,7 +25,9 @@ enum YAMLNode {
 
     static func parse(_ bytes: [UInt8], file: String) throws(InitError) -> YAMLNode {
         var parser = yaml_parser_t()
-        guard yaml_parser_initialize(&parser) != 0 else { throw InitError("\(file): cannot initialize the YAML parser") }
+        guard yaml_parser_initialize(&parser) != 0 else {
+            throw InitError("\(file): cannot initialize the YAML parser")
+        }
         defer { yaml_parser_delete(&parser) }
         var input = bytes
         return try input.withUnsafeMutableBufferPointer { (buffer) throws(InitError) -> YAMLNode in
@@ -47,7 +49,10 @@ enum YAMLNode {
                 case YAML_SCALAR_EVENT:
                     var length = 0
                     let pointer = cinit_event_scalar(&event, &length)
-                    let text = pointer.map { String(decoding: UnsafeRawBufferPointer(start: $0, count: length), as: UTF8.self) } ?? ""
+                    let text =
+                        pointer.map {
+                            String(decoding: UnsafeRawBufferPointer(start: $0, count: length), as: UTF8.self)
+                        } ?? ""
                     let plain = cinit_event_scalar_plain(&event) != 0
                     if plain && ["", "~", "null", "Null", "NULL"].contains(text) {
                         finished = .null(line: line)
@@ -60,8 +65,10 @@ enum YAMLNode {
                     stack.append((true, [], [], nil, line))
                 case YAML_SEQUENCE_END_EVENT, YAML_MAPPING_END_EVENT:
                     let top = stack.removeLast()
-                    finished = top.isMapping ? .mapping(Array(zip(top.keys, top.items)).map { (key: $0.0, value: $0.1) }, line: top.line)
-                                             : .sequence(top.items, line: top.line)
+                    finished =
+                        top.isMapping
+                        ? .mapping(Array(zip(top.keys, top.items)).map { (key: $0.0, value: $0.1) }, line: top.line)
+                        : .sequence(top.items, line: top.line)
                 case YAML_ALIAS_EVENT:
                     throw InitError("\(file): line \(line): YAML aliases are not supported in runtime configs")
                 default:
@@ -78,7 +85,9 @@ enum YAMLNode {
                         stack[stack.count - 1].items.append(node)
                         stack[stack.count - 1].pendingKey = nil
                     } else {
-                        guard case .scalar(let key, _) = node else { throw InitError("\(file): line \(line): mapping keys must be plain text") }
+                        guard case .scalar(let key, _) = node else {
+                            throw InitError("\(file): line \(line): mapping keys must be plain text")
+                        }
                         stack[stack.count - 1].pendingKey = key
                     }
                 } else {

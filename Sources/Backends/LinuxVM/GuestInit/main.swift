@@ -25,7 +25,9 @@ func supervise(_ runtime: Runtime) throws(InitError) -> Outcome {
                 let pid = waitpid(-1, &status, WNOHANG)
                 if pid <= 0 { break }
                 if pid == main {
-                    outcome = cinit_wifexited(status) != 0 ? .exited(cinit_wexitstatus(status)) : .signaled(cinit_wtermsig(status))
+                    outcome =
+                        cinit_wifexited(status) != 0
+                        ? .exited(cinit_wexitstatus(status)) : .signaled(cinit_wtermsig(status))
                 }
             }
         case SIGTERM, SIGINT, SIGHUP:

@@ -40,7 +40,8 @@ public struct NvidiaReport: Codable, Sendable {
 }
 
 public enum ImageInspector {
-    static let unsquashfs = HostTool("unsquashfs", apt: "squashfs-tools", purpose: "reading the root of linuxvm images (gvlt inspect)")
+    static let unsquashfs = HostTool(
+        "unsquashfs", apt: "squashfs-tools", purpose: "reading the root of linuxvm images (gvlt inspect)")
 
     static let compressors: [UInt16: String] = [1: "gzip", 2: "lzma", 3: "lzo", 4: "xz", 5: "lz4", 6: "zstd"]
 
@@ -52,32 +53,47 @@ public enum ImageInspector {
         do {
             mbr = try MBR.decode(sector)
         } catch {
-            throw InputError("\(path) is not a Firestarter image: it has no MBR partition table", hint: "inspect images made by `gvlt build --backend linuxvm`")
+            throw InputError(
+                "\(path) is not a Firestarter image: it has no MBR partition table",
+                hint: "inspect images made by `gvlt build --backend linuxvm`")
         }
         guard mbr.partitions.count == 2 else {
-            throw InputError("\(path) is not a Firestarter image: it has \(mbr.partitions.count) partitions, not a boot and a root partition")
+            throw InputError(
+                "\(path) is not a Firestarter image: it has \(mbr.partitions.count) partitions, not a boot and a root partition"
+            )
         }
         let partitions = mbr.partitions.enumerated().map { index, partition in
-            ImageReport.Partition(number: index + 1, active: partition.active,
-                                  type: partition.type == MBR.Partition.fat32LBA ? "FAT32 (LBA)" : partition.type == MBR.Partition.linux ? "Linux" : String(format: "0x%02x", partition.type),
-                                  start: Int64(partition.firstSector) * 512, size: Int64(partition.sectorCount) * 512)
+            ImageReport.Partition(
+                number: index + 1, active: partition.active,
+                type: partition.type == MBR.Partition.fat32LBA
+                    ? "FAT32 (LBA)"
+                    : partition.type == MBR.Partition.linux ? "Linux" : String(format: "0x%02x", partition.type),
+                start: Int64(partition.firstSector) * 512, size: Int64(partition.sectorCount) * 512)
         }
-        var report = ImageReport(image: path, sha256: "sha256:" + (try SHA256Hex.of(file: path)), bytes: file.size, partitions: partitions,
-                                 rootFilesystem: "unknown")
+        var report = ImageReport(
+            image: path, sha256: "sha256:" + (try SHA256Hex.of(file: path)), bytes: file.size, partitions: partitions,
+            rootFilesystem: "unknown")
 
         // Boot partition, through mtools' image@@offset addressing.
         if let mcopy = HostTool("mcopy", apt: "mtools", purpose: "gvlt inspect").locate() {
             let boot = "\(path)@@\(partitions[0].start)"
             let environment = ProcessInfo.processInfo.environment.merging(["MTOOLS_SKIP_CHECK": "1"]) { $1 }
-            if (try? HostCommand.run(mcopy, ["-n", "-i", boot, "::/vmlinuz", scratch + "/vmlinuz"], environment: environment)) != nil {
+            if (try? HostCommand.run(
+                mcopy, ["-n", "-i", boot, "::/vmlinuz", scratch + "/vmlinuz"], environment: environment)) != nil
+            {
                 report.kernelRelease = try? BzImage.release(of: scratch + "/vmlinuz")
             }
-            if (try? HostCommand.run(mcopy, ["-n", "-i", boot, "::/syslinux.cfg", scratch + "/syslinux.cfg"], environment: environment)) != nil,
-               let text = try? String(contentsOfFile: scratch + "/syslinux.cfg", encoding: .utf8) {
+            if (try? HostCommand.run(
+                mcopy, ["-n", "-i", boot, "::/syslinux.cfg", scratch + "/syslinux.cfg"], environment: environment))
+                != nil,
+                let text = try? String(contentsOfFile: scratch + "/syslinux.cfg", encoding: .utf8)
+            {
                 report.kernelCommandLine = text.split(separator: "\n").first { $0.contains("APPEND") }
                     .map { $0.trimmingCharacters(in: .whitespaces).dropFirst("APPEND ".count) }.map(String.init)
             }
-            if (try? HostCommand.run(mcopy, ["-n", "-i", boot, "::/initrd.img", scratch + "/initrd.img"], environment: environment)) != nil {
+            if (try? HostCommand.run(
+                mcopy, ["-n", "-i", boot, "::/initrd.img", scratch + "/initrd.img"], environment: environment)) != nil
+            {
                 report.initramfsModules = try? modules(inInitramfs: scratch + "/initrd.img")
             }
         }
@@ -86,13 +102,15 @@ public enum ImageInspector {
         let root = partitions[1]
         var magic = [UInt8](repeating: 0, count: 48)
         _ = try magic.withUnsafeMutableBytes { try file.read(into: $0, at: root.start) }
-        if magic.prefix(4) == [0x68, 0x73, 0x71, 0x73] {   // "hsqs"
+        if magic.prefix(4) == [0x68, 0x73, 0x71, 0x73] {  // "hsqs"
             report.rootFilesystem = "squashfs"
             report.rootCompressor = compressors[UInt16(magic[20]) | UInt16(magic[21]) << 8] ?? "unknown"
             report.rootBytes = (0..<8).reduce(Int64(0)) { $0 | Int64(magic[40 + $1]) << (8 * Int64($1)) }
             if let unsquashfs = Self.unsquashfs.locate() {
                 let offset = String(root.start)
-                report.bakedConfig = try? HostCommand.run(unsquashfs, ["-o", offset, "-cat", path, "etc/gvlt/config.yaml"]).output
+                report.bakedConfig = try? HostCommand.run(
+                    unsquashfs, ["-o", offset, "-cat", path, "etc/gvlt/config.yaml"]
+                ).output
                 // The init is binary: written to a file by unsquashfs and hashed from there.
                 let initCopy = scratch + "/init"
                 _ = FileManager.default.createFile(atPath: initCopy, contents: nil)
@@ -117,7 +135,8 @@ public enum ImageInspector {
     /// Reads /etc/gvlt/nvidia from a SquashFS root, then each module it lists (for its vermagic and
     /// version), and lists the firmware and driver libraries that are really there.
     static func nvidia(in image: String, offset: String, unsquashfs: String, scratch: String) throws -> NvidiaReport? {
-        guard let config = try? HostCommand.run(unsquashfs, ["-o", offset, "-cat", image, "etc/gvlt/nvidia"]).output else { return nil }
+        guard let config = try? HostCommand.run(unsquashfs, ["-o", offset, "-cat", image, "etc/gvlt/nvidia"]).output
+        else { return nil }
         var report = NvidiaReport(driverVersion: "unknown", requireGPU: false, modules: [], firmware: [], libraries: [])
         var modulePaths: [String] = []
         for line in config.split(separator: "\n") where !line.hasPrefix("#") {
@@ -134,7 +153,8 @@ public enum ImageInspector {
         try? FileManager.default.removeItem(atPath: extracted)
         let relative = modulePaths.map { String($0.drop { $0 == "/" }) }
         // -no-xattrs: the listed files only; -d: into our scratch directory.
-        _ = try? HostCommand.run(unsquashfs, ["-o", offset, "-no-xattrs", "-q", "-n", "-d", extracted, image] + relative)
+        _ = try? HostCommand.run(
+            unsquashfs, ["-o", offset, "-no-xattrs", "-q", "-n", "-d", extracted, image] + relative)
         for (path, file) in zip(modulePaths, relative) {
             let info = try? ModuleInfo(module: extracted + "/" + file)
             report.modules.append(.init(path: path, vermagic: info?.vermagic, version: info?.values("version").first))
@@ -154,7 +174,8 @@ public enum ImageInspector {
 
     static func modules(inInitramfs path: String) throws -> [String] {
         let file = try SharedFile.openReadOnly(path)
-        let reader = try ArchiveReader(format: .cpio, source: FileRangeSource(file: file, length: file.size), label: path)
+        let reader = try ArchiveReader(
+            format: .cpio, source: FileRangeSource(file: file, length: file.size), label: path)
         while let entry = try reader.nextHeader() {
             let header = try ArchiveEntryCoding.decode(entry)
             guard header.name == Initramfs.loadOrderPath else { continue }

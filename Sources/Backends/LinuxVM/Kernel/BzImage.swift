@@ -11,8 +11,9 @@ public enum BzImage {
         var header = [UInt8](repeating: 0, count: 0x210)
         let got = try header.withUnsafeMutableBytes { try file.read(into: $0, at: 0) }
         guard got == header.count, Array(header[0x202..<0x206]) == Array("HdrS".utf8) else {
-            throw InputError("\(path) is not an x86 kernel image (no boot protocol header)",
-                             hint: "pass a bzImage/vmlinuz built for x86_64")
+            throw InputError(
+                "\(path) is not an x86 kernel image (no boot protocol header)",
+                hint: "pass a bzImage/vmlinuz built for x86_64")
         }
         let pointer = Int(header[0x20E]) | Int(header[0x20F]) << 8
         var text = [UInt8](repeating: 0, count: 256)
@@ -30,12 +31,14 @@ public enum BzImage {
 public enum FileKernelProvider {
     public static func bundle(image: String, modules: String?, config: String?) throws -> KernelBundle {
         guard FileManager.default.fileExists(atPath: image) else {
-            throw InputError("kernel image \(image) does not exist", hint: "check the --kernel file:PATH (or --kernel-file) path")
+            throw InputError(
+                "kernel image \(image) does not exist", hint: "check the --kernel file:PATH (or --kernel-file) path")
         }
         let release = try BzImage.release(of: image)
         var modulesDirectory = modules
         if let modules, URL(fileURLWithPath: modules).lastPathComponent != release,
-           FileManager.default.fileExists(atPath: modules + "/" + release) {
+            FileManager.default.fileExists(atPath: modules + "/" + release)
+        {
             modulesDirectory = modules + "/" + release
         }
         let kernelConfig: KernelConfig
@@ -46,10 +49,12 @@ public enum FileKernelProvider {
             kernelConfig = KernelConfig(text: embedded.text)
             origin += " (config read from \(embedded.from))"
         } else {
-            throw InputError("kernel \(image) carries no config of its own (it was built without CONFIG_IKCONFIG)\(modulesDirectory == nil ? "" : ", and its modules tree has no configs.ko"), so gvlt cannot check what it supports",
-                             hint: "pass the kernel's .config with --kernel-config FILE, e.g. /boot/config-\(release)")
+            throw InputError(
+                "kernel \(image) carries no config of its own (it was built without CONFIG_IKCONFIG)\(modulesDirectory == nil ? "" : ", and its modules tree has no configs.ko"), so gvlt cannot check what it supports",
+                hint: "pass the kernel's .config with --kernel-config FILE, e.g. /boot/config-\(release)")
         }
-        return KernelBundle(release: release, image: image, config: kernelConfig, modulesDirectory: modulesDirectory, origin: origin)
+        return KernelBundle(
+            release: release, image: image, config: kernelConfig, modulesDirectory: modulesDirectory, origin: origin)
     }
 
     /// IKCONFIG=y puts the config in the image; IKCONFIG=m in `kernel/kernel/configs.ko`.
@@ -57,7 +62,8 @@ public enum FileKernelProvider {
         if let text = try EmbeddedKernelConfig.read(bzImage: image) { return (text, "the image") }
         if let modules {
             let module = modules + "/kernel/kernel/configs.ko"
-            if FileManager.default.fileExists(atPath: module), let text = try EmbeddedKernelConfig.read(module: module) {
+            if FileManager.default.fileExists(atPath: module), let text = try EmbeddedKernelConfig.read(module: module)
+            {
                 return (text, "configs.ko")
             }
         }

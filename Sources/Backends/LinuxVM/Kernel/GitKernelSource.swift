@@ -24,12 +24,19 @@ public struct GitKernelSource {
     /// The checkout's directory in the cache.
     public func checkout() throws -> String {
         let git = try Self.git.require()
-        let key = "kernels/git/" + (SHA256Hex.of(data: Data((url + "#" + (ref ?? "")).utf8))).prefix(16)
+        let key =
+            "kernels/git/" + (SHA256Hex.of(data: Data((url + "#" + (ref ?? "")).utf8))).prefix(16)
             + "-" + CacheDirectory.keyComponent(ref ?? "default")
         let entry = try cache.entry(key) { staging in
             try progress.step("cloning \(ref.map { "\($0) of " } ?? "")\(url)") {
-                _ = try HostCommand.run(git, ["clone", "--quiet", "--depth", "1"] + (ref.map { ["--branch", $0] } ?? []) + ["--", url, staging + "/tree"],
-                                    hint: "check --kernel-url and the version (a tag or branch of that repository, e.g. v6.10); offline, use --kernel source:DIR with a checkout, or --kernel debian")
+                _ = try HostCommand.run(
+                    git,
+                    ["clone", "--quiet", "--depth", "1"] + (ref.map { ["--branch", $0] } ?? []) + [
+                        "--", url, staging + "/tree"
+                    ],
+                    hint:
+                        "check --kernel-url and the version (a tag or branch of that repository, e.g. v6.10); offline, use --kernel source:DIR with a checkout, or --kernel debian"
+                )
             }
         }
         return entry + "/tree"

@@ -31,33 +31,45 @@ public enum KernelChoice: Equatable, Sendable {
     /// `url` is `--kernel-url`. gvltctl's versions map onto the providers: `latest` is Debian's
     /// current kernel unless a URL is given (then that repository's default branch), and any other
     /// bare version (`v6.10`) is that tag of the URL (default: torvalds/linux), built from source.
-    public static func parse(_ text: String, modules: String?, config: String?, url: String? = nil) throws -> KernelChoice {
+    public static func parse(_ text: String, modules: String?, config: String?, url: String? = nil) throws
+        -> KernelChoice
+    {
         let isProvider = text == "debian" || ["debian:", "file:", "source:"].contains { text.hasPrefix($0) }
         if let url, isProvider {
-            throw InputError("--kernel-url does not go with --kernel \(text)", hint: "give a version with it (--kernel v6.10 --kernel-url \(url)), or drop it")
+            throw InputError(
+                "--kernel-url does not go with --kernel \(text)",
+                hint: "give a version with it (--kernel v6.10 --kernel-url \(url)), or drop it")
         }
         if !isProvider {
             if modules != nil {
-                throw InputError("--kernel-modules does not go with --kernel \(text): the modules come from the build",
-                                 hint: "drop --kernel-modules, or pass a built kernel with --kernel file:PATH")
+                throw InputError(
+                    "--kernel-modules does not go with --kernel \(text): the modules come from the build",
+                    hint: "drop --kernel-modules, or pass a built kernel with --kernel file:PATH")
             }
             if text == "latest" { return url.map { .git(url: $0, ref: nil, config: config) } ?? .debian(version: nil) }
             // Without --kernel-url only a version (v6.10, 6.10-rc1) is taken for a tag, so that a
             // mistyped provider is an error rather than a clone; with it, any branch or tag.
             let versionLike = text.drop { $0 == "v" }.first?.isNumber == true
-            guard text.first.map({ $0.isLetter || $0.isNumber }) == true, !text.contains(" "), url != nil || versionLike else {
-                throw InputError("--kernel `\(text)` is not a kernel provider or version",
-                                 hint: "use debian, debian:VERSION, file:PATH (with --kernel-modules/--kernel-config), source:DIR, or a git tag such as v6.10")
+            guard text.first.map({ $0.isLetter || $0.isNumber }) == true, !text.contains(" "), url != nil || versionLike
+            else {
+                throw InputError(
+                    "--kernel `\(text)` is not a kernel provider or version",
+                    hint:
+                        "use debian, debian:VERSION, file:PATH (with --kernel-modules/--kernel-config), source:DIR, or a git tag such as v6.10"
+                )
             }
             return .git(url: url ?? GitKernelSource.defaultURL, ref: text, config: config)
         }
         if text == "debian" { return .debian(version: nil) }
         if text.hasPrefix("debian:") { return .debian(version: String(text.dropFirst("debian:".count))) }
-        if text.hasPrefix("file:") { return .file(path: String(text.dropFirst("file:".count)), modules: modules, config: config) }
+        if text.hasPrefix("file:") {
+            return .file(path: String(text.dropFirst("file:".count)), modules: modules, config: config)
+        }
         if text.hasPrefix("source:") {
             if modules != nil {
-                throw InputError("--kernel-modules does not go with --kernel \(text): the modules come from the build",
-                                 hint: "drop --kernel-modules, or pass a built kernel with --kernel file:PATH")
+                throw InputError(
+                    "--kernel-modules does not go with --kernel \(text): the modules come from the build",
+                    hint: "drop --kernel-modules, or pass a built kernel with --kernel file:PATH")
             }
             return .source(directory: String(text.dropFirst("source:".count)), config: config)
         }
@@ -73,8 +85,10 @@ public struct DebianKernelProvider {
     public var version: String?
     public var progress: ProgressReporter
 
-    public init(cache: CacheDirectory, flavour: String = "amd64", version: String? = nil,
-                progress: ProgressReporter = ProgressReporter(mode: .quiet)) {
+    public init(
+        cache: CacheDirectory, flavour: String = "amd64", version: String? = nil,
+        progress: ProgressReporter = ProgressReporter(mode: .quiet)
+    ) {
         self.cache = cache
         self.flavour = flavour
         self.version = version
@@ -91,15 +105,19 @@ public struct DebianKernelProvider {
         let key = "\(Self.cacheNamespace)/resolved-\(flavour)\(version.map { "-" + $0 } ?? "")"
         let record = try? cache.entryPath(key.replacingOccurrences(of: ":", with: "_")) + ".json"
         if let signature, let record, let data = FileManager.default.contents(atPath: record),
-           let saved = try? JSONDecoder().decode([String: String].self, from: data),
-           saved["signature"] == signature, let package = saved["package"], let version = saved["version"] {
+            let saved = try? JSONDecoder().decode([String: String].self, from: data),
+            saved["signature"] == signature, let package = saved["package"], let version = saved["version"]
+        {
             return (package, version)
         }
         guard let resolved = try resolveWithApt() else { return nil }
         if let signature, let record {
-            try? FileManager.default.createDirectory(atPath: URL(fileURLWithPath: record).deletingLastPathComponent().path,
-                                                     withIntermediateDirectories: true)
-            let data = try JSONEncoder().encode(["signature": signature, "package": resolved.package, "version": resolved.version])
+            try? FileManager.default.createDirectory(
+                atPath: URL(fileURLWithPath: record).deletingLastPathComponent().path,
+                withIntermediateDirectories: true)
+            let data = try JSONEncoder().encode([
+                "signature": signature, "package": resolved.package, "version": resolved.version
+            ])
             // Written whole then renamed, so a concurrent build never reads half a record.
             let temporary = record + ".\(getpid()).tmp"
             if (try? data.write(to: URL(fileURLWithPath: temporary))) != nil { rename(temporary, record) }
@@ -134,14 +152,17 @@ public struct DebianKernelProvider {
     private func fromMetapackage(_ spec: String) throws -> (String, String)? {
         guard let meta = try DebianPackage.show(spec) else { return nil }
         let prefix = "linux-image-"
-        guard let dependency = (meta["Depends"] ?? "").split(separator: ",")
-            .map({ $0.trimmingCharacters(in: .whitespaces) })
-            .first(where: { $0.hasPrefix(prefix) }) else {
+        guard
+            let dependency = (meta["Depends"] ?? "").split(separator: ",")
+                .map({ $0.trimmingCharacters(in: .whitespaces) })
+                .first(where: { $0.hasPrefix(prefix) })
+        else {
             throw InputError("\(spec) depends on no linux-image package; cannot tell which kernel it means")
         }
         let name = String(dependency.split(separator: " ").first!)
         guard let real = try DebianPackage.show(name), let version = real["Version"] else {
-            throw InputError("apt knows \(spec) but not the kernel package \(name) it depends on", hint: "run `apt-get update`")
+            throw InputError(
+                "apt knows \(spec) but not the kernel package \(name) it depends on", hint: "run `apt-get update`")
         }
         return (name, version)
     }
@@ -156,20 +177,23 @@ public struct DebianKernelProvider {
             resolved = found
         } else if let cached = try newestCachedEntry() {
             // Offline: apt cannot answer, but an earlier build left a kernel in the cache.
-            var bundle = try Self.bundle(at: cached.path, origin: "debian \(cached.name) (cached; apt could not resolve linux-image-\(flavour))")
+            var bundle = try Self.bundle(
+                at: cached.path, origin: "debian \(cached.name) (cached; apt could not resolve linux-image-\(flavour))")
             // Entries are `<package>_<version>`; versions with characters a key cannot hold are not
             // recoverable, and the package is then unknown.
             let parts = cached.name.split(separator: "_")
             if parts.count == 2 { bundle.debianPackage = (String(parts[0]), String(parts[1])) }
             return bundle
         } else {
-            throw InputError("cannot resolve linux-image-\(flavour)\(version.map { " \($0)" } ?? "") through apt, and no Debian kernel is cached",
-                             hint: "run `apt-get update` (Debian's main component), or pass --kernel file:PATH")
+            throw InputError(
+                "cannot resolve linux-image-\(flavour)\(version.map { " \($0)" } ?? "") through apt, and no Debian kernel is cached",
+                hint: "run `apt-get update` (Debian's main component), or pass --kernel file:PATH")
         }
         let key = Self.cacheKey(package: resolved.package, version: resolved.version)
         let path = try cache.entry(key) { staging in
             try progress.step("downloading \(resolved.package) \(resolved.version)") {
-                let deb = try DebianPackage.download(resolved.package, version: resolved.version, into: staging + "/download")
+                let deb = try DebianPackage.download(
+                    resolved.package, version: resolved.version, into: staging + "/download")
                 try DebianPackage.extract(deb, into: staging) { path in
                     path.hasPrefix("boot/vmlinuz-") || path.hasPrefix("boot/config-") || path.hasPrefix("lib/modules/")
                         || path.hasPrefix("usr/lib/modules/")
@@ -192,11 +216,16 @@ public struct DebianKernelProvider {
             let package = name[..<underscore]
             guard package.hasSuffix("-\(flavour)") else { return false }
             let abi = package.dropFirst("linux-image-".count).dropLast(flavour.count + 1)
-            return !abi.isEmpty && abi.allSatisfy { $0.isNumber || $0 == "." || $0 == "-" } && (version.map { name.contains($0) } ?? true)
+            return !abi.isEmpty && abi.allSatisfy { $0.isNumber || $0 == "." || $0 == "-" }
+                && (version.map { name.contains($0) } ?? true)
         }
         let newest = matching.max { a, b in
-            let ta = (try? FileManager.default.attributesOfItem(atPath: directory + "/" + a)[.modificationDate] as? Date) ?? .distantPast
-            let tb = (try? FileManager.default.attributesOfItem(atPath: directory + "/" + b)[.modificationDate] as? Date) ?? .distantPast
+            let ta =
+                (try? FileManager.default.attributesOfItem(atPath: directory + "/" + a)[.modificationDate] as? Date)
+                ?? .distantPast
+            let tb =
+                (try? FileManager.default.attributesOfItem(atPath: directory + "/" + b)[.modificationDate] as? Date)
+                ?? .distantPast
             return ta < tb
         }
         return newest.map { ($0, directory + "/" + $0) }
@@ -206,13 +235,15 @@ public struct DebianKernelProvider {
     static func bundle(at root: String, origin: String) throws -> KernelBundle {
         let boot = (try? FileManager.default.contentsOfDirectory(atPath: root + "/boot")) ?? []
         guard let image = boot.first(where: { $0.hasPrefix("vmlinuz-") }) else {
-            throw InputError("\(root) holds no boot/vmlinuz-*", hint: "remove the damaged cache entry \(root) and build again")
+            throw InputError(
+                "\(root) holds no boot/vmlinuz-*", hint: "remove the damaged cache entry \(root) and build again")
         }
         let release = String(image.dropFirst("vmlinuz-".count))
         let modules = ["lib/modules/\(release)", "usr/lib/modules/\(release)"].map { root + "/" + $0 }
             .first { FileManager.default.fileExists(atPath: $0) }
-        return KernelBundle(release: release, image: root + "/boot/" + image,
-                            config: try KernelConfig(path: root + "/boot/config-\(release)"),
-                            modulesDirectory: modules, origin: origin)
+        return KernelBundle(
+            release: release, image: root + "/boot/" + image,
+            config: try KernelConfig(path: root + "/boot/config-\(release)"),
+            modulesDirectory: modules, origin: origin)
     }
 }

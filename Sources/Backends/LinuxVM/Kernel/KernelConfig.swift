@@ -26,7 +26,8 @@ public struct KernelConfig: Sendable {
 
     public init(path: String) throws {
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw InputError("cannot read kernel config \(path)", hint: "pass the kernel's .config with --kernel-config FILE")
+            throw InputError(
+                "cannot read kernel config \(path)", hint: "pass the kernel's .config with --kernel-config FILE")
         }
         self.init(text: String(decoding: data, as: UTF8.self))
     }

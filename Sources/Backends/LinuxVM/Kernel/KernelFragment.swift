@@ -18,15 +18,17 @@ public enum KernelFragment {
     /// a static init and ordinary programs need.
     public static let baseline: [String] = [
         "CONFIG_64BIT", "CONFIG_SMP", "CONFIG_PRINTK", "CONFIG_BUG", "CONFIG_MULTIUSER", "CONFIG_BINFMT_ELF",
-        "CONFIG_BINFMT_SCRIPT", "CONFIG_TTY", "CONFIG_UNIX98_PTYS", "CONFIG_SYSVIPC", "CONFIG_POSIX_TIMERS", "CONFIG_FUTEX",
+        "CONFIG_BINFMT_SCRIPT", "CONFIG_TTY", "CONFIG_UNIX98_PTYS", "CONFIG_SYSVIPC", "CONFIG_POSIX_TIMERS",
+        "CONFIG_FUTEX",
         "CONFIG_EPOLL", "CONFIG_SIGNALFD", "CONFIG_TIMERFD", "CONFIG_EVENTFD", "CONFIG_SHMEM", "CONFIG_AIO",
         "CONFIG_FILE_LOCKING", "CONFIG_INOTIFY_USER", "CONFIG_PROC_FS", "CONFIG_SYSFS", "CONFIG_BLK_DEV_INITRD",
-        "CONFIG_BLOCK", "CONFIG_PCI", "CONFIG_PCI_MSI", "CONFIG_HYPERVISOR_GUEST", "CONFIG_PARAVIRT", "CONFIG_KVM_GUEST",
+        "CONFIG_BLOCK", "CONFIG_PCI", "CONFIG_PCI_MSI", "CONFIG_HYPERVISOR_GUEST", "CONFIG_PARAVIRT",
+        "CONFIG_KVM_GUEST",
         "CONFIG_VIRTIO_MENU", "CONFIG_SCSI_LOWLEVEL", "CONFIG_BLK_DEV", "CONFIG_NET", "CONFIG_UNIX", "CONFIG_INET",
         "CONFIG_NETWORK_FILESYSTEMS", "CONFIG_MISC_FILESYSTEMS", "CONFIG_SQUASHFS_XATTR", "CONFIG_MODULES",
         // The config travels with the kernel, so the image's kernel can be checked again later
         // (`--kernel file:` reads it back).
-        "CONFIG_IKCONFIG", "CONFIG_IKCONFIG_PROC",
+        "CONFIG_IKCONFIG", "CONFIG_IKCONFIG_PROC"
     ]
 
     public static var options: [String] { baseline + runtime.filter { !baseline.contains($0) } }
@@ -40,7 +42,9 @@ public enum KernelFragment {
     public static func merge(into base: String) -> String {
         let wanted = Set(options)
         let kept = base.split(separator: "\n", omittingEmptySubsequences: false).filter { line in
-            if line.hasPrefix("CONFIG_"), let eq = line.firstIndex(of: "=") { return !wanted.contains(String(line[..<eq])) }
+            if line.hasPrefix("CONFIG_"), let eq = line.firstIndex(of: "=") {
+                return !wanted.contains(String(line[..<eq]))
+            }
             if line.hasPrefix("# CONFIG_"), line.hasSuffix(" is not set") {
                 return !wanted.contains(String(line.dropFirst(2).dropLast(" is not set".count)))
             }

@@ -7,7 +7,8 @@ public enum KernelValidator {
         public var kernel: String
         public var problems: [(option: String, why: String)]
         public var message: String {
-            "kernel \(kernel) cannot run a Firestarter image:\n" + problems.map { "    \($0.option): \($0.why)" }.joined(separator: "\n")
+            "kernel \(kernel) cannot run a Firestarter image:\n"
+                + problems.map { "    \($0.option): \($0.why)" }.joined(separator: "\n")
         }
         public var hint: String? {
             "use a kernel with these options built in (=y) or as modules (=m) in its modules tree, e.g. Debian's linux-image-amd64 (--kernel debian)"
@@ -16,7 +17,9 @@ public enum KernelValidator {
 
     /// The modules that must be loaded from an initramfs (in load order), or an empty list when
     /// everything is built in.
-    public static func validate(_ config: KernelConfig, modules: ModuleTree?, root: RootFilesystem, kernel: String) throws -> [String] {
+    public static func validate(_ config: KernelConfig, modules: ModuleTree?, root: RootFilesystem, kernel: String)
+        throws -> [String]
+    {
         var problems: [(String, String)] = []
         var needed: [String] = []
         for requirement in KernelRequirement.requirements(for: root) {
@@ -28,7 +31,11 @@ public enum KernelValidator {
                 if modules?.path(of: module) != nil {
                     needed.append(module)
                 } else {
-                    problems.append((requirement.option, "=m but module \(module) is not in the modules tree (\(requirement.purpose))"))
+                    problems.append(
+                        (
+                            requirement.option,
+                            "=m but module \(module) is not in the modules tree (\(requirement.purpose))"
+                        ))
                 }
             case (.builtIn, .module?):
                 problems.append((requirement.option, "is a module but must be built in (=y) (\(requirement.purpose))"))

@@ -17,7 +17,9 @@ enum ModuleSlimmer {
     static func slim(_ path: String, into directory: String, note: (String) -> Void) throws -> String {
         guard (try? ELFFile(path: path).hasSection(named: ".BTF")) == true else { return path }
         guard let tool = objcopy.locate() else {
-            note("objcopy (binutils) is not installed: kernel modules keep their BTF, and the image boots about 0.1 s slower")
+            note(
+                "objcopy (binutils) is not installed: kernel modules keep their BTF, and the image boots about 0.1 s slower"
+            )
             return path
         }
         let output = directory + "/" + URL(fileURLWithPath: path).lastPathComponent

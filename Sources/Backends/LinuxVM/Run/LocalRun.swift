@@ -56,14 +56,19 @@ public struct LocalRun {
         func escaped(_ path: String) -> String { path.replacingOccurrences(of: ",", with: ",,") }
         let image = escaped(self.image)
         let shares = escaped(shares)
-        var arguments = ["-machine", "q35", "-accel", resolved, "-m", memory, "-smp", String(cpus), "-no-reboot",
-                         "-device", "virtio-scsi-pci,id=scsi0", "-device", "scsi-hd,bus=scsi0.0,drive=hd0",
-                         "-drive", "file=\(image),format=\(diskFormat),if=none,id=hd0,readonly=on",
-                         "-serial", "stdio", "-display", "none", "-vga", "none", "-device", "virtio-rng-pci",
-                         "-device", "isa-debug-exit,iobase=0xf4,iosize=0x4"]
+        var arguments = [
+            "-machine", "q35", "-accel", resolved, "-m", memory, "-smp", String(cpus), "-no-reboot",
+            "-device", "virtio-scsi-pci,id=scsi0", "-device", "scsi-hd,bus=scsi0.0,drive=hd0",
+            "-drive", "file=\(image),format=\(diskFormat),if=none,id=hd0,readonly=on",
+            "-serial", "stdio", "-display", "none", "-vga", "none", "-device", "virtio-rng-pci",
+            "-device", "isa-debug-exit,iobase=0xf4,iosize=0x4"
+        ]
         for (share, readonly) in [("rt-config", true), ("input", true), ("output", false)] {
-            arguments += ["-virtfs", "local,path=\(shares)/\(share),mount_tag=gevulot-\(share),security_model=none,multidevs=remap"
-                          + (readonly ? ",readonly=on" : "")]
+            arguments += [
+                "-virtfs",
+                "local,path=\(shares)/\(share),mount_tag=gevulot-\(share),security_model=none,multidevs=remap"
+                    + (readonly ? ",readonly=on" : "")
+            ]
         }
         for gpu in gpus { arguments += ["-device", "vfio-pci,rombar=0,host=\(gpu)"] }
         return arguments + extraQEMUArguments

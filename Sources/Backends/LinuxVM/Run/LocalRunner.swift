@@ -25,18 +25,22 @@ extension LocalRun {
     /// Runs the image: prepares the shares, starts QEMU, streams the console as it comes, enforces
     /// the timeout, copies the outputs and stores the streams asked for. Temp directories are
     /// removed, also on Ctrl-C.
-    public func run(scratch: ScratchDirectory, progress: ProgressReporter, streams: Streams, note: (String) -> Void) throws -> Outcome {
+    public func run(scratch: ScratchDirectory, progress: ProgressReporter, streams: Streams, note: (String) -> Void)
+        throws -> Outcome
+    {
         let qemu = try QEMUProbe.resolve(qemuPath)
         guard FileManager.default.fileExists(atPath: image) else {
-            throw InputError("image \(image) does not exist", hint: "build one with `gvlt build --backend linuxvm … -o \(image)`")
+            throw InputError(
+                "image \(image) does not exist", hint: "build one with `gvlt build --backend linuxvm … -o \(image)`")
         }
         let sector = try SharedFile.openRegular(image, what: "image", followSymlinks: true)
         var first = [UInt8](repeating: 0, count: 512)
         _ = try first.withUnsafeMutableBytes { try sector.read(into: $0, at: 0) }
         // A qcow2 disk's sectors are behind its cluster tables; QEMU itself reads those.
         guard diskFormat != "raw" || (try? MBR.decode(first))?.partitions.count == 2 else {
-            throw InputError("\(image) is not a Firestarter image (no MBR with a boot and a root partition)",
-                             hint: "gvlt run boots images made by `gvlt build --backend linuxvm`")
+            throw InputError(
+                "\(image) is not a Firestarter image (no MBR with a boot and a root partition)",
+                hint: "gvlt run boots images made by `gvlt build --backend linuxvm`")
         }
 
         let shares = scratch.path + "/shares"
@@ -45,14 +49,16 @@ extension LocalRun {
         }
         try Data(workerConfig.yaml().utf8).write(to: URL(fileURLWithPath: shares + "/rt-config/config.yaml"))
         for input in inputs {
-            let relative = try GevulotTask.relative(input.destination, under: GevulotTask.inputRoot,
-                                                    at: "input \(input.source):\(input.destination)")
+            let relative = try GevulotTask.relative(
+                input.destination, under: GevulotTask.inputRoot,
+                at: "input \(input.source):\(input.destination)")
             guard FileManager.default.fileExists(atPath: input.source) else {
                 throw InputError("input \(input.source): no such file or directory")
             }
             let target = shares + "/input/" + relative
-            try FileManager.default.createDirectory(atPath: URL(fileURLWithPath: target).deletingLastPathComponent().path,
-                                                    withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(
+                atPath: URL(fileURLWithPath: target).deletingLastPathComponent().path,
+                withIntermediateDirectories: true)
             try FileManager.default.copyItem(atPath: input.source, toPath: target)
         }
 
@@ -63,13 +69,17 @@ extension LocalRun {
             var result: Result?
         }
         let reported = Reported()
-        let relativeOutputs = try outputs.map { try GevulotTask.relative($0, under: GevulotTask.outputRoot, at: "output \($0)") }
+        let relativeOutputs = try outputs.map {
+            try GevulotTask.relative($0, under: GevulotTask.outputRoot, at: "output \($0)")
+        }
         if storeStdout || storeStderr {
             try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
         }
         func create(_ name: String) throws -> FileHandle {
             let path = outputDirectory + "/" + name
-            guard FileManager.default.createFile(atPath: path, contents: nil), let handle = FileHandle(forWritingAtPath: path) else {
+            guard FileManager.default.createFile(atPath: path, contents: nil),
+                let handle = FileHandle(forWritingAtPath: path)
+            else {
                 throw InputError("cannot write \(path)", hint: "check --output-dir")
             }
             return handle
@@ -80,14 +90,20 @@ extension LocalRun {
             streams.program(data)
             stdoutFile?.write(data)
         }
-        let finished = try QEMUProcess.run(qemu, qemuArguments(accel: resolvedAccel, shares: shares), timeout: timeout, console: { data in
-            streams.console(data)
-            program.consume(data)
-        }, stderr: { data in
-            streams.qemuStderr(data)
-            stderrFile?.write(data)
-        }) { line in
-            if let result = LocalRun.result(fromConsoleLine: line) { reported.lock.withLock { reported.result = result } }
+        let finished = try QEMUProcess.run(
+            qemu, qemuArguments(accel: resolvedAccel, shares: shares), timeout: timeout,
+            console: { data in
+                streams.console(data)
+                program.consume(data)
+            },
+            stderr: { data in
+                streams.qemuStderr(data)
+                stderrFile?.write(data)
+            }
+        ) { line in
+            if let result = LocalRun.result(fromConsoleLine: line) {
+                reported.lock.withLock { reported.result = result }
+            }
         }
         program.finish()
         var stored: [String] = []
@@ -119,7 +135,9 @@ extension LocalRun {
         var copied = stored
         var missing: [String] = []
         let produced = shares + "/output"
-        let wanted = relativeOutputs.isEmpty ? ((try? FileManager.default.contentsOfDirectory(atPath: produced))?.sorted() ?? []) : relativeOutputs
+        let wanted =
+            relativeOutputs.isEmpty
+            ? ((try? FileManager.default.contentsOfDirectory(atPath: produced))?.sorted() ?? []) : relativeOutputs
         if !wanted.isEmpty {
             try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
         }
@@ -130,12 +148,17 @@ extension LocalRun {
                 continue
             }
             let destination = outputDirectory + "/" + relative
-            try FileManager.default.createDirectory(atPath: URL(fileURLWithPath: destination).deletingLastPathComponent().path,
-                                                    withIntermediateDirectories: true)
-            if FileManager.default.fileExists(atPath: destination) { try FileManager.default.removeItem(atPath: destination) }
+            try FileManager.default.createDirectory(
+                atPath: URL(fileURLWithPath: destination).deletingLastPathComponent().path,
+                withIntermediateDirectories: true)
+            if FileManager.default.fileExists(atPath: destination) {
+                try FileManager.default.removeItem(atPath: destination)
+            }
             try FileManager.default.copyItem(atPath: source, toPath: destination)
             copied.append(destination)
         }
-        return Outcome(result: result, accel: resolvedAccel, copiedOutputs: copied, missingOutputs: missing, executionTime: finished.seconds)
+        return Outcome(
+            result: result, accel: resolvedAccel, copiedOutputs: copied, missingOutputs: missing,
+            executionTime: finished.seconds)
     }
 }

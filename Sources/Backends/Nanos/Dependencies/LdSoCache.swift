@@ -33,8 +33,9 @@ public struct LdSoCache: Sendable {
             start = (16 + Int(u32(12)) * 12 + 7) & ~7
         }
         guard bytes.count >= start + 48, Array(bytes[start..<start + 20]) == Self.newMagic else {
-            throw InputError("\(path) is not a glibc ld.so.cache (format 1.1)",
-                             hint: "regenerate it with ldconfig, or list the libraries with Files")
+            throw InputError(
+                "\(path) is not a glibc ld.so.cache (format 1.1)",
+                hint: "regenerate it with ldconfig, or list the libraries with Files")
         }
         let count = Int(u32(start + 20))
         guard start + 48 + count * 24 <= bytes.count else { throw Self.corrupt(path) }

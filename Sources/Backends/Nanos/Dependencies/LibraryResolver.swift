@@ -33,9 +33,10 @@ public struct LibraryResolver {
     public struct MissingLibraries: UserFacingError {
         public var missing: [(name: String, neededBy: String, searched: [String])]
         public var message: String {
-            "the program needs libraries that were not found:\n" + missing.map {
-                "    \($0.name) (needed by \($0.neededBy)); searched: \($0.searched.isEmpty ? "nothing" : $0.searched.joined(separator: ", "))"
-            }.joined(separator: "\n")
+            "the program needs libraries that were not found:\n"
+                + missing.map {
+                    "    \($0.name) (needed by \($0.neededBy)); searched: \($0.searched.isEmpty ? "nothing" : $0.searched.joined(separator: ", "))"
+                }.joined(separator: "\n")
         }
         public var hint: String? {
             "install them on this machine, add their directory to Env.LD_LIBRARY_PATH in the manifest, or add them with Files/Dirs"
@@ -43,7 +44,9 @@ public struct LibraryResolver {
     }
 
     /// glibc's trusted directories for x86_64, in its search order (Debian's multiarch ones first).
-    public static let defaultDirectories = ["/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib"]
+    public static let defaultDirectories = [
+        "/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib"
+    ]
 
     /// The host directory standing for the guest's `/` ("/" normally; the manifest's TargetRoot).
     public var root: String
@@ -84,14 +87,17 @@ public struct LibraryResolver {
             interpreter = interp
             let hostInterp = host(interp)
             guard let real = realPath(hostInterp) else {
-                throw InputError("the program's interpreter \(interp) (PT_INTERP) is not on this machine\(root.isEmpty ? "" : " under \(root)")",
-                                 hint: "install the C library it was built for (libc6), or build the program statically")
+                throw InputError(
+                    "the program's interpreter \(interp) (PT_INTERP) is not on this machine\(root.isEmpty ? "" : " under \(root)")",
+                    hint: "install the C library it was built for (libc6), or build the program statically")
             }
             // The loader is looked up by exactly this path, so it is a file there, not a link.
             placements[interp] = Placement(guestPath: interp, hostPath: real, symlinkTarget: nil)
         }
         guard let dynamic = try elf.dynamic else {
-            return Closure(interpreter: interpreter, libraries: [], placements: placements.values.sorted { $0.guestPath < $1.guestPath })
+            return Closure(
+                interpreter: interpreter, libraries: [],
+                placements: placements.values.sorted { $0.guestPath < $1.guestPath })
         }
         var queue = [Object(guestPath: guestPath, hostPath: program, dynamic: dynamic, inheritedRPaths: [])]
         var loaded: Set<String> = []
@@ -105,7 +111,9 @@ public struct LibraryResolver {
                 var searched: [String] = []
                 var found: (guest: String, host: String)?
                 if name.contains("/") {
-                    let guest = name.hasPrefix("/") ? name : URL(fileURLWithPath: object.guestPath).deletingLastPathComponent().path + "/" + name
+                    let guest =
+                        name.hasPrefix("/")
+                        ? name : URL(fileURLWithPath: object.guestPath).deletingLastPathComponent().path + "/" + name
                     searched.append(guest)
                     if isCompatibleLibrary(host(guest)) { found = (guest, host(guest)) }
                 } else {
@@ -121,17 +129,22 @@ public struct LibraryResolver {
                     continue
                 }
                 loaded.insert(name)
-                libraries.append(Library(name: name, guestPath: normalize(guest), hostPath: hostPath, neededBy: object.guestPath))
+                libraries.append(
+                    Library(name: name, guestPath: normalize(guest), hostPath: hostPath, neededBy: object.guestPath))
                 try place(guest: normalize(guest), host: hostPath, into: &placements)
                 let library = try ELFFile(path: hostPath)
                 let libraryDynamic = try library.dynamic ?? ELFFile.DynamicInfo()
                 // A DT_RPATH applies to everything loaded below its object, unless that has a DT_RUNPATH.
-                queue.append(Object(guestPath: normalize(guest), hostPath: hostPath, dynamic: libraryDynamic,
-                                    inheritedRPaths: object.dynamic.runpath.isEmpty ? object.inheritedRPaths + ownRPaths : []))
+                queue.append(
+                    Object(
+                        guestPath: normalize(guest), hostPath: hostPath, dynamic: libraryDynamic,
+                        inheritedRPaths: object.dynamic.runpath.isEmpty ? object.inheritedRPaths + ownRPaths : []))
             }
         }
         guard missing.isEmpty else { throw MissingLibraries(missing: missing) }
-        return Closure(interpreter: interpreter, libraries: libraries, placements: placements.values.sorted { $0.guestPath < $1.guestPath })
+        return Closure(
+            interpreter: interpreter, libraries: libraries,
+            placements: placements.values.sorted { $0.guestPath < $1.guestPath })
     }
 
     /// glibc's order: DT_RPATH (own, then the loaders'; only without DT_RUNPATH), LD_LIBRARY_PATH,
@@ -141,7 +154,8 @@ public struct LibraryResolver {
         if object.dynamic.runpath.isEmpty { order += ownRPaths + object.inheritedRPaths }
         order += libraryPath.map { Directory(guest: $0, host: host($0), origin: "LD_LIBRARY_PATH") }
         order += expand(object.dynamic.runpath, object: object, kind: "RUNPATH")
-        return order + cacheDirectories(for: object) + Self.defaultDirectories.map { Directory(guest: $0, host: host($0), origin: "default") }
+        return order + cacheDirectories(for: object)
+            + Self.defaultDirectories.map { Directory(guest: $0, host: host($0), origin: "default") }
     }
 
     /// ld.so.cache answers by name, so it is tried as a one-entry directory per needed name; this
@@ -162,11 +176,13 @@ public struct LibraryResolver {
     /// `$ORIGIN`, `$LIB` and `$PLATFORM` (also `${…}`) expanded in both views.
     func expand(_ entries: [String], object: Object, kind: String) -> [Directory] {
         let guestOrigin = URL(fileURLWithPath: object.guestPath).deletingLastPathComponent().path
-        let hostOrigin = URL(fileURLWithPath: realPath(object.hostPath) ?? object.hostPath).deletingLastPathComponent().path
+        let hostOrigin = URL(fileURLWithPath: realPath(object.hostPath) ?? object.hostPath).deletingLastPathComponent()
+            .path
         func substitute(_ text: String, origin: String) -> String {
             var result = text
             for (token, value) in [("ORIGIN", origin), ("LIB", "lib/x86_64-linux-gnu"), ("PLATFORM", "x86_64")] {
-                result = result.replacingOccurrences(of: "${\(token)}", with: value).replacingOccurrences(of: "$\(token)", with: value)
+                result = result.replacingOccurrences(of: "${\(token)}", with: value).replacingOccurrences(
+                    of: "$\(token)", with: value)
             }
             return result
         }
@@ -187,8 +203,10 @@ public struct LibraryResolver {
             if placements[guest] != nil { return }
             var st = stat()
             guard lstat(host, &st) == 0 else { throw SystemError("cannot read", path: host, errno: errno) }
-            if st.st_mode & S_IFMT == S_IFLNK, let target = try? FileManager.default.destinationOfSymbolicLink(atPath: host),
-               !target.contains("/"), !target.isEmpty, target != "." && target != ".." {
+            if st.st_mode & S_IFMT == S_IFLNK,
+                let target = try? FileManager.default.destinationOfSymbolicLink(atPath: host),
+                !target.contains("/"), !target.isEmpty, target != "." && target != ".."
+            {
                 placements[guest] = Placement(guestPath: guest, hostPath: nil, symlinkTarget: target)
                 let directory = URL(fileURLWithPath: guest).deletingLastPathComponent().path
                 guest = (directory == "/" ? "" : directory) + "/" + target
@@ -203,7 +221,9 @@ public struct LibraryResolver {
     }
 
     func isCompatibleLibrary(_ path: String) -> Bool {
-        guard let real = realPath(path), let elf = try? ELFFile(path: real), let identity = try? elf.identity else { return false }
+        guard let real = realPath(path), let elf = try? ELFFile(path: real), let identity = try? elf.identity else {
+            return false
+        }
         // The loader skips libraries of another class or machine (e.g. i386 ones) and keeps looking.
         return identity.elfClass == 2 && identity.machine == 62
     }

@@ -18,12 +18,15 @@ public enum NanosImageReader {
         var sector = [UInt8](repeating: 0, count: 512)
         let got = try sector.withUnsafeMutableBytes { try file.read(into: $0, at: 0) }
         guard got == 512, let table = NanosPartitionTable(sector: sector) else {
-            throw InputError("\(path) is not a Nanos disk image (no partition table)", hint: "pass an image made by gvlt build --backend nanos or ops build")
+            throw InputError(
+                "\(path) is not a Nanos disk image (no partition table)",
+                hint: "pass an image made by gvlt build --backend nanos or ops build")
         }
         let used = table.entries.filter { $0.type == 0x83 }
         guard used.count >= 2 else {
-            throw InputError("\(path) is not a Nanos disk image: it needs a boot and a root partition (type 0x83), it has \(used.count)",
-                             hint: "pass an image made by gvlt build --backend nanos or ops build")
+            throw InputError(
+                "\(path) is not a Nanos disk image: it needs a boot and a root partition (type 0x83), it has \(used.count)",
+                hint: "pass an image made by gvlt build --backend nanos or ops build")
         }
         let bootEntry = used[0], rootEntry = used[1]
         let bootOffset = Int64(bootEntry.firstSector) * 512
@@ -31,8 +34,12 @@ public enum NanosImageReader {
         guard bootOffset + Int64(bootEntry.sectorCount) * 512 <= file.size, rootOffset < file.size else {
             throw InputError("\(path): its partitions lie beyond the end of the file", hint: "the image is truncated")
         }
-        let boot = try TFSReader.read(file: file, offset: bootOffset, length: Int64(bootEntry.sectorCount) * 512, what: "\(path) (boot filesystem)")
-        let root = try TFSReader.read(file: file, offset: rootOffset, length: file.size - rootOffset, what: "\(path) (root filesystem)")
-        return NanosImage(path: path, partitions: table.entries, stage2Length: table.stage2Length, boot: boot, root: root, file: file)
+        let boot = try TFSReader.read(
+            file: file, offset: bootOffset, length: Int64(bootEntry.sectorCount) * 512,
+            what: "\(path) (boot filesystem)")
+        let root = try TFSReader.read(
+            file: file, offset: rootOffset, length: file.size - rootOffset, what: "\(path) (root filesystem)")
+        return NanosImage(
+            path: path, partitions: table.entries, stage2Length: table.stage2Length, boot: boot, root: root, file: file)
     }
 }

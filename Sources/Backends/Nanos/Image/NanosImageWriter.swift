@@ -15,8 +15,10 @@ public enum NanosImageWriter {
         public var rootOffset: Int64
     }
 
-    public static func write(_ layout: NanosLayout, bootImage: NanosBootImage, label: String = "", minimumSize: Int64? = nil,
-                             rootFreeSpace: Int64 = 8 << 20, to path: String, force: Bool) throws -> Result {
+    public static func write(
+        _ layout: NanosLayout, bootImage: NanosBootImage, label: String = "", minimumSize: Int64? = nil,
+        rootFreeSpace: Int64 = 8 << 20, to path: String, force: Bool
+    ) throws -> Result {
         let output = try AtomicOutput(path: path, force: force)
         var committed = false
         defer { if !committed { output.abandon() } }
@@ -25,22 +27,32 @@ public enum NanosImageWriter {
 
         try bootImage.bytes.withUnsafeBytes { try file.write($0, at: 0) }
         let bootOffset = Int64(bootImage.bytes.count) + klogSize
-        let boot = try TFSWriter(minimumSize: bootFilesystemSize, freeSpace: 0, writable: false).write(layout.boot, to: file, at: bootOffset)
+        let boot = try TFSWriter(minimumSize: bootFilesystemSize, freeSpace: 0, writable: false).write(
+            layout.boot, to: file, at: bootOffset)
         guard boot.size <= bootFilesystemSize else {
-            throw InputError("the kernel and klibs need \(boot.size >> 20) MiB, more than the \(bootFilesystemSize >> 20) MiB boot partition Nanos' loader reads",
-                             hint: "drop klibs the program does not use")
+            throw InputError(
+                "the kernel and klibs need \(boot.size >> 20) MiB, more than the \(bootFilesystemSize >> 20) MiB boot partition Nanos' loader reads",
+                hint: "drop klibs the program does not use")
         }
         let rootOffset = bootOffset + bootFilesystemSize
-        let root = try TFSWriter(rootKeys: layout.rootKeys, minimumSize: max(0, (minimumSize ?? 0) - rootOffset), freeSpace: rootFreeSpace)
-            .write(layout.root, to: file, at: rootOffset)
+        let root = try TFSWriter(
+            rootKeys: layout.rootKeys, minimumSize: max(0, (minimumSize ?? 0) - rootOffset), freeSpace: rootFreeSpace
+        )
+        .write(layout.root, to: file, at: rootOffset)
         let total = rootOffset + root.size
         try file.truncate(to: total)
 
         var sector = Array(bootImage.bytes[0..<512])
-        NanosPartitionTable(entries: [
-            .init(active: true, type: 0x83, firstSector: UInt32(bootOffset / 512), sectorCount: UInt32(bootFilesystemSize / 512)),
-            .init(active: true, type: 0x83, firstSector: UInt32(rootOffset / 512), sectorCount: UInt32((total - rootOffset) / 512)),
-        ], stage2Length: UInt64(bootImage.stage2Length)).write(into: &sector)
+        NanosPartitionTable(
+            entries: [
+                .init(
+                    active: true, type: 0x83, firstSector: UInt32(bootOffset / 512),
+                    sectorCount: UInt32(bootFilesystemSize / 512)),
+                .init(
+                    active: true, type: 0x83, firstSector: UInt32(rootOffset / 512),
+                    sectorCount: UInt32((total - rootOffset) / 512))
+            ], stage2Length: UInt64(bootImage.stage2Length)
+        ).write(into: &sector)
         try sector.withUnsafeBytes { try file.write($0, at: 0) }
 
         let digest = try SHA256Hex.of(file: output.temporaryPath)

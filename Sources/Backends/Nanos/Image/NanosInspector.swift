@@ -31,8 +31,9 @@ public enum NanosInspector {
         guard let file = try? SharedFile.openRegular(path, what: "image", followSymlinks: true) else { return false }
         var sector = [UInt8](repeating: 0, count: 512)
         guard (try? sector.withUnsafeMutableBytes { try file.read(into: $0, at: 0) }) == 512,
-              let table = NanosPartitionTable(sector: sector), table.stage2Length != nil,
-              let first = table.entries.first(where: { $0.type == 0x83 }) else { return false }
+            let table = NanosPartitionTable(sector: sector), table.stage2Length != nil,
+            let first = table.entries.first(where: { $0.type == 0x83 })
+        else { return false }
         var magic = [UInt8](repeating: 0, count: 6)
         _ = try? magic.withUnsafeMutableBytes { try file.read(into: $0, at: Int64(first.firstSector) * 512) }
         return magic == TFSEncoding.magic
@@ -45,20 +46,26 @@ public enum NanosInspector {
             for (key, value) in tuple.tuple("children")?.sortedPairs ?? [] {
                 guard case .tuple(let child) = value else { continue }
                 let name = prefix + "/" + String(decoding: key, as: UTF8.self)
-                if TFSVolume.kind(of: child) == .directory { collect(child, prefix: name) } else {
+                if TFSVolume.kind(of: child) == .directory {
+                    collect(child, prefix: name)
+                } else {
                     bootFiles.append(.init(path: name, bytes: child["filelength"]?.unsigned ?? 0))
                 }
             }
         }
         collect(image.boot.root, prefix: "")
         let partitions = image.partitions.enumerated().map { index, entry in
-            NanosImageReport.Partition(number: index + 1, active: entry.active, type: entry.type == 0x83 ? "Linux (TFS)" : String(format: "0x%02x", entry.type),
-                                       start: Int64(entry.firstSector) * 512, size: Int64(entry.sectorCount) * 512)
+            NanosImageReport.Partition(
+                number: index + 1, active: entry.active,
+                type: entry.type == 0x83 ? "Linux (TFS)" : String(format: "0x%02x", entry.type),
+                start: Int64(entry.firstSector) * 512, size: Int64(entry.sectorCount) * 512)
         }
-        return NanosImageReport(image: URL(fileURLWithPath: path).standardizedFileURL.path, sha256: try SHA256Hex.of(file: path),
-                                bytes: image.file.size, stage2Bytes: image.stage2Length, partitions: partitions, bootFiles: bootFiles,
-                                rootLabel: image.root.label, rootUUID: image.root.uuidText, rootLogExtensions: image.root.logExtensions.count,
-                                program: image.root.root.text("program"), root: TFSDump.text(of: .tuple(summarised(image.root.root))))
+        return NanosImageReport(
+            image: URL(fileURLWithPath: path).standardizedFileURL.path, sha256: try SHA256Hex.of(file: path),
+            bytes: image.file.size, stage2Bytes: image.stage2Length, partitions: partitions, bootFiles: bootFiles,
+            rootLabel: image.root.label, rootUUID: image.root.uuidText,
+            rootLogExtensions: image.root.logExtensions.count,
+            program: image.root.root.text("program"), root: TFSDump.text(of: .tuple(summarised(image.root.root))))
     }
 
     /// A copy of the tree whose files read `<file, N bytes>` instead of their extents.
@@ -71,7 +78,9 @@ public enum NanosInspector {
                     guard case .tuple(let entry) = child else { list[name] = child; continue }
                     if TFSVolume.kind(of: entry) == .file {
                         let extents = entry.tuple("extents")?.count ?? 0
-                        list[name] = .string("<file, \(entry["filelength"]?.unsigned ?? 0) bytes, \(extents) extent\(extents == 1 ? "" : "s")>")
+                        list[name] = .string(
+                            "<file, \(entry["filelength"]?.unsigned ?? 0) bytes, \(extents) extent\(extents == 1 ? "" : "s")>"
+                        )
                     } else {
                         list[name] = .tuple(summarised(entry))
                     }

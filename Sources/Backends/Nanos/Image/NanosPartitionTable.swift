@@ -25,7 +25,9 @@ public struct NanosPartitionTable: Equatable {
         stage2Length = u32(0x1BA) == 12 ? u64(0x1B2) : nil
         entries = (0..<4).map { index in
             let base = 0x1BE + index * 16
-            return Entry(active: sector[base] == 0x80, type: sector[base + 4], firstSector: u32(base + 8), sectorCount: u32(base + 12))
+            return Entry(
+                active: sector[base] == 0x80, type: sector[base + 4], firstSector: u32(base + 8),
+                sectorCount: u32(base + 12))
         }.filter { $0.type != 0 || $0.sectorCount != 0 }
     }
 
@@ -57,7 +59,8 @@ public struct NanosPartitionTable: Equatable {
             sector[base] = entry.active ? 0x80 : 0
             sector.replaceSubrange(base + 1..<base + 4, with: Self.chs(byteOffset: start))
             sector[base + 4] = entry.type
-            sector.replaceSubrange(base + 5..<base + 8, with: Self.chs(byteOffset: start + UInt64(entry.sectorCount) * 512 - 512))
+            sector.replaceSubrange(
+                base + 5..<base + 8, with: Self.chs(byteOffset: start + UInt64(entry.sectorCount) * 512 - 512))
             for byte in 0..<4 {
                 sector[base + 8 + byte] = UInt8(truncatingIfNeeded: entry.firstSector >> (8 * byte))
                 sector[base + 12 + byte] = UInt8(truncatingIfNeeded: entry.sectorCount >> (8 * byte))

@@ -53,7 +53,10 @@ public struct NanosLayout {
         // The program: at `/` + Program without a leading `./`; argv[0] is Program as written.
         let programName = manifest.programName(host: options.program)
         let parts = OpsManifest.imagePath(ofProgram: programName)
-        guard !parts.isEmpty else { throw InputError("\(what): Program `\(programName)` names no file", hint: "set Program to the executable's name") }
+        guard !parts.isEmpty else {
+            throw InputError(
+                "\(what): Program `\(programName)` names no file", hint: "set Program to the executable's name")
+        }
         programPath = "/" + parts.joined(separator: "/")
         try TFSPath.check(parts, what: "\(what): Program")
         try root.set(parts, TFSNode(.file(try Self.content(options.program, what: "program"))), what: what)
@@ -62,9 +65,11 @@ public struct NanosLayout {
         func generated(_ path: String, _ text: String) throws {
             let file = scratch + "/generated-" + path.replacingOccurrences(of: "/", with: "_")
             try Data(text.utf8).write(to: URL(fileURLWithPath: file))
-            try root.set(try TFSPath.split(path, what: what), TFSNode(.file(try Self.content(file, what: path))), what: what)
+            try root.set(
+                try TFSPath.split(path, what: what), TFSNode(.file(try Self.content(file, what: path))), what: what)
         }
-        try generated("/etc/resolv.conf", Self.resolvConf(manifest.nameServers.isEmpty ? ["8.8.8.8"] : manifest.nameServers))
+        try generated(
+            "/etc/resolv.conf", Self.resolvConf(manifest.nameServers.isEmpty ? ["8.8.8.8"] : manifest.nameServers))
         try generated("/proc/sys/kernel/hostname", Self.hostname)
         try generated("/etc/passwd", Self.passwd)
 
@@ -76,13 +81,18 @@ public struct NanosLayout {
             let source = hostPath(entry)
             var st = stat()
             guard stat(source, &st) == 0 else {
-                throw InputError("\(what): Files entry `\(entry)` does not exist (looked for \(source))",
-                                 hint: "relative Files paths are relative to the manifest's directory \(manifest.directory)")
+                throw InputError(
+                    "\(what): Files entry `\(entry)` does not exist (looked for \(source))",
+                    hint: "relative Files paths are relative to the manifest's directory \(manifest.directory)")
             }
             guard st.st_mode & S_IFMT == S_IFREG else {
-                throw InputError("\(what): Files entry `\(entry)` (\(source)) is not a regular file", hint: "put directories in Dirs")
+                throw InputError(
+                    "\(what): Files entry `\(entry)` (\(source)) is not a regular file", hint: "put directories in Dirs"
+                )
             }
-            try root.set(try TFSPath.split(entry, what: "\(what): Files entry `\(entry)`"), TFSNode(.file(try Self.content(source, what: entry))), what: what)
+            try root.set(
+                try TFSPath.split(entry, what: "\(what): Files entry `\(entry)`"),
+                TFSNode(.file(try Self.content(source, what: entry))), what: what)
         }
         for (pattern, destination) in manifest.mapDirs {
             try mapDirectory(pattern: hostPath(pattern), destination: destination, entry: pattern, what: what)
@@ -90,11 +100,14 @@ public struct NanosLayout {
         for entry in manifest.dirs {
             let source = entry.hasPrefix("/") ? entry : manifest.directory + "/" + entry
             var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: source, isDirectory: &isDirectory), isDirectory.boolValue else {
-                throw InputError("\(what): Dirs entry `\(entry)` is not a directory (looked for \(source))",
-                                 hint: "relative Dirs paths are relative to the manifest's directory \(manifest.directory)")
+            guard FileManager.default.fileExists(atPath: source, isDirectory: &isDirectory), isDirectory.boolValue
+            else {
+                throw InputError(
+                    "\(what): Dirs entry `\(entry)` is not a directory (looked for \(source))",
+                    hint: "relative Dirs paths are relative to the manifest's directory \(manifest.directory)")
             }
-            try addDirectory(host: source, image: try TFSPath.split(entry, what: "\(what): Dirs entry `\(entry)`"), what: what)
+            try addDirectory(
+                host: source, image: try TFSPath.split(entry, what: "\(what): Dirs entry `\(entry)`"), what: what)
         }
 
         // Libraries, by reading the ELF. What the manifest put in place explicitly stays.
@@ -106,7 +119,8 @@ public struct NanosLayout {
             if let target = placement.symlinkTarget {
                 try root.set(path, TFSNode(.symlink(target)), what: what)
             } else {
-                try root.set(path, TFSNode(.file(try Self.content(placement.hostPath!, what: placement.guestPath))), what: what)
+                try root.set(
+                    path, TFSNode(.file(try Self.content(placement.hostPath!, what: placement.guestPath))), what: what)
             }
         }
 
@@ -115,18 +129,22 @@ public struct NanosLayout {
         keys["program"] = .string(programPath)
         let argv = [programName] + manifest.args
         for (index, argument) in argv.enumerated() where argument.isEmpty {
-            throw InputError("\(what): argument \(index) is empty; Nanos cannot store an empty string (it reads as absent)",
-                             hint: "drop the empty argument from Args")
+            throw InputError(
+                "\(what): argument \(index) is empty; Nanos cannot store an empty string (it reads as absent)",
+                hint: "drop the empty argument from Args")
         }
         keys["arguments"] = .vector(argv.map { .string($0) })
-        var environment: [(String, String)] = [("USER", "root"), ("PWD", "/"), ("NANOS_ARCH", "amd64"), ("IMAGE_NAME", options.imageName)]
+        var environment: [(String, String)] = [
+            ("USER", "root"), ("PWD", "/"), ("NANOS_ARCH", "amd64"), ("IMAGE_NAME", options.imageName)
+        ]
         if let version = release.version { environment.append(("NANOS_VERSION", version)) }
         environment += manifest.env + options.extraEnv
         let env = TFSTuple()
         for (name, value) in environment {
             guard !value.isEmpty else {
-                throw InputError("\(what): Env.\(name) is empty; Nanos cannot store an empty string (it reads as absent)",
-                                 hint: "remove Env.\(name), or give it a value")
+                throw InputError(
+                    "\(what): Env.\(name) is empty; Nanos cannot store an empty string (it reads as absent)",
+                    hint: "remove Env.\(name), or give it a value")
             }
             env[name] = .string(value)
         }
@@ -136,10 +154,14 @@ public struct NanosLayout {
             for (volume, target) in manifest.mounts {
                 let directory = String(target.split(separator: ":", maxSplits: 1).first ?? "")
                 let path = try TFSPath.split(directory, what: "\(what): Mounts.\(volume)")
-                guard !path.isEmpty else { throw InputError("\(what): Mounts.\(volume) mounts over `/`", hint: "mount it on a directory such as /workspace") }
+                guard !path.isEmpty else {
+                    throw InputError(
+                        "\(what): Mounts.\(volume) mounts over `/`", hint: "mount it on a directory such as /workspace")
+                }
                 if let existing = root.node(at: path), !existing.isDirectory {
-                    throw InputError("\(what): Mounts.\(volume) targets \(directory), which is a file in the image",
-                                     hint: "mount the volume on a directory path that no file uses")
+                    throw InputError(
+                        "\(what): Mounts.\(volume) targets \(directory), which is a file in the image",
+                        hint: "mount the volume on a directory path that no file uses")
                 }
                 _ = try root.directory(at: path, what: "\(what): Mounts.\(volume)")
                 mounts[volume] = .string(target)
@@ -167,11 +189,15 @@ public struct NanosLayout {
                 path = given
             } else {
                 guard let directory = release.klibDirectory else {
-                    throw InputError("\(what): klib \(name) is needed but no klib directory is known", hint: "set KlibDir, or pass --nanos-dir with a klibs/ directory")
+                    throw InputError(
+                        "\(what): klib \(name) is needed but no klib directory is known",
+                        hint: "set KlibDir, or pass --nanos-dir with a klibs/ directory")
                 }
                 path = directory + "/" + name
                 guard FileManager.default.fileExists(atPath: path) else {
-                    throw InputError("\(what): klib `\(name)` is not in \(directory)", hint: "set KlibDir to the directory holding \(name), or check the release's klibs/")
+                    throw InputError(
+                        "\(what): klib `\(name)` is not in \(directory)",
+                        hint: "set KlibDir to the directory holding \(name), or check the release's klibs/")
                 }
             }
             try boot.set(["klib", name], TFSNode(.file(try Self.content(path, what: "klib \(name)"))), what: what)
@@ -184,7 +210,9 @@ public struct NanosLayout {
             case .regularFile(let content): try root.set(parts, TFSNode(.file(content)), what: what)
             case .symlink(let target): try root.set(parts, TFSNode(.symlink(target)), what: what)
             case .directory: try root.set(parts, TFSNode.directory(), what: what)
-            default: throw InputError("an accelerator added \(file.path), a \(file.kind.name), which a Nanos image cannot hold")
+            default:
+                throw InputError(
+                    "an accelerator added \(file.path), a \(file.kind.name), which a Nanos image cannot hold")
             }
         }
         for (key, value) in manifest.passthrough { keys[key] = Self.tfsValue(value) }
@@ -200,28 +228,39 @@ public struct NanosLayout {
     mutating func checkGPU(manifest: OpsManifest, what: String) throws {
         guard let klib = klibPaths["gpu_nvidia"] else {
             if (manifest.run.gpus ?? 0) > 0 {
-                warnings.append("RunConfig.GPUs is \(manifest.run.gpus!) but Klibs has no gpu_nvidia: the program will see no GPU")
+                warnings.append(
+                    "RunConfig.GPUs is \(manifest.run.gpus!) but Klibs has no gpu_nvidia: the program will see no GPU")
             }
             return
         }
-        if let readonly = manifest.passthrough.first(where: { $0.0 == "readonly_rootfs" }), readonly.1 == .string("true") {
-            throw InputError("\(what): readonly_rootfs is \"true\", but the gpu_nvidia klib creates /dev/nvidiactl on the root filesystem and fails on a read-only one",
-                             hint: "remove readonly_rootfs from ManifestPassthrough for GPU images")
+        if let readonly = manifest.passthrough.first(where: { $0.0 == "readonly_rootfs" }),
+            readonly.1 == .string("true")
+        {
+            throw InputError(
+                "\(what): readonly_rootfs is \"true\", but the gpu_nvidia klib creates /dev/nvidiactl on the root filesystem and fails on a read-only one",
+                hint: "remove readonly_rootfs from ManifestPassthrough for GPU images")
         }
         guard let version = try NvidiaVersionString.find(inFile: klib) else {
-            throw InputError("cannot tell which NVIDIA driver the gpu_nvidia klib \(klib) was built for: it carries no NVIDIA identification string",
-                             hint: "use a gpu_nvidia klib built from NVIDIA's open kernel modules (nanovms/gpu-nvidia)")
+            throw InputError(
+                "cannot tell which NVIDIA driver the gpu_nvidia klib \(klib) was built for: it carries no NVIDIA identification string",
+                hint: "use a gpu_nvidia klib built from NVIDIA's open kernel modules (nanovms/gpu-nvidia)")
         }
         let expected = ["gsp_ga10x.bin", "gsp_tu10x.bin"].map { "/nvidia/\(version)/\($0)" }
         let missing = expected.filter { path in
-            guard let node = root.node(at: path.split(separator: "/").map(String.init)), case .file = node.kind else { return true }
+            guard let node = root.node(at: path.split(separator: "/").map(String.init)), case .file = node.kind else {
+                return true
+            }
             return false
         }
         if !missing.isEmpty {
             let present = (root.node(at: ["nvidia"])?.children.keys.sorted() ?? []).filter { $0 != version }
-            throw InputError("\(what): the gpu_nvidia klib is NVIDIA driver \(version) and reads its firmware from \(expected.joined(separator: " and ")); the image lacks \(missing.joined(separator: ", "))"
-                             + (present.isEmpty ? "" : " (its /nvidia has firmware for \(present.joined(separator: ", ")) instead)"),
-                             hint: "add the firmware of driver \(version): \"Dirs\": [\"nvidia\"] with nvidia/\(version)/gsp_*.bin next to the manifest, or --accel nvidia --nvidia-firmware DIR")
+            throw InputError(
+                "\(what): the gpu_nvidia klib is NVIDIA driver \(version) and reads its firmware from \(expected.joined(separator: " and ")); the image lacks \(missing.joined(separator: ", "))"
+                    + (present.isEmpty
+                        ? "" : " (its /nvidia has firmware for \(present.joined(separator: ", ")) instead)"),
+                hint:
+                    "add the firmware of driver \(version): \"Dirs\": [\"nvidia\"] with nvidia/\(version)/gsp_*.bin next to the manifest, or --accel nvidia --nvidia-firmware DIR"
+            )
         }
         // CUDA's user-space driver libraries must be the klib's version.
         var foreign: [String] = []
@@ -235,8 +274,9 @@ public struct NanosLayout {
         }
         walk(root, "")
         if !foreign.isEmpty {
-            throw InputError("\(what): the gpu_nvidia klib is NVIDIA driver \(version), but the image's CUDA driver libraries are another version: \(foreign.joined(separator: ", "))",
-                             hint: "ship libcuda and libnvidia-ml of driver \(version) (Files/Dirs), or use a klib built for theirs")
+            throw InputError(
+                "\(what): the gpu_nvidia klib is NVIDIA driver \(version), but the image's CUDA driver libraries are another version: \(foreign.joined(separator: ", "))",
+                hint: "ship libcuda and libnvidia-ml of driver \(version) (Files/Dirs), or use a klib built for theirs")
         }
     }
 
@@ -247,7 +287,9 @@ public struct NanosLayout {
         let glob = URL(fileURLWithPath: pattern).lastPathComponent
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw InputError("\(what): MapDirs entry `\(entry)`: \(directory) is not a directory", hint: "MapDirs maps \"dir/pattern\" to an image directory")
+            throw InputError(
+                "\(what): MapDirs entry `\(entry)`: \(directory) is not a directory",
+                hint: "MapDirs maps \"dir/pattern\" to an image directory")
         }
         let base = try TFSPath.split(destination, what: "\(what): MapDirs.\(entry)")
         func walk(_ relative: [String]) throws {
@@ -263,7 +305,9 @@ public struct NanosLayout {
                     if matched { _ = try root.directory(at: image, what: what) }
                     try walk(relative + [name])
                 case S_IFLNK where matched:
-                    try root.set(image, TFSNode(.symlink(try FileManager.default.destinationOfSymbolicLink(atPath: path))), what: what)
+                    try root.set(
+                        image, TFSNode(.symlink(try FileManager.default.destinationOfSymbolicLink(atPath: path))),
+                        what: what)
                 case S_IFREG where matched:
                     try root.set(image, TFSNode(.file(try Self.content(path, what: path))), what: what)
                 default:
@@ -289,7 +333,9 @@ public struct NanosLayout {
                     warnings.append("\(path) is a dangling symlink; left out (ops does the same)")
                     continue
                 }
-                try root.set(image + [name], TFSNode(.symlink(try FileManager.default.destinationOfSymbolicLink(atPath: path))), what: what)
+                try root.set(
+                    image + [name], TFSNode(.symlink(try FileManager.default.destinationOfSymbolicLink(atPath: path))),
+                    what: what)
             case S_IFREG: try root.set(image + [name], TFSNode(.file(try Self.content(path, what: path))), what: what)
             default: warnings.append("\(path) is not a file, directory or symlink; left out")
             }
@@ -300,7 +346,9 @@ public struct NanosLayout {
         var st = stat()
         guard stat(path, &st) == 0 else { throw InputError("\(what): \(path) does not exist") }
         guard st.st_mode & S_IFMT == S_IFREG else { throw InputError("\(what): \(path) is not a regular file") }
-        guard access(path, R_OK) == 0 else { throw InputError("\(what): \(path) is not readable", hint: "check its permissions") }
+        guard access(path, R_OK) == 0 else {
+            throw InputError("\(what): \(path) is not readable", hint: "check its permissions")
+        }
         return .hostFile(path: path, size: Int64(st.st_size), identity: FileIdentity(st))
     }
 
@@ -321,12 +369,21 @@ public struct NanosLayout {
         func describe(_ node: TFSNode) -> TFSValue {
             switch node.kind {
             case .directory:
-                return .tuple(TFSTuple([("children", .tuple(TFSTuple(node.children.keys.sorted().map { ($0, describe(node.children[$0]!)) })))]))
+                return .tuple(
+                    TFSTuple([
+                        (
+                            "children",
+                            .tuple(TFSTuple(node.children.keys.sorted().map { ($0, describe(node.children[$0]!)) }))
+                        )
+                    ]))
             case .symlink(let target): return .tuple(TFSTuple([("linktarget", .string(target))]))
             case .file(let content):
                 var source = ""
                 if case .hostFile(let path, _, _) = content { source = path }
-                return .tuple(TFSTuple([("contents", .tuple(TFSTuple([("host", .string(source)), ("size", .integer(content.size))])))]))
+                return .tuple(
+                    TFSTuple([
+                        ("contents", .tuple(TFSTuple([("host", .string(source)), ("size", .integer(content.size))])))
+                    ]))
             }
         }
         let rootTuple: TFSTuple

@@ -65,18 +65,26 @@ public struct OpsManifest: Sendable {
 
     /// Every key ops' `types.Config` has. Those gvlt acts on are `used`; the rest are accepted because
     /// they describe packages or clouds and change nothing in the image, or refused when they would.
-    static let used = ["Program", "Args", "Env", "Dirs", "Files", "MapDirs", "Mounts", "Klibs", "KlibDir", "ManifestPassthrough",
-                       "RebootOnExit", "BaseVolumeSz", "NameServers", "TargetRoot", "Boot", "Kernel", "NanosVersion", "RunConfig",
-                       "Debugflags", "NoTrace", "CloudConfig"]
-    static let inert = ["Version", "Language", "Description", "Force", "DisableArgsCopy", "BuildDir", "LocalFilesParentDirectory",
-                        "ProgramPath", "VolumesDir", "home", "PackageBaseURL", "PackageManifestURL", "TargetConfig"]
-    static let refusedWhenSet = ["Uefi": "UEFI images", "UefiBoot": "UEFI images", "TFSv4": "TFS version 4 images",
-                                 "NightlyBuild": "nightly Nanos releases (pass the release with --nanos-dir)"]
-    static let runConfigKeys = ["Accel", "AtExit", "Bridged", "BridgeIPAddress", "BridgeName", "CanIPForward", "CPUs", "GPUs", "GPUType",
-                                "Debug", "Gateway", "GdbPort", "ImageName", "InstanceGroup", "InstanceName", "IPAddress", "IPv6Address",
-                                "Kernel", "Memory", "Mgmt", "Vga", "Mounts", "AttachVolumeOnInstanceCreate", "NetMask", "Nics", "Background",
-                                "Ports", "QMP", "ShowDebug", "ShowErrors", "ShowWarnings", "JSON", "TapName", "UDPPorts", "Verbose",
-                                "VolumeSizeInGb", "ThreadsPerCore"]
+    static let used = [
+        "Program", "Args", "Env", "Dirs", "Files", "MapDirs", "Mounts", "Klibs", "KlibDir", "ManifestPassthrough",
+        "RebootOnExit", "BaseVolumeSz", "NameServers", "TargetRoot", "Boot", "Kernel", "NanosVersion", "RunConfig",
+        "Debugflags", "NoTrace", "CloudConfig"
+    ]
+    static let inert = [
+        "Version", "Language", "Description", "Force", "DisableArgsCopy", "BuildDir", "LocalFilesParentDirectory",
+        "ProgramPath", "VolumesDir", "home", "PackageBaseURL", "PackageManifestURL", "TargetConfig"
+    ]
+    static let refusedWhenSet = [
+        "Uefi": "UEFI images", "UefiBoot": "UEFI images", "TFSv4": "TFS version 4 images",
+        "NightlyBuild": "nightly Nanos releases (pass the release with --nanos-dir)"
+    ]
+    static let runConfigKeys = [
+        "Accel", "AtExit", "Bridged", "BridgeIPAddress", "BridgeName", "CanIPForward", "CPUs", "GPUs", "GPUType",
+        "Debug", "Gateway", "GdbPort", "ImageName", "InstanceGroup", "InstanceName", "IPAddress", "IPv6Address",
+        "Kernel", "Memory", "Mgmt", "Vga", "Mounts", "AttachVolumeOnInstanceCreate", "NetMask", "Nics", "Background",
+        "Ports", "QMP", "ShowDebug", "ShowErrors", "ShowWarnings", "JSON", "TapName", "UDPPorts", "Verbose",
+        "VolumeSizeInGb", "ThreadsPerCore"
+    ]
 
     public init(directory: String = FileManager.default.currentDirectoryPath, path: String = "manifest") {
         self.directory = directory
@@ -87,27 +95,36 @@ public struct OpsManifest: Sendable {
         guard let data = FileManager.default.contents(atPath: path) else {
             var isDirectory: ObjCBool = false
             let exists = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
-            throw InputError(exists && isDirectory.boolValue ? "manifest \(path) is a directory" : "manifest \(path) does not exist or cannot be read",
-                             hint: "pass the ops config JSON with --manifest FILE (or -c FILE)")
+            throw InputError(
+                exists && isDirectory.boolValue
+                    ? "manifest \(path) is a directory" : "manifest \(path) does not exist or cannot be read",
+                hint: "pass the ops config JSON with --manifest FILE (or -c FILE)")
         }
         try self.init(data: data, path: path)
     }
 
     public init(data: Data, path: String) throws {
-        self.init(directory: URL(fileURLWithPath: path).deletingLastPathComponent().standardizedFileURL.path, path: path)
+        self.init(
+            directory: URL(fileURLWithPath: path).deletingLastPathComponent().standardizedFileURL.path, path: path)
         let text = String(decoding: data, as: UTF8.self)
         let value = try JSONValue.parse(data, what: "manifest \(path)")
         guard case .object(let fields) = value else {
-            throw InputError("manifest \(path): expected a JSON object at the top, found \(value.typeName)", hint: "an ops config is {\"Program\": …}")
+            throw InputError(
+                "manifest \(path): expected a JSON object at the top, found \(value.typeName)",
+                hint: "an ops config is {\"Program\": …}")
         }
         let known = Self.used + Self.inert + Array(Self.refusedWhenSet.keys)
         for key in fields.keys.sorted() where !known.contains(key) {
-            throw unknownKey(key, in: text, allowed: Self.used + Array(Self.refusedWhenSet.keys) + Self.inert, section: nil)
+            throw unknownKey(
+                key, in: text, allowed: Self.used + Array(Self.refusedWhenSet.keys) + Self.inert, section: nil)
         }
         for (key, what) in Self.refusedWhenSet.sorted(by: { $0.key < $1.key }) {
             switch fields[key] {
             case nil, .null?, .bool(false)?, .string("")?: continue
-            default: throw UnsupportedError("manifest \(path): \(key) asks for \(what), which gvlt does not build", hint: "remove \(key) from the manifest")
+            default:
+                throw UnsupportedError(
+                    "manifest \(path): \(key) asks for \(what), which gvlt does not build",
+                    hint: "remove \(key) from the manifest")
             }
         }
         func location(_ key: String) -> String { "manifest \(path)\(Self.lineColumn(of: key, in: text)): \(key)" }
@@ -128,8 +145,10 @@ public struct OpsManifest: Sendable {
                     }
                     return value
                 }
-            case let other?: throw InputError("\(location(key)) must be a list of strings, not a \(other.typeName)",
-                                              hint: other.typeName == "string" ? "write [\"…\"]" : nil)
+            case let other?:
+                throw InputError(
+                    "\(location(key)) must be a list of strings, not a \(other.typeName)",
+                    hint: other.typeName == "string" ? "write [\"…\"]" : nil)
             }
         }
         func map(_ key: String) throws -> [(String, String)] {
@@ -138,8 +157,9 @@ public struct OpsManifest: Sendable {
             case .object(let items)?:
                 return try items.keys.sorted().map { name in
                     guard case .string(let value) = items[name]! else {
-                        throw InputError("\(location(key)).\(name) must be a string, not a \(items[name]!.typeName)",
-                                         hint: "quote it: \"\(name)\": \"…\"")
+                        throw InputError(
+                            "\(location(key)).\(name) must be a string, not a \(items[name]!.typeName)",
+                            hint: "quote it: \"\(name)\": \"…\"")
                     }
                     return (name, value)
                 }
@@ -162,7 +182,9 @@ public struct OpsManifest: Sendable {
         }
         if let size = try string("BaseVolumeSz") {
             guard let bytes = Self.parseSize(size) else {
-                throw InputError("\(location("BaseVolumeSz")): `\(size)` is not a size", hint: "write a number of bytes with an optional k, m or g suffix, e.g. \"512m\"")
+                throw InputError(
+                    "\(location("BaseVolumeSz")): `\(size)` is not a size",
+                    hint: "write a number of bytes with an optional k, m or g suffix, e.g. \"512m\"")
             }
             baseVolumeSize = bytes
         }
@@ -180,7 +202,8 @@ public struct OpsManifest: Sendable {
                 try Self.checkPassthrough(items[name]!, at: "\(location("ManifestPassthrough")).\(name)")
                 return (name, items[name]!)
             }
-        case let other?: throw InputError("\(location("ManifestPassthrough")) must be an object, not a \(other.typeName)")
+        case let other?:
+            throw InputError("\(location("ManifestPassthrough")) must be an object, not a \(other.typeName)")
         }
         if case .object(let cloud)? = fields["CloudConfig"] {
             if case .string(let name)? = cloud["ImageName"] { imageName = name }
@@ -197,8 +220,10 @@ public struct OpsManifest: Sendable {
                 switch items[key] {
                 case nil, .null?: return nil
                 case .number(let value)? where value >= 0 && Int(exactly: value) != nil: return Int(exactly: value)!
-                case .number(let value)?: throw InputError("\(location("RunConfig")).\(key) must be a whole number, not \(value.jsonText)")
-                case let other?: throw InputError("\(location("RunConfig")).\(key) must be a whole number, not a \(other.typeName)")
+                case .number(let value)?:
+                    throw InputError("\(location("RunConfig")).\(key) must be a whole number, not \(value.jsonText)")
+                case let other?:
+                    throw InputError("\(location("RunConfig")).\(key) must be a whole number, not a \(other.typeName)")
                 }
             }
             run.cpus = try runInt("CPUs")
@@ -207,10 +232,14 @@ public struct OpsManifest: Sendable {
             case nil, .null?: break
             case .string(let value)?:
                 guard Self.parseSize(value) != nil else {
-                    throw InputError("\(location("RunConfig")).Memory: `\(value)` is not a size", hint: "write e.g. \"2g\" or \"512m\"")
+                    throw InputError(
+                        "\(location("RunConfig")).Memory: `\(value)` is not a size",
+                        hint: "write e.g. \"2g\" or \"512m\"")
                 }
                 run.memory = value
-            case let other?: throw InputError("\(location("RunConfig")).Memory must be a string like \"2g\", not a \(other.typeName)")
+            case let other?:
+                throw InputError(
+                    "\(location("RunConfig")).Memory must be a string like \"2g\", not a \(other.typeName)")
             }
             if case .string(let value)? = items["GPUType"] { run.gpuType = value }
             if case .array(let ports)? = items["Ports"] {
@@ -222,8 +251,11 @@ public struct OpsManifest: Sendable {
 
     func unknownKey(_ key: String, in text: String, allowed: [String], section: String?) -> Error {
         let suggestion = Suggestions.closest(to: key, in: allowed).map { "did you mean `\($0)`? " } ?? ""
-        return InputError("manifest \(path)\(Self.lineColumn(of: key, in: text)): unknown key `\(section.map { $0 + "." } ?? "")\(key)`",
-                          hint: "\(suggestion)keys are case-sensitive; valid keys\(section.map { " in " + $0 } ?? ""): \(allowed.joined(separator: ", "))")
+        return InputError(
+            "manifest \(path)\(Self.lineColumn(of: key, in: text)): unknown key `\(section.map { $0 + "." } ?? "")\(key)`",
+            hint:
+                "\(suggestion)keys are case-sensitive; valid keys\(section.map { " in " + $0 } ?? ""): \(allowed.joined(separator: ", "))"
+        )
     }
 
     /// ` (line L, column C)` of the first `"key":` in the text, for messages.
@@ -235,7 +267,10 @@ public struct OpsManifest: Sendable {
             if rest.first == ":" {
                 let before = text[..<range.lowerBound]
                 let line = before.filter { $0 == "\n" }.count + 1
-                let column = before.distance(from: before.lastIndex(of: "\n").map { before.index(after: $0) } ?? before.startIndex, to: before.endIndex) + 1
+                let column =
+                    before.distance(
+                        from: before.lastIndex(of: "\n").map { before.index(after: $0) } ?? before.startIndex,
+                        to: before.endIndex) + 1
                 return " (line \(line), column \(column))"
             }
             searchStart = range.upperBound
@@ -253,9 +288,13 @@ public struct OpsManifest: Sendable {
         case .object(let items):
             for (key, item) in items { try checkPassthrough(item, at: "\(location).\(key)") }
         case .bool(let flag):
-            throw InputError("\(location) is the boolean \(flag); Nanos manifest values are strings", hint: "write \"\(flag)\" (ops writes the same)")
+            throw InputError(
+                "\(location) is the boolean \(flag); Nanos manifest values are strings",
+                hint: "write \"\(flag)\" (ops writes the same)")
         case .number(let number):
-            throw InputError("\(location) is the number \(number); Nanos manifest values are strings", hint: "quote it: \"\(number.jsonText)\"")
+            throw InputError(
+                "\(location) is the number \(number); Nanos manifest values are strings",
+                hint: "quote it: \"\(number.jsonText)\"")
         case .null:
             throw InputError("\(location) is null; Nanos cannot store an absent value", hint: "remove the key")
         }

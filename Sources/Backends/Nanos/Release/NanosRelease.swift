@@ -15,7 +15,9 @@ public struct NanosRelease: Sendable {
         public var nanosVersion: String?
         public var boot: String?
         public var kernel: String?
-        public init(nanosDirectory: String? = nil, nanosVersion: String? = nil, boot: String? = nil, kernel: String? = nil) {
+        public init(
+            nanosDirectory: String? = nil, nanosVersion: String? = nil, boot: String? = nil, kernel: String? = nil
+        ) {
             self.nanosDirectory = nanosDirectory
             self.nanosVersion = nanosVersion
             self.boot = boot
@@ -30,8 +32,10 @@ public struct NanosRelease: Sendable {
     }
 
     /// Flags win over the manifest's Boot/Kernel/NanosVersion; then `~/.ops/latest.txt`, as ops does.
-    public static func locate(_ choice: Choice, manifest: OpsManifest,
-                              environment: [String: String] = ProcessInfo.processInfo.environment) throws -> NanosRelease {
+    public static func locate(
+        _ choice: Choice, manifest: OpsManifest,
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws -> NanosRelease {
         var directory: String?
         var version: String?
         var how = ""
@@ -65,13 +69,15 @@ public struct NanosRelease: Sendable {
                 return try check(path, what: what, from: "\(what == "boot" ? "Boot" : "Kernel") in the manifest")
             }
             guard let directory else {
-                throw InputError("no Nanos \(what == "boot" ? "boot loader" : "kernel") given, and no release found: \(opsHome(environment: environment))/latest.txt does not exist",
-                                 hint: NanosRelease.howToGetOne)
+                throw InputError(
+                    "no Nanos \(what == "boot" ? "boot loader" : "kernel") given, and no release found: \(opsHome(environment: environment))/latest.txt does not exist",
+                    hint: NanosRelease.howToGetOne)
             }
             let path = directory + "/" + file
             guard FileManager.default.fileExists(atPath: path) else {
-                throw InputError("no Nanos \(what == "boot" ? "boot loader" : "kernel"): \(path) does not exist (the release directory comes from \(how))",
-                                 hint: NanosRelease.howToGetOne)
+                throw InputError(
+                    "no Nanos \(what == "boot" ? "boot loader" : "kernel"): \(path) does not exist (the release directory comes from \(how))",
+                    hint: NanosRelease.howToGetOne)
             }
             return path
         }
@@ -108,18 +114,21 @@ public struct NanosBootImage {
     public init(path: String) throws {
         let file = try SharedFile.openRegular(path, what: "Nanos boot image", followSymlinks: true)
         guard file.size >= 1024, file.size <= 64 << 10, file.size % 512 == 0 else {
-            throw InputError("Nanos boot image \(path) is \(file.size) bytes; a boot.img is stage1 (512 bytes) plus stage2, a multiple of 512 and under 64 KiB",
-                             hint: "use the boot.img of a Nanos release")
+            throw InputError(
+                "Nanos boot image \(path) is \(file.size) bytes; a boot.img is stage1 (512 bytes) plus stage2, a multiple of 512 and under 64 KiB",
+                hint: "use the boot.img of a Nanos release")
         }
         var bytes = [UInt8](repeating: 0, count: Int(file.size))
         _ = try bytes.withUnsafeMutableBytes { try file.read(into: $0, at: 0) }
         guard let table = NanosPartitionTable(sector: Array(bytes[0..<512])), let length = table.stage2Length else {
-            throw InputError("\(path) is not a Nanos boot image: its first sector has no 55 AA signature or no region record (type 12) at 0x1AA",
-                             hint: "use the boot.img of a Nanos release")
+            throw InputError(
+                "\(path) is not a Nanos boot image: its first sector has no 55 AA signature or no region record (type 12) at 0x1AA",
+                hint: "use the boot.img of a Nanos release")
         }
         guard length == UInt64(bytes.count - 512) else {
-            throw InputError("\(path): its region record says stage2 is \(length) bytes, but \(bytes.count - 512) follow stage1",
-                             hint: "the boot.img is truncated or was padded; use the release's own file")
+            throw InputError(
+                "\(path): its region record says stage2 is \(length) bytes, but \(bytes.count - 512) follow stage1",
+                hint: "the boot.img is truncated or was padded; use the release's own file")
         }
         self.bytes = bytes
     }

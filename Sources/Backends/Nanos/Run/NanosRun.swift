@@ -42,21 +42,27 @@ public struct NanosRun {
     static func escaped(_ path: String) -> String { path.replacingOccurrences(of: ",", with: ",,") }
 
     public func qemuArguments(accel: String, volumeImage: String?) -> [String] {
-        var arguments = ["-machine", "q35", "-accel", accel,
-                         "-device", "pcie-root-port,port=0x10,chassis=1,id=pci.1,bus=pcie.0,multifunction=on,addr=0x3",
-                         "-device", "pcie-root-port,port=0x11,chassis=2,id=pci.2,bus=pcie.0,addr=0x3.0x1",
-                         "-device", "pcie-root-port,port=0x12,chassis=3,id=pci.3,bus=pcie.0,addr=0x3.0x2",
-                         "-device", "virtio-scsi-pci,bus=pci.2,addr=0x0,id=scsi0",
-                         "-device", "scsi-hd,bus=scsi0.0,drive=hd0,scsi-id=0,lun=0",
-                         // snapshot=on: the kernel may write to its root; the image file stays as built.
-                         "-drive", "file=\(Self.escaped(image)),format=raw,if=none,id=hd0,snapshot=on"]
+        var arguments = [
+            "-machine", "q35", "-accel", accel,
+            "-device", "pcie-root-port,port=0x10,chassis=1,id=pci.1,bus=pcie.0,multifunction=on,addr=0x3",
+            "-device", "pcie-root-port,port=0x11,chassis=2,id=pci.2,bus=pcie.0,addr=0x3.0x1",
+            "-device", "pcie-root-port,port=0x12,chassis=3,id=pci.3,bus=pcie.0,addr=0x3.0x2",
+            "-device", "virtio-scsi-pci,bus=pci.2,addr=0x0,id=scsi0",
+            "-device", "scsi-hd,bus=scsi0.0,drive=hd0,scsi-id=0,lun=0",
+            // snapshot=on: the kernel may write to its root; the image file stays as built.
+            "-drive", "file=\(Self.escaped(image)),format=raw,if=none,id=hd0,snapshot=on"
+        ]
         if let volumeImage {
-            arguments += ["-device", "scsi-hd,bus=scsi0.0,drive=hd1,scsi-id=1,lun=0,device_id=persistent-disk-1",
-                          "-drive", "file=\(Self.escaped(volumeImage)),format=raw,if=none,id=hd1"]
+            arguments += [
+                "-device", "scsi-hd,bus=scsi0.0,drive=hd1,scsi-id=1,lun=0,device_id=persistent-disk-1",
+                "-drive", "file=\(Self.escaped(volumeImage)),format=raw,if=none,id=hd1"
+            ]
         }
-        arguments += ["-vga", "none", "-smp", String(cpus), "-m", memory, "-cpu", "max",
-                      "-device", "isa-debug-exit,iobase=0x501,iosize=0x02", "-device", "virtio-rng-pci",
-                      "-no-reboot", "-display", "none", "-serial", "stdio"]
+        arguments += [
+            "-vga", "none", "-smp", String(cpus), "-m", memory, "-cpu", "max",
+            "-device", "isa-debug-exit,iobase=0x501,iosize=0x02", "-device", "virtio-rng-pci",
+            "-no-reboot", "-display", "none", "-serial", "stdio"
+        ]
         for gpu in gpus { arguments += ["-device", "vfio-pci,rombar=0,host=\(gpu)"] }
         return arguments + extraQEMUArguments
     }
@@ -82,11 +88,18 @@ public struct NanosRun {
                     try tree.set(image + [name], TFSNode.directory(), what: "--volume")
                     try walk(full, image + [name])
                 case S_IFLNK:
-                    try tree.set(image + [name], TFSNode(.symlink(try FileManager.default.destinationOfSymbolicLink(atPath: full))), what: "--volume")
+                    try tree.set(
+                        image + [name],
+                        TFSNode(.symlink(try FileManager.default.destinationOfSymbolicLink(atPath: full))),
+                        what: "--volume")
                 case S_IFREG:
-                    try tree.set(image + [name], TFSNode(.file(.hostFile(path: full, size: Int64(st.st_size), identity: FileIdentity(st)))), what: "--volume")
+                    try tree.set(
+                        image + [name],
+                        TFSNode(.file(.hostFile(path: full, size: Int64(st.st_size), identity: FileIdentity(st)))),
+                        what: "--volume")
                 default:
-                    throw InputError("--volume: \(full) is not a file, directory or symlink", hint: "a TFS volume holds only those")
+                    throw InputError(
+                        "--volume: \(full) is not a file, directory or symlink", hint: "a TFS volume holds only those")
                 }
             }
         }
@@ -135,27 +148,38 @@ public struct NanosRun {
     public func run(accel: String, scratch: ScratchDirectory, console: @escaping (Data) -> Void) throws -> Outcome {
         let qemu = try QEMUProbe.resolve(qemuPath)
         guard NanosInspector.isNanosImage(image) else {
-            throw InputError("\(image) is not a Nanos image", hint: "gvlt run boots images from gvlt build --backend nanos or ops build")
+            throw InputError(
+                "\(image) is not a Nanos image",
+                hint: "gvlt run boots images from gvlt build --backend nanos or ops build")
         }
         let debugExit = (try NanosImageReader.open(image)).root.root.text("debug_exit") == "t"
         var volumeImage: String?
         if let volume {
             var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: volume, isDirectory: &isDirectory), isDirectory.boolValue else {
-                throw InputError("--volume \(volume) is not a directory", hint: "pass the directory whose files the program should see under its mount")
+            guard FileManager.default.fileExists(atPath: volume, isDirectory: &isDirectory), isDirectory.boolValue
+            else {
+                throw InputError(
+                    "--volume \(volume) is not a directory",
+                    hint: "pass the directory whose files the program should see under its mount")
             }
             volumeImage = scratch.path + "/volume.tfs"
             try Self.makeVolume(from: volume, to: volumeImage!, freeSpace: volumeFreeSpace)
         }
         final class Complaints: @unchecked Sendable { var seen = false }
         let complaints = Complaints()
-        let finished = try QEMUProcess.run(qemu, qemuArguments(accel: accel, volumeImage: volumeImage), timeout: timeout, console: console) { line in
+        let finished = try QEMUProcess.run(
+            qemu, qemuArguments(accel: accel, volumeImage: volumeImage), timeout: timeout, console: console
+        ) { line in
             if line.hasPrefix("qemu-system-") { complaints.seen = true }
         }
-        let result = finished.timedOut ? .timedOut(timeout!) : Self.result(qemuStatus: finished.status, debugExit: debugExit, qemuComplained: complaints.seen)
+        let result =
+            finished.timedOut
+            ? .timedOut(timeout!)
+            : Self.result(qemuStatus: finished.status, debugExit: debugExit, qemuComplained: complaints.seen)
         var copied: [String] = []
         if let volumeImage {
-            let written = try TFSReader.read(file: try SharedFile.openReadOnly(volumeImage), what: "the --volume after the run")
+            let written = try TFSReader.read(
+                file: try SharedFile.openReadOnly(volumeImage), what: "the --volume after the run")
             copied = try Self.copyOut(written, to: outputDirectory)
         }
         return Outcome(result: result, copiedOutputs: copied, debugExit: debugExit, executionTime: finished.seconds)

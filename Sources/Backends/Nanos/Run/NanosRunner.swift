@@ -25,18 +25,27 @@ public final class NanosRunner: ImageRunning, ImageInspecting, ImageExtracting {
     /// The parts of a request a Nanos image cannot take, with the flag or task field that gave them.
     static func refuseLinuxOnly(_ request: RunRequest) throws {
         let task = request.task
-        for (flag, used) in [("--input", !request.inputs.isEmpty), ("--output", !request.outputs.isEmpty), ("--env", !request.env.isEmpty),
-                             ("--command", request.command != nil), ("--args", !request.args.isEmpty),
-                             ("the task's command", !(task?.command.isEmpty ?? true)), ("the task's args", !(task?.args.isEmpty ?? true)),
-                             ("the task's env", !(task?.env.isEmpty ?? true)), ("the task's inputContexts", !(task?.inputContexts.isEmpty ?? true)),
-                             ("the task's outputContexts", !(task?.outputContexts.isEmpty ?? true))] where used {
-            throw InputError("\(flag) is for Linux VM images; a Nanos image's program, arguments and environment are fixed when it is built",
-                             hint: "rebuild with the manifest changed, and pass files to the program with --volume DIR")
+        for (flag, used) in [
+            ("--input", !request.inputs.isEmpty), ("--output", !request.outputs.isEmpty),
+            ("--env", !request.env.isEmpty),
+            ("--command", request.command != nil), ("--args", !request.args.isEmpty),
+            ("the task's command", !(task?.command.isEmpty ?? true)),
+            ("the task's args", !(task?.args.isEmpty ?? true)),
+            ("the task's env", !(task?.env.isEmpty ?? true)),
+            ("the task's inputContexts", !(task?.inputContexts.isEmpty ?? true)),
+            ("the task's outputContexts", !(task?.outputContexts.isEmpty ?? true))
+        ] where used {
+            throw InputError(
+                "\(flag) is for Linux VM images; a Nanos image's program, arguments and environment are fixed when it is built",
+                hint: "rebuild with the manifest changed, and pass files to the program with --volume DIR")
         }
-        for (flag, used) in [("--stdout", request.showProgramOnly), ("--store-stdout", request.storeStdout || task?.storeStdout == true),
-                             ("--store-stderr", request.storeStderr || task?.storeStderr == true)] where used {
-            throw InputError("\(flag) is for Linux VM images: a Nanos console has no marks that set the program's output apart",
-                             hint: "the whole console is shown live; drop \(flag) (or storeStdout/storeStderr in the task)")
+        for (flag, used) in [
+            ("--stdout", request.showProgramOnly), ("--store-stdout", request.storeStdout || task?.storeStdout == true),
+            ("--store-stderr", request.storeStderr || task?.storeStderr == true)
+        ] where used {
+            throw InputError(
+                "\(flag) is for Linux VM images: a Nanos console has no marks that set the program's output apart",
+                hint: "the whole console is shown live; drop \(flag) (or storeStdout/storeStderr in the task)")
         }
     }
 
@@ -50,13 +59,18 @@ public final class NanosRunner: ImageRunning, ImageInspecting, ImageExtracting {
         run.outputDirectory = request.outputDirectory
         run.timeout = try request.timeoutSeconds()
         run.cpus = try request.cpuCount() ?? manifest?.run.cpus ?? 1
-        guard run.cpus >= 1 else { throw InputError("\(manifestPath ?? "the manifest"): RunConfig.CPUs must be at least 1") }
+        guard run.cpus >= 1 else {
+            throw InputError("\(manifestPath ?? "the manifest"): RunConfig.CPUs must be at least 1")
+        }
         if let memory = try request.memoryArgument() {
             run.memory = memory
         } else if let text = manifest?.run.memory, let bytes = OpsManifest.parseSize(text) {
             run.memory = "\(max(1, bytes >> 20))M"
         }
-        let wanted = request.taskGPUs.map { ($0, "the task's resources.gpus") } ?? (manifest?.run.gpus ?? 0, "the manifest's RunConfig.GPUs")
+        let wanted =
+            request.taskGPUs.map { ($0, "the task's resources.gpus") } ?? (
+                manifest?.run.gpus ?? 0, "the manifest's RunConfig.GPUs"
+            )
         run.gpus = try request.passthroughGPUs(wanted: wanted.0, from: wanted.1, checking: checking)
         run.extraQEMUArguments = request.qemuArguments
         run.qemuPath = request.qemuPath
@@ -71,7 +85,8 @@ public final class NanosRunner: ImageRunning, ImageInspecting, ImageExtracting {
 
     public func run(_ request: RunRequest, context: RunContext) throws -> RunReport {
         let run = try nanosRun(request, checking: true)
-        let accel = try request.accel.resolve(qemu: try QEMUProbe.resolve(request.qemuPath), scratch: context.scratch.path, note: context.note)
+        let accel = try request.accel.resolve(
+            qemu: try QEMUProbe.resolve(request.qemuPath), scratch: context.scratch.path, note: context.note)
         let outcome = try run.run(accel: accel, scratch: context.scratch, console: context.console)
         let result: RunReport.Outcome
         switch outcome.result {
@@ -79,22 +94,32 @@ public final class NanosRunner: ImageRunning, ImageInspecting, ImageExtracting {
         case .timedOut(let seconds): result = .timedOut(seconds)
         case .qemuFailed(let code): result = .qemuFailed(code)
         case .unknown(let code):
-            result = .noResult(why: outcome.debugExit
-                ? "the VM powered off (QEMU status \(code)) without reporting an exit code"
-                : "the VM stopped (QEMU status \(code)); the image has no debug_exit:t, so the program's exit code is unknown (build with --local-run to get it)")
+            result = .noResult(
+                why: outcome.debugExit
+                    ? "the VM powered off (QEMU status \(code)) without reporting an exit code"
+                    : "the VM stopped (QEMU status \(code)); the image has no debug_exit:t, so the program's exit code is unknown (build with --local-run to get it)"
+            )
         }
-        return RunReport(image: request.image, outcome: result, executionTime: outcome.executionTime, accel: accel, outputs: outcome.copiedOutputs)
+        return RunReport(
+            image: request.image, outcome: result, executionTime: outcome.executionTime, accel: accel,
+            outputs: outcome.copiedOutputs)
     }
 
     public func inspect(image: String, scratch: ScratchDirectory) throws -> InspectionReport {
         let report = try NanosInspector.inspect(image)
-        var lines = ["image:      \(report.image) (\(ProgressReporter.bytes(report.bytes)), \(report.sha256))",
-                     "kind:       Nanos unikernel\(report.stage2Bytes.map { " (stage2 \($0) bytes)" } ?? "")"]
+        var lines = [
+            "image:      \(report.image) (\(ProgressReporter.bytes(report.bytes)), \(report.sha256))",
+            "kind:       Nanos unikernel\(report.stage2Bytes.map { " (stage2 \($0) bytes)" } ?? "")"
+        ]
         for partition in report.partitions {
-            lines.append("partition \(partition.number): \(partition.type)\(partition.active ? ", active" : ""), at \(partition.start), \(ProgressReporter.bytes(partition.size))")
+            lines.append(
+                "partition \(partition.number): \(partition.type)\(partition.active ? ", active" : ""), at \(partition.start), \(ProgressReporter.bytes(partition.size))"
+            )
         }
         for file in report.bootFiles { lines.append("boot:       \(file.path) (\(file.bytes) bytes)") }
-        lines.append("root:       label `\(report.rootLabel)`, UUID \(report.rootUUID), \(report.rootLogExtensions) log extension\(report.rootLogExtensions == 1 ? "" : "s")")
+        lines.append(
+            "root:       label `\(report.rootLabel)`, UUID \(report.rootUUID), \(report.rootLogExtensions) log extension\(report.rootLogExtensions == 1 ? "" : "s")"
+        )
         lines.append(report.root)
         return InspectionReport(text: lines.joined(separator: "\n") + "\n", value: report)
     }

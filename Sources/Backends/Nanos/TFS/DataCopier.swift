@@ -76,7 +76,8 @@ final class DataCopier {
             let slice = UnsafeMutableRawBufferPointer(rebasing: buffers[current][fill..<fill + want])
             let got = try source.file.read(into: slice, at: source.offset + copied)
             guard got == want else {
-                throw InputError("\(path) shrank while the image was being written", hint: "build again once it no longer changes")
+                throw InputError(
+                    "\(path) shrank while the image was being written", hint: "build again once it no longer changes")
             }
             try file.write(UnsafeRawBufferPointer(slice), at: offset + copied)
             fill += got

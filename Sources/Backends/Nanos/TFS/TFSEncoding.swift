@@ -4,7 +4,8 @@ import Core
 enum TFSEncoding {
     static let magic = Array("NVMTFS".utf8)
     static let version: UInt64 = 5
-    static let typeBuffer: UInt8 = 0, typeTuple: UInt8 = 1, typeVector: UInt8 = 2, typeInteger: UInt8 = 3, typeString: UInt8 = 4
+    static let typeBuffer: UInt8 = 0, typeTuple: UInt8 = 1, typeVector: UInt8 = 2, typeInteger: UInt8 = 3,
+        typeString: UInt8 = 4
 
     /// Big-endian 7-bit groups, 0x80 on every byte but the last (push_varint).
     static func appendVarint(_ value: UInt64, to out: inout [UInt8]) {
@@ -22,7 +23,9 @@ enum TFSEncoding {
     static func appendHeader(immediate: Bool, type: UInt8, length: UInt64, to out: inout [UInt8]) {
         let bits = length == 0 ? 1 : 64 - length.leadingZeroBitCount
         let words = bits > 3 ? (bits - 3 + 6) / 7 : 0
-        out.append((immediate ? 0x80 : 0) | type << 4 | (words > 0 ? 0x08 : 0) | UInt8(truncatingIfNeeded: length >> UInt64(words * 7)))
+        out.append(
+            (immediate ? 0x80 : 0) | type << 4 | (words > 0 ? 0x08 : 0)
+                | UInt8(truncatingIfNeeded: length >> UInt64(words * 7)))
         var index = words
         while index > 0 {
             index -= 1
@@ -46,7 +49,8 @@ struct TFSCursor {
     var remaining: Int { bytes.count - position }
 
     func corrupt(_ detail: String) -> Error {
-        InputError("\(what): \(detail) at byte \(position)", hint: "the image is truncated or corrupt, or not a TFS volume")
+        InputError(
+            "\(what): \(detail) at byte \(position)", hint: "the image is truncated or corrupt, or not a TFS volume")
     }
 
     mutating func byte() throws -> UInt8 {
@@ -56,7 +60,9 @@ struct TFSCursor {
     }
 
     mutating func take(_ count: Int) throws -> [UInt8] {
-        guard count >= 0, count <= remaining else { throw corrupt("a value claims \(count) bytes but only \(remaining) remain") }
+        guard count >= 0, count <= remaining else {
+            throw corrupt("a value claims \(count) bytes but only \(remaining) remain")
+        }
         defer { position += count }
         return Array(bytes[position..<position + count])
     }

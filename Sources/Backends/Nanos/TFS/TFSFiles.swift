@@ -28,7 +28,8 @@ extension TFSVolume {
     /// extents, cut at `filelength`.
     public func read(_ entry: TFSTuple, path: String, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
         guard Self.kind(of: entry) == .file else {
-            throw InputError("\(path) is not a regular file in the image", hint: "gvlt inspect IMAGE lists what the image holds")
+            throw InputError(
+                "\(path) is not a regular file in the image", hint: "gvlt inspect IMAGE lists what the image holds")
         }
         guard let length = entry["filelength"]?.unsigned else {
             throw InputError("\(path) has no valid filelength in the image", hint: "the image is corrupt")
@@ -36,8 +37,11 @@ extension TFSVolume {
         var extents: [(fileSector: UInt64, offset: UInt64, length: UInt64, zero: Bool)] = []
         for (key, value) in entry.tuple("extents")?.sortedPairs ?? [] {
             guard let fileSector = UInt64(String(decoding: key, as: UTF8.self)), case .tuple(let extent) = value,
-                  let offset = extent["offset"]?.unsigned, let count = extent["length"]?.unsigned else {
-                throw InputError("\(path) has a malformed extent `\(String(decoding: key, as: UTF8.self))`", hint: "the image is corrupt")
+                let offset = extent["offset"]?.unsigned, let count = extent["length"]?.unsigned
+            else {
+                throw InputError(
+                    "\(path) has a malformed extent `\(String(decoding: key, as: UTF8.self))`",
+                    hint: "the image is corrupt")
             }
             extents.append((fileSector, offset, count, extent["uninited"] != nil))
         }
@@ -64,12 +68,17 @@ extension TFSVolume {
             }
             var diskOffset = offset + Int64(extent.offset * sector) + Int64(position - start)
             guard Int64(extent.offset + extent.length) * 512 <= self.length else {
-                throw InputError("\(path): an extent lies beyond the end of the volume", hint: "the image is truncated or corrupt")
+                throw InputError(
+                    "\(path): an extent lies beyond the end of the volume", hint: "the image is truncated or corrupt")
             }
             while position < end {
                 let count = Int(min(UInt64(buffer.count), end - position))
-                let got = try buffer.withUnsafeMutableBytes { try file.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<count]), at: diskOffset) }
-                guard got == count else { throw InputError("\(path): the image ends inside the file's data", hint: "the image is truncated") }
+                let got = try buffer.withUnsafeMutableBytes {
+                    try file.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<count]), at: diskOffset)
+                }
+                guard got == count else {
+                    throw InputError("\(path): the image ends inside the file's data", hint: "the image is truncated")
+                }
                 try buffer.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
                 position += UInt64(count)
                 diskOffset += Int64(count)

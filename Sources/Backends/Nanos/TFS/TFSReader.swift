@@ -38,18 +38,22 @@ public enum TFSReader {
         case symbol([UInt8])
     }
 
-    public static func read(file: SharedFile, offset: Int64 = 0, length: Int64? = nil, what: String) throws -> TFSVolume {
+    public static func read(file: SharedFile, offset: Int64 = 0, length: Int64? = nil, what: String) throws -> TFSVolume
+    {
         let length = length ?? (file.size - offset)
         func sectors(_ start: UInt64, _ count: UInt64) throws -> [UInt8] {
             let byteOffset = offset + Int64(start) * sector
             let byteCount = Int64(count) * sector
             guard count > 0, start < UInt64(Int64.max / sector), byteOffset + byteCount <= offset + length else {
-                throw InputError("\(what): a log extension at sector \(start) (\(count) sectors) lies outside the volume",
-                                 hint: "the image is truncated or corrupt")
+                throw InputError(
+                    "\(what): a log extension at sector \(start) (\(count) sectors) lies outside the volume",
+                    hint: "the image is truncated or corrupt")
             }
             var buffer = [UInt8](repeating: 0, count: Int(byteCount))
             let got = try buffer.withUnsafeMutableBytes { try file.read(into: $0, at: byteOffset) }
-            guard got == buffer.count else { throw InputError("\(what): the image ends inside its log", hint: "the image is truncated") }
+            guard got == buffer.count else {
+                throw InputError("\(what): the image ends inside its log", hint: "the image is truncated")
+            }
             return buffer
         }
 
@@ -59,8 +63,9 @@ public enum TFSReader {
         }
         let version = try cursor.varint()
         guard version == TFSEncoding.version else {
-            throw UnsupportedError("\(what) is TFS version \(version); gvlt reads version 5 (Nanos 0.1.4x and later)",
-                                   hint: "rebuild the image with a current Nanos/ops or gvlt")
+            throw UnsupportedError(
+                "\(what) is TFS version \(version); gvlt reads version 5 (Nanos 0.1.4x and later)",
+                hint: "rebuild the image with a current Nanos/ops or gvlt")
         }
         let firstSize = try cursor.varint()
         let uuid = try cursor.take(16)
@@ -108,7 +113,9 @@ public enum TFSReader {
                 }
                 _ = try cursor.varint()
             case 2:  // TUPLE_AVAILABLE
-                guard pendingRemain == 0 else { throw cursor.corrupt("a new record starts before the previous one is complete") }
+                guard pendingRemain == 0 else {
+                    throw cursor.corrupt("a new record starts before the previous one is complete")
+                }
                 let total = try cursor.varint()
                 let segment = try cursor.varint()
                 guard segment <= total else { throw cursor.corrupt("a record segment is longer than its record") }
@@ -121,7 +128,9 @@ public enum TFSReader {
                 }
             case 3:  // TUPLE_EXTENDED
                 let segment = try cursor.varint()
-                guard segment <= pendingRemain else { throw cursor.corrupt("a record continuation is longer than what remains of the record") }
+                guard segment <= pendingRemain else {
+                    throw cursor.corrupt("a record continuation is longer than what remains of the record")
+                }
                 pending += try cursor.take(Int(segment))
                 pendingRemain -= segment
                 if pendingRemain == 0 {
@@ -136,8 +145,9 @@ public enum TFSReader {
         guard case .tuple(let root)? = dictionary.first else {
             throw InputError("\(what): the log holds no root tuple", hint: "the image is corrupt")
         }
-        return TFSVolume(uuid: uuid, label: String(decoding: labelBytes, as: UTF8.self), root: root,
-                         logExtensions: extensions, offset: offset, length: length, file: file)
+        return TFSVolume(
+            uuid: uuid, label: String(decoding: labelBytes, as: UTF8.self), root: root,
+            logExtensions: extensions, offset: offset, length: length, file: file)
     }
 
     /// One value; nil is Nanos' "no value" (delete the key).
@@ -145,7 +155,9 @@ public enum TFSReader {
         guard depth < 1000 else { throw cursor.corrupt("values nest deeper than 1000 levels") }
         let (immediate, type, length) = try cursor.header()
         func lookup(_ index: UInt64) throws -> Entry {
-            guard index >= 1, index <= UInt64(dictionary.count) else { throw cursor.corrupt("a reference to dictionary entry \(index), which does not exist") }
+            guard index >= 1, index <= UInt64(dictionary.count) else {
+                throw cursor.corrupt("a reference to dictionary entry \(index), which does not exist")
+            }
             return dictionary[Int(index - 1)]
         }
         switch type {
@@ -155,7 +167,9 @@ public enum TFSReader {
                 tuple = TFSTuple()
                 dictionary.append(.tuple(tuple))
             } else {
-                guard case .tuple(let existing) = try lookup(try cursor.varint()) else { throw cursor.corrupt("a tuple reference names a non-tuple") }
+                guard case .tuple(let existing) = try lookup(try cursor.varint()) else {
+                    throw cursor.corrupt("a tuple reference names a non-tuple")
+                }
                 tuple = existing
             }
             for _ in 0..<length {
@@ -166,7 +180,9 @@ public enum TFSReader {
                     key = try cursor.take(Int(keyLength))
                     dictionary.append(.symbol(key))
                 } else {
-                    guard case .symbol(let existing) = try lookup(keyLength) else { throw cursor.corrupt("a key reference names a non-symbol") }
+                    guard case .symbol(let existing) = try lookup(keyLength) else {
+                        throw cursor.corrupt("a key reference names a non-symbol")
+                    }
                     key = existing
                 }
                 let item = try value(&cursor, dictionary: &dictionary, depth: depth + 1)
@@ -176,7 +192,9 @@ public enum TFSReader {
             }
             return .tuple(tuple)
         case TFSEncoding.typeVector:
-            guard immediate else { throw UnsupportedError("\(cursor.what): a vector reference (never written by Nanos or ops)") }
+            guard immediate else {
+                throw UnsupportedError("\(cursor.what): a vector reference (never written by Nanos or ops)")
+            }
             dictionary.append(.vector)
             var items: [TFSValue] = []
             for _ in 0..<length {
@@ -192,7 +210,9 @@ public enum TFSReader {
             return .string(try cursor.take(Int(length)))
         case TFSEncoding.typeBuffer:
             if !immediate {
-                guard case .symbol(let bytes) = try lookup(length) else { throw cursor.corrupt("a buffer reference names a non-symbol") }
+                guard case .symbol(let bytes) = try lookup(length) else {
+                    throw cursor.corrupt("a buffer reference names a non-symbol")
+                }
                 return .buffer(bytes)
             }
             if length == 0 { return nil }

@@ -57,7 +57,8 @@ public final class TFSTuple {
     /// Pairs in byte order of keys: the order the writer uses and the dump prints.
     public var sortedPairs: [(key: [UInt8], value: TFSValue)] {
         var sorted = true
-        for position in pairs.indices.dropFirst() where !pairs[position - 1].key.lexicographicallyPrecedes(pairs[position].key) {
+        for position in pairs.indices.dropFirst()
+        where !pairs[position - 1].key.lexicographicallyPrecedes(pairs[position].key) {
             sorted = false
             break
         }

@@ -36,8 +36,9 @@ public final class TFSNode {
         for (index, part) in path.enumerated() {
             if let child = node.children[part] {
                 guard child.isDirectory else {
-                    throw InputError("\(what): /\(path[...index].joined(separator: "/")) is a file in the image, not a directory",
-                                     hint: "rename one of them in the manifest")
+                    throw InputError(
+                        "\(what): /\(path[...index].joined(separator: "/")) is a file in the image, not a directory",
+                        hint: "rename one of them in the manifest")
                 }
                 node = child
             } else {
@@ -71,7 +72,9 @@ public enum TFSPath {
 
     static func check(_ parts: [String], what: String) throws {
         for part in parts where part == "." || part == ".." || part.isEmpty || part.utf8.contains(0) {
-            throw InputError("\(what): `\(part)` is not a usable name in an image path", hint: "use plain absolute paths like /etc/passwd")
+            throw InputError(
+                "\(what): `\(part)` is not a usable name in an image path",
+                hint: "use plain absolute paths like /etc/passwd")
         }
     }
 }
@@ -106,8 +109,10 @@ public struct TFSWriter {
     /// volume the kernel only reads (the boot filesystem) starts data right after the log, at 1025.
     public var dataStart: UInt64
 
-    public init(label: String = "", rootKeys: [(String, TFSValue)] = [], minimumSize: Int64 = 0, freeSpace: Int64 = 8 << 20,
-                writable: Bool = true) {
+    public init(
+        label: String = "", rootKeys: [(String, TFSValue)] = [], minimumSize: Int64 = 0, freeSpace: Int64 = 8 << 20,
+        writable: Bool = true
+    ) {
         self.label = label
         self.rootKeys = rootKeys
         self.minimumSize = minimumSize
@@ -147,13 +152,17 @@ public struct TFSWriter {
             switch node.kind {
             case .directory:
                 let children = TFSTuple()
-                let names = node.children.keys.map { (name: $0, bytes: Array($0.utf8)) }.sorted { $0.bytes.lexicographicallyPrecedes($1.bytes) }
+                let names = node.children.keys.map { (name: $0, bytes: Array($0.utf8)) }.sorted {
+                    $0.bytes.lexicographicallyPrecedes($1.bytes)
+                }
                 for (name, bytes) in names {
                     children[bytes] = .tuple(try metadata(node.children[name]!, path: path + "/" + name))
                 }
                 return TFSTuple([("children", .tuple(children))])
             case .symlink(let target):
-                guard !target.isEmpty else { throw InputError("symlink \(path) has an empty target; TFS cannot store one") }
+                guard !target.isEmpty else {
+                    throw InputError("symlink \(path) has an empty target; TFS cannot store one")
+                }
                 return TFSTuple([("linktarget", .string(target))])
             case .file(let content):
                 let size = content.size
@@ -161,7 +170,9 @@ public struct TFSWriter {
                 let start = next
                 let written = try copier.copy(content, to: file, at: offset + Int64(start) * Self.sector, path: path)
                 guard written == size else {
-                    throw InputError("\(path) changed size while the image was being written", hint: "build again once it no longer changes")
+                    throw InputError(
+                        "\(path) changed size while the image was being written",
+                        hint: "build again once it no longer changes")
                 }
                 let tail = Int(size % Self.sector)
                 if tail != 0 {
@@ -174,10 +185,11 @@ public struct TFSWriter {
                 var done: UInt64 = 0
                 while done < sectors {
                     let length = min(Self.maximumExtentSectors, sectors - done)
-                    extents[String(done)] = .tuple(TFSTuple([
-                        ("allocated", .integer(Int64(length))), ("length", .integer(Int64(length))),
-                        ("offset", .integer(Int64(start + done))),
-                    ]))
+                    extents[String(done)] = .tuple(
+                        TFSTuple([
+                            ("allocated", .integer(Int64(length))), ("length", .integer(Int64(length))),
+                            ("offset", .integer(Int64(start + done)))
+                        ]))
                     done += length
                 }
                 return TFSTuple([("extents", .tuple(extents)), ("filelength", .integer(size))])
@@ -185,7 +197,9 @@ public struct TFSWriter {
         }
         let root = try metadata(tree, path: "")
         for (key, value) in rootKeys {
-            guard key != "children" else { throw InputError("the root key `children` is the file tree; it cannot be set directly") }
+            guard key != "children" else {
+                throw InputError("the root key `children` is the file tree; it cannot be set directly")
+            }
             root[key] = value
         }
         var encoder = TFSEncoder()
@@ -286,30 +300,36 @@ struct TFSEncoder {
         case .tuple(let tuple):
             count += 1
             let pairs = tuple.sortedPairs
-            TFSEncoding.appendHeader(immediate: true, type: TFSEncoding.typeTuple, length: UInt64(pairs.count), to: &out)
+            TFSEncoding.appendHeader(
+                immediate: true, type: TFSEncoding.typeTuple, length: UInt64(pairs.count), to: &out)
             for (key, item) in pairs {
                 if let index = symbols[key] {
                     TFSEncoding.appendHeader(immediate: false, type: TFSEncoding.typeBuffer, length: index, to: &out)
                 } else {
                     count += 1
                     symbols[key] = count
-                    TFSEncoding.appendHeader(immediate: true, type: TFSEncoding.typeBuffer, length: UInt64(key.count), to: &out)
+                    TFSEncoding.appendHeader(
+                        immediate: true, type: TFSEncoding.typeBuffer, length: UInt64(key.count), to: &out)
                     out += key
                 }
                 encode(item)
             }
         case .vector(let items):
             count += 1
-            TFSEncoding.appendHeader(immediate: true, type: TFSEncoding.typeVector, length: UInt64(items.count), to: &out)
+            TFSEncoding.appendHeader(
+                immediate: true, type: TFSEncoding.typeVector, length: UInt64(items.count), to: &out)
             for item in items { encode(item) }
         case .string(let bytes):
-            TFSEncoding.appendHeader(immediate: true, type: TFSEncoding.typeString, length: UInt64(bytes.count), to: &out)
+            TFSEncoding.appendHeader(
+                immediate: true, type: TFSEncoding.typeString, length: UInt64(bytes.count), to: &out)
             out += bytes
         case .integer(let number):
-            TFSEncoding.appendHeader(immediate: true, type: TFSEncoding.typeInteger, length: number < 0 ? 1 : 0, to: &out)
+            TFSEncoding.appendHeader(
+                immediate: true, type: TFSEncoding.typeInteger, length: number < 0 ? 1 : 0, to: &out)
             TFSEncoding.appendVarint(number.magnitude, to: &out)
         case .buffer(let bytes):
-            TFSEncoding.appendHeader(immediate: true, type: TFSEncoding.typeBuffer, length: UInt64(bytes.count), to: &out)
+            TFSEncoding.appendHeader(
+                immediate: true, type: TFSEncoding.typeBuffer, length: UInt64(bytes.count), to: &out)
             out += bytes
         }
     }

@@ -38,19 +38,25 @@ enum NvidiaCompatPatch {
         """
 
     static let edits: [Edit] = [
-        Edit(file: "conftest.sh", anchor: "        pci_rebar_get_possible_sizes)\n",
-             replacement: conftestBlock + "        pci_rebar_get_possible_sizes)\n"),
-        Edit(file: "nvidia/nvidia.Kbuild", anchor: "NV_CONFTEST_FUNCTION_COMPILE_TESTS += pci_rebar_get_possible_sizes\n",
-             replacement: "NV_CONFTEST_FUNCTION_COMPILE_TESTS += pci_rebar_get_possible_sizes\nNV_CONFTEST_FUNCTION_COMPILE_TESTS += pci_resize_resource_has_exclude_bars_arg\n"),
-        Edit(file: "nvidia/nv-pci.c", anchor: "    r = pci_resize_resource(pci_dev, NV_GPU_BAR1, requested_size);\n",
-             replacement: """
-            #if defined(NV_PCI_RESIZE_RESOURCE_HAS_EXCLUDE_BARS_ARG)
-                r = pci_resize_resource(pci_dev, NV_GPU_BAR1, requested_size, 0);
-            #else
-                r = pci_resize_resource(pci_dev, NV_GPU_BAR1, requested_size);
-            #endif
+        Edit(
+            file: "conftest.sh", anchor: "        pci_rebar_get_possible_sizes)\n",
+            replacement: conftestBlock + "        pci_rebar_get_possible_sizes)\n"),
+        Edit(
+            file: "nvidia/nvidia.Kbuild",
+            anchor: "NV_CONFTEST_FUNCTION_COMPILE_TESTS += pci_rebar_get_possible_sizes\n",
+            replacement:
+                "NV_CONFTEST_FUNCTION_COMPILE_TESTS += pci_rebar_get_possible_sizes\nNV_CONFTEST_FUNCTION_COMPILE_TESTS += pci_resize_resource_has_exclude_bars_arg\n"
+        ),
+        Edit(
+            file: "nvidia/nv-pci.c", anchor: "    r = pci_resize_resource(pci_dev, NV_GPU_BAR1, requested_size);\n",
+            replacement: """
+                #if defined(NV_PCI_RESIZE_RESOURCE_HAS_EXCLUDE_BARS_ARG)
+                    r = pci_resize_resource(pci_dev, NV_GPU_BAR1, requested_size, 0);
+                #else
+                    r = pci_resize_resource(pci_dev, NV_GPU_BAR1, requested_size);
+                #endif
 
-            """),
+                """)
     ]
 
     /// Applies every edit to the source tree at `directory`. A source whose anchors are missing or
@@ -60,16 +66,19 @@ enum NvidiaCompatPatch {
         for edit in edits {
             let path = directory + "/" + edit.file
             guard let data = FileManager.default.contents(atPath: path) else {
-                throw UnsupportedError("NVIDIA driver \(driver)'s source has no \(edit.file); gvlt's compatibility patch does not fit it",
-                                       hint: "use prebuilt modules with --nvidia-modules dir:PATH")
+                throw UnsupportedError(
+                    "NVIDIA driver \(driver)'s source has no \(edit.file); gvlt's compatibility patch does not fit it",
+                    hint: "use prebuilt modules with --nvidia-modules dir:PATH")
             }
             let text = String(decoding: data, as: UTF8.self)
             let count = text.components(separatedBy: edit.anchor).count - 1
             guard count == 1 else {
-                throw UnsupportedError("NVIDIA driver \(driver)'s \(edit.file) has \(count) places for gvlt's pci_resize_resource compatibility patch instead of 1",
-                                       hint: "use prebuilt modules with --nvidia-modules dir:PATH")
+                throw UnsupportedError(
+                    "NVIDIA driver \(driver)'s \(edit.file) has \(count) places for gvlt's pci_resize_resource compatibility patch instead of 1",
+                    hint: "use prebuilt modules with --nvidia-modules dir:PATH")
             }
-            try Data(text.replacingOccurrences(of: edit.anchor, with: edit.replacement).utf8).write(to: URL(fileURLWithPath: path))
+            try Data(text.replacingOccurrences(of: edit.anchor, with: edit.replacement).utf8).write(
+                to: URL(fileURLWithPath: path))
         }
     }
 }

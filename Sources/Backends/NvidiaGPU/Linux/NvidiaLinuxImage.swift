@@ -17,8 +17,9 @@ struct NvidiaLinuxImage {
 
     func contribution(tree: FileTree) throws -> AcceleratorContribution {
         guard let modulesDirectory = kernel.modulesDirectory else {
-            throw InputError("--accel nvidia needs a kernel that loads modules, and \(kernel.origin) has none",
-                             hint: "use --kernel debian, or a kernel built with CONFIG_MODULES")
+            throw InputError(
+                "--accel nvidia needs a kernel that loads modules, and \(kernel.origin) has none",
+                hint: "use --kernel debian, or a kernel built with CONFIG_MODULES")
         }
         // The image's own driver libraries are checked before anything is built or downloaded.
         let driver = try resolveDriver()
@@ -26,7 +27,9 @@ struct NvidiaLinuxImage {
         let moduleDirectory = try driverModulesDirectory(for: driver)
         let kernelTree = try ModuleTree(directory: modulesDirectory)
         guard let vermagic = try kernelTree.vermagic() else {
-            throw InputError("cannot tell the vermagic of kernel \(kernel.release): its modules tree \(modulesDirectory) has no modules")
+            throw InputError(
+                "cannot tell the vermagic of kernel \(kernel.release): its modules tree \(modulesDirectory) has no modules"
+            )
         }
         var modules: [(name: String, host: String)] = []
         var kernelNeeds: [String] = []
@@ -34,12 +37,19 @@ struct NvidiaLinuxImage {
         for name in options.kernelModules {
             let host = moduleDirectory + "/" + name + ".ko"
             guard FileManager.default.fileExists(atPath: host) else {
-                throw InputError("\(moduleDirectory) has no \(name).ko", hint: "the driver's modules directory must hold \(options.kernelModules.map { $0 + ".ko" }.joined(separator: ", "))")
+                throw InputError(
+                    "\(moduleDirectory) has no \(name).ko",
+                    hint:
+                        "the driver's modules directory must hold \(options.kernelModules.map { $0 + ".ko" }.joined(separator: ", "))"
+                )
             }
             let info = try ModuleInfo(module: host)
             guard info.vermagic == vermagic else {
-                throw InputError("\(name).ko was built for another kernel: its vermagic is `\(info.vermagic ?? "(none)")`, and kernel \(kernel.release) has `\(vermagic)`",
-                                 hint: "build the modules for \(kernel.release) (the default, --nvidia-modules debian, does) or use the kernel they were built for")
+                throw InputError(
+                    "\(name).ko was built for another kernel: its vermagic is `\(info.vermagic ?? "(none)")`, and kernel \(kernel.release) has `\(vermagic)`",
+                    hint:
+                        "build the modules for \(kernel.release) (the default, --nvidia-modules debian, does) or use the kernel they were built for"
+                )
             }
             kernelNeeds += info.dependencies.filter { !own.contains(ModuleTree.canonical($0)) }
             modules.append((name, host))
@@ -62,7 +72,9 @@ struct NvidiaLinuxImage {
         for (path, host) in parts.firmware { try files.add(host: host, at: path) }
         if installLibraries {
             let libraryDirectory = Self.libraryDirectory(in: tree)
-            for (name, host) in parts.libraries { try files.add(host: host, at: libraryDirectory + "/" + name, permissions: 0o644) }
+            for (name, host) in parts.libraries {
+                try files.add(host: host, at: libraryDirectory + "/" + name, permissions: 0o644)
+            }
             for (name, target) in parts.libraryLinks { files.link(libraryDirectory + "/" + name, to: target) }
         }
         var config = "# Written by gvlt --accel nvidia; read by gvlt-init, which loads the modules in this order.\n"
@@ -80,9 +92,13 @@ struct NvidiaLinuxImage {
         case .directory(let directory):
             let nvidia = directory + "/nvidia.ko"
             guard FileManager.default.fileExists(atPath: nvidia) else {
-                throw InputError("--nvidia-modules dir:\(directory) has no nvidia.ko", hint: "point it at the directory holding the built .ko files")
+                throw InputError(
+                    "--nvidia-modules dir:\(directory) has no nvidia.ko",
+                    hint: "point it at the directory holding the built .ko files")
             }
-            guard let version = try ModuleInfo(module: nvidia).values("version").first, NvidiaDriverRelease.isDriverVersion(version) else {
+            guard let version = try ModuleInfo(module: nvidia).values("version").first,
+                NvidiaDriverRelease.isDriverVersion(version)
+            else {
                 throw InputError("\(nvidia) does not say which driver version it is (no version= in its .modinfo)")
             }
             if let wanted = options.version, wanted != version {
@@ -97,7 +113,9 @@ struct NvidiaLinuxImage {
     func driverModulesDirectory(for driver: NvidiaDriverRelease) throws -> String {
         switch options.modules {
         case .debian:
-            return try NvidiaModuleBuild(driver: driver, kernel: kernel, cache: context.cache, progress: context.progress).modulesDirectory()
+            return try NvidiaModuleBuild(
+                driver: driver, kernel: kernel, cache: context.cache, progress: context.progress
+            ).modulesDirectory()
         case .directory(let directory):
             return directory
         }
@@ -118,14 +136,19 @@ struct NvidiaLinuxImage {
             if name.hasPrefix("libcudart.so."), let newest = NvidiaUserspace.newestCUDA(forDriver: driver.version) {
                 let numbers = name.dropFirst("libcudart.so.".count).split(separator: ".").compactMap { Int($0) }
                 if numbers.count >= 2, (numbers[0], numbers[1]) > newest {
-                    context.logger.warning("the image's CUDA runtime /\(entry.path) is CUDA \(numbers[0]).\(numbers[1]), newer than NVIDIA driver \(driver.version) supports (CUDA \(newest.0).\(newest.1)); CUDA calls will fail with cudaErrorInsufficientDriver")
+                    context.logger.warning(
+                        "the image's CUDA runtime /\(entry.path) is CUDA \(numbers[0]).\(numbers[1]), newer than NVIDIA driver \(driver.version) supports (CUDA \(newest.0).\(newest.1)); CUDA calls will fail with cudaErrorInsufficientDriver"
+                    )
                 }
             }
         }
         if options.userspace == .keep { return false }
         if let first = foreign.first {
-            throw InputError("the image already has NVIDIA driver libraries of version \(first.version) (\(foreign.map(\.path).joined(separator: ", "))), and --accel nvidia adds driver \(driver.version)",
-                             hint: "remove them from the image, or pass --nvidia-userspace keep to leave the image's libraries as they are (they must then match driver \(driver.version) to work)")
+            throw InputError(
+                "the image already has NVIDIA driver libraries of version \(first.version) (\(foreign.map(\.path).joined(separator: ", "))), and --accel nvidia adds driver \(driver.version)",
+                hint:
+                    "remove them from the image, or pass --nvidia-userspace keep to leave the image's libraries as they are (they must then match driver \(driver.version) to work)"
+            )
         }
         return true
     }
@@ -134,7 +157,9 @@ struct NvidiaLinuxImage {
     /// /usr/lib64 on distributions without it.
     static func libraryDirectory(in tree: FileTree) -> String {
         for candidate in ["usr/lib/x86_64-linux-gnu", "usr/lib64"] {
-            if (try? tree.directory(at: candidate.split(separator: "/").map(String.init)[...])) != nil { return candidate }
+            if (try? tree.directory(at: candidate.split(separator: "/").map(String.init)[...])) != nil {
+                return candidate
+            }
         }
         return "usr/lib/x86_64-linux-gnu"
     }

@@ -18,19 +18,24 @@ struct NvidiaModuleBuild {
     static let cacheNamespace = "nvidia/modules"
 
     static let make = HostTool("make", apt: "make", purpose: "building the NVIDIA kernel modules (--accel nvidia)")
-    static let strip = HostTool("strip", apt: "binutils", purpose: "stripping the NVIDIA kernel modules (--accel nvidia)")
+    static let strip = HostTool(
+        "strip", apt: "binutils", purpose: "stripping the NVIDIA kernel modules (--accel nvidia)")
     static let tar = HostTool("tar", apt: "tar", purpose: "unpacking the NVIDIA module source (--accel nvidia)")
 
     /// The directory holding `<module>.ko` for every module the driver builds.
     func modulesDirectory() throws -> String {
         guard let kernelPackage = kernel.debianPackage, let kernelVersion = kernel.debianVersion else {
-            throw InputError("--nvidia-modules debian builds against Debian's kernel packages, and the image's kernel (\(kernel.origin)) is not one",
-                             hint: "use --kernel debian, or pass modules built for \(kernel.release) with --nvidia-modules dir:PATH")
+            throw InputError(
+                "--nvidia-modules debian builds against Debian's kernel packages, and the image's kernel (\(kernel.origin)) is not one",
+                hint: "use --kernel debian, or pass modules built for \(kernel.release) with --nvidia-modules dir:PATH")
         }
-        let key = [driver.debianVersion, kernel.release, kernelVersion].map(CacheDirectory.keyComponent).joined(separator: "_")
+        let key = [driver.debianVersion, kernel.release, kernelVersion].map(CacheDirectory.keyComponent).joined(
+            separator: "_")
         let path = "\(Self.cacheNamespace)/\(key)_r\(Self.recipeVersion)"
         return try cache.entry(path) { staging in
-            try progress.step("building the NVIDIA \(driver.version) kernel modules for \(kernel.release) (once; about 2 minutes)") {
+            try progress.step(
+                "building the NVIDIA \(driver.version) kernel modules for \(kernel.release) (once; about 2 minutes)"
+            ) {
                 try build(kernelPackage: kernelPackage, kernelVersion: kernelVersion, into: staging)
             }
         } + "/modules"
@@ -45,13 +50,17 @@ struct NvidiaModuleBuild {
         let headers = try Self.headerPackages(release: release, version: kernelVersion)
         for (package, version) in [(NvidiaDriverRelease.moduleSourcePackage, driver.debianVersion)] + headers {
             let deb = try DebianPackage.download(package, version: version, into: downloads + "/" + package)
-            try DebianPackage.extract(deb, into: root) { $0.hasPrefix("usr/src/") || $0.hasPrefix("usr/lib/linux-kbuild-") }
+            try DebianPackage.extract(deb, into: root) {
+                $0.hasPrefix("usr/src/") || $0.hasPrefix("usr/lib/linux-kbuild-")
+            }
         }
         // The flavour's Makefile includes the common one by its installed path; point it at ours.
         let output = root + "/usr/src/linux-headers-\(release)"
         let makefile = output + "/Makefile"
-        guard let text = FileManager.default.contents(atPath: makefile).map({ String(decoding: $0, as: UTF8.self) }) else {
-            throw InputError("linux-headers-\(release) \(kernelVersion) has no Makefile; cannot build modules against it")
+        guard let text = FileManager.default.contents(atPath: makefile).map({ String(decoding: $0, as: UTF8.self) })
+        else {
+            throw InputError(
+                "linux-headers-\(release) \(kernelVersion) has no Makefile; cannot build modules against it")
         }
         try Data(text.replacingOccurrences(of: "include /usr/src/", with: "include \(root)/usr/src/").utf8)
             .write(to: URL(fileURLWithPath: makefile))
@@ -60,7 +69,9 @@ struct NvidiaModuleBuild {
 
         let sourceTar = root + "/usr/src/nvidia-open-kernel.tar.xz"
         guard FileManager.default.fileExists(atPath: sourceTar) else {
-            throw InputError("\(NvidiaDriverRelease.moduleSourcePackage) \(driver.debianVersion) has no usr/src/nvidia-open-kernel.tar.xz")
+            throw InputError(
+                "\(NvidiaDriverRelease.moduleSourcePackage) \(driver.debianVersion) has no usr/src/nvidia-open-kernel.tar.xz"
+            )
         }
         let unpacked = work + "/nvidia"
         try FileManager.default.createDirectory(atPath: unpacked, withIntermediateDirectories: true)
@@ -70,15 +81,21 @@ struct NvidiaModuleBuild {
 
         let log = staging + "/build.log"
         // Build paths are mapped away so the modules do not carry this temporary directory.
-        let result = try HostCommand.run(try Self.make.require(), [
-            "-C", source, "SYSSRC=\(common)", "SYSOUT=\(output)", "modules", "-j\(max(1, jobs))",
-            "KCFLAGS=-ffile-prefix-map=\(work)=/gvlt-nvidia-build",
-        ], check: false)
+        let result = try HostCommand.run(
+            try Self.make.require(),
+            [
+                "-C", source, "SYSSRC=\(common)", "SYSOUT=\(output)", "modules", "-j\(max(1, jobs))",
+                "KCFLAGS=-ffile-prefix-map=\(work)=/gvlt-nvidia-build"
+            ], check: false)
         try Data(result.output.utf8).write(to: URL(fileURLWithPath: log))
         guard result.status == 0 else {
-            let tail = result.output.split(separator: "\n", omittingEmptySubsequences: false).suffix(25).joined(separator: "\n")
-            throw InputError("NVIDIA driver \(driver.version) does not build against kernel \(release) (\(kernelPackage) \(kernelVersion)):\n\(tail)",
-                             hint: "that driver and kernel pair is not supported; pick another kernel (--kernel debian:VERSION) or driver (--nvidia-version), or pass prebuilt modules with --nvidia-modules dir:PATH")
+            let tail = result.output.split(separator: "\n", omittingEmptySubsequences: false).suffix(25).joined(
+                separator: "\n")
+            throw InputError(
+                "NVIDIA driver \(driver.version) does not build against kernel \(release) (\(kernelPackage) \(kernelVersion)):\n\(tail)",
+                hint:
+                    "that driver and kernel pair is not supported; pick another kernel (--kernel debian:VERSION) or driver (--nvidia-version), or pass prebuilt modules with --nvidia-modules dir:PATH"
+            )
         }
         let modules = staging + "/modules"
         try FileManager.default.createDirectory(atPath: modules, withIntermediateDirectories: true)
@@ -98,8 +115,11 @@ struct NvidiaModuleBuild {
     static func headerPackages(release: String, version: String) throws -> [(String, String)] {
         let package = "linux-headers-\(release)"
         guard let fields = try DebianPackage.show("\(package)=\(version)") else {
-            throw InputError("apt has no \(package) \(version) for the image's kernel",
-                             hint: "run `apt-get update`; if the kernel is older than what apt offers, build with --kernel debian (the current one)")
+            throw InputError(
+                "apt has no \(package) \(version) for the image's kernel",
+                hint:
+                    "run `apt-get update`; if the kernel is older than what apt offers, build with --kernel debian (the current one)"
+            )
         }
         var packages = [(package, version)]
         for dependency in (fields["Depends"] ?? "").split(separator: ",") {
@@ -112,11 +132,15 @@ struct NvidiaModuleBuild {
     /// The compiler the kernel's headers name as CC in `.kernelvariables` (`gcc-12` for Debian 12):
     /// modules must be built with the kernel's own compiler.
     static func kernelCompiler(output: String) throws -> HostTool {
-        let text = FileManager.default.contents(atPath: output + "/.kernelvariables").map { String(decoding: $0, as: UTF8.self) } ?? ""
+        let text =
+            FileManager.default.contents(atPath: output + "/.kernelvariables").map {
+                String(decoding: $0, as: UTF8.self)
+            } ?? ""
         for line in text.split(separator: "\n") where line.hasPrefix("CC ") || line.hasPrefix("CC=") {
             if let word = line.split(whereSeparator: { $0 == " " || $0 == ")" }).last(where: { $0.hasPrefix("gcc") }) {
                 let name = String(word)
-                return HostTool(name, apt: name, purpose: "building the NVIDIA kernel modules (the kernel was built with it)")
+                return HostTool(
+                    name, apt: name, purpose: "building the NVIDIA kernel modules (the kernel was built with it)")
             }
         }
         return HostTool("gcc", apt: "gcc", purpose: "building the NVIDIA kernel modules")
@@ -125,8 +149,9 @@ struct NvidiaModuleBuild {
     static func requireTools(_ tools: [HostTool]) throws {
         let missing = tools.filter { $0.locate() == nil }
         guard missing.isEmpty else {
-            throw InputError("building the NVIDIA kernel modules needs \(missing.map(\.name).joined(separator: ", ")), and this machine lacks them",
-                             hint: "apt-get install \(Set(missing.map(\.aptPackage)).sorted().joined(separator: " "))")
+            throw InputError(
+                "building the NVIDIA kernel modules needs \(missing.map(\.name).joined(separator: ", ")), and this machine lacks them",
+                hint: "apt-get install \(Set(missing.map(\.aptPackage)).sorted().joined(separator: " "))")
         }
     }
 

@@ -16,8 +16,10 @@ public struct ExecPlugin {
 
     var commandLine: [String] { entry.commandLine }
 
-    public func call(_ method: String, params: [String: Any] = [:], progress: ProgressReporter? = nil,
-                     logger: Logger? = nil) throws -> [String: Any] {
+    public func call(
+        _ method: String, params: [String: Any] = [:], progress: ProgressReporter? = nil,
+        logger: Logger? = nil
+    ) throws -> [String: Any] {
         try entry.verifyDigest()
         let process = entry.makeProcess()
         let input = Pipe(), output = Pipe(), errors = Pipe()
@@ -63,7 +65,9 @@ public struct ExecPlugin {
         try? input.fileHandleForWriting.close()
 
         let finished = DispatchSemaphore(value: 0)
-        DispatchQueue.global().async { wait(); finished.signal() }
+        DispatchQueue.global().async {
+            wait(); finished.signal()
+        }
         let timedOut = finished.wait(timeout: .now() + timeout) == .timedOut
         if timedOut {
             process.terminate()
@@ -74,7 +78,9 @@ public struct ExecPlugin {
         errors.fileHandleForReading.readabilityHandler = nil
         let rest = output.fileHandleForReading.readDataToEndOfFile()
         state.lock.withLock { state.buffer.append(rest) }
-        let tail = state.lock.withLock { () -> Data in let data = state.buffer; state.buffer = Data(); return data }
+        let tail = state.lock.withLock { () -> Data in
+            let data = state.buffer; state.buffer = Data(); return data
+        }
         messages.handle(lines: tail)
         let stderrRest = errors.fileHandleForReading.readDataToEndOfFile()
         let stderrText = state.lock.withLock { String(decoding: state.stderr + stderrRest, as: UTF8.self) }
@@ -82,16 +88,22 @@ public struct ExecPlugin {
 
         let what = "plugin `\(entry.name)` (\(method))"
         if timedOut {
-            throw InputError("\(what) did not finish within \(Int(timeout)) s and was killed\(stderrNote)",
-                             hint: "raise its `timeout` option in \(entry.origin) if it needs longer")
+            throw InputError(
+                "\(what) did not finish within \(Int(timeout)) s and was killed\(stderrNote)",
+                hint: "raise its `timeout` option in \(entry.origin) if it needs longer")
         }
         let result = try messages.outcome(what: what, context: stderrNote)
         guard process.terminationStatus == 0, process.terminationReason == .exit else {
-            let how = process.terminationReason == .uncaughtSignal ? "was killed by signal \(process.terminationStatus)" : "exited with status \(process.terminationStatus)"
+            let how =
+                process.terminationReason == .uncaughtSignal
+                ? "was killed by signal \(process.terminationStatus)"
+                : "exited with status \(process.terminationStatus)"
             throw InputError("\(what) \(how) without a result\(stderrNote)")
         }
         guard let result else {
-            throw InputError("\(what) exited without a result\(stderrNote)", hint: "a plugin ends each request with a `result` or `error` line")
+            throw InputError(
+                "\(what) exited without a result\(stderrNote)",
+                hint: "a plugin ends each request with a `result` or `error` line")
         }
         return result
     }
@@ -106,15 +118,18 @@ extension PluginEntry {
 
     /// The error for a plugin program that could not be started.
     func startFailure(_ error: Error) -> Error {
-        InputError("cannot start plugin `\(name)` (\(commandLine.joined(separator: " "))): \(error.localizedDescription)",
-                   hint: "check the `path`/`command` of its entry in \(origin)")
+        InputError(
+            "cannot start plugin `\(name)` (\(commandLine.joined(separator: " "))): \(error.localizedDescription)",
+            hint: "check the `path`/`command` of its entry in \(origin)")
     }
 
     /// The plugin's process, not yet started, with the host's cookie in its environment.
     func makeProcess() -> Process {
         let process = Process()
         let program = commandLine[0]
-        process.executableURL = URL(fileURLWithPath: program.contains("/") ? program : (HostTool(program, apt: program, purpose: "plugin \(name)").locate() ?? program))
+        process.executableURL = URL(
+            fileURLWithPath: program.contains("/")
+                ? program : (HostTool(program, apt: program, purpose: "plugin \(name)").locate() ?? program))
         process.arguments = Array(commandLine.dropFirst())
         var environment = ProcessInfo.processInfo.environment
         environment[PluginProtocol.cookieVariable] = PluginProtocol.cookieValue
@@ -132,8 +147,11 @@ extension PluginEntry {
         }
         let actual = try SHA256Hex.of(file: file)
         guard actual.lowercased() == expected.lowercased() else {
-            throw InputError("plugin `\(name)` (from \(origin)): \(file) has sha256 \(actual), not the \(expected) its entry declares",
-                             hint: "the plugin file changed since the entry was written; check where it came from, then update `sha256`")
+            throw InputError(
+                "plugin `\(name)` (from \(origin)): \(file) has sha256 \(actual), not the \(expected) its entry declares",
+                hint:
+                    "the plugin file changed since the entry was written; check where it came from, then update `sha256`"
+            )
         }
     }
 }

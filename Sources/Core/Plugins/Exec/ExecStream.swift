@@ -83,7 +83,9 @@ final class ExecStream: PluginTransport, @unchecked Sendable {
         if current.messages.isFinished { current.done.signal() }
     }
 
-    func call(_ method: String, params: [String: Any], progress: ProgressReporter?, logger: Logger?) throws -> [String: Any] {
+    func call(_ method: String, params: [String: Any], progress: ProgressReporter?, logger: Logger?) throws -> [String:
+        Any]
+    {
         if process == nil { try start() }
         let what = "plugin `\(entry.name)` (\(method))"
         let messages = PluginMessages(plugin: entry.name, progress: progress, logger: logger)
@@ -95,24 +97,32 @@ final class ExecStream: PluginTransport, @unchecked Sendable {
         defer { lock.withLock { pending = nil } }
         if let earlier {
             finish()
-            throw InputError("\(what): the plugin wrote a line outside any request: \(String(decoding: earlier.prefix(200), as: UTF8.self))\(stderrNote())",
-                             hint: "a streaming plugin answers each request line with its own lines, ending in `result` or `error`")
+            throw InputError(
+                "\(what): the plugin wrote a line outside any request: \(String(decoding: earlier.prefix(200), as: UTF8.self))\(stderrNote())",
+                hint: "a streaming plugin answers each request line with its own lines, ending in `result` or `error`")
         }
         var request = try PluginProtocol.request(method, params: params)
         request.append(0x0A)
         if !closed { try? input?.write(contentsOf: request) }
         if !closed && done.wait(timeout: .now() + timeout) == .timedOut {
             kill()
-            throw InputError("\(what) did not finish within \(Int(timeout)) s and was killed\(stderrNote())",
-                             hint: "raise its `timeout` option in \(entry.origin) if it needs longer")
+            throw InputError(
+                "\(what) did not finish within \(Int(timeout)) s and was killed\(stderrNote())",
+                hint: "raise its `timeout` option in \(entry.origin) if it needs longer")
         }
         if messages.isFinished, let result = try messages.outcome(what: what, context: stderrNote()) {
             return result
         }
         // Its stdout ended before the answer did: it exited or crashed.
         process?.waitUntilExit()
-        let status = process.map { $0.terminationReason == .uncaughtSignal ? "was killed by signal \($0.terminationStatus)" : "exited with status \($0.terminationStatus)" } ?? "ended"
-        throw InputError("\(what) \(status) without a result\(stderrNote())", hint: "a streaming plugin keeps reading requests until its stdin closes")
+        let status =
+            process.map {
+                $0.terminationReason == .uncaughtSignal
+                    ? "was killed by signal \($0.terminationStatus)" : "exited with status \($0.terminationStatus)"
+            } ?? "ended"
+        throw InputError(
+            "\(what) \(status) without a result\(stderrNote())",
+            hint: "a streaming plugin keeps reading requests until its stdin closes")
     }
 
     private func stderrNote() -> String {
@@ -133,7 +143,9 @@ final class ExecStream: PluginTransport, @unchecked Sendable {
         input = nil
         if let process, process.isRunning {
             let exited = DispatchSemaphore(value: 0)
-            DispatchQueue.global().async { process.waitUntilExit(); exited.signal() }
+            DispatchQueue.global().async {
+                process.waitUntilExit(); exited.signal()
+            }
             if exited.wait(timeout: .now() + 5) == .timedOut { kill() }
         }
         if let cleanupToken { Cleanup.shared.unregister(cleanupToken) }

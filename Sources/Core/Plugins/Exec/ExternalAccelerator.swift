@@ -17,8 +17,9 @@ public final class ExternalAccelerator: Accelerator {
         name = plugin.name
         description = plugin.description(default: "external accelerator \(plugin.name)")
         guard let backends = plugin.capabilities["backends"] as? [String], !backends.isEmpty else {
-            throw InputError("plugin `\(plugin.name)` is an accelerator, and its describe result lists no `capabilities.backends`",
-                             hint: "an accelerator names the backends it can contribute to, e.g. \"backends\": [\"linuxvm\"]")
+            throw InputError(
+                "plugin `\(plugin.name)` is an accelerator, and its describe result lists no `capabilities.backends`",
+                hint: "an accelerator names the backends it can contribute to, e.g. \"backends\": [\"linuxvm\"]")
         }
         supportedBackends = backends
         inputForm = try plugin.inputForm(default: .none)
@@ -29,19 +30,26 @@ public final class ExternalAccelerator: Accelerator {
 
     public func settings(from options: BuildOptions) throws -> BuildOptions { options }
 
-    public func contribute(_ settings: BuildOptions, to request: ContributionRequest, context: BuildContext) throws -> AcceleratorContribution {
+    public func contribute(_ settings: BuildOptions, to request: ContributionRequest, context: BuildContext) throws
+        -> AcceleratorContribution
+    {
         let scratch = try plugin.scratch(context)
-        var params: [String: Any] = ["backend": request.backend, "scratch": scratch, "options": try plugin.options(settings),
-                                     "target": Self.encode(request.target)]
+        var params: [String: Any] = [
+            "backend": request.backend, "scratch": scratch, "options": try plugin.options(settings),
+            "target": Self.encode(request.target)
+        ]
         if let image = request.input.image {
             params["run_spec"] = try ExternalPlugin.runSpec(image)
-            if let (key, path) = try plugin.rootParameter(inputForm, image: image, scratch: scratch, context: context) { params[key] = path }
+            if let (key, path) = try plugin.rootParameter(inputForm, image: image, scratch: scratch, context: context) {
+                params[key] = path
+            }
         }
         if let program = request.input.program { params["program"] = program }
         let result = try context.progress.step("adding accelerator \(name)") {
             try plugin.call("contribute", params: params, context: context)
         }
-        let value = try JSONValue.parse(try JSONSerialization.data(withJSONObject: result), what: "plugin `\(name)`'s contribution")
+        let value = try JSONValue.parse(
+            try JSONSerialization.data(withJSONObject: result), what: "plugin `\(name)`'s contribution")
         return try ContributionCoding.decode(value, location: "plugin `\(name)` (contribute)", scratch: scratch)
     }
 

@@ -27,14 +27,18 @@ public final class ExternalBackend: ImageBackend {
         name = plugin.name
         description = plugin.description(default: "external backend \(plugin.name)")
         let capabilities = plugin.capabilities
-        self.capabilities = BackendCapabilities(inputs: capabilities["inputs"] as? [String] ?? ["rootfs-tree"],
-                                                outputs: capabilities["outputs"] as? [String] ?? [],
-                                                accelerators: capabilities["accelerators"] as? [String] ?? [],
-                                                reproducible: capabilities["reproducible"] as? Bool ?? false, buildsImages: true)
+        self.capabilities = BackendCapabilities(
+            inputs: capabilities["inputs"] as? [String] ?? ["rootfs-tree"],
+            outputs: capabilities["outputs"] as? [String] ?? [],
+            accelerators: capabilities["accelerators"] as? [String] ?? [],
+            reproducible: capabilities["reproducible"] as? Bool ?? false, buildsImages: true)
         let offered = provider?.components ?? []
         for component in plugin.components where !offered.contains(component) {
-            throw UnsupportedError("plugin `\(name)` wants the host component `\(component)`, which gvlt does not provide",
-                                   hint: offered.isEmpty ? "use a plugin that needs only the root tree and run spec" : "gvlt provides: \(offered.joined(separator: ", "))")
+            throw UnsupportedError(
+                "plugin `\(name)` wants the host component `\(component)`, which gvlt does not provide",
+                hint: offered.isEmpty
+                    ? "use a plugin that needs only the root tree and run spec"
+                    : "gvlt provides: \(offered.joined(separator: ", "))")
         }
         componentProvider = plugin.components.isEmpty ? nil : provider
         inputForm = try plugin.inputForm(default: .rootfsTar)
@@ -67,39 +71,52 @@ public final class ExternalBackend: ImageBackend {
         let scratch = try plugin.scratch(context)
         let outputDirectory = scratch + "/output"
         try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
-        var params: [String: Any] = ["scratch": scratch, "output_dir": outputDirectory,
-                                     "output_name": URL(fileURLWithPath: job.output).lastPathComponent]
+        var params: [String: Any] = [
+            "scratch": scratch, "output_dir": outputDirectory,
+            "output_name": URL(fileURLWithPath: job.output).lastPathComponent
+        ]
         // Components first: `guest-root` completes the tree that the root tar is written from.
         if let session = job.settings.components {
-            params["components"] = try session.resolve(plugin.components, input: job.input, contributions: job.contributions, context: context)
+            params["components"] = try session.resolve(
+                plugin.components, input: job.input, contributions: job.contributions, context: context)
         }
         if let image = job.input.image {
-            if let (key, path) = try plugin.rootParameter(inputForm, image: image, scratch: scratch, context: context) { params[key] = path }
+            if let (key, path) = try plugin.rootParameter(inputForm, image: image, scratch: scratch, context: context) {
+                params[key] = path
+            }
             params["run_spec"] = try ExternalPlugin.runSpec(image)
         }
         if let program = job.input.program { params["program"] = program }
         params["options"] = try plugin.options(job.settings.options)
-        params["contributions"] = try job.contributions.map { try ContributionCoding.encode($0.contribution, accelerator: $0.accelerator) }
+        params["contributions"] = try job.contributions.map {
+            try ContributionCoding.encode($0.contribution, accelerator: $0.accelerator)
+        }
         let result = try context.progress.step("building with plugin \(name)") {
             try plugin.call("build", params: params, context: context)
         }
         for diagnostic in result["diagnostics"] as? [String] ?? [] { context.logger.warning("\(name): \(diagnostic)") }
         guard let artifacts = result["artifacts"] as? [[String: Any]], let main = artifacts.first else {
-            throw InputError("plugin `\(name)` reported no artifacts", hint: "a build result lists what it wrote under `artifacts`")
+            throw InputError(
+                "plugin `\(name)` reported no artifacts", hint: "a build result lists what it wrote under `artifacts`")
         }
         let base = URL(fileURLWithPath: outputDirectory).resolvingSymlinksInPath().path
         for artifact in artifacts {
-            guard let path = artifact["path"] as? String else { throw InputError("plugin `\(name)` reported an artifact without a `path`") }
+            guard let path = artifact["path"] as? String else {
+                throw InputError("plugin `\(name)` reported an artifact without a `path`")
+            }
             let resolved = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
             guard resolved.hasPrefix(base + "/") else {
-                throw InputError("plugin `\(name)` claims an artifact outside its output directory: \(path)", hint: "plugins write only under the `output_dir` they are given")
+                throw InputError(
+                    "plugin `\(name)` claims an artifact outside its output directory: \(path)",
+                    hint: "plugins write only under the `output_dir` they are given")
             }
             var st = stat()
             guard lstat(resolved, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
                 throw InputError("plugin `\(name)` claims an artifact that does not exist or is not a file: \(path)")
             }
             if let claimed = artifact["size"] as? Int, Int64(claimed) != Int64(st.st_size) {
-                throw InputError("plugin `\(name)`'s artifact \(path) is \(st.st_size) bytes, not the \(claimed) it claims")
+                throw InputError(
+                    "plugin `\(name)`'s artifact \(path) is \(st.st_size) bytes, not the \(claimed) it claims")
             }
             if let claimed = artifact["sha256"] as? String, claimed.lowercased() != (try SHA256Hex.of(file: resolved)) {
                 throw InputError("plugin `\(name)`'s artifact \(path) does not have the sha256 it claims (\(claimed))")
@@ -121,7 +138,8 @@ public final class ExternalBackend: ImageBackend {
             throw error
         }
         // Plugin backends report the bare hex digest, as they always have.
-        return BuildReport(backend: name, output: URL(fileURLWithPath: job.output).standardizedFileURL.path,
-                           sha256: String(sink.digest().dropFirst("sha256:".count)), bytes: sink.byteCount, steps: context.steps)
+        return BuildReport(
+            backend: name, output: URL(fileURLWithPath: job.output).standardizedFileURL.path,
+            sha256: String(sink.digest().dropFirst("sha256:".count)), bytes: sink.byteCount, steps: context.steps)
     }
 }

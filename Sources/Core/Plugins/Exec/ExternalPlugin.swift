@@ -3,7 +3,8 @@ import Logging
 
 /// The transport of a plugin request: a process (`exec`) or a library in this process (`dylib`).
 protocol PluginTransport {
-    func call(_ method: String, params: [String: Any], progress: ProgressReporter?, logger: Logger?) throws -> [String: Any]
+    func call(_ method: String, params: [String: Any], progress: ProgressReporter?, logger: Logger?) throws -> [String:
+        Any]
 }
 
 extension ExecPlugin: PluginTransport {}
@@ -43,8 +44,9 @@ public final class ExternalPlugin {
         }
         try PluginProtocol.check(spoken, plugin: entry.name)
         guard (result["role"] as? String) == entry.role.rawValue else {
-            throw InputError("plugin `\(entry.name)` is listed as \(entry.role == .backend ? "a backend" : "an accelerator") in \(entry.origin), but describes itself as `\(result["role"] as? String ?? "nothing")`",
-                             hint: "fix `role` in \(entry.origin)")
+            throw InputError(
+                "plugin `\(entry.name)` is listed as \(entry.role == .backend ? "a backend" : "an accelerator") in \(entry.origin), but describes itself as `\(result["role"] as? String ?? "nothing")`",
+                hint: "fix `role` in \(entry.origin)")
         }
         described = result
     }
@@ -70,14 +72,17 @@ public final class ExternalPlugin {
     func inputForm(default fallback: InputForm) throws -> InputForm {
         guard let text = described["input"] as? String else { return fallback }
         guard let form = InputForm(rawValue: text) else {
-            throw InputError("plugin `\(name)` asks for the input `\(text)`, which gvlt does not provide",
-                             hint: "describe's `input` is one of \(InputForm.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw InputError(
+                "plugin `\(name)` asks for the input `\(text)`, which gvlt does not provide",
+                hint: "describe's `input` is one of \(InputForm.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         return form
     }
 
     /// The root tree in the form the plugin asked for, as its request parameter.
-    func rootParameter(_ form: InputForm, image: LoadedImage, scratch: String, context: BuildContext) throws -> (String, String)? {
+    func rootParameter(_ form: InputForm, image: LoadedImage, scratch: String, context: BuildContext) throws -> (
+        String, String
+    )? {
         switch form {
         case .rootfsTar: return ("root_tar", try writeRootTar(image, scratch: scratch, context: context))
         case .fileListing: return ("root_listing", try writeRootListing(image, scratch: scratch))
@@ -91,16 +96,21 @@ public final class ExternalPlugin {
         let path = scratch + "/root-listing.jsonl"
         var text = Data()
         for entry in image.tree.entries() where !entry.path.isEmpty {
-            var item: [String: Any] = ["path": entry.path, "type": entry.kind.name, "mode": Int(entry.metadata.permissions),
-                                       "uid": Int(entry.metadata.uid), "gid": Int(entry.metadata.gid), "mtime": Int(entry.metadata.mtime.seconds)]
+            var item: [String: Any] = [
+                "path": entry.path, "type": entry.kind.name, "mode": Int(entry.metadata.permissions),
+                "uid": Int(entry.metadata.uid), "gid": Int(entry.metadata.gid),
+                "mtime": Int(entry.metadata.mtime.seconds)
+            ]
             switch entry.kind {
             case .regularFile(let content): item["size"] = Int(content.size)
             case .symlink(let target), .hardlink(let target): item["target"] = target
-            case .characterDevice(let major, let minor), .blockDevice(let major, let minor): item["major"] = Int(major); item["minor"] = Int(minor)
+            case .characterDevice(let major, let minor), .blockDevice(let major, let minor):
+                item["major"] = Int(major); item["minor"] = Int(minor)
             default: break
             }
             if !entry.metadata.xattrs.isEmpty { item["xattrs"] = entry.metadata.xattrs.keys.sorted() }
-            text.append(try JSONSerialization.data(withJSONObject: item, options: [.sortedKeys, .withoutEscapingSlashes]))
+            text.append(
+                try JSONSerialization.data(withJSONObject: item, options: [.sortedKeys, .withoutEscapingSlashes]))
             text.append(0x0A)
         }
         try text.write(to: URL(fileURLWithPath: path))

@@ -21,10 +21,13 @@ final class PluginMessages: @unchecked Sendable {
 
     func handle(line: Data) {
         guard !line.allSatisfy({ $0 == 0x20 || $0 == 0x0D }) else { return }
-        guard let object = (try? JSONSerialization.jsonObject(with: line)) as? [String: Any], let type = object["type"] as? String else {
+        guard let object = (try? JSONSerialization.jsonObject(with: line)) as? [String: Any],
+            let type = object["type"] as? String
+        else {
             lock.withLock {
                 if protocolError == nil {
-                    protocolError = "wrote a line that is not a \(PluginProtocol.name) message: \(String(decoding: line.prefix(200), as: UTF8.self))"
+                    protocolError =
+                        "wrote a line that is not a \(PluginProtocol.name) message: \(String(decoding: line.prefix(200), as: UTF8.self))"
                 }
             }
             return
@@ -57,7 +60,9 @@ final class PluginMessages: @unchecked Sendable {
     func outcome(what: String, context: String) throws -> [String: Any]? {
         let (problem, failed, value) = lock.withLock { (protocolError, failure, result) }
         if let problem {
-            throw InputError("\(what) \(problem)\(context)", hint: "plugins write only \(PluginProtocol.name) JSON lines as their answer; diagnostics go to stderr")
+            throw InputError(
+                "\(what) \(problem)\(context)",
+                hint: "plugins write only \(PluginProtocol.name) JSON lines as their answer; diagnostics go to stderr")
         }
         if let failed { throw InputError("\(what) failed: \(failed)\(context)") }
         return value

@@ -16,7 +16,8 @@ public enum PluginProtocol {
 
     /// One request, as the JSON line (without its terminator) every transport sends.
     static func request(_ method: String, params: [String: Any]) throws -> Data {
-        try JSONSerialization.data(withJSONObject: ["protocol": version, "method": method, "params": params], options: [.sortedKeys])
+        try JSONSerialization.data(
+            withJSONObject: ["protocol": version, "method": method, "params": params], options: [.sortedKeys])
     }
 
     /// The last 20 lines of a plugin's stderr, as appended to an error about it ("" when it wrote nothing).
@@ -28,7 +29,9 @@ public enum PluginProtocol {
     /// `gvlt-plugin/1.2` → (1, 2); `gvlt-plugin/1` means 1.0.
     public static func parse(_ text: String) -> (major: Int, minor: Int)? {
         guard text.hasPrefix(name + "/") else { return nil }
-        let numbers = text.dropFirst(name.count + 1).split(separator: ".", omittingEmptySubsequences: false).map { Int($0) }
+        let numbers = text.dropFirst(name.count + 1).split(separator: ".", omittingEmptySubsequences: false).map {
+            Int($0)
+        }
         guard (1...2).contains(numbers.count), numbers.allSatisfy({ $0 != nil && $0! >= 0 }) else { return nil }
         return (numbers[0]!, numbers.count == 2 ? numbers[1]! : 0)
     }
@@ -36,14 +39,19 @@ public enum PluginProtocol {
     /// Checks a version a plugin declared (in plugins.json or in `describe`).
     public static func check(_ declared: String, plugin: String) throws {
         guard let (pluginMajor, pluginMinor) = parse(declared) else {
-            throw InputError("plugin `\(plugin)` speaks `\(declared)`, which is not a \(name) protocol version", hint: "it must say \(version)")
+            throw InputError(
+                "plugin `\(plugin)` speaks `\(declared)`, which is not a \(name) protocol version",
+                hint: "it must say \(version)")
         }
         guard pluginMajor == major else {
-            throw UnsupportedError("plugin `\(plugin)` speaks \(declared), and this gvlt speaks \(version): the major versions differ",
-                                   hint: pluginMajor > major ? "upgrade gvlt" : "upgrade the plugin to \(name)/\(major).x")
+            throw UnsupportedError(
+                "plugin `\(plugin)` speaks \(declared), and this gvlt speaks \(version): the major versions differ",
+                hint: pluginMajor > major ? "upgrade gvlt" : "upgrade the plugin to \(name)/\(major).x")
         }
         guard pluginMinor <= minor else {
-            throw UnsupportedError("plugin `\(plugin)` speaks \(declared), newer than this gvlt's \(version)", hint: "upgrade gvlt to use it")
+            throw UnsupportedError(
+                "plugin `\(plugin)` speaks \(declared), newer than this gvlt's \(version)",
+                hint: "upgrade gvlt to use it")
         }
     }
 }
