@@ -139,7 +139,7 @@ final class CommandTests: XCTestCase {
 
         // Which of its own files gvlt uses, and why.
         let installed = report["gvlt"] as? [String: Any] ?? [:]
-        XCTAssertEqual(installed["pluginProtocol"] as? String, "gvlt-plugin/1.0")
+        XCTAssertEqual(installed["pluginProtocol"] as? String, "gvlt-plugin/1.1")
         XCTAssertTrue((installed["version"] as? String)?.isEmpty == false, "\(installed)")
         let cache = installed["cache"] as? [String: Any] ?? [:]
         XCTAssertEqual(cache["path"] as? String, sandbox.home + "/.cache/gvlt")

@@ -201,7 +201,7 @@ final class PluginImageTests: XCTestCase {
         let sandbox = try Sandbox()
         try makeRoot(sandbox)
         let qcow2 =
-            #"{"name": "qcow2", "kind": "exec", "role": "backend", "path": "\#(Self.examples)/qcow2/gvlt-qcow2", "protocol": "gvlt-plugin/1.0"}"#
+            #"{"name": "qcow2", "kind": "exec", "role": "backend", "path": "\#(Self.examples)/qcow2/gvlt-qcow2", "protocol": "gvlt-plugin/1.1"}"#
         let env = try sandbox.pluginsFile([qcow2, hugepagesEntry])
         var digests = Set<String>()
         for output in ["a.qcow2", "b.qcow2"] {
@@ -230,6 +230,34 @@ final class PluginImageTests: XCTestCase {
         XCTAssertEqual(
             ((details["format-specific"] as? [String: Any])?["data"] as? [String: Any])?["compression-type"] as? String,
             "zlib", info)
+
+        // gvlt inspect goes to the plugin's inspect role: the builtin Linux VM inspector is only
+        // `possible` about a qcow2 file, the plugin's recognize is certain.
+        let inspect = try GvltBinary.run(["inspect", sandbox.path("a.qcow2")], in: sandbox, environment: env)
+        XCTAssertEqual(inspect.status, 0, inspect.stderr)
+        for expected in [
+            "compression zlib", "partition 1: type 0x0c (boot)", "partition 2: type 0x83",
+            "boot files: initrd.img ldlinux.c32 ldlinux.sys syslinux.cfg vmlinuz", "hugepages=8"
+        ] {
+            XCTAssertTrue(inspect.stdout.contains(expected), "\(expected) not in:\n\(inspect.stdout)")
+        }
+        let inspectJSON = try GvltBinary.run(
+            ["inspect", "--json", sandbox.path("a.qcow2")], in: sandbox, environment: env)
+        XCTAssertEqual(inspectJSON.status, 0, inspectJSON.stderr)
+        let inspected = try JSONSerialization.jsonObject(with: Data(inspectJSON.stdout.utf8)) as? [String: Any]
+        XCTAssertEqual(inspected?["virtual_size"] as? Int, details["virtual-size"] as? Int, inspectJSON.stdout)
+        XCTAssertEqual((inspected?["partitions"] as? [Any])?.count, 2, inspectJSON.stdout)
+        XCTAssertTrue((inspected?["command_line"] as? String ?? "").contains("hugepages=8"), inspectJSON.stdout)
+        // A plugin that cannot answer recognize is skipped with a warning; the builtins still answer.
+        let broken =
+            #"{"name": "broken", "kind": "exec", "role": "backend", "path": "/nonexistent/gvlt-broken"}"#
+        let withBroken = try sandbox.pluginsFile([qcow2, broken])
+        let stillInspects = try GvltBinary.run(
+            ["inspect", sandbox.path("a.qcow2")], in: sandbox, environment: withBroken)
+        XCTAssertEqual(stillInspects.status, 0, stillInspects.stderr)
+        XCTAssertTrue(stillInspects.stdout.contains("partition 2: type 0x83"), stillInspects.stdout)
+        XCTAssertTrue(
+            stillInspects.stderr.contains("warning: skipping plugin `broken` for inspect"), stillInspects.stderr)
 
         let run = try GvltBinary.run(
             ["run", sandbox.path("a.qcow2"), "--accel", "tcg", "--command", "/usr/bin/probe", "--output-dir", "out"],

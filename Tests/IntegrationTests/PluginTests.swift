@@ -130,7 +130,7 @@ final class PluginTests: XCTestCase {
         let cases: [(String, String, String, [String])] = [
             (
                 "newer", "gvlt-plugin/1.5", "pass",
-                ["speaks gvlt-plugin/1.5, newer than this gvlt's gvlt-plugin/1.0", "upgrade gvlt"]
+                ["speaks gvlt-plugin/1.5, newer than this gvlt's gvlt-plugin/1.1", "upgrade gvlt"]
             ),
             ("major", "gvlt-plugin/2.0", "pass", ["the major versions differ"]),
             (

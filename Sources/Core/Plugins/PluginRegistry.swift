@@ -40,10 +40,29 @@ public final class PluginRegistry {
         )
     }
 
+    /// The builtin inspector most sure of `image`; unless one is certain, backend plugins that
+    /// offer `inspect` are asked too (each one's describe and recognize cost a request).
     public func inspector(for image: String) throws -> any ImageInspecting {
-        try best(
-            inspectors, image: image, recognizes: { $0.recognizes(image: $1) }, names: inspectors.map(\.name),
+        let builtin = inspectors.filter { $0.recognizes(image: image) == .certain }
+        if let certain = builtin.first { return certain }
+        let candidates = inspectors + pluginInspectors()
+        return try best(
+            candidates, image: image, recognizes: { $0.recognizes(image: $1) }, names: candidates.map(\.name),
             verb: "inspect")
+    }
+
+    /// Inspectors of the exec and dylib backends in the plugins files; one that fails to load is
+    /// skipped with a warning, as it would fail any build too.
+    func pluginInspectors() -> [any ImageInspecting] {
+        entries(role: .backend).filter { $0.kind != .builtin }.compactMap { entry in
+            do {
+                return ExternalInspector(plugin: try ExternalPlugin(entry: entry))
+            } catch {
+                FileHandle.standardError.write(
+                    Data("warning: skipping plugin `\(entry.name)` for inspect: \(error)\n".utf8))
+                return nil
+            }
+        }
     }
 
     public func extractor(for image: String) throws -> any ImageExtracting {

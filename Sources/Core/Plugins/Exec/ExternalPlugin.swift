@@ -126,6 +126,14 @@ public final class ExternalPlugin {
         entry.description ?? (described["description"] as? String) ?? fallback
     }
 
+    /// The image roles describe's `roles` offers beyond building (`inspect`).
+    public var roles: [String] { described["roles"] as? [String] ?? [] }
+
+    /// A request outside a build (`recognize`, `inspect`), with the entry's timeout.
+    func request(_ method: String, params: [String: Any]) throws -> [String: Any] {
+        try transport(requestTimeout).call(method, params: params, progress: nil, logger: nil)
+    }
+
     /// A request other than describe, with the entry's timeout.
     func call(_ method: String, params: [String: Any], context: BuildContext) throws -> [String: Any] {
         try transport(requestTimeout).call(method, params: params, progress: context.progress, logger: context.logger)

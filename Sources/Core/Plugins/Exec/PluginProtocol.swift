@@ -6,7 +6,7 @@ public enum PluginProtocol {
     public static let name = "gvlt-plugin"
     /// What this host speaks. A plugin's major must be equal and its minor not newer.
     public static let major = 1
-    public static let minor = 0
+    public static let minor = 1
     public static var version: String { "\(name)/\(major).\(minor)" }
 
     /// Set for every plugin the host starts. Plugins refuse to run without it, so that nobody runs
