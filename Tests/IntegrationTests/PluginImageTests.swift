@@ -259,11 +259,17 @@ final class PluginImageTests: XCTestCase {
         XCTAssertTrue(
             stillInspects.stderr.contains("warning: skipping plugin `broken` for inspect"), stillInspects.stderr)
 
+        let printed = try GvltBinary.run(
+            ["run", sandbox.path("a.qcow2"), "--accel", "tcg", "--print-qemu-command"], in: sandbox, environment: env)
+        XCTAssertEqual(printed.status, 0, printed.stderr)
+        XCTAssertTrue(printed.stdout.contains("file=\(sandbox.path("a.qcow2"))"), printed.stdout)
         let run = try GvltBinary.run(
             ["run", sandbox.path("a.qcow2"), "--accel", "tcg", "--command", "/usr/bin/probe", "--output-dir", "out"],
-            in: sandbox, timeout: 300)
+            in: sandbox, environment: env, timeout: 300)
         XCTAssertEqual(run.status, 0, run.stderr + run.stdout)
         XCTAssertTrue(run.stderr.contains("is a qcow2 disk"), run.stderr)
+        // The plugin's run role chose the disk; the host's Firestarter runner booted it.
+        XCTAssertTrue(run.stderr.contains("qcow2: booting the qcow2 disk as it is"), run.stderr)
         XCTAssertTrue(run.stdout.contains("meminfo: HugePages_Total:       8"), run.stdout)
         XCTAssertTrue(run.stdout.contains("env GVLT_HUGEPAGES=8"), run.stdout)
         XCTAssertEqual(try String(contentsOfFile: sandbox.path("out/probe.txt"), encoding: .utf8), "probed\n")

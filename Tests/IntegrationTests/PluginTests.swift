@@ -124,6 +124,45 @@ final class PluginTests: XCTestCase {
             #"{"name": "\#(name)", "kind": "exec", "role": "backend", "path": "\#(path)", "options": {"timeout": 3}}"#
     }
 
+    /// A plugin's run and inspect answers are checked: the disk it names must be the image or lie in
+    /// the host's scratch directory, and inspect must give text.
+    func testPluginImageRolesAnswersAreChecked() throws {
+        let sandbox = try Sandbox()
+        try sandbox.write("disk.img", Data("not a Firestarter disk".utf8))
+        try sandbox.writeExecutable(
+            "roles.py",
+            """
+            #!/usr/bin/env python3
+            import json, sys
+            def send(m): print(json.dumps(m), flush=True)
+            for line in sys.stdin:
+                request = json.loads(line)
+                method, params = request["method"], request["params"]
+                if method == "describe":
+                    send({"type": "result", "result": {"name": "roles", "protocol": "gvlt-plugin/1.1", "role": "backend",
+                          "roles": ["inspect", "run"]}})
+                elif method == "recognize":
+                    send({"type": "result", "result": {"recognition": "certain" if params["image"].endswith("disk.img") else "no"}})
+                elif method == "run":
+                    send({"type": "result", "result": {"disk": "/etc/passwd"}})
+                elif method == "inspect":
+                    send({"type": "result", "result": {"report": {}}})
+            """)
+        let env = try sandbox.pluginsFile([
+            #"{"name": "roles", "kind": "exec", "role": "backend", "path": "\#(sandbox.path("roles.py"))"}"#
+        ])
+        let run = try GvltBinary.run(
+            ["run", sandbox.path("disk.img"), "--accel", "tcg"], in: sandbox, environment: env)
+        XCTAssertEqual(run.status, 1, run.stderr)
+        XCTAssertTrue(
+            run.stderr.contains(
+                "plugin `roles`'s run result names /etc/passwd, outside the image and the scratch directory"),
+            run.stderr)
+        let inspect = try GvltBinary.run(["inspect", sandbox.path("disk.img")], in: sandbox, environment: env)
+        XCTAssertEqual(inspect.status, 1, inspect.stderr)
+        XCTAssertTrue(inspect.stderr.contains("plugin `roles`'s inspect result has no `text`"), inspect.stderr)
+    }
+
     func testBrokenPluginsGiveClearErrorsAndWriteNothing() throws {
         let sandbox = try Sandbox()
         try makeRoot(sandbox)

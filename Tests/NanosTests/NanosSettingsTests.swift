@@ -82,4 +82,21 @@ final class NanosSettingsTests: XCTestCase {
         XCTAssertEqual(try settings(["label": "prover"]).label, "prover")
         assertRefused(["local-run": "sometimes"], "test.local-run: `sometimes` is not true or false")
     }
+
+    /// gvlt run's Nanos-only options: --volume DIR and -c MANIFEST, and nothing else.
+    func testRunSettingsDecodeVolumeAndManifest() throws {
+        XCTAssertEqual(Set(NanosRunner.RunSettings.optionKeys), ["volume", "manifest"])
+        let settings = try NanosRunner.RunSettings.decode(
+            BuildOptions(["volume": "data", "manifest": "config.json"], origin: "--volume"))
+        XCTAssertEqual(settings.volume, "data")
+        XCTAssertEqual(settings.manifest, "config.json")
+        let empty = try NanosRunner.RunSettings.decode(BuildOptions())
+        XCTAssertNil(empty.volume)
+        XCTAssertNil(empty.manifest)
+        XCTAssertThrowsError(
+            try NanosRunner.RunSettings.decode(BuildOptions(["volume": .array(["a", "b"])], origin: "--volume"))
+        ) { error in
+            XCTAssertTrue("\(error)".contains("--volume"), "\(error)")
+        }
+    }
 }

@@ -19,6 +19,7 @@ public final class LinuxVMBackend: ImageBackend {
         registry.register(components: LinuxVMComponents(backend: backend))
         let runner = LinuxVMRunner()
         registry.register(runner: runner)
+        registry.register(diskRunner: runner)
         registry.register(inspector: runner)
     }
 

@@ -17,13 +17,21 @@ public final class PluginRegistry {
     public init() {}
 
     public func register(runner: any ImageRunning) { runners.append(runner) }
+    /// The runner that boots a Firestarter-layout disk, for plugins with a `run` role.
+    public private(set) var diskRunner: (any ImageRunning)?
+    public func register(diskRunner: any ImageRunning) { self.diskRunner = diskRunner }
     public func register(inspector: any ImageInspecting) { inspectors.append(inspector) }
     public func register(extractor: any ImageExtracting) { extractors.append(extractor) }
 
-    /// The runner most sure that `image` is its kind.
+    /// The runner most sure that `image` is its kind; unless a builtin is certain, backend plugins
+    /// that offer `run` are asked too.
     public func runner(for image: String) throws -> any ImageRunning {
-        try best(
-            runners, image: image, recognizes: { $0.recognizes(image: $1) }, names: runners.map(\.name), verb: "run")
+        if let certain = runners.first(where: { $0.recognizes(image: image) == .certain }) { return certain }
+        let candidates =
+            runners + pluginRoles("run") { plugin in diskRunner.flatMap { ExternalRunner(plugin: plugin, disks: $0) } }
+        return try best(
+            candidates, image: image, recognizes: { $0.recognizes(image: $1) }, names: candidates.map(\.name),
+            verb: "run")
     }
 
     /// The runner for the request's image, refusing options only another kind of image takes.
@@ -43,23 +51,22 @@ public final class PluginRegistry {
     /// The builtin inspector most sure of `image`; unless one is certain, backend plugins that
     /// offer `inspect` are asked too (each one's describe and recognize cost a request).
     public func inspector(for image: String) throws -> any ImageInspecting {
-        let builtin = inspectors.filter { $0.recognizes(image: image) == .certain }
-        if let certain = builtin.first { return certain }
-        let candidates = inspectors + pluginInspectors()
+        if let certain = inspectors.first(where: { $0.recognizes(image: image) == .certain }) { return certain }
+        let candidates = inspectors + pluginRoles("inspect", ExternalInspector.init(plugin:))
         return try best(
             candidates, image: image, recognizes: { $0.recognizes(image: $1) }, names: candidates.map(\.name),
             verb: "inspect")
     }
 
-    /// Inspectors of the exec and dylib backends in the plugins files; one that fails to load is
+    /// A role of each exec and dylib backend in the plugins files; a plugin that fails to load is
     /// skipped with a warning, as it would fail any build too.
-    func pluginInspectors() -> [any ImageInspecting] {
+    func pluginRoles<Role>(_ verb: String, _ make: (ExternalPlugin) -> Role?) -> [Role] {
         entries(role: .backend).filter { $0.kind != .builtin }.compactMap { entry in
             do {
-                return ExternalInspector(plugin: try ExternalPlugin(entry: entry))
+                return make(try ExternalPlugin(entry: entry))
             } catch {
                 FileHandle.standardError.write(
-                    Data("warning: skipping plugin `\(entry.name)` for inspect: \(error)\n".utf8))
+                    Data("warning: skipping plugin `\(entry.name)` for \(verb): \(error)\n".utf8))
                 return nil
             }
         }

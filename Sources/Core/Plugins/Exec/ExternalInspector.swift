@@ -13,20 +13,8 @@ public final class ExternalInspector: ImageInspecting {
         self.plugin = plugin
     }
 
-    /// A plugin that cannot answer is not sure of anything; its error goes to stderr so that a
-    /// broken plugin does not pass unnoticed, without stopping the builtins from answering.
     public func recognizes(image: String) -> ImageRecognition {
-        do {
-            let result = try plugin.request("recognize", params: ["image": Self.absolute(image)])
-            guard let text = result["recognition"] as? String, let recognition = Self.recognitions[text] else {
-                throw InputError(
-                    "plugin `\(name)`'s recognize result has no `recognition` of certain, possible or no")
-            }
-            return recognition
-        } catch {
-            FileHandle.standardError.write(Data("warning: \(error)\n".utf8))
-            return .no
-        }
+        ExternalRecognition.ask(plugin, image: image)
     }
 
     public func inspect(image: String, scratch: ScratchDirectory) throws -> InspectionReport {
@@ -43,8 +31,6 @@ public final class ExternalInspector: ImageInspecting {
             } ?? .object([:])
         return InspectionReport(text: text.hasSuffix("\n") || text.isEmpty ? text : text + "\n", value: report)
     }
-
-    static let recognitions: [String: ImageRecognition] = ["certain": .certain, "possible": .possible, "no": .no]
 
     static func absolute(_ path: String) -> String {
         path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
