@@ -101,7 +101,7 @@ struct BuildCommand: ParsableCommand {
             program: program ?? file.program, accelerators: accelerators, options: options,
             output: output ?? file.output,
             force: force || (file.force ?? false), previews: nanos.previews, jobs: jobs,
-            platform: try Platform(parsing: source.platform))
+            platform: try Platform(parsing: source.platform), maximumExpandedSize: try source.maximumExpandedSize())
         let pipeline = BuildPipeline(
             registry: registry, progress: .automatic(quiet: global.quiet || json), logger: logger,
             cache: CacheDirectory.resolve(override: global.cacheDir))

@@ -76,6 +76,22 @@ struct SourceOptions: ParsableArguments {
     @Option(
         name: .long,
         help: ArgumentHelp(
+            "Most an image's layers may expand to (default: 4× their stored size plus 1 GiB, and no layer past 100×).",
+            valueName: "size"))
+    var maxExpandedSize: String?
+
+    /// `--max-expanded-size` in bytes, nil when not given.
+    func maximumExpandedSize() throws -> Int64? {
+        guard let text = maxExpandedSize else { return nil }
+        guard let bytes = ByteSize.parse(text, ByteSize.disk).flatMap({ Int64(exactly: $0) }) else {
+            throw InputError("--max-expanded-size `\(text)` is not a size", hint: "write e.g. 64g or 200000m")
+        }
+        return bytes
+    }
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
             "containers/storage driver for podman/skopeo (e.g. vfs); default: the host's configuration.",
             valueName: "driver"))
     var storageDriver: String?
@@ -139,7 +155,7 @@ struct SourceOptions: ParsableArguments {
         guard jobs >= 1 else { throw InputError("--jobs must be at least 1") }
         return SourceContext(
             scratch: try ScratchDirectory(), progress: progress, logger: logger, jobs: jobs,
-            platform: try Platform(parsing: platform))
+            platform: try Platform(parsing: platform), maximumExpandedSize: try maximumExpandedSize())
     }
 }
 

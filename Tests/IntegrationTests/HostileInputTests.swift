@@ -78,6 +78,16 @@ final class HostileInputTests: XCTestCase {
         }
     }
 
+    func testWhiteoutsWithNothingAfterThePrefix() throws {
+        for (name, hidden) in [(".wh.", ""), (".wh..", "."), (".wh...", "..")] {
+            try assertRefused(["layer 2/2", "entry 'etc/\(name)' is a whiteout of `\(hidden)`, which names no entry"]) {
+                try self.image(
+                    $0,
+                    [LayerFixture([.dir("etc"), .file("etc/passwd", "x")]), LayerFixture([.file("etc/\(name)", "")])])
+            }
+        }
+    }
+
     func testHardlinkToMissingTarget() throws {
         try assertRefused(["hard link 'etc/shadow' -> 'etc/missing'", "does not exist in the image"]) {
             try self.image($0, [LayerFixture([.dir("etc"), .hardlink("etc/shadow", "etc/missing")])])
@@ -148,6 +158,129 @@ final class HostileInputTests: XCTestCase {
                 try layout.image(
                     [LayerFixture([.file("a", "s390x")])], architecture: "s390x", tag: nil, platformInIndex: true)
             ])
+        }
+    }
+
+    /// Three levels of 1000 entries each would be 10^9 manifests from 450 KB; the walk stops early.
+    func testIndexesThatFanOutAreRefused() throws {
+        let started = Date()
+        try assertRefused(["img: its image indexes list more than 4096 manifests in all"]) { sandbox in
+            let layout = try OCILayoutBuilder(directory: sandbox.path("img"))
+            var level = try layout.image([LayerFixture([.file("a", "x")])], tag: nil)
+            for _ in 0..<2 {
+                let index = try layout.putBlob(
+                    try layout.json([
+                        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                        "manifests": Array(repeating: level, count: 1000)
+                    ]))
+                level = [
+                    "mediaType": "application/vnd.oci.image.index.v1+json", "digest": index.digest, "size": index.size
+                ]
+            }
+            try layout.writeIndex(Array(repeating: level, count: 1000))
+        }
+        XCTAssertLessThan(Date().timeIntervalSince(started), 30)
+    }
+
+    func testIndexesNestedTooDeeplyAreRefused() throws {
+        try assertRefused(["img: image indexes nest too deeply"]) { sandbox in
+            let layout = try OCILayoutBuilder(directory: sandbox.path("img"))
+            var level = try layout.image([LayerFixture([.file("a", "x")])], tag: nil)
+            for _ in 0..<5 {
+                let index = try layout.putBlob(
+                    try layout.json([
+                        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [level]
+                    ]))
+                level = [
+                    "mediaType": "application/vnd.oci.image.index.v1+json", "digest": index.digest, "size": index.size
+                ]
+            }
+            try layout.writeIndex([level])
+        }
+    }
+
+    /// Runs `python3 -c script OUT` and returns OUT's bytes and what the script printed.
+    func python(_ script: String) throws -> (Data, String) {
+        let path = NSTemporaryDirectory() + "gvlt-py-\(UUID().uuidString)"
+        defer { unlink(path) }
+        let process = Process(), output = Pipe()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-c", script, path]
+        process.standardOutput = output
+        try process.run()
+        let printed = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 0)
+        return (
+            try Data(contentsOf: URL(fileURLWithPath: path)), printed.trimmingCharacters(in: .whitespacesAndNewlines)
+        )
+    }
+
+    /// A small tar followed by 24 gzip members of 16 MiB of zeros each: 384 MiB from about 400 KB.
+    /// It prints the diff_id, so the bytes are a valid layer when a bound lets them through.
+    static let gzipBomb = """
+        import gzip, hashlib, io, sys, tarfile
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode='w', format=tarfile.PAX_FORMAT) as tar:
+            info = tarfile.TarInfo('a'); data = b'small'; info.size = len(data); tar.addfile(info, io.BytesIO(data))
+        plain = buf.getvalue(); zeros = bytes(16 << 20)
+        member = gzip.compress(zeros, 9, mtime=0)
+        digest = hashlib.sha256(plain)
+        for _ in range(24): digest.update(zeros)
+        open(sys.argv[1], 'wb').write(gzip.compress(plain, 9, mtime=0) + member * 24)
+        print('sha256:' + digest.hexdigest())
+        """
+
+    func bombImage(_ sandbox: Sandbox, _ blob: Data, diffID: String) throws {
+        var layer = LayerFixture([], compression: .gzip)
+        layer.rawBlob = blob
+        layer.diffIDOverride = diffID
+        try image(sandbox, [layer])
+    }
+
+    func testLayerThatInflatesAThousandTimesIsStoppedWhileRead() throws {
+        let (blob, diffID) = try python(Self.gzipBomb)
+        XCTAssertLessThan(blob.count, 1 << 20)
+        try assertRefused(["layer 1/1", "expands more than 100×", "a decompression bomb", "--max-expanded-size"]) {
+            try self.bombImage($0, blob, diffID: diffID)
+        }
+        // Raised by the user, only the total applies: under it the layer is read whole, over it not.
+        let sandbox = try Sandbox()
+        try bombImage(sandbox, blob, diffID: diffID)
+        let allowed = try GvltBinary.run(
+            ["export", "--container", "oci:img", "--max-expanded-size", "1g", "-o", "out.tar"], in: sandbox)
+        XCTAssertEqual(allowed.status, 0, allowed.stderr)
+        XCTAssertEqual(try TarListing.of(sandbox.path("out.tar")).filter { $0.contains("a") }.count, 1)
+        let capped = try GvltBinary.run(
+            ["export", "--container", "oci:img", "--max-expanded-size", "100m", "-o", "capped.tar"], in: sandbox)
+        XCTAssertEqual(capped.status, 1, capped.stderr)
+        XCTAssertTrue(
+            capped.stderr.contains("the image's layers expand to more than 100.0 MiB (--max-expanded-size)"),
+            capped.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: sandbox.path("capped.tar")))
+        XCTAssertEqual(sandbox.listing(sandbox.tmp), [])
+        let bad = try GvltBinary.run(
+            ["export", "--container", "oci:img", "--max-expanded-size", "lots", "-o", "x.tar"], in: sandbox)
+        XCTAssertEqual(bad.status, 1, bad.stderr)
+        XCTAssertTrue(bad.stderr.contains("--max-expanded-size `lots` is not a size"), bad.stderr)
+    }
+
+    /// GNU tar stores a 1 TiB file of holes in a few KB; its logical size counts toward the bound.
+    func testSparseEntryClaimingATerabyteIsRefused() throws {
+        let (blob, _) = try python(
+            """
+            import os, subprocess, sys, tempfile
+            d = tempfile.mkdtemp()
+            f = os.path.join(d, 'holes')
+            with open(f, 'wb') as out: out.truncate(1 << 40)
+            subprocess.run(['tar', '--sparse', '--format=gnu', '-cf', sys.argv[1], '-C', d, 'holes'], check=True)
+            os.unlink(f); os.rmdir(d)
+            """)
+        XCTAssertLessThan(blob.count, 1 << 20)
+        try assertRefused(["sparse entry 'holes'", "expand to more than", "4× their stored size plus 1 GiB"]) {
+            var layer = LayerFixture([], compression: .none)
+            layer.rawBlob = blob
+            try self.image($0, [layer])
         }
     }
 

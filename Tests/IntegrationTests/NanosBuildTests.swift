@@ -612,5 +612,17 @@ final class NanosBuildTests: XCTestCase {
         let bad = try build(sandbox, ["prover", "-c", "bad.json", "-o", "bad.img"])
         XCTAssertEqual(bad.status, 1)
         XCTAssertTrue(bad.stderr.contains("BaseVolumeSz: `lots` is not a size"), bad.stderr)
+
+        // Past what an MBR entry can count: refused before any byte is written, nothing left behind.
+        try sandbox.write("huge.json", Data("{\"Program\": \"prover\", \"BaseVolumeSz\": \"3t\"}".utf8))
+        let huge = try build(sandbox, ["prover", "-c", "huge.json", "-o", "huge.img"])
+        XCTAssertEqual(huge.status, 1, huge.stderr)
+        XCTAssertTrue(huge.stderr.contains("huge.json"), huge.stderr)
+        XCTAssertTrue(
+            huge.stderr.contains("BaseVolumeSz: `3t` is larger than the 2047 GiB an MBR partition can hold"),
+            huge.stderr)
+        XCTAssertFalse(huge.stderr.contains("Fatal error"), huge.stderr)
+        XCTAssertFalse(sandbox.listing(sandbox.work).contains { $0.hasPrefix("huge.img") })
+        XCTAssertEqual(sandbox.listing(sandbox.tmp), [])
     }
 }

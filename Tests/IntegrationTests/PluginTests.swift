@@ -177,7 +177,7 @@ final class PluginTests: XCTestCase {
                 ["plugin `crash` (build) exited with status 3 without a result", "segfault-ish trouble"]
             ),
             (
-                "hang", "gvlt-plugin/1.0", "time.sleep(60)",
+                "hang", "gvlt-plugin/1.0", "import subprocess; subprocess.Popen(['sleep', '42.5']); time.sleep(60)",
                 ["plugin `hang` (build) did not finish within 3 s and was killed"]
             ),
             (
@@ -197,9 +197,26 @@ final class PluginTests: XCTestCase {
             (
                 "failing", "gvlt-plugin/1.0", "send({'type': 'error', 'message': 'the disk format is not supported'})",
                 ["plugin `failing` (build) failed: the disk format is not supported"]
+            ),
+            // Output is bounded: a flood on stderr or an endless line is killed, with the tail shown.
+            (
+                "flood", "gvlt-plugin/1.0",
+                "[sys.stderr.write('noise %d\\n' % i + 'y' * (1 << 20)) for i in range(80)]; sys.stderr.flush(); time.sleep(60)",
+                ["plugin `flood` (build) wrote more than 64 MiB on stderr and was killed", "its stderr:"]
+            ),
+            (
+                "longline", "gvlt-plugin/1.0", "sys.stdout.write('z' * (80 << 20)); sys.stdout.flush(); time.sleep(60)",
+                ["plugin `longline` (build) wrote a stdout line longer than 64 MiB and was killed"]
+            ),
+            // A child left holding the plugin's stdout must not keep gvlt waiting for EOF.
+            (
+                "linger", "gvlt-plugin/1.0",
+                "import subprocess; subprocess.Popen(['sleep', '41.5']); send({'type': 'error', 'message': 'gave up early'})",
+                ["plugin `linger` (build) failed: gave up early"]
             )
         ]
         for (name, version, build, messages) in cases {
+            let started = Date()
             let env = try sandbox.pluginsFile([
                 try brokenPlugin(sandbox, name: name, protocolVersion: version, build: build)
             ])
@@ -210,7 +227,29 @@ final class PluginTests: XCTestCase {
             for message in messages { XCTAssertTrue(result.stderr.contains(message), "\(name): \(result.stderr)") }
             XCTAssertFalse(FileManager.default.fileExists(atPath: sandbox.path("out.img")), name)
             XCTAssertEqual(sandbox.listing(sandbox.tmp), [], "\(name): scratch left behind")
+            XCTAssertLessThan(Date().timeIntervalSince(started), 30, "\(name): gvlt waited on the plugin's output")
         }
+        // The plugins ran in their own process groups: what they started died with them.
+        for leftover in ["sleep 41.5", "sleep 42.5"] {
+            let pgrep = Process()
+            pgrep.executableURL = URL(fileURLWithPath: "/usr/bin/pgrep")
+            pgrep.arguments = ["-f", "^\(leftover)$"]
+            pgrep.standardOutput = FileHandle.nullDevice
+            try pgrep.run()
+            pgrep.waitUntilExit()
+            XCTAssertEqual(pgrep.terminationStatus, 1, "a plugin's child `\(leftover)` outlived it")
+        }
+        let directory = try sandbox.pluginsFile([
+            #"{"name": "folder", "kind": "exec", "role": "backend", "path": "\#(sandbox.path("root"))"}"#
+        ])
+        let folder = try GvltBinary.run(
+            ["build", "--backend", "folder", "--rootfs-dir", "root", "-o", "out.img"], in: sandbox,
+            environment: directory)
+        XCTAssertEqual(folder.status, 1, folder.stderr)
+        XCTAssertTrue(
+            folder.stderr.contains(
+                "cannot start plugin `folder`: \(sandbox.path("root")) is a directory, not a program"),
+            folder.stderr)
     }
 
     /// `"stream": true`: describe and build go to one process; a plugin that cannot stream, or hangs,

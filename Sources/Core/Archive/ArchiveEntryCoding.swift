@@ -24,6 +24,7 @@ public enum ArchiveEntryCoding {
         case linkTooLong
         case unknownType(UInt32)
         case outOfRange(String, Int64)
+        case negativeSize(Int64)
 
         public var description: String {
             switch self {
@@ -32,6 +33,7 @@ public enum ArchiveEntryCoding {
             case .linkTooLong: return "the link target is longer than \(TreePath.maximumLength) bytes"
             case .unknownType(let t): return "unknown entry type 0o\(String(t, radix: 8))"
             case .outOfRange(let field, let value): return "\(field) \(value) does not fit in 32 bits"
+            case .negativeSize(let value): return "the size \(value) is negative"
             }
         }
     }
@@ -61,6 +63,7 @@ public enum ArchiveEntryCoding {
                 nanoseconds: UInt32(truncatingIfNeeded: archive_entry_mtime_nsec(entry))),
             xattrs: xattrs)
         let size = archive_entry_size_is_set(entry) != 0 ? Int64(archive_entry_size(entry)) : 0
+        guard size >= 0 else { throw DecodeProblem.negativeSize(size) }
 
         let kind: EntryKind
         // libarchive reports a tar hard link as a regular file with a link name.

@@ -78,6 +78,8 @@ public final class DecompressedSource: ByteSource {
     private let reader: ArchiveReader
     private var hasher = SHA256()
     public private(set) var byteCount: Int64 = 0
+    /// Told of each chunk's size and the count so far; throwing stops the stream (a size bound).
+    public var onBytes: ((Int64, Int64) throws -> Void)?
 
     public init(reader: ArchiveReader) throws {
         self.reader = reader
@@ -92,6 +94,7 @@ public final class DecompressedSource: ByteSource {
         guard let (block, _) = try reader.readBlock() else { return UnsafeRawBufferPointer(start: nil, count: 0) }
         hasher.update(bufferPointer: block)
         byteCount += Int64(block.count)
+        try onBytes?(Int64(block.count), byteCount)
         return block
     }
 

@@ -27,9 +27,7 @@ public struct BuildConfigFile {
     public init() {}
 
     public init(path: String) throws {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw InputError("cannot read build config \(path)", hint: "check the --config path")
-        }
+        let text = try ConfigFile.text(path, what: "build config \(path)", hint: "check the --config path")
         let object = try StrictObject(
             JSONValue.parseYAML(text, what: "build config \(path)"), location: path, allowed: Self.keys)
         // Relative paths in the file are relative to the file, not to wherever gvlt runs.

@@ -79,7 +79,8 @@ public struct BuildPipeline {
         let input: BuildInput
         if let source = request.source {
             let context = SourceContext(
-                scratch: scratch, progress: progress, logger: logger, jobs: request.jobs, platform: request.platform)
+                scratch: scratch, progress: progress, logger: logger, jobs: request.jobs, platform: request.platform,
+                maximumExpandedSize: request.maximumExpandedSize)
             input = .rootTree(try source.load(context))
         } else {
             input = plannedInput

@@ -19,13 +19,16 @@ public struct BuildRequest {
     /// Layers read in parallel, and the platform picked from multi-platform images.
     public var jobs: Int
     public var platform: Platform
+    /// `--max-expanded-size`: what an image's layers may expand to; nil for the default.
+    public var maximumExpandedSize: Int64?
 
     public init(
         backend: String, source: ImageSource? = nil, program: String? = nil, accelerators: [String] = [],
         options: BuildOptions = BuildOptions(), output: String? = nil, force: Bool = false,
         previews: [PreviewKind] = [],
-        jobs: Int = 1, platform: Platform = .linuxAMD64
+        jobs: Int = 1, platform: Platform = .linuxAMD64, maximumExpandedSize: Int64? = nil
     ) {
+        self.maximumExpandedSize = maximumExpandedSize
         self.backend = backend
         self.source = source
         self.program = program

@@ -166,6 +166,24 @@ extension ELFFile {
         guard elf_getphdrnum(elf, &count) == 0 else {
             throw Problem(message: "\(path): unreadable program headers: \(String(cString: elf_errmsg(-1)))")
         }
+        // With PN_XNUM the count lives in section 0's sh_info, and libelf cuts a count that runs past
+        // the file down to what fits: a header table that lies about its size is refused instead.
+        var header = GElf_Ehdr()
+        if gelf_getehdr(elf, &header) != nil, header.e_phnum == UInt16(PN_XNUM) {
+            var section = GElf_Shdr()
+            guard header.e_shoff != 0, let zero = elf_getscn(elf, 0), gelf_getshdr(zero, &section) != nil,
+                section.sh_info != 0
+            else {
+                throw Problem(
+                    message: "\(path): e_phnum is PN_XNUM (0xFFFF) but there is no section 0 to hold the real count")
+            }
+            guard UInt64(section.sh_info) == UInt64(count) else {
+                throw Problem(
+                    message:
+                        "\(path): section 0 claims \(section.sh_info) program headers (PN_XNUM), more than the file holds"
+                )
+            }
+        }
         return try (0..<count).map { index in
             var header = GElf_Phdr()
             guard gelf_getphdr(elf, Int32(index), &header) != nil else {

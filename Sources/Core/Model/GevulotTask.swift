@@ -45,9 +45,7 @@ public struct GevulotTask: Equatable, Sendable {
     public init() {}
 
     public init(path: String) throws {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw InputError("cannot read task file \(path)", hint: "check the -f/--file path")
-        }
+        let text = try ConfigFile.text(path, what: "task file \(path)", hint: "check the -f/--file path")
         try self.init(yaml: text, location: path)
     }
 

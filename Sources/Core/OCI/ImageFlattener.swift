@@ -9,11 +9,14 @@ public struct ImageFlattener {
     public var scratchDirectory: String
     public var logger: Logger?
     public var progress: ProgressReporter?
+    /// The user's bound on what the layers expand to; nil for the default (see ExpansionBudget).
+    public var maximumExpandedSize: Int64?
 
     public init(
         jobs: Int = ProcessInfo.processInfo.activeProcessorCount, scratchDirectory: String,
-        logger: Logger? = nil, progress: ProgressReporter? = nil
+        logger: Logger? = nil, progress: ProgressReporter? = nil, maximumExpandedSize: Int64? = nil
     ) {
+        self.maximumExpandedSize = maximumExpandedSize
         self.jobs = max(1, jobs)
         self.scratchDirectory = scratchDirectory
         self.logger = logger
@@ -28,6 +31,7 @@ public struct ImageFlattener {
         var next = 0
         let lock = NSLock()
         let cancel = CancellationFlag()
+        let budget = ExpansionBudget(storedBytes: total, maximum: maximumExpandedSize)
         let workers = min(jobs, layers.count)
         DispatchQueue.concurrentPerform(iterations: workers) { _ in
             while true {
@@ -40,7 +44,7 @@ public struct ImageFlattener {
                 let result = Result {
                     try LayerReader.parse(
                         layers[index], scratchDirectory: scratchDirectory, cancel: cancel,
-                        logger: logger
+                        budget: budget, logger: logger
                     ) { bytes in
                         let sum: Int64 = lock.withLock {
                             done[index] = bytes

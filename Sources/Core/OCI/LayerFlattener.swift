@@ -36,6 +36,13 @@ public final class LayerFlattener {
                 } else if !TreePath.hasPrefix(base, Self.whiteoutPrefix + Self.whiteoutPrefix) {
                     // `.wh..wh.*` other than the opaque marker are aufs bookkeeping: ignored, like docker does.
                     let hidden = String(decoding: base.utf8.dropFirst(Self.whiteoutPrefix.utf8.count), as: UTF8.self)
+                    // `.wh.`, `.wh..` and `.wh...` would hide the directory itself or its parent:
+                    // no tool writes them, and no reading of them is safe.
+                    guard !["", ".", ".."].contains(hidden) else {
+                        throw HostileInputError(
+                            "\(layer.label): entry '\(entry.name)' is a whiteout of `\(hidden)`, which names no entry of its directory"
+                        )
+                    }
                     try tree.remove(parent + [hidden])
                 }
             } catch is FileTree.LookupProblem {

@@ -62,7 +62,7 @@ public struct BuildCancelled: UserFacingError {
 public enum LayerReader {
     public static func parse(
         _ blob: LayerBlob, scratchDirectory: String, cancel: CancellationFlag? = nil,
-        logger: Logger? = nil, progress: ((Int64) -> Void)? = nil
+        budget: ExpansionBudget? = nil, logger: Logger? = nil, progress: ((Int64) -> Void)? = nil
     ) throws -> ParsedLayer {
         guard blob.length > 0 else {
             throw HostileInputError("\(blob.label): the blob is empty; a layer holds at least a tar end marker")
@@ -88,7 +88,8 @@ public enum LayerReader {
         stored.onProgress = progress
         do {
             return try parseStream(
-                blob, compression: compression, stored: stored, scratchDirectory: scratchDirectory, cancel: cancel)
+                blob, compression: compression, stored: stored, scratchDirectory: scratchDirectory, cancel: cancel,
+                budget: budget)
         } catch let error as BuildCancelled {
             throw error
         } catch {
@@ -104,7 +105,7 @@ public enum LayerReader {
 
     private static func parseStream(
         _ blob: LayerBlob, compression: LayerCompression, stored: FileRangeSource,
-        scratchDirectory: String, cancel: CancellationFlag?
+        scratchDirectory: String, cancel: CancellationFlag?, budget: ExpansionBudget?
     ) throws -> ParsedLayer {
         let filters: [ArchiveReader.Filter]
         switch compression {
@@ -114,6 +115,11 @@ public enum LayerReader {
         }
         let rawReader = try ArchiveReader(format: .raw, filters: filters, source: stored, label: blob.label)
         let uncompressed = try DecompressedSource(reader: rawReader)
+        if let budget {
+            uncompressed.onBytes = { chunk, total in
+                try budget.charge(chunk, layer: blob.label, layerTotal: total, stored: blob.length)
+            }
+        }
         let tar = try ArchiveReader(format: .tar, source: uncompressed, label: blob.label)
 
         var entries: [ParsedLayer.Entry] = []
@@ -140,8 +146,22 @@ public enum LayerReader {
                     let file = try spool ?? SharedFile.anonymous(in: scratchDirectory)
                     spool = file
                     let base = spoolEnd
+                    var written: Int64 = 0
                     while let (block, offset) = try tar.readBlock() {
+                        guard offset >= 0, offset <= header.size - Int64(block.count) else {
+                            throw HostileInputError(
+                                "\(blob.label): entry '\(header.name)': a data block at \(offset) lies outside its \(header.size) bytes"
+                            )
+                        }
                         try file.write(block, at: base + offset)
+                        written += Int64(block.count)
+                    }
+                    // A sparse file's holes stay holes in the spool, but they are bytes the image
+                    // will hold: they count toward the bound like data does.
+                    if header.isSparse, let budget, header.size > written {
+                        try budget.charge(
+                            header.size - written, layer: "\(blob.label): sparse entry '\(header.name)'",
+                            layerTotal: uncompressed.byteCount + header.size - written, stored: blob.length)
                     }
                     spoolEnd = base + header.size
                     kind = .regularFile(.blobRange(file: file, offset: base, length: header.size))

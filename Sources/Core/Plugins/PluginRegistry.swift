@@ -119,9 +119,9 @@ public final class PluginRegistry {
     /// Missing files are skipped; malformed ones are errors.
     public func load(files: [String]) throws {
         for file in files where FileManager.default.fileExists(atPath: file) {
-            guard let data = FileManager.default.contents(atPath: file) else {
-                throw InputError("cannot read \(file)", hint: "check its permissions")
-            }
+            let data = try ConfigFile.read(
+                file, what: "plugins file \(file)",
+                hint: "fix or remove it; GVLT_PLUGINS lists the plugins files gvlt reads")
             try merge(PluginsFile.parse(data, origin: file))
         }
     }

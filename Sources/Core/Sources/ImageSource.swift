@@ -22,11 +22,15 @@ public struct SourceContext {
     public var logger: Logger
     public var jobs: Int
     public var platform: Platform
+    /// `--max-expanded-size`: what an image's layers may expand to; nil for the default.
+    public var maximumExpandedSize: Int64?
 
     public init(
         scratch: ScratchDirectory, progress: ProgressReporter, logger: Logger,
-        jobs: Int = ProcessInfo.processInfo.activeProcessorCount, platform: Platform = .linuxAMD64
+        jobs: Int = ProcessInfo.processInfo.activeProcessorCount, platform: Platform = .linuxAMD64,
+        maximumExpandedSize: Int64? = nil
     ) {
+        self.maximumExpandedSize = maximumExpandedSize
         self.scratch = scratch
         self.progress = progress
         self.logger = logger
@@ -35,7 +39,9 @@ public struct SourceContext {
     }
 
     func flattener() -> ImageFlattener {
-        ImageFlattener(jobs: jobs, scratchDirectory: scratch.path, logger: logger, progress: progress)
+        ImageFlattener(
+            jobs: jobs, scratchDirectory: scratch.path, logger: logger, progress: progress,
+            maximumExpandedSize: maximumExpandedSize)
     }
 }
 

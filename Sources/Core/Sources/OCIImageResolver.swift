@@ -74,15 +74,30 @@ struct OCIImageResolver {
         return Resolved(manifest: manifest, config: config, layers: layers)
     }
 
+    /// The most descriptors gvlt reads across an index and the indexes nested in it. A real
+    /// multi-platform image lists tens; an index that fans out within the depth limit could list
+    /// billions from a few hundred KiB.
+    static let descriptorLimit = 4096
+
     /// Replaces nested indexes by their manifests (multi-platform images nest one level, some two).
     private func expand(_ descriptors: [Descriptor], depth: Int) throws -> [Descriptor] {
+        var seen = 0
+        return try expand(descriptors, depth: depth, seen: &seen)
+    }
+
+    private func expand(_ descriptors: [Descriptor], depth: Int, seen: inout Int) throws -> [Descriptor] {
         guard depth < 4 else { throw HostileInputError("\(store.displayName): image indexes nest too deeply") }
         var out: [Descriptor] = []
         for descriptor in descriptors {
+            seen += 1
+            guard seen <= Self.descriptorLimit else {
+                throw HostileInputError(
+                    "\(store.displayName): its image indexes list more than \(Self.descriptorLimit) manifests in all")
+            }
             if let type = descriptor.mediaType, MediaType.indexTypes.contains(type) {
                 let digest = try ContentDigest(descriptor.digest, context: "\(store.displayName): index digest")
                 let nested = try store.json(ImageIndex.self, digest, expectedSize: descriptor.size, what: "image index")
-                out += try expand(nested.manifests, depth: depth + 1)
+                out += try expand(nested.manifests, depth: depth + 1, seen: &seen)
             } else {
                 out.append(descriptor)
             }

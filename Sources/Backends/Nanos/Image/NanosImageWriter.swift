@@ -7,6 +7,8 @@ import Foundation
 public enum NanosImageWriter {
     public static let bootFilesystemSize: Int64 = 12 << 20
     public static let klogSize: Int64 = 4096
+    /// An MBR entry counts sectors in 32 bits, so no partition, and so no root volume, is larger.
+    public static let maximumPartitionSize: Int64 = Int64(UInt32.max) * 512
 
     public struct Result {
         public var sha256: String
@@ -35,6 +37,12 @@ public enum NanosImageWriter {
                 hint: "drop klibs the program does not use")
         }
         let rootOffset = bootOffset + bootFilesystemSize
+        // Refused before anything large is written: the root volume is sized to fill the disk.
+        if let minimumSize, minimumSize - rootOffset > maximumPartitionSize {
+            throw InputError(
+                "a \(ProgressReporter.bytes(minimumSize)) disk (BaseVolumeSz) is larger than the \(ProgressReporter.bytes(maximumPartitionSize)) an MBR partition can hold",
+                hint: "set BaseVolumeSz to at most \(maximumPartitionSize >> 30)g")
+        }
         let root = try TFSWriter(
             rootKeys: layout.rootKeys, minimumSize: max(0, (minimumSize ?? 0) - rootOffset), freeSpace: rootFreeSpace
         )
@@ -42,15 +50,22 @@ public enum NanosImageWriter {
         let total = rootOffset + root.size
         try file.truncate(to: total)
 
+        guard let bootStart = UInt32(exactly: bootOffset / 512), let rootStart = UInt32(exactly: rootOffset / 512),
+            let rootSectors = UInt32(exactly: (total - rootOffset) / 512)
+        else {
+            throw InputError(
+                "the root volume needs \(ProgressReporter.bytes(root.size)), more than the \(ProgressReporter.bytes(maximumPartitionSize)) an MBR partition can hold",
+                hint: "leave large data out of the image and pass it as a task input")
+        }
         var sector = Array(bootImage.bytes[0..<512])
         NanosPartitionTable(
             entries: [
                 .init(
-                    active: true, type: 0x83, firstSector: UInt32(bootOffset / 512),
+                    active: true, type: 0x83, firstSector: bootStart,
                     sectorCount: UInt32(bootFilesystemSize / 512)),
                 .init(
-                    active: true, type: 0x83, firstSector: UInt32(rootOffset / 512),
-                    sectorCount: UInt32((total - rootOffset) / 512))
+                    active: true, type: 0x83, firstSector: rootStart,
+                    sectorCount: rootSectors)
             ], stage2Length: UInt64(bootImage.stage2Length)
         ).write(into: &sector)
         try sector.withUnsafeBytes { try file.write($0, at: 0) }

@@ -92,14 +92,8 @@ public struct OpsManifest: Sendable {
     }
 
     public init(path: String) throws {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            var isDirectory: ObjCBool = false
-            let exists = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
-            throw InputError(
-                exists && isDirectory.boolValue
-                    ? "manifest \(path) is a directory" : "manifest \(path) does not exist or cannot be read",
-                hint: "pass the ops config JSON with --manifest FILE (or -c FILE)")
-        }
+        let data = try ConfigFile.read(
+            path, what: "manifest \(path)", hint: "pass the ops config JSON with --manifest FILE (or -c FILE)")
         try self.init(data: data, path: path)
     }
 
@@ -185,6 +179,11 @@ public struct OpsManifest: Sendable {
                 throw InputError(
                     "\(location("BaseVolumeSz")): `\(size)` is not a size",
                     hint: "write a number of bytes with an optional k, m or g suffix, e.g. \"512m\"")
+            }
+            guard bytes <= NanosImageWriter.maximumPartitionSize else {
+                throw InputError(
+                    "\(location("BaseVolumeSz")): `\(size)` is larger than the \(NanosImageWriter.maximumPartitionSize >> 30) GiB an MBR partition can hold",
+                    hint: "set it to at most \"\(NanosImageWriter.maximumPartitionSize >> 30)g\"")
             }
             baseVolumeSize = bytes
         }

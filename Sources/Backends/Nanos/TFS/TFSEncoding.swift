@@ -67,10 +67,19 @@ struct TFSCursor {
         return Array(bytes[position..<position + count])
     }
 
+    /// `take` for a length read from the image: refused before it becomes an Int.
+    mutating func take(_ count: UInt64) throws -> [UInt8] {
+        guard count <= UInt64(remaining) else {
+            throw corrupt("a value claims \(count) bytes but only \(remaining) remain")
+        }
+        return try take(Int(count))
+    }
+
     mutating func varint() throws -> UInt64 {
         var value: UInt64 = 0
         for _ in 0..<10 {
             let b = try byte()
+            guard value >> 57 == 0 else { throw corrupt("a varint does not fit 64 bits") }
             value = value << 7 | UInt64(b & 0x7f)
             if b & 0x80 == 0 { return value }
         }
@@ -84,6 +93,7 @@ struct TFSCursor {
             for count in 0... {
                 guard count < 10 else { throw corrupt("a header length is longer than 10 bytes") }
                 let b = try byte()
+                guard length >> 57 == 0 else { throw corrupt("a header length does not fit 64 bits") }
                 length = length << 7 | UInt64(b & 0x7f)
                 if b & 0x80 == 0 { break }
             }

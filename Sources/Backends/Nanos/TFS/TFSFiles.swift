@@ -27,50 +27,69 @@ extension TFSVolume {
     /// Streams a regular file's bytes: its extents in file order, zeros for holes and `uninited`
     /// extents, cut at `filelength`.
     public func read(_ entry: TFSTuple, path: String, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        let zeros = [UInt8](repeating: 0, count: 1 << 16)
+        try chunks(entry, path: path, data: body) { count in
+            var left = count
+            while left > 0 {
+                let step = Int(min(UInt64(zeros.count), left))
+                try zeros.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[0..<step])) }
+                left -= UInt64(step)
+            }
+        }
+    }
+
+    /// A regular file as data and holes, in file order. Every number is the image's, so each is
+    /// bounded (by the volume for extents) before it is multiplied or converted.
+    func chunks(
+        _ entry: TFSTuple, path: String, data body: (UnsafeRawBufferPointer) throws -> Void,
+        hole: (UInt64) throws -> Void
+    ) throws {
         guard Self.kind(of: entry) == .file else {
             throw InputError(
                 "\(path) is not a regular file in the image", hint: "gvlt inspect IMAGE lists what the image holds")
         }
-        guard let length = entry["filelength"]?.unsigned else {
+        guard let length = entry["filelength"]?.unsigned, length <= UInt64(Int64.max) else {
             throw InputError("\(path) has no valid filelength in the image", hint: "the image is corrupt")
         }
-        var extents: [(fileSector: UInt64, offset: UInt64, length: UInt64, zero: Bool)] = []
+        let sector: UInt64 = 512
+        let volumeSectors = UInt64(max(0, self.length)) / sector
+        var extents: [(start: UInt64, offset: UInt64, length: UInt64, zero: Bool)] = []
         for (key, value) in entry.tuple("extents")?.sortedPairs ?? [] {
-            guard let fileSector = UInt64(String(decoding: key, as: UTF8.self)), case .tuple(let extent) = value,
+            let name = String(decoding: key, as: UTF8.self)
+            guard let fileSector = UInt64(name), case .tuple(let extent) = value,
                 let offset = extent["offset"]?.unsigned, let count = extent["length"]?.unsigned
             else {
+                throw InputError("\(path) has a malformed extent `\(name)`", hint: "the image is corrupt")
+            }
+            let zero = extent["uninited"] != nil
+            // Data must lie in the volume; an uninited extent reads as zeros and needs no disk.
+            guard count <= volumeSectors, zero || offset <= volumeSectors - count,
+                fileSector <= UInt64(Int64.max) / sector
+            else {
                 throw InputError(
-                    "\(path) has a malformed extent `\(String(decoding: key, as: UTF8.self))`",
-                    hint: "the image is corrupt")
+                    "\(path): extent `\(name)` (\(count) sectors at sector \(offset)) lies beyond the end of the volume",
+                    hint: "the image is truncated or corrupt")
             }
-            extents.append((fileSector, offset, count, extent["uninited"] != nil))
+            extents.append((fileSector * sector, offset, count, zero))
         }
-        extents.sort { $0.fileSector < $1.fileSector }
-        let sector: UInt64 = 512
+        extents.sort { $0.start < $1.start }
         var position: UInt64 = 0
-        let zeros = [UInt8](repeating: 0, count: 1 << 16)
-        func emitZeros(upTo end: UInt64) throws {
-            while position < end {
-                let count = Int(min(UInt64(zeros.count), end - position))
-                try zeros.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
-                position += UInt64(count)
-            }
-        }
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
         for extent in extents {
-            let start = extent.fileSector * sector
-            guard start < length else { break }
-            try emitZeros(upTo: start)
-            let end = min(length, start + extent.length * sector)
+            guard extent.start < length else { break }
+            if extent.start > position {
+                try hole(extent.start - position)
+                position = extent.start
+            }
+            // start < length ≤ Int64.max and length·512 ≤ the volume: the sum cannot overflow.
+            let end = min(length, extent.start + extent.length * sector)
+            guard end > position else { continue }
             if extent.zero {
-                try emitZeros(upTo: end)
+                try hole(end - position)
+                position = end
                 continue
             }
-            var diskOffset = offset + Int64(extent.offset * sector) + Int64(position - start)
-            guard Int64(extent.offset + extent.length) * 512 <= self.length else {
-                throw InputError(
-                    "\(path): an extent lies beyond the end of the volume", hint: "the image is truncated or corrupt")
-            }
+            var diskOffset = offset + Int64(extent.offset * sector) + Int64(position - extent.start)
             while position < end {
                 let count = Int(min(UInt64(buffer.count), end - position))
                 let got = try buffer.withUnsafeMutableBytes {
@@ -84,16 +103,17 @@ extension TFSVolume {
                 diskOffset += Int64(count)
             }
         }
-        try emitZeros(upTo: length)
+        if position < length { try hole(length - position) }
     }
 }
 
 extension TFSVolume {
     /// Writes a regular file's bytes to `fd` from offset 0, as they stream (files can be gigabytes);
-    /// returns the byte count.
+    /// returns the byte count. Holes stay holes (the file is extended, never filled with zeros), so
+    /// a file the image claims is a terabyte of nothing costs no disk.
     public func write(_ entry: TFSTuple, path: String, to fd: Int32, displayName: String) throws -> Int64 {
         var offset: Int64 = 0
-        try read(entry, path: path) { chunk in
+        try chunks(entry, path: path) { chunk in
             var done = 0
             while done < chunk.count {
                 let wrote = pwrite(fd, chunk.baseAddress! + done, chunk.count - done, off_t(offset))
@@ -102,6 +122,11 @@ extension TFSVolume {
                 done += wrote
                 offset += Int64(wrote)
             }
+        } hole: { count in
+            offset += Int64(count)
+        }
+        guard ftruncate(fd, off_t(offset)) == 0 else {
+            throw SystemError("cannot set the size of", path: displayName, errno: errno)
         }
         return offset
     }

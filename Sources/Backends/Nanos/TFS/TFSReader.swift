@@ -42,13 +42,15 @@ public enum TFSReader {
     {
         let length = length ?? (file.size - offset)
         func sectors(_ start: UInt64, _ count: UInt64) throws -> [UInt8] {
-            let byteOffset = offset + Int64(start) * sector
-            let byteCount = Int64(count) * sector
-            guard count > 0, start < UInt64(Int64.max / sector), byteOffset + byteCount <= offset + length else {
+            // Both numbers come from the image: bound them by the volume before any arithmetic.
+            let volumeSectors = UInt64(max(0, length) / sector)
+            guard count > 0, count <= volumeSectors, start <= volumeSectors - count else {
                 throw InputError(
                     "\(what): a log extension at sector \(start) (\(count) sectors) lies outside the volume",
                     hint: "the image is truncated or corrupt")
             }
+            let byteOffset = offset + Int64(start) * sector
+            let byteCount = Int64(count) * sector
             var buffer = [UInt8](repeating: 0, count: Int(byteCount))
             let got = try buffer.withUnsafeMutableBytes { try file.read(into: $0, at: byteOffset) }
             guard got == buffer.count else {
@@ -119,7 +121,7 @@ public enum TFSReader {
                 let total = try cursor.varint()
                 let segment = try cursor.varint()
                 guard segment <= total else { throw cursor.corrupt("a record segment is longer than its record") }
-                let bytes = try cursor.take(Int(segment))
+                let bytes = try cursor.take(segment)
                 if segment == total {
                     try parseRecord(bytes)
                 } else {
@@ -131,7 +133,7 @@ public enum TFSReader {
                 guard segment <= pendingRemain else {
                     throw cursor.corrupt("a record continuation is longer than what remains of the record")
                 }
-                pending += try cursor.take(Int(segment))
+                pending += try cursor.take(segment)
                 pendingRemain -= segment
                 if pendingRemain == 0 {
                     try parseRecord(pending)
@@ -145,9 +147,39 @@ public enum TFSReader {
         guard case .tuple(let root)? = dictionary.first else {
             throw InputError("\(what): the log holds no root tuple", hint: "the image is corrupt")
         }
+        try checkTree(root, what: what)
         return TFSVolume(
             uuid: uuid, label: String(decoding: labelBytes, as: UTF8.self), root: root,
             logExtensions: extensions, offset: offset, length: length, file: file)
+    }
+
+    /// Reference tuples can attach a tuple under a second parent, or under itself or its own
+    /// child: a cycle that would send every walker (inspect, extract, ==) into endless recursion.
+    /// A Nanos tree has each tuple once (a rename deletes the old key), so a tuple met twice is
+    /// refused here, once, and walkers stay simple. The walk is iterative: depth costs no stack.
+    static func checkTree(_ root: TFSTuple, what: String) throws {
+        var seen: Set<ObjectIdentifier> = [ObjectIdentifier(root)]
+        var stack: [(TFSTuple, String)] = [(root, "/")]
+        while let (tuple, path) = stack.popLast() {
+            var values: [(TFSValue, String)] = tuple.sortedPairs.map {
+                ($0.value, String(decoding: $0.key, as: UTF8.self))
+            }
+            while let (value, key) = values.popLast() {
+                switch value {
+                case .tuple(let child):
+                    guard seen.insert(ObjectIdentifier(child)).inserted else {
+                        throw InputError(
+                            "\(what): the tuple under `\(key)` in \(path) is already in the tree (a reference cycle or a shared tuple)",
+                            hint: "the image is corrupt or crafted; Nanos writes each tuple once")
+                    }
+                    stack.append((child, path == "/" ? "/" + key : path + "/" + key))
+                case .vector(let items):
+                    values += items.map { ($0, key) }
+                default:
+                    break
+                }
+            }
+        }
     }
 
     /// One value; nil is Nanos' "no value" (delete the key).
@@ -177,7 +209,7 @@ public enum TFSReader {
                 guard keyType == TFSEncoding.typeBuffer else { throw cursor.corrupt("a tuple key is not a symbol") }
                 let key: [UInt8]
                 if keyImmediate {
-                    key = try cursor.take(Int(keyLength))
+                    key = try cursor.take(keyLength)
                     dictionary.append(.symbol(key))
                 } else {
                     guard case .symbol(let existing) = try lookup(keyLength) else {
@@ -207,7 +239,7 @@ public enum TFSReader {
             return .integer(length > 0 ? -Int64(magnitude) : Int64(magnitude))
         case TFSEncoding.typeString:
             if length == 0 { return nil }
-            return .string(try cursor.take(Int(length)))
+            return .string(try cursor.take(length))
         case TFSEncoding.typeBuffer:
             if !immediate {
                 guard case .symbol(let bytes) = try lookup(length) else {
@@ -216,7 +248,7 @@ public enum TFSReader {
                 return .buffer(bytes)
             }
             if length == 0 { return nil }
-            return .buffer(try cursor.take(Int(length)))
+            return .buffer(try cursor.take(length))
         default:
             throw cursor.corrupt("unknown value type \(type)")
         }

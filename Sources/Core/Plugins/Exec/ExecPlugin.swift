@@ -21,84 +21,108 @@ public struct ExecPlugin {
         logger: Logger? = nil
     ) throws -> [String: Any] {
         try entry.verifyDigest()
-        let process = entry.makeProcess()
-        let input = Pipe(), output = Pipe(), errors = Pipe()
-        process.standardInput = input
-        process.standardOutput = output
-        process.standardError = errors
 
         final class State: @unchecked Sendable {
             let lock = NSLock()
+            /// The tail of stderr (what an error shows), and how much was written in all.
             var stderr = Data()
+            var stderrTotal = 0
             var buffer = Data()
+            /// How much of `buffer` is known to hold no newline, so each chunk is searched once.
+            var scanned = 0
+            var child: ChildProcess?
+            /// Why the plugin was killed for its output, if it was.
+            var overflow: String?
+
+            func exceed(_ reason: String) {
+                guard overflow == nil else { return }
+                overflow = reason
+                if let child { kill(-child.pid, SIGKILL) }
+            }
         }
         let state = State()
+        let limit = PluginProtocol.outputLimit
         let messages = PluginMessages(plugin: entry.name, progress: progress, logger: logger)
-        errors.fileHandleForReading.readabilityHandler = { handle in
-            let chunk = handle.availableData
-            state.lock.withLock { state.stderr.append(chunk) }
+        let process: ChildProcess
+        do {
+            process = try entry.startChild()
+        } catch {
+            throw entry.startFailure(error)
         }
-        output.fileHandleForReading.readabilityHandler = { handle in
+        let output = process.standardOutput, errors = process.standardError
+        errors.readabilityHandler = { handle in
+            let chunk = handle.availableData
+            state.lock.withLock {
+                state.stderr.append(chunk)
+                state.stderrTotal += chunk.count
+                if state.stderr.count > 1 << 20 { state.stderr = state.stderr.suffix(64 << 10) }
+                if state.stderrTotal > limit { state.exceed("more than \(limit >> 20) MiB on stderr") }
+            }
+        }
+        output.readabilityHandler = { handle in
             let chunk = handle.availableData
             var lines: [Data] = []
             state.lock.withLock {
                 state.buffer.append(chunk)
-                while let newline = state.buffer.firstIndex(of: 0x0A) {
+                while let newline = state.buffer.firstIndex(of: 0x0A, from: state.buffer.startIndex + state.scanned) {
                     lines.append(state.buffer[state.buffer.startIndex..<newline])
                     state.buffer.removeSubrange(state.buffer.startIndex...newline)
+                    state.scanned = 0
+                }
+                state.scanned = state.buffer.count
+                if state.buffer.count > limit {
+                    state.buffer = Data()
+                    state.scanned = 0
+                    state.exceed("a stdout line longer than \(limit >> 20) MiB")
                 }
             }
             lines.forEach(messages.handle(line:))
         }
 
-        let wait: () -> Void
-        do {
-            wait = try process.runReturningWaiter()
-        } catch {
-            throw entry.startFailure(error)
-        }
-        let token = Cleanup.shared.register(child: process.processIdentifier)
-        defer { Cleanup.shared.unregister(token) }
+        state.lock.withLock { state.child = process }
+        defer { process.killGroup() }
         var requestData = try PluginProtocol.request(method, params: params)
         requestData.append(0x0A)
-        try? input.fileHandleForWriting.write(contentsOf: requestData)
-        try? input.fileHandleForWriting.close()
-
-        let finished = DispatchSemaphore(value: 0)
+        // A plugin that never reads its request must not block the host: write from another thread.
+        let request = requestData
         DispatchQueue.global().async {
-            wait(); finished.signal()
+            try? process.standardInput.write(contentsOf: request)
+            try? process.standardInput.close()
         }
-        let timedOut = finished.wait(timeout: .now() + timeout) == .timedOut
-        if timedOut {
-            process.terminate()
-            kill(process.processIdentifier, SIGKILL)
-            finished.wait()
-        }
-        output.fileHandleForReading.readabilityHandler = nil
-        errors.fileHandleForReading.readabilityHandler = nil
-        let rest = output.fileHandleForReading.readDataToEndOfFile()
+
+        var ending = process.wait(timeout: timeout)
+        let timedOut = ending == nil
+        if timedOut { ending = process.killGroup() }
+        output.readabilityHandler = nil
+        errors.readabilityHandler = nil
+        // What the plugin wrote before it exited is in the pipe now; a child it left behind may
+        // hold the pipe open for ever, so read what is there instead of waiting for EOF.
+        let rest = Self.drain(output, limit: limit)
         state.lock.withLock { state.buffer.append(rest) }
         let tail = state.lock.withLock { () -> Data in
             let data = state.buffer; state.buffer = Data(); return data
         }
         messages.handle(lines: tail)
-        let stderrRest = errors.fileHandleForReading.readDataToEndOfFile()
+        let stderrRest = Self.drain(errors, limit: 64 << 10)
         let stderrText = state.lock.withLock { String(decoding: state.stderr + stderrRest, as: UTF8.self) }
         let stderrNote = PluginProtocol.stderrNote(stderrText)
 
         let what = "plugin `\(entry.name)` (\(method))"
+        if let overflow = state.lock.withLock({ state.overflow }) {
+            throw InputError(
+                "\(what) wrote \(overflow) and was killed\(stderrNote)",
+                hint:
+                    "a plugin's protocol lines and its stderr are bounded; write large data to a file and pass its path"
+            )
+        }
         if timedOut {
             throw InputError(
                 "\(what) did not finish within \(Int(timeout)) s and was killed\(stderrNote)",
                 hint: "raise its `timeout` option in \(entry.origin) if it needs longer")
         }
         let result = try messages.outcome(what: what, context: stderrNote)
-        guard process.terminationStatus == 0, process.terminationReason == .exit else {
-            let how =
-                process.terminationReason == .uncaughtSignal
-                ? "was killed by signal \(process.terminationStatus)"
-                : "exited with status \(process.terminationStatus)"
-            throw InputError("\(what) \(how) without a result\(stderrNote)")
+        if let ending, ending != .exited(0) {
+            throw InputError("\(what) \(ending.description) without a result\(stderrNote)")
         }
         guard let result else {
             throw InputError(
@@ -106,6 +130,27 @@ public struct ExecPlugin {
                 hint: "a plugin ends each request with a `result` or `error` line")
         }
         return result
+    }
+}
+
+extension ExecPlugin {
+    /// Reads what a pipe holds now, up to `limit` bytes, without waiting for its writers to close it.
+    static func drain(_ handle: FileHandle, limit: Int) -> Data {
+        let fd = handle.fileDescriptor
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        var data = Data()
+        var chunk = [UInt8](repeating: 0, count: 64 << 10)
+        while data.count < limit {
+            let got = read(fd, &chunk, chunk.count)
+            if got > 0 {
+                data.append(contentsOf: chunk[0..<got])
+            } else if got < 0 && errno == EINTR {
+                continue
+            } else {
+                break
+            }
+        }
+        return data
     }
 }
 
@@ -118,23 +163,27 @@ extension PluginEntry {
 
     /// The error for a plugin program that could not be started.
     func startFailure(_ error: Error) -> Error {
-        InputError(
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: commandLine[0], isDirectory: &isDirectory), isDirectory.boolValue {
+            return InputError(
+                "cannot start plugin `\(name)`: \(commandLine[0]) is a directory, not a program",
+                hint: "point the `path`/`command` of its entry in \(origin) at the plugin's executable")
+        }
+        return InputError(
             "cannot start plugin `\(name)` (\(commandLine.joined(separator: " "))): \(error.localizedDescription)",
             hint: "check the `path`/`command` of its entry in \(origin)")
     }
 
     /// The plugin's process, not yet started, with the host's cookie in its environment.
-    func makeProcess() -> Process {
-        let process = Process()
+    /// Starts the plugin program in its own process group, with the host's cookie in its environment.
+    func startChild() throws -> ChildProcess {
         let program = commandLine[0]
-        process.executableURL = URL(
-            fileURLWithPath: program.contains("/")
-                ? program : (HostTool(program, apt: program, purpose: "plugin \(name)").locate() ?? program))
-        process.arguments = Array(commandLine.dropFirst())
         var environment = ProcessInfo.processInfo.environment
         environment[PluginProtocol.cookieVariable] = PluginProtocol.cookieValue
-        process.environment = environment
-        return process
+        return try ChildProcess(
+            executable: program.contains("/")
+                ? program : (HostTool(program, apt: program, purpose: "plugin \(name)").locate() ?? program),
+            arguments: Array(commandLine.dropFirst()), environment: environment)
     }
 
     /// Checks the entry's `sha256`, when it has one, against the file it runs or loads

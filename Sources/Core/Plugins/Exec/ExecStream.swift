@@ -12,14 +12,15 @@ final class ExecStream: PluginTransport, @unchecked Sendable {
     /// The timeout of the next request (describe's, then build's).
     var timeout: Double = 30
     private let lock = NSLock()
-    private var process: Process?
+    private var process: ChildProcess?
     private var input: FileHandle?
     private var pending: (messages: PluginMessages, done: DispatchSemaphore)?
     private var stdoutClosed = false
     private var stray: Data?
     private var stderr = Data()
     private var stderrDone = DispatchSemaphore(value: 0)
-    private var cleanupToken: Cleanup.Token?
+    /// Why the plugin was killed for its output, if it was.
+    private var overflowReason: String?
 
     init(entry: PluginEntry) {
         self.entry = entry
@@ -29,31 +30,36 @@ final class ExecStream: PluginTransport, @unchecked Sendable {
 
     private func start() throws {
         try entry.verifyDigest()
-        let process = entry.makeProcess()
-        let input = Pipe(), output = Pipe(), errors = Pipe()
-        process.standardInput = input
-        process.standardOutput = output
-        process.standardError = errors
+        let process: ChildProcess
         do {
-            try process.run()
+            process = try entry.startChild()
         } catch {
             throw entry.startFailure(error)
         }
-        cleanupToken = Cleanup.shared.register(child: process.processIdentifier)
         self.process = process
-        self.input = input.fileHandleForWriting
-        let out = output.fileHandleForReading, err = errors.fileHandleForReading
+        self.input = process.standardInput
+        let out = process.standardOutput, err = process.standardError
+        let limit = PluginProtocol.outputLimit
         // Blocking readers on their own threads: lines reach the request waiting for them in order.
         Thread.detachNewThread { [weak self] in
             var buffer = Data()
+            // The part of `buffer` known to hold no newline, so each chunk is searched once.
+            var scanned = 0
             while true {
                 let chunk = out.availableData
                 if chunk.isEmpty { break }
                 buffer.append(chunk)
-                while let newline = buffer.firstIndex(of: 0x0A) {
+                while let newline = buffer.firstIndex(of: 0x0A, from: buffer.startIndex + scanned) {
                     let line = Data(buffer[buffer.startIndex..<newline])
                     buffer.removeSubrange(buffer.startIndex...newline)
+                    scanned = 0
                     self?.deliver(line)
+                }
+                scanned = buffer.count
+                if buffer.count > limit {
+                    self?.overflow("a stdout line longer than \(limit >> 20) MiB")
+                    buffer = Data()
+                    scanned = 0
                 }
             }
             if !buffer.isEmpty { self?.deliver(buffer) }
@@ -64,10 +70,16 @@ final class ExecStream: PluginTransport, @unchecked Sendable {
         }
         let stderrDone = self.stderrDone
         Thread.detachNewThread { [weak self] in
+            var total = 0
             while true {
                 let chunk = err.availableData
                 if chunk.isEmpty { break }
-                self?.lock.withLock { self?.stderr.append(chunk) }
+                total += chunk.count
+                self?.lock.withLock {
+                    self?.stderr.append(chunk)
+                    if let count = self?.stderr.count, count > 1 << 20 { self?.stderr = self!.stderr.suffix(64 << 10) }
+                }
+                if total > limit { self?.overflow("more than \(limit >> 20) MiB on stderr") }
             }
             stderrDone.signal()
         }
@@ -113,13 +125,15 @@ final class ExecStream: PluginTransport, @unchecked Sendable {
         if messages.isFinished, let result = try messages.outcome(what: what, context: stderrNote()) {
             return result
         }
+        if let reason = lock.withLock({ overflowReason }) {
+            throw InputError(
+                "\(what) wrote \(reason) and was killed\(stderrNote())",
+                hint:
+                    "a plugin's protocol lines and its stderr are bounded; write large data to a file and pass its path"
+            )
+        }
         // Its stdout ended before the answer did: it exited or crashed.
-        process?.waitUntilExit()
-        let status =
-            process.map {
-                $0.terminationReason == .uncaughtSignal
-                    ? "was killed by signal \($0.terminationStatus)" : "exited with status \($0.terminationStatus)"
-            } ?? "ended"
+        let status = process?.wait()?.description ?? "ended"
         throw InputError(
             "\(what) \(status) without a result\(stderrNote())",
             hint: "a streaming plugin keeps reading requests until its stdin closes")
@@ -131,24 +145,23 @@ final class ExecStream: PluginTransport, @unchecked Sendable {
     }
 
     private func kill() {
-        guard let process, process.isRunning else { return }
-        process.terminate()
-        Foundation.kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        process?.killGroup()
+    }
+
+    /// Kills a plugin that wrote past its bound; the request waiting for it fails with `reason`.
+    private func overflow(_ reason: String) {
+        let first = lock.withLock { () -> Bool in
+            guard overflowReason == nil else { return false }
+            overflowReason = reason
+            return true
+        }
+        if first { kill() }
     }
 
     /// Closes the plugin's stdin, which ends the session; one that does not exit within 5 s is killed.
     func finish() {
         try? input?.close()
         input = nil
-        if let process, process.isRunning {
-            let exited = DispatchSemaphore(value: 0)
-            DispatchQueue.global().async {
-                process.waitUntilExit(); exited.signal()
-            }
-            if exited.wait(timeout: .now() + 5) == .timedOut { kill() }
-        }
-        if let cleanupToken { Cleanup.shared.unregister(cleanupToken) }
-        cleanupToken = nil
+        if let process, process.wait(timeout: 5) == nil { kill() }
     }
 }

@@ -14,6 +14,10 @@ public enum PluginProtocol {
     public static let cookieVariable = "GVLT_PLUGIN_COOKIE"
     public static let cookieValue = "d0c1e5b2-gvlt-plugin-host"
 
+    /// The most a plugin may write as one stdout line, or to stderr in all, before it is killed:
+    /// enough for any result (files travel as paths), not enough to exhaust the host's memory.
+    public static let outputLimit = 64 << 20
+
     /// One request, as the JSON line (without its terminator) every transport sends.
     static func request(_ method: String, params: [String: Any]) throws -> Data {
         try JSONSerialization.data(
@@ -21,8 +25,12 @@ public enum PluginProtocol {
     }
 
     /// The last 20 lines of a plugin's stderr, as appended to an error about it ("" when it wrote nothing).
+    /// The last 20 lines of a plugin's stderr for an error, each cut to 300 characters: enough to
+    /// see what went wrong, never a screenful of one runaway line.
     static func stderrNote(_ text: String) -> String {
-        let shown = text.split(separator: "\n", omittingEmptySubsequences: false).suffix(20).joined(separator: "\n")
+        let shown = text.split(separator: "\n", omittingEmptySubsequences: false).suffix(20).map {
+            $0.count > 300 ? "…" + $0.suffix(300) : $0
+        }.joined(separator: "\n")
         return shown.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty ? "" : "\nits stderr:\n\(shown)"
     }
 
