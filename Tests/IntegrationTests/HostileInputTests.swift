@@ -149,6 +149,15 @@ final class HostileInputTests: XCTestCase {
         }
     }
 
+    func testIndexNestedPastTheParsersDepthGivesItsPosition() throws {
+        try assertRefused(["malformed index.json in", "at line 1, column", "Too many nested arrays or dictionaries"]) {
+            sandbox in
+            try self.image(sandbox, [LayerFixture([.file("a", "x")])])
+            try Data(("{\"manifests\": " + String(repeating: "[", count: 100_000)).utf8).write(
+                to: URL(fileURLWithPath: sandbox.path("img/index.json")))
+        }
+    }
+
     func testNoLinuxAmd64Manifest() throws {
         try assertRefused(["no linux/amd64 manifest; available: linux/arm64, linux/s390x"]) { sandbox in
             let layout = try OCILayoutBuilder(directory: sandbox.path("img"))

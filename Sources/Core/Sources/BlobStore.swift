@@ -47,6 +47,13 @@ enum JSONFiles {
         do {
             return try JSONDecoder().decode(type, from: data)
         } catch let error as DecodingError {
+            if case .dataCorrupted(let context) = error, context.codingPath.isEmpty,
+                let (location, detail) = JSONValue.syntaxProblem(in: data)
+            {
+                throw InputError(
+                    "malformed \(what)\(location): \(detail)",
+                    hint: "the file is not a valid image document; re-export the image")
+            }
             throw InputError(
                 "malformed \(what): \(describe(error))",
                 hint: "the file is not a valid image document; re-export the image")

@@ -4,14 +4,28 @@ import Yams
 extension JSONValue {
     /// Parses YAML (JSON is YAML too) into the same data model, so YAML files get the same strict,
     /// key-by-key checking as JSON ones. An empty document is an empty object.
+    ///
+    /// libyaml's composer and Yams' constructor recurse once per level of nesting, and aliases can
+    /// repeat a subtree without end ("billion laughs"). So the text's possible depth is bounded
+    /// first, parsing runs on a thread whose stack holds that depth, and the composed tree is
+    /// counted, aliases expanded, before anything is built from it.
     public static func parseYAML(_ text: String, what: String) throws -> JSONValue {
-        let node: Any?
-        do {
-            node = try Yams.load(yaml: text)
-        } catch {
-            throw InputError("\(what) is not valid YAML or JSON: \(error)", hint: "fix the syntax")
+        try YAMLLimits.checkNesting(text, what: what)
+        return try YAMLLimits.onLargeStack {
+            let node: Node?
+            do {
+                node = try Yams.compose(yaml: text)
+            } catch {
+                // libyaml quotes the offending line, which in a hostile file can be megabytes long.
+                let detail = "\(error)"
+                throw InputError(
+                    "\(what) is not valid YAML or JSON: \(detail.count > 600 ? detail.prefix(600) + "…" : detail)",
+                    hint: "fix the syntax")
+            }
+            guard let node else { return .object([:]) }
+            try YAMLLimits.checkSize(node, what: what)
+            return try value(of: node.any, what: what)
         }
-        return try value(of: node, what: what)
     }
 
     private static func value(of node: Any?, what: String) throws -> JSONValue {
@@ -27,4 +41,98 @@ extension JSONValue {
         default: throw InputError("\(what): unsupported value \(String(describing: node))")
         }
     }
+}
+
+/// The bounds on YAML documents, far above any real config.
+enum YAMLLimits {
+    /// Flow collections (`[`, `{`) in the whole text, each of which may open a level.
+    static let flowOpenings = 16_384
+    /// Indentation and block indicators (`- `, `? `, `: `) leading one line: block levels.
+    static let lineIndent = 1_024
+    /// Values in the document once aliases are expanded.
+    static let values = 100_000
+
+    /// Bounds the depth from above without parsing: every level is a `[`/`{` somewhere or a column
+    /// of indentation on some line, so counting those needs no YAML rules (quotes, comments) to be
+    /// right.
+    static func checkNesting(_ text: String, what: String) throws {
+        var openings = 0
+        var line = 1
+        var leading = 0
+        var atLineStart = true
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "\n"):
+                line += 1
+                leading = 0
+                atLineStart = true
+                continue
+            case UInt8(ascii: "["), UInt8(ascii: "{"):
+                openings += 1
+                guard openings <= flowOpenings else {
+                    throw InputError(
+                        "\(what) opens more than \(flowOpenings) `[`/`{` collections (line \(line)); no real config nests that deep",
+                        hint: "check that the path names a config file")
+                }
+            default: break
+            }
+            if atLineStart {
+                if [UInt8(ascii: " "), UInt8(ascii: "\t"), UInt8(ascii: "-"), UInt8(ascii: "?"), UInt8(ascii: ":")]
+                    .contains(byte)
+                {
+                    leading += 1
+                    guard leading <= lineIndent else {
+                        throw InputError(
+                            "\(what) line \(line) is indented more than \(lineIndent) columns; no real config nests that deep",
+                            hint: "check that the path names a config file")
+                    }
+                } else {
+                    atLineStart = false
+                }
+            }
+        }
+    }
+
+    /// Counts the document's values with aliases expanded, stopping at the bound.
+    static func checkSize(_ root: Node, what: String) throws {
+        var pending = [root]
+        var count = 0
+        while let node = pending.popLast() {
+            count += 1
+            guard count <= values else {
+                throw InputError(
+                    "\(what) expands to more than \(values) values (YAML aliases repeating a subtree?)",
+                    hint: "write the values out; configs do not need aliases")
+            }
+            switch node {
+            case .scalar: break
+            case .sequence(let sequence): pending.append(contentsOf: sequence)
+            case .mapping(let mapping):
+                for (key, value) in mapping {
+                    pending.append(key)
+                    pending.append(value)
+                }
+            }
+        }
+    }
+
+    /// Runs `body` on a thread with a 256 MiB stack (reserved, touched only as deep as the
+    /// document goes): deep enough for the nesting `checkNesting` lets through.
+    static func onLargeStack<T>(_ body: @escaping () throws -> T) throws -> T {
+        let box = ResultBox<T>()
+        let done = DispatchSemaphore(value: 0)
+        let thread = Thread {
+            box.result = Result { try body() }
+            done.signal()
+        }
+        thread.stackSize = 256 << 20
+        thread.start()
+        done.wait()
+        return try box.result!.get()
+    }
+}
+
+/// Carries a result back from the parsing thread, which `onLargeStack` waits for.
+private final class ResultBox<T>: @unchecked Sendable {
+    var result: Result<T, Error>?
 }

@@ -52,8 +52,22 @@ public enum JSONValue: Codable, Equatable, Sendable {
 
     /// Parses JSON; a syntax error names the line and column.
     public static func parse(_ data: Data, what: String) throws -> JSONValue {
+        if let (location, detail) = syntaxProblem(in: data) {
+            throw InputError("\(what) is not valid JSON\(location): \(detail)", hint: "fix the syntax\(location)")
+        }
+        do {
+            return try JSONDecoder().decode(JSONValue.self, from: data)
+        } catch {
+            throw InputError("\(what) is not valid JSON: \(error)")
+        }
+    }
+
+    /// Where `data` stops being JSON, as (" at line L, column C", what the parser expected), or nil
+    /// when it is JSON. Nesting past 512 levels is such a problem too.
+    static func syntaxProblem(in data: Data) -> (String, String)? {
         do {
             _ = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
+            return nil
         } catch {
             let detail = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? "\(error)"
             var location = ""
@@ -63,12 +77,7 @@ public enum JSONValue: Codable, Equatable, Sendable {
                 let (line, column) = lineAndColumn(data, offset: offset)
                 location = " at line \(line), column \(column)"
             }
-            throw InputError("\(what) is not valid JSON\(location): \(detail)", hint: "fix the syntax\(location)")
-        }
-        do {
-            return try JSONDecoder().decode(JSONValue.self, from: data)
-        } catch {
-            throw InputError("\(what) is not valid JSON: \(error)")
+            return (location, detail)
         }
     }
 
