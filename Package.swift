@@ -31,6 +31,12 @@ let package = Package(
             name: "CFFI", path: "Sources/SystemLibraries/CFFI",
             pkgConfig: "libffi", providers: [.apt(["libffi-dev"])]),
 
+        .systemLibrary(
+            name: "CLibSquashfs", path: "Sources/SystemLibraries/CLibSquashfs",
+            pkgConfig: "libsquashfs1", providers: [.apt(["libsquashfs-dev"])]),
+        // The read-only SquashFS view gvlt inspect uses, over libsquashfs (see its header).
+        .target(name: "CSquashfs", dependencies: ["CLibSquashfs"], path: "Sources/SystemLibraries/CSquashfs"),
+
         // glibc declarations Swift's Glibc module leaves out; header only.
         .systemLibrary(name: "CHost", path: "Sources/SystemLibraries/CHost"),
 
@@ -58,7 +64,7 @@ let package = Package(
         .target(name: "Nanos", dependencies: ["Core", .product(name: "Crypto", package: "swift-crypto")], path: "Sources/Backends/Nanos",
                 swiftSettings: [.swiftLanguageMode(.v5)]),
         // GuestInit is the guest's PID 1, built separately with Embedded Swift (scripts/build-init).
-        .target(name: "LinuxVM", dependencies: ["Core"], path: "Sources/Backends/LinuxVM", exclude: ["GuestInit"],
+        .target(name: "LinuxVM", dependencies: ["Core", "CSquashfs"], path: "Sources/Backends/LinuxVM", exclude: ["GuestInit"],
                 swiftSettings: [.swiftLanguageMode(.v5)]),
         .target(name: "NvidiaGPU", dependencies: ["Core"], path: "Sources/Backends/NvidiaGPU",
                 swiftSettings: [.swiftLanguageMode(.v5)]),

@@ -12,7 +12,6 @@ extension LinuxVMBackend {
                 [HostTool(DiskImage.mbrCode, apt: "syslinux-common", purpose: "the MBR boot code")],
                 [HostTool("apt-get", apt: "apt", purpose: "the Debian kernel provider")]
             ]),
-        HostFeature("gvlt inspect of linuxvm images", .required, tools: [[ImageInspector.unsquashfs]]),
         HostFeature("kernel modules without BTF (a faster boot)", .optional, tools: [[ModuleSlimmer.objcopy]]),
         HostFeature("--kernel VERSION / --kernel-url", .optional, tools: [[GitKernelSource.git]]),
         HostFeature(

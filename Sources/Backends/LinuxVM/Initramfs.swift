@@ -74,7 +74,7 @@ public struct Initramfs {
     /// Writes the cpio archive to `path` atomically.
     public func write(to path: String, force: Bool) throws -> (sha256: String, bytes: Int64) {
         let output = try AtomicOutput(path: path, force: force)
-        let sink = FileSink(fd: output.fd, displayName: output.temporaryPath)
+        let sink = FileSink(fd: output.fd, displayName: output.path)
         let writer = try ArchiveWriter(format: .cpioNewc, sink: sink, label: path)
         // The root is implied; the kernel's unpacker creates nothing for it.
         for entry in try tree().entries() where !entry.path.isEmpty {

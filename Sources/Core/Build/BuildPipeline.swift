@@ -82,6 +82,7 @@ public struct BuildPipeline {
                 scratch: scratch, progress: progress, logger: logger, jobs: request.jobs, platform: request.platform,
                 maximumExpandedSize: request.maximumExpandedSize)
             input = .rootTree(try source.load(context))
+            TestTrap.reach("source")
         } else {
             input = plannedInput
         }
@@ -89,10 +90,12 @@ public struct BuildPipeline {
 
         let context = BuildContext(progress: progress, logger: logger, cache: cache, scratch: scratch)
         let preparation = try backend.prepare(settings, input: input, context: context)
+        TestTrap.reach("prepare")
         let contributionRequest = ContributionRequest(backend: backend.name, input: input, target: preparation.target)
         let contributions = try jobs.map { job in
             NamedContribution(accelerator: job.name, contribution: try job.contribute(contributionRequest, context))
         }.sorted { $0.accelerator < $1.accelerator }
+        TestTrap.reach("build")
         var report = try backend.build(
             BackendJob(
                 settings: settings, input: input, prepared: preparation.state, target: preparation.target,

@@ -33,7 +33,7 @@ public struct TarExporter {
             if case .regularFile(let content) = entry.kind { return sum + content.size }
             return sum
         }
-        let sink = FileSink(fd: output.fd, displayName: output.temporaryPath, direct: true)
+        let sink = FileSink(fd: output.fd, displayName: output.path, direct: true)
         progress?.begin("writing \(URL(fileURLWithPath: path).lastPathComponent)", total: total)
         var written: Int64 = 0
         let (summary, skipped) = try write(entries, into: sink, label: path) { count in

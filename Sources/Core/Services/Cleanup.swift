@@ -93,12 +93,24 @@ public final class Cleanup: @unchecked Sendable {
 }
 
 /// A private temp directory for one run (spools, tool output), removed when the run ends or dies.
+/// It holds a lock file its process keeps locked: a run killed with SIGKILL cannot remove its
+/// directory, so the next gvlt run removes every such directory whose lock nobody holds any more.
+/// (A lock, not a pid: pids are reused and differ between containers sharing one TMPDIR.)
 public final class ScratchDirectory {
     public let path: String
     private let token: Cleanup.Token
+    private let owner: Int32
+
+    /// The lock file inside each scratch directory.
+    static let ownerFile = ".gvlt-owner"
+
+    public static var base: String {
+        ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+    }
 
     public init(label: String = "gvlt") throws {
-        let base = ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+        let base = Self.base
+        Self.sweepOnce
         var template = Array("\(base)/\(label)-XXXXXX".utf8CString)
         guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
             throw SystemError(
@@ -107,9 +119,39 @@ public final class ScratchDirectory {
         }
         path = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
         token = Cleanup.shared.register(path: path)
+        // Locked under another name, then renamed: a sweeper never sees the lock file unlocked.
+        let pending = path + "/" + Self.ownerFile + ".new"
+        owner = open(pending, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        if owner >= 0, flock(owner, LOCK_EX) == 0 { rename(pending, path + "/" + Self.ownerFile) }
     }
 
-    public func remove() { Cleanup.shared.remove(token) }
+    public func remove() {
+        Cleanup.shared.remove(token)
+    }
 
-    deinit { remove() }
+    deinit {
+        remove()
+        if owner >= 0 { close(owner) }
+    }
+
+    /// Sweeps once per process, before its first scratch directory.
+    private static let sweepOnce: Void = sweepAbandoned(in: base)
+
+    /// Removes scratch directories in `base` that belong to this user and whose owner is gone
+    /// (their lock is free). Anything else, another user's or a live run's, is left alone.
+    public static func sweepAbandoned(in base: String) {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: base) else { return }
+        for name in names where name.hasPrefix("gvlt-") {
+            let directory = base + "/" + name
+            var info = stat()
+            guard lstat(directory, &info) == 0, info.st_mode & S_IFMT == S_IFDIR, info.st_uid == getuid() else {
+                continue
+            }
+            let lock = open(directory + "/" + ownerFile, O_RDWR | O_NOFOLLOW | O_CLOEXEC)
+            guard lock >= 0 else { continue }
+            defer { close(lock) }
+            guard flock(lock, LOCK_EX | LOCK_NB) == 0 else { continue }
+            try? FileManager.default.removeItem(atPath: directory)
+        }
+    }
 }

@@ -25,7 +25,7 @@ public struct BootPartition {
     }
 
     public var syslinuxConfig: String {
-        var text = "DEFAULT gvlt\nPROMPT 0\nTIMEOUT 0\nLABEL gvlt\n  LINUX /vmlinuz\n"
+        let text = "DEFAULT gvlt\nPROMPT 0\nTIMEOUT 0\nLABEL gvlt\n  LINUX /vmlinuz\n"
         // SYSLINUX adds an INITRD as `initrd=` at the end of the command line, where it would land
         // among an init's arguments after `--` (--init-args); then it is written before them.
         guard initramfs != nil else { return text + "  APPEND \(commandLine)\n" }

@@ -89,7 +89,7 @@ public enum DiskImage {
         let output = try AtomicOutput(path: path, force: force)
         var committed = false
         defer { if !committed { output.abandon() } }
-        let sink = FileSink(fd: output.fd, displayName: output.temporaryPath, direct: true)
+        let sink = FileSink(fd: output.fd, displayName: output.path, direct: true)
         var written: Int64 = 0
         func zeros(upTo offset: Int64) throws {
             let block = [UInt8](repeating: 0, count: 1 << 16)

@@ -3,7 +3,8 @@ import Foundation
 
 /// What `gvlt inspect` reports about a Firestarter image, read without booting or mounting it: the
 /// partition table, the boot partition's kernel, initramfs and SYSLINUX config (through mtools), and the
-/// root file system's type, size, init and baked config (through unsquashfs).
+/// root file system's type, size, init and baked config (read in place: libsquashfs for SquashFS,
+/// debugfs for ext4, with every path resolved inside the image).
 public struct ImageReport: Codable, Sendable {
     public typealias Partition = PartitionReport
 
@@ -40,10 +41,9 @@ public struct NvidiaReport: Codable, Sendable {
 }
 
 public enum ImageInspector {
-    static let unsquashfs = HostTool(
-        "unsquashfs", apt: "squashfs-tools", purpose: "reading the root of linuxvm images (gvlt inspect)")
-
-    static let compressors: [UInt16: String] = [1: "gzip", 2: "lzma", 3: "lzo", 4: "xz", 5: "lz4", 6: "zstd"]
+    /// What inspect reads of one file at most: configs are KiB, the init and modules MiB.
+    static let configLimit = 1 << 20
+    static let binaryLimit = 256 << 20
 
     public static func inspect(_ path: String, scratch: String) throws -> ImageReport {
         let file = try SharedFile.openRegular(path, what: "image", followSymlinks: true)
@@ -104,39 +104,41 @@ public enum ImageInspector {
         _ = try magic.withUnsafeMutableBytes { try file.read(into: $0, at: root.start) }
         if magic.prefix(4) == [0x68, 0x73, 0x71, 0x73] {  // "hsqs"
             report.rootFilesystem = "squashfs"
-            report.rootCompressor = compressors[UInt16(magic[20]) | UInt16(magic[21]) << 8] ?? "unknown"
-            report.rootBytes = (0..<8).reduce(Int64(0)) { $0 | Int64(magic[40 + $1]) << (8 * Int64($1)) }
-            if let unsquashfs = Self.unsquashfs.locate() {
-                let offset = String(root.start)
-                report.bakedConfig = try? HostCommand.run(
-                    unsquashfs, ["-o", offset, "-cat", path, "etc/gvlt/config.yaml"]
-                ).output
-                // The init is binary: written to a file by unsquashfs and hashed from there.
-                let initCopy = scratch + "/init"
-                _ = FileManager.default.createFile(atPath: initCopy, contents: nil)
-                let process = Process()
-                process.executableURL = URL(fileURLWithPath: unsquashfs)
-                process.arguments = ["-o", offset, "-cat", path, "usr/lib/gvlt/init"]
-                process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: initCopy))
-                process.standardError = FileHandle.nullDevice
-                let waitForExit = try process.runReturningWaiter()
-                waitForExit()
-                if process.terminationStatus == 0 { report.initSHA256 = try "sha256:" + SHA256Hex.of(file: initCopy) }
-                report.nvidia = try? nvidia(in: path, offset: offset, unsquashfs: unsquashfs, scratch: scratch)
+            let view = try SquashfsView(image: path, offset: root.start, length: root.size)
+            report.rootCompressor = view.compressor
+            report.rootBytes = Int64(exactly: view.bytesUsed)
+            report.bakedConfig = try view.contents("etc/gvlt/config.yaml", limit: configLimit).map {
+                String(decoding: $0, as: UTF8.self)
             }
+            report.initSHA256 = try view.contents("usr/lib/gvlt/init", limit: binaryLimit).map {
+                "sha256:" + SHA256Hex.of($0)
+            }
+            report.nvidia = try nvidia(in: view, scratch: scratch)
         } else {
             var ext = [UInt8](repeating: 0, count: 2)
             _ = try ext.withUnsafeMutableBytes { try file.read(into: $0, at: root.start + 1080) }
-            if ext == [0x53, 0xEF] { report.rootFilesystem = "ext4" }
+            if ext == [0x53, 0xEF] {
+                report.rootFilesystem = "ext4"
+                let view = try Ext4View(image: path, offset: root.start, scratch: scratch)
+                report.rootBytes = try view.bytes()
+                report.bakedConfig = try view.contents("/etc/gvlt/config.yaml", limit: configLimit).map {
+                    String(decoding: $0, as: UTF8.self)
+                }
+                report.initSHA256 = try view.contents("/usr/lib/gvlt/init", limit: binaryLimit).map {
+                    "sha256:" + SHA256Hex.of($0)
+                }
+            }
         }
         return report
     }
 
     /// Reads /etc/gvlt/nvidia from a SquashFS root, then each module it lists (for its vermagic and
-    /// version), and lists the firmware and driver libraries that are really there.
-    static func nvidia(in image: String, offset: String, unsquashfs: String, scratch: String) throws -> NvidiaReport? {
-        guard let config = try? HostCommand.run(unsquashfs, ["-o", offset, "-cat", image, "etc/gvlt/nvidia"]).output
-        else { return nil }
+    /// version), and lists the firmware and driver libraries that are really there. The module
+    /// paths are the image's word: they are resolved inside it, and a module is read into an
+    /// unnamed scratch file for libelf, never opened where the image points.
+    static func nvidia(in view: SquashfsView, scratch: String) throws -> NvidiaReport? {
+        guard let bytes = try view.contents("etc/gvlt/nvidia", limit: configLimit) else { return nil }
+        let config = String(decoding: bytes, as: UTF8.self)
         var report = NvidiaReport(driverVersion: "unknown", requireGPU: false, modules: [], firmware: [], libraries: [])
         var modulePaths: [String] = []
         for line in config.split(separator: "\n") where !line.hasPrefix("#") {
@@ -149,22 +151,16 @@ public enum ImageInspector {
             default: continue
             }
         }
-        let extracted = scratch + "/nvidia-inspect"
-        try? FileManager.default.removeItem(atPath: extracted)
-        let relative = modulePaths.map { String($0.drop { $0 == "/" }) }
-        // -no-xattrs: the listed files only; -d: into our scratch directory.
-        _ = try? HostCommand.run(
-            unsquashfs, ["-o", offset, "-no-xattrs", "-q", "-n", "-d", extracted, image] + relative)
-        for (path, file) in zip(modulePaths, relative) {
-            let info = try? ModuleInfo(module: extracted + "/" + file)
+        for path in modulePaths {
+            var info: ModuleInfo?
+            if let module = try? view.contents(path, limit: binaryLimit) {
+                let copy = try SharedFile.anonymous(in: scratch)
+                try module.withUnsafeBytes { try copy.write($0, at: 0) }
+                info = try? ModuleInfo(module: "/proc/self/fd/\(copy.fd)")
+            }
             report.modules.append(.init(path: path, vermagic: info?.vermagic, version: info?.values("version").first))
         }
-        try? FileManager.default.removeItem(atPath: extracted)
-        let listing = (try? HostCommand.run(unsquashfs, ["-o", offset, "-lc", image]).output) ?? ""
-        for line in listing.split(separator: "\n") {
-            // `-lc` lists files (not directories) as squashfs-root/PATH.
-            guard let slash = line.firstIndex(of: "/") else { continue }
-            let path = String(line[slash...])
+        for path in try view.paths() {
             let name = path.split(separator: "/").last.map(String.init) ?? path
             if path.hasPrefix("/lib/firmware/nvidia/") { report.firmware.append(path) }
             if name.hasPrefix("libcuda.so") || name.hasPrefix("libnvidia-") { report.libraries.append(path) }

@@ -25,7 +25,7 @@ public enum NanosImageWriter {
         var committed = false
         defer { if !committed { output.abandon() } }
         // Its own descriptor: SharedFile closes what it holds, and AtomicOutput closes the original.
-        let file = SharedFile(fd: dup(output.fd), displayName: output.temporaryPath)
+        let file = SharedFile(fd: dup(output.fd), displayName: output.path)
 
         try bootImage.bytes.withUnsafeBytes { try file.write($0, at: 0) }
         let bootOffset = Int64(bootImage.bytes.count) + klogSize

@@ -129,7 +129,7 @@ public final class ExternalBackend: ImageBackend {
         let sink: FileSink
         do {
             let input = try SharedFile.openRegular(source, what: "plugin artifact", followSymlinks: false)
-            sink = FileSink(fd: output.fd, displayName: output.temporaryPath, direct: true)
+            sink = FileSink(fd: output.fd, displayName: output.path, direct: true)
             try FileContent.blobRange(file: input, offset: 0, length: input.size).stream { try sink.write($0) }
             try sink.finish()
             try output.commit()

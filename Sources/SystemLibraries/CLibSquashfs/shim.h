@@ -1,0 +1,1 @@
+#include <sqfs/super.h>
