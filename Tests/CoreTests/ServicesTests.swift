@@ -21,7 +21,7 @@ final class ServicesTests: XCTestCase {
         let output = try AtomicOutput(path: path, force: false)
         _ = "partial".withCString { write(output.fd, $0, 7) }
         XCTAssertFalse(FileManager.default.fileExists(atPath: path), "visible before commit")
-        XCTAssertEqual(contents().count, 1)
+        XCTAssertEqual(contents(), [], "the file being written has no name (O_TMPFILE)")
         try output.commit()
         XCTAssertEqual(contents(), ["out.img"])
         XCTAssertEqual(try String(contentsOfFile: path, encoding: .utf8), "partial")
@@ -84,10 +84,32 @@ final class ServicesTests: XCTestCase {
         let path = scratch.path
         XCTAssertTrue(FileManager.default.fileExists(atPath: path))
         let spool = try SharedFile.anonymous(in: path)
-        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: path), [], "spool files have no name")
+        XCTAssertEqual(
+            try FileManager.default.contentsOfDirectory(atPath: path), [".gvlt-owner"], "spool files have no name")
         _ = spool
         scratch.remove()
         XCTAssertFalse(FileManager.default.fileExists(atPath: path))
+    }
+
+    /// Only this user's scratch directories whose owner lock is free go; a live run's, one without
+    /// a lock file, and a symlink stay.
+    func testAbandonedScratchDirectoriesAreSweptAndLiveOnesKept() throws {
+        let fm = FileManager.default
+        for name in ["gvlt-dead", "gvlt-nolock"] {
+            try fm.createDirectory(atPath: directory + "/" + name, withIntermediateDirectories: true)
+        }
+        XCTAssertTrue(fm.createFile(atPath: directory + "/gvlt-dead/.gvlt-owner", contents: nil))
+        XCTAssertTrue(fm.createFile(atPath: directory + "/gvlt-dead/spool", contents: Data("x".utf8)))
+        try fm.createDirectory(atPath: directory + "/elsewhere", withIntermediateDirectories: true)
+        XCTAssertTrue(fm.createFile(atPath: directory + "/elsewhere/.gvlt-owner", contents: nil))
+        try fm.createSymbolicLink(atPath: directory + "/gvlt-link", withDestinationPath: directory + "/elsewhere")
+        let live = try ScratchDirectory(in: directory)
+        ScratchDirectory.sweepAbandoned(in: directory)
+        XCTAssertEqual(
+            contents(),
+            ["elsewhere", "gvlt-link", "gvlt-nolock", URL(fileURLWithPath: live.path).lastPathComponent].sorted())
+        XCTAssertTrue(fm.fileExists(atPath: directory + "/elsewhere/.gvlt-owner"))
+        live.remove()
     }
 }
 

@@ -108,8 +108,9 @@ public final class ScratchDirectory {
         ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
     }
 
-    public init(label: String = "gvlt") throws {
-        let base = Self.base
+    /// A new directory `LABEL-XXXXXX` in `directory` (default: TMPDIR, or /tmp).
+    public init(label: String = "gvlt", in directory: String? = nil) throws {
+        let base = directory ?? Self.base
         Self.sweepOnce
         var template = Array("\(base)/\(label)-XXXXXX".utf8CString)
         guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
