@@ -12,6 +12,8 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "gvlt", targets: ["gvlt"]),
+        // The fuzz targets as one static library, which scripts/fuzz links into libFuzzer drivers.
+        .library(name: "GvltFuzzTargets", type: .static, targets: ["FuzzTargets"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -93,6 +95,10 @@ let package = Package(
             path: "bench/TFS",
             swiftSettings: [.swiftLanguageMode(.v5)]),
 
+        // Raw bytes into each reader of untrusted input (scripts/fuzz, Tests/Fuzz/README.md).
+        .target(
+            name: "FuzzTargets", dependencies: ["Core", "Nanos", "LinuxVM"], path: "Tests/Fuzz/Targets",
+            swiftSettings: [.swiftLanguageMode(.v5)]),
         .target(
             name: "TestSupport",
             dependencies: ["Core", .product(name: "Crypto", package: "swift-crypto")],

@@ -133,6 +133,16 @@ final class HostileInputTests: XCTestCase {
         }
     }
 
+    /// The blob folder as a link to a copy elsewhere: the blobs would be read from outside the layout.
+    func testBlobFolderThatIsASymlinkIsRefused() throws {
+        try assertRefused(["img: blobs/sha256 is a symlink, which is refused inside an image layout"]) { sandbox in
+            try self.image(sandbox, [LayerFixture([.file("a", "x")])])
+            let fm = FileManager.default
+            try fm.moveItem(atPath: sandbox.path("img/blobs/sha256"), toPath: sandbox.path("elsewhere"))
+            try fm.createSymbolicLink(atPath: sandbox.path("img/blobs/sha256"), withDestinationPath: "../../elsewhere")
+        }
+    }
+
     func testDigestContainingParentReference() throws {
         try assertRefused(["`sha256:../../../\(marker)` is not a valid sha256 digest"]) { sandbox in
             var layer = LayerFixture([.file("a", "x")], compression: .gzip)

@@ -33,6 +33,7 @@ enum JSONFiles {
     static let maximumSize: Int64 = 16 << 20
 
     static func read(file: SharedFile, offset: Int64, length: Int64, what: String) throws -> Data {
+        guard length >= 0 else { throw HostileInputError("\(what) has a negative size (\(length))") }
         guard length <= maximumSize else {
             throw HostileInputError(
                 "\(what) is \(length) bytes; JSON documents over \(maximumSize >> 20) MiB are refused")
@@ -87,6 +88,16 @@ public struct DirectoryBlobStore: BlobStore {
     public func blob(_ digest: ContentDigest, context: String) throws -> (
         file: SharedFile, offset: Int64, length: Int64
     ) {
+        // O_NOFOLLOW guards the blob's own name; the folders above it must not be links either, or
+        // a layout could hand out any file on the host as a blob.
+        for folder in ["blobs", "blobs/\(digest.algorithm)"] {
+            var info = stat()
+            if lstat("\(directory)/\(folder)", &info) == 0, info.st_mode & S_IFMT != S_IFDIR {
+                throw HostileInputError(
+                    "\(directory): \(folder) is \(info.st_mode & S_IFMT == S_IFLNK ? "a symlink" : "not a directory"), which is refused inside an image layout"
+                )
+            }
+        }
         let path = "\(directory)/blobs/\(digest.algorithm)/\(digest.hex)"
         guard
             FileManager.default.fileExists(atPath: path)
