@@ -49,4 +49,23 @@ final class ELFFileTests: XCTestCase {
             XCTAssertTrue("\(error)".contains(noSections), "\(error)")
         }
     }
+
+    /// Loaded segments whose address plus size wraps past 2^64: the string table lookup compares
+    /// differences, so this is an answer (or an error naming the file), never an overflow trap.
+    func testSegmentSizesThatWrapAreNotAdded() throws {
+        let wrapped = try patched { bytes, phnum, _ in
+            let phoff = (0..<8).reduce(0) { $0 | Int(bytes[32 + $1]) << (8 * $1) }
+            let size = Int(bytes[54]) | Int(bytes[55]) << 8
+            for index in 0..<Int(phnum) where bytes[phoff + index * size] == 1 {  // PT_LOAD
+                let header = phoff + index * size
+                for i in 0..<8 { bytes[header + 16 + i] = i == 0 ? 1 : 0 }  // p_vaddr = 1
+                for i in 0..<8 { bytes[header + 32 + i] = 0xFF }  // p_filesz = 2^64 - 1
+            }
+        }
+        do {
+            _ = try ELFFile(path: wrapped).dynamic
+        } catch {
+            XCTAssertTrue("\(error)".contains(wrapped), "\(error)")
+        }
+    }
 }

@@ -219,13 +219,14 @@ final class CommandTests: XCTestCase {
         let deadline = Date().addingTimeInterval(30)
         var sawTemporary = false
         while Date() < deadline && process.isRunning {
-            if sandbox.listing(sandbox.work).contains(where: { $0.hasPrefix(".out.tar.gvlt-") }) {
+            if GvltBinary.holdsUnnamedFile(pid: process.processIdentifier, in: sandbox.work) {
                 sawTemporary = true
                 break
             }
             usleep(10_000)
         }
-        XCTAssertTrue(sawTemporary, "the temporary output never appeared")
+        XCTAssertTrue(sawTemporary, "gvlt never started writing the (unnamed) output")
+        XCTAssertEqual(sandbox.listing(sandbox.work), ["root", "root/big"], "the output has a name before it is whole")
         kill(process.processIdentifier, SIGINT)
         process.waitUntilExit()
         XCTAssertEqual(process.terminationStatus, 128 + SIGINT)

@@ -15,17 +15,11 @@ final class CrashCleanupTests: XCTestCase {
 
     func testATrapAtAnyBuildStepLeavesNothingOnceTheNextRunSweeps() throws {
         let sandbox = try Sandbox()
-        try FileManager.default.createDirectory(atPath: sandbox.path("root/usr/bin"), withIntermediateDirectories: true)
-        try FileManager.default.copyItem(
-            atPath: try PluginImageTests.probe.get(), toPath: sandbox.path("root/usr/bin/probe"))
-        let (initBinary, _) = try Images.built.get()
+        try GvltctlParityTests.makeRoot(sandbox)
         for step in ["source", "prepare", "build", "commit"] {
-            let crashed = try GvltBinary.run(
-                [
-                    "build", "--backend", "linuxvm", "--rootfs-dir", "root", "--init-binary", initBinary,
-                    "--cache-dir", Images.kernelCache, "-o", "vm.img"
-                ], in: sandbox, environment: ["GVLT_TEST_TRAP_AT": step, "SWIFT_BACKTRACE": "enable=no"],
-                timeout: 600)
+            let crashed = try GvltctlParityTests.build(
+                ["-o", "vm.img"], in: sandbox,
+                environment: ["GVLT_TEST_TRAP_AT": step, "SWIFT_BACKTRACE": "enable=no"])
             XCTAssertFalse([0, 1, -1].contains(crashed.status), "\(step): \(crashed.status) \(crashed.stderr)")
             XCTAssertTrue(crashed.stderr.contains("GVLT_TEST_TRAP_AT=\(step)"), "\(step): \(crashed.stderr)")
             XCTAssertEqual(leftovers(sandbox), [], "\(step): the output directory holds a partial image")
@@ -59,14 +53,7 @@ final class CrashCleanupTests: XCTestCase {
         let deadline = Date().addingTimeInterval(60)
         var writing = false
         while !writing && Date() < deadline && process.isRunning {
-            let fds =
-                (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(process.processIdentifier)/fd")) ?? []
-            writing = fds.contains { fd in
-                let target =
-                    (try? FileManager.default.destinationOfSymbolicLink(
-                        atPath: "/proc/\(process.processIdentifier)/fd/\(fd)")) ?? ""
-                return target.hasPrefix(sandbox.work + "/#") || target.hasPrefix(sandbox.work + "/.out.tar")
-            }
+            writing = GvltBinary.holdsUnnamedFile(pid: process.processIdentifier, in: sandbox.work)
             if !writing { usleep(10_000) }
         }
         XCTAssertTrue(writing, "gvlt never started writing the output")

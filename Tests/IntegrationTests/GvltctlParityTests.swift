@@ -8,20 +8,30 @@ import XCTest
 final class GvltctlParityTests: XCTestCase {
     typealias Images = LinuxVMImageTests
 
-    func makeRoot(_ sandbox: Sandbox) throws {
+    /// A root holding the probe program as /usr/bin/probe (the other linuxvm tests use it too).
+    static func makeRoot(_ sandbox: Sandbox) throws {
         try FileManager.default.createDirectory(atPath: sandbox.path("root/usr/bin"), withIntermediateDirectories: true)
         try FileManager.default.copyItem(
             atPath: try PluginImageTests.probe.get(), toPath: sandbox.path("root/usr/bin/probe"))
     }
 
+    func makeRoot(_ sandbox: Sandbox) throws { try Self.makeRoot(sandbox) }
+
     func build(_ arguments: [String], in sandbox: Sandbox) throws -> RunResult {
+        try Self.build(arguments, in: sandbox)
+    }
+
+    /// `gvlt build --backend linuxvm` of `root` with the suite's init and cached kernel.
+    static func build(_ arguments: [String], in sandbox: Sandbox, environment: [String: String] = [:]) throws
+        -> RunResult
+    {
         let (initBinary, _) = try Images.built.get()
         return try GvltBinary.run(
             [
                 "build", "--backend", "linuxvm", "--rootfs-dir", "root", "--init-binary", initBinary, "--cache-dir",
                 Images.kernelCache
             ] + arguments,
-            in: sandbox, timeout: 600)
+            in: sandbox, environment: environment, timeout: 600)
     }
 
     /// The root partition, cut out of the disk, for tools that take no offset (debugfs).

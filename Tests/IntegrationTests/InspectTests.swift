@@ -8,20 +8,10 @@ import XCTest
 final class InspectTests: XCTestCase {
     typealias Images = LinuxVMImageTests
 
-    func makeRoot(_ sandbox: Sandbox) throws {
-        try FileManager.default.createDirectory(atPath: sandbox.path("root/usr/bin"), withIntermediateDirectories: true)
-        try FileManager.default.copyItem(
-            atPath: try PluginImageTests.probe.get(), toPath: sandbox.path("root/usr/bin/probe"))
-    }
+    func makeRoot(_ sandbox: Sandbox) throws { try GvltctlParityTests.makeRoot(sandbox) }
 
     func build(_ arguments: [String], in sandbox: Sandbox) throws -> RunResult {
-        let (initBinary, _) = try Images.built.get()
-        return try GvltBinary.run(
-            [
-                "build", "--backend", "linuxvm", "--rootfs-dir", "root", "--init-binary", initBinary, "--cache-dir",
-                Images.kernelCache
-            ] + arguments,
-            in: sandbox, timeout: 600)
+        try GvltctlParityTests.build(arguments, in: sandbox)
     }
 
     func report(_ result: RunResult) throws -> [String: Any] {

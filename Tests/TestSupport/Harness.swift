@@ -57,6 +57,16 @@ public struct RunResult {
 
 /// Runs the built `gvlt` executable.
 public enum GvltBinary {
+    /// Whether process `pid` holds a file it created unnamed (O_TMPFILE) in `directory`: how a test
+    /// sees that gvlt is writing its output, which has no name until it is whole.
+    public static func holdsUnnamedFile(pid: Int32, in directory: String) -> Bool {
+        let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []
+        return fds.contains { fd in
+            let target = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\(fd)")) ?? ""
+            return target.hasPrefix(directory + "/#")
+        }
+    }
+
     public static var path: String {
         // The test bundle sits next to the products in .build/<config>/.
         let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()

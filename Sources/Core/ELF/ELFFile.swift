@@ -250,14 +250,17 @@ extension ELFFile {
                 throw Problem(message: "\(path): its dynamic section has no string table")
             }
             let loads = headers.filter { $0.p_type == UInt32(PT_LOAD) }
-            guard let load = loads.first(where: { stringTable >= $0.p_vaddr && stringTable < $0.p_vaddr + $0.p_filesz })
+            // Every address and size here is the file's word: compare by differences, never by sums
+            // that a hostile header can make wrap.
+            guard
+                let load = loads.first(where: { stringTable >= $0.p_vaddr && stringTable - $0.p_vaddr < $0.p_filesz }),
+                case (let tableOffset, false) = load.p_offset.addingReportingOverflow(stringTable - load.p_vaddr)
             else {
                 throw Problem(message: "\(path): its dynamic string table is outside every loaded segment")
             }
-            let tableOffset = load.p_offset + (stringTable - load.p_vaddr)
             let tableSize =
                 entries.first(where: { $0.tag == Int64(DT_STRSZ) })?.value
-                ?? (load.p_offset + load.p_filesz - tableOffset)
+                ?? (load.p_filesz - (stringTable - load.p_vaddr))
             let table = try bytes(offset: tableOffset, size: tableSize)
             func string(_ offset: UInt64) throws -> String {
                 guard offset < UInt64(table.count) else {
