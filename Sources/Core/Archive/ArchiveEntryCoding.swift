@@ -56,12 +56,15 @@ public enum ArchiveEntryCoding {
         }
         let metadata = FileMetadata(
             permissions: UInt16(truncatingIfNeeded: archive_entry_perm(entry)),
+            // checked: libarchive's la_int64_t values; `field` range-checks them for the tree
             uid: try field("uid", Int64(archive_entry_uid(entry))),
             gid: try field("gid", Int64(archive_entry_gid(entry))),
             mtime: Timestamp(
+                // checked: time_t is an Int64
                 seconds: Int64(archive_entry_mtime(entry)),
                 nanoseconds: UInt32(truncatingIfNeeded: archive_entry_mtime_nsec(entry))),
             xattrs: xattrs)
+        // checked: la_int64_t to Int64; negative sizes are refused next
         let size = archive_entry_size_is_set(entry) != 0 ? Int64(archive_entry_size(entry)) : 0
         guard size >= 0 else { throw DecodeProblem.negativeSize(size) }
 
@@ -84,10 +87,12 @@ public enum ArchiveEntryCoding {
                 kind = .symlink(target: target)
             case CARCHIVE_IFCHR:
                 kind = .characterDevice(
+                    // checked: major/minor are at most 32 bits in dev_t; `field` range-checks them
                     major: try field("device major", Int64(archive_entry_rdevmajor(entry))),
                     minor: try field("device minor", Int64(archive_entry_rdevminor(entry))))
             case CARCHIVE_IFBLK:
                 kind = .blockDevice(
+                    // checked: major/minor are at most 32 bits in dev_t; `field` range-checks them
                     major: try field("device major", Int64(archive_entry_rdevmajor(entry))),
                     minor: try field("device minor", Int64(archive_entry_rdevminor(entry))))
             case CARCHIVE_IFIFO: kind = .fifo
@@ -124,6 +129,7 @@ public enum ArchiveEntryCoding {
         archive_entry_set_uid(archiveEntry, la_int64_t(entry.metadata.uid))
         archive_entry_set_gid(archiveEntry, la_int64_t(entry.metadata.gid))
         archive_entry_set_mtime(
+            // checked: nanoseconds is a UInt32
             archiveEntry, time_t(entry.metadata.mtime.seconds), Int(entry.metadata.mtime.nanoseconds))
         for key in entry.metadata.xattrs.keys.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }) {
             let value = entry.metadata.xattrs[key]!

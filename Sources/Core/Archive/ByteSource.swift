@@ -32,6 +32,7 @@ public final class FileRangeSource: ByteSource {
 
     public func nextChunk() throws -> UnsafeRawBufferPointer {
         guard position < end else { return UnsafeRawBufferPointer(start: nil, count: 0) }
+        // checked: at most buffer.count
         let want = Int(min(Int64(buffer.count), end - position))
         let slice = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<want])
         let got = try file.read(into: slice, at: position)
@@ -40,6 +41,7 @@ public final class FileRangeSource: ByteSource {
                 "\(file.displayName) ended early: expected \(end - start) bytes, found \(position - start)",
                 hint: "the file is truncated; re-export or re-download it")
         }
+        // checked: Int to Int64 widens
         position += Int64(got)
         let chunk = UnsafeRawBufferPointer(rebasing: slice[0..<got])
         hasher?.update(bufferPointer: chunk)
@@ -93,6 +95,7 @@ public final class DecompressedSource: ByteSource {
     public func nextChunk() throws -> UnsafeRawBufferPointer {
         guard let (block, _) = try reader.readBlock() else { return UnsafeRawBufferPointer(start: nil, count: 0) }
         hasher.update(bufferPointer: block)
+        // checked: block sizes, Int to Int64
         byteCount += Int64(block.count)
         try onBytes?(Int64(block.count), byteCount)
         return block
@@ -111,6 +114,7 @@ extension Sequence where Element == UInt8 {
         var out = [UInt8]()
         out.reserveCapacity(64)
         for byte in self {
+            // checked: UInt8 nibbles
             out.append(digits[Int(byte >> 4)])
             out.append(digits[Int(byte & 0xf)])
         }

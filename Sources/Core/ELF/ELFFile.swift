@@ -48,6 +48,7 @@ public final class ELFFile {
         while let current = scn {
             var header = GElf_Shdr()
             if gelf_getshdr(current, &header) != nil,
+                // checked: sh_name is a UInt32
                 let namePointer = elf_strptr(elf, stringsIndex, Int(header.sh_name)),
                 String(cString: namePointer) == name
             {
@@ -69,6 +70,7 @@ public final class ELFFile {
         var data = elf_getdata(section, nil)
         while let chunk = data {
             if let buffer = chunk.pointee.d_buf {
+                // checked: libelf hands out only section data that lies inside the file
                 bytes.append(contentsOf: UnsafeRawBufferPointer(start: buffer, count: Int(chunk.pointee.d_size)))
             }
             data = elf_getdata(section, chunk)
@@ -202,6 +204,7 @@ extension ELFFile {
                 message: "\(path): a segment points past the end of the file (\(offset)+\(size)); the file is truncated"
             )
         }
+        // checked: offset and size lie within the file (guard above)
         return Array(UnsafeRawBufferPointer(start: image + Int(offset), count: Int(size)))
     }
 
@@ -266,6 +269,7 @@ extension ELFFile {
                 guard offset < UInt64(table.count) else {
                     throw Problem(message: "\(path): a dynamic entry points outside the string table")
                 }
+                // checked: offset < table.count (guard above)
                 return String(decoding: table[Int(offset)...].prefix { $0 != 0 }, as: UTF8.self)
             }
             var info = DynamicInfo()

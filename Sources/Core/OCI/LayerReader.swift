@@ -70,6 +70,7 @@ public enum LayerReader {
         var magic = [UInt8](repeating: 0, count: 6)
         let magicCount = try magic.withUnsafeMutableBytes {
             try blob.file.read(
+                // checked: at most 6
                 into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<Int(min(6, blob.length))]), at: blob.offset)
         }
         let compression: LayerCompression
@@ -148,12 +149,14 @@ public enum LayerReader {
                     let base = spoolEnd
                     var written: Int64 = 0
                     while let (block, offset) = try tar.readBlock() {
+                        // checked: block sizes, Int to Int64
                         guard offset >= 0, offset <= header.size - Int64(block.count) else {
                             throw HostileInputError(
                                 "\(blob.label): entry '\(header.name)': a data block at \(offset) lies outside its \(header.size) bytes"
                             )
                         }
                         try file.write(block, at: base + offset)
+                        // checked: block sizes, Int to Int64
                         written += Int64(block.count)
                     }
                     // A sparse file's holes stay holes in the spool, but they are bytes the image

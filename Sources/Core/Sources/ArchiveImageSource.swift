@@ -152,6 +152,7 @@ final class TarMemberIndex: BlobStore {
             var position: Int64 = 0
             while let (block, _) = try reader.readBlock() {
                 try copy.write(block, at: position)
+                // checked: block sizes, Int to Int64
                 position += Int64(block.count)
             }
             file = copy

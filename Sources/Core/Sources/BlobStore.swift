@@ -38,6 +38,7 @@ enum JSONFiles {
             throw HostileInputError(
                 "\(what) is \(length) bytes; JSON documents over \(maximumSize >> 20) MiB are refused")
         }
+        // checked: 0 <= length <= maximumSize (guards above)
         var data = Data(count: Int(length))
         let got = try data.withUnsafeMutableBytes { try file.read(into: $0, at: offset) }
         guard got == Int(length) else { throw InputError("\(what) is truncated") }

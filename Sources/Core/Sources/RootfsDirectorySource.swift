@@ -46,6 +46,7 @@ public struct RootfsDirectorySource: ImageSource {
         }
         return FileMetadata(
             permissions: UInt16(st.st_mode & 0o7777), uid: uid, gid: gid,
+            // checked: time_t is an Int64
             mtime: Timestamp(seconds: Int64(st.st_mtim.tv_sec), nanoseconds: UInt32(st.st_mtim.tv_nsec)),
             xattrs: xattrs(path))
     }
@@ -121,6 +122,7 @@ public struct RootfsDirectorySource: ImageSource {
                 }
                 kind = .regularFile(
                     st.st_size == 0
+                        // checked: off_t is an Int64
                         ? .empty : .hostFile(path: childPath, size: Int64(st.st_size), identity: FileIdentity(st)))
             case S_IFLNK:
                 var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)

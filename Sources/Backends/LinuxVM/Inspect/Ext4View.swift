@@ -32,6 +32,7 @@ struct Ext4View {
         let stats = try request("stats")
         func field(_ name: String) -> Int64? {
             stats.split(separator: "\n").first { $0.hasPrefix(name + ":") }
+                // checked: Int64(String) is nil when the text does not fit
                 .flatMap { Int64($0.dropFirst(name.count + 1).trimmingCharacters(in: .whitespaces)) }
         }
         guard let blocks = field("Block count"), let size = field("Block size") else { return nil }
@@ -50,6 +51,7 @@ struct Ext4View {
         // "User:     0   Group:     0   Project:     0   Size: 1234"
         guard let sizeLine = lines.first(where: { $0.contains("Size: ") }),
             let size = sizeLine.components(separatedBy: "Size: ").last.flatMap({
+                // checked: Int64(String) is nil when the text does not fit
                 Int64($0.trimmingCharacters(in: .whitespaces))
             })
         else { throw InputError("\(label): debugfs gave no size for \(path)") }
@@ -60,6 +62,7 @@ struct Ext4View {
     func contents(_ path: String, limit: Int) throws -> [UInt8]? {
         guard !path.contains("\""), !path.contains("\n") else { return nil }
         guard let size = try regularFileSize(path) else { return nil }
+        // checked: Int to Int64 widens
         guard size <= Int64(limit) else {
             throw InputError("\(label): \(path) is \(size) bytes, more than the \(limit) inspect reads")
         }

@@ -68,6 +68,7 @@ public enum ImageInspector {
                 type: partition.type == MBR.Partition.fat32LBA
                     ? "FAT32 (LBA)"
                     : partition.type == MBR.Partition.linux ? "Linux" : String(format: "0x%02x", partition.type),
+                // checked: UInt32 sector numbers times 512
                 start: Int64(partition.firstSector) * 512, size: Int64(partition.sectorCount) * 512)
         }
         var report = ImageReport(

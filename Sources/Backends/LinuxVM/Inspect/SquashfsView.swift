@@ -107,6 +107,7 @@ final class SquashfsView {
         guard inode.size <= UInt64(limit) else {
             throw Problem(message: "\(label): \(path) is \(inode.size) bytes, more than the \(limit) inspect reads")
         }
+        // checked: size <= limit, an Int (guard above)
         var bytes = [UInt8](repeating: 0, count: Int(inode.size))
         var done = 0
         while done < bytes.count {
@@ -116,6 +117,7 @@ final class SquashfsView {
                     UInt32(min(buffer.count - done, 1 << 20)))
             }
             guard got > 0 else { throw Problem(message: "\(label): \(path) cannot be read (error \(got))") }
+            // checked: got is a positive Int32
             done += Int(got)
         }
         return bytes

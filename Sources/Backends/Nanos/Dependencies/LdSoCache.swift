@@ -30,6 +30,7 @@ public struct LdSoCache: Sendable {
         if bytes.starts(with: Self.oldMagic) {
             // Old table: magic, nlibs, 12-byte entries; the new table follows, 8-byte aligned.
             guard bytes.count >= 16 else { throw Self.corrupt(path) }
+            // checked: UInt32 to Int widens; every offset is bounds-checked before use
             start = (16 + Int(u32(12)) * 12 + 7) & ~7
         }
         guard bytes.count >= start + 48, Array(bytes[start..<start + 20]) == Self.newMagic else {
@@ -37,10 +38,12 @@ public struct LdSoCache: Sendable {
                 "\(path) is not a glibc ld.so.cache (format 1.1)",
                 hint: "regenerate it with ldconfig, or list the libraries with Files")
         }
+        // checked: UInt32 to Int widens; the table size is checked against the file next
         let count = Int(u32(start + 20))
         guard start + 48 + count * 24 <= bytes.count else { throw Self.corrupt(path) }
         func string(_ offset: UInt32) throws -> String {
             // String offsets count from the start of the new-format header.
+            // checked: UInt32 to Int widens; `at` is checked against the file next
             let at = start + Int(offset)
             guard at < bytes.count else { throw Self.corrupt(path) }
             return String(decoding: bytes[at...].prefix { $0 != 0 }, as: UTF8.self)

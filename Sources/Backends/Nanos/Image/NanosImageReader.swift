@@ -29,12 +29,14 @@ public enum NanosImageReader {
                 hint: "pass an image made by gvlt build --backend nanos or ops build")
         }
         let bootEntry = used[0], rootEntry = used[1]
+        // checked: UInt32 sector numbers times 512 stay below 2^41
         let bootOffset = Int64(bootEntry.firstSector) * 512
         let rootOffset = Int64(rootEntry.firstSector) * 512
         guard bootOffset + Int64(bootEntry.sectorCount) * 512 <= file.size, rootOffset < file.size else {
             throw InputError("\(path): its partitions lie beyond the end of the file", hint: "the image is truncated")
         }
         let boot = try TFSReader.read(
+            // checked: UInt32 sector count times 512
             file: file, offset: bootOffset, length: Int64(bootEntry.sectorCount) * 512,
             what: "\(path) (boot filesystem)")
         let root = try TFSReader.read(

@@ -35,6 +35,7 @@ public enum NanosInspector {
             let first = table.entries.first(where: { $0.type == 0x83 })
         else { return false }
         var magic = [UInt8](repeating: 0, count: 6)
+        // checked: UInt32 sector number times 512
         _ = try? magic.withUnsafeMutableBytes { try file.read(into: $0, at: Int64(first.firstSector) * 512) }
         return magic == TFSEncoding.magic
     }
@@ -58,6 +59,7 @@ public enum NanosInspector {
             NanosImageReport.Partition(
                 number: index + 1, active: entry.active,
                 type: entry.type == 0x83 ? "Linux (TFS)" : String(format: "0x%02x", entry.type),
+                // checked: UInt32 sector numbers times 512
                 start: Int64(entry.firstSector) * 512, size: Int64(entry.sectorCount) * 512)
         }
         return NanosImageReport(

@@ -72,6 +72,7 @@ struct TFSCursor {
         guard count <= UInt64(remaining) else {
             throw corrupt("a value claims \(count) bytes but only \(remaining) remain")
         }
+        // checked: count <= remaining, an Int (guard above)
         return try take(Int(count))
     }
 

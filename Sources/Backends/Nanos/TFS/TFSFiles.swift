@@ -31,6 +31,7 @@ extension TFSVolume {
         try chunks(entry, path: path, data: body) { count in
             var left = count
             while left > 0 {
+                // checked: at most zeros.count
                 let step = Int(min(UInt64(zeros.count), left))
                 try zeros.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[0..<step])) }
                 left -= UInt64(step)
@@ -89,6 +90,7 @@ extension TFSVolume {
                 position = end
                 continue
             }
+            // checked: chunks() refused extents that reach past the volume; the counts below are buffer sizes
             var diskOffset = offset + Int64(extent.offset * sector) + Int64(position - extent.start)
             while position < end {
                 let count = Int(min(UInt64(buffer.count), end - position))
@@ -100,6 +102,7 @@ extension TFSVolume {
                 }
                 try buffer.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
                 position += UInt64(count)
+                // checked: a buffer's count, Int to Int64
                 diskOffset += Int64(count)
             }
         }
@@ -120,9 +123,11 @@ extension TFSVolume {
                 if wrote < 0 && errno == EINTR { continue }
                 guard wrote > 0 else { throw SystemError("cannot write", path: displayName, errno: errno) }
                 done += wrote
+                // checked: byte counts of one write, Int to Int64
                 offset += Int64(wrote)
             }
         } hole: { count in
+            // checked: byte counts of one write, Int to Int64
             offset += Int64(count)
         }
         guard ftruncate(fd, off_t(offset)) == 0 else {

@@ -49,6 +49,7 @@ public enum TFSReader {
                     "\(what): a log extension at sector \(start) (\(count) sectors) lies outside the volume",
                     hint: "the image is truncated or corrupt")
             }
+            // checked: start and count are bounded by the volume's sectors (guard above), so these fit
             let byteOffset = offset + Int64(start) * sector
             let byteCount = Int64(count) * sector
             var buffer = [UInt8](repeating: 0, count: Int(byteCount))
@@ -190,6 +191,7 @@ public enum TFSReader {
             guard index >= 1, index <= UInt64(dictionary.count) else {
                 throw cursor.corrupt("a reference to dictionary entry \(index), which does not exist")
             }
+            // checked: 1 <= index <= dictionary.count (guard above)
             return dictionary[Int(index - 1)]
         }
         switch type {
@@ -236,6 +238,7 @@ public enum TFSReader {
         case TFSEncoding.typeInteger:
             let magnitude = try cursor.varint()
             guard magnitude <= UInt64(Int64.max) else { throw cursor.corrupt("an integer does not fit 64 bits") }
+            // checked: magnitude <= Int64.max (guard above)
             return .integer(length > 0 ? -Int64(magnitude) : Int64(magnitude))
         case TFSEncoding.typeString:
             if length == 0 { return nil }
