@@ -15,7 +15,8 @@ final class HostileInputTests: XCTestCase {
         let sandbox = try Sandbox()
         try prepare(sandbox)
         let before = sandbox.listing(sandbox.root)
-        let result = try GvltBinary.run(["export", "--container", source, "-o", "out.tar"], in: sandbox)
+        let result = try GvltBinary.run(
+            ["export", "--container", source, "-o", "out.tar"], in: sandbox, memoryLimit: GvltBinary.hostileMemoryLimit)
         XCTAssertNotEqual(result.status, 0, "hostile input was accepted", file: file, line: line)
         XCTAssertTrue(
             result.stderr.split(separator: "\n").contains { $0.hasPrefix("error: ") },

@@ -82,7 +82,8 @@ final class InspectTests: XCTestCase {
         ).write(to: URL(fileURLWithPath: sandbox.path("root/etc/gvlt/nvidia")))
         let build = try build(["-o", "hostile.img"], in: sandbox)
         XCTAssertEqual(build.status, 0, build.stderr)
-        let inspect = try GvltBinary.run(["inspect", "hostile.img", "--json"], in: sandbox)
+        let inspect = try GvltBinary.run(
+            ["inspect", "hostile.img", "--json"], in: sandbox, memoryLimit: GvltBinary.hostileMemoryLimit)
         XCTAssertFalse(inspect.stdout.contains("HOSTLEAK"), inspect.stdout)
         let modules = ((try report(inspect))["nvidia"] as? [String: Any])?["modules"] as? [[String: Any]] ?? []
         XCTAssertEqual(modules.count, 4, "\(modules)")

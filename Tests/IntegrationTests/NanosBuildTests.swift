@@ -69,8 +69,10 @@ final class NanosBuildTests: XCTestCase {
         }
         """
 
-    func build(_ sandbox: Sandbox, _ arguments: [String]) throws -> RunResult {
-        try GvltBinary.run(["build", "--backend", "nanos", "--nanos-dir", "release"] + arguments, in: sandbox)
+    func build(_ sandbox: Sandbox, _ arguments: [String], memoryLimit: Int? = nil) throws -> RunResult {
+        try GvltBinary.run(
+            ["build", "--backend", "nanos", "--nanos-dir", "release"] + arguments, in: sandbox, memoryLimit: memoryLimit
+        )
     }
 
     func rootTuple(_ image: String) throws -> TFSTuple {
@@ -615,7 +617,8 @@ final class NanosBuildTests: XCTestCase {
 
         // Past what an MBR entry can count: refused before any byte is written, nothing left behind.
         try sandbox.write("huge.json", Data("{\"Program\": \"prover\", \"BaseVolumeSz\": \"3t\"}".utf8))
-        let huge = try build(sandbox, ["prover", "-c", "huge.json", "-o", "huge.img"])
+        let huge = try build(
+            sandbox, ["prover", "-c", "huge.json", "-o", "huge.img"], memoryLimit: GvltBinary.hostileMemoryLimit)
         XCTAssertEqual(huge.status, 1, huge.stderr)
         XCTAssertTrue(huge.stderr.contains("huge.json"), huge.stderr)
         XCTAssertTrue(

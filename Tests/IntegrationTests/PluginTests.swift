@@ -222,7 +222,7 @@ final class PluginTests: XCTestCase {
             ])
             let result = try GvltBinary.run(
                 ["build", "--backend", name, "--rootfs-dir", "root", "-o", "out.img"], in: sandbox,
-                environment: env, timeout: 60)
+                environment: env, timeout: 60, memoryLimit: GvltBinary.hostileMemoryLimit)
             XCTAssertEqual(result.status, 1, "\(name): \(result.stderr)")
             for message in messages { XCTAssertTrue(result.stderr.contains(message), "\(name): \(result.stderr)") }
             XCTAssertFalse(FileManager.default.fileExists(atPath: sandbox.path("out.img")), name)

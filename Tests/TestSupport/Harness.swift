@@ -79,16 +79,25 @@ public enum GvltBinary {
         fatalError("gvlt executable not found near \(exe.path); run `swift build` first")
     }
 
+    /// The address-space bound hostile-input runs get (`prlimit --as`): what gvlt may use on any input.
+    public static let hostileMemoryLimit = 1 << 30
+
     /// Runs gvlt; a run longer than `timeout` seconds is killed and reported as status -1 (a hang is a
-    /// failure, not a stuck test suite).
+    /// failure, not a stuck test suite). With `memoryLimit`, gvlt (and what it starts) runs under
+    /// that address-space limit, so runaway memory is a failure too.
     @discardableResult
     public static func run(
         _ arguments: [String], in sandbox: Sandbox, environment extra: [String: String] = [:],
-        timeout: Double = 120
+        timeout: Double = 120, memoryLimit: Int? = nil
     ) throws -> RunResult {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
+        if let memoryLimit {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/prlimit")
+            process.arguments = ["--as=\(memoryLimit)", path] + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: path)
+            process.arguments = arguments
+        }
         process.currentDirectoryURL = URL(fileURLWithPath: sandbox.work)
         var environment = ProcessInfo.processInfo.environment
         environment["TMPDIR"] = sandbox.tmp
