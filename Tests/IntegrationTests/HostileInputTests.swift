@@ -181,22 +181,27 @@ final class HostileInputTests: XCTestCase {
         }
     }
 
+    /// A one-image layout's manifest wrapped in `levels` image indexes, each listing the level below
+    /// `fanOut` times; returns the outermost index's descriptor.
+    func nestedIndex(_ layout: OCILayoutBuilder, levels: Int, fanOut: Int) throws -> [String: Any] {
+        var level = try layout.image([LayerFixture([.file("a", "x")])], tag: nil)
+        for _ in 0..<levels {
+            let index = try layout.putBlob(
+                try layout.json([
+                    "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                    "manifests": Array(repeating: level, count: fanOut)
+                ]))
+            level = ["mediaType": "application/vnd.oci.image.index.v1+json", "digest": index.digest, "size": index.size]
+        }
+        return level
+    }
+
     /// Three levels of 1000 entries each would be 10^9 manifests from 450 KB; the walk stops early.
     func testIndexesThatFanOutAreRefused() throws {
         let started = Date()
         try assertRefused(["img: its image indexes list more than 4096 manifests in all"]) { sandbox in
             let layout = try OCILayoutBuilder(directory: sandbox.path("img"))
-            var level = try layout.image([LayerFixture([.file("a", "x")])], tag: nil)
-            for _ in 0..<2 {
-                let index = try layout.putBlob(
-                    try layout.json([
-                        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
-                        "manifests": Array(repeating: level, count: 1000)
-                    ]))
-                level = [
-                    "mediaType": "application/vnd.oci.image.index.v1+json", "digest": index.digest, "size": index.size
-                ]
-            }
+            let level = try self.nestedIndex(layout, levels: 2, fanOut: 1000)
             try layout.writeIndex(Array(repeating: level, count: 1000))
         }
         XCTAssertLessThan(Date().timeIntervalSince(started), 30)
@@ -205,16 +210,7 @@ final class HostileInputTests: XCTestCase {
     func testIndexesNestedTooDeeplyAreRefused() throws {
         try assertRefused(["img: image indexes nest too deeply"]) { sandbox in
             let layout = try OCILayoutBuilder(directory: sandbox.path("img"))
-            var level = try layout.image([LayerFixture([.file("a", "x")])], tag: nil)
-            for _ in 0..<5 {
-                let index = try layout.putBlob(
-                    try layout.json([
-                        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [level]
-                    ]))
-                level = [
-                    "mediaType": "application/vnd.oci.image.index.v1+json", "digest": index.digest, "size": index.size
-                ]
-            }
+            let level = try self.nestedIndex(layout, levels: 5, fanOut: 1)
             try layout.writeIndex([level])
         }
     }
