@@ -51,26 +51,29 @@ final class EdgeCaseTests: XCTestCase {
         let nfc = "caf\u{e9}", nfd = "cafe\u{301}"
         func bytes(_ lines: [String]) -> [[UInt8]] { lines.map { Array($0.utf8) } }
 
-        // Through a layer (GNU-format names; PAX path records are normalized by libarchive, see README).
-        let sandbox = try Sandbox()
-        var base = LayerFixture([], compression: .none)
-        base.rawBlob = try PythonTar.make(
-            """
-            for name, data in [('caf\\u00e9', b'composed'), ('cafe\\u0301', b'decomposed'), ('\\u0301x', b'mark')]:
-                i = tarfile.TarInfo(name); i.size = len(data); tar.addfile(i, io.BytesIO(data))
-            """)
-        var top = LayerFixture([], compression: .none)
-        top.rawBlob = try PythonTar.make(
-            """
-            for name in ['.wh.cafe\\u0301', '.wh.\\u0301x']:
-                i = tarfile.TarInfo(name); tar.addfile(i, io.BytesIO(b''))
-            """)
-        try image(sandbox, [base, top])
-        let result = try export(sandbox)
-        XCTAssertEqual(result.status, 0, result.stderr)
-        XCTAssertEqual(
-            bytes(try TarListing.of(sandbox.path("out.tar"))),
-            bytes([". dir 0755 0:0", "\(nfc) file 0644 0:0 sha256=\(h("composed"))"]))
+        // Through a layer, in GNU headers and in PAX path records (which libarchive would normalize: gvlt
+        // takes the records' own bytes).
+        for pax in [false, true] {
+            let sandbox = try Sandbox()
+            var base = LayerFixture([], compression: .none)
+            base.rawBlob = try PythonTar.make(
+                """
+                for name, data in [('caf\\u00e9', b'composed'), ('cafe\\u0301', b'decomposed'), ('\\u0301x', b'mark')]:
+                    i = tarfile.TarInfo(name); i.size = len(data); tar.addfile(i, io.BytesIO(data))
+                """, pax: pax)
+            var top = LayerFixture([], compression: .none)
+            top.rawBlob = try PythonTar.make(
+                """
+                for name in ['.wh.cafe\\u0301', '.wh.\\u0301x']:
+                    i = tarfile.TarInfo(name); tar.addfile(i, io.BytesIO(b''))
+                """, pax: pax)
+            try image(sandbox, [base, top])
+            let result = try export(sandbox)
+            XCTAssertEqual(result.status, 0, result.stderr)
+            XCTAssertEqual(
+                bytes(try TarListing.of(sandbox.path("out.tar"))),
+                bytes([". dir 0755 0:0", "\(nfc) file 0644 0:0 sha256=\(h("composed"))"]), "pax: \(pax)")
+        }
 
         // Through a directory, both spellings survive into the tar.
         let dir = try Sandbox()
@@ -85,6 +88,64 @@ final class EdgeCaseTests: XCTestCase {
                 ". dir 0755 0:0", "\(nfd) file 0644 0:0 sha256=\(h("decomposed"))",
                 "\(nfc) file 0644 0:0 sha256=\(h("composed"))"
             ]))
+    }
+
+    /// GNU tar's sparse dialects (old GNU headers with extension blocks, PAX 0.0, 0.1 and 1.0 with its
+    /// map in the data), followed by entries whose names come from PAX records and GNU long names: the
+    /// header audit must stay in step with libarchive across each, compressed or not.
+    func testSparseDialectsAreReadExactlyAndTheNamesAfterThemToo() throws {
+        let longName = String(repeating: "l", count: 120)
+        var content = Data(count: 3 << 20)
+        for (offset, text) in [(0, "head"), (1 << 20, "middle"), ((3 << 20) - 4, "tail")] {
+            content.replaceSubrange(offset..<offset + text.utf8.count, with: Data(text.utf8))
+        }
+        // 40 data regions: more than an old GNU header's 4, so extension blocks follow it.
+        for region in 0..<40 { content[(region + 2) * 65536 + 7] = UInt8(region + 1) }
+        let expected = [
+            ". dir 0755 0:0", "caf\u{e9} file 0644 0:0 sha256=\(h("after"))",
+            "holes file 0644 0:0 sha256=\(TarBuilder.sha256(content).dropFirst(7).prefix(16))",
+            "\(longName) file 0644 0:0 sha256=\(h("long"))"
+        ]
+        for (format, version) in [("gnu", ""), ("posix", "0.0"), ("posix", "0.1"), ("posix", "1.0")] {
+            let sandbox = try Sandbox()
+            let made = Process()
+            made.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            made.arguments = [
+                "python3", "-c",
+                """
+                import gzip, os, subprocess, sys
+                src, out, fmt, version, long_name = sys.argv[1:]
+                os.makedirs(src)
+                with open(os.path.join(src, 'holes'), 'wb') as f:
+                    for offset, text in [(0, b'head'), (1 << 20, b'middle'), ((3 << 20) - 4, b'tail')]:
+                        f.seek(offset); f.write(text)
+                    for region in range(40):
+                        f.seek((region + 2) * 65536 + 7); f.write(bytes([region + 1]))
+                    f.truncate(3 << 20)
+                for name, text in [('caf\\u00e9', b'after'), (long_name, b'long')]:
+                    with open(os.path.join(src, name), 'wb') as f: f.write(text)
+                extra = ['--sparse-version=' + version] if version else []
+                subprocess.run(['tar', '--sparse', '--format=' + fmt, '--owner=0', '--group=0', '--mode=0644'] + extra
+                    + ['-cf', out, '-C', src, 'holes', 'caf\\u00e9', long_name], check=True)
+                """, sandbox.path("src"), sandbox.path("layer.tar"), format, version, longName
+            ]
+            try made.run()
+            made.waitUntilExit()
+            XCTAssertEqual(made.terminationStatus, 0)
+            let plain = try Data(contentsOf: URL(fileURLWithPath: sandbox.path("layer.tar")))
+            for compression in [Compression.none, .gzip] {
+                let run = try Sandbox()
+                var layer = LayerFixture([], compression: compression)
+                layer.rawBlob = compression == .none ? plain : try PythonTar.gzip(plain)
+                layer.diffIDOverride = TarBuilder.sha256(plain)
+                try image(run, [layer])
+                let result = try export(run)
+                XCTAssertEqual(result.status, 0, "\(format) \(version) \(compression): \(result.stderr)")
+                XCTAssertEqual(
+                    try TarListing.of(run.path("out.tar")), expected,
+                    "\(format) \(version) \(compression)")
+            }
+        }
     }
 
     func testDirectoryReplacingALowerSymlinkWithOpaqueMarker() throws {

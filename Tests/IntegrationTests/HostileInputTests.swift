@@ -89,6 +89,55 @@ final class HostileInputTests: XCTestCase {
         }
     }
 
+    /// libarchive would hand over each of these names cut at the NUL ("etc/passwd"), a different file
+    /// from the one the archive names.
+    func testNULInsideALengthDelimitedNameIsRefused() throws {
+        let cases: [(body: String, pax: Bool, gzip: Bool, record: String, entry: String)] = [
+            (
+                "i = tarfile.TarInfo('x'); i.pax_headers = {'path': 'etc/passwd\\x00.d/evil'}; i.size = 1; tar.addfile(i, io.BytesIO(b'x'))",
+                true, false, "PAX path", "etc/passwd"
+            ),
+            (
+                "i = tarfile.TarInfo('x'); i.pax_headers = {'path': 'etc/passwd\\x00.d/evil'}; i.size = 1; tar.addfile(i, io.BytesIO(b'x'))",
+                true, true, "PAX path", "etc/passwd"
+            ),
+            (
+                "i = tarfile.TarInfo('l'); i.type = tarfile.SYMTYPE; i.pax_headers = {'linkpath': 'etc/passwd\\x00x'}; tar.addfile(i)",
+                true, false, "PAX linkpath", "l"
+            ),
+            (
+                "i = tarfile.TarInfo('etc/passwd\\x00' + 'd' * 120); i.size = 1; tar.addfile(i, io.BytesIO(b'x'))",
+                false, false, "GNU long name", "etc/passwd"
+            )
+        ]
+        for (body, pax, gzip, record, entry) in cases {
+            try assertRefused([
+                "layer 1/1", "entry '\(entry)': its \(record) holds a NUL byte after 10 bytes ('etc/passwd' and more)"
+            ]) {
+                var layer = LayerFixture([], compression: gzip ? .gzip : .none)
+                layer.rawBlob = try PythonTar.make(body, pax: pax, gzip: gzip)
+                try self.image($0, [layer])
+            }
+        }
+    }
+
+    /// 80 GNU long-name blocks of 900 kB each before one entry. libarchive stops such a chain itself
+    /// (after 32), before gvlt's own 64 MiB bound on the header bytes it keeps (`TarHeaderAuditTests`);
+    /// either way it is refused within the memory bound.
+    func testSpecialHeadersChainedWithoutEndAreRefused() throws {
+        try assertRefused(["layer 1/1", "special headers"]) {
+            var layer = LayerFixture([], compression: .gzip)
+            layer.rawBlob = try PythonTar.make(
+                """
+                for n in range(80):
+                    block = tarfile.TarInfo._create_gnu_long_header('n' * 900000, tarfile.GNUTYPE_LONGNAME, 'utf-8', 'strict')
+                    tar.fileobj.write(block); tar.offset += len(block)
+                i = tarfile.TarInfo('f'); i.size = 1; tar.addfile(i, io.BytesIO(b'x'))
+                """, gzip: true)
+            try self.image($0, [layer])
+        }
+    }
+
     func testHardlinkToMissingTarget() throws {
         try assertRefused(["hard link 'etc/shadow' -> 'etc/missing'", "does not exist in the image"]) {
             try self.image($0, [LayerFixture([.dir("etc"), .hardlink("etc/shadow", "etc/missing")])])

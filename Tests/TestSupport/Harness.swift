@@ -172,12 +172,36 @@ public enum TarListing {
 
 /// Tars that our own writer cannot produce (out-of-range numeric fields), written by Python's tarfile.
 public enum PythonTar {
-    /// Runs `body` (Python statements with `tar` open for writing in pax format) and returns the tar.
-    public static func make(_ body: String) throws -> Data {
+    /// `data` gzipped by Python's gzip module (no name, mtime 0).
+    public static func gzip(_ data: Data) throws -> Data {
+        let path = NSTemporaryDirectory() + "gvlt-pygz-\(UUID().uuidString)"
+        defer {
+            unlink(path)
+            unlink(path + ".gz")
+        }
+        try data.write(to: URL(fileURLWithPath: path))
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [
+            "python3", "-c",
+            "import gzip, sys\ndata = open(sys.argv[1], 'rb').read()\nopen(sys.argv[1] + '.gz', 'wb').write(gzip.compress(data, mtime=0))",
+            path
+        ]
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw NSError(domain: "PythonTar", code: Int(process.terminationStatus))
+        }
+        return try Data(contentsOf: URL(fileURLWithPath: path + ".gz"))
+    }
+
+    /// Runs `body` (Python statements with `tar` open for writing, GNU format unless `pax`) and returns
+    /// the tar, gzipped when `gzip`.
+    public static func make(_ body: String, pax: Bool = false, gzip: Bool = false) throws -> Data {
         let path = NSTemporaryDirectory() + "gvlt-pytar-\(UUID().uuidString).tar"
         defer { unlink(path) }
         let script =
-            "import io, sys, tarfile\nwith tarfile.open(sys.argv[1], 'w', format=tarfile.GNU_FORMAT) as tar:\n"
+            "import io, sys, tarfile\nwith tarfile.open(sys.argv[1], '\(gzip ? "w:gz" : "w")', format=tarfile.\(pax ? "PAX_FORMAT" : "GNU_FORMAT")) as tar:\n"
             + body.split(separator: "\n").map { "    " + $0 }.joined(separator: "\n") + "\n"
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")

@@ -6,8 +6,9 @@ import Foundation
 /// Names go through libarchive's locale ("MBS") accessors, with the locale set to UTF-8
 /// (`ArchiveLocale`): its `_utf8` accessors treat the bytes as coming *from* UTF-8, and libarchive then
 /// rewrites decomposed (NFD) names to composed (NFC) ones, turning two distinct files into one name.
-/// The MBS accessors pass the bytes through. One case remains that libarchive always normalizes: names
-/// read from PAX `path`/`linkpath` records (README, "Known limits").
+/// The MBS accessors pass the bytes through. Names from PAX `path`/`linkpath` records libarchive
+/// always normalizes (and cuts at a NUL); for those the tar reader hands over the record's own bytes
+/// (`ArchiveReader.rawNames`), and they win.
 public enum ArchiveEntryCoding {
     /// What a tar header says, before the entry is placed in a tree.
     public struct Header {
@@ -39,10 +40,28 @@ public enum ArchiveEntryCoding {
     }
 
     /// Decodes a header. Regular files get `.empty` content here; the caller attaches the real content.
-    public static func decode(_ entry: OpaquePointer) throws -> Header {
-        guard let namePointer = archive_entry_pathname(entry),
-            let name = String(validatingCString: namePointer)
-        else { throw DecodeProblem.nameNotUTF8 }
+    public static func decode(_ entry: OpaquePointer, names raw: TarRawNames = TarRawNames()) throws -> Header {
+        let name: String
+        if let bytes = raw.path {
+            guard let exact = String(validating: bytes, as: UTF8.self) else { throw DecodeProblem.nameNotUTF8 }
+            name = exact
+        } else {
+            guard let namePointer = archive_entry_pathname(entry),
+                let fromHeader = String(validatingCString: namePointer)
+            else { throw DecodeProblem.nameNotUTF8 }
+            name = fromHeader
+        }
+        func linkTarget(_ pointer: UnsafePointer<CChar>?) throws -> String {
+            let target: String?
+            if let bytes = raw.linkpath {
+                target = String(validating: bytes, as: UTF8.self)
+            } else {
+                target = pointer.flatMap { String(validatingCString: $0) }
+            }
+            guard let target else { throw DecodeProblem.linkNotUTF8 }
+            guard target.utf8.count <= TreePath.maximumLength else { throw DecodeProblem.linkTooLong }
+            return target
+        }
         var xattrs: [String: [UInt8]] = [:]
         if archive_entry_xattr_reset(entry) > 0 {
             var xname: UnsafePointer<CChar>?
@@ -71,20 +90,14 @@ public enum ArchiveEntryCoding {
         let kind: EntryKind
         // libarchive reports a tar hard link as a regular file with a link name.
         if let linkPointer = archive_entry_hardlink(entry) {
-            guard let target = String(validatingCString: linkPointer) else { throw DecodeProblem.linkNotUTF8 }
-            guard target.utf8.count <= TreePath.maximumLength else { throw DecodeProblem.linkTooLong }
-            kind = .hardlink(target: target)
+            kind = .hardlink(target: try linkTarget(linkPointer))
         } else {
             let type = UInt32(archive_entry_filetype(entry))
             switch type {
             case CARCHIVE_IFREG: kind = .regularFile(.empty)
             case CARCHIVE_IFDIR: kind = .directory
             case CARCHIVE_IFLNK:
-                guard let linkPointer = archive_entry_symlink(entry),
-                    let target = String(validatingCString: linkPointer)
-                else { throw DecodeProblem.linkNotUTF8 }
-                guard target.utf8.count <= TreePath.maximumLength else { throw DecodeProblem.linkTooLong }
-                kind = .symlink(target: target)
+                kind = .symlink(target: try linkTarget(archive_entry_symlink(entry)))
             case CARCHIVE_IFCHR:
                 kind = .characterDevice(
                     // checked: major/minor are at most 32 bits in dev_t; `field` range-checks them

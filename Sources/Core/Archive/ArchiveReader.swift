@@ -32,6 +32,11 @@ public final class ArchiveReader {
 
     let handle: OpaquePointer
     private let client: Client
+    /// For tar: the header bytes of the entry being parsed (see `TarHeaderAudit`).
+    private let headerWindow: TarHeaderWindow?
+    private var entryOpen = false
+    /// The current entry's names as its PAX records or GNU long-name blocks spell them, byte for byte.
+    public private(set) var rawNames = TarRawNames()
     private let clientPointer: UnsafeMutableRawPointer
     /// For error messages: what is being read ("layer sha256:ab12…").
     public let label: String
@@ -41,7 +46,17 @@ public final class ArchiveReader {
         guard let handle = archive_read_new() else { throw InputError("libarchive: out of memory") }
         self.handle = handle
         self.label = label
-        self.client = Client(source: source)
+        // Only an unfiltered reader's consumed count is in the window's bytes; layers are decompressed
+        // by a `raw` reader in front of the tar one for this reason.
+        if case .tar = format, filters.isEmpty {
+            let window = TarHeaderWindow(inner: source, label: label)
+            window.consumed = { archive_filter_bytes(handle, 0) }
+            self.headerWindow = window
+            self.client = Client(source: window)
+        } else {
+            self.headerWindow = nil
+            self.client = Client(source: source)
+        }
         self.clientPointer = Unmanaged.passRetained(client).toOpaque()
         switch format {
         case .tar:
@@ -86,10 +101,29 @@ public final class ArchiveReader {
 
     /// The next entry, or nil at the end of the archive. The entry is valid until the next call.
     public func nextHeader() throws -> OpaquePointer? {
+        if let headerWindow {
+            // Skipping here rather than inside next_header tells us where this entry's headers begin.
+            if entryOpen, archive_read_data_skip(handle) != ARCHIVE_OK { throw failure("bad data") }
+            headerWindow.hold(from: consumedBytes)
+        }
         var entry: OpaquePointer?
         let status = archive_read_next_header(handle, &entry)
         if status == ARCHIVE_EOF { return nil }
         if status != ARCHIVE_OK { throw failure("bad header") }
+        if let headerWindow {
+            entryOpen = true
+            do {
+                rawNames = try headerWindow.release(through: consumedBytes) { try TarHeaderAudit.names(in: $0) }
+            } catch let problem as TarNameProblem {
+                let shown = String(decoding: problem.prefix.prefix(200), as: UTF8.self)
+                let entryName = entry.flatMap { archive_entry_pathname($0) }.map { String(cString: $0) } ?? shown
+                throw HostileInputError(
+                    "\(label): entry '\(entryName)': its \(problem.record) holds a NUL byte after \(problem.offset) bytes ('\(shown)' and more), so libarchive would report a name the archive does not hold",
+                    hint:
+                        "a file name cannot contain NUL; rebuild the layer with a standard tool (podman, docker, buildah)"
+                )
+            }
+        }
         return entry
     }
 

@@ -132,7 +132,7 @@ public enum LayerReader {
             if index % 256 == 0, cancel?.isCancelled == true { throw BuildCancelled() }
             let header: ArchiveEntryCoding.Header
             do {
-                header = try ArchiveEntryCoding.decode(archiveEntry)
+                header = try ArchiveEntryCoding.decode(archiveEntry, names: tar.rawNames)
             } catch let problem as ArchiveEntryCoding.DecodeProblem {
                 throw HostileInputError("\(blob.label): entry #\(index): \(problem)")
             }

@@ -163,7 +163,7 @@ final class TarMemberIndex: BlobStore {
         while let entry = try reader.nextHeader() {
             let header: ArchiveEntryCoding.Header
             do {
-                header = try ArchiveEntryCoding.decode(entry)
+                header = try ArchiveEntryCoding.decode(entry, names: reader.rawNames)
             } catch let problem as ArchiveEntryCoding.DecodeProblem {
                 throw HostileInputError("\(label): \(problem)")
             }
