@@ -80,10 +80,12 @@ public enum TarHeaderAudit {
         guard let first = field.first else { return 0 }
         if first & 0x80 != 0 {
             guard first & 0x40 == 0 else { return nil }  // negative
+            // checked: UInt8 values widen to Int
             var value = Int(first & 0x3f)
             for byte in field.dropFirst() {
                 let (shifted, overflow) = value.multipliedReportingOverflow(by: 256)
                 guard !overflow else { return nil }
+                // checked: UInt8 widens; shifted has its low 8 bits clear
                 value = shifted | Int(byte)
             }
             return value
@@ -94,7 +96,10 @@ public enum TarHeaderAudit {
         while index < field.count, (UInt8(ascii: "0")...UInt8(ascii: "7")).contains(field[index]) {
             let (shifted, overflow) = value.multipliedReportingOverflow(by: 8)
             guard !overflow else { return nil }
-            value = shifted + Int(field[index] - UInt8(ascii: "0"))
+            // checked: an octal digit (0...7) widens to Int; the sum is overflow-checked
+            let (sum, carry) = shifted.addingReportingOverflow(Int(field[index] - UInt8(ascii: "0")))
+            guard !carry else { return nil }
+            value = sum
             index += 1
         }
         return value
@@ -111,6 +116,7 @@ public enum TarHeaderAudit {
             while cursor < body.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(body[cursor]) {
                 let (shifted, overflow) = length.multipliedReportingOverflow(by: 10)
                 guard !overflow, shifted <= body.count else { return }
+                // checked: a decimal digit widens to Int; shifted <= body.count, so the sum fits
                 length = shifted + Int(body[cursor] - UInt8(ascii: "0"))
                 cursor += 1
             }
