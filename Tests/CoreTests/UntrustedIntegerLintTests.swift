@@ -13,7 +13,8 @@ final class UntrustedIntegerLintTests: XCTestCase {
         "Sources/Backends/Nanos/Image/NanosPartitionTable.swift", "Sources/Backends/Nanos/Image/NanosInspector.swift",
         "Sources/Backends/Nanos/Dependencies/LdSoCache.swift", "Sources/Core/ELF/ELFFile.swift",
         "Sources/Core/Archive/ArchiveReader.swift", "Sources/Core/Archive/ArchiveEntryCoding.swift",
-        "Sources/Core/Archive/ByteSource.swift", "Sources/Core/Archive/TarHeaderAudit.swift", "Sources/Core/OCI", "Sources/Core/Sources",
+        "Sources/Core/Archive/ByteSource.swift", "Sources/Core/Archive/TarHeaderAudit.swift", "Sources/Core/OCI",
+        "Sources/Core/Sources",
         "Sources/Backends/LinuxVM/Inspect", "Sources/Backends/LinuxVM/Disk/MBR.swift"
     ]
 

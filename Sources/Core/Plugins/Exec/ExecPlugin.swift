@@ -24,12 +24,8 @@ public struct ExecPlugin {
 
         final class State: @unchecked Sendable {
             let lock = NSLock()
-            /// The tail of stderr (what an error shows), and how much was written in all.
-            var stderr = Data()
-            var stderrTotal = 0
-            var buffer = Data()
-            /// How much of `buffer` is known to hold no newline, so each chunk is searched once.
-            var scanned = 0
+            var stderr = PluginStderr()
+            var lines = PluginLineSplitter()
             var child: ChildProcess?
             /// Why the plugin was killed for its output, if it was.
             var overflow: String?
@@ -41,7 +37,6 @@ public struct ExecPlugin {
             }
         }
         let state = State()
-        let limit = PluginProtocol.outputLimit
         let messages = PluginMessages(plugin: entry.name, progress: progress, logger: logger)
         let process: ChildProcess
         do {
@@ -53,28 +48,15 @@ public struct ExecPlugin {
         errors.readabilityHandler = { handle in
             let chunk = handle.availableData
             state.lock.withLock {
-                state.stderr.append(chunk)
-                state.stderrTotal += chunk.count
-                if state.stderr.count > 1 << 20 { state.stderr = state.stderr.suffix(64 << 10) }
-                if state.stderrTotal > limit { state.exceed("more than \(limit >> 20) MiB on stderr") }
+                if state.stderr.append(chunk) { state.exceed(state.stderr.overflowReason) }
             }
         }
         output.readabilityHandler = { handle in
             let chunk = handle.availableData
-            var lines: [Data] = []
-            state.lock.withLock {
-                state.buffer.append(chunk)
-                while let newline = state.buffer.firstIndex(of: 0x0A, from: state.buffer.startIndex + state.scanned) {
-                    lines.append(state.buffer[state.buffer.startIndex..<newline])
-                    state.buffer.removeSubrange(state.buffer.startIndex...newline)
-                    state.scanned = 0
-                }
-                state.scanned = state.buffer.count
-                if state.buffer.count > limit {
-                    state.buffer = Data()
-                    state.scanned = 0
-                    state.exceed("a stdout line longer than \(limit >> 20) MiB")
-                }
+            let lines = state.lock.withLock { () -> [Data] in
+                let (lines, overflowed) = state.lines.append(chunk)
+                if overflowed { state.exceed(state.lines.overflowReason) }
+                return lines
             }
             lines.forEach(messages.handle(line:))
         }
@@ -97,15 +79,18 @@ public struct ExecPlugin {
         errors.readabilityHandler = nil
         // What the plugin wrote before it exited is in the pipe now; a child it left behind may
         // hold the pipe open for ever, so read what is there instead of waiting for EOF.
-        let rest = Self.drain(output, limit: limit)
-        state.lock.withLock { state.buffer.append(rest) }
-        let tail = state.lock.withLock { () -> Data in
-            let data = state.buffer; state.buffer = Data(); return data
+        let rest = Self.drain(output, limit: PluginProtocol.outputLimit)
+        let tail = state.lock.withLock { () -> [Data] in
+            let (lines, overflowed) = state.lines.append(rest)
+            if overflowed { state.exceed(state.lines.overflowReason) }
+            return lines + (state.lines.remainder().map { [$0] } ?? [])
         }
-        messages.handle(lines: tail)
+        tail.forEach(messages.handle(line:))
         let stderrRest = Self.drain(errors, limit: 64 << 10)
-        let stderrText = state.lock.withLock { String(decoding: state.stderr + stderrRest, as: UTF8.self) }
-        let stderrNote = PluginProtocol.stderrNote(stderrText)
+        let stderrNote = state.lock.withLock { () -> String in
+            _ = state.stderr.append(stderrRest)
+            return state.stderr.note
+        }
 
         let what = "plugin `\(entry.name)` (\(method))"
         if let overflow = state.lock.withLock({ state.overflow }) {

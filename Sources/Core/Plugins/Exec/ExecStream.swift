@@ -17,7 +17,7 @@ final class ExecStream: PluginTransport, @unchecked Sendable {
     private var pending: (messages: PluginMessages, done: DispatchSemaphore)?
     private var stdoutClosed = false
     private var stray: Data?
-    private var stderr = Data()
+    private var stderr = PluginStderr()
     private var stderrDone = DispatchSemaphore(value: 0)
     /// Why the plugin was killed for its output, if it was.
     private var overflowReason: String?
@@ -39,30 +39,17 @@ final class ExecStream: PluginTransport, @unchecked Sendable {
         self.process = process
         self.input = process.standardInput
         let out = process.standardOutput, err = process.standardError
-        let limit = PluginProtocol.outputLimit
         // Blocking readers on their own threads: lines reach the request waiting for them in order.
         Thread.detachNewThread { [weak self] in
-            var buffer = Data()
-            // The part of `buffer` known to hold no newline, so each chunk is searched once.
-            var scanned = 0
+            var splitter = PluginLineSplitter()
             while true {
                 let chunk = out.availableData
                 if chunk.isEmpty { break }
-                buffer.append(chunk)
-                while let newline = buffer.firstIndex(of: 0x0A, from: buffer.startIndex + scanned) {
-                    let line = Data(buffer[buffer.startIndex..<newline])
-                    buffer.removeSubrange(buffer.startIndex...newline)
-                    scanned = 0
-                    self?.deliver(line)
-                }
-                scanned = buffer.count
-                if buffer.count > limit {
-                    self?.overflow("a stdout line longer than \(limit >> 20) MiB")
-                    buffer = Data()
-                    scanned = 0
-                }
+                let (lines, overflowed) = splitter.append(chunk)
+                lines.forEach { self?.deliver($0) }
+                if overflowed { self?.overflow(splitter.overflowReason) }
             }
-            if !buffer.isEmpty { self?.deliver(buffer) }
+            if let last = splitter.remainder() { self?.deliver(last) }
             self?.lock.withLock {
                 self?.stdoutClosed = true
                 self?.pending?.done.signal()
@@ -70,16 +57,12 @@ final class ExecStream: PluginTransport, @unchecked Sendable {
         }
         let stderrDone = self.stderrDone
         Thread.detachNewThread { [weak self] in
-            var total = 0
             while true {
                 let chunk = err.availableData
                 if chunk.isEmpty { break }
-                total += chunk.count
-                self?.lock.withLock {
-                    self?.stderr.append(chunk)
-                    if let count = self?.stderr.count, count > 1 << 20 { self?.stderr = self!.stderr.suffix(64 << 10) }
-                }
-                if total > limit { self?.overflow("more than \(limit >> 20) MiB on stderr") }
+                guard let self else { continue }
+                let past = self.lock.withLock { self.stderr.append(chunk) }
+                if past { self.overflow(self.lock.withLock { self.stderr.overflowReason }) }
             }
             stderrDone.signal()
         }
@@ -141,7 +124,7 @@ final class ExecStream: PluginTransport, @unchecked Sendable {
 
     private func stderrNote() -> String {
         if process?.isRunning == false { _ = stderrDone.wait(timeout: .now() + 1) }
-        return PluginProtocol.stderrNote(lock.withLock { String(decoding: stderr, as: UTF8.self) })
+        return lock.withLock { stderr.note }
     }
 
     private func kill() {
