@@ -16,6 +16,27 @@ final class ServicesTests: XCTestCase {
 
     func contents() -> [String] { (try? FileManager.default.contentsOfDirectory(atPath: directory).sorted()) ?? [] }
 
+    /// A trailing hole is given its size in a regular file; into /dev/null (a digest only) there is
+    /// nothing to size, and finishing must not fail.
+    func testFileSinkTrailingHoleInAFileAndIntoDevNull() throws {
+        let path = directory + "/holes"
+        let fd = open(path, O_RDWR | O_CREAT, 0o600)
+        let sink = FileSink(fd: fd, displayName: path)
+        try "data".withCString { try sink.write(UnsafeRawBufferPointer(start: $0, count: 4)) }
+        try sink.writeZeros(3 << 20)
+        try sink.finish()
+        close(fd)
+        XCTAssertEqual(try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int, 4 + (3 << 20))
+
+        let null = open("/dev/null", O_WRONLY)
+        defer { close(null) }
+        let discard = FileSink(fd: null, displayName: "/dev/null")
+        try "data".withCString { try discard.write(UnsafeRawBufferPointer(start: $0, count: 4)) }
+        try discard.writeZeros(3 << 20)
+        XCTAssertNoThrow(try discard.finish())
+        XCTAssertEqual(discard.digest(), sink.digest())
+    }
+
     func testAtomicOutputAppearsWholeOrNotAtAll() throws {
         let path = directory + "/out.img"
         let output = try AtomicOutput(path: path, force: false)

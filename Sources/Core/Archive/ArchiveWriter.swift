@@ -155,10 +155,12 @@ public final class FileSink {
         finished = true
         releaseSlot()
         try checkError()
-        // A trailing hole from writeZeros is not in the file until its size says so.
+        // A trailing hole from writeZeros is not in the file until its size says so. Only a regular
+        // file has a size to set: /dev/null and block devices are seekable too.
         if startOffset >= 0 {
             var info = stat()
-            if fstat(fd, &info) == 0 && Int64(info.st_size) < startOffset + byteCount
+            if fstat(fd, &info) == 0 && info.st_mode & S_IFMT == S_IFREG
+                && Int64(info.st_size) < startOffset + byteCount
                 && ftruncate(fd, off_t(startOffset + byteCount)) != 0
             {
                 throw SystemError("cannot set the size of", path: displayName, errno: errno)
