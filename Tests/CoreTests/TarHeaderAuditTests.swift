@@ -129,7 +129,7 @@ final class TarHeaderAuditTests: XCTestCase {
         _ = try streaming.release(through: 0) { _ in }
         while case let count = try streaming.nextChunk().count, count > 0 {
             delivered += Int64(count)
-            XCTAssertLessThanOrEqual(streaming.keptCount, 2 << 20)
+            XCTAssertLessThanOrEqual(streaming.keptCount, 512, "data passing through is not copied")
         }
         XCTAssertEqual(streaming.keptCount, 512)
         streaming.hold(from: delivered - 512)

@@ -154,18 +154,22 @@ public enum TarHeaderAudit {
 
 /// The stream a tar `ArchiveReader` reads, keeping the bytes of the entry headers being parsed.
 ///
-/// While libarchive parses headers the window holds everything from the region's start; while it reads
-/// data, the window keeps only what libarchive has not consumed yet, so it stays at about one chunk.
+/// The chunk libarchive is reading is only referenced; when the next one is fetched, the part of it
+/// still needed is copied aside. While libarchive parses headers that is everything from the region's
+/// start; while it reads data, only what it has not consumed yet (a few bytes), so data is not copied.
 final class TarHeaderWindow: ByteSource {
     /// More header bytes than this before one entry is refused: libarchive allows 1 MiB per special
-    /// header, and nothing real chains dozens of them.
+    /// header and 32 special headers, so this is never reached by what libarchive accepts.
     static let limit = 64 << 20
 
     private let inner: ByteSource
-    private var storage: [UInt8] = []
-    /// Offset in the stream of `storage[dropped]`.
-    private var base: Int64 = 0
-    private var dropped = 0
+    /// Stream bytes `[savedBase, currentBase)`, copied from earlier chunks.
+    private var saved: [UInt8] = []
+    private var savedBase: Int64 = 0
+    /// The chunk handed to libarchive last, at `currentBase`; valid until the next `inner` call.
+    private var current = UnsafeRawBufferPointer(start: nil, count: 0)
+    // checked: Int to Int64 widens
+    private var currentBase: Int64 { savedBase + Int64(saved.count) }
     /// Stream offset of the header region being kept; nil while data is read.
     private var holdFrom: Int64? = 0
     /// Bytes libarchive has consumed; set once the reader exists.
@@ -178,20 +182,29 @@ final class TarHeaderWindow: ByteSource {
     }
 
     func nextChunk() throws -> UnsafeRawBufferPointer {
-        let chunk = try inner.nextChunk()
-        drop(below: holdFrom ?? consumed?() ?? base)
-        let kept = storage.count - dropped
-        if holdFrom != nil, kept + chunk.count > Self.limit {
+        // checked: Int to Int64 widens
+        let end = currentBase + Int64(current.count)
+        let keep = min(end, holdFrom ?? consumed?() ?? end)
+        drop(below: keep)
+        // checked: currentBase <= keep <= end, so the offset lies within `current`
+        let from = Int(max(0, keep - currentBase))
+        if holdFrom != nil, saved.count + (current.count - from) > Self.limit {
             throw HostileInputError(
                 "\(label): the headers of one entry take more than \(Self.limit >> 20) MiB (special headers chained without end)"
             )
         }
-        storage.append(contentsOf: chunk)
-        return chunk
+        if from < current.count {
+            if saved.isEmpty { savedBase = keep }
+            saved.append(contentsOf: UnsafeRawBufferPointer(rebasing: current[from...]))
+        } else if saved.isEmpty {
+            savedBase = end
+        }
+        current = try inner.nextChunk()
+        return current
     }
 
-    /// What is kept now, for tests.
-    var keptCount: Int { storage.count - dropped }
+    /// What has been copied aside, for tests.
+    var keptCount: Int { saved.count }
 
     /// From here on keep everything: libarchive is about to parse headers starting at `offset`.
     func hold(from offset: Int64) {
@@ -203,22 +216,26 @@ final class TarHeaderWindow: ByteSource {
     func release<T>(through end: Int64, _ body: (UnsafeRawBufferPointer) throws -> T) rethrows -> T {
         let start = holdFrom ?? end
         holdFrom = nil
-        // checked: base <= start <= end <= base + storage.count - dropped (libarchive consumed them
-        // from this stream); clamped anyway so a surprise cannot trap
-        let lower = dropped + Int(clamping: max(0, start - base))
-        let upper = max(lower, min(storage.count, dropped + Int(clamping: max(0, end - base))))
-        return try storage.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[lower..<upper])) }
+        var region: [UInt8] = []
+        // checked: clamped to the bytes held; libarchive consumed [start, end) from this stream, so
+        // nothing is cut in practice, and a surprise cannot trap
+        let savedFrom = Int(clamping: min(Int64(saved.count), max(0, start - savedBase)))
+        let savedTo = Int(clamping: min(Int64(saved.count), max(0, end - savedBase)))
+        if savedFrom < savedTo { region += saved[savedFrom..<savedTo] }
+        // checked: clamped as above
+        let currentFrom = Int(clamping: min(Int64(current.count), max(0, start - currentBase)))
+        // checked: clamped as above
+        let currentTo = Int(clamping: min(Int64(current.count), max(0, end - currentBase)))
+        if currentFrom < currentTo { region += UnsafeRawBufferPointer(rebasing: current[currentFrom..<currentTo]) }
+        return try region.withUnsafeBytes(body)
     }
 
     private func drop(below offset: Int64) {
-        // checked: clamped to what is stored
-        let count = Int(clamping: min(Int64(storage.count - dropped), max(0, offset - base)))
-        dropped += count
+        // checked: clamped to what is saved
+        let count = Int(clamping: min(Int64(saved.count), max(0, offset - savedBase)))
+        guard count > 0 else { return }
+        saved.removeFirst(count)
         // checked: Int to Int64 widens
-        base += Int64(count)
-        if dropped > 1 << 20, dropped * 2 > storage.count {
-            storage.removeFirst(dropped)
-            dropped = 0
-        }
+        savedBase += Int64(count)
     }
 }
