@@ -412,16 +412,72 @@ final class NanosBuildTests: XCTestCase {
         XCTAssertEqual(digests.count, 1, "two builds of the same inputs differ")
     }
 
+    /// What ops' parser accepts silently builds the image the canonical spelling builds, byte for byte,
+    /// and each leniency is a warning naming its line.
+    func testOpsLenientJSONBuildsTheSameImageWithWarnings() throws {
+        let sandbox = try Sandbox()
+        try prepare(sandbox)
+        try sandbox.write("canonical.json", Data(Self.proverJSON.utf8))
+        try sandbox.write(
+            "lenient.json",
+            Data(
+                """
+                {
+                  "manifestpassthrough": {"readonly_rootfs": "true"},
+                  "ENV": {"RUST_BACKTRACE": "0", "RUST_LOG": "debug"},
+                  "Env": {"RUST_BACKTRACE": "1"},
+                  "program": "elsewhere",
+                  "Program": "prover",
+                  "MOUNTS": {"%1": "/workspace"}
+                }
+                trailing words ops never reads
+                """.utf8))
+        let canonical = try build(sandbox, ["-c", "canonical.json", "-o", "canonical.img"])
+        XCTAssertEqual(canonical.status, 0, canonical.stderr)
+        XCTAssertFalse(canonical.stderr.contains("warning"), canonical.stderr)
+        let lenient = try build(sandbox, ["-c", "lenient.json", "-o", "lenient.img"])
+        XCTAssertEqual(lenient.status, 0, lenient.stderr)
+        for expected in [
+            "lenient.json (line 2, column 3): `manifestpassthrough` is read as `ManifestPassthrough`",
+            "lenient.json (line 4, column 3): `Env` is given again (first on line 3); the last one counts, as in ops",
+            "lenient.json (line 6, column 3): `Program` is given again (first on line 5)",
+            "lenient.json (line 7, column 3): `MOUNTS` is read as `Mounts`",
+            "lenient.json (line 9, column 1): the text after the JSON object is ignored"
+        ] {
+            XCTAssertTrue(lenient.stderr.contains(expected), "expected `\(expected)` in: \(lenient.stderr)")
+        }
+        XCTAssertEqual(
+            try Data(contentsOf: URL(fileURLWithPath: sandbox.path("lenient.img"))),
+            try Data(contentsOf: URL(fileURLWithPath: sandbox.path("canonical.img"))))
+    }
+
     func testBadManifestsAreClearErrorsAndWriteNothing() throws {
         let sandbox = try Sandbox()
         try prepare(sandbox)
         let cases: [(String, String, [String])] = [
             (
-                "{\n  \"Program\": \"prover\",\n  \"ENV\": {\"A\": \"b\"}\n}", "unknown key `ENV`",
-                ["line 3, column 3", "did you mean `Env`"]
+                "{\n  \"Program\": \"prover\",\n  \"Envs\": {\"A\": \"b\"}\n}", "unknown key `Envs`",
+                ["line 3, column 3", "did you mean `Env`", "ops: json: unknown field \"Envs\""]
             ),
-            ("{\"Program\": \"prover\", \"Args\": \"--flag\"}", "Args must be a list of strings, not a string", []),
-            ("{\"Program\": \"prover\", \"RebootOnExit\": \"yes\"}", "RebootOnExit must be true or false", []),
+            (
+                "{\"Program\": \"prover\", \"Args\": \"--flag\"}", "`Args` must be a list of strings, not a string",
+                ["cannot unmarshal string into Go struct field Args of type []string"]
+            ),
+            ("{\"Program\": \"prover\", \"RebootOnExit\": \"yes\"}", "`RebootOnExit` must be true or false", []),
+            ("{\"Program\": \"prover\", \"Force\": 1}", "`Force` must be true or false, not a number", []),
+            (
+                "{\"Program\": \"prover\", \"RunConfig\": {\"CPUs\": 1.5}}", "`RunConfig.CPUs` must be a whole number",
+                []
+            ),
+            (
+                "{\"Program\": \"prover\",\n}",
+                "line 2, column 1): invalid character '}' looking for beginning of object key string",
+                ["no trailing commas"]
+            ),
+            (
+                "{\"Program\": \"prover\" // the prover\n}", "invalid character '/' after object key:value pair", []
+            ),
+            ("{\"CloudConfig\": {\"Zones\": \"x\"}}", "unknown key `CloudConfig.Zones`", ["did you mean `Zone`"]),
             (
                 "{\"Program\": \"prover\", \"RunConfig\": {\"CPU\": 2}}", "unknown key `RunConfig.CPU`",
                 ["did you mean `CPUs`"]
@@ -445,7 +501,7 @@ final class NanosBuildTests: XCTestCase {
                 "which is a file in the image", []
             ),
             ("{\"Program\": \"prover\", \"Args\": [\"\"]}", "cannot store an empty string", []),
-            ("{\"Program\": \"prover\"", "is not valid JSON", [])
+            ("{\"Program\": \"prover\"", "unexpected end of JSON input", [])
         ]
         try sandbox.write("workspace", Data("a file".utf8))
         for (text, message, more) in cases {

@@ -160,6 +160,8 @@ public final class NanosBackend: ImageBackend {
             manifest: settings.manifest, release: prepared.release, options: options, scratch: scratch)
     }
 
+    public func notes(_ settings: Settings) -> [String] { settings.manifest.notes }
+
     public func preview(_ settings: Settings, input: BuildInput, kind: PreviewKind, scratch: ScratchDirectory) throws
         -> String?
     {

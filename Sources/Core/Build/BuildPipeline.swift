@@ -48,6 +48,7 @@ public struct BuildPipeline {
         let routed = try OptionRouting(elsewhere: registry.optionOwners(except: [backend.name] + request.accelerators))
             .route(request.options, to: parties)
         let settings = try backend.settings(from: routed[0])
+        for note in backend.notes(settings) { logger.warning("\(note)") }
         var jobs: [AcceleratorJob] = []
         for (index, accelerator) in accelerators.enumerated() {
             jobs.append(try AcceleratorJob.make(accelerator, options: routed[index + 1], target: backend.targetKind))

@@ -105,6 +105,9 @@ public protocol ImageBackend: AnyObject {
     var optionKeys: [String]? { get }
 
     func settings(from options: BuildOptions) throws -> Settings
+    /// Warnings about the settings themselves (a config file that another tool would read the same way,
+    /// but silently), shown once before any work.
+    func notes(_ settings: Settings) -> [String]
     /// Checks the input against the settings before any work is done; throws a `UserFacingError`.
     func validate(_ settings: Settings, input: BuildInput) throws
     /// The image path when `-o` is not given; nil means `PROGRAM.img` or `image.img`.
@@ -119,6 +122,7 @@ public protocol ImageBackend: AnyObject {
 }
 
 extension ImageBackend {
+    public func notes(_ settings: Settings) -> [String] { [] }
     public func validate(_ settings: Settings, input: BuildInput) throws {}
     public func defaultOutput(_ settings: Settings, input: BuildInput) throws -> String? { nil }
     public func preview(_ settings: Settings, input: BuildInput, kind: PreviewKind, scratch: ScratchDirectory) throws

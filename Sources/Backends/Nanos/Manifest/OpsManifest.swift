@@ -1,9 +1,10 @@
 import Core
 import Foundation
 
-/// An ops config file (`ops build -c manifest.json`), read strictly: unknown keys are errors naming
-/// the key, where it is and the closest valid key; type errors name the key and the type expected.
-/// Keys are case-sensitive (ops folds case; a manifest that relies on that is reported, not guessed).
+/// An ops config file (`ops build -c manifest.json`), read as ops reads it (`OpsConfigDecoder`: Go's
+/// encoding/json rules): unknown keys and type errors are errors naming the key, where it is and the
+/// closest valid key; what ops accepts silently (a key in the wrong case, a key given twice, text after
+/// the object) is accepted with the same result and a note.
 public struct OpsManifest: Sendable {
     public var program: String?
     public var args: [String] = []
@@ -30,6 +31,8 @@ public struct OpsManifest: Sendable {
     public var directory: String
     /// For messages.
     public var path: String
+    /// What ops accepts without a word but a user should hear about, each naming its line.
+    public var notes: [String] = []
 
     public struct RunConfig: Sendable, Equatable {
         public var cpus: Int?
@@ -63,29 +66,11 @@ public struct OpsManifest: Sendable {
         return parts
     }
 
-    /// Every key ops' `types.Config` has. Those gvlt acts on are `used`; the rest are accepted because
-    /// they describe packages or clouds and change nothing in the image, or refused when they would.
-    static let used = [
-        "Program", "Args", "Env", "Dirs", "Files", "MapDirs", "Mounts", "Klibs", "KlibDir", "ManifestPassthrough",
-        "RebootOnExit", "BaseVolumeSz", "NameServers", "TargetRoot", "Boot", "Kernel", "NanosVersion", "RunConfig",
-        "Debugflags", "NoTrace", "CloudConfig"
-    ]
-    static let inert = [
-        "Version", "Language", "Description", "Force", "DisableArgsCopy", "BuildDir", "LocalFilesParentDirectory",
-        "ProgramPath", "VolumesDir", "home", "PackageBaseURL", "PackageManifestURL", "TargetConfig"
-    ]
+    /// Keys of ops' Config that ask for what gvlt does not build.
     static let refusedWhenSet = [
         "Uefi": "UEFI images", "UefiBoot": "UEFI images", "TFSv4": "TFS version 4 images",
         "NightlyBuild": "nightly Nanos releases (pass the release with --nanos-dir)"
     ]
-    static let runConfigKeys = [
-        "Accel", "AtExit", "Bridged", "BridgeIPAddress", "BridgeName", "CanIPForward", "CPUs", "GPUs", "GPUType",
-        "Debug", "Gateway", "GdbPort", "ImageName", "InstanceGroup", "InstanceName", "IPAddress", "IPv6Address",
-        "Kernel", "Memory", "Mgmt", "Vga", "Mounts", "AttachVolumeOnInstanceCreate", "NetMask", "Nics", "Background",
-        "Ports", "QMP", "ShowDebug", "ShowErrors", "ShowWarnings", "JSON", "TapName", "UDPPorts", "Verbose",
-        "VolumeSizeInGb", "ThreadsPerCore"
-    ]
-
     public init(directory: String = FileManager.default.currentDirectoryPath, path: String = "manifest") {
         self.directory = directory
         self.path = path
@@ -100,18 +85,9 @@ public struct OpsManifest: Sendable {
     public init(data: Data, path: String) throws {
         self.init(
             directory: URL(fileURLWithPath: path).deletingLastPathComponent().standardizedFileURL.path, path: path)
-        let text = String(decoding: data, as: UTF8.self)
-        let value = try JSONValue.parse(data, what: "manifest \(path)")
-        guard case .object(let fields) = value else {
-            throw InputError(
-                "manifest \(path): expected a JSON object at the top, found \(value.typeName)",
-                hint: "an ops config is {\"Program\": …}")
-        }
-        let known = Self.used + Self.inert + Array(Self.refusedWhenSet.keys)
-        for key in fields.keys.sorted() where !known.contains(key) {
-            throw unknownKey(
-                key, in: text, allowed: Self.used + Array(Self.refusedWhenSet.keys) + Self.inert, section: nil)
-        }
+        let decoded = try OpsConfigDecoder.decode(data, where: "manifest \(path)")
+        let fields = decoded.fields
+        notes = decoded.notes.map(\.text)
         for (key, what) in Self.refusedWhenSet.sorted(by: { $0.key < $1.key }) {
             switch fields[key] {
             case nil, .null?, .bool(false)?, .string("")?: continue
@@ -121,7 +97,10 @@ public struct OpsManifest: Sendable {
                     hint: "remove \(key) from the manifest")
             }
         }
-        func location(_ key: String) -> String { "manifest \(path)\(Self.lineColumn(of: key, in: text)): \(key)" }
+        func location(_ key: String) -> String {
+            let position = decoded.positions[key].map { " (line \($0.line), column \($0.column))" } ?? ""
+            return "manifest \(path)\(position): \(key)"
+        }
         func string(_ key: String) throws -> String? {
             switch fields[key] {
             case nil, .null?: return nil
@@ -212,9 +191,6 @@ public struct OpsManifest: Sendable {
         switch fields["RunConfig"] {
         case nil, .null?: break
         case .object(let items)?:
-            for key in items.keys.sorted() where !Self.runConfigKeys.contains(key) {
-                throw unknownKey(key, in: text, allowed: Self.runConfigKeys, section: "RunConfig")
-            }
             func runInt(_ key: String) throws -> Int? {
                 switch items[key] {
                 case nil, .null?: return nil
@@ -246,35 +222,6 @@ public struct OpsManifest: Sendable {
             }
         case let other?: throw InputError("\(location("RunConfig")) must be an object, not a \(other.typeName)")
         }
-    }
-
-    func unknownKey(_ key: String, in text: String, allowed: [String], section: String?) -> Error {
-        let suggestion = Suggestions.closest(to: key, in: allowed).map { "did you mean `\($0)`? " } ?? ""
-        return InputError(
-            "manifest \(path)\(Self.lineColumn(of: key, in: text)): unknown key `\(section.map { $0 + "." } ?? "")\(key)`",
-            hint:
-                "\(suggestion)keys are case-sensitive; valid keys\(section.map { " in " + $0 } ?? ""): \(allowed.joined(separator: ", "))"
-        )
-    }
-
-    /// ` (line L, column C)` of the first `"key":` in the text, for messages.
-    static func lineColumn(of key: String, in text: String) -> String {
-        let needle = "\"\(key)\""
-        var searchStart = text.startIndex
-        while let range = text.range(of: needle, range: searchStart..<text.endIndex) {
-            let rest = text[range.upperBound...].drop { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" }
-            if rest.first == ":" {
-                let before = text[..<range.lowerBound]
-                let line = before.filter { $0 == "\n" }.count + 1
-                let column =
-                    before.distance(
-                        from: before.lastIndex(of: "\n").map { before.index(after: $0) } ?? before.startIndex,
-                        to: before.endIndex) + 1
-                return " (line \(line), column \(column))"
-            }
-            searchStart = range.upperBound
-        }
-        return ""
     }
 
     /// ops' TFS writer takes strings, lists of strings and objects of those; numbers and booleans fail
