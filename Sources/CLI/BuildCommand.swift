@@ -7,23 +7,34 @@ struct BuildCommand: ParsableCommand {
         commandName: "build",
         abstract: "Build a bootable VM image with the chosen backend.",
         discussion: """
-            Data flows one way: the source becomes a root tree and a run spec, accelerators add to it, and
-            the backend writes the image. Backends and accelerators are chosen by name from the registry
-            (`gvlt backends`).
+            Data flows one way: the source becomes a root tree and a run spec, accelerators add to it, \
+            and the backend writes the image. Backends and accelerators are chosen by name from the \
+            registry (`gvlt backends`).
 
-            A build config file (--config, YAML or JSON) may set any of: backend, container, containerfile,
-            context, build-arg, rootfs-dir, platform, storage-driver, output, accel, force, json, program,
-            options. Its keys mirror the flags, flags win, and its relative paths are relative to the file.
+            Without --backend, the backend follows from the input when that is unambiguous: an ELF \
+            program means nanos (as `ops build PROGRAM` does), --container, --containerfile or \
+            --rootfs-dir means linuxvm. The choice is printed once, and the --json report names it.
+
+            A build config file (--config, YAML or JSON) may set any of: backend, container, \
+            containerfile, context, build-arg, rootfs-dir, platform, storage-driver, output, accel, \
+            force, json, program, options. Its keys mirror the flags, flags win, and its relative \
+            paths are relative to the file.
 
             Examples:
-              gvlt build --backend linuxvm --container oci:./image:latest -o prover.img
-              gvlt build --backend linuxvm --rootfs-dir ./rootfs --kernel debian:6.1.0-56 -o prover.img
-              gvlt build --backend linuxvm --container docker-archive:img.tar --kernel-file ./bzImage \
-                  --kernel-modules ./lib/modules/6.1.0 --kernel-config ./config -o prover.img
+              gvlt build ./prover -c manifest.json
+              gvlt build ./prover -c manifest.json --nanos-dir ./nanos-0.1.51
+              gvlt build --container oci:./image:latest -o prover.img
+              gvlt build --rootfs-dir ./rootfs --kernel debian:6.1.0-56 -o prover.img
+              gvlt build --container docker-archive:img.tar --kernel-file ./bzImage \\
+                --kernel-modules ./lib/modules/6.1.0 --kernel-config ./config
               gvlt build --config build.yaml --force
             """)
 
-    @Option(name: .long, help: ArgumentHelp("Backend to build with (see `gvlt backends`).", valueName: "name"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Backend to build with (see `gvlt backends`); default: nanos for an ELF program, linuxvm for a container, Containerfile or root directory.",
+            valueName: "name"))
     var backend: String?
 
     @Argument(help: ArgumentHelp("The program, for backends that package a single ELF (nanos).", valueName: "program"))
@@ -70,16 +81,20 @@ struct BuildCommand: ParsableCommand {
 
     func run() throws {
         let file = try config.map(BuildConfigFile.init(path:)) ?? BuildConfigFile()
-        guard let backendName = backend ?? file.backend else {
-            throw InputError(
-                "no backend chosen", hint: "pass --backend NAME (see `gvlt backends`) or set `backend` in --config")
-        }
         let logger = global.makeLogger()
         let json = self.json || (file.json ?? false)
-        let registry = try loadRegistry()
-        let backend = try registry.backend(named: backendName)
         var source = self.source, linuxvm = self.linuxvm, nanos = self.nanos
         source.merge(file)
+        var inferred: BackendInference.Choice?
+        if backend == nil && file.backend == nil {
+            inferred = try BackendInference.infer(sourceFlags: source.givenFlags, program: program ?? file.program)
+        }
+        let backendName = backend ?? file.backend ?? inferred!.backend
+        if let inferred, !global.quiet {
+            FileHandle.standardError.write(Data("backend: \(inferred.backend) (from \(inferred.reason))\n".utf8))
+        }
+        let registry = try loadRegistry()
+        let backend = try registry.backend(named: backendName)
         try shortFlags.apply(
             takesProgram: !backend.capabilities.takesRootTree, source: &source, linuxvm: &linuxvm, nanos: &nanos)
         // Later wins: the config file's options, then --option, then the flags.
@@ -95,13 +110,14 @@ struct BuildCommand: ParsableCommand {
         if nvidiaDrivers && !accelerators.contains("nvidia") { accelerators.append("nvidia") }
         let jobs = global.jobs ?? ProcessInfo.processInfo.activeProcessorCount
         guard jobs >= 1 else { throw InputError("--jobs must be at least 1") }
-        let request = BuildRequest(
+        var request = BuildRequest(
             backend: backend.name,
             source: backend.capabilities.takesRootTree || !source.isEmpty ? try source.makeSource() : nil,
             program: program ?? file.program, accelerators: accelerators, options: options,
             output: output ?? file.output,
             force: force || (file.force ?? false), previews: nanos.previews, jobs: jobs,
             platform: try Platform(parsing: source.platform), maximumExpandedSize: try source.maximumExpandedSize())
+        request.backendInferredFrom = inferred?.reason
         let pipeline = BuildPipeline(
             registry: registry, progress: .automatic(quiet: global.quiet || json), logger: logger,
             cache: CacheDirectory.resolve(override: global.cacheDir))

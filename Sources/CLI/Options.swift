@@ -98,6 +98,14 @@ struct SourceOptions: ParsableArguments {
 
     var isEmpty: Bool { container == nil && containerfile == nil && rootfsDir == nil }
 
+    /// The source flags given, for backend inference.
+    var givenFlags: [String] {
+        [
+            container.map { _ in "--container" }, containerfile.map { _ in "--containerfile" },
+            rootfsDir.map { _ in "--rootfs-dir" }
+        ].compactMap { $0 }
+    }
+
     /// Fills unset options from a build config file; flags win.
     mutating func merge(_ config: BuildConfigFile) {
         container = container ?? config.container

@@ -451,6 +451,42 @@ final class NanosBuildTests: XCTestCase {
             try Data(contentsOf: URL(fileURLWithPath: sandbox.path("canonical.img"))))
     }
 
+    /// ops' own line with gvlt's name: an ELF program means nanos, said once and in the report.
+    func testTheBackendIsInferredFromAnELFProgram() throws {
+        let sandbox = try Sandbox()
+        try prepare(sandbox)
+        try sandbox.write("m.json", Data(Self.proverJSON.utf8))
+        let named = try build(sandbox, ["prover", "-c", "m.json", "-o", "named.img"])
+        XCTAssertEqual(named.status, 0, named.stderr)
+        XCTAssertFalse(named.stderr.contains("backend:"), named.stderr)
+        let inferred = try GvltBinary.run(
+            ["build", "prover", "-c", "m.json", "--nanos-dir", "release", "-o", "inferred.img", "--json"], in: sandbox)
+        XCTAssertEqual(inferred.status, 0, inferred.stderr)
+        XCTAssertEqual(
+            inferred.stderr.components(separatedBy: "backend: nanos (from an ELF program)\n").count, 2, inferred.stderr)
+        let report = try JSONSerialization.jsonObject(with: Data(inferred.stdout.utf8)) as? [String: Any]
+        XCTAssertEqual(report?["backend"] as? String, "nanos")
+        XCTAssertEqual(report?["backendInferredFrom"] as? String, "an ELF program")
+        XCTAssertEqual(
+            try Data(contentsOf: URL(fileURLWithPath: sandbox.path("inferred.img"))),
+            try Data(contentsOf: URL(fileURLWithPath: sandbox.path("named.img"))))
+
+        try sandbox.write("script.sh", Data("#!/bin/sh\n".utf8))
+        for (arguments, message) in [
+            (["script.sh"], "script.sh is not an ELF program, which would mean nanos"),
+            (["prover", "--rootfs-dir", "."], "both a program (prover) and --rootfs-dir are given"),
+            ([], "no backend chosen"), (["missing"], "program missing does not exist")
+        ] {
+            let refused = try GvltBinary.run(["build"] + arguments, in: sandbox)
+            XCTAssertEqual(refused.status, 1, "\(arguments): \(refused.stderr)")
+            XCTAssertTrue(refused.stderr.contains(message), "\(arguments): \(refused.stderr)")
+            XCTAssertTrue(refused.stderr.contains("--backend nanos or --backend linuxvm") || arguments == ["missing"])
+        }
+        let container = try GvltBinary.run(["build", "--container", "oci:nowhere"], in: sandbox)
+        XCTAssertNotEqual(container.status, 0)
+        XCTAssertTrue(container.stderr.hasPrefix("backend: linuxvm (from --container)\n"), container.stderr)
+    }
+
     func testBadManifestsAreClearErrorsAndWriteNothing() throws {
         let sandbox = try Sandbox()
         try prepare(sandbox)
@@ -484,7 +520,7 @@ final class NanosBuildTests: XCTestCase {
             ),
             (
                 "{\"Program\": \"prover\", \"ManifestPassthrough\": {\"readonly_rootfs\": true}}",
-                "is the boolean true", ["write \"true\""]
+                "is the boolean true", ["write \"t\", Nanos' own spelling of true"]
             ),
             ("{\"Env\": {}}", "needs a program", []),
             ("{\"Program\": \"missing-program\"}", "does not exist", []),

@@ -107,6 +107,7 @@ public struct BuildPipeline {
             resources[item.accelerator] = item.contribution.resources
         }
         if !resources.isEmpty { report.resources = resources }
+        report.backendInferredFrom = request.backendInferredFrom
         return .built(report)
     }
 

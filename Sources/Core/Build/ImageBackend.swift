@@ -160,6 +160,8 @@ public struct BuildReport: Codable, Sendable {
     public var steps: [Step]
     /// What the accelerators said the run needs from the host (e.g. `gpus`), by accelerator.
     public var resources: [String: [String: String]]?
+    /// Why this backend, when `--backend` was not given ("an ELF program", "--container").
+    public var backendInferredFrom: String?
 
     public init(backend: String, output: String, sha256: String, bytes: Int64, steps: [Step]) {
         self.backend = backend

@@ -236,7 +236,9 @@ public struct OpsManifest: Sendable {
         case .bool(let flag):
             throw InputError(
                 "\(location) is the boolean \(flag); Nanos manifest values are strings",
-                hint: "write \"\(flag)\" (ops writes the same)")
+                hint: flag
+                    ? "write \"t\", Nanos' own spelling of true"
+                    : "leave the key out: Nanos reads an absent key as false")
         case .number(let number):
             throw InputError(
                 "\(location) is the number \(number); Nanos manifest values are strings",
