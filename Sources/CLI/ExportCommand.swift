@@ -47,12 +47,16 @@ struct ExportCommand: ParsableCommand {
 
     func run() throws {
         let logger = global.makeLogger()
-        let progress = ProgressReporter.automatic(quiet: global.quiet || json)
+        // Progress is on stderr, so --json keeps it: stdout holds only the report.
+        let progress = ProgressReporter.automatic(quiet: global.quiet)
         let source = try self.source.makeSource()
         try OutputPrecheck.check(output, force: force)
         let context = try self.source.makeContext(global: global, progress: progress, logger: logger)
         defer { context.scratch.remove() }
-        let image = try source.load(context)
+        let overrides = try self.source.runOverrides()
+        var image = try source.load(context)
+        // The run spec of the --json report follows the same flags as a build's.
+        image.runSpec = overrides.apply(to: image.runSpec)
         let exported = try TarExporter().export(image.tree, to: output, force: force, progress: progress)
         for socket in exported.skippedSockets {
             logger.warning("\(socket) is a socket; tar cannot hold sockets, so it was left out")

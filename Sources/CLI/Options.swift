@@ -76,6 +76,43 @@ struct SourceOptions: ParsableArguments {
     @Option(
         name: .long,
         help: ArgumentHelp(
+            "The program to run, replacing the image's Entrypoint (and its Cmd, unless --cmd is given): a JSON array or one path.",
+            valueName: "command"))
+    var entrypoint: String?
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "The arguments after the entrypoint, replacing the image's Cmd: a JSON array or one word.",
+            valueName: "args"))
+    var cmd: String?
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Set an environment variable in the image's run config (repeatable).", valueName: "key=value"))
+    var env: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("The program's working directory.", valueName: "dir"))
+    var workdir: String?
+
+    @Option(name: .long, help: ArgumentHelp("The user the program runs as (name, uid or uid:gid).", valueName: "user"))
+    var user: String?
+
+    /// The run-config flags as overrides of the source's own.
+    func runOverrides() throws -> RunOverrides {
+        RunOverrides(
+            entrypoint: try entrypoint.map { try RunOverrides.words($0, flag: "--entrypoint") },
+            cmd: try cmd.map { try RunOverrides.words($0, flag: "--cmd") },
+            env: try env.map {
+                let (key, value) = try keyValue($0, flag: "--env", hint: "e.g. --env RUST_LOG=info")
+                return RunSpec.EnvVar(key: key, value: value)
+            }, workingDir: workdir, user: user)
+    }
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
             "Most an image's layers may expand to (default: 4× their stored size plus 1 GiB, and no layer past 100×).",
             valueName: "size"))
     var maxExpandedSize: String?

@@ -30,6 +30,7 @@ final class LinuxVMImageTests: XCTestCase {
             int main(int argc, char **argv) {
                 printf("prover says: %s\\n", argc > 1 ? argv[1] : "");
                 printf("MODE=%s KEEP=%s\\n", getenv("MODE") ? getenv("MODE") : "-", getenv("KEEP") ? getenv("KEEP") : "-");
+                printf("PATH=%s HOME=%s\\n", getenv("PATH") ? getenv("PATH") : "-", getenv("HOME") ? getenv("HOME") : "-");
                 fflush(stdout);
                 if (argc > 1 && strcmp(argv[1], "kill") == 0) raise(SIGKILL);
                 if (argc > 1 && strcmp(argv[1], "hang") == 0) for (;;) pause();
@@ -291,6 +292,76 @@ final class LinuxVMImageTests: XCTestCase {
         XCTAssertEqual(failing.status, 5, failing.stderr)
     }
 
+    /// An image that sets no PATH or HOME (podman import, a bare rootfs) gets what podman, docker and
+    /// containerd would give it: the default PATH, and HOME from the user's passwd entry.
+    func testAnImageWithoutPathOrHomeGetsTheContainerRuntimeDefaults() throws {
+        let sandbox = try Sandbox()
+        let (_, program) = try Self.built.get()
+        let layout = try OCILayoutBuilder(directory: sandbox.path("img"))
+        try layout.writeIndex([
+            try layout.image(
+                [
+                    LayerFixture([
+                        .dir("usr"), .dir("usr/bin"), TarMember("usr/bin/prover", .file(program), mode: 0o755),
+                        .dir("etc"),
+                        .file("etc/passwd", "root:x:0:0:root:/root:/bin/sh\nprover:x:1000:1000::/home/prover:/bin/sh\n")
+                    ])
+                ],
+                config: ["Entrypoint": ["/usr/bin/prover"], "Cmd": ["bare"], "User": "1000"])
+        ])
+        let built = try Self.build(sandbox, output: "bare.img")
+        XCTAssertEqual(built.status, 0, built.stderr)
+        let inspected = try GvltBinary.run(["inspect", "bare.img", "--json"], in: sandbox)
+        let report = try JSONSerialization.jsonObject(with: Data(inspected.stdout.utf8)) as? [String: Any]
+        XCTAssertTrue(
+            (report?["bakedConfig"] as? String ?? "").contains(
+                "  - {key: \"PATH\", value: \"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\"}\n  - {key: \"HOME\", value: \"/home/prover\"}\n"
+            ), inspected.stdout)
+        let (_, console, _) = try Self.boot(
+            sandbox.path("bare.img"), sandbox: sandbox,
+            workerConfig: """
+                version: 1.1.0
+                debug-exit: {arch: x86, iobase: 0xf4, iosize: 0x4, success-code: 0x3}
+                """, input: nil)
+        XCTAssertTrue(console.contains("prover says: bare"), console)
+        XCTAssertTrue(
+            console.contains("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/home/prover"),
+            console)
+    }
+
+    /// A root directory has no config; --entrypoint, --cmd and --env give it one, and without them the
+    /// build warns and names the flags.
+    func testARootDirectoryBootsWithTheRunConfigFlags() throws {
+        let sandbox = try Sandbox()
+        let (initBinary, program) = try Self.built.get()
+        try sandbox.write("root/usr/bin/prover", program)
+        chmod(sandbox.path("root/usr/bin/prover"), 0o755)
+        let common = [
+            "build", "--rootfs-dir", "root", "--init-binary", initBinary, "--cache-dir", Self.kernelCache
+        ]
+        let bare = try GvltBinary.run(common + ["-o", "bare.img"], in: sandbox, timeout: 600)
+        XCTAssertEqual(bare.status, 0, bare.stderr)
+        XCTAssertTrue(bare.stderr.contains("backend: linuxvm (from --rootfs-dir)"), bare.stderr)
+        XCTAssertTrue(bare.stderr.contains("names no command to run"), bare.stderr)
+        XCTAssertTrue(bare.stderr.contains("pass --entrypoint (and --cmd)"), bare.stderr)
+
+        let given = try GvltBinary.run(
+            common + [
+                "-o", "given.img", "--entrypoint", "/usr/bin/prover", "--cmd", "[\"from-flags\"]", "--env", "MODE=flag"
+            ], in: sandbox, timeout: 600)
+        XCTAssertEqual(given.status, 0, given.stderr)
+        XCTAssertFalse(given.stderr.contains("names no command"), given.stderr)
+        let (status, console, _) = try Self.boot(
+            sandbox.path("given.img"), sandbox: sandbox,
+            workerConfig: """
+                version: 1.1.0
+                debug-exit: {arch: x86, iobase: 0xf4, iosize: 0x4, success-code: 0x3}
+                """, input: nil)
+        XCTAssertTrue(console.contains("prover says: from-flags"), console)
+        XCTAssertTrue(console.contains("MODE=flag KEEP=-"), console)
+        XCTAssertEqual(status, 3, console)
+    }
+
     func testInspectReportsWhatTheImageHolds() throws {
         let sandbox = try Sandbox()
         let image = try Self.runImage.get()
@@ -309,6 +380,12 @@ final class LinuxVMImageTests: XCTestCase {
         XCTAssertEqual(
             report["initSHA256"] as? String, TarBuilder.sha256(try Data(contentsOf: URL(fileURLWithPath: initBinary))))
         XCTAssertTrue((report["bakedConfig"] as? String ?? "").contains("command: \"/usr/bin/prover\""), "\(report)")
+        // The image's own PATH stays; the HOME it lacks is added, as a container runtime would.
+        XCTAssertTrue(
+            (report["bakedConfig"] as? String ?? "").contains(
+                "  - {key: \"PATH\", value: \"/usr/bin\"}\n  - {key: \"MODE\", value: \"image\"}\n  - {key: \"KEEP\", value: \"yes\"}\n  - {key: \"HOME\", value: \"/\"}\n"
+            ),
+            "\(report)")
 
         try sandbox.write("not-an-image", Data(repeating: 7, count: 4096))
         let bad = try GvltBinary.run(["inspect", "not-an-image"], in: sandbox)

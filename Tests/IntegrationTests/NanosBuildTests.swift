@@ -467,6 +467,8 @@ final class NanosBuildTests: XCTestCase {
         let report = try JSONSerialization.jsonObject(with: Data(inferred.stdout.utf8)) as? [String: Any]
         XCTAssertEqual(report?["backend"] as? String, "nanos")
         XCTAssertEqual(report?["backendInferredFrom"] as? String, "an ELF program")
+        // --json keeps stdout for the report; progress still goes to stderr.
+        XCTAssertTrue(inferred.stderr.contains("writing inferred.img"), inferred.stderr)
         XCTAssertEqual(
             try Data(contentsOf: URL(fileURLWithPath: sandbox.path("inferred.img"))),
             try Data(contentsOf: URL(fileURLWithPath: sandbox.path("named.img"))))

@@ -351,8 +351,10 @@ public final class LinuxVMBackend: ImageBackend {
                     hint: "drop --init, or drop --accel \(accelerator)")
             }
         }
+        // PATH and HOME as container runtimes give them, decided here so that inspect shows them.
+        let spec = RuntimeDefaults.apply(to: image.runSpec, passwd: image.tree.smallText(at: "etc/passwd"))
         var config = RuntimeConfigFile.baked(
-            from: image.runSpec, extraEnv: extraEnv, kernelModules: guestModules, mounts: settings.mounts,
+            from: spec, extraEnv: extraEnv, kernelModules: guestModules, mounts: settings.mounts,
             gevulotRuntime: settings.gevulotRuntime)
         if !settings.defaultMounts { config.defaultMounts = false }
         try ImageRoot.complete(image.tree, init: initBinary, config: config, mtime: mtime, scratch: scratch)

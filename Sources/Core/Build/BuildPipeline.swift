@@ -82,7 +82,14 @@ public struct BuildPipeline {
             let context = SourceContext(
                 scratch: scratch, progress: progress, logger: logger, jobs: request.jobs, platform: request.platform,
                 maximumExpandedSize: request.maximumExpandedSize)
-            input = .rootTree(try source.load(context))
+            var image = try source.load(context)
+            image.runSpec = request.runOverrides.apply(to: image.runSpec)
+            if image.runSpec.command == nil {
+                logger.warning(
+                    "\(image.origin) names no command to run, and none is given: the image will not boot a program (the worker's config must give one); pass --entrypoint (and --cmd) to bake one in"
+                )
+            }
+            input = .rootTree(image)
             TestTrap.reach("source")
         } else {
             input = plannedInput

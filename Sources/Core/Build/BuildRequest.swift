@@ -21,6 +21,8 @@ public struct BuildRequest {
     public var platform: Platform
     /// `--max-expanded-size`: what an image's layers may expand to; nil for the default.
     public var maximumExpandedSize: Int64?
+    /// `--entrypoint`, `--cmd`, `--env`, `--workdir`, `--user`: applied to the source's run spec.
+    public var runOverrides = RunOverrides()
     /// Set when the backend was inferred rather than named; the report carries it.
     public var backendInferredFrom: String?
 

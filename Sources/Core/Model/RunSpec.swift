@@ -17,6 +17,9 @@ public struct RunSpec: Codable, Equatable, Sendable {
     public var env: [EnvVar]
     public var workingDir: String?
     public var user: String?
+    /// How many leading words of command + args came from the image's Entrypoint (the rest are its
+    /// Cmd), so that `--cmd` can replace only the Cmd. Not part of the baked config.
+    public var entrypointLength = 0
 
     public init(
         command: String? = nil, args: [String] = [], env: [EnvVar] = [], workingDir: String? = nil,
@@ -34,6 +37,7 @@ public struct RunSpec: Codable, Equatable, Sendable {
         let argv = (entrypoint ?? []) + (cmd ?? [])
         self.command = argv.first
         self.args = Array(argv.dropFirst())
+        self.entrypointLength = entrypoint?.count ?? 0
         self.env = (env ?? []).map { item in
             guard let eq = item.firstIndex(of: "=") else { return EnvVar(key: item, value: "") }
             return EnvVar(key: String(item[..<eq]), value: String(item[item.index(after: eq)...]))
