@@ -65,9 +65,10 @@ struct RunCommand: ParsableCommand {
     @OptionGroup var global: GlobalOptions
 
     func run() throws {
-        _ = global.makeLogger()
+        let logger = global.makeLogger()
         let task = try file.map(GevulotTask.init(path:))
         var request = RunRequest(image: try image ?? taskImage(task))
+        request.warn = { logger.warning("\($0)") }
         (request.task, request.taskFile) = (task, file)
         try program.apply(to: &request)
         try machine.apply(to: &request)

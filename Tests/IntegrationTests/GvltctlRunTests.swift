@@ -164,16 +164,49 @@ final class GvltctlRunTests: XCTestCase {
         XCTAssertTrue(fromTask.contains { $0.contains("file=disk.img,format=raw") }, "\(fromTask)")
         // gvltctl's short flags win over the task; --qemu-arg is one argument each, never split.
         let flags = try words([
-            "-f", "task.yaml", "-s", "3", "-m", "1G", "-g", "0000:01:00.0", "--qemu-arg", "-cpu", "--qemu-arg",
+            "-f", "task.yaml", "-s", "1", "-m", "1G", "-g", "0000:01:00.0", "--qemu-arg", "-cpu", "--qemu-arg",
             "max,+pdpe1gb",
             "--qemu-arg", "-name", "--qemu-arg", "two words", "--qemu-path", "/usr/bin/qemu-system-x86_64"
         ])
         XCTAssertEqual(flags.first, "/usr/bin/qemu-system-x86_64")
-        XCTAssertEqual(value(after: "-smp", in: flags), "3")
+        XCTAssertEqual(value(after: "-smp", in: flags), "1")
         XCTAssertEqual(value(after: "-m", in: flags), "1024M")
         XCTAssertEqual(value(after: "-cpu", in: flags), "max,+pdpe1gb")
         XCTAssertTrue(flags.joined(separator: " ").hasSuffix("-name 'two words'"), "\(flags)")
         XCTAssertTrue(flags.contains("vfio-pci,rombar=0,host=0000:01:00.0"), "\(flags)")
+    }
+
+    /// More CPUs or memory than the host has is a clear error before QEMU starts, or capped with --fit;
+    /// --gpu none runs a GPU task without its GPUs.
+    func testTaskResourcesBeyondTheHostAndGPUNone() throws {
+        let sandbox = try Sandbox()
+        try sandbox.write("disk.img", Data(count: 1 << 20))
+        try sandbox.write(
+            "big.yaml",
+            Data(
+                "kind: Task\nversion: v0\nspec:\n  image: disk.img\n  resources: {cpus: 1000, memory: 4TiB, gpus: 1}\n"
+                    .utf8))
+        let cpus = ProcessInfo.processInfo.activeProcessorCount
+        let refused = try GvltBinary.run(["run", "-f", "big.yaml", "--gpu", "none", "--accel", "tcg"], in: sandbox)
+        XCTAssertEqual(refused.status, 1, refused.stderr)
+        XCTAssertTrue(
+            refused.stderr.contains("big.yaml: resources.cpus is 1000, and this host has \(cpus) CPU"), refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("--fit"), refused.stderr)
+        let gpu = try GvltBinary.run(["run", "-f", "big.yaml", "--fit", "--print-qemu-command"], in: sandbox)
+        XCTAssertEqual(gpu.status, 1, gpu.stderr)
+        XCTAssertTrue(gpu.stderr.contains("the task's resources.gpus is 1"), gpu.stderr)
+        XCTAssertTrue(gpu.stderr.contains("ask for 0 GPUs"), gpu.stderr)
+        let fitted = try GvltBinary.run(
+            ["run", "-f", "big.yaml", "--fit", "--gpu", "none", "--print-qemu-command", "--accel", "tcg"], in: sandbox)
+        XCTAssertEqual(fitted.status, 0, fitted.stderr)
+        let words = fitted.stdout.trimmingCharacters(in: .whitespacesAndNewlines).components(separatedBy: " ")
+        XCTAssertEqual(words.firstIndex(of: "-smp").map { words[$0 + 1] }, "\(cpus)")
+        XCTAssertFalse(words.contains { $0.contains("vfio-pci") }, "\(words)")
+        XCTAssertTrue(
+            fitted.stderr.contains("resources.cpus is 1000; running with this host's \(cpus) (--fit)"), fitted.stderr)
+        XCTAssertTrue(fitted.stderr.contains("resources.memory is"), fitted.stderr)
+        let mixed = try GvltBinary.run(["run", "-f", "big.yaml", "--gpu", "none", "--gpu", "0000:01:00.0"], in: sandbox)
+        XCTAssertTrue(mixed.stderr.contains("--gpu none cannot be combined"), mixed.stderr)
     }
 
     func testTaskFileMistakesAndRemoteSourcesAreClearErrors() throws {

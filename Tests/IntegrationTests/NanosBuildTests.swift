@@ -368,9 +368,9 @@ final class NanosBuildTests: XCTestCase {
 
         // gvlt run for Nanos: a task's resources win over the manifest's RunConfig, flags over both;
         // what a Nanos image fixes at build time is refused.
-        try sandbox.write("run.json", Data(#"{"Program": "prover", "RunConfig": {"CPUs": 3, "Memory": "3g"}}"#.utf8))
+        try sandbox.write("run.json", Data(#"{"Program": "prover", "RunConfig": {"CPUs": 2, "Memory": "3g"}}"#.utf8))
         try sandbox.write(
-            "task.yaml", Data("kind: Task\nversion: v0\nspec:\n  resources: {cpus: 2, memory: 1GiB}\n".utf8))
+            "task.yaml", Data("kind: Task\nversion: v0\nspec:\n  resources: {cpus: 1, memory: 1GiB}\n".utf8))
         func qemu(_ arguments: [String]) throws -> [String] {
             let run = try GvltBinary.run(
                 ["run", "here.img", "--print-qemu-command", "--accel", "tcg", "-c", "run.json"] + arguments, in: sandbox
@@ -380,12 +380,12 @@ final class NanosBuildTests: XCTestCase {
         }
         func value(_ flag: String, _ words: [String]) -> String? { words.firstIndex(of: flag).map { words[$0 + 1] } }
         let manifestOnly = try qemu([])
-        XCTAssertEqual(value("-smp", manifestOnly), "3")
+        XCTAssertEqual(value("-smp", manifestOnly), "2")
         XCTAssertEqual(value("-m", manifestOnly), "3072M")
         let task = try qemu(["-f", "task.yaml"])
-        XCTAssertEqual(value("-smp", task), "2")
+        XCTAssertEqual(value("-smp", task), "1")
         XCTAssertEqual(value("-m", task), "1024M")
-        XCTAssertEqual(value("-smp", try qemu(["-f", "task.yaml", "-s", "4"])), "4")
+        XCTAssertEqual(value("-smp", try qemu(["-f", "task.yaml", "-s", "2"])), "2")
         try sandbox.write("cmd.yaml", Data("kind: Task\nversion: v0\nspec:\n  command: [/x]\n".utf8))
         let refused = try GvltBinary.run(["run", "here.img", "-f", "cmd.yaml", "--print-qemu-command"], in: sandbox)
         XCTAssertTrue(refused.stderr.contains("the task's command is for Linux VM images"), refused.stderr)
@@ -649,8 +649,8 @@ final class NanosBuildTests: XCTestCase {
             XCTAssertTrue(line.stdout.contains(part), "\(part) missing from: \(line.stdout)")
         }
         let overridden = try GvltBinary.run(
-            ["run", "prover.img", "-c", "m.json", "--smp", "3", "--mem", "1G", "--print-qemu-command"], in: sandbox)
-        XCTAssertTrue(overridden.stdout.contains("-smp 3") && overridden.stdout.contains("-m 1024M"), overridden.stdout)
+            ["run", "prover.img", "-c", "m.json", "--smp", "1", "--mem", "1G", "--print-qemu-command"], in: sandbox)
+        XCTAssertTrue(overridden.stdout.contains("-smp 1") && overridden.stdout.contains("-m 1024M"), overridden.stdout)
         let linuxOnly = try GvltBinary.run(["run", "prover.img", "--input", "m.json:m.json"], in: sandbox)
         XCTAssertEqual(linuxOnly.status, 1)
         XCTAssertTrue(linuxOnly.stderr.contains("--input is for Linux VM images"), linuxOnly.stderr)

@@ -29,8 +29,13 @@ struct MachineFlags: ParsableArguments {
 
     @Option(
         name: [.customShort("g"), .long],
-        help: ArgumentHelp("Pass a host GPU by PCI address with vfio-pci (repeatable).", valueName: "pci"))
+        help: ArgumentHelp(
+            "Pass a host GPU by PCI address with vfio-pci (repeatable); `none` runs without the GPUs the task or manifest asks for.",
+            valueName: "pci"))
     var gpu: [String] = []
+
+    @Flag(help: "Cap CPUs and memory that exceed the host's at what it has, with a warning, instead of refusing.")
+    var fit = false
 
     @Option(
         name: [.customLong("qemu-arg"), .customLong("qemu")], parsing: .unconditionalSingleValue,
@@ -50,7 +55,13 @@ struct MachineFlags: ParsableArguments {
         request.timeout = timeout
         request.cpus = smp
         request.memory = mem
-        request.gpus = gpu
+        if gpu.contains("none") {
+            guard gpu == ["none"] else { throw InputError("--gpu none cannot be combined with GPU addresses") }
+            request.withoutGPUs = true
+        } else {
+            request.gpus = gpu
+        }
+        request.fit = fit
         request.qemuArguments = qemu
         request.qemuPath = qemuPath
     }

@@ -31,6 +31,37 @@ public struct RunRequest {
     public var storeStderr = false
     /// Options of one runner, by key (`volume`, `manifest`), with where they were written.
     public var options = BuildOptions()
+    /// `--fit`: cap CPUs and memory past the host's, with a warning, instead of refusing.
+    public var fit = false
+    /// `--gpu none`: run without the GPUs the task asks for (a smoke test on a host without them).
+    public var withoutGPUs = false
+    /// What the host has; replaced in tests.
+    public var host = HostFit()
+    /// Where warnings about the run go (the CLI's logger).
+    public var warn: @Sendable (String) -> Void = { FileHandle.standardError.write(Data("warning: \($0)\n".utf8)) }
+
+    /// Where the CPU count came from, for messages.
+    public var cpuOrigin: String {
+        if cpus != nil { return "--smp" }
+        if task?.millicores != nil { return "\(taskFile ?? "the task"): resources.cpus" }
+        return "the CPU count"
+    }
+
+    /// Where the memory came from, for messages.
+    public var memoryOrigin: String {
+        if memory != nil { return "--mem" }
+        if task?.memoryBytes != nil { return "\(taskFile ?? "the task"): resources.memory" }
+        return "the memory size"
+    }
+
+    /// CPUs and memory checked against the host (see `HostFit`).
+    public func fitted(cpus: Int, cpuOrigin: String? = nil, memory: String, memoryOrigin: String? = nil) throws -> (
+        cpus: Int, memory: String
+    ) {
+        try host.check(
+            cpus: cpus, from: cpuOrigin ?? self.cpuOrigin, memory: memory, from: memoryOrigin ?? self.memoryOrigin,
+            fit: fit, warn: warn)
+    }
 
     public init(image: String) {
         self.image = image
@@ -74,7 +105,7 @@ public struct RunRequest {
     }
 
     /// Whole GPUs the task asks for.
-    public var taskGPUs: Int? { task?.gpuMillicores.map { ($0 + 999) / 1000 } }
+    public var taskGPUs: Int? { withoutGPUs ? nil : task?.gpuMillicores.map { ($0 + 999) / 1000 } }
 
     /// The GPUs to pass: `--gpu`'s, checked before QEMU starts (unless `checking` is off, for
     /// `--print-qemu-command`); or, when `wanted` GPUs are asked for (by `source`) and `--gpu` gives

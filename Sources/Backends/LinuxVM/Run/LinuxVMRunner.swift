@@ -43,8 +43,8 @@ public final class LinuxVMRunner: ImageRunning, ImageInspecting {
             run.args = run.command != nil || !chosen.isEmpty ? chosen : nil
         }
         run.timeout = try request.timeoutSeconds()
-        run.cpus = try request.cpuCount() ?? 1
-        run.memory = try request.memoryArgument() ?? "512M"
+        (run.cpus, run.memory) = try request.fitted(
+            cpus: try request.cpuCount() ?? 1, memory: try request.memoryArgument() ?? "512M")
         run.accel = request.accel
         run.gpus = try request.passthroughGPUs(
             wanted: request.taskGPUs ?? 0, from: "the task's resources.gpus", checking: checking)

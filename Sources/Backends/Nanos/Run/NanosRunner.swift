@@ -67,9 +67,16 @@ public final class NanosRunner: ImageRunning, ImageInspecting, ImageExtracting {
         } else if let text = manifest?.run.memory, let bytes = OpsManifest.parseSize(text) {
             run.memory = "\(max(1, bytes >> 20))M"
         }
+        (run.cpus, run.memory) = try request.fitted(
+            cpus: run.cpus,
+            cpuOrigin: request.cpus == nil && request.task?.millicores == nil && manifest?.run.cpus != nil
+                ? "\(manifestPath ?? "the manifest"): RunConfig.CPUs" : nil,
+            memory: run.memory,
+            memoryOrigin: request.memory == nil && request.task?.memoryBytes == nil && manifest?.run.memory != nil
+                ? "\(manifestPath ?? "the manifest"): RunConfig.Memory" : nil)
         let wanted =
             request.taskGPUs.map { ($0, "the task's resources.gpus") } ?? (
-                manifest?.run.gpus ?? 0, "the manifest's RunConfig.GPUs"
+                request.withoutGPUs ? 0 : manifest?.run.gpus ?? 0, "the manifest's RunConfig.GPUs"
             )
         run.gpus = try request.passthroughGPUs(wanted: wanted.0, from: wanted.1, checking: checking)
         run.extraQEMUArguments = request.qemuArguments
