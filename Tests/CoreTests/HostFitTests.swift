@@ -27,7 +27,9 @@ final class HostFitTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("--mem is 9216M (9216 MiB), and this host has 8192 MiB of memory"), "\($0)")
         }
         var warnings: [String] = []
-        let capped = try host.check(cpus: 1000, from: "c", memory: "4194304M", from: "m", fit: true) { warnings.append($0) }
+        let capped = try host.check(cpus: 1000, from: "c", memory: "4194304M", from: "m", fit: true) {
+            warnings.append($0)
+        }
         XCTAssertEqual(capped.cpus, 2)
         XCTAssertEqual(capped.memory, "7168M", "a quarter, at most 1 GiB, stays with the host")
         XCTAssertEqual(warnings.count, 2)

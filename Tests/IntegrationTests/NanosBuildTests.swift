@@ -489,6 +489,21 @@ final class NanosBuildTests: XCTestCase {
         XCTAssertTrue(container.stderr.hasPrefix("backend: linuxvm (from --container)\n"), container.stderr)
     }
 
+    /// Current Nanos cannot load a klib past 2 MiB (one contiguous allocation); the build says so.
+    func testAKlibPastTwoMiBIsWarnedAbout() throws {
+        let sandbox = try Sandbox()
+        try prepare(sandbox)
+        try sandbox.write("release/klibs/big", Data(count: (2 << 20) + 1))
+        try sandbox.write("m.json", Data(#"{"Program": "prover", "Klibs": ["big"]}"#.utf8))
+        let result = try build(sandbox, ["-c", "m.json", "-o", "big.img"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertTrue(result.stderr.contains("warning: klib big"), result.stderr)
+        XCTAssertTrue(result.stderr.contains("is 2048 KiB; Nanos releases since December 2024"), result.stderr)
+        try sandbox.write("small.json", Data(#"{"Program": "prover", "Klibs": ["gpu_nvidia"]}"#.utf8))
+        let small = try build(sandbox, ["-c", "small.json", "-o", "small.img"])
+        XCTAssertFalse(small.stderr.contains("2 MiB"), small.stderr)
+    }
+
     func testBadManifestsAreClearErrorsAndWriteNothing() throws {
         let sandbox = try Sandbox()
         try prepare(sandbox)

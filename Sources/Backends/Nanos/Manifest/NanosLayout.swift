@@ -200,7 +200,13 @@ public struct NanosLayout {
                         hint: "set KlibDir to the directory holding \(name), or check the release's klibs/")
                 }
             }
-            try boot.set(["klib", name], TFSNode(.file(try Self.content(path, what: "klib \(name)"))), what: what)
+            let content = try Self.content(path, what: "klib \(name)")
+            if content.size > Self.klibLoadLimit {
+                warnings.append(
+                    "klib \(name) (\(path)) is \(content.size >> 10) KiB; Nanos releases since December 2024 read a klib into one physically contiguous buffer of at most 2 MiB, so they cannot load it (older releases can)"
+                )
+            }
+            try boot.set(["klib", name], TFSNode(.file(content)), what: what)
             klibPaths[name] = path
         }
         if !klibs.isEmpty { keys["klibs"] = .string("bootfs") }
@@ -219,6 +225,9 @@ public struct NanosLayout {
         rootKeys = keys.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
         try checkGPU(manifest: manifest, what: what)
     }
+
+    /// The largest klib current Nanos can load: its physical allocator gives at most 2 MiB at once.
+    static let klibLoadLimit: Int64 = 2 << 20
 
     /// Where each klib in the boot filesystem came from.
     public var klibPaths: [String: String] = [:]

@@ -37,6 +37,30 @@ public struct NanosRun {
         public var debugExit: Bool
         /// How long the VM ran, boot included.
         public var executionTime: Double
+        /// What Nanos printed when a klib failed to load (`klib automatic load failed (4)`), if it did.
+        public var klibFailure: String?
+    }
+
+    /// Watches the console for Nanos' klib failures; keeps only the last line being written.
+    final class KlibWatch: @unchecked Sendable {
+        private let lock = NSLock()
+        private var partial = Data()
+        private(set) var failure: String?
+
+        func feed(_ chunk: Data) {
+            lock.withLock {
+                partial.append(chunk)
+                while let newline = partial.firstIndex(of: 0x0A) {
+                    let line = String(decoding: partial[partial.startIndex..<newline], as: UTF8.self)
+                    partial.removeSubrange(partial.startIndex...newline)
+                    if failure == nil, line.contains("klib automatic load failed") || line.contains("klib load failed")
+                    {
+                        failure = line.trimmingCharacters(in: .whitespacesAndNewlines)
+                    }
+                }
+                if partial.count > 4096 { partial.removeAll() }
+            }
+        }
     }
 
     static func escaped(_ path: String) -> String { path.replacingOccurrences(of: ",", with: ",,") }
@@ -167,11 +191,16 @@ public struct NanosRun {
         }
         final class Complaints: @unchecked Sendable { var seen = false }
         let complaints = Complaints()
+        let klibs = KlibWatch()
         let finished = try QEMUProcess.run(
-            qemu, qemuArguments(accel: accel, volumeImage: volumeImage), timeout: timeout, console: console
-        ) { line in
-            if line.hasPrefix("qemu-system-") { complaints.seen = true }
-        }
+            qemu, qemuArguments(accel: accel, volumeImage: volumeImage), timeout: timeout,
+            console: { chunk in
+                klibs.feed(chunk)
+                console(chunk)
+            },
+            line: { line in
+                if line.hasPrefix("qemu-system-") { complaints.seen = true }
+            })
         let result =
             finished.timedOut
             ? .timedOut(timeout!)
@@ -182,6 +211,8 @@ public struct NanosRun {
                 file: try SharedFile.openReadOnly(volumeImage), what: "the --volume after the run")
             copied = try Self.copyOut(written, to: outputDirectory)
         }
-        return Outcome(result: result, copiedOutputs: copied, debugExit: debugExit, executionTime: finished.seconds)
+        return Outcome(
+            result: result, copiedOutputs: copied, debugExit: debugExit, executionTime: finished.seconds,
+            klibFailure: klibs.failure)
     }
 }

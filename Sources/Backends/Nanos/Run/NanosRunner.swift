@@ -100,6 +100,11 @@ public final class NanosRunner: ImageRunning, ImageInspecting, ImageExtracting {
         case .exited(let code): result = .exited(code)
         case .timedOut(let seconds): result = .timedOut(seconds)
         case .qemuFailed(let code): result = .qemuFailed(code)
+        case .unknown(let code) where outcome.klibFailure != nil:
+            result = .noResult(
+                why:
+                    "Nanos stopped before the program ran (QEMU status \(code)): it printed `\(outcome.klibFailure!)`. A klib in the image could not start: the gpu_nvidia klib finds no NVIDIA GPU on this host (pass one with --gpu), was built for another Nanos release than the image's kernel, or is larger than the 2 MiB that Nanos releases since December 2024 can load"
+            )
         case .unknown(let code):
             result = .noResult(
                 why: outcome.debugExit
