@@ -9,9 +9,9 @@ struct DoctorCommand: ParsableCommand {
         commandName: "doctor",
         abstract: "Check the host tools each feature needs and whether KVM really works.",
         discussion: """
-            Every missing tool is printed with the Debian package that provides it. KVM is checked by
-            running tiny guests, not by looking for /dev/kvm (which exists on hosts where KVM hangs):
-            first directly through the KVM API, then under QEMU with KVM and with software emulation,
+            Every missing tool is printed with the Debian package that provides it. KVM is checked by \
+            running tiny guests, not by looking for /dev/kvm (which exists on hosts where KVM hangs): \
+            first directly through the KVM API, then under QEMU with KVM and with software emulation, \
             comparing the two.
 
             Examples:

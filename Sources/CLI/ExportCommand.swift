@@ -7,9 +7,9 @@ struct ExportCommand: ParsableCommand {
         commandName: "export",
         abstract: "Write the exact root file tree an image will contain, as a pax tar.",
         discussion: """
-            The tree is the source flattened the way a VM image gets it: layers applied in order with
-            whiteouts, every digest and diff_id checked, owners, modes (setuid included), devices, symlinks,
-            hard links and xattrs kept exactly. Nothing from the image is written to the host except the
+            The tree is the source flattened the way a VM image gets it: layers applied in order with \
+            whiteouts, every digest and diff_id checked, owners, modes (setuid included), devices, symlinks, \
+            hard links and xattrs kept exactly. Nothing from the image is written to the host except the \
             output tar, which appears atomically when complete.
 
             Examples:

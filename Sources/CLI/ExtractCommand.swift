@@ -7,7 +7,7 @@ struct ExtractCommand: ParsableCommand {
         commandName: "extract",
         abstract: "Copy one file out of a Nanos image, without booting it.",
         discussion: """
-            PATH is the file's path in the image's root filesystem; prefix it with boot: for the boot
+            PATH is the file's path in the image's root filesystem; prefix it with boot: for the boot \
             filesystem (boot:/kernel, boot:/klib/gpu_nvidia). The output is written atomically.
 
             Examples:

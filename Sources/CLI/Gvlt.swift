@@ -11,13 +11,17 @@ struct Gvlt: ParsableCommand {
         commandName: "gvlt",
         abstract: "Package prover programs into bootable VM images for the Gevulot network.",
         discussion: """
-            Sources are read without root, without network access and without a container engine
+            Sources are read without root, without network access and without a container engine \
             (except --containerfile and containers-storage:, which need podman or skopeo).
 
             Examples:
+              gvlt build ./prover -c manifest.json                # a Nanos unikernel
+              gvlt build --containerfile ./Containerfile -o vm.img  # a Linux VM
+              gvlt build --container oci:./image:latest --accel nvidia -o gpu.img
+              gvlt run prover.img --input in.txt:in.txt --output out.txt
+              gvlt run -f task.yaml prover.img
+              gvlt inspect prover.img
               gvlt export --container oci:./image:latest -o rootfs.tar
-              gvlt export --containerfile ./Containerfile -o rootfs.tar --json
-              gvlt backends
               gvlt doctor
             """,
         version: Installation.versionLine,

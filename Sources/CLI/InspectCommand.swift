@@ -7,11 +7,11 @@ struct InspectCommand: ParsableCommand {
         commandName: "inspect",
         abstract: "Show what a Linux VM or Nanos image holds, without booting or mounting it.",
         discussion: """
-            For a Nanos image: the partitions, the boot filesystem's files, the root volume's label and
+            For a Nanos image: the partitions, the boot filesystem's files, the root volume's label and \
             UUID, and the root tuple in Nanos' text syntax with files summarised.
 
-            For a Linux VM image: the partitions, the kernel release and command line, the initramfs modules, the root
-            file system's type, compressor and size, the guest init's sha256, the baked runtime config,
+            For a Linux VM image: the partitions, the kernel release and command line, the initramfs modules, the root \
+            file system's type, compressor and size, the guest init's sha256, the baked runtime config, \
             and the image's sha256.
 
             Examples:

@@ -4,8 +4,8 @@ import Foundation
 
 /// Where registry entries come from, for the help of the commands that show them.
 let registrySources = """
-    The registry is the builtins plus every plugins.json found, lowest precedence first: the copy
-    shipped with gvlt, $XDG_CONFIG_HOME/gvlt/plugins.json, ./plugins.json, then each path in
+    The registry is the builtins plus every plugins.json found, lowest precedence first: the copy \
+    shipped with gvlt, $XDG_CONFIG_HOME/gvlt/plugins.json, ./plugins.json, then each path in \
     $GVLT_PLUGINS. Later files override earlier entries by name.
     """
 

@@ -7,23 +7,23 @@ struct RunCommand: ParsableCommand {
         commandName: "run",
         abstract: "Boot an image locally exactly as a Gevulot worker would, and return the program's exit code.",
         discussion: """
-            The image runs under QEMU with the worker's flags: q35, the disk read-only on virtio-scsi, the
-            three 9p shares (input read-only, output read-write, rt-config read-only) and isa-debug-exit.
-            gvlt writes the worker's config.yaml (your --command/--args/--env plus debug-exit) into the
-            rt-config share. The guest's console is shown live; gvlt exits with the program's exact exit
-            status (128+N when killed by signal N, 124 on --timeout, 125 when the guest stopped without
+            The image runs under QEMU with the worker's flags: q35, the disk read-only on virtio-scsi, the \
+            three 9p shares (input read-only, output read-write, rt-config read-only) and isa-debug-exit. \
+            gvlt writes the worker's config.yaml (your --command/--args/--env plus debug-exit) into the \
+            rt-config share. The guest's console is shown live; gvlt exits with the program's exact exit \
+            status (128+N when killed by signal N, 124 on --timeout, 125 when the guest stopped without \
             reporting a result, 255 when the init itself failed) and copies the outputs to --output-dir.
 
-            -f TASK.yaml runs a Gevulot task file (kind: Task, version: v0) as `gvltctl local-run -f` does:
-            its spec's image, command, args, env, inputContexts, outputContexts, resources (cpus, gpus,
-            memory, time as the timeout) and storeStdout/storeStderr. Units are gevulot-rs's: bare numbers
-            are cores, megabytes and seconds. Flags given on the command line win; --env, --input and
-            --output add to the file's. Remote images and input sources (URLs, CIDs) cannot be fetched
+            -f TASK.yaml runs a Gevulot task file (kind: Task, version: v0) as `gvltctl local-run -f` does: \
+            its spec's image, command, args, env, inputContexts, outputContexts, resources (cpus, gpus, \
+            memory, time as the timeout) and storeStdout/storeStderr. Units are gevulot-rs's: bare numbers \
+            are cores, megabytes and seconds. Flags given on the command line win; --env, --input and \
+            --output add to the file's. Remote images and input sources (URLs, CIDs) cannot be fetched \
             offline: download them and give local paths.
 
-            Streams: the guest has one console. --store-stdout writes the program's part of it (its stdout
-            and stderr, without the firmware, kernel and gvlt-init lines) to OUTPUT-DIR/stdout;
-            --store-stderr writes QEMU's own messages to OUTPUT-DIR/stderr. --stdout/--stderr (gvltctl's)
+            Streams: the guest has one console. --store-stdout writes the program's part of it (its stdout \
+            and stderr, without the firmware, kernel and gvlt-init lines) to OUTPUT-DIR/stdout; \
+            --store-stderr writes QEMU's own messages to OUTPUT-DIR/stderr. --stdout/--stderr (gvltctl's) \
             show only those streams live instead of the whole console.
 
             Examples:
@@ -33,11 +33,11 @@ struct RunCommand: ParsableCommand {
               gvlt run -f task.yaml prover.img --stdout --json
               gvlt run prover.img --print-qemu-command
 
-            Nanos images (gvlt build --backend nanos, or ops build) boot the way `ops run` boots them
-            on-prem. --volume DIR becomes a TFS volume attached as attachment 1 (what `mounts:(%1:…)`
-            names); afterwards its files are copied to --output-dir. -c MANIFEST takes -smp/-m and GPUs from
-            its RunConfig (flags and a task file's resources win; default 1 CPU and 2G, as ops). The exit
-            code is the program's when the image was built with --local-run (debug_exit:t); otherwise gvlt
+            Nanos images (gvlt build --backend nanos, or ops build) boot the way `ops run` boots them \
+            on-prem. --volume DIR becomes a TFS volume attached as attachment 1 (what `mounts:(%1:…)` \
+            names); afterwards its files are copied to --output-dir. -c MANIFEST takes -smp/-m and GPUs from \
+            its RunConfig (flags and a task file's resources win; default 1 CPU and 2G, as ops). The exit \
+            code is the program's when the image was built with --local-run (debug_exit:t); otherwise gvlt \
             says it cannot know it.
               gvlt run prover.img --volume ./workspace --output-dir results -c manifest.json --timeout 300
             """)

@@ -233,4 +233,28 @@ final class CommandTests: XCTestCase {
         XCTAssertEqual(sandbox.listing(sandbox.work), ["root", "root/big"])
         XCTAssertEqual(sandbox.listing(sandbox.tmp), [])
     }
+
+    /// Help is written as paragraphs that swift-argument-parser wraps: a prose line shorter than half
+    /// the 80 columns must end its paragraph (hard line breaks re-wrapped give alternating long and
+    /// short lines). Example lines are indented and exempt.
+    func testHelpIsWrappedAsParagraphs() throws {
+        let sandbox = try Sandbox()
+        for command in ["", "build", "run", "export", "inspect", "extract", "backends", "plugins", "doctor"] {
+            let result = try GvltBinary.run(
+                (command.isEmpty ? [] : [command]) + ["--help"], in: sandbox, environment: ["COLUMNS": "80"])
+            XCTAssertEqual(result.status, 0, result.stderr)
+            let text = result.stdout.components(separatedBy: "\nUSAGE:").first ?? ""
+            let lines = text.components(separatedBy: "\n")
+            for (index, line) in lines.enumerated() where !line.isEmpty && !line.hasPrefix(" ") {
+                let next = index + 1 < lines.count ? lines[index + 1] : ""
+                let endsParagraph = next.isEmpty || next.hasPrefix(" ") || line.hasSuffix(":")
+                XCTAssertTrue(
+                    line.count >= 40 || endsParagraph,
+                    "gvlt \(command) --help: `\(line)` is short and its paragraph goes on:\n\(text)")
+            }
+        }
+        let top = try GvltBinary.run(["--help"], in: sandbox)
+        XCTAssertTrue(top.stdout.contains("gvlt build ./prover -c manifest.json"), top.stdout)
+        XCTAssertTrue(top.stdout.contains("gvlt build --containerfile"), top.stdout)
+    }
 }
