@@ -76,6 +76,11 @@ struct RunCommand: ParsableCommand {
         nanos.collect(into: &request.options)
         let runner = try loadRegistry().runner(for: request)
         if printQemuCommand {
+            // The same checks as a run, before the (slower) KVM probe.
+            _ = try runner.qemuCommand(request)
+            try request.settleAccel { note in
+                if !global.quiet { FileHandle.standardError.write(Data("note: \(note)\n".utf8)) }
+            }
             print(try runner.qemuCommand(request).map { $0.contains(" ") ? "'\($0)'" : $0 }.joined(separator: " "))
             return
         }

@@ -138,7 +138,7 @@ final class GvltctlRunTests: XCTestCase {
 
     func testLocalRunFlagsAndTaskResourcesOnTheQEMUCommandLine() throws {
         let sandbox = try Sandbox()
-        try sandbox.write("disk.img", Data(count: 1 << 20))
+        try sandbox.write("disk.img", FakeDisk.firestarterShaped())
         try sandbox.write(
             "task.yaml",
             Data(
@@ -180,7 +180,7 @@ final class GvltctlRunTests: XCTestCase {
     /// --gpu none runs a GPU task without its GPUs.
     func testTaskResourcesBeyondTheHostAndGPUNone() throws {
         let sandbox = try Sandbox()
-        try sandbox.write("disk.img", Data(count: 1 << 20))
+        try sandbox.write("disk.img", FakeDisk.firestarterShaped())
         try sandbox.write(
             "big.yaml",
             Data(
@@ -209,9 +209,29 @@ final class GvltctlRunTests: XCTestCase {
         XCTAssertTrue(mixed.stderr.contains("--gpu none cannot be combined"), mixed.stderr)
     }
 
+    /// --print-qemu-command prints what a run would start: the same image and input checks, and
+    /// --accel auto decided by the same probe.
+    func testPrintQEMUCommandChecksAndDecidesLikeARun() throws {
+        let sandbox = try Sandbox()
+        try sandbox.write("disk.img", FakeDisk.firestarterShaped())
+        try sandbox.write("program", Data([0x7F, 0x45, 0x4C, 0x46] + [UInt8](repeating: 0, count: 60)))
+        let elf = try GvltBinary.run(["run", "program", "--print-qemu-command", "--accel", "tcg"], in: sandbox)
+        XCTAssertEqual(elf.status, 1, elf.stdout)
+        XCTAssertTrue(elf.stderr.contains("program is not a Firestarter image"), elf.stderr)
+        let input = try GvltBinary.run(
+            ["run", "disk.img", "--input", "missing.txt:in.txt", "--print-qemu-command", "--accel", "tcg"], in: sandbox)
+        XCTAssertTrue(input.stderr.contains("input missing.txt: no such file or directory"), input.stderr)
+        let auto = try GvltBinary.run(["run", "disk.img", "--print-qemu-command"], in: sandbox)
+        XCTAssertEqual(auto.status, 0, auto.stderr)
+        XCTAssertTrue(
+            auto.stdout.contains("-accel kvm")
+                || (auto.stdout.contains("-accel tcg") && auto.stderr.contains("KVM is not usable here")),
+            "auto was not decided by the probe: \(auto.stdout) \(auto.stderr)")
+    }
+
     func testTaskFileMistakesAndRemoteSourcesAreClearErrors() throws {
         let sandbox = try Sandbox()
-        try sandbox.write("disk.img", Data(count: 1 << 20))
+        try sandbox.write("disk.img", FakeDisk.firestarterShaped())
         let cases: [(String, String)] = [
             ("spec:\n  image: https://example.com/hello.img\n", "is remote, and gvlt run works offline"),
             (

@@ -214,3 +214,25 @@ public enum PythonTar {
         return try Data(contentsOf: URL(fileURLWithPath: path))
     }
 }
+
+/// Disks for tests that only look at the QEMU command line.
+public enum FakeDisk {
+    /// A zero-filled disk whose MBR has a FAT boot and a Linux root partition, which is all
+    /// `gvlt run` checks before QEMU starts.
+    public static func firestarterShaped(size: Int = 1 << 20) -> Data {
+        var disk = Data(count: size)
+        let entries: [(type: UInt8, first: UInt32, count: UInt32)] = [(0x0c, 2048, 64), (0x83, 2112, 64)]
+        for (index, entry) in entries.enumerated() {
+            let base = 446 + index * 16
+            disk[base] = index == 0 ? 0x80 : 0
+            disk[base + 4] = entry.type
+            for byte in 0..<4 {
+                disk[base + 8 + byte] = UInt8(truncatingIfNeeded: entry.first >> (8 * UInt32(byte)))
+                disk[base + 12 + byte] = UInt8(truncatingIfNeeded: entry.count >> (8 * UInt32(byte)))
+            }
+        }
+        disk[510] = 0x55
+        disk[511] = 0xAA
+        return disk
+    }
+}

@@ -54,6 +54,16 @@ public struct RunRequest {
         return "the memory size"
     }
 
+    /// `--accel auto` decided as a run decides it (by probe guests), so that a printed QEMU command is
+    /// the one a run would start.
+    public mutating func settleAccel(note: (String) -> Void) throws {
+        guard accel == .auto else { return }
+        let scratch = try ScratchDirectory(label: "gvlt-probe")
+        defer { scratch.remove() }
+        let chosen = try accel.resolve(qemu: try QEMUProbe.resolve(qemuPath), scratch: scratch.path, note: note)
+        accel = QEMUAccel(rawValue: chosen) ?? .tcg
+    }
+
     /// CPUs and memory checked against the host (see `HostFit`).
     public func fitted(cpus: Int, cpuOrigin: String? = nil, memory: String, memoryOrigin: String? = nil) throws -> (
         cpus: Int, memory: String

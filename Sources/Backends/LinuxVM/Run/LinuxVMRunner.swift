@@ -57,6 +57,7 @@ public final class LinuxVMRunner: ImageRunning, ImageInspecting {
 
     public func qemuCommand(_ request: RunRequest) throws -> [String] {
         let run = try localRun(request, checking: false)
+        try run.preflight()
         return [request.qemuPath ?? "qemu-system-x86_64"]
             + run.qemuArguments(accel: request.accel.shown, shares: "SHARES")
     }

@@ -22,13 +22,9 @@ extension LocalRun {
         public init() {}
     }
 
-    /// Runs the image: prepares the shares, starts QEMU, streams the console as it comes, enforces
-    /// the timeout, copies the outputs and stores the streams asked for. Temp directories are
-    /// removed, also on Ctrl-C.
-    public func run(scratch: ScratchDirectory, progress: ProgressReporter, streams: Streams, note: (String) -> Void)
-        throws -> Outcome
-    {
-        let qemu = try QEMUProbe.resolve(qemuPath)
+    /// What a run checks before it starts anything, so that `--print-qemu-command` checks it too: the
+    /// image is a Firestarter disk, and every input exists and lands under the input share.
+    public func preflight() throws {
         guard FileManager.default.fileExists(atPath: image) else {
             throw InputError(
                 "image \(image) does not exist", hint: "build one with `gvlt build --backend linuxvm … -o \(image)`")
@@ -42,6 +38,24 @@ extension LocalRun {
                 "\(image) is not a Firestarter image (no MBR with a boot and a root partition)",
                 hint: "gvlt run boots images made by `gvlt build --backend linuxvm`")
         }
+
+        for input in inputs {
+            _ = try GevulotTask.relative(
+                input.destination, under: GevulotTask.inputRoot, at: "input \(input.source):\(input.destination)")
+            guard FileManager.default.fileExists(atPath: input.source) else {
+                throw InputError("input \(input.source): no such file or directory")
+            }
+        }
+    }
+
+    /// Runs the image: prepares the shares, starts QEMU, streams the console as it comes, enforces
+    /// the timeout, copies the outputs and stores the streams asked for. Temp directories are
+    /// removed, also on Ctrl-C.
+    public func run(scratch: ScratchDirectory, progress: ProgressReporter, streams: Streams, note: (String) -> Void)
+        throws -> Outcome
+    {
+        let qemu = try QEMUProbe.resolve(qemuPath)
+        try preflight()
 
         let shares = scratch.path + "/shares"
         for share in ["input", "output", "rt-config"] {

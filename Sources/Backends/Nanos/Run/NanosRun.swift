@@ -169,13 +169,28 @@ public struct NanosRun {
         return copied
     }
 
-    public func run(accel: String, scratch: ScratchDirectory, console: @escaping (Data) -> Void) throws -> Outcome {
-        let qemu = try QEMUProbe.resolve(qemuPath)
+    /// What a run checks before it starts anything (`--print-qemu-command` too): the image is a
+    /// Nanos image, and `--volume` is a directory.
+    public func preflight() throws {
         guard NanosInspector.isNanosImage(image) else {
             throw InputError(
                 "\(image) is not a Nanos image",
                 hint: "gvlt run boots images from gvlt build --backend nanos or ops build")
         }
+        if let volume {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: volume, isDirectory: &isDirectory), isDirectory.boolValue
+            else {
+                throw InputError(
+                    "--volume \(volume) is not a directory",
+                    hint: "pass the directory whose files the program should see under its mount")
+            }
+        }
+    }
+
+    public func run(accel: String, scratch: ScratchDirectory, console: @escaping (Data) -> Void) throws -> Outcome {
+        let qemu = try QEMUProbe.resolve(qemuPath)
+        try preflight()
         let debugExit = (try NanosImageReader.open(image)).root.root.text("debug_exit") == "t"
         var volumeImage: String?
         if let volume {

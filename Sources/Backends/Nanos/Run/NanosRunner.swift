@@ -86,6 +86,7 @@ public final class NanosRunner: ImageRunning, ImageInspecting, ImageExtracting {
 
     public func qemuCommand(_ request: RunRequest) throws -> [String] {
         let run = try nanosRun(request, checking: false)
+        try run.preflight()
         return [request.qemuPath ?? "qemu-system-x86_64"]
             + run.qemuArguments(accel: request.accel.shown, volumeImage: run.volume == nil ? nil : "VOLUME")
     }
