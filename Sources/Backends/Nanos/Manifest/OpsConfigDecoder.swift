@@ -210,6 +210,19 @@ enum OpsConfigDecoder {
             return result
         }
 
+        /// A note when a map key comes again: Go keeps the last value.
+        mutating func noteRepeat(_ entry: GoJSON.Member, path: String, seen: inout [String: Int]) {
+            if let first = seen[entry.key] {
+                notes.append(
+                    Note(
+                        line: entry.line,
+                        text:
+                            "\(at(entry)): `\(path)` is given again (first on line \(first)); the last one counts, as in ops"
+                    ))
+            }
+            seen[entry.key] = entry.line
+        }
+
         /// One value into a field of `type`. nil removes the field (null into a list or a map); null
         /// into anything else leaves what was there.
         mutating func decode(_ member: GoJSON.Member, as type: GoType, into existing: JSONValue?, path: String) throws
@@ -254,15 +267,7 @@ enum OpsConfigDecoder {
                 if case .object(let earlier)? = existing { map = earlier }
                 var seen: [String: Int] = [:]
                 for entry in entries {
-                    if let first = seen[entry.key] {
-                        notes.append(
-                            Note(
-                                line: entry.line,
-                                text:
-                                    "\(at(entry)): `\(path).\(entry.key)` is given again (first on line \(first)); the last one counts, as in ops"
-                            ))
-                    }
-                    seen[entry.key] = entry.line
+                    noteRepeat(entry, path: "\(path).\(entry.key)", seen: &seen)
                     switch entry.value {
                     case .string(let text): map[entry.key] = .string(text)
                     case .null: map[entry.key] = .string("")
@@ -278,15 +283,7 @@ enum OpsConfigDecoder {
                 if case .object(let earlier)? = existing { map = earlier }
                 var seen: [String: Int] = [:]
                 for entry in entries {
-                    if let first = seen[entry.key] {
-                        notes.append(
-                            Note(
-                                line: entry.line,
-                                text:
-                                    "\(at(entry)): `\(path).\(entry.key)` is given again (first on line \(first)); the last one counts, as in ops"
-                            ))
-                    }
-                    seen[entry.key] = entry.line
+                    noteRepeat(entry, path: "\(path).\(entry.key)", seen: &seen)
                     map[entry.key] = Self.plain(entry.value)
                 }
                 return .object(map)

@@ -194,13 +194,6 @@ public struct NanosRun {
         let debugExit = (try NanosImageReader.open(image)).root.root.text("debug_exit") == "t"
         var volumeImage: String?
         if let volume {
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: volume, isDirectory: &isDirectory), isDirectory.boolValue
-            else {
-                throw InputError(
-                    "--volume \(volume) is not a directory",
-                    hint: "pass the directory whose files the program should see under its mount")
-            }
             volumeImage = scratch.path + "/volume.tfs"
             try Self.makeVolume(from: volume, to: volumeImage!, freeSpace: volumeFreeSpace)
         }
