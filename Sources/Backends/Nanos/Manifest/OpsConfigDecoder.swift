@@ -6,15 +6,17 @@ import Foundation
 /// accepted because Go is lenient (a key in the wrong case, a key given twice, text after the object)
 /// also gets a note naming the line, which ops does not give.
 enum OpsConfigDecoder {
-    indirect enum GoType {
+    /// The Go types of ops' fields. Structs are named, not nested, so that no schema lives in global
+    /// storage (the schemas below are built on use).
+    enum GoType {
         case string, bool, int
         case stringList
         /// `map[string]string`.
         case stringMap
         /// `map[string]interface{}`.
         case anyMap
-        case structure(GoStruct)
-        case structList(GoStruct)
+        case structure(StructName)
+        case structList(StructName)
         /// `*bool`.
         case optionalBool
 
@@ -26,8 +28,25 @@ enum OpsConfigDecoder {
             case .stringList: return "[]string"
             case .stringMap: return "map[string]string"
             case .anyMap: return "map[string]interface {}"
-            case .structure(let type): return "types.\(type.name)"
-            case .structList(let type): return "[]types.\(type.name)"
+            case .structure(let type): return "types.\(type.rawValue)"
+            case .structList(let type): return "[]types.\(type.rawValue)"
+            }
+        }
+    }
+
+    enum StructName: String {
+        case config = "Config", runConfig = "RunConfig", providerConfig = "ProviderConfig"
+        case cloudVolume = "CloudVolume", tag = "Tag", tagAttribute = "TagAttribute", nic = "Nic"
+
+        var schema: GoStruct {
+            switch self {
+            case .config: return OpsConfigDecoder.config
+            case .runConfig: return OpsConfigDecoder.runConfig
+            case .providerConfig: return OpsConfigDecoder.providerConfig
+            case .cloudVolume: return OpsConfigDecoder.cloudVolume
+            case .tag: return OpsConfigDecoder.tag
+            case .tagAttribute: return OpsConfigDecoder.tagAttribute
+            case .nic: return OpsConfigDecoder.nic
             }
         }
     }
@@ -51,61 +70,77 @@ enum OpsConfigDecoder {
         var notes: [Note]
     }
 
-    static let tagAttribute = GoStruct(
-        name: "TagAttribute",
-        fields: [
-            ("image_label", .optionalBool), ("instance_label", .optionalBool), ("instance_network", .optionalBool),
-            ("instance_metadata", .optionalBool)
-        ])
-    static let tag = GoStruct(
-        name: "Tag", fields: [("key", .string), ("value", .string), ("attribute", .structure(tagAttribute))])
-    static let cloudVolume = GoStruct(
-        name: "CloudVolume",
-        fields: [("name", .string), ("iops", .int), ("size", .int), ("throughput", .int), ("typeof", .string)])
-    static let providerConfig = GoStruct(
-        name: "ProviderConfig",
-        fields: [
-            ("BucketName", .string), ("BucketNamespace", .string), ("ConfidentialVM", .bool),
-            ("DedicatedHostID", .string), ("DomainName", .string), ("StaticIP", .string), ("EnableIPv6", .bool),
-            ("Flavor", .string), ("ImageType", .string), ("ImageName", .string), ("InstanceProfile", .string),
-            ("KMS", .string), ("Platform", .string), ("ProjectID", .string), ("RootVolume", .structure(cloudVolume)),
-            ("SecurityGroup", .string), ("SkipImportVerify", .bool), ("Spot", .bool), ("Subnet", .string),
-            ("Tags", .structList(tag)), ("UserData", .string), ("VPC", .string), ("Zone", .string)
-        ])
-    static let nic = GoStruct(
-        name: "Nic",
-        fields: [
-            ("IPAddress", .string), ("IPv6Address", .string), ("NetMask", .string), ("Gateway", .string),
-            ("BridgeName", .string)
-        ])
-    static let runConfig = GoStruct(
-        name: "RunConfig",
-        fields: [
-            ("Accel", .bool), ("AtExit", .string), ("Bridged", .bool), ("BridgeIPAddress", .string),
-            ("BridgeName", .string), ("CanIPForward", .bool), ("CPUs", .int), ("GPUs", .int), ("GPUType", .string),
-            ("Debug", .bool), ("Gateway", .string), ("GdbPort", .int), ("ImageName", .string),
-            ("InstanceGroup", .string), ("InstanceName", .string), ("IPAddress", .string), ("IPv6Address", .string),
-            ("Kernel", .string), ("Memory", .string), ("Mgmt", .string), ("Vga", .bool), ("Mounts", .stringList),
-            ("AttachVolumeOnInstanceCreate", .bool), ("NetMask", .string), ("Nics", .structList(nic)),
-            ("Background", .bool), ("Ports", .stringList), ("QMP", .bool), ("ShowDebug", .bool),
-            ("ShowErrors", .bool), ("ShowWarnings", .bool), ("JSON", .bool), ("TapName", .string),
-            ("UDPPorts", .stringList), ("Verbose", .bool), ("VolumeSizeInGb", .int), ("ThreadsPerCore", .int)
-        ])
-    static let config = GoStruct(
-        name: "Config",
-        fields: [
-            ("Args", .stringList), ("DisableArgsCopy", .bool), ("BaseVolumeSz", .string), ("Boot", .string),
-            ("UefiBoot", .string), ("Uefi", .bool), ("BuildDir", .string), ("CloudConfig", .structure(providerConfig)),
-            ("TargetConfig", .stringMap), ("Debugflags", .stringList), ("Dirs", .stringList), ("Env", .stringMap),
-            ("Files", .stringList), ("Force", .bool), ("home", .string), ("Kernel", .string), ("KlibDir", .string),
-            ("Klibs", .stringList), ("MapDirs", .stringMap), ("Mounts", .stringMap), ("NameServers", .stringList),
-            ("NanosVersion", .string), ("NightlyBuild", .bool), ("NoTrace", .stringList),
-            ("ManifestPassthrough", .anyMap), ("Program", .string), ("ProgramPath", .string),
-            ("RebootOnExit", .bool), ("RunConfig", .structure(runConfig)), ("LocalFilesParentDirectory", .string),
-            ("TargetRoot", .string), ("TFSv4", .bool), ("Version", .string), ("Language", .string),
-            ("Description", .string), ("VolumesDir", .string), ("PackageBaseURL", .string),
-            ("PackageManifestURL", .string)
-        ])
+    static var tagAttribute: GoStruct {
+        GoStruct(
+            name: "TagAttribute",
+            fields: [
+                ("image_label", .optionalBool), ("instance_label", .optionalBool), ("instance_network", .optionalBool),
+                ("instance_metadata", .optionalBool)
+            ])
+    }
+    static var tag: GoStruct {
+        GoStruct(
+            name: "Tag", fields: [("key", .string), ("value", .string), ("attribute", .structure(.tagAttribute))])
+    }
+    static var cloudVolume: GoStruct {
+        GoStruct(
+            name: "CloudVolume",
+            fields: [("name", .string), ("iops", .int), ("size", .int), ("throughput", .int), ("typeof", .string)])
+    }
+    static var providerConfig: GoStruct {
+        GoStruct(
+            name: "ProviderConfig",
+            fields: [
+                ("BucketName", .string), ("BucketNamespace", .string), ("ConfidentialVM", .bool),
+                ("DedicatedHostID", .string), ("DomainName", .string), ("StaticIP", .string), ("EnableIPv6", .bool),
+                ("Flavor", .string), ("ImageType", .string), ("ImageName", .string), ("InstanceProfile", .string),
+                ("KMS", .string), ("Platform", .string), ("ProjectID", .string),
+                ("RootVolume", .structure(.cloudVolume)),
+                ("SecurityGroup", .string), ("SkipImportVerify", .bool), ("Spot", .bool), ("Subnet", .string),
+                ("Tags", .structList(.tag)), ("UserData", .string), ("VPC", .string), ("Zone", .string)
+            ])
+    }
+    static var nic: GoStruct {
+        GoStruct(
+            name: "Nic",
+            fields: [
+                ("IPAddress", .string), ("IPv6Address", .string), ("NetMask", .string), ("Gateway", .string),
+                ("BridgeName", .string)
+            ])
+    }
+    static var runConfig: GoStruct {
+        GoStruct(
+            name: "RunConfig",
+            fields: [
+                ("Accel", .bool), ("AtExit", .string), ("Bridged", .bool), ("BridgeIPAddress", .string),
+                ("BridgeName", .string), ("CanIPForward", .bool), ("CPUs", .int), ("GPUs", .int), ("GPUType", .string),
+                ("Debug", .bool), ("Gateway", .string), ("GdbPort", .int), ("ImageName", .string),
+                ("InstanceGroup", .string), ("InstanceName", .string), ("IPAddress", .string), ("IPv6Address", .string),
+                ("Kernel", .string), ("Memory", .string), ("Mgmt", .string), ("Vga", .bool), ("Mounts", .stringList),
+                ("AttachVolumeOnInstanceCreate", .bool), ("NetMask", .string), ("Nics", .structList(.nic)),
+                ("Background", .bool), ("Ports", .stringList), ("QMP", .bool), ("ShowDebug", .bool),
+                ("ShowErrors", .bool), ("ShowWarnings", .bool), ("JSON", .bool), ("TapName", .string),
+                ("UDPPorts", .stringList), ("Verbose", .bool), ("VolumeSizeInGb", .int), ("ThreadsPerCore", .int)
+            ])
+    }
+    static var config: GoStruct {
+        GoStruct(
+            name: "Config",
+            fields: [
+                ("Args", .stringList), ("DisableArgsCopy", .bool), ("BaseVolumeSz", .string), ("Boot", .string),
+                ("UefiBoot", .string), ("Uefi", .bool), ("BuildDir", .string),
+                ("CloudConfig", .structure(.providerConfig)),
+                ("TargetConfig", .stringMap), ("Debugflags", .stringList), ("Dirs", .stringList), ("Env", .stringMap),
+                ("Files", .stringList), ("Force", .bool), ("home", .string), ("Kernel", .string), ("KlibDir", .string),
+                ("Klibs", .stringList), ("MapDirs", .stringMap), ("Mounts", .stringMap), ("NameServers", .stringList),
+                ("NanosVersion", .string), ("NightlyBuild", .bool), ("NoTrace", .stringList),
+                ("ManifestPassthrough", .anyMap), ("Program", .string), ("ProgramPath", .string),
+                ("RebootOnExit", .bool), ("RunConfig", .structure(.runConfig)), ("LocalFilesParentDirectory", .string),
+                ("TargetRoot", .string), ("TFSv4", .bool), ("Version", .string), ("Language", .string),
+                ("Description", .string), ("VolumesDir", .string), ("PackageBaseURL", .string),
+                ("PackageManifestURL", .string)
+            ])
+    }
 
     /// Decodes `data` into ops' Config. `where` names the file in errors ("manifest m.json").
     static func decode(_ data: Data, where label: String) throws -> Decoded {
@@ -290,14 +325,15 @@ enum OpsConfigDecoder {
             case (.structure(let inner), .object(let entries)):
                 var earlier: [String: JSONValue] = [:]
                 if case .object(let fields)? = existing { earlier = fields }
-                return .object(try structure(entries, as: inner, into: earlier, path: path + "."))
+                return .object(try structure(entries, as: inner.schema, into: earlier, path: path + "."))
             case (.structList(let inner), .array(let items)):
                 return .array(
                     try items.enumerated().map { index, item in
                         let element = GoJSON.Member(key: "", value: item, line: member.line, column: member.column)
                         switch item {
                         case .object(let entries):
-                            return .object(try structure(entries, as: inner, into: [:], path: "\(path)[\(index)]."))
+                            return .object(
+                                try structure(entries, as: inner.schema, into: [:], path: "\(path)[\(index)]."))
                         case .null: return .object([:])
                         default: throw mismatch(element.value)
                         }

@@ -86,6 +86,14 @@ public enum TFSReader {
         }
         var extensions: [(UInt64, UInt64)] = [(0, firstSize)]
         var dictionary: [Entry] = []
+        // Tuples outside the checked tree, or every tuple when reading fails, may hold reference
+        // cycles the log built; emptying them lets them be freed.
+        var inTree: Set<ObjectIdentifier> = []
+        defer {
+            for case .tuple(let tuple) in dictionary where !inTree.contains(ObjectIdentifier(tuple)) {
+                tuple.removeAllPairs()
+            }
+        }
         var pending: [UInt8] = []
         var pendingRemain: UInt64 = 0
 
@@ -148,7 +156,7 @@ public enum TFSReader {
         guard case .tuple(let root)? = dictionary.first else {
             throw InputError("\(what): the log holds no root tuple", hint: "the image is corrupt")
         }
-        try checkTree(root, what: what)
+        inTree = try checkTree(root, what: what)
         return TFSVolume(
             uuid: uuid, label: String(decoding: labelBytes, as: UTF8.self), root: root,
             logExtensions: extensions, offset: offset, length: length, file: file)
@@ -158,7 +166,8 @@ public enum TFSReader {
     /// child: a cycle that would send every walker (inspect, extract, ==) into endless recursion.
     /// A Nanos tree has each tuple once (a rename deletes the old key), so a tuple met twice is
     /// refused here, once, and walkers stay simple. The walk is iterative: depth costs no stack.
-    static func checkTree(_ root: TFSTuple, what: String) throws {
+    @discardableResult
+    static func checkTree(_ root: TFSTuple, what: String) throws -> Set<ObjectIdentifier> {
         var seen: Set<ObjectIdentifier> = [ObjectIdentifier(root)]
         var stack: [(TFSTuple, String)] = [(root, "/")]
         while let (tuple, path) = stack.popLast() {
@@ -181,6 +190,7 @@ public enum TFSReader {
                 }
             }
         }
+        return seen
     }
 
     /// One value; nil is Nanos' "no value" (delete the key).

@@ -16,6 +16,12 @@ public final class TFSTuple {
         for (key, value) in pairs { self[key] = value }
     }
 
+    /// Forgets every pair: how the reader breaks the cycles of a crafted log it refused.
+    func removeAllPairs() {
+        pairs = []
+        index = nil
+    }
+
     /// Keys in the order the log gave them (the dump sorts, the writer sorts).
     public var keys: [[UInt8]] { pairs.map(\.key) }
 
