@@ -119,11 +119,6 @@ struct BuildCommand: ParsableCommand {
             platform: try Platform(parsing: source.platform), maximumExpandedSize: try source.maximumExpandedSize())
         request.backendInferredFrom = inferred?.reason
         request.runOverrides = try source.runOverrides()
-        if !request.runOverrides.isEmpty && !backend.capabilities.takesRootTree {
-            throw InputError(
-                "--entrypoint, --cmd, --env, --workdir and --user set a container's run config; the \(backend.name) backend builds from a program",
-                hint: backend.name == "nanos" ? "use the manifest's Args and Env (or -a) instead" : nil)
-        }
         let pipeline = BuildPipeline(
             registry: registry, progress: .automatic(quiet: global.quiet), logger: logger,
             cache: CacheDirectory.resolve(override: global.cacheDir))

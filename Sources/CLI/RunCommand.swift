@@ -78,9 +78,7 @@ struct RunCommand: ParsableCommand {
         if printQemuCommand {
             // The same checks as a run, before the (slower) KVM probe.
             _ = try runner.qemuCommand(request)
-            try request.settleAccel { note in
-                if !global.quiet { FileHandle.standardError.write(Data("note: \(note)\n".utf8)) }
-            }
+            try request.settleAccel(note: StreamFlags.note(quiet: global.quiet))
             print(try runner.qemuCommand(request).map { $0.contains(" ") ? "'\($0)'" : $0 }.joined(separator: " "))
             return
         }

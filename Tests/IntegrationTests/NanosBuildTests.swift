@@ -484,6 +484,10 @@ final class NanosBuildTests: XCTestCase {
             XCTAssertTrue(refused.stderr.contains(message), "\(arguments): \(refused.stderr)")
             XCTAssertTrue(refused.stderr.contains("--backend nanos or --backend linuxvm") || arguments == ["missing"])
         }
+        let overrides = try build(sandbox, ["prover", "-c", "m.json", "--entrypoint", "/x", "-o", "no.img"])
+        XCTAssertEqual(overrides.status, 1, overrides.stderr)
+        XCTAssertTrue(overrides.stderr.contains("set a container's run config; the nanos backend"), overrides.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: sandbox.path("no.img")))
         let container = try GvltBinary.run(["build", "--container", "oci:nowhere"], in: sandbox)
         XCTAssertNotEqual(container.status, 0)
         XCTAssertTrue(container.stderr.hasPrefix("backend: linuxvm (from --container)\n"), container.stderr)

@@ -30,6 +30,11 @@ struct StreamFlags: ParsableArguments {
             console: { if whole { shown.write($0) } },
             program: { if stdout { shown.write($0) } },
             qemuStderr: { if stderr || !stdout { FileHandle.standardError.write($0) } },
-            note: { if !quiet { FileHandle.standardError.write(Data("note: \($0)\n".utf8)) } })
+            note: Self.note(quiet: quiet))
+    }
+
+    /// Where a run's notes go: stderr, as `note: …`, unless --quiet.
+    static func note(quiet: Bool) -> (String) -> Void {
+        { if !quiet { FileHandle.standardError.write(Data("note: \($0)\n".utf8)) } }
     }
 }

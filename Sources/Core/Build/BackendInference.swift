@@ -23,7 +23,7 @@ public enum BackendInference {
                 throw InputError(
                     "program \(program) does not exist", hint: "give the path of the ELF program to package")
             }
-            guard isELF(program) else {
+            guard ELFFile.hasMagic(program) else {
                 throw InputError(
                     "no backend chosen, and \(program) is not an ELF program, which would mean nanos", hint: hint)
             }
@@ -31,11 +31,5 @@ public enum BackendInference {
         }
         if let flag = sourceFlags.first { return Choice(backend: "linuxvm", reason: flag) }
         throw InputError("no backend chosen", hint: hint + "; an ELF program means nanos, --container linuxvm")
-    }
-
-    static func isELF(_ path: String) -> Bool {
-        guard let handle = FileHandle(forReadingAtPath: path) else { return false }
-        defer { try? handle.close() }
-        return (try? handle.read(upToCount: 4)) == Data([0x7F, 0x45, 0x4C, 0x46])
     }
 }

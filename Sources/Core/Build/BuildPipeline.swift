@@ -130,6 +130,10 @@ public struct BuildPipeline {
             throw InputError(
                 "the \(backend.name) backend takes a program, not --container/--containerfile/--rootfs-dir",
                 hint: "gvlt build --backend \(backend.name) PROGRAM -c manifest.json")
+        } else if !request.runOverrides.isEmpty {
+            throw InputError(
+                "--entrypoint, --cmd, --env, --workdir and --user set a container's run config; the \(backend.name) backend builds from a program",
+                hint: backend.name == "nanos" ? "use the manifest's Args and Env (or -a) instead" : nil)
         }
     }
 }

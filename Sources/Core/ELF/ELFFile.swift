@@ -4,6 +4,16 @@ import Foundation
 /// A read-only view of an ELF file through libelf: its sections by name. Used for kernel modules
 /// (`.modinfo`: dependencies, vermagic) and, later, program dependencies.
 public final class ELFFile {
+    /// The four bytes every ELF file starts with.
+    public static let magic: [UInt8] = [0x7F, 0x45, 0x4C, 0x46]
+
+    /// Whether the file at `path` starts with `magic` (false when it cannot be read).
+    public static func hasMagic(_ path: String) -> Bool {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return false }
+        defer { try? handle.close() }
+        return (try? handle.read(upToCount: 4)).map(Array.init) == magic
+    }
+
     public let path: String
     private let fd: Int32
     private let elf: OpaquePointer

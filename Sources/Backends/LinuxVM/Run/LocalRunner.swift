@@ -63,12 +63,10 @@ extension LocalRun {
         }
         try Data(workerConfig.yaml().utf8).write(to: URL(fileURLWithPath: shares + "/rt-config/config.yaml"))
         for input in inputs {
+            // preflight() checked the destination and that the source exists.
             let relative = try GevulotTask.relative(
                 input.destination, under: GevulotTask.inputRoot,
                 at: "input \(input.source):\(input.destination)")
-            guard FileManager.default.fileExists(atPath: input.source) else {
-                throw InputError("input \(input.source): no such file or directory")
-            }
             let target = shares + "/input/" + relative
             try FileManager.default.createDirectory(
                 atPath: URL(fileURLWithPath: target).deletingLastPathComponent().path,

@@ -19,7 +19,7 @@ public enum ELFProgram {
                 hint:
                     "make the interpreter (e.g. python3) the Program and pass the script in Args, adding it with Files")
         }
-        guard head == [0x7F, 0x45, 0x4C, 0x46] else {
+        guard head == ELFFile.magic else {
             throw InputError(
                 "program \(path) is not an ELF executable (it starts with \(head.hexString.isEmpty ? "nothing" : head.hexString))",
                 hint: "point Program at an x86_64 Linux executable")
