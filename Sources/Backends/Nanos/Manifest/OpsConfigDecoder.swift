@@ -258,6 +258,21 @@ enum OpsConfigDecoder {
             seen[entry.key] = entry.line
         }
 
+        /// A Go map: decoded into the map already there (Go reuses it), the last of a repeated key winning.
+        mutating func merge(
+            _ entries: [GoJSON.Member], into existing: JSONValue?, path: String,
+            _ element: (GoJSON.Member) throws -> JSONValue
+        ) throws -> JSONValue {
+            var map: [String: JSONValue] = [:]
+            if case .object(let earlier)? = existing { map = earlier }
+            var seen: [String: Int] = [:]
+            for entry in entries {
+                noteRepeat(entry, path: "\(path).\(entry.key)", seen: &seen)
+                map[entry.key] = try element(entry)
+            }
+            return .object(map)
+        }
+
         /// One value into a field of `type`. nil removes the field (null into a list or a map); null
         /// into anything else leaves what was there.
         mutating func decode(_ member: GoJSON.Member, as type: GoType, into existing: JSONValue?, path: String) throws
@@ -298,30 +313,19 @@ enum OpsConfigDecoder {
                         }
                     })
             case (.stringMap, .object(let entries)):
-                var map: [String: JSONValue] = [:]
-                if case .object(let earlier)? = existing { map = earlier }
-                var seen: [String: Int] = [:]
-                for entry in entries {
-                    noteRepeat(entry, path: "\(path).\(entry.key)", seen: &seen)
+                let label = self.label  // the closure must not capture self, which merge mutates
+                return try merge(entries, into: existing, path: path) { entry in
                     switch entry.value {
-                    case .string(let text): map[entry.key] = .string(text)
-                    case .null: map[entry.key] = .string("")
+                    case .string(let text): return .string(text)
+                    case .null: return .string("")
                     default:
                         throw InputError(
-                            "\(at(entry)): `\(path).\(entry.key)` must be a string, not a \(entry.value.goKind) (ops: json: cannot unmarshal \(entry.value.goKind) into Go struct field \(path) of type string)",
+                            "\(label) (line \(entry.line), column \(entry.column)): `\(path).\(entry.key)` must be a string, not a \(entry.value.goKind) (ops: json: cannot unmarshal \(entry.value.goKind) into Go struct field \(path) of type string)",
                             hint: "quote it: \"\(entry.key)\": \"…\"")
                     }
                 }
-                return .object(map)
             case (.anyMap, .object(let entries)):
-                var map: [String: JSONValue] = [:]
-                if case .object(let earlier)? = existing { map = earlier }
-                var seen: [String: Int] = [:]
-                for entry in entries {
-                    noteRepeat(entry, path: "\(path).\(entry.key)", seen: &seen)
-                    map[entry.key] = Self.plain(entry.value)
-                }
-                return .object(map)
+                return try merge(entries, into: existing, path: path) { Self.plain($0.value) }
             case (.structure(let inner), .object(let entries)):
                 var earlier: [String: JSONValue] = [:]
                 if case .object(let fields)? = existing { earlier = fields }
