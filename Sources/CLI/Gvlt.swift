@@ -32,15 +32,29 @@ struct Gvlt: ParsableCommand {
         ])
 
     /// Our errors print as `error: …` plus a hint line; argument errors keep argument-parser's usage text.
+    /// Installed under another tool's name (a link named `ops` or `gvltctl`), gvlt speaks that tool's
+    /// command line instead of its own.
     static func main() {
         setlocale(LC_ALL, "C.UTF-8")
         // A tool we pipe into that dies early (tar2sqfs on a full disk), or `gvlt run | head`, must give
         // an error we report and clean up after, not kill gvlt silently.
         signal(SIGPIPE, SIG_IGN)
         Cleanup.shared.installSignalHandlers()
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        switch Personality(invokedAs: CommandLine.arguments.first ?? "gvlt") {
+        case .gvlt: execute(Gvlt.self, arguments)
+        case .ops: execute(OpsCommand.self, arguments, prepare: OpsCommand.prepare)
+        case .gvltctl: execute(GvltctlCommand.self, arguments, prepare: GvltctlCommand.prepare)
+        }
+    }
+
+    static func execute<Root: ParsableCommand>(
+        _ root: Root.Type, _ arguments: [String], prepare: ([String]) throws -> [String] = { $0 }
+    ) -> Never {
         do {
-            var command = try parseAsRoot()
+            var command = try root.parseAsRoot(try prepare(arguments))
             try command.run()
+            Foundation.exit(0)
         } catch let error as UserFacingError {
             Cleanup.shared.runAll()
             ProgressReporter.closeOpenLine()
@@ -50,7 +64,7 @@ struct Gvlt: ParsableCommand {
             Foundation.exit(1)
         } catch {
             Cleanup.shared.runAll()
-            exit(withError: error)
+            root.exit(withError: error)
         }
     }
 }

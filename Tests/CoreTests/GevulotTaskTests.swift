@@ -4,6 +4,21 @@ import XCTest
 /// Task files read as gevulot-rs reads them: field names, units and the checks that keep a local
 /// run from meaning something else than the network's.
 final class GevulotTaskTests: XCTestCase {
+    /// gvltctl's task template writes zeros for what it leaves unset; they are the run's defaults.
+    func testZeroResourcesAreUnset() throws {
+        let task = try GevulotTask(
+            yaml: "kind: Task\nversion: v0\nspec:\n  resources: {cpus: 0, gpus: 0, memory: 0, time: 0}\n",
+            location: "task.yaml")
+        XCTAssertNil(task.millicores)
+        XCTAssertNil(task.memoryBytes)
+        XCTAssertEqual(task.gpuMillicores ?? 0, 0)
+        var request = RunRequest(image: "disk.img")
+        request.task = task
+        XCTAssertNil(try request.memoryArgument())
+        XCTAssertNil(try request.cpuCount())
+        XCTAssertNil(try request.timeoutSeconds())
+    }
+
     func testTheDocsExampleWithEveryField() throws {
         let task = try GevulotTask(
             yaml: """

@@ -136,6 +136,88 @@ final class GvltctlRunTests: XCTestCase {
             Set(try FileManager.default.contentsOfDirectory(atPath: sandbox.path("out3"))), ["stdout", "output.txt"])
     }
 
+    static let simpleVM =
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().path
+        + "/Fixtures/gvltctl-simple-vm"
+
+    /// gvlt linked as `gvltctl` runs gvltctl's own integration scenario as its run_test.sh does: its
+    /// Containerfile (with a local busybox stage for alpine:latest) and task file, unchanged, through
+    /// `gvltctl build` and `gvltctl local-run` with gvltctl's defaults (disk.img, output/).
+    func testGvltctlPersonalityRunsGvltctlsOwnScenario() throws {
+        if ProcessInfo.processInfo.environment["GVLT_TESTS_WITHOUT_PODMAN"] == "1" {
+            throw XCTSkip("GVLT_TESTS_WITHOUT_PODMAN=1")
+        }
+        let sandbox = try Sandbox()
+        XCTAssertTrue(
+            FileManager.default.isExecutableFile(atPath: "/bin/busybox"),
+            "busybox-static is not installed: run scripts/setup")
+        try FileManager.default.copyItem(atPath: "/bin/busybox", toPath: sandbox.path("busybox"))
+        let original = try String(contentsOfFile: Self.simpleVM + "/Containerfile", encoding: .utf8)
+        XCTAssertTrue(original.hasPrefix("FROM alpine:latest\n"), original)
+        try sandbox.write(
+            "Containerfile",
+            Data(
+                ("FROM scratch AS alpine\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\n"
+                    + original.replacingOccurrences(of: "FROM alpine:latest", with: "FROM alpine")).utf8))
+        try sandbox.write(
+            "src/main.sh",
+            Data(
+                """
+                #!/bin/sh
+                echo "Hello, world!"
+                echo "Input file:"
+                cat /mnt/gevulot/input/input.txt
+                echo "This is output." > /mnt/gevulot/output/output.txt
+                echo "Done"
+
+                """.utf8))
+        try sandbox.write("inputs/input.txt", Data("This is input.\n".utf8))
+        try FileManager.default.copyItem(atPath: Self.simpleVM + "/task.yaml", toPath: sandbox.path("task.yaml"))
+        let gvltctl = try GvltBinary.link(named: "gvltctl", in: sandbox)
+        let (initBinary, _) = try Images.built.get()
+        let environment = ["GVLT_INIT": initBinary, "GVLT_CACHE_DIR": Images.kernelCache]
+
+        let build = try GvltBinary.run(
+            ["build", "--force", "--containerfile", "./Containerfile"], in: sandbox, environment: environment,
+            timeout: 600, executable: gvltctl)
+        XCTAssertEqual(build.status, 0, build.stderr)
+        // gvltctl's default: a 10G disk, most of it a hole.
+        let attributes = try FileManager.default.attributesOfItem(atPath: sandbox.path("disk.img"))
+        XCTAssertEqual((attributes[.size] as? NSNumber)?.int64Value, 10 << 30)
+
+        let run = try GvltBinary.run(
+            [
+                "local-run", "disk.img", "--file", "task.yaml", "--input", "inputs/input.txt:input.txt", "--stdout",
+                "--stderr", "--smp", "1", "--mem", "512"
+            ], in: sandbox, environment: environment, timeout: 300, executable: gvltctl)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        // run_test.sh's two checks, and gvltctl's closing message.
+        let stdout = try String(contentsOfFile: sandbox.path("output/stdout"), encoding: .utf8)
+        XCTAssertEqual(stdout, "Hello, world!\nInput file:\nThis is input.\nDone\n")
+        XCTAssertEqual(
+            try String(contentsOfFile: sandbox.path("output/output.txt"), encoding: .utf8), "This is output.\n")
+        XCTAssertTrue(run.stdout.hasPrefix("Hello, world!\n"), run.stdout)
+        XCTAssertTrue(run.stdout.hasSuffix("Done\nmessage: VM program exited successfully\n\n"), run.stdout)
+
+        // -F before the command, as gvltctl's global flag; the network commands say what they need.
+        let json = try GvltBinary.run(
+            [
+                "-F", "json", "local-run", "disk.img", "--file", "task.yaml", "-i", "inputs/input.txt:input.txt",
+                "--stdout", "--output-dir", "out2"
+            ], in: sandbox, environment: environment, timeout: 300,
+            executable: gvltctl)
+        XCTAssertEqual(json.status, 0, json.stderr)
+        XCTAssertTrue(json.stdout.hasSuffix("Done\n{\"message\":\"VM program exited successfully\"}\n"), json.stdout)
+        let task = try GvltBinary.run(["task", "list"], in: sandbox, executable: gvltctl)
+        XCTAssertEqual(task.status, 1)
+        XCTAssertTrue(task.stderr.contains("gvltctl task talks to the Gevulot network"), task.stderr)
+        // Without --force an existing disk.img stays, as in gvltctl.
+        let again = try GvltBinary.run(
+            ["build", "--containerfile", "./Containerfile"], in: sandbox, environment: environment, executable: gvltctl)
+        XCTAssertEqual(again.status, 1)
+        XCTAssertTrue(again.stderr.contains("exists"), again.stderr)
+    }
+
     func testLocalRunFlagsAndTaskResourcesOnTheQEMUCommandLine() throws {
         let sandbox = try Sandbox()
         try sandbox.write("disk.img", FakeDisk.firestarterShaped())

@@ -391,6 +391,124 @@ final class NanosBuildTests: XCTestCase {
         XCTAssertTrue(refused.stderr.contains("the task's command is for Linux VM images"), refused.stderr)
     }
 
+    /// gvlt linked as `ops` runs the seed Containerfile's line unchanged: the release from
+    /// ~/.ops/0.1.51, the image in ~/.ops/images/deviceQuery, ops' line on stdout, and the bytes of
+    /// `gvlt build --backend nanos` of the same inputs.
+    func testOpsPersonalityRunsTheSeedDeviceQueryLine() throws {
+        let sandbox = try Sandbox()
+        try prepare(sandbox, program: "deviceQuery")
+        let release = sandbox.home + "/.ops/0.1.51"
+        try FileManager.default.createDirectory(atPath: sandbox.home + "/.ops", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: sandbox.path("release"), toPath: release)
+        try Self.placeholderKlib("535.113.01").write(to: URL(fileURLWithPath: release + "/klibs/gpu_nvidia"))
+        try FileManager.default.removeItem(atPath: sandbox.path("release"))
+        // The seed's KlibDir is /build, where its Containerfile builds the klib; here it is the release's.
+        try sandbox.write(
+            "deviceQuery.manifest",
+            Data(Self.deviceQueryManifest.replacingOccurrences(of: "\"/build\"", with: "\"\(release)/klibs\"").utf8))
+        try sandbox.write("lib/x86_64-linux-gnu/libcuda.so.1", Data("stand-in".utf8))
+        try sandbox.write("nvidia/535.113.01/gsp_ga10x.bin", Data("firmware".utf8))
+        try sandbox.write("nvidia/535.113.01/gsp_tu10x.bin", Data("firmware".utf8))
+        let ops = try GvltBinary.link(named: "ops", in: sandbox)
+        func run(_ arguments: [String]) throws -> RunResult {
+            try GvltBinary.run(arguments, in: sandbox, executable: ops)
+        }
+
+        let line = ["build", "deviceQuery", "--nanos-version", "0.1.51", "-c", "deviceQuery.manifest"]
+        let built = try run(line)
+        XCTAssertEqual(built.status, 0, built.stderr)
+        let image = sandbox.home + "/.ops/images/deviceQuery"
+        XCTAssertEqual(built.stdout, "Bootable image file:\(image)\n")
+        let gvlt = try GvltBinary.run(
+            [
+                "build", "--backend", "nanos", "deviceQuery", "--nanos-version", "0.1.51", "-c", "deviceQuery.manifest",
+                "-o", "gvlt.img"
+            ], in: sandbox)
+        XCTAssertEqual(gvlt.status, 0, gvlt.stderr)
+        XCTAssertEqual(
+            try Data(contentsOf: URL(fileURLWithPath: image)),
+            try Data(contentsOf: URL(fileURLWithPath: sandbox.path("gvlt.img"))), "ops build and gvlt build differ")
+        XCTAssertNotNil(try NanosImageReader.open(image).boot.entry(at: "/klib/gpu_nvidia"))
+        // ops overwrites its image without asking.
+        XCTAssertEqual(try run(line).status, 0)
+
+        // ops' -i keeps the base name up to its first dot; -a replaces Args, -e adds to Env.
+        let named = try run(line + ["-i", "out/dq.v2.img", "-a", "--device", "-e", "CUDA_VISIBLE_DEVICES=0"])
+        XCTAssertEqual(named.status, 0, named.stderr)
+        XCTAssertEqual(named.stdout, "Bootable image file:\(sandbox.home)/.ops/images/dq\n")
+        let root = try rootTuple(sandbox.home + "/.ops/images/dq")
+        XCTAssertEqual(root["arguments"], .vector([.string("deviceQuery"), .string("--device")]))
+        XCTAssertEqual(root.tuple("environment")?.text("CUDA_VISIBLE_DEVICES"), "0")
+        XCTAssertEqual(root.tuple("environment")?.text("IMAGE_NAME"), "dq")
+
+        let list = try run(["image", "list"])
+        XCTAssertEqual(list.status, 0, list.stderr)
+        let rows = list.stdout.split(separator: "\n").map { $0.split(separator: " ", omittingEmptySubsequences: true) }
+        XCTAssertEqual(rows.first.map { Array($0.prefix(4)) }, ["NAME", "PATH", "SIZE", "CREATEDAT"])
+        XCTAssertEqual(rows.dropFirst().map { String($0[0]) }, ["deviceQuery", "dq"], list.stdout)
+        XCTAssertEqual(rows.dropFirst().map { String($0[1]) }, [image, sandbox.home + "/.ops/images/dq"])
+
+        // What needs the network or a cloud says so, and writes nothing.
+        for (arguments, message) in [
+            (["pkg", "load", "eyberg/node:20.5.0", "-a", "hi.js"], "ops pkg works with ops' package registry"),
+            (["instance", "create", "dq"], "ops instance manages cloud"),
+            (["build", "deviceQuery", "-t", "gcp", "-c", "deviceQuery.manifest"], "-t gcp: building for a cloud"),
+            (["build", "deviceQuery", "-n"], "--nightly needs the network"),
+            (["run", "deviceQuery", "-p", "8080"], "ops run -p/--port is not available")
+        ] {
+            let refused = try run(arguments)
+            XCTAssertEqual(refused.status, 1, "\(arguments): \(refused.stderr)")
+            XCTAssertTrue(refused.stderr.contains(message), "\(arguments): \(refused.stderr)")
+        }
+        XCTAssertEqual(
+            Set(try FileManager.default.contentsOfDirectory(atPath: sandbox.home + "/.ops/images")),
+            ["deviceQuery", "dq"])
+    }
+
+    /// A file's bytes in a TFS volume, or nil when there is none.
+    static func fileData(_ volume: TFSVolume, _ path: String) throws -> Data? {
+        guard let entry = volume.entry(at: path) else { return nil }
+        var data = Data()
+        try volume.read(entry, path: path) { data.append(contentsOf: $0) }
+        return data
+    }
+
+    /// ops copies the host file or directory Args[1] names into the image; DisableArgsCopy stops it.
+    func testArgsCopyAndDisableArgsCopy() throws {
+        let sandbox = try Sandbox()
+        try prepare(sandbox)
+        try sandbox.write("app.js", Data("console.log('hi')\n".utf8))
+        try sandbox.write("site/index.html", Data("<p>hi</p>\n".utf8))
+        try sandbox.write("copy.json", Data(#"{"Program": "prover", "Args": ["app.js", "--port", "8080"]}"#.utf8))
+        let copied = try build(sandbox, ["prover", "-c", "copy.json", "-o", "copy.img"])
+        XCTAssertEqual(copied.status, 0, copied.stderr)
+        XCTAssertTrue(copied.stderr.contains("Args[1] `app.js` exists on this host"), copied.stderr)
+        let image = try NanosImageReader.open(sandbox.path("copy.img"))
+        XCTAssertEqual(try Self.fileData(image.root, "/app.js"), Data("console.log('hi')\n".utf8))
+        XCTAssertNil(image.root.entry(at: "/8080"))
+
+        let directory = try build(sandbox, ["prover", "-c", "copy.json", "-a", "site", "-o", "dir.img"])
+        XCTAssertEqual(directory.status, 0, directory.stderr)
+        let withDirectory = try NanosImageReader.open(sandbox.path("dir.img"))
+        XCTAssertEqual(try Self.fileData(withDirectory.root, "/site/index.html"), Data("<p>hi</p>\n".utf8))
+        XCTAssertNil(withDirectory.root.entry(at: "/app.js"))
+
+        try sandbox.write(
+            "nocopy.json", Data(#"{"Program": "prover", "Args": ["app.js"], "DisableArgsCopy": true}"#.utf8))
+        let disabled = try build(sandbox, ["prover", "-c", "nocopy.json", "-o", "nocopy.img"])
+        XCTAssertEqual(disabled.status, 0, disabled.stderr)
+        XCTAssertFalse(disabled.stderr.contains("Args[1]"), disabled.stderr)
+        XCTAssertNil(try NanosImageReader.open(sandbox.path("nocopy.img")).root.entry(at: "/app.js"))
+        XCTAssertEqual(
+            try rootTuple(sandbox.path("nocopy.img"))["arguments"], .vector([.string("prover"), .string("app.js")]))
+
+        // An argument that is no host path, or names the image's root, copies nothing.
+        let dot = try build(sandbox, ["prover", "-c", "copy.json", "-a", ".", "-o", "dot.img"])
+        XCTAssertEqual(dot.status, 0, dot.stderr)
+        XCTAssertTrue(dot.stderr.contains("names no place inside the image; not copied"), dot.stderr)
+        XCTAssertNil(try NanosImageReader.open(sandbox.path("dot.img")).root.entry(at: "/app.js"))
+    }
+
     func testTwoBuildsInDifferentPlacesAndTimesGiveTheSameBytes() throws {
         var digests: Set<String> = []
         for index in 0..<2 {
@@ -604,6 +722,52 @@ final class NanosBuildTests: XCTestCase {
             "0.1.51")
     }
 
+    /// --print-manifest and --print-deps need no Nanos release: with no ~/.ops and no --nanos-dir
+    /// they print, in Nanos' own syntax with the real inputs' host paths, and name what is missing.
+    func testDryRunsNeedNoRelease() throws {
+        let sandbox = try Sandbox()
+        try prepare(sandbox)
+        try FileManager.default.removeItem(atPath: sandbox.path("release"))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: sandbox.home + "/.ops"))
+        try sandbox.write("data/app.js", Data("1\n".utf8))
+        try sandbox.write(
+            "m.json",
+            Data(
+                #"{"Program": "prover", "Args": ["data/app.js"], "Env": {"GREETING": "hello world"}, "Klibs": ["gpu_nvidia"], "Files": ["data/app.js"]}"#
+                    .utf8))
+        let deps = try GvltBinary.run(["build", "prover", "-c", "m.json", "--print-deps"], in: sandbox)
+        XCTAssertEqual(deps.status, 0, deps.stderr)
+        XCTAssertTrue(deps.stdout.contains("libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6"), deps.stdout)
+
+        let printed = try GvltBinary.run(["build", "prover", "-c", "m.json", "--print-manifest"], in: sandbox)
+        XCTAssertEqual(printed.status, 0, printed.stderr)
+        let text = printed.stdout
+        XCTAssertFalse(text.contains("size:"), "size: is not Nanos syntax: \(text)")
+        XCTAssertFalse(text.contains(sandbox.tmp), "a temporary path was printed: \(text)")
+        XCTAssertTrue(text.contains("#   /etc/passwd \"root:x:0:0:root:/root:/bin/nobash\""), text)
+        XCTAssertTrue(text.contains("#   /kernel (boot filesystem): the Nanos release's kernel.img"), text)
+        XCTAssertTrue(text.contains("#   /klib/gpu_nvidia (boot filesystem)"), text)
+        XCTAssertTrue(text.contains("GREETING:\"hello world\""), text)
+        guard case .tuple(let root) = try NanosManifestSyntax.parse(text) else { return XCTFail(text) }
+        XCTAssertEqual(root["arguments"], .vector([.string("prover"), .string("data/app.js")]))
+        XCTAssertEqual(root.tuple("environment")?.text("GREETING"), "hello world")
+        XCTAssertEqual(root.text("klibs"), "bootfs")
+        let children = try XCTUnwrap(root.tuple("children"))
+        XCTAssertEqual(children.tuple("prover")?.tuple("contents")?.text("host"), sandbox.path("prover"))
+        XCTAssertEqual(
+            children.tuple("data")?.tuple("children")?.tuple("app.js")?.tuple("contents")?.text("host"),
+            sandbox.path("data/app.js"))
+        XCTAssertNil(children.tuple("etc")?.tuple("children")?.tuple("passwd"), "generated files have no host file")
+        XCTAssertEqual(
+            children.tuple("lib64")?.tuple("children")?.tuple("ld-linux-x86-64.so.2")?.tuple("contents")?.text("host")?
+                .hasPrefix("/"), true)
+        XCTAssertEqual(sandbox.listing(sandbox.work).filter { $0.hasSuffix(".img") }, [], "a dry run wrote an image")
+        // A real build still needs the release, and says so.
+        let real = try GvltBinary.run(["build", "prover", "-c", "m.json"], in: sandbox)
+        XCTAssertEqual(real.status, 1)
+        XCTAssertTrue(real.stderr.contains("no release found"), real.stderr)
+    }
+
     func testProgramChecksAndPrintModes() throws {
         let sandbox = try Sandbox()
         try prepare(sandbox)
@@ -619,7 +783,13 @@ final class NanosBuildTests: XCTestCase {
         let manifest = try build(sandbox, ["prover", "--print-manifest"])
         XCTAssertEqual(manifest.status, 0, manifest.stderr)
         XCTAssertTrue(manifest.stdout.contains("program:/prover"), manifest.stdout)
-        XCTAssertTrue(manifest.stdout.contains("kernel:(contents:"), manifest.stdout)
+        let printed = try NanosManifestSyntax.parse(manifest.stdout)
+        guard case .tuple(let tuple) = printed else { return XCTFail(manifest.stdout) }
+        XCTAssertEqual(
+            tuple.tuple("boot")?.tuple("children")?.tuple("kernel")?.tuple("contents")?.text("host"),
+            sandbox.path("release/kernel.img"))
+        XCTAssertEqual(
+            tuple.tuple("children")?.tuple("prover")?.tuple("contents")?.text("host"), sandbox.path("prover"))
         XCTAssertEqual(
             sandbox.listing(sandbox.work).filter { !$0.contains("/") && $0.hasSuffix(".img") }, [],
             "print modes write no image")

@@ -25,7 +25,7 @@ final class NanosSettingsTests: XCTestCase {
             Set(Settings.optionKeys),
             [
                 "manifest", "args", "imagename", "nightly", "boot", "kernel", "label", "nanos-dir", "nanos-version",
-                "local-run"
+                "local-run", "envs", "target-root", "ops-images"
             ])
     }
 
@@ -62,6 +62,27 @@ final class NanosSettingsTests: XCTestCase {
         assertRefused(["imagename": "a/b"], "--imagename `a/b` is not an image name")
         assertRefused(["imagename": ".."], "--imagename `..` is not an image name")
         assertRefused(["manifest": "/nonexistent/config.json"], "/nonexistent/config.json")
+    }
+
+    /// ops' -e adds to Env (a later name wins), -r replaces TargetRoot from the working directory,
+    /// and RunConfig.ImageName (or --ops-images) sends the image to ~/.ops/images.
+    func testOpsEnvsTargetRootAndImagePlace() throws {
+        let sandbox = try Sandbox()
+        try sandbox.write("config.json", Data(#"{"Program": "p", "Env": {"A": "1", "B": "2"}}"#.utf8))
+        let merged = try settings([
+            "manifest": .string(sandbox.path("config.json")), "envs": ["B=3", "C=x=y"], "target-root": "rel/root"
+        ])
+        XCTAssertEqual(merged.manifest.env.map { "\($0.0)=\($0.1)" }, ["A=1", "B=3", "C=x=y"])
+        XCTAssertEqual(merged.manifest.targetRoot, FileManager.default.currentDirectoryPath + "/rel/root")
+        assertRefused(["envs": ["NOVALUE"]], "--envs `NOVALUE` is not NAME=VALUE")
+        assertRefused(["envs": ["=x"]], "--envs `=x` is not NAME=VALUE")
+
+        XCTAssertFalse(try settings([:]).writesToOpsImages)
+        XCTAssertTrue(try settings(["ops-images": true]).writesToOpsImages)
+        try sandbox.write("named.json", Data(#"{"Program": "p", "RunConfig": {"Imagename": "web-server.v1"}}"#.utf8))
+        let named = try settings(["manifest": .string(sandbox.path("named.json"))])
+        XCTAssertTrue(named.writesToOpsImages)
+        XCTAssertEqual(named.imageName(program: "/x/p"), "web-server")
     }
 
     func testReleaseChoice() throws {

@@ -79,6 +79,15 @@ public enum GvltBinary {
         fatalError("gvlt executable not found near \(exe.path); run `swift build` first")
     }
 
+    /// A link to gvlt named `name` (`ops`, `gvltctl`) in the sandbox's `bin/`, for running gvlt under
+    /// another tool's name.
+    public static func link(named name: String, in sandbox: Sandbox) throws -> String {
+        let link = sandbox.path("bin/" + name)
+        try FileManager.default.createDirectory(atPath: sandbox.path("bin"), withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: path)
+        return link
+    }
+
     /// The address-space bound hostile-input runs get (`prlimit --as`): what gvlt may use on any input.
     public static let hostileMemoryLimit = 1 << 30
 
@@ -88,9 +97,10 @@ public enum GvltBinary {
     @discardableResult
     public static func run(
         _ arguments: [String], in sandbox: Sandbox, environment extra: [String: String] = [:],
-        timeout: Double = 120, memoryLimit: Int? = nil
+        timeout: Double = 120, memoryLimit: Int? = nil, executable: String? = nil
     ) throws -> RunResult {
         let process = Process()
+        let path = executable ?? Self.path
         if let memoryLimit {
             process.executableURL = URL(fileURLWithPath: "/usr/bin/prlimit")
             process.arguments = ["--as=\(memoryLimit)", path] + arguments

@@ -32,10 +32,13 @@ public final class NanosBackend: ImageBackend {
         var label: String
         /// `-i/--imagename`, taken as given (a manifest's ImageName or the program loses its extension).
         var explicitName: String?
+        /// Whether the image goes where ops puts it, `~/.ops/images/NAME`, without `-o`.
+        var opsImages: Bool
 
         public enum CodingKeys: String, CodingKey, CaseIterable {
-            case manifest, args, imagename, nightly, boot, kernel, label
+            case manifest, args, imagename, nightly, boot, kernel, label, envs
             case nanosDirectory = "nanos-dir", nanosVersion = "nanos-version", localRun = "local-run"
+            case opsImages = "ops-images", targetRoot = "target-root"
         }
 
         public init(from decoder: Decoder) throws {
@@ -43,8 +46,22 @@ public final class NanosBackend: ImageBackend {
             manifest =
                 try options.decodeIfPresent(String.self, forKey: .manifest).map(OpsManifest.init(path:))
                 ?? OpsManifest()
-            // ops build's -a replaces the manifest's Args, and -i names the image.
+            // ops build's -a replaces the manifest's Args, -e adds to its Env, -r replaces its
+            // TargetRoot (relative to the working directory, as a flag is), and -i names the image.
             if let args = try options.decodeIfPresent([String].self, forKey: .args) { manifest.args = args }
+            for item in try options.decodeIfPresent([String].self, forKey: .envs) ?? [] {
+                guard let equals = item.firstIndex(of: "="), equals != item.startIndex else {
+                    throw InputError("--envs `\(item)` is not NAME=VALUE", hint: "e.g. -e RUST_LOG=debug")
+                }
+                let name = String(item[..<equals]), value = String(item[item.index(after: equals)...])
+                manifest.env.removeAll { $0.0 == name }
+                manifest.env.append((name, value))
+            }
+            if let root = try options.decodeIfPresent(String.self, forKey: .targetRoot) {
+                manifest.targetRoot =
+                    root.hasPrefix("/") ? root : FileManager.default.currentDirectoryPath + "/" + root
+            }
+            opsImages = try options.decodeIfPresent(Bool.self, forKey: .opsImages) ?? false
             if let name = try options.decodeIfPresent(String.self, forKey: .imagename) {
                 guard !name.isEmpty, !name.contains("/"), name != ".", name != ".." else {
                     throw InputError(
@@ -87,12 +104,18 @@ public final class NanosBackend: ImageBackend {
             return named.hasPrefix("/") ? (manifest.targetRootPath ?? "") + named : manifest.directory + "/" + named
         }
 
-        /// ops names images after the program, up to the first dot of its base name.
+        /// ops names images after the program, up to the first dot of its base name; the config's
+        /// RunConfig.ImageName is its `-i`.
         func imageName(program: String) -> String {
             if let explicitName { return explicitName }
-            let base = URL(fileURLWithPath: manifest.imageName ?? manifest.program ?? program).lastPathComponent
+            let base = URL(fileURLWithPath: manifest.run.imageName ?? manifest.imageName ?? manifest.program ?? program)
+                .lastPathComponent
             return String(base.split(separator: ".", maxSplits: 1).first ?? Substring(base))
         }
+
+        /// Where ops writes the image: with `-i`, RunConfig.ImageName, or `--ops-images` (what the
+        /// `ops` command line implies).
+        var writesToOpsImages: Bool { explicitName != nil || manifest.run.imageName != nil || opsImages }
     }
 
     /// What `prepare` found, so that `build` does not look again.
@@ -105,12 +128,12 @@ public final class NanosBackend: ImageBackend {
         _ = try settings.program(input)
     }
 
-    /// `./NAME.img`; with ops' `-i/--imagename NAME`, where ops puts it: `~/.ops/images/NAME`.
+    /// `./NAME.img`; with ops' `-i/--imagename NAME` (or the manifest's RunConfig.ImageName), where
+    /// ops puts it: `~/.ops/images/NAME`.
     public func defaultOutput(_ settings: Settings, input: BuildInput) throws -> String? {
         let name = settings.imageName(program: try settings.program(input))
-        guard settings.explicitName != nil else { return "./" + name + ".img" }
-        let home = ProcessInfo.processInfo.environment["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? NSHomeDirectory()
-        let directory = home + "/.ops/images"
+        guard settings.writesToOpsImages else { return "./" + name + ".img" }
+        let directory = NanosRelease.opsHome() + "/images"
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         } catch {
@@ -133,12 +156,14 @@ public final class NanosBackend: ImageBackend {
             state: Prepared(program: program, release: release))
     }
 
-    func layout(_ settings: Settings, prepared: Prepared, scratch: String, contributions: [NamedContribution] = [])
-        throws -> NanosLayout
-    {
+    func layout(
+        _ settings: Settings, prepared: Prepared, scratch: String, contributions: [NamedContribution] = [],
+        dryRun: Bool = false
+    ) throws -> NanosLayout {
         var options = NanosLayout.Options(
             program: prepared.program, localRun: settings.localRun,
             imageName: settings.imageName(program: prepared.program))
+        options.dryRun = dryRun
         for item in contributions {
             let (accelerator, contribution) = (item.accelerator, item.contribution)
             // Nanos has no loadable Linux modules and takes no kernel command line.
@@ -186,9 +211,24 @@ public final class NanosBackend: ImageBackend {
                 ? "\(program) is static: it needs no libraries\n" : lines.joined(separator: "\n") + "\n"
         case .manifest:
             _ = try ELFProgram.check(program)
-            let release = try NanosRelease.locate(settings.release, manifest: settings.manifest)
-            return try layout(settings, prepared: Prepared(program: program, release: release), scratch: scratch.path)
-                .manifestText()
+            // The manifest needs no kernel: without a release, its parts are named as missing.
+            var unresolved: String?
+            let release: NanosRelease
+            do {
+                release = try NanosRelease.locate(settings.release, manifest: settings.manifest)
+            } catch let error as InputError {
+                unresolved = error.message
+                let klibDir = settings.manifest.klibDir.map {
+                    $0.hasPrefix("/") ? $0 : settings.manifest.directory + "/" + $0
+                }
+                release = NanosRelease(
+                    boot: "", kernel: "", klibDirectory: klibDir,
+                    version: settings.release.nanosVersion ?? settings.manifest.nanosVersion)
+            }
+            var layout = try self.layout(
+                settings, prepared: Prepared(program: program, release: release), scratch: scratch.path, dryRun: true)
+            if let unresolved { layout.unresolved.insert("the Nanos release: \(unresolved)", at: 0) }
+            return try layout.manifestText()
         }
     }
 

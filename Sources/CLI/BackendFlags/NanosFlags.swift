@@ -10,8 +10,10 @@ struct NanosFlags: ParsableArguments {
     var manifest: String?
 
     @Option(
-        name: [.customShort("a"), .long],
-        help: ArgumentHelp("ops's: a program argument (repeatable); replaces the manifest's Args.", valueName: "arg"))
+        name: [.customShort("a"), .long], parsing: .unconditionalSingleValue,
+        help: ArgumentHelp(
+            "ops's: a program argument (repeatable, and it may start with -); replaces the manifest's Args.",
+            valueName: "arg"))
     var args: [String] = []
 
     @Option(
@@ -20,6 +22,27 @@ struct NanosFlags: ParsableArguments {
             "ops's: the image name; without -o the image goes to ~/.ops/images/NAME, as ops puts it. -i with --backend nanos.",
             valueName: "name"))
     var imagename: String?
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "ops's (-e there): an environment variable for the program (repeatable); added to the manifest's Env, a later name wins.",
+            valueName: "name=value"))
+    var envs: [String] = []
+
+    @Option(
+        name: .customLong("target-root"),
+        help: ArgumentHelp(
+            "ops's (-r there): the root the program's libraries and absolute Files come from, instead of the manifest's TargetRoot.",
+            valueName: "dir"))
+    var targetRoot: String?
+
+    @Flag(
+        name: .customLong("ops-images"),
+        help:
+            "Without -o, write the image to ~/.ops/images/NAME (ops' place, $OPS_HOME/images) even without -i, as `ops build` does."
+    )
+    var opsImages = false
 
     @Flag(
         name: [.customShort("n"), .long],
@@ -73,6 +96,9 @@ struct NanosFlags: ParsableArguments {
         options.flag("manifest", manifest)
         options.flag("args", args)
         options.flag("imagename", imagename)
+        options.flag("envs", envs)
+        options.flag("target-root", targetRoot)
+        options.flag("ops-images", opsImages)
         options.flag("nightly", nightly)
         options.flag("nanos-dir", nanosDir)
         options.flag("nanos-version", nanosVersion)

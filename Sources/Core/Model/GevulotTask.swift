@@ -99,15 +99,17 @@ public struct GevulotTask: Equatable, Sendable {
         if let value = spec.fields["resources"], value != .null {
             let resources = try StrictObject(
                 value, location: spec.location + ".resources", allowed: ["cpus", "gpus", "memory", "time"])
+            // gevulot-rs's zero values are its defaults (gvltctl's task template writes `cpus: 0`,
+            // `memory: 0`, `time: 0`): zero means "not set", and the run's defaults apply.
             millicores = try resources.fields["cpus"].map {
                 try TaskUnits.millicores($0, at: resources.location + ".cpus")
-            }
+            }.flatMap { $0 == 0 ? nil : $0 }
             gpuMillicores = try resources.fields["gpus"].map {
                 try TaskUnits.millicores($0, at: resources.location + ".gpus")
             }
             memoryBytes = try resources.fields["memory"].map {
                 try TaskUnits.bytes($0, at: resources.location + ".memory")
-            }
+            }.flatMap { $0 == 0 ? nil : $0 }
             timeSeconds = try resources.fields["time"].map {
                 try TaskUnits.seconds($0, at: resources.location + ".time")
             }

@@ -14,6 +14,13 @@ public struct NanosLayout {
     public var programPath = ""
 
     public var warnings: [String] = []
+    /// The files gvlt writes itself (ops' generated ones), by image path, with their text.
+    public var generated: [(path: String, text: String)] = []
+    /// What a dry run (`--print-manifest`) could not find and an image needs: the release's kernel
+    /// or a klib. Empty for a layout an image is written from.
+    public var unresolved: [String] = []
+    /// Where the generated files are, so that their temporary host paths are never shown.
+    var scratch = ""
 
     /// A layout given directly (tests, and callers that build trees themselves).
     public init(root: TFSNode, boot: TFSNode, rootKeys: [(String, TFSValue)]) {
@@ -34,6 +41,8 @@ public struct NanosLayout {
         public var extraFiles: [FileEntry] = []
         /// Environment accelerators add, after the manifest's Env.
         public var extraEnv: [(String, String)] = []
+        /// A dry run: a missing kernel or klib is listed in `unresolved` instead of refused.
+        public var dryRun = false
         public init(program: String, localRun: Bool = false, imageName: String) {
             self.program = program
             self.localRun = localRun
@@ -62,7 +71,9 @@ public struct NanosLayout {
         try root.set(parts, TFSNode(.file(try Self.content(options.program, what: "program"))), what: what)
 
         // Generated files first, so that Files/Dirs can replace them (as ops lets them).
+        self.scratch = scratch
         func generated(_ path: String, _ text: String) throws {
+            self.generated.append((path, text))
             let file = scratch + "/generated-" + path.replacingOccurrences(of: "/", with: "_")
             try Data(text.utf8).write(to: URL(fileURLWithPath: file))
             try root.set(
@@ -108,6 +119,13 @@ public struct NanosLayout {
             }
             try addDirectory(
                 host: source, image: try TFSPath.split(entry, what: "\(what): Dirs entry `\(entry)`"), what: what)
+        }
+
+        // ops copies the host file or directory Args[1] names (the script of `node app.js`) to the
+        // same path in the image, unless DisableArgsCopy; the path is taken from the working
+        // directory, as ops' os.Stat takes it.
+        if !manifest.disableArgsCopy, let argument = manifest.args.first {
+            try copyArgument(argument, what: what)
         }
 
         // Libraries, by reading the ELF. What the manifest put in place explicitly stays.
@@ -174,7 +192,11 @@ public struct NanosLayout {
         if options.localRun { keys["debug_exit"] = .string("t") }
 
         // Boot filesystem: the kernel and klibs; klibs also need `klibs:bootfs` in the root.
-        try boot.set(["kernel"], TFSNode(.file(try Self.content(release.kernel, what: "Nanos kernel"))), what: what)
+        if options.dryRun && release.kernel.isEmpty {
+            unresolved.append("/kernel (boot filesystem): the Nanos release's kernel.img")
+        } else {
+            try boot.set(["kernel"], TFSNode(.file(try Self.content(release.kernel, what: "Nanos kernel"))), what: what)
+        }
         var klibs: [(name: String, path: String?)] = manifest.klibs.map { ($0, nil) }
         for extra in options.extraKlibs {
             if let index = klibs.firstIndex(where: { $0.name == extra.name }) {
@@ -189,11 +211,21 @@ public struct NanosLayout {
                 path = given
             } else {
                 guard let directory = release.klibDirectory else {
+                    if options.dryRun {
+                        unresolved.append("/klib/\(name) (boot filesystem): klib \(name) of the Nanos release")
+                        keys["klibs"] = .string("bootfs")
+                        continue
+                    }
                     throw InputError(
                         "\(what): klib \(name) is needed but no klib directory is known",
                         hint: "set KlibDir, or pass --nanos-dir with a klibs/ directory")
                 }
                 path = directory + "/" + name
+                if options.dryRun && !FileManager.default.fileExists(atPath: path) {
+                    unresolved.append("/klib/\(name) (boot filesystem): \(path) does not exist")
+                    keys["klibs"] = .string("bootfs")
+                    continue
+                }
                 guard FileManager.default.fileExists(atPath: path) else {
                     throw InputError(
                         "\(what): klib `\(name)` is not in \(directory)",
@@ -327,6 +359,29 @@ public struct NanosLayout {
         try walk([])
     }
 
+    /// The Args[1] copy: only a name that stays inside the image and does not replace its root.
+    mutating func copyArgument(_ argument: String, what: String) throws {
+        var st = stat()
+        guard !argument.isEmpty, stat(argument, &st) == 0 else { return }
+        let parts = argument.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+            .filter { $0 != "." }
+        guard !parts.isEmpty, !parts.contains("..") else {
+            warnings.append(
+                "Args[1] `\(argument)` is a host path, but it names no place inside the image; not copied (ops would); set DisableArgsCopy to silence this"
+            )
+            return
+        }
+        let host = argument.hasPrefix("/") ? argument : FileManager.default.currentDirectoryPath + "/" + argument
+        switch st.st_mode & S_IFMT {
+        case S_IFDIR: try addDirectory(host: host, image: parts, what: what)
+        case S_IFREG: try root.set(parts, TFSNode(.file(try Self.content(host, what: "Args[1]"))), what: what)
+        default: return
+        }
+        warnings.append(
+            "Args[1] `\(argument)` exists on this host, so it is copied into the image at /\(parts.joined(separator: "/")), as ops does; set \"DisableArgsCopy\": true to leave it out"
+        )
+    }
+
     /// Dirs: the directory's whole tree at the same path in the image; symlinks stay symlinks.
     mutating func addDirectory(host: String, image: [String], what: String) throws {
         _ = try root.directory(at: image, what: what)
@@ -373,33 +428,55 @@ public struct NanosLayout {
         }
     }
 
-    /// The root tuple as Nanos' text syntax, files summarised (for `--print-manifest`).
-    public func manifestText() -> String {
-        func describe(_ node: TFSNode) -> TFSValue {
+    /// The image as the manifest Nanos' mkfs reads (`--print-manifest`): the root tuple, its files as
+    /// `contents:(host:PATH)` of the real inputs and the boot filesystem under `boot`, with what has no
+    /// host file (the files gvlt writes, and what a dry run could not find) said in comments.
+    public func manifestText() throws -> String {
+        var writtenByGvlt: [String] = []
+        func describe(_ node: TFSNode, path: String) -> TFSValue {
             switch node.kind {
             case .directory:
-                return .tuple(
-                    TFSTuple([
-                        (
-                            "children",
-                            .tuple(TFSTuple(node.children.keys.sorted().map { ($0, describe(node.children[$0]!)) }))
-                        )
-                    ]))
+                let children = TFSTuple()
+                for name in node.children.keys.sorted() {
+                    let child = path + "/" + name
+                    let value = describe(node.children[name]!, path: child)
+                    if case .tuple(let tuple) = value, tuple.sortedPairs.isEmpty { continue }
+                    children[name] = value
+                }
+                return .tuple(TFSTuple([("children", .tuple(children))]))
             case .symlink(let target): return .tuple(TFSTuple([("linktarget", .string(target))]))
             case .file(let content):
-                var source = ""
-                if case .hostFile(let path, _, _) = content { source = path }
-                return .tuple(
-                    TFSTuple([
-                        ("contents", .tuple(TFSTuple([("host", .string(source)), ("size", .integer(content.size))])))
-                    ]))
+                guard case .hostFile(let host, _, _) = content, scratch.isEmpty || !host.hasPrefix(scratch + "/") else {
+                    writtenByGvlt.append(path)
+                    return .tuple(TFSTuple())
+                }
+                // mkfs may run elsewhere: every host path is absolute.
+                let absolute = host.hasPrefix("/") ? host : FileManager.default.currentDirectoryPath + "/" + host
+                return .tuple(TFSTuple([("contents", .tuple(TFSTuple([("host", .string(absolute))])))]))
             }
         }
-        let rootTuple: TFSTuple
-        if case .tuple(let tuple) = describe(root) { rootTuple = tuple } else { rootTuple = TFSTuple() }
+        guard case .tuple(let rootTuple) = describe(root, path: "") else { return "" }
         for (key, value) in rootKeys { rootTuple[key] = value }
-        let bootTuple: TFSTuple
-        if case .tuple(let tuple) = describe(boot) { bootTuple = tuple } else { bootTuple = TFSTuple() }
-        return "root\n" + TFSDump.text(of: .tuple(rootTuple)) + "\nboot\n" + TFSDump.text(of: .tuple(bootTuple)) + "\n"
+        rootTuple["boot"] = describe(boot, path: "")
+        var header = ["# The image in Nanos manifest syntax, as Nanos' mkfs reads it (gvlt build --print-manifest)."]
+        if !writtenByGvlt.isEmpty {
+            header.append("# Written by gvlt itself, as ops writes them, so not in the manifest:")
+            let texts = Dictionary(generated.map { ($0.path, $0.text) }, uniquingKeysWith: { $1 })
+            for path in writtenByGvlt {
+                let text = texts[path].map { " " + Self.commentQuoted($0) } ?? ""
+                header.append("#   \(path)\(text)")
+            }
+        }
+        if !unresolved.isEmpty {
+            header.append("# Not found, and needed to write the image (no Nanos release is needed to print this):")
+            header += unresolved.map { "#   " + $0 }
+        }
+        return header.joined(separator: "\n") + "\n"
+            + (try NanosManifestSyntax.write(.tuple(rootTuple), what: "the manifest")) + "\n"
+    }
+
+    /// A generated file's text on one comment line: newlines as `\n`.
+    static func commentQuoted(_ text: String) -> String {
+        "\"" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\n", with: "\\n") + "\""
     }
 }

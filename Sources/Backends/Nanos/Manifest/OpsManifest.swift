@@ -26,6 +26,8 @@ public struct OpsManifest: Sendable {
     public var debugFlags: [String] = []
     public var noTrace: [String] = []
     public var imageName: String?
+    /// `DisableArgsCopy`: ops copies the host file or directory `Args[1]` names into the image unless set.
+    public var disableArgsCopy = false
     public var run = RunConfig()
     /// The manifest's directory: relative host paths resolve against it.
     public var directory: String
@@ -40,6 +42,8 @@ public struct OpsManifest: Sendable {
         public var gpus: Int?
         public var gpuType: String?
         public var ports: [String] = []
+        /// `RunConfig.ImageName`: the config's `-i`, which also puts the image in ~/.ops/images.
+        public var imageName: String?
     }
 
     /// TargetRoot as a path: a relative one is taken from the manifest's directory.
@@ -153,6 +157,12 @@ public struct OpsManifest: Sendable {
         case .bool(let value)?: rebootOnExit = value
         case let other?: throw InputError("\(location("RebootOnExit")) must be true or false, not a \(other.typeName)")
         }
+        switch fields["DisableArgsCopy"] {
+        case nil, .null?: break
+        case .bool(let value)?: disableArgsCopy = value
+        case let other?:
+            throw InputError("\(location("DisableArgsCopy")) must be true or false, not a \(other.typeName)")
+        }
         if let size = try string("BaseVolumeSz") {
             guard let bytes = Self.parseSize(size) else {
                 throw InputError(
@@ -217,6 +227,7 @@ public struct OpsManifest: Sendable {
                     "\(location("RunConfig")).Memory must be a string like \"2g\", not a \(other.typeName)")
             }
             if case .string(let value)? = items["GPUType"] { run.gpuType = value }
+            if case .string(let value)? = items["ImageName"], !value.isEmpty { run.imageName = value }
             if case .array(let ports)? = items["Ports"] {
                 run.ports = ports.compactMap { if case .string(let p) = $0 { return p } else { return nil } }
             }
