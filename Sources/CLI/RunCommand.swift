@@ -59,8 +59,18 @@ struct RunCommand: ParsableCommand {
         help: "Print a JSON report (result, exit code, execution_time, outputs) on stdout; the console goes to stderr.")
     var json = false
 
-    @Flag(help: "Print the QEMU command line and exit without booting.")
+    @Flag(
+        help:
+            "Print the QEMU command line and exit without booting. The shares (and a Nanos volume image) are prepared in --shares-dir, or a new directory it names, so that the command runs as printed."
+    )
     var printQemuCommand = false
+
+    @Option(
+        name: .customLong("shares-dir"),
+        help: ArgumentHelp(
+            "A new or empty directory for the run's 9p shares (input, output, rt-config with config.yaml), left there afterwards; default: a scratch directory that is removed.",
+            valueName: "dir"))
+    var sharesDir: String?
 
     @OptionGroup var global: GlobalOptions
 
@@ -75,11 +85,20 @@ struct RunCommand: ParsableCommand {
         streams.apply(to: &request)
         nanos.collect(into: &request.options)
         let runner = try loadRegistry().runner(for: request)
+        request.sharesDirectory = sharesDir.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
         if printQemuCommand {
-            // The same checks as a run, before the (slower) KVM probe.
+            // The same checks as a run, before the (slower) KVM probe; only then are the shares made.
+            let shares = request.sharesDirectory
+            request.sharesDirectory = nil
             _ = try runner.qemuCommand(request)
             try request.settleAccel(note: StreamFlags.note(quiet: global.quiet))
-            print(try runner.qemuCommand(request).map { $0.contains(" ") ? "'\($0)'" : $0 }.joined(separator: " "))
+            request.sharesDirectory = try shares ?? Self.newSharesDirectory()
+            let command = try runner.qemuCommand(request)
+            print(command.map { $0.contains(" ") ? "'\($0)'" : $0 }.joined(separator: " "))
+            if shares == nil {
+                StreamFlags.note(quiet: global.quiet)(
+                    "the shares are in \(request.sharesDirectory!), made for this command; remove it when done")
+            }
             return
         }
         let scratch = try ScratchDirectory(label: "gvlt-run")
@@ -92,6 +111,17 @@ struct RunCommand: ParsableCommand {
         FileHandle.standardError.write(Data(report.lines.utf8))
         if json { try printJSON(report) }
         if report.status != 0 { throw ExitCode(report.status) }
+    }
+
+    /// A directory of the user's temporary directory that outlives the command, because the printed
+    /// command uses it.
+    static func newSharesDirectory() throws -> String {
+        let base = ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+        var template = Array((base + "/gvlt-shares-XXXXXX").utf8CString)
+        guard let made = mkdtemp(&template) else {
+            throw SystemError("cannot create a shares directory", path: base, errno: errno)
+        }
+        return String(cString: made)
     }
 
     /// The task's `spec.image`, when it is local.

@@ -224,6 +224,46 @@ final class LinuxVMImageTests: XCTestCase {
         XCTAssertEqual(sandbox.listing(sandbox.tmp), [])
     }
 
+    /// --print-qemu-command prepares the shares it names, so that the printed command, run by hand
+    /// through a shell, boots the image and the program's output lands in the output share.
+    func testThePrintedQEMUCommandRunsAsPrinted() throws {
+        let sandbox = try Sandbox()
+        try sandbox.write("data/in.txt", Data("witness-321\n".utf8))
+        let printed = try gvltRun(
+            ["--print-qemu-command", "--input", "data/in.txt:in.txt", "--shares-dir", "shares"], in: sandbox)
+        XCTAssertEqual(printed.status, 0, printed.stderr)
+        XCTAssertTrue(
+            printed.stdout.contains("path=\(sandbox.path("shares"))/input,mount_tag=gevulot-input"), printed.stdout)
+        XCTAssertEqual(
+            try String(contentsOfFile: sandbox.path("shares/input/in.txt"), encoding: .utf8), "witness-321\n")
+        XCTAssertTrue(
+            try String(contentsOfFile: sandbox.path("shares/rt-config/config.yaml"), encoding: .utf8)
+                .contains("debug-exit"))
+        let shell = Process()
+        shell.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
+        shell.arguments = ["300", "/bin/sh", "-c", printed.stdout.trimmingCharacters(in: .whitespacesAndNewlines)]
+        shell.currentDirectoryURL = URL(fileURLWithPath: sandbox.work)
+        shell.standardInput = FileHandle.nullDevice
+        let console = Pipe()
+        shell.standardOutput = console
+        shell.standardError = console
+        try shell.run()
+        let text = String(decoding: console.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        shell.waitUntilExit()
+        // The worker's debug-exit success code, 3: the init wrote 1, and QEMU exits with (1 << 1) | 1.
+        XCTAssertEqual(shell.terminationStatus, 3, text)
+        XCTAssertTrue(text.contains("gvlt-init: exit-status=0"), text)
+        XCTAssertEqual(
+            try String(contentsOfFile: sandbox.path("shares/output/out.txt"), encoding: .utf8), "got witness-321\n")
+
+        let again = try gvltRun(["--print-qemu-command", "--shares-dir", "shares"], in: sandbox)
+        XCTAssertEqual(again.status, 1)
+        XCTAssertTrue(again.stderr.contains("--shares-dir \(sandbox.path("shares")) is not empty"), again.stderr)
+        let fresh = try gvltRun(["--print-qemu-command"], in: sandbox)
+        XCTAssertEqual(fresh.status, 0, fresh.stderr)
+        XCTAssertTrue(fresh.stderr.contains("note: the shares are in \(sandbox.tmp)/gvlt-shares-"), fresh.stderr)
+    }
+
     func testRunFailsWhenARequestedOutputIsMissingAndPrintsTheWorkersQEMUCommand() throws {
         let sandbox = try Sandbox()
         let result = try gvltRun(["--output", "never-written.txt"], in: sandbox)

@@ -827,18 +827,28 @@ final class NanosBuildTests: XCTestCase {
         try FileManager.default.createSymbolicLink(atPath: sandbox.path("ws/link"), withDestinationPath: "sub/a.txt")
 
         let line = try GvltBinary.run(
-            ["run", "prover.img", "-c", "m.json", "--volume", "ws", "--print-qemu-command"], in: sandbox)
+            ["run", "prover.img", "-c", "m.json", "--volume", "ws", "--print-qemu-command", "--shares-dir", "shares"],
+            in: sandbox)
         XCTAssertEqual(line.status, 0, line.stderr)
+        // The volume image the command attaches is made, in --shares-dir.
+        let volumePath = sandbox.path("shares/volume.img")
+        let volume = try TFSReader.read(file: try SharedFile.openReadOnly(volumePath), what: volumePath)
+        XCTAssertEqual(try Self.fileData(volume, "/sub/a.txt"), Data("hello volume\n".utf8))
         for part in [
             "-machine q35", "virtio-scsi-pci,bus=pci.2,addr=0x0,id=scsi0",
             "file=prover.img,format=raw,if=none,id=hd0,snapshot=on",
+            "file=\(sandbox.path("shares/volume.img")),format=raw,if=none,id=hd1",
             "scsi-hd,bus=scsi0.0,drive=hd1,scsi-id=1,lun=0,device_id=persistent-disk-1", "-smp 2", "-m 2048M",
             "isa-debug-exit,iobase=0x501,iosize=0x02", "-no-reboot", "-serial stdio"
         ] {
             XCTAssertTrue(line.stdout.contains(part), "\(part) missing from: \(line.stdout)")
         }
         let overridden = try GvltBinary.run(
-            ["run", "prover.img", "-c", "m.json", "--smp", "1", "--mem", "1G", "--print-qemu-command"], in: sandbox)
+            [
+                "run", "prover.img", "-c", "m.json", "--smp", "1", "--mem", "1G", "--print-qemu-command",
+                "--shares-dir",
+                "shares2"
+            ], in: sandbox)
         XCTAssertTrue(overridden.stdout.contains("-smp 1") && overridden.stdout.contains("-m 1024M"), overridden.stdout)
         let linuxOnly = try GvltBinary.run(["run", "prover.img", "--input", "m.json:m.json"], in: sandbox)
         XCTAssertEqual(linuxOnly.status, 1)

@@ -25,6 +25,9 @@ public struct RunRequest {
     public var gpus: [String] = []
     public var qemuArguments: [String] = []
     public var qemuPath: String?
+    /// `--shares-dir`: where the run's 9p shares are made and left (default: its scratch directory,
+    /// removed afterwards). `--print-qemu-command` prepares them there, so that its command runs as is.
+    public var sharesDirectory: String?
     /// `--stdout`: show the program's part of the console instead of the whole console.
     public var showProgramOnly = false
     public var storeStdout = false

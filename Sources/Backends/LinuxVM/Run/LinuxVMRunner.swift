@@ -50,6 +50,7 @@ public final class LinuxVMRunner: ImageRunning, ImageInspecting {
             wanted: request.taskGPUs ?? 0, from: "the task's resources.gpus", checking: checking)
         run.extraQEMUArguments = request.qemuArguments
         run.qemuPath = request.qemuPath
+        run.sharesDirectory = request.sharesDirectory
         run.storeStdout = request.storeStdout || task?.storeStdout == true
         run.storeStderr = request.storeStderr || task?.storeStderr == true
         return run
@@ -58,8 +59,10 @@ public final class LinuxVMRunner: ImageRunning, ImageInspecting {
     public func qemuCommand(_ request: RunRequest) throws -> [String] {
         let run = try localRun(request, checking: false)
         try run.preflight()
+        // Without a shares directory this is the checking pass, whose command is not shown.
+        if let shares = request.sharesDirectory { try run.prepareShares(at: shares) }
         return [request.qemuPath ?? "qemu-system-x86_64"]
-            + run.qemuArguments(accel: request.accel.shown, shares: "SHARES")
+            + run.qemuArguments(accel: request.accel.shown, shares: request.sharesDirectory ?? "SHARES")
     }
 
     public func run(_ request: RunRequest, context: RunContext) throws -> RunReport {

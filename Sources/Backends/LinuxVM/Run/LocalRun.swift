@@ -16,6 +16,8 @@ public struct LocalRun {
     public var storeStderr = false
     /// QEMU to run instead of the one on PATH.
     public var qemuPath: String?
+    /// Where the shares are made; nil: in the run's scratch directory.
+    public var sharesDirectory: String?
     public var command: String?
     public var args: [String]?
     public var env: [RunSpec.EnvVar] = []

@@ -48,16 +48,14 @@ extension LocalRun {
         }
     }
 
-    /// Runs the image: prepares the shares, starts QEMU, streams the console as it comes, enforces
-    /// the timeout, copies the outputs and stores the streams asked for. Temp directories are
-    /// removed, also on Ctrl-C.
-    public func run(scratch: ScratchDirectory, progress: ProgressReporter, streams: Streams, note: (String) -> Void)
-        throws -> Outcome
-    {
-        let qemu = try QEMUProbe.resolve(qemuPath)
-        try preflight()
-
-        let shares = scratch.path + "/shares"
+    /// The worker's three shares in `shares`: the inputs copied into `input`, the worker's
+    /// `config.yaml` in `rt-config`, an empty `output`. A directory that holds anything else is
+    /// refused, so that nothing of the user's is mixed in or overwritten.
+    public func prepareShares(at shares: String) throws {
+        if let existing = try? FileManager.default.contentsOfDirectory(atPath: shares), !existing.isEmpty {
+            throw InputError(
+                "--shares-dir \(shares) is not empty", hint: "give a new or empty directory; the run fills it")
+        }
         for share in ["input", "output", "rt-config"] {
             try FileManager.default.createDirectory(atPath: shares + "/" + share, withIntermediateDirectories: true)
         }
@@ -73,6 +71,19 @@ extension LocalRun {
                 withIntermediateDirectories: true)
             try FileManager.default.copyItem(atPath: input.source, toPath: target)
         }
+    }
+
+    /// Runs the image: prepares the shares, starts QEMU, streams the console as it comes, enforces
+    /// the timeout, copies the outputs and stores the streams asked for. Temp directories are
+    /// removed, also on Ctrl-C.
+    public func run(scratch: ScratchDirectory, progress: ProgressReporter, streams: Streams, note: (String) -> Void)
+        throws -> Outcome
+    {
+        let qemu = try QEMUProbe.resolve(qemuPath)
+        try preflight()
+
+        let shares = sharesDirectory ?? scratch.path + "/shares"
+        try prepareShares(at: shares)
 
         let resolvedAccel = try accel.resolve(qemu: qemu, scratch: scratch.path, note: note)
 

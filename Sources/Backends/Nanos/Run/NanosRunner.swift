@@ -87,8 +87,22 @@ public final class NanosRunner: ImageRunning, ImageInspecting, ImageExtracting {
     public func qemuCommand(_ request: RunRequest) throws -> [String] {
         let run = try nanosRun(request, checking: false)
         try run.preflight()
+        var volumeImage: String?
+        if let volume = run.volume {
+            // The checking pass has no shares directory; the shown command gets the real volume.
+            volumeImage = "VOLUME"
+            if let shares = request.sharesDirectory {
+                if let existing = try? FileManager.default.contentsOfDirectory(atPath: shares), !existing.isEmpty {
+                    throw InputError(
+                        "--shares-dir \(shares) is not empty", hint: "give a new or empty directory; the run fills it")
+                }
+                try FileManager.default.createDirectory(atPath: shares, withIntermediateDirectories: true)
+                volumeImage = shares + "/volume.img"
+                try NanosRun.makeVolume(from: volume, to: volumeImage!, freeSpace: run.volumeFreeSpace)
+            }
+        }
         return [request.qemuPath ?? "qemu-system-x86_64"]
-            + run.qemuArguments(accel: request.accel.shown, volumeImage: run.volume == nil ? nil : "VOLUME")
+            + run.qemuArguments(accel: request.accel.shown, volumeImage: volumeImage)
     }
 
     public func run(_ request: RunRequest, context: RunContext) throws -> RunReport {
