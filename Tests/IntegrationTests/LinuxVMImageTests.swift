@@ -1,3 +1,4 @@
+import Core
 import Foundation
 import TestSupport
 import XCTest
@@ -399,6 +400,68 @@ final class LinuxVMImageTests: XCTestCase {
                 """, input: nil)
         XCTAssertTrue(console.contains("prover says: from-flags"), console)
         XCTAssertTrue(console.contains("MODE=flag KEEP=-"), console)
+        XCTAssertEqual(status, 3, console)
+    }
+
+    /// A real Debian root with python3 (mmdebstrap, cached across runs), as `podman import` gives it:
+    /// no config, so no PATH. The entrypoint is `#!/usr/bin/env python3`; with the default PATH the
+    /// image gets at build time, env finds /usr/bin/python3, whose sys.prefix is /usr, so the image's
+    /// /usr/local/lib/python3.11/dist-packages is on sys.path.
+    static let debianPython: Result<String, Error> = Result {
+        let tar = NSTemporaryDirectory() + "gvlt-test-debian-python3-bookworm.tar"
+        if FileManager.default.fileExists(atPath: tar) { return tar }
+        let part = tar + ".part.tar"
+        let made = try HostCommand.run(
+            "/usr/bin/mmdebstrap",
+            [
+                "--quiet", "--variant=essential", "--include=python3-minimal", "bookworm", part,
+                "deb http://deb.debian.org/debian bookworm main"
+            ], check: false)
+        guard made.status == 0 else {
+            try? FileManager.default.removeItem(atPath: part)
+            throw NSError(domain: "mmdebstrap failed: \(made.output)", code: 1)
+        }
+        try FileManager.default.moveItem(atPath: part, toPath: tar)
+        return tar
+    }
+
+    func testDebianPythonWithoutPATHFindsItsUsrLocalPackages() throws {
+        let sandbox = try Sandbox()
+        let tar = try Self.debianPython.get()
+        let (initBinary, _) = try Self.built.get()
+        try FileManager.default.createDirectory(atPath: sandbox.path("root"), withIntermediateDirectories: true)
+        XCTAssertEqual(
+            try HostCommand.run("/bin/tar", ["-xf", tar, "-C", sandbox.path("root")], check: false).status, 0)
+        let packages = try FileManager.default.contentsOfDirectory(atPath: sandbox.path("root/usr/lib"))
+            .filter { $0.hasPrefix("python3.") }
+        let version = try XCTUnwrap(packages.first, "no python3.X in the root")
+        try sandbox.write(
+            "root/usr/local/lib/\(version)/dist-packages/gvltprobe.py", Data("VALUE = 'from-usr-local'\n".utf8))
+        _ = try sandbox.writeExecutable(
+            "root/usr/local/bin/prove",
+            "#!/usr/bin/env python3\nimport os, sys, gvltprobe\nprint('probe:', gvltprobe.VALUE, sys.prefix, os.environ['PATH'], os.environ['HOME'])\n"
+        )
+        let build = try GvltBinary.run(
+            [
+                "build", "--rootfs-dir", "root", "--entrypoint", "/usr/local/bin/prove", "-o", "py.img",
+                "--init-binary", initBinary, "--cache-dir", Self.kernelCache
+            ], in: sandbox, timeout: 900)
+        XCTAssertEqual(build.status, 0, build.stderr)
+        let inspect = try GvltBinary.run(["inspect", "py.img"], in: sandbox)
+        XCTAssertTrue(
+            inspect.stdout.contains(
+                "{key: \"PATH\", value: \"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\"}"),
+            inspect.stdout)
+        let (status, console, _) = try Self.boot(
+            sandbox.path("py.img"), sandbox: sandbox,
+            workerConfig: """
+                version: 1.1.0
+                debug-exit: {arch: x86, iobase: 0xf4, iosize: 0x4, success-code: 0x3}
+                """, input: nil)
+        XCTAssertTrue(
+            console.contains(
+                "probe: from-usr-local /usr /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin /root"),
+            console)
         XCTAssertEqual(status, 3, console)
     }
 
