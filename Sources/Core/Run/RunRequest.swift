@@ -76,6 +76,16 @@ public struct RunRequest {
             fit: fit, warn: warn)
     }
 
+    /// `shares`, created, after checking that it holds nothing of the user's that a run would mix in
+    /// or overwrite.
+    public static func prepareEmptyDirectory(_ shares: String) throws {
+        if let existing = try? FileManager.default.contentsOfDirectory(atPath: shares), !existing.isEmpty {
+            throw InputError(
+                "--shares-dir \(shares) is not empty", hint: "give a new or empty directory; the run fills it")
+        }
+        try FileManager.default.createDirectory(atPath: shares, withIntermediateDirectories: true)
+    }
+
     public init(image: String) {
         self.image = image
     }

@@ -52,10 +52,7 @@ extension LocalRun {
     /// `config.yaml` in `rt-config`, an empty `output`. A directory that holds anything else is
     /// refused, so that nothing of the user's is mixed in or overwritten.
     public func prepareShares(at shares: String) throws {
-        if let existing = try? FileManager.default.contentsOfDirectory(atPath: shares), !existing.isEmpty {
-            throw InputError(
-                "--shares-dir \(shares) is not empty", hint: "give a new or empty directory; the run fills it")
-        }
+        try RunRequest.prepareEmptyDirectory(shares)
         for share in ["input", "output", "rt-config"] {
             try FileManager.default.createDirectory(atPath: shares + "/" + share, withIntermediateDirectories: true)
         }

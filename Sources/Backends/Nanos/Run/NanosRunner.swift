@@ -92,11 +92,7 @@ public final class NanosRunner: ImageRunning, ImageInspecting, ImageExtracting {
             // The checking pass has no shares directory; the shown command gets the real volume.
             volumeImage = "VOLUME"
             if let shares = request.sharesDirectory {
-                if let existing = try? FileManager.default.contentsOfDirectory(atPath: shares), !existing.isEmpty {
-                    throw InputError(
-                        "--shares-dir \(shares) is not empty", hint: "give a new or empty directory; the run fills it")
-                }
-                try FileManager.default.createDirectory(atPath: shares, withIntermediateDirectories: true)
+                try RunRequest.prepareEmptyDirectory(shares)
                 volumeImage = shares + "/volume.img"
                 try NanosRun.makeVolume(from: volume, to: volumeImage!, freeSpace: run.volumeFreeSpace)
             }
