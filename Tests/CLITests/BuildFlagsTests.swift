@@ -40,10 +40,12 @@ final class BuildFlagsTests: XCTestCase {
     func testEveryNanosFlagIsASettingsKey() throws {
         let options = try self.options([
             "--manifest", "m.json", "-a", "x", "--args", "y", "--imagename", "n", "--nightly", "--nanos-dir", "/r",
-            "--nanos-version", "0.1", "--boot", "/b", "--kernel", "/k", "--label", "l", "--local-run"
+            "--nanos-version", "0.1", "--boot", "/b", "--kernel", "/k", "--label", "l", "--local-run", "--envs", "A=1",
+            "--target-root", "/t", "--ops-images", "-a", "--starts-with-a-dash"
         ])
         XCTAssertEqual(options.keys, NanosBackend.Settings.optionKeys.sorted())
-        XCTAssertEqual(options["args"], ["x", "y"])
+        XCTAssertEqual(options["args"], ["x", "y", "--starts-with-a-dash"])
+        XCTAssertEqual(options["envs"], ["A=1"])
         let previews = try BuildCommand.parse(["--print-deps", "--print-manifest"]).nanos.previews
         XCTAssertEqual(previews, [.dependencies, .manifest])
     }
