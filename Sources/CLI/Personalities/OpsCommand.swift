@@ -206,8 +206,8 @@ struct OpsImageFlags: ParsableArguments {
 
     func noteType() {
         guard let type else { return }
-        FileHandle.standardError.write(
-            Data("note: --type \(type) is a cloud provider's image type; the local image has one format\n".utf8))
+        StreamFlags.note(quiet: false)(
+            "--type \(type) is a cloud provider's image type; the local image has one format")
     }
 }
 
