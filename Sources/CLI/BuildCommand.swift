@@ -112,7 +112,7 @@ struct BuildCommand: ParsableCommand {
         guard jobs >= 1 else { throw InputError("--jobs must be at least 1") }
         var request = BuildRequest(
             backend: backend.name,
-            source: backend.capabilities.takesRootTree || !source.isEmpty ? try source.makeSource() : nil,
+            source: backend.capabilities.takesRootTree || !source.isEmpty ? try source.makeSource(global: global) : nil,
             program: program ?? file.program, accelerators: accelerators, options: options,
             output: output ?? file.output,
             force: force || (file.force ?? false), previews: nanos.previews, jobs: jobs,

@@ -49,7 +49,7 @@ struct ExportCommand: ParsableCommand {
         let logger = global.makeLogger()
         // Progress is on stderr, so --json keeps it: stdout holds only the report.
         let progress = ProgressReporter.automatic(quiet: global.quiet)
-        let source = try self.source.makeSource()
+        let source = try self.source.makeSource(global: global)
         try OutputPrecheck.check(output, force: force)
         let context = try self.source.makeContext(global: global, progress: progress, logger: logger)
         defer { context.scratch.remove() }

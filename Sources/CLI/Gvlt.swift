@@ -26,7 +26,8 @@ struct Gvlt: ParsableCommand {
             """,
         version: Installation.versionLine,
         subcommands: [
-            ExportCommand.self, BuildCommand.self, RunCommand.self, InspectCommand.self, ExtractCommand.self,
+            ExportCommand.self, BuildCommand.self, RunCommand.self, PullCommand.self, InspectCommand.self,
+            ExtractCommand.self,
             BackendsCommand.self, PluginsCommand.self, DoctorCommand.self,
             KVMProbeCommand.self
         ])

@@ -34,9 +34,11 @@ struct SourceOptions: ParsableArguments {
     @Option(
         name: .long,
         help: ArgumentHelp(
-            "Container image: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF] or containers-storage:REF.",
+            "Container image: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF], containers-storage:REF, or a registry image as docker://REF or REF (e.g. docker.io/library/alpine:3.20, ghcr.io/o/r@sha256:…).",
             valueName: "transport:ref"))
     var container: String?
+
+    @OptionGroup(title: "registry images") var registry: RegistryFlags
 
     @Option(
         name: [.customShort("f"), .long],
@@ -154,7 +156,7 @@ struct SourceOptions: ParsableArguments {
         if buildArgs.isEmpty { buildArgs = config.buildArgs ?? [] }
     }
 
-    func makeSource() throws -> ImageSource {
+    func makeSource(global: GlobalOptions) throws -> ImageSource {
         let given = [
             container.map { _ in "--container" }, containerfile.map { _ in "--containerfile" },
             rootfsDir.map { _ in "--rootfs-dir" }
@@ -168,7 +170,7 @@ struct SourceOptions: ParsableArguments {
             throw InputError("--context only applies to --containerfile")
         }
         if let container {
-            let source = try ContainerReference.parse(container)
+            let source = try ContainerReference.parse(container) { try registry.access(global: global) }
             if var storage = source as? ContainersStorageSource {
                 storage.storageDriver = storageDriver
                 return storage

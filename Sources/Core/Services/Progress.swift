@@ -76,6 +76,11 @@ public final class ProgressReporter: @unchecked Sendable {
         }
     }
 
+    /// A step timed elsewhere (one that drew its own progress), for the `--json` timings.
+    public func record(step name: String, seconds: Double) {
+        lock.withLock { timings.append((name, seconds)) }
+    }
+
     /// One message line within the current step (a plugin's progress), unless quiet.
     public func note(_ text: String) {
         lock.withLock {

@@ -5,12 +5,23 @@ public protocol BlobStore {
     var displayName: String { get }
     /// The blob's bytes as a range of an open file. `context` names the referrer for messages.
     func blob(_ digest: ContentDigest, context: String) throws -> (file: SharedFile, offset: Int64, length: Int64)
+    /// A manifest or an index. Files keep them with the blobs; registries serve them apart.
+    func manifest(_ digest: ContentDigest, context: String) throws -> (file: SharedFile, offset: Int64, length: Int64)
 }
 
 extension BlobStore {
-    /// Reads a small JSON blob (manifest, index, config), checking its size and digest first.
-    func json<T: Decodable>(_ type: T.Type, _ digest: ContentDigest, expectedSize: Int64?, what: String) throws -> T {
-        let (file, offset, length) = try blob(digest, context: what)
+    public func manifest(_ digest: ContentDigest, context: String) throws -> (
+        file: SharedFile, offset: Int64, length: Int64
+    ) {
+        try blob(digest, context: context)
+    }
+
+    /// Reads a small JSON document (a manifest or an index when `isManifest`, else a config),
+    /// checking its size and digest first.
+    func json<T: Decodable>(
+        _ type: T.Type, _ digest: ContentDigest, expectedSize: Int64?, what: String, isManifest: Bool = false
+    ) throws -> T {
+        let (file, offset, length) = try isManifest ? manifest(digest, context: what) : blob(digest, context: what)
         if let expectedSize, expectedSize != length {
             throw HostileInputError(
                 "\(displayName): \(what) \(digest.short) is \(length) bytes but its descriptor says \(expectedSize)")

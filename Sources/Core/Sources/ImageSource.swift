@@ -57,23 +57,37 @@ public protocol ImageSource {
 public enum ContainerReference {
     public static let transports = [
         "oci:DIR[:TAG]", "oci-archive:FILE[:TAG]", "docker-archive:FILE[:REF]",
-        "containers-storage:REF"
+        "containers-storage:REF", "docker://REF", "REF"
     ]
+    static let transportNames: Set = ["oci", "oci-archive", "docker-archive", "containers-storage", "docker"]
 
-    public static func parse(_ text: String) throws -> ImageSource {
-        guard let colon = text.firstIndex(of: ":") else {
-            throw InputError(
-                "--container `\(text)` has no transport",
-                hint:
-                    "write one of: \(transports.joined(separator: ", ")); e.g. containers-storage:localhost/my_prover:latest"
-            )
+    /// `registry` says how to reach registries, for `docker://REF` and plain references; it is asked
+    /// only for those.
+    public static func parse(_ text: String, registry: (() throws -> RegistryAccess)? = nil) throws -> ImageSource {
+        let transport = text.firstIndex(of: ":").map { String(text[..<$0]) }
+        if text.hasPrefix("docker://") || !(transport.map(transportNames.contains) ?? false) {
+            // Not a known transport: a registry reference (`alpine`, `ghcr.io/o/r:tag`, `host:5000/r`).
+            let reference: ImageReference
+            do {
+                reference = try ImageReference(parsing: text)
+            } catch let error as InputError where !text.hasPrefix("docker://") {
+                throw InputError(
+                    "--container `\(text)` is neither TRANSPORT:REF nor an image reference (\(error.message))",
+                    hint:
+                        "write one of: \(transports.joined(separator: ", ")); e.g. oci:./image:latest or docker.io/library/alpine:3.20"
+                )
+            }
+            guard let registry else {
+                throw UnsupportedError("--container \(text): registry pulls are not available in this command")
+            }
+            return RegistrySource(reference: reference, access: try registry())
         }
-        let transport = String(text[..<colon])
+        let colon = text.firstIndex(of: ":")!
         let rest = String(text[text.index(after: colon)...])
         guard !rest.isEmpty else {
             throw InputError("--container `\(text)`: the reference after `\(transport):` is empty")
         }
-        switch transport {
+        switch transport! {
         case "oci":
             let (path, tag) = splitPathAndTag(rest)
             return OCILayoutSource(directory: path, tag: tag)
@@ -85,6 +99,10 @@ public enum ContainerReference {
             return ArchiveImageSource(file: path, reference: ref, transport: "docker-archive")
         case "containers-storage":
             return ContainersStorageSource(reference: rest)
+        case "docker":
+            throw InputError(
+                "--container `\(text)`: the docker transport is written docker://REF",
+                hint: "--container docker://\(rest)")
         default:
             throw InputError(
                 "--container `\(text)`: unknown transport `\(transport)`",

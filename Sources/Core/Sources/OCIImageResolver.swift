@@ -13,7 +13,21 @@ struct OCIImageResolver {
         var layers: [LayerBlob]
     }
 
+    /// The image chosen by tag and platform: its manifest and config, before any layer is read.
+    struct Chosen {
+        /// The manifest's descriptor, with the platform its index gave it.
+        var descriptor: Descriptor
+        var manifestDigest: ContentDigest
+        var manifest: ImageManifest
+        var config: ImageConfig
+    }
+
     func resolve(index: ImageIndex, tag: String?) throws -> Resolved {
+        let chosen = try choose(index: index, tag: tag)
+        return Resolved(manifest: chosen.manifest, config: chosen.config, layers: try layers(of: chosen))
+    }
+
+    func choose(index: ImageIndex, tag: String?) throws -> Chosen {
         var candidates = index.manifests
         if let tag {
             candidates = candidates.filter { descriptor in
@@ -33,7 +47,8 @@ struct OCIImageResolver {
         let manifests = try expand(candidates, depth: 0)
         let chosen = try choose(manifests, tagGiven: tag != nil)
         let digest = try ContentDigest(chosen.digest, context: "\(store.displayName): manifest digest")
-        let manifest = try store.json(ImageManifest.self, digest, expectedSize: chosen.size, what: "manifest")
+        let manifest = try store.json(
+            ImageManifest.self, digest, expectedSize: chosen.size, what: "manifest", isManifest: true)
         if let type = manifest.mediaType ?? chosen.mediaType, !MediaType.manifestTypes.contains(type) {
             throw UnsupportedError(
                 "\(store.displayName): manifest \(digest.short) has media type \(type)",
@@ -48,6 +63,12 @@ struct OCIImageResolver {
                 "\(store.displayName): the manifest lists \(manifest.layers.count) layers but the config has \(config.rootfs.diff_ids.count) diff_ids"
             )
         }
+        return Chosen(descriptor: chosen, manifestDigest: digest, manifest: manifest, config: config)
+    }
+
+    /// The chosen image's layers, each checked against its descriptor.
+    func layers(of chosen: Chosen) throws -> [LayerBlob] {
+        let (manifest, config) = (chosen.manifest, chosen.config)
         var layers: [LayerBlob] = []
         for (index, descriptor) in manifest.layers.enumerated() {
             let label = "layer \(index + 1)/\(manifest.layers.count)"
@@ -71,7 +92,7 @@ struct OCIImageResolver {
                     label: "\(label) \(digest.short)", file: file, offset: offset, length: length,
                     digest: digest, diffID: diffID, declaredCompression: declared))
         }
-        return Resolved(manifest: manifest, config: config, layers: layers)
+        return layers
     }
 
     /// The most descriptors gvlt reads across an index and the indexes nested in it. A real
@@ -96,7 +117,8 @@ struct OCIImageResolver {
             }
             if let type = descriptor.mediaType, MediaType.indexTypes.contains(type) {
                 let digest = try ContentDigest(descriptor.digest, context: "\(store.displayName): index digest")
-                let nested = try store.json(ImageIndex.self, digest, expectedSize: descriptor.size, what: "image index")
+                let nested = try store.json(
+                    ImageIndex.self, digest, expectedSize: descriptor.size, what: "image index", isManifest: true)
                 out += try expand(nested.manifests, depth: depth + 1, seen: &seen)
             } else {
                 out.append(descriptor)

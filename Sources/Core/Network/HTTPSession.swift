@@ -1,0 +1,118 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+
+/// The one HTTP client of a gvlt command: async-http-client (SwiftNIO, BoringSSL through swift-nio-ssl,
+/// linked in, so the release binary still needs only glibc). Redirects are followed by the callers,
+/// which decide what headers cross to another host; bodies come undecoded, because digests are of
+/// the bytes as served; connection failures are reported at once, and retried with backoff by
+/// `HTTPSession.retrying`, so that each error names what was being fetched.
+public final class HTTPSession: @unchecked Sendable {
+    public let client: HTTPClient
+    private let lock = NSLock()
+    private var closed = false
+
+    /// How long the server may stay silent while a response is read.
+    public static let readTimeout: TimeAmount = .seconds(60)
+
+    public init() {
+        var configuration = HTTPClient.Configuration(
+            redirectConfiguration: .disallow,
+            timeout: .init(connect: .seconds(30), read: Self.readTimeout))
+        configuration.decompression = .disabled
+        // Parallel blobs each get their own connection: over HTTP/2 they would share one TCP stream.
+        configuration.httpVersion = .http1Only
+        configuration.connectionPool.retryConnectionEstablishment = false
+        client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }
+
+    deinit { shutdown() }
+
+    public func shutdown() {
+        let first = lock.withLock { () -> Bool in
+            defer { closed = true }
+            return !closed
+        }
+        guard first else { return }
+        let client = self.client
+        try? Blocking.run { try await client.shutdown() }
+    }
+
+    /// Sends `request`; the body is left to the caller to stream. A transfer may last hours; a stall
+    /// is caught by the read timeout.
+    public func send(_ request: HTTPClientRequest) async throws -> HTTPClientResponse {
+        try await client.execute(request, deadline: .now() + .hours(12))
+    }
+
+    /// `body` again after a transient failure (a dropped connection, a 5xx, a 429), up to `attempts`
+    /// times, waiting 0.5 s, 1 s, 2 s… between tries. `body` gets the attempt number, from 0.
+    public static func retrying<T>(
+        attempts: Int = 5, note: (String) -> Void = { _ in }, _ body: (Int) async throws -> T
+    ) async throws -> T {
+        var attempt = 0
+        while true {
+            do {
+                return try await body(attempt)
+            } catch let error as NetworkError where error.transient && attempt + 1 < attempts {
+                let delay = min(8.0, 0.5 * Double(1 << attempt))
+                note("\(error.message); trying again in \(delay) s")
+                try await Task.sleep(nanoseconds: UInt64(delay * 1e9))
+                attempt += 1
+            }
+        }
+    }
+
+    /// The whole body, refusing more than `limit` bytes.
+    public static func collect(_ response: HTTPClientResponse, limit: Int, what: String) async throws -> Data {
+        if let length = response.headers.first(name: "content-length").flatMap(Int64.init), length > Int64(limit) {
+            throw HostileInputError("\(what) is \(length) bytes; more than \(limit >> 20) MiB is refused")
+        }
+        var data = Data()
+        for try await chunk in response.body {
+            guard data.count + chunk.readableBytes <= limit else {
+                throw HostileInputError("\(what) is more than \(limit >> 20) MiB, which is refused")
+            }
+            chunk.withUnsafeReadableBytes { data.append(contentsOf: $0) }
+        }
+        return data
+    }
+
+    /// A `Location` header resolved against the URL it came from.
+    public static func redirectTarget(_ response: HTTPClientResponse, from url: String) -> String? {
+        guard [301, 302, 303, 307, 308].contains(response.status.code),
+            let location = response.headers.first(name: "location"),
+            let base = URL(string: url), let target = URL(string: location, relativeTo: base)?.absoluteURL,
+            let scheme = target.scheme?.lowercased(), scheme == "https" || scheme == "http"
+        else { return nil }
+        return target.absoluteString
+    }
+
+    /// `scheme://host[:port]` of a URL, to tell whether a redirect leaves the server.
+    public static func origin(_ url: String) -> String? {
+        guard let parsed = URLComponents(string: url), let scheme = parsed.scheme, let host = parsed.host else {
+            return nil
+        }
+        return "\(scheme.lowercased())://\(host.lowercased())" + (parsed.port.map { ":\($0)" } ?? "")
+    }
+}
+
+/// A file written by `pwrite` at a running offset while a body streams in, hashed as it goes.
+struct StreamingFileWriter {
+    let fd: Int32
+    let path: String
+
+    func write(_ buffer: UnsafeRawBufferPointer, at offset: Int64) throws {
+        var done = 0
+        while done < buffer.count {
+            let wrote = pwrite(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
+            if wrote < 0 && errno == EINTR { continue }
+            guard wrote > 0 else { throw SystemError("cannot write", path: path, errno: errno) }
+            done += wrote
+        }
+    }
+
+    func truncate() throws {
+        guard ftruncate(fd, 0) == 0 else { throw SystemError("cannot truncate", path: path, errno: errno) }
+    }
+}

@@ -1,0 +1,503 @@
+import AsyncHTTPClient
+import Crypto
+import Foundation
+import NIOCore
+import NIOHTTP1
+
+/// The OCI distribution API of one registry host: manifests by tag or digest, blobs streamed to a
+/// file and checked against their digest as they arrive, resumed with `Range` after a dropped
+/// connection. Authentication follows the registry's challenge: none, Basic, or the Bearer token
+/// flow (a token per repository scope from the challenge's realm). Credentials go only to the
+/// registry host and its token realm, never into a message.
+public final class RegistryClient: @unchecked Sendable {
+    /// What the user sees: `127.0.0.1:5000`, `docker.io`.
+    public let registry: String
+    /// Where requests go (`registry-1.docker.io` for Docker Hub).
+    public let host: String
+    let session: HTTPSession
+    let tls: TLSTrust
+    /// registries.conf `insecure` or an allowed `--tls-verify=false`: plain HTTP may be tried when
+    /// HTTPS fails.
+    let allowPlainHTTP: Bool
+    let credentials: CredentialStore
+    let note: @Sendable (String) -> Void
+
+    private let lock = NSLock()
+    private var scheme: String?
+    private var challenge: AuthChallenge?
+    private var tokens: [String: String] = [:]
+
+    public static let manifestAccept = [
+        MediaType.ociIndex, MediaType.ociManifest, MediaType.dockerManifestList, MediaType.dockerManifest
+    ]
+    /// distribution's own limit on a manifest.
+    public static let manifestLimit = 4 << 20
+
+    public init(
+        registry: String, host: String, session: HTTPSession, tls: TLSTrust, allowPlainHTTP: Bool,
+        credentials: CredentialStore, note: @escaping @Sendable (String) -> Void
+    ) {
+        self.registry = registry
+        self.host = host
+        self.session = session
+        self.tls = tls
+        self.allowPlainHTTP = allowPlainHTTP
+        self.credentials = credentials
+        self.note = note
+    }
+
+    // MARK: Manifests
+
+    public struct Manifest: Sendable {
+        public var data: Data
+        public var mediaType: String
+        public var digest: ContentDigest
+    }
+
+    /// The manifest's digest from a HEAD request, without downloading it (nil when the registry does
+    /// not say); registries count HEADs apart from pulls.
+    public func manifestDigest(repository: String, reference: String) async throws -> ContentDigest? {
+        let what = "\(registry)/\(repository):\(reference)"
+        return try await HTTPSession.retrying(note: note) { _ in
+            let response = try await request(
+                .HEAD, path: "/v2/\(repository)/manifests/\(reference)", repository: repository,
+                accept: Self.manifestAccept, what: "HEAD the manifest of \(what)")
+            guard response.status == .ok else {
+                if response.status == .notFound || response.status.code >= 400 && response.status.code < 500 {
+                    return nil
+                }
+                throw failure(response, body: Data(), what: "HEAD the manifest of \(what)", repository: repository)
+            }
+            return response.headers.first(name: "docker-content-digest").flatMap {
+                try? ContentDigest($0, context: "Docker-Content-Digest")
+            }
+        }
+    }
+
+    /// The manifest or index named by `reference` (a tag or a digest), checked against the digest
+    /// when it is one, and against `Docker-Content-Digest` when the registry sends it.
+    public func manifest(repository: String, reference: String) async throws -> Manifest {
+        let what = "\(registry)/\(repository)" + (reference.hasPrefix("sha256:") ? "@" : ":") + reference
+        return try await HTTPSession.retrying(note: note) { _ in
+            let response = try await request(
+                .GET, path: "/v2/\(repository)/manifests/\(reference)", repository: repository,
+                accept: Self.manifestAccept, what: "GET the manifest of \(what)")
+            let data = try await HTTPSession.collect(
+                response, limit: Self.manifestLimit, what: "the manifest of \(what)")
+            guard response.status == .ok else {
+                if response.status == .notFound, !reference.hasPrefix("sha256:") {
+                    let tags = (try? await self.tags(repository: repository)) ?? []
+                    throw NetworkError(
+                        "registry \(registry): \(repository) has no tag `\(reference)` (HTTP 404\(Self.errorCode(data).map { " \($0)" } ?? ""))",
+                        hint: tags.isEmpty
+                            ? "check the repository and the tag"
+                            : "tags there: \(tags.prefix(20).joined(separator: ", "))\(tags.count > 20 ? ", …" : "")",
+                        status: 404)
+                }
+                throw failure(response, body: data, what: "GET the manifest of \(what)", repository: repository)
+            }
+            let actual = try ContentDigest("sha256:" + SHA256.hash(data: data).hexString, context: "manifest")
+            if reference.hasPrefix("sha256:"), actual.description != reference {
+                throw HostileInputError(
+                    "registry \(registry): the manifest served for \(what) is \(actual), not the digest asked for")
+            }
+            if let header = response.headers.first(name: "docker-content-digest"), header.hasPrefix("sha256:"),
+                header != actual.description
+            {
+                throw HostileInputError(
+                    "registry \(registry): the manifest of \(what) is \(actual), but the registry says \(header)")
+            }
+            var mediaType = response.headers.first(name: "content-type")?.split(separator: ";").first.map {
+                $0.trimmingCharacters(in: .whitespaces)
+            }
+            // The document's own mediaType wins over a generic Content-Type.
+            struct Typed: Decodable {
+                var mediaType: String?
+                var manifests: [Descriptor]?
+                var schemaVersion: Int?
+            }
+            let typed = try? JSONDecoder().decode(Typed.self, from: data)
+            if let declared = typed?.mediaType { mediaType = declared }
+            if mediaType == nil || !(MediaType.indexTypes.union(MediaType.manifestTypes).contains(mediaType!)) {
+                if typed?.schemaVersion == 1 || mediaType?.contains("v1+") == true {
+                    throw UnsupportedError(
+                        "registry \(registry): \(what) is a Docker schema 1 manifest, which gvlt does not read",
+                        hint: "push the image again with a current tool (it writes schema 2 or OCI manifests)")
+                }
+                mediaType = typed?.manifests != nil ? MediaType.ociIndex : MediaType.ociManifest
+            }
+            return Manifest(data: data, mediaType: mediaType!, digest: actual)
+        }
+    }
+
+    /// The repository's tags (for the hint of a missing tag).
+    public func tags(repository: String) async throws -> [String] {
+        let response = try await request(
+            .GET, path: "/v2/\(repository)/tags/list", repository: repository, accept: ["application/json"],
+            what: "list the tags of \(registry)/\(repository)")
+        let data = try await HTTPSession.collect(response, limit: 1 << 20, what: "the tag list")
+        guard response.status == .ok else { return [] }
+        struct List: Decodable { var tags: [String]? }
+        return (try? JSONDecoder().decode(List.self, from: data))?.tags ?? []
+    }
+
+    // MARK: Blobs
+
+    /// Streams the blob into `path` (created or resumed), verifying `size` and `digest` on the way;
+    /// `progress` gets the bytes written so far. On a dropped connection the download resumes where
+    /// it stopped (`Range`), or starts over when the server ignores the range.
+    public func download(
+        repository: String, digest: ContentDigest, size: Int64?, to path: String,
+        progress: @escaping @Sendable (Int64) -> Void
+    ) async throws {
+        let fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw SystemError("cannot create", path: path, errno: errno) }
+        defer { close(fd) }
+        let writer = StreamingFileWriter(fd: fd, path: path)
+        let what = "blob \(digest.short) of \(registry)/\(repository)"
+        var hasher = SHA256()
+        var offset: Int64 = 0
+        var failures = 0
+        while true {
+            do {
+                try await fetch(
+                    repository: repository, digest: digest, size: size, from: offset, writer: writer,
+                    hasher: &hasher, offset: &offset, what: what, progress: progress)
+                break
+            } catch let error as NetworkError where error.transient {
+                // Bytes that arrived before the failure count as progress: only failures in a row stop.
+                failures += 1
+                guard failures < 6 else { throw error }
+                let delay = min(8.0, 0.25 * Double(1 << failures))
+                note("\(error.message) after \(ProgressReporter.bytes(offset)); resuming in \(delay) s")
+                try await Task.sleep(nanoseconds: UInt64(delay * 1e9))
+            }
+        }
+        if let size, offset != size {
+            throw HostileInputError("registry \(registry): \(what) is \(offset) bytes, but its descriptor says \(size)")
+        }
+        let actual = "sha256:" + hasher.finalize().hexString
+        guard actual == digest.description else {
+            throw HostileInputError(
+                "registry \(registry): \(what) does not match its digest (its bytes hash to \(actual)); it was not cached",
+                hint:
+                    "the registry, a mirror or something in between served other bytes; pull again, or report it to the registry's owner"
+            )
+        }
+    }
+
+    /// One request for the rest of the blob. Progress made before a failure is kept in `offset`.
+    private func fetch(
+        repository: String, digest: ContentDigest, size: Int64?, from start: Int64, writer: StreamingFileWriter,
+        hasher: inout SHA256, offset: inout Int64, what: String, progress: @Sendable (Int64) -> Void
+    ) async throws {
+        var extra = HTTPHeaders()
+        if start > 0 { extra.add(name: "Range", value: "bytes=\(start)-") }
+        var response = try await request(
+            .GET, path: "/v2/\(repository)/blobs/\(digest)", repository: repository, accept: ["*/*"],
+            headers: extra, what: "GET \(what)")
+        var url = try await baseURL() + "/v2/\(repository)/blobs/\(digest)"
+        // Registries send blobs from storage elsewhere (S3, a CDN) by redirect; the registry's
+        // Authorization stays with the registry.
+        var hops = 0
+        while let target = HTTPSession.redirectTarget(response, from: url) {
+            hops += 1
+            guard hops <= 5 else {
+                throw NetworkError("registry \(registry): GET \(what): more than 5 redirects")
+            }
+            _ = try? await HTTPSession.collect(response, limit: 1 << 20, what: "a redirect")
+            var next = HTTPClientRequest(url: target)
+            next.headers = extra
+            if HTTPSession.origin(target) == HTTPSession.origin(url),
+                let auth = lock.withLock({ currentAuthorization(repository) })
+            {
+                next.headers.add(name: "Authorization", value: auth)
+            }
+            next.tlsConfiguration = try tls.configuration()
+            url = target
+            do {
+                response = try await session.send(next)
+            } catch {
+                throw NetworkError.describe(
+                    error, what: "registry \(registry): GET \(what) (redirected)",
+                    host: URLComponents(string: target)?.host ?? target)
+            }
+        }
+        switch response.status.code {
+        case 200:
+            if offset > 0 {
+                // The server ignored the range: start over.
+                try writer.truncate()
+                hasher = SHA256()
+                offset = 0
+            }
+        case 206:
+            let range = response.headers.first(name: "content-range") ?? ""
+            guard range.hasPrefix("bytes \(start)-") else {
+                throw NetworkError(
+                    "registry \(registry): GET \(what): the resumed response starts elsewhere (`Content-Range: \(range)`)"
+                )
+            }
+        default:
+            let body = (try? await HTTPSession.collect(response, limit: 1 << 20, what: "an error")) ?? Data()
+            throw failure(response, body: body, what: "GET \(what)", repository: repository)
+        }
+        do {
+            for try await chunk in response.body {
+                let count = Int64(chunk.readableBytes)
+                if let size, offset + count > size {
+                    throw HostileInputError(
+                        "registry \(registry): \(what) is longer than its descriptor's \(size) bytes; it was not cached"
+                    )
+                }
+                try chunk.withUnsafeReadableBytes { bytes in
+                    try writer.write(bytes, at: offset)
+                    hasher.update(bufferPointer: bytes)
+                }
+                offset += count
+                progress(offset)
+            }
+        } catch let error as UserFacingError {
+            throw error
+        } catch {
+            throw NetworkError.describe(error, what: "registry \(registry): GET \(what)", host: host)
+        }
+        if let size, offset < size {
+            throw NetworkError(
+                "registry \(registry): GET \(what): the connection ended after \(offset) of \(size) bytes",
+                transient: true)
+        }
+    }
+
+    // MARK: Requests and authentication
+
+    /// `https://host` (or `http://host` where plain HTTP is allowed and HTTPS failed), decided by the
+    /// first request.
+    func baseURL() async throws -> String {
+        if let scheme = lock.withLock({ scheme }) { return "\(scheme)://\(host)" }
+        return "https://\(host)"
+    }
+
+    /// Sends a request with the authorization the registry asked for, answering one 401 challenge.
+    func request(
+        _ method: HTTPMethod, path: String, repository: String, accept: [String], headers extra: HTTPHeaders = [:],
+        what: String
+    ) async throws -> HTTPClientResponse {
+        var answeredChallenge = false
+        while true {
+            let response = try await send(
+                method, path: path, repository: repository, accept: accept, headers: extra, what: what)
+            guard response.status == .unauthorized, !answeredChallenge else {
+                if response.status == .unauthorized {
+                    let body = (try? await HTTPSession.collect(response, limit: 1 << 20, what: "an error")) ?? Data()
+                    throw unauthorized(repository: repository, what: what, body: body)
+                }
+                return response
+            }
+            answeredChallenge = true
+            _ = try? await HTTPSession.collect(response, limit: 1 << 20, what: "an error")
+            let challenges = response.headers[canonicalForm: "www-authenticate"].flatMap {
+                AuthChallenge.parse(String($0))
+            }
+            guard
+                let chosen = challenges.first(where: { $0.scheme == "bearer" })
+                    ?? challenges.first(where: { $0.scheme == "basic" })
+            else {
+                throw NetworkError(
+                    "registry \(registry): \(what): HTTP 401 without a challenge gvlt can answer (\(challenges.map(\.scheme).joined(separator: ", ")))",
+                    status: 401)
+            }
+            lock.withLock { challenge = chosen }
+            if chosen.scheme == "bearer" {
+                let scope = chosen.parameters["scope"] ?? "repository:\(repository):pull"
+                let token = try await fetchToken(chosen, scope: scope, repository: repository)
+                lock.withLock { tokens[repository] = token }
+            } else if try credentials.credential(registry: registry, repository: repository) == nil {
+                throw NetworkError(
+                    "registry \(registry): \(what) needs credentials (HTTP 401, Basic)",
+                    hint:
+                        "pass --creds USER:PASSWORD, or log in with `podman login \(registry)` or `docker login \(registry)`",
+                    status: 401)
+            }
+        }
+    }
+
+    /// The Authorization header for `repository`, from what the registry asked for so far.
+    private func currentAuthorization(_ repository: String) -> String? {
+        guard let challenge else { return nil }
+        if challenge.scheme == "bearer" { return tokens[repository].map { "Bearer \($0)" } }
+        guard let credential = try? credentials.credential(registry: registry, repository: repository),
+            case .password(let user, let password) = credential.secret
+        else { return nil }
+        return "Basic " + Data("\(user):\(password)".utf8).base64EncodedString()
+    }
+
+    private func send(
+        _ method: HTTPMethod, path: String, repository: String, accept: [String], headers extra: HTTPHeaders,
+        what: String
+    ) async throws -> HTTPClientResponse {
+        let settled = lock.withLock { scheme }
+        let schemes = settled.map { [$0] } ?? (allowPlainHTTP ? ["https", "http"] : ["https"])
+        var lastError: Error?
+        for candidate in schemes {
+            var request = HTTPClientRequest(url: "\(candidate)://\(host)\(path)")
+            request.method = method
+            request.headers = extra
+            request.headers.add(name: "Accept", value: accept.joined(separator: ", "))
+            request.headers.add(name: "User-Agent", value: "gvlt/\(Installation.version)")
+            if let auth = lock.withLock({ currentAuthorization(repository) }) {
+                request.headers.add(name: "Authorization", value: auth)
+            }
+            if candidate == "https" { request.tlsConfiguration = try tls.configuration() }
+            do {
+                let response = try await session.send(request)
+                lock.withLock { if scheme == nil { scheme = candidate } }
+                return response
+            } catch {
+                lastError = NetworkError.describe(error, what: "registry \(registry): \(what)", host: host)
+                if candidate == "https" && schemes.count > 1 {
+                    note("registry \(registry): HTTPS failed (\(lastError!)); trying plain HTTP, as it is insecure")
+                }
+            }
+        }
+        throw lastError!
+    }
+
+    /// A token for `scope` from the challenge's realm: GET with Basic credentials (or none), or, for
+    /// an identity token, the OAuth2 refresh-token POST.
+    private func fetchToken(_ challenge: AuthChallenge, scope: String, repository: String) async throws -> String {
+        guard let realm = challenge.parameters["realm"], var components = URLComponents(string: realm),
+            let scheme = components.scheme?.lowercased(), scheme == "https" || scheme == "http",
+            let realmHost = components.host
+        else {
+            throw NetworkError(
+                "registry \(registry): its Bearer challenge has no usable realm (`\(challenge.parameters["realm"] ?? "")`)"
+            )
+        }
+        let credential = try credentials.credential(registry: registry, repository: repository)
+        var request: HTTPClientRequest
+        if case .identityToken(let refresh)? = credential?.secret {
+            request = HTTPClientRequest(url: realm)
+            request.method = .POST
+            var form = URLComponents()
+            form.queryItems =
+                [
+                    URLQueryItem(name: "grant_type", value: "refresh_token"),
+                    URLQueryItem(name: "refresh_token", value: refresh), URLQueryItem(name: "client_id", value: "gvlt"),
+                    URLQueryItem(name: "scope", value: scope)
+                ] + (challenge.parameters["service"].map { [URLQueryItem(name: "service", value: $0)] } ?? [])
+            let body = (form.percentEncodedQuery ?? "").replacingOccurrences(of: "+", with: "%2B")
+            request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
+            request.body = .bytes(ByteBuffer(string: body))
+        } else {
+            var items = components.queryItems ?? []
+            if let service = challenge.parameters["service"] {
+                items.append(URLQueryItem(name: "service", value: service))
+            }
+            for part in scope.split(separator: " ") { items.append(URLQueryItem(name: "scope", value: String(part))) }
+            components.queryItems = items
+            guard let url = components.string else {
+                throw NetworkError("registry \(registry): bad token realm \(realm)")
+            }
+            request = HTTPClientRequest(url: url)
+            if case .password(let user, let password)? = credential?.secret {
+                request.headers.add(
+                    name: "Authorization", value: "Basic " + Data("\(user):\(password)".utf8).base64EncodedString())
+            }
+        }
+        request.headers.add(name: "User-Agent", value: "gvlt/\(Installation.version)")
+        if scheme == "https" {
+            // The realm trusts what the registry trusts; unverified only when it is on this machine too.
+            var realmTrust = tls
+            realmTrust.verify = tls.verify || !TLSTrust.isLoopback(realmHost)
+            request.tlsConfiguration = try realmTrust.configuration()
+        }
+        let what = "registry \(registry): get a token for \(repository) from \(realmHost)"
+        return try await HTTPSession.retrying(note: note) { _ in
+            let response: HTTPClientResponse
+            do {
+                response = try await session.send(request)
+            } catch {
+                throw NetworkError.describe(error, what: what, host: realmHost)
+            }
+            let data = try await HTTPSession.collect(response, limit: 1 << 20, what: "the token answer")
+            switch response.status.code {
+            case 200:
+                struct Answer: Decodable {
+                    var token: String?
+                    var access_token: String?
+                }
+                guard let answer = try? JSONDecoder().decode(Answer.self, from: data),
+                    let token = answer.token ?? answer.access_token, !token.isEmpty
+                else { throw NetworkError("\(what): the answer holds no token") }
+                return token
+            case 401, 403:
+                throw NetworkError(
+                    credential.map { "\(what): \($0) were refused (HTTP \(response.status.code))" }
+                        ?? "\(what): anonymous access was refused (HTTP \(response.status.code))",
+                    hint: credential == nil
+                        ? "the repository needs credentials: pass --creds USER:PASSWORD or log in (podman login / docker login)"
+                        : "check the user and password (or log in again)",
+                    status: Int(response.status.code))
+            case 429, 500...599:
+                throw NetworkError(
+                    "\(what): HTTP \(response.status.code)", status: Int(response.status.code), transient: true)
+            default:
+                throw NetworkError("\(what): HTTP \(response.status.code)", status: Int(response.status.code))
+            }
+        }
+    }
+
+    /// A 401 after the challenge was answered.
+    private func unauthorized(repository: String, what: String, body: Data) -> NetworkError {
+        let credential = try? credentials.credential(registry: registry, repository: repository)
+        let code = Self.errorCode(body).map { " \($0)" } ?? ""
+        if let credential {
+            return NetworkError(
+                "registry \(registry): \(what): \(credential) were refused (HTTP 401\(code))",
+                hint: "check the user and password, and that the user may pull \(repository)", status: 401)
+        }
+        return NetworkError(
+            "registry \(registry): \(what) needs credentials (HTTP 401\(code))",
+            hint: "pass --creds USER:PASSWORD, or log in with `podman login \(registry)` or `docker login \(registry)`",
+            status: 401)
+    }
+
+    /// An unexpected status as an error naming the registry, what was asked and the status.
+    func failure(_ response: HTTPClientResponse, body: Data, what: String, repository: String) -> Error {
+        let code = Int(response.status.code)
+        let detail = Self.errorCode(body).map { " \($0)" } ?? ""
+        switch code {
+        case 404:
+            return NetworkError(
+                "registry \(registry): \(what): not found (HTTP 404\(detail))",
+                hint: "check the repository name (\(repository)) and the tag or digest", status: code)
+        case 403:
+            return NetworkError(
+                "registry \(registry): \(what): access denied (HTTP 403\(detail))",
+                hint: "the credentials may not pull \(repository)", status: code)
+        case 429:
+            return NetworkError(
+                "registry \(registry): \(what): too many requests (HTTP 429)",
+                hint: "the registry limits pulls; wait, or log in for a higher limit", status: code, transient: true)
+        case 500...599:
+            return NetworkError("registry \(registry): \(what): HTTP \(code)\(detail)", status: code, transient: true)
+        default:
+            return NetworkError("registry \(registry): \(what): HTTP \(code)\(detail)", status: code)
+        }
+    }
+
+    /// `MANIFEST_UNKNOWN: manifest unknown` from a distribution error body.
+    static func errorCode(_ body: Data) -> String? {
+        struct Errors: Decodable {
+            struct Item: Decodable {
+                var code: String?
+                var message: String?
+            }
+            var errors: [Item]?
+        }
+        guard let first = (try? JSONDecoder().decode(Errors.self, from: body))?.errors?.first else { return nil }
+        let text = [first.code, first.message].compactMap { $0 }.joined(separator: ": ")
+        return text.isEmpty ? nil : String(text.prefix(200))
+    }
+}
