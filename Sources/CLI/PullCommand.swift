@@ -69,7 +69,7 @@ struct PullCommand: ParsableCommand {
         let layout = try output.map(OCILayoutWriter.parse)
         let access = try registry.access(global: global)
         let puller = RegistryPuller(
-            access: access, progress: .automatic(quiet: global.quiet || json), logger: logger)
+            access: access, progress: .automatic(quiet: global.quiet), logger: logger)
         let image = try puller.pull(reference, platform: try Platform(parsing: platform))
         var writer = layout
         if writer != nil, writer!.tag == nil { writer!.tag = reference.tag }

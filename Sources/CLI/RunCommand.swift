@@ -18,8 +18,16 @@ struct RunCommand: ParsableCommand {
             its spec's image, command, args, env, inputContexts, outputContexts, resources (cpus, gpus, \
             memory, time as the timeout) and storeStdout/storeStderr. Units are gevulot-rs's: bare numbers \
             are cores, megabytes and seconds. Flags given on the command line win; --env, --input and \
-            --output add to the file's. Remote images and input sources (URLs, CIDs) cannot be fetched \
-            offline: download them and give local paths.
+            --output add to the file's.
+
+            Remote task files: spec.image and inputContexts[].source may be http://, https:// or file:// \
+            URLs. The image is downloaded into gvlt's cache, keyed by its sha256 (a #sha256=HEX fragment \
+            or --image-sha256 is checked); a second run asks the server whether it changed and downloads \
+            nothing when it did not. Inputs are downloaded into the input share under their target names. \
+            Downloads are bounded by --max-download-size, resume after a dropped connection and trust \
+            the system's CAs plus $SSL_CERT_FILE and --cert-dir. An image given on the command line wins \
+            over the task's. IPFS CIDs are not supported: give a URL or a local file. --offline fetches \
+            nothing.
 
             Streams: the guest has one console. --store-stdout writes the program's part of it (its stdout \
             and stderr, without the firmware, kernel and gvlt-init lines) to OUTPUT-DIR/stdout; \
@@ -54,6 +62,7 @@ struct RunCommand: ParsableCommand {
     @OptionGroup var machine: MachineFlags
     @OptionGroup var streams: StreamFlags
     @OptionGroup(title: "Nanos images") var nanos: NanosRunFlags
+    @OptionGroup(title: "Remote images and inputs") var downloads: DownloadFlags
 
     @Flag(
         help: "Print a JSON report (result, exit code, execution_time, outputs) on stdout; the console goes to stderr.")
@@ -77,7 +86,8 @@ struct RunCommand: ParsableCommand {
     func run() throws {
         let logger = global.makeLogger()
         let task = try file.map(GevulotTask.init(path:))
-        var request = RunRequest(image: try image ?? taskImage(task))
+        let remote = try downloads.files(global: global, quiet: global.quiet || json) { logger.warning("\($0)") }
+        var request = RunRequest(image: try taskImage(task, remote: remote))
         request.warn = { logger.warning("\($0)") }
         (request.task, request.taskFile) = (task, file)
         try program.apply(to: &request)
@@ -86,6 +96,11 @@ struct RunCommand: ParsableCommand {
         nanos.collect(into: &request.options)
         let runner = try loadRegistry().runner(for: request)
         request.sharesDirectory = sharesDir.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
+        let scratch = try ScratchDirectory(label: "gvlt-run")
+        defer { scratch.remove() }
+        if let task = request.task {
+            (request.task, request.downloadedInputs) = try remote.fetchInputs(task, into: scratch.path + "/downloads")
+        }
         if printQemuCommand {
             // The same checks as a run, before the (slower) KVM probe; only then are the shares made.
             let shares = request.sharesDirectory
@@ -101,8 +116,6 @@ struct RunCommand: ParsableCommand {
             }
             return
         }
-        let scratch = try ScratchDirectory(label: "gvlt-run")
-        defer { scratch.remove() }
         // The JSON report owns stdout; what would be shown there goes to stderr.
         let context = streams.context(
             scratch: scratch, progress: .automatic(quiet: global.quiet || json),
@@ -124,11 +137,14 @@ struct RunCommand: ParsableCommand {
         return String(cString: made)
     }
 
-    /// The task's `spec.image`, when it is local.
-    func taskImage(_ task: GevulotTask?) throws -> String {
-        guard let spec = task?.image, !spec.isEmpty else {
-            throw InputError("no image given", hint: "gvlt run IMAGE, or -f TASK.yaml whose spec.image is a local path")
+    /// The image on the command line, else the task's `spec.image` (downloaded when it is a URL).
+    func taskImage(_ task: GevulotTask?, remote: RemoteTaskFiles) throws -> String {
+        if let image {
+            return try remote.image(image, expectedSHA256: downloads.imageSHA256, what: "the image")
         }
-        return try GevulotTask.localPath(spec, what: "the task's image")
+        guard let spec = task?.image, !spec.isEmpty else {
+            throw InputError("no image given", hint: "gvlt run IMAGE, or -f TASK.yaml whose spec.image names one")
+        }
+        return try remote.image(spec, expectedSHA256: downloads.imageSHA256, what: "the task's image")
     }
 }

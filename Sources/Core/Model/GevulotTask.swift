@@ -158,21 +158,23 @@ public struct GevulotTask: Equatable, Sendable {
 }
 
 extension GevulotTask {
-    /// A task's path or `file://` URL. Anything remote (a URL, a CID) would need the network.
+    /// A task's path or `file://` URL. Remote sources are fetched before a run (`RemoteTaskFiles`);
+    /// one that reaches here was not.
     public static func localPath(_ source: String, what: String) throws -> String {
-        if source.hasPrefix("file://") { return String(source.dropFirst("file://".count)) }
-        if source.contains("://") {
+        switch TaskSource.classify(source) {
+        case .local(let path):
+            guard FileManager.default.fileExists(atPath: path) else {
+                throw InputError(
+                    "\(what) \(path) does not exist", hint: "give a local path, a file:// or an http(s):// URL")
+            }
+            return path
+        case .ipfs(let cid):
+            throw UnsupportedError(
+                "\(what) \(cid) is an IPFS CID, which is not supported", hint: "give a URL or a local path")
+        case .url, .unsupported:
             throw InputError(
-                "\(what) \(source) is remote, and gvlt run works offline (not supported offline)",
-                hint:
-                    "download it and give its local path (or pass it with \(what.contains("image") ? "gvlt run IMAGE" : "--input FILE:TARGET"))"
-            )
+                "\(what) \(source) is remote and was not fetched",
+                hint: "download it and give its local path (or pass it with \(what.contains("image") ? "gvlt run IMAGE" : "--input FILE:TARGET"))")
         }
-        guard FileManager.default.fileExists(atPath: source) else {
-            throw InputError(
-                "\(what) \(source) is not a local file; a CID or other remote source cannot be fetched offline (not supported offline)",
-                hint: "give a local path or a file:// URL")
-        }
-        return source
     }
 }

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import Crypto
 import Foundation
 import NIOCore
 import NIOHTTP1
@@ -97,7 +98,7 @@ public final class HTTPSession: @unchecked Sendable {
     }
 }
 
-/// A file written by `pwrite` at a running offset while a body streams in, hashed as it goes.
+/// A file written by `pwrite` at a running offset while a body streams in.
 struct StreamingFileWriter {
     let fd: Int32
     let path: String
@@ -115,4 +116,83 @@ struct StreamingFileWriter {
     func truncate() throws {
         guard ftruncate(fd, 0) == 0 else { throw SystemError("cannot truncate", path: path, errno: errno) }
     }
+}
+
+/// One download that may take several responses: each resumes where the last stopped. The bytes
+/// are hashed as they arrive, and never pass `limit`.
+struct ResumableDownload {
+    let writer: StreamingFileWriter
+    /// The most bytes the file may have: the exact size when `exact`, else a bound.
+    let limit: Int64?
+    let exact: Bool
+    private(set) var hasher = SHA256()
+    private(set) var offset: Int64 = 0
+
+    init(writer: StreamingFileWriter, limit: Int64?, exact: Bool) {
+        self.writer = writer
+        self.limit = limit
+        self.exact = exact
+    }
+
+    /// The `Range` header that asks for the rest, when part of the file is here.
+    var rangeHeader: String? { offset > 0 ? "bytes=\(offset)-" : nil }
+
+    /// Takes a 200 (a whole body: what was received is dropped) or a 206 that starts where asked.
+    mutating func begin(_ response: HTTPClientResponse, what: String) throws {
+        switch response.status.code {
+        case 200:
+            if offset > 0 {
+                try writer.truncate()
+                hasher = SHA256()
+                offset = 0
+            }
+            if let length = response.headers.first(name: "content-length").flatMap(Int64.init), let limit {
+                if exact ? length != limit : length > limit { throw tooLong(length, what: what) }
+            }
+        case 206:
+            let range = response.headers.first(name: "content-range") ?? ""
+            guard range.hasPrefix("bytes \(offset)-") else {
+                throw NetworkError("\(what): the resumed answer starts elsewhere (`Content-Range: \(range)`)")
+            }
+        default:
+            preconditionFailure("begin takes 200 and 206 answers only")
+        }
+    }
+
+    private func tooLong(_ size: Int64, what: String) -> Error {
+        exact
+            ? HostileInputError("\(what) is longer than its descriptor's \(limit!) bytes; it was not kept")
+            : InputError(
+                "\(what) is \(size) bytes, more than the \(ProgressReporter.bytes(limit!)) allowed",
+                hint: "raise --max-download-size if it is meant to be that large")
+    }
+
+    /// Streams the body in. A failure of the connection is a transient `NetworkError`; what arrived
+    /// before it stays, for the next request to resume from.
+    mutating func receive(
+        _ response: HTTPClientResponse, what: String, host: String, progress: (Int64) -> Void
+    ) async throws {
+        do {
+            for try await chunk in response.body {
+                let count = Int64(chunk.readableBytes)
+                if let limit, offset + count > limit { throw tooLong(offset + count, what: what) }
+                let at = offset
+                try chunk.withUnsafeReadableBytes { bytes in
+                    try writer.write(bytes, at: at)
+                    hasher.update(bufferPointer: bytes)
+                }
+                offset += count
+                progress(offset)
+            }
+        } catch let error as UserFacingError {
+            throw error
+        } catch {
+            throw NetworkError.describe(error, what: what, host: host)
+        }
+        if exact, let limit, offset < limit {
+            throw NetworkError("\(what): the connection ended after \(offset) of \(limit) bytes", transient: true)
+        }
+    }
+
+    var sha256: String { hasher.finalize().hexString }
 }

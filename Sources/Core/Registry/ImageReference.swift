@@ -22,16 +22,20 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
     public init(parsing input: String) throws {
         var text = input
         if text.hasPrefix("docker://") { text.removeFirst("docker://".count) }
-        func bad(_ why: String, hint: String? = nil) -> InputError {
+        func bad(_ why: String, _ hint: String? = nil) -> InputError {
             InputError(
                 "`\(input)` is not an image reference: \(why)",
                 hint: hint ?? "write [REGISTRY/]REPOSITORY[:TAG][@sha256:DIGEST], e.g. docker.io/library/alpine:3.20")
         }
-        guard !text.isEmpty else { throw bad("it is empty") }
+        guard !text.isEmpty else { throw bad("it is empty", nil) }
         guard text.utf8.count <= 4096 else { throw bad("it is longer than 4096 bytes") }
         var digest: ContentDigest?
         if let at = text.firstIndex(of: "@") {
-            digest = try ContentDigest(String(text[text.index(after: at)...]), context: "`\(input)`")
+            do {
+                digest = try ContentDigest(String(text[text.index(after: at)...]), context: "the digest")
+            } catch let error as UserFacingError {
+                throw bad(error.message, nil)
+            }
             text = String(text[..<at])
         }
         // The tag follows the last `:` after the last `/`; a `:` before it is a registry port.

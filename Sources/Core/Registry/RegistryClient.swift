@@ -57,7 +57,7 @@ public final class RegistryClient: @unchecked Sendable {
     /// The manifest's digest from a HEAD request, without downloading it (nil when the registry does
     /// not say); registries count HEADs apart from pulls.
     public func manifestDigest(repository: String, reference: String) async throws -> ContentDigest? {
-        let what = "\(registry)/\(repository):\(reference)"
+        let what = "\(repository):\(reference)"
         return try await HTTPSession.retrying(note: note) { _ in
             let response = try await request(
                 .HEAD, path: "/v2/\(repository)/manifests/\(reference)", repository: repository,
@@ -77,7 +77,7 @@ public final class RegistryClient: @unchecked Sendable {
     /// The manifest or index named by `reference` (a tag or a digest), checked against the digest
     /// when it is one, and against `Docker-Content-Digest` when the registry sends it.
     public func manifest(repository: String, reference: String) async throws -> Manifest {
-        let what = "\(registry)/\(repository)" + (reference.hasPrefix("sha256:") ? "@" : ":") + reference
+        let what = repository + (reference.hasPrefix("sha256:") ? "@" : ":") + reference
         return try await HTTPSession.retrying(note: note) { _ in
             let response = try await request(
                 .GET, path: "/v2/\(repository)/manifests/\(reference)", repository: repository,
@@ -153,58 +153,49 @@ public final class RegistryClient: @unchecked Sendable {
         let fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw SystemError("cannot create", path: path, errno: errno) }
         defer { close(fd) }
-        let writer = StreamingFileWriter(fd: fd, path: path)
-        let what = "blob \(digest.short) of \(registry)/\(repository)"
-        var hasher = SHA256()
-        var offset: Int64 = 0
+        let what = "registry \(registry): blob \(digest.short) of \(repository)"
+        var download = ResumableDownload(
+            writer: StreamingFileWriter(fd: fd, path: path), limit: size, exact: size != nil)
         var failures = 0
         while true {
             do {
-                try await fetch(
-                    repository: repository, digest: digest, size: size, from: offset, writer: writer,
-                    hasher: &hasher, offset: &offset, what: what, progress: progress)
+                try await fetch(repository: repository, digest: digest, into: &download, what: what, progress: progress)
                 break
             } catch let error as NetworkError where error.transient {
                 // Bytes that arrived before the failure count as progress: only failures in a row stop.
                 failures += 1
                 guard failures < 6 else { throw error }
                 let delay = min(8.0, 0.25 * Double(1 << failures))
-                note("\(error.message) after \(ProgressReporter.bytes(offset)); resuming in \(delay) s")
+                note("\(error.message) after \(ProgressReporter.bytes(download.offset)); resuming in \(delay) s")
                 try await Task.sleep(nanoseconds: UInt64(delay * 1e9))
             }
         }
-        if let size, offset != size {
-            throw HostileInputError("registry \(registry): \(what) is \(offset) bytes, but its descriptor says \(size)")
-        }
-        let actual = "sha256:" + hasher.finalize().hexString
+        let actual = "sha256:" + download.sha256
         guard actual == digest.description else {
             throw HostileInputError(
-                "registry \(registry): \(what) does not match its digest (its bytes hash to \(actual)); it was not cached",
-                hint:
-                    "the registry, a mirror or something in between served other bytes; pull again, or report it to the registry's owner"
-            )
+                "\(what) does not match its digest (its bytes hash to \(actual)); it was not cached",
+                hint: "the registry, a mirror or something in between served other bytes; pull again, or report it to the registry's owner")
         }
     }
 
-    /// One request for the rest of the blob. Progress made before a failure is kept in `offset`.
+    /// One request for the rest of the blob. Progress made before a failure stays in `download`.
     private func fetch(
-        repository: String, digest: ContentDigest, size: Int64?, from start: Int64, writer: StreamingFileWriter,
-        hasher: inout SHA256, offset: inout Int64, what: String, progress: @Sendable (Int64) -> Void
+        repository: String, digest: ContentDigest, into download: inout ResumableDownload, what: String,
+        progress: @Sendable (Int64) -> Void
     ) async throws {
         var extra = HTTPHeaders()
-        if start > 0 { extra.add(name: "Range", value: "bytes=\(start)-") }
+        if let range = download.rangeHeader { extra.add(name: "Range", value: range) }
+        let path = "/v2/\(repository)/blobs/\(digest)"
         var response = try await request(
-            .GET, path: "/v2/\(repository)/blobs/\(digest)", repository: repository, accept: ["*/*"],
-            headers: extra, what: "GET \(what)")
-        var url = try await baseURL() + "/v2/\(repository)/blobs/\(digest)"
+            .GET, path: path, repository: repository, accept: ["*/*"], headers: extra,
+            what: "GET blob \(digest.short) of \(repository)")
+        var url = try await baseURL() + path
         // Registries send blobs from storage elsewhere (S3, a CDN) by redirect; the registry's
         // Authorization stays with the registry.
         var hops = 0
         while let target = HTTPSession.redirectTarget(response, from: url) {
             hops += 1
-            guard hops <= 5 else {
-                throw NetworkError("registry \(registry): GET \(what): more than 5 redirects")
-            }
+            guard hops <= 5 else { throw NetworkError("\(what): more than 5 redirects") }
             _ = try? await HTTPSession.collect(response, limit: 1 << 20, what: "a redirect")
             var next = HTTPClientRequest(url: target)
             next.headers = extra
@@ -219,54 +210,15 @@ public final class RegistryClient: @unchecked Sendable {
                 response = try await session.send(next)
             } catch {
                 throw NetworkError.describe(
-                    error, what: "registry \(registry): GET \(what) (redirected)",
-                    host: URLComponents(string: target)?.host ?? target)
+                    error, what: "\(what) (redirected)", host: URLComponents(string: target)?.host ?? target)
             }
         }
-        switch response.status.code {
-        case 200:
-            if offset > 0 {
-                // The server ignored the range: start over.
-                try writer.truncate()
-                hasher = SHA256()
-                offset = 0
-            }
-        case 206:
-            let range = response.headers.first(name: "content-range") ?? ""
-            guard range.hasPrefix("bytes \(start)-") else {
-                throw NetworkError(
-                    "registry \(registry): GET \(what): the resumed response starts elsewhere (`Content-Range: \(range)`)"
-                )
-            }
-        default:
+        guard response.status.code == 200 || response.status.code == 206 else {
             let body = (try? await HTTPSession.collect(response, limit: 1 << 20, what: "an error")) ?? Data()
-            throw failure(response, body: body, what: "GET \(what)", repository: repository)
+            throw failure(response, body: body, what: "GET blob \(digest.short) of \(repository)", repository: repository)
         }
-        do {
-            for try await chunk in response.body {
-                let count = Int64(chunk.readableBytes)
-                if let size, offset + count > size {
-                    throw HostileInputError(
-                        "registry \(registry): \(what) is longer than its descriptor's \(size) bytes; it was not cached"
-                    )
-                }
-                try chunk.withUnsafeReadableBytes { bytes in
-                    try writer.write(bytes, at: offset)
-                    hasher.update(bufferPointer: bytes)
-                }
-                offset += count
-                progress(offset)
-            }
-        } catch let error as UserFacingError {
-            throw error
-        } catch {
-            throw NetworkError.describe(error, what: "registry \(registry): GET \(what)", host: host)
-        }
-        if let size, offset < size {
-            throw NetworkError(
-                "registry \(registry): GET \(what): the connection ended after \(offset) of \(size) bytes",
-                transient: true)
-        }
+        try download.begin(response, what: what)
+        try await download.receive(response, what: what, host: host, progress: progress)
     }
 
     // MARK: Requests and authentication

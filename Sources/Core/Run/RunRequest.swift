@@ -9,6 +9,8 @@ public struct RunRequest {
     public var task: GevulotTask?
     public var taskFile: String?
     public var inputs: [(source: String, destination: String)] = []
+    /// The task's inputs downloaded for this run (`RemoteTaskFiles`), which may be moved, not copied.
+    public var downloadedInputs: Set<String> = []
     public var outputs: [String] = []
     public var outputDirectory = "output"
     public var env: [RunSpec.EnvVar] = []

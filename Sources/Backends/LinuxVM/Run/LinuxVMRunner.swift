@@ -28,6 +28,7 @@ public final class LinuxVMRunner: ImageRunning, ImageInspecting {
             run.inputs.append((try GevulotTask.localPath(context.source, what: "input context source"), context.target))
         }
         run.inputs += request.inputs
+        run.movableInputs = request.downloadedInputs
         run.outputs = (task?.outputContexts.map(\.source) ?? []) + request.outputs
         run.outputDirectory = request.outputDirectory
         run.env = (task?.env ?? []) + request.env

@@ -7,6 +7,8 @@ public struct LocalRun {
     public var image: String
     /// Host file → path under /mnt/gevulot/input (relative, or absolute under it).
     public var inputs: [(source: String, destination: String)] = []
+    /// Inputs that are the run's own (downloads): moved into the share instead of copied.
+    public var movableInputs: Set<String> = []
     /// Paths under /mnt/gevulot/output to copy back (relative, or absolute under it); none copies all.
     public var outputs: [String] = []
     public var outputDirectory: String = "output"

@@ -66,6 +66,7 @@ extension LocalRun {
             try FileManager.default.createDirectory(
                 atPath: URL(fileURLWithPath: target).deletingLastPathComponent().path,
                 withIntermediateDirectories: true)
+            if movableInputs.contains(input.source), rename(input.source, target) == 0 { continue }
             try FileManager.default.copyItem(atPath: input.source, toPath: target)
         }
     }

@@ -1,0 +1,236 @@
+import Crypto
+import Foundation
+
+/// Where a task's image or input comes from, as `spec.image` and `inputContexts[].source` name it.
+public enum TaskSource: Equatable, Sendable {
+    /// A path, or a `file://` URL's path.
+    case local(String)
+    /// An `http://` or `https://` URL, without its `#fragment`; `sha256` from a `#sha256=HEX` fragment.
+    case url(String, sha256: String?)
+    /// An IPFS CID (Firestarter's private network stores images and inputs there).
+    case ipfs(String)
+    /// Another scheme (`s3://`, `ftp://`).
+    case unsupported(String)
+
+    public static func classify(_ text: String) -> TaskSource {
+        let lower = text.lowercased()
+        if lower.hasPrefix("file://") { return .local(String(text.dropFirst("file://".count))) }
+        if lower.hasPrefix("http://") || lower.hasPrefix("https://") {
+            guard let hash = text.firstIndex(of: "#") else { return .url(text, sha256: nil) }
+            let fragment = text[text.index(after: hash)...]
+            let sha = fragment.hasPrefix("sha256=") ? String(fragment.dropFirst("sha256=".count)).lowercased() : nil
+            return .url(String(text[..<hash]), sha256: sha)
+        }
+        if lower.hasPrefix("ipfs://") || lower.hasPrefix("ipns://") || text.hasPrefix("/ipfs/") { return .ipfs(text) }
+        if text.contains("://") { return .unsupported(text) }
+        if !FileManager.default.fileExists(atPath: text), isCID(text) { return .ipfs(text) }
+        return .local(text)
+    }
+
+    /// CIDv0 (`Qm` + 44 base58 characters) or CIDv1 in base32 (`b…`) or base58 (`z…`).
+    static func isCID(_ text: String) -> Bool {
+        let base58 = Set("123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz")
+        let base32 = Set("abcdefghijklmnopqrstuvwxyz234567")
+        if text.count == 46, text.hasPrefix("Qm") { return text.allSatisfy(base58.contains) }
+        if text.count >= 50, text.hasPrefix("b") { return text.dropFirst().allSatisfy(base32.contains) }
+        if text.count >= 48, text.hasPrefix("z") { return text.dropFirst().allSatisfy(base58.contains) }
+        return false
+    }
+}
+
+/// Fetches what a task names by URL: `spec.image` into the cache (keyed by its sha256, with a record
+/// per URL so that a repeated run sends a conditional request and downloads nothing new), and each
+/// remote `inputContexts[].source` into the run's scratch, from where it is moved into the input
+/// share under its target name. Offline, remote sources are refused as before.
+public struct RemoteTaskFiles {
+    public var cache: CacheDirectory
+    public var offline = false
+    /// `--max-download-size`: the most one download may be.
+    public var maximumSize: Int64 = 32 << 30
+    public var certDirectory: String?
+    public var progress: ProgressReporter.Mode = .lines
+    public var note: @Sendable (String) -> Void = { _ in }
+    public var environment = ProcessInfo.processInfo.environment
+
+    public init(cache: CacheDirectory) {
+        self.cache = cache
+    }
+
+    /// The local path of the image `spec` names, downloaded when it is a URL. `expectedSHA256`
+    /// (`--image-sha256`) or a `#sha256=` fragment is checked, for local files too.
+    public func image(_ spec: String, expectedSHA256 given: String?, what: String) throws -> String {
+        let source = TaskSource.classify(spec)
+        var expected = try given.map { try Self.checkedHex($0, flag: "--image-sha256") }
+        if case .url(_, let fragment?) = source {
+            let fromURL = try Self.checkedHex(fragment, flag: "the #sha256= of \(spec)")
+            if let expected, expected != fromURL {
+                throw InputError(
+                    "--image-sha256 \(expected) differs from the #sha256= of \(spec) (\(fromURL))",
+                    hint: "give one of them, or make them agree")
+            }
+            expected = fromURL
+        }
+        switch source {
+        case .local(let path):
+            guard FileManager.default.fileExists(atPath: path) else {
+                throw InputError("\(what) \(path) does not exist", hint: "give a local image, a file:// or an http(s):// URL")
+            }
+            if let expected { try Self.verify(file: path, expected: expected, what: "\(what) \(path)") }
+            return path
+        case .ipfs(let cid):
+            throw UnsupportedError(
+                "\(what) \(cid) is an IPFS CID, which is not supported: gvlt cannot reach Firestarter's private IPFS network",
+                hint: "give a URL (http:// or https://) or a local image")
+        case .unsupported(let text):
+            throw UnsupportedError("\(what) \(text): only http://, https:// and file:// URLs are supported", hint: "give a URL or a local image")
+        case .url(let url, _):
+            if offline { throw Self.offlineError(what: what, source: spec, flagHint: "gvlt run IMAGE") }
+            return try downloadImage(url, expected: expected, what: what)
+        }
+    }
+
+    static func offlineError(what: String, source: String, flagHint: String) -> InputError {
+        InputError(
+            "\(what) \(source) is remote, and --offline keeps gvlt run from fetching it",
+            hint: "drop --offline, or download it and give its local path (\(flagHint))")
+    }
+
+    static func checkedHex(_ text: String, flag: String) throws -> String {
+        let hex = text.lowercased().hasPrefix("sha256:") ? String(text.dropFirst(7)).lowercased() : text.lowercased()
+        guard hex.count == 64, hex.allSatisfy({ $0.isHexDigit }) else {
+            throw InputError("\(flag) `\(text)` is not a sha256 (64 hex digits)")
+        }
+        return hex
+    }
+
+    static func verify(file: String, expected: String, what: String) throws {
+        let actual = try SHA256Hex.of(file: file)
+        guard actual == expected else {
+            throw HostileInputError(
+                "\(what) has sha256 \(actual), not the \(expected) asked for",
+                hint: "the file is not the one the task names; check the URL and the sha256")
+        }
+    }
+
+    struct URLRecord: Codable {
+        var url: String
+        var sha256: String
+        var bytes: Int64
+        var validator: URLDownloader.Validator
+    }
+
+    private func downloadImage(_ url: String, expected: String?, what: String) throws -> String {
+        let blobs = BlobCache(cache)
+        if let expected, let digest = try? ContentDigest("sha256:" + expected, context: "sha256"), blobs.contains(digest) {
+            return blobs.path(digest)
+        }
+        let recordPath = cache.root + "/urls/" + SHA256Hex.of(data: Data(url.utf8)) + ".json"
+        let record = (try? ConfigFile.read(recordPath, what: "url record", hint: "", limit: 1 << 16))
+            .flatMap { try? JSONDecoder().decode(URLRecord.self, from: $0) }
+        let cached = record.flatMap { record -> ContentDigest? in
+            guard record.url == url, let digest = try? ContentDigest("sha256:" + record.sha256, context: "sha256"),
+                blobs.contains(digest, size: record.bytes)
+            else { return nil }
+            return digest
+        }
+        let staging = try blobs.staging()
+        defer { staging.remove() }
+        let file = staging.path + "/image"
+        let display = TransferProgress(mode: progress, title: "downloading \(what) \(url)")
+        let line = display.add(URL(string: url)?.lastPathComponent ?? url, total: nil)
+        display.start()
+        let outcome = try fetch(url, to: file, what: what, validator: cached != nil ? record?.validator : nil) {
+            display.update(line, bytes: $0)
+        }
+        display.finish(line)
+        guard case .downloaded(let sha256, let bytes, let validator) = outcome else {
+            // 304: the cached copy is the URL's current content.
+            let digest = cached!
+            if let expected, expected != digest.hex {
+                throw HostileInputError(
+                    "\(what) \(url) has sha256 \(digest.hex), not the \(expected) asked for",
+                    hint: "the file is not the one the task names; check the URL and the sha256")
+            }
+            note("\(what): \(url) is unchanged; using the cached copy")
+            return blobs.path(digest)
+        }
+        if let expected, expected != sha256 {
+            throw HostileInputError(
+                "\(what) \(url) has sha256 \(sha256), not the \(expected) asked for; it was not kept",
+                hint: "the file is not the one the task names; check the URL and the sha256")
+        }
+        let digest = try ContentDigest("sha256:" + sha256, context: "sha256")
+        if blobs.contains(digest) { unlink(file) } else { try blobs.publish(file, as: digest) }
+        let encoded = try JSONEncoder().encode(URLRecord(url: url, sha256: sha256, bytes: bytes, validator: validator))
+        try? FileManager.default.createDirectory(atPath: cache.root + "/urls", withIntermediateDirectories: true)
+        let temporary = recordPath + ".\(getpid()).tmp"
+        if FileManager.default.createFile(atPath: temporary, contents: encoded), rename(temporary, recordPath) != 0 {
+            unlink(temporary)
+        }
+        return blobs.path(digest)
+    }
+
+    /// The task with each remote input source downloaded into `directory` and replaced by its path;
+    /// and those paths, which the run may move instead of copying.
+    public func fetchInputs(_ task: GevulotTask, into directory: String) throws -> (GevulotTask, downloaded: Set<String>) {
+        var task = task
+        var wanted: [(index: Int, url: String, target: String)] = []
+        for (index, context) in task.inputContexts.enumerated() {
+            let what = "input context source"
+            switch TaskSource.classify(context.source) {
+            case .local(let path):
+                task.inputContexts[index].source = path
+            case .ipfs(let cid):
+                throw UnsupportedError(
+                    "\(what) \(cid) is an IPFS CID, which is not supported: gvlt cannot reach Firestarter's private IPFS network",
+                    hint: "give a URL (http:// or https://) or a local file (--input FILE:\(context.target))")
+            case .unsupported(let text):
+                throw UnsupportedError("\(what) \(text): only http://, https:// and file:// URLs are supported")
+            case .url(let url, let sha):
+                if offline {
+                    throw Self.offlineError(what: what, source: context.source, flagHint: "--input FILE:\(context.target)")
+                }
+                if sha != nil { _ = try Self.checkedHex(sha!, flag: "the #sha256= of \(context.source)") }
+                wanted.append((index, url, context.target))
+            }
+        }
+        guard !wanted.isEmpty else { return (task, []) }
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let display = TransferProgress(mode: progress, title: "downloading \(wanted.count) input\(wanted.count == 1 ? "" : "s")")
+        var downloaded: Set<String> = []
+        for item in wanted {
+            let line = display.add(item.target, total: nil)
+            let path = "\(directory)/\(item.index)-" + (URL(fileURLWithPath: item.target).lastPathComponent)
+            display.start()
+            let outcome = try fetch(item.url, to: path, what: "input \(item.target)") { display.update(line, bytes: $0) }
+            display.finish(line)
+            if case .url(_, let sha?) = TaskSource.classify(task.inputContexts[item.index].source),
+                case .downloaded(let actual, _, _) = outcome, actual != sha.lowercased()
+            {
+                throw HostileInputError(
+                    "input \(item.target) from \(item.url) has sha256 \(actual), not the \(sha) its URL names")
+            }
+            task.inputContexts[item.index].source = path
+            downloaded.insert(path)
+        }
+        display.end()
+        return (task, downloaded)
+    }
+
+    private func fetch(
+        _ url: String, to path: String, what: String, validator: URLDownloader.Validator? = nil,
+        progress: @escaping @Sendable (Int64) -> Void = { _ in }
+    ) throws -> URLDownloader.Outcome {
+        let host = URLComponents(string: url)?.host ?? url
+        let port = URLComponents(string: url)?.port
+        let trust = try TLSTrust.forHost(
+            host + (port.map { ":\($0)" } ?? ""), certDirectory: certDirectory, environment: environment)
+        let session = HTTPSession()
+        defer { session.shutdown() }
+        let downloader = URLDownloader(session: session, trust: trust, note: note)
+        let limit = maximumSize
+        return try Blocking.run {
+            try await downloader.download(url, to: path, limit: limit, what: what, validator: validator, progress: progress)
+        }
+    }
+}
