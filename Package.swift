@@ -62,13 +62,26 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Yams", package: "Yams"),
+            ],
+            path: "Sources/Core", exclude: ["Network"],
+            swiftSettings: [.swiftLanguageMode(.v5)]),
+
+        // Core's network side: registry pulls and task downloads over async-http-client. A module of
+        // its own so that the HTTP stack (SwiftNIO, BoringSSL) is built only where it is used: the
+        // fuzz drivers and the benchmarks of local sources do without it.
+        .target(
+            name: "CoreNetwork",
+            dependencies: [
+                "Core",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
-            path: "Sources/Core",
+            path: "Sources/Core/Network",
             swiftSettings: [.swiftLanguageMode(.v5)]),
 
         // Backends and accelerators depend on Core only, never on each other.
@@ -83,7 +96,7 @@ let package = Package(
         .executableTarget(
             name: "gvlt",
             dependencies: [
-                "Core", "Nanos", "LinuxVM", "NvidiaGPU",
+                "Core", "CoreNetwork", "Nanos", "LinuxVM", "NvidiaGPU",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -116,7 +129,7 @@ let package = Package(
         // Unit tests: no QEMU, no podman, no apt; `scripts/test --fast` runs these alone.
         .testTarget(
             name: "CoreTests",
-            dependencies: ["Core", "TestSupport"],
+            dependencies: ["Core", "CoreNetwork", "TestSupport"],
             path: "Tests/CoreTests",
             swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(

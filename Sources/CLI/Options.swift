@@ -1,5 +1,6 @@
 import ArgumentParser
 import Core
+import CoreNetwork
 import Foundation
 import LinuxVM
 import Logging
@@ -14,7 +15,9 @@ struct GlobalOptions: ParsableArguments {
     @Flag(name: .shortAndLong, help: "Print debug messages.")
     var verbose = false
 
-    @Option(name: .long, help: "Layers read in parallel (default: the number of CPUs).")
+    @Option(
+        name: .long,
+        help: "Layers read in parallel (default: the number of CPUs), and blobs downloaded in parallel (default: 4).")
     var jobs: Int?
 
     @Option(
@@ -170,7 +173,9 @@ struct SourceOptions: ParsableArguments {
             throw InputError("--context only applies to --containerfile")
         }
         if let container {
-            let source = try ContainerReference.parse(container) { try registry.access(global: global) }
+            let source = try ContainerReference.parse(container) {
+                RegistrySource(reference: $0, access: try registry.access(global: global))
+            }
             if var storage = source as? ContainersStorageSource {
                 storage.storageDriver = storageDriver
                 return storage

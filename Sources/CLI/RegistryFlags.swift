@@ -1,5 +1,6 @@
 import ArgumentParser
 import Core
+import CoreNetwork
 import Foundation
 
 /// How registry references (`--container docker://REF`, `gvlt pull REF`) are pulled.

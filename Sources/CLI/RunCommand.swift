@@ -1,5 +1,6 @@
 import ArgumentParser
 import Core
+import CoreNetwork
 import Foundation
 
 struct RunCommand: ParsableCommand {

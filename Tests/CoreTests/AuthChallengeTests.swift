@@ -4,7 +4,8 @@ import XCTest
 final class AuthChallengeTests: XCTestCase {
     func testDockerHubsBearerChallenge() {
         let parsed = AuthChallenge.parse(
-            #"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/alpine:pull""#)
+            #"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/alpine:pull""#
+        )
         XCTAssertEqual(
             parsed,
             [
@@ -12,13 +13,14 @@ final class AuthChallengeTests: XCTestCase {
                     scheme: "bearer",
                     parameters: [
                         "realm": "https://auth.docker.io/token", "service": "registry.docker.io",
-                        "scope": "repository:library/alpine:pull",
+                        "scope": "repository:library/alpine:pull"
                     ])
             ])
     }
 
     func testSeveralChallengesTokensAndEscapes() {
-        let parsed = AuthChallenge.parse(#"Basic realm="Registry \"R\"", Bearer realm=https://h/t, error=invalid_token"#)
+        let parsed = AuthChallenge.parse(
+            #"Basic realm="Registry \"R\"", Bearer realm=https://h/t, error=invalid_token"#)
         XCTAssertEqual(parsed.map(\.scheme), ["basic", "bearer"])
         XCTAssertEqual(parsed[0].parameters["realm"], #"Registry "R""#)
         XCTAssertEqual(parsed[1].parameters["realm"], "https://h/t")

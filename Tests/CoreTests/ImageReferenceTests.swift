@@ -1,4 +1,5 @@
 import Core
+import CoreNetwork
 import XCTest
 
 /// References are normalised as docker normalises them (distribution's reference grammar).
@@ -9,7 +10,8 @@ final class ImageReferenceTests: XCTestCase {
         XCTAssertEqual(try parse("alpine").description, "docker.io/library/alpine:latest")
         XCTAssertEqual(try parse("alpine:3.20").description, "docker.io/library/alpine:3.20")
         XCTAssertEqual(try parse("docker://alpine").description, "docker.io/library/alpine:latest")
-        XCTAssertEqual(try parse("nvidia/cuda:12.6.2-runtime-ubuntu24.04").description,
+        XCTAssertEqual(
+            try parse("nvidia/cuda:12.6.2-runtime-ubuntu24.04").description,
             "docker.io/nvidia/cuda:12.6.2-runtime-ubuntu24.04")
         XCTAssertEqual(try parse("docker.io/alpine").repository, "library/alpine")
         XCTAssertEqual(try parse("index.docker.io/library/alpine").registry, "docker.io")
@@ -39,7 +41,7 @@ final class ImageReferenceTests: XCTestCase {
     func testMalformedReferencesAreRefusedByName() {
         for bad in [
             "", "alpine:", "alpine@sha256:123", "a//b", "-lead/x", "host:99999/x", "alpine:bad/tag",
-            "host:port/x", "alpine:" + String(repeating: "t", count: 129), "white space", "a..b/c",
+            "host:port/x", "alpine:" + String(repeating: "t", count: 129), "white space", "a..b/c"
         ] {
             XCTAssertThrowsError(try parse(bad), bad) { error in
                 XCTAssertTrue("\(error)".contains("is not an image reference"), "\(bad): \(error)")
@@ -59,17 +61,21 @@ final class ImageReferenceTests: XCTestCase {
         let access = RegistryAccess(
             cache: CacheDirectory(root: "/nonexistent"), credentials: CredentialStore(files: [], environment: [:]),
             registriesConf: RegistriesConf())
-        XCTAssertTrue(try ContainerReference.parse("oci:./img:latest") { access } is OCILayoutSource)
-        XCTAssertTrue(try ContainerReference.parse("containers-storage:localhost/x") { access } is ContainersStorageSource)
-        let pulled = try ContainerReference.parse("127.0.0.1:5000/hello:v1") { access }
+        let registry: (ImageReference) throws -> ImageSource = { RegistrySource(reference: $0, access: access) }
+        XCTAssertTrue(try ContainerReference.parse("oci:./img:latest", registry: registry) is OCILayoutSource)
+        XCTAssertTrue(
+            try ContainerReference.parse("containers-storage:localhost/x", registry: registry)
+                is ContainersStorageSource)
+        let pulled = try ContainerReference.parse("127.0.0.1:5000/hello:v1", registry: registry)
         XCTAssertEqual((pulled as? RegistrySource)?.reference.description, "127.0.0.1:5000/hello:v1")
         XCTAssertEqual(
-            (try ContainerReference.parse("docker://busybox") { access } as? RegistrySource)?.reference.description,
+            (try ContainerReference.parse("docker://busybox", registry: registry) as? RegistrySource)?.reference
+                .description,
             "docker.io/library/busybox:latest")
-        XCTAssertThrowsError(try ContainerReference.parse("docker:busybox") { access }) {
+        XCTAssertThrowsError(try ContainerReference.parse("docker:busybox", registry: registry)) {
             XCTAssertTrue("\($0)".contains("docker://"), "\($0)")
         }
-        XCTAssertThrowsError(try ContainerReference.parse("oic:./x/Y") { access }) {
+        XCTAssertThrowsError(try ContainerReference.parse("oic:./x/Y", registry: registry)) {
             XCTAssertTrue("\($0)".contains("neither TRANSPORT:REF nor an image reference"), "\($0)")
         }
     }

@@ -17,7 +17,7 @@ final class RegistryPullTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
         try Shell.run([
             "gcc", "-static", "-O2", "-o", work + "/hello-prover",
-            LoopbackRegistry.repository + "/examples/hello-prover/hello-prover.c",
+            LoopbackRegistry.repository + "/examples/hello-prover/hello-prover.c"
         ])
         return try Data(contentsOf: URL(fileURLWithPath: work + "/hello-prover"))
     }
@@ -26,8 +26,10 @@ final class RegistryPullTests: XCTestCase {
     static func baseLayer() -> LayerFixture {
         var noise = Data(count: 256 << 10)
         for index in noise.indices { noise[index] = UInt8(truncatingIfNeeded: index &* 2_654_435_761 >> 13) }
-        return LayerFixture([.dir("etc"), .file("etc/os-release", "ID=gvlt-test\n"), .dir("usr"), .dir("usr/share"),
-            TarMember("usr/share/base.bin", .file(noise))])
+        return LayerFixture([
+            .dir("etc"), .file("etc/os-release", "ID=gvlt-test\n"), .dir("usr"), .dir("usr/share"),
+            TarMember("usr/share/base.bin", .file(noise))
+        ])
     }
 
     /// hello-prover on the shared base: the witness's sha256 goes to /mnt/gevulot/output/proof.txt.
@@ -38,8 +40,8 @@ final class RegistryPullTests: XCTestCase {
                 [
                     baseLayer(),
                     LayerFixture([
-                        .dir("usr/bin"), TarMember("usr/bin/hello-prover", .file(try helloProver.get()), mode: 0o755),
-                    ]),
+                        .dir("usr/bin"), TarMember("usr/bin/hello-prover", .file(try helloProver.get()), mode: 0o755)
+                    ])
                 ], config: ["Entrypoint": ["/usr/bin/hello-prover"], "Cmd": ["/mnt/gevulot/input/witness.txt"]])
         ])
     }
@@ -51,7 +53,7 @@ final class RegistryPullTests: XCTestCase {
             try layout.image(
                 [
                     baseLayer(), LayerFixture([.dir("opt"), .file("opt/second", "second layer\n")]),
-                    LayerFixture([.file("opt/third", "third layer\n"), .whiteout("opt/second")], compression: .zstd),
+                    LayerFixture([.file("opt/third", "third layer\n"), .whiteout("opt/second")], compression: .zstd)
                 ], config: ["Entrypoint": ["/bin/true"]])
         ])
     }
@@ -69,13 +71,13 @@ final class RegistryPullTests: XCTestCase {
             manifests.append(descriptor)
         }
         let index = try layout.json([
-            "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": manifests,
+            "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": manifests
         ])
         let (digest, size) = try layout.putBlob(index)
         try layout.writeIndex([
             [
                 "mediaType": "application/vnd.oci.image.index.v1+json", "digest": digest, "size": size,
-                "annotations": ["org.opencontainers.image.ref.name": "latest"],
+                "annotations": ["org.opencontainers.image.ref.name": "latest"]
             ]
         ])
         digests["index"] = digest
@@ -100,7 +102,8 @@ final class RegistryPullTests: XCTestCase {
         for directory in path.split(separator: ":").map(String.init) + ["/usr/sbin", "/sbin"] {
             for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
             where !["podman", "skopeo", "buildah", "docker"].contains(name) {
-                _ = try? FileManager.default.createSymbolicLink(atPath: bin + "/" + name, withDestinationPath: directory + "/" + name)
+                _ = try? FileManager.default.createSymbolicLink(
+                    atPath: bin + "/" + name, withDestinationPath: directory + "/" + name)
             }
         }
         return bin
@@ -120,7 +123,7 @@ final class RegistryPullTests: XCTestCase {
         return try gvlt(
             [
                 "build", "--backend", "linuxvm", "--container", source, "-o", output, "--init-binary", initBinary,
-                "--cache-dir", cache, "--cert-dir", TestPKI.certDirectory, "--json",
+                "--cache-dir", cache, "--cert-dir", TestPKI.certDirectory, "--json"
             ] + extra, sandbox, environment: environment)
     }
 
@@ -153,10 +156,13 @@ final class RegistryPullTests: XCTestCase {
         let path = try Self.pathWithoutEngines(in: sandbox)
         let environment = ["PATH": path]
 
-        let first = try build("\(registry.host)/hello-prover:latest", sandbox, cache: cache, output: "tag.img", environment: environment)
+        let first = try build(
+            "\(registry.host)/hello-prover:latest", sandbox, cache: cache, output: "tag.img", environment: environment)
         XCTAssertEqual(first.status, 0, first.stderr)
         let firstReport = Self.json(first.stdout)
-        XCTAssertEqual(registry.blobRequests().count, 3, "config and two layers:\n" + registry.log)
+        XCTAssertEqual(
+            registry.blobRequests().count, 3,
+            "config and two layers:\n" + registry.gvltRequests().joined(separator: "\n"))
         XCTAssertTrue(first.stderr.contains("layer 2/2"), first.stderr)
 
         // Boots as a worker would, and proves.
@@ -170,19 +176,27 @@ final class RegistryPullTests: XCTestCase {
 
         // A second build of the same tag: manifests may be asked for, blobs may not.
         let requestsBefore = registry.gvltRequests().count
-        let second = try build("docker://\(registry.host)/hello-prover:latest", sandbox, cache: cache, output: "again.img", environment: environment)
+        let second = try build(
+            "docker://\(registry.host)/hello-prover:latest", sandbox, cache: cache, output: "again.img",
+            environment: environment)
         XCTAssertEqual(second.status, 0, second.stderr)
-        XCTAssertEqual(registry.blobRequests().count, 3, "the rebuild fetched a blob:\n" + registry.log)
+        XCTAssertEqual(
+            registry.blobRequests().count, 3,
+            "the rebuild fetched a blob:\n" + registry.gvltRequests().joined(separator: "\n"))
         let rebuildRequests = registry.gvltRequests().dropFirst(requestsBefore)
-        XCTAssertTrue(rebuildRequests.allSatisfy { $0.contains("/manifests/") }, rebuildRequests.joined(separator: "\n"))
+        XCTAssertTrue(
+            rebuildRequests.allSatisfy { $0.contains("/manifests/") }, rebuildRequests.joined(separator: "\n"))
         XCTAssertEqual(Self.json(second.stdout)["sha256"] as? String, firstReport["sha256"] as? String)
 
         // By digest: the same bytes, and nothing to ask the registry at all.
-        let index = try JSONSerialization.jsonObject(
-            with: Data(contentsOf: URL(fileURLWithPath: sandbox.path("hello/index.json")))) as! [String: Any]
+        let index =
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: URL(fileURLWithPath: sandbox.path("hello/index.json")))) as! [String: Any]
         let digest = ((index["manifests"] as! [[String: Any]])[0]["digest"] as! String)
         let before = registry.gvltRequests().count
-        let pinned = try build("\(registry.host)/hello-prover@\(digest)", sandbox, cache: cache, output: "digest.img", environment: environment)
+        let pinned = try build(
+            "\(registry.host)/hello-prover@\(digest)", sandbox, cache: cache, output: "digest.img",
+            environment: environment)
         XCTAssertEqual(pinned.status, 0, pinned.stderr)
         XCTAssertEqual(Self.json(pinned.stdout)["sha256"] as? String, firstReport["sha256"] as? String)
         XCTAssertEqual(registry.gvltRequests().count, before, "a cached digest needs no request")
@@ -230,10 +244,25 @@ final class RegistryPullTests: XCTestCase {
         let fromRegistry = try gvlt(
             ["export", "--container", "\(registry.host)/hello-prover:latest", "-o", "b.tar"] + common, sandbox)
         XCTAssertEqual(fromRegistry.status, 0, fromRegistry.stderr)
-        XCTAssertEqual(Self.json(fromLayout.stdout)["sha256"] as? String, Self.json(fromRegistry.stdout)["sha256"] as? String)
-        XCTAssertTrue(try TarListing.of(sandbox.path("a.tar")).contains { $0.hasPrefix("usr/bin/hello-prover file 0755") })
+        XCTAssertEqual(
+            Self.json(fromLayout.stdout)["sha256"] as? String, Self.json(fromRegistry.stdout)["sha256"] as? String)
+        XCTAssertTrue(
+            try TarListing.of(sandbox.path("a.tar")).contains { $0.hasPrefix("usr/bin/hello-prover file 0755") })
         // skopeo reads it too.
         XCTAssertNoThrow(try Shell.run(["skopeo", "inspect", "oci:" + sandbox.path("pulled") + ":v1"]))
+
+        // A registry that redirects blob GETs to storage on another origin (as Docker Hub does).
+        let front = try RedirectFront(registry: registry)
+        let redirected = try gvlt(
+            [
+                "pull", "127.0.0.1:\(front.port)/tools/shared:1.0", "--cache-dir", sandbox.root + "/cache-front",
+                "--cert-dir", TestPKI.certDirectory, "--json"
+            ], sandbox)
+        XCTAssertEqual(redirected.status, 0, redirected.stderr)
+        XCTAssertEqual(front.log.components(separatedBy: " 307 redirected").count - 1, 4, front.log)
+        XCTAssertEqual(
+            registry.blobRequests().filter { $0.contains("/v2/tools/shared/") }.count, 3 + 4,
+            registry.gvltRequests().joined(separator: "\n"))
 
         // The index: amd64 by default, arm64 when asked.
         let amd = try gvlt(["pull", "docker://\(registry.host)/multi:latest"] + common, sandbox)
@@ -254,7 +283,8 @@ final class RegistryPullTests: XCTestCase {
         // A layer of 6 MiB that does not compress: the cut lands inside it.
         let big = FileHandle(forReadingAtPath: "/dev/urandom")!.readData(ofLength: 6 << 20)
         let layout = try OCILayoutBuilder(directory: sandbox.path("big"))
-        try layout.writeIndex([try layout.image([LayerFixture([TarMember("big.bin", .file(big))], compression: .none)])])
+        try layout.writeIndex([try layout.image([LayerFixture([TarMember("big.bin", .file(big))], compression: .none)])]
+        )
         let registry = try LoopbackRegistry()
         try registry.push(layout: sandbox.path("big"), tag: "latest", as: "big:latest")
         let proxy = try CuttingProxy(target: registry.host, cutAfter: 2 << 20)
@@ -262,7 +292,7 @@ final class RegistryPullTests: XCTestCase {
         let pulled = try gvlt(
             [
                 "pull", "127.0.0.1:\(proxy.port)/big:latest", "--cache-dir", cache, "--cert-dir", TestPKI.certDirectory,
-                "--json", "--jobs", "1",
+                "--json", "--jobs", "1"
             ], sandbox)
         XCTAssertEqual(pulled.status, 0, pulled.stderr)
         XCTAssertTrue(proxy.log.contains("CUT"), proxy.log)
@@ -270,12 +300,18 @@ final class RegistryPullTests: XCTestCase {
         let layerDigest = try Self.layerDigests(sandbox.path("big"))[0]
         let layerRequests = registry.blobRequests(layerDigest)
         XCTAssertEqual(layerRequests.count, 2, layerRequests.joined(separator: "\n"))
-        XCTAssertTrue(layerRequests.last!.contains("\" 206 "), "the second request asked for the rest: \(layerRequests)")
-        XCTAssertEqual(TarBuilder.sha256(try Data(contentsOf: URL(fileURLWithPath: "\(cache)/blobs/sha256/\(layerDigest.dropFirst(7))"))), layerDigest)
+        XCTAssertTrue(
+            layerRequests.last!.contains("\" 206 "), "the second request asked for the rest: \(layerRequests)")
+        XCTAssertEqual(
+            TarBuilder.sha256(
+                try Data(contentsOf: URL(fileURLWithPath: "\(cache)/blobs/sha256/\(layerDigest.dropFirst(7))"))),
+            layerDigest)
 
         // The registry now serves other bytes for the layer: refused, never cached.
         let second = try OCILayoutBuilder(directory: sandbox.path("small"))
-        try second.writeIndex([try second.image([LayerFixture([.file("payload", String(repeating: "p", count: 100_000))])])])
+        try second.writeIndex([
+            try second.image([LayerFixture([.file("payload", String(repeating: "p", count: 100_000))])])
+        ])
         try registry.push(layout: sandbox.path("small"), tag: "latest", as: "small:latest")
         let smallLayer = try Self.layerDigests(sandbox.path("small"))[0]
         let file = registry.blobFile(smallLayer)
@@ -283,7 +319,8 @@ final class RegistryPullTests: XCTestCase {
         bytes[bytes.count / 2] ^= 0x55
         try bytes.write(to: URL(fileURLWithPath: file))
         let tampered = try gvlt(
-            ["pull", "\(registry.host)/small:latest", "--cache-dir", cache, "--cert-dir", TestPKI.certDirectory], sandbox)
+            ["pull", "\(registry.host)/small:latest", "--cache-dir", cache, "--cert-dir", TestPKI.certDirectory],
+            sandbox)
         XCTAssertEqual(tampered.status, 1, tampered.stderr)
         XCTAssertTrue(tampered.stderr.contains("does not match its digest"), tampered.stderr)
         XCTAssertTrue(tampered.stderr.contains(String(smallLayer.prefix(19))), tampered.stderr)
@@ -308,7 +345,8 @@ final class RegistryPullTests: XCTestCase {
         let cache = sandbox.root + "/cache"
         let common = ["--cache-dir", cache, "--cert-dir", TestPKI.certDirectory, "-v"]
         var outputs: [String] = []
-        func pull(_ reference: String, _ extra: [String] = [], environment: [String: String] = [:]) throws -> RunResult {
+        func pull(_ reference: String, _ extra: [String] = [], environment: [String: String] = [:]) throws -> RunResult
+        {
             let result = try gvlt(["pull", reference] + common + extra, sandbox, environment: environment, timeout: 120)
             outputs.append(result.stdout + result.stderr)
             return result
@@ -319,15 +357,19 @@ final class RegistryPullTests: XCTestCase {
         XCTAssertTrue(anonymous.stderr.contains("needs credentials"), anonymous.stderr)
         let wrong = try pull("\(basic.host)/private/img:v1", ["--creds", "alice:wrong-\(secret)"])
         XCTAssertEqual(wrong.status, 1)
-        XCTAssertTrue(wrong.stderr.contains("the credentials of `alice` from --creds were refused (HTTP 401"), wrong.stderr)
+        XCTAssertTrue(
+            wrong.stderr.contains("the credentials of `alice` from --creds were refused (HTTP 401"), wrong.stderr)
         let right = try pull("\(basic.host)/private/img:v1", ["--creds", "alice:\(secret)"])
         XCTAssertEqual(right.status, 0, right.stderr)
 
         // Token auth, with credentials from an auth file (containers-auth.json).
         try sandbox.write(
             "auth.json",
-            Data(#"{"auths": {"\#(token.host)": {"auth": "\#(Data("bob:\(secret)".utf8).base64EncodedString())"}}}"#.utf8))
-        let viaFile = try pull("\(token.host)/private/img:v1", environment: ["REGISTRY_AUTH_FILE": sandbox.path("auth.json")])
+            Data(
+                #"{"auths": {"\#(token.host)": {"auth": "\#(Data("bob:\(secret)".utf8).base64EncodedString())"}}}"#.utf8
+            ))
+        let viaFile = try pull(
+            "\(token.host)/private/img:v1", environment: ["REGISTRY_AUTH_FILE": sandbox.path("auth.json")])
         XCTAssertEqual(viaFile.status, 0, viaFile.stderr)
         XCTAssertTrue(token.tokenLog.contains("Basic"), token.tokenLog)
         try sandbox.write(
@@ -338,10 +380,12 @@ final class RegistryPullTests: XCTestCase {
             environment: ["REGISTRY_AUTH_FILE": sandbox.path("bad-auth.json")])
         XCTAssertEqual(tokenRefused.status, 1)
         XCTAssertTrue(
-            tokenRefused.stderr.contains("the credentials of `bob` from \(sandbox.path("bad-auth.json")) were refused (HTTP 401)"),
+            tokenRefused.stderr.contains(
+                "the credentials of `bob` from \(sandbox.path("bad-auth.json")) were refused (HTTP 401)"),
             tokenRefused.stderr)
         // An identity token (docker login's refresh token) and a credential helper.
-        try sandbox.write("id-auth.json", Data(#"{"auths": {"\#(token.host)": {"identitytoken": "refresh-bob"}}}"#.utf8))
+        try sandbox.write(
+            "id-auth.json", Data(#"{"auths": {"\#(token.host)": {"identitytoken": "refresh-bob"}}}"#.utf8))
         let identity = try pull(
             "\(token.host)/private/img:v1", ["--cache-dir", sandbox.root + "/cold2"],
             environment: ["REGISTRY_AUTH_FILE": sandbox.path("id-auth.json")])
@@ -361,7 +405,7 @@ final class RegistryPullTests: XCTestCase {
             "\(token.host)/private/img:v1", ["--cache-dir", sandbox.root + "/cold3"],
             environment: [
                 "REGISTRY_AUTH_FILE": sandbox.path("helper-auth.json"),
-                "PATH": sandbox.path("helpers") + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? ""),
+                "PATH": sandbox.path("helpers") + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "")
             ])
         XCTAssertEqual(helper.status, 0, helper.stderr)
 
@@ -371,7 +415,8 @@ final class RegistryPullTests: XCTestCase {
         XCTAssertTrue(missingTag.stderr.contains("tags there: v1"), missingTag.stderr)
         let unknownHost = try pull("registry.gvlt-test.invalid/private/img:v1")
         XCTAssertEqual(unknownHost.status, 1)
-        XCTAssertTrue(unknownHost.stderr.contains("cannot resolve the host registry.gvlt-test.invalid"), unknownHost.stderr)
+        XCTAssertTrue(
+            unknownHost.stderr.contains("cannot resolve the host registry.gvlt-test.invalid"), unknownHost.stderr)
         let untrusted = try gvlt(["pull", "\(basic.host)/private/img:v1", "--cache-dir", cache], sandbox)
         XCTAssertEqual(untrusted.status, 1)
         XCTAssertTrue(untrusted.stderr.contains("TLS certificate of \(basic.host) is not trusted"), untrusted.stderr)
@@ -383,13 +428,18 @@ final class RegistryPullTests: XCTestCase {
         XCTAssertEqual(viaEnvironment.status, 0, viaEnvironment.stderr)
         // --tls-verify=false: for a loopback registry only, with a warning.
         let unverified = try gvlt(
-            ["pull", "\(basic.host)/private/img:v1", "--cache-dir", cache, "--creds", "alice:\(secret)", "--tls-verify=false"],
+            [
+                "pull", "\(basic.host)/private/img:v1", "--cache-dir", cache, "--creds", "alice:\(secret)",
+                "--tls-verify=false"
+            ],
             sandbox)
         XCTAssertEqual(unverified.status, 0, unverified.stderr)
         XCTAssertTrue(unverified.stderr.contains("TLS verification is off for \(basic.host)"), unverified.stderr)
-        let refusedUnverified = try gvlt(["pull", "ghcr.io/o/r:v1", "--tls-verify=false", "--cache-dir", cache], sandbox)
+        let refusedUnverified = try gvlt(
+            ["pull", "ghcr.io/o/r:v1", "--tls-verify=false", "--cache-dir", cache], sandbox)
         XCTAssertEqual(refusedUnverified.status, 1)
-        XCTAssertTrue(refusedUnverified.stderr.contains("--tls-verify=false is refused for ghcr.io"), refusedUnverified.stderr)
+        XCTAssertTrue(
+            refusedUnverified.stderr.contains("--tls-verify=false is refused for ghcr.io"), refusedUnverified.stderr)
 
         // Offline: a warm cache answers without a request; a cold one names what is missing.
         let before = basic.gvltRequests().count
@@ -433,7 +483,8 @@ final class RegistryPullTests: XCTestCase {
                 """.utf8))
         let environment = ["CONTAINERS_REGISTRIES_CONF": sandbox.path("registries.conf")]
         let common = ["--cache-dir", sandbox.root + "/cache", "--cert-dir", TestPKI.certDirectory, "--json"]
-        let mirrored = try gvlt(["pull", "registry.gvlt-test.invalid/team/img:v1"] + common, sandbox, environment: environment)
+        let mirrored = try gvlt(
+            ["pull", "registry.gvlt-test.invalid/team/img:v1"] + common, sandbox, environment: environment)
         XCTAssertEqual(mirrored.status, 0, mirrored.stderr)
         XCTAssertEqual(Self.json(mirrored.stdout)["pulledFrom"] as? String, "\(registry.host)/mirrored/img:v1")
         let blocked = try gvlt(["pull", "blocked.gvlt-test.invalid/x:1"] + common, sandbox, environment: environment)

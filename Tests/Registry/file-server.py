@@ -18,17 +18,19 @@ Each request is logged as one line (time, method, path, status, Range header if 
 (appended, flushed per line), else stderr.
 """
 import argparse
-import datetime
 import email.utils
 import hashlib
 import http.server
 import os
 import re
-import socket
-import ssl
 import sys
-import threading
 import urllib.parse
+
+# Run as a script from anywhere: the shared module lies next to this file. No __pycache__ there,
+# as the tests run this from the source tree.
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import loopback  # noqa: E402
 
 CHUNK = 64 * 1024
 
@@ -140,38 +142,6 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.log_line(status)
 
 
-class Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, addr, root, context, log_path):
-        self.root = os.path.realpath(root)
-        self.context = context
-        self.log_lock = threading.Lock()
-        self.log_file = open(log_path, "a", encoding="utf-8") if log_path else None
-        super().__init__(addr, Handler)
-
-    def log(self, line):
-        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        with self.log_lock:
-            out = self.log_file or sys.stderr
-            out.write(f"{stamp} {line}\n")
-            out.flush()
-
-    def get_request(self):
-        sock, addr = self.socket.accept()
-        if self.context is None:
-            return sock, addr
-        return self.context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), addr
-
-    def handle_error(self, request, client_address):
-        exc = sys.exc_info()[1]
-        if isinstance(exc, (ssl.SSLError, ConnectionError, socket.timeout)):
-            self.log(f"connection error from {client_address[0]}:{client_address[1]}: {exc!r}")
-            return
-        super().handle_error(request, client_address)
-
-
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     p.add_argument("--port", type=int, required=True)
@@ -182,17 +152,9 @@ def main():
     args = p.parse_args()
     if not os.path.isdir(args.root):
         sys.exit(f"file-server: --root {args.root} is not a directory")
-    context = None
-    if args.cert:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(args.cert, args.key or None)
-        context.set_alpn_protocols(["http/1.1"])
-    server = Server(("127.0.0.1", args.port), args.root, context, args.log)
-    print(f"listening on {server.server_address[1]}", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+    server = loopback.LoopbackServer(args.port, Handler, args.cert, args.key, args.log)
+    server.root = os.path.realpath(args.root)
+    loopback.serve(server)
 
 
 if __name__ == "__main__":

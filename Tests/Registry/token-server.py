@@ -58,13 +58,16 @@ import http.server
 import json
 import os
 import re
-import socket
-import ssl
 import subprocess
 import sys
-import threading
 import time
 import urllib.parse
+
+# Run as a script from anywhere: the shared module lies next to this file. No __pycache__ there,
+# as the tests run this from the source tree.
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import loopback  # noqa: E402
 
 EXPIRES_IN = 300
 
@@ -97,15 +100,6 @@ class Config:
                 sys.exit(f"token-server: --users entry without ':': {item!r}")
             self.users[user] = password
         self.pull_only = set(u for u in (args.pull_only or "").split(",") if u)
-        self.log_lock = threading.Lock()
-        self.log_file = open(args.log, "a", encoding="utf-8") if args.log else None
-
-    def log(self, line):
-        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        with self.log_lock:
-            out = self.log_file or sys.stderr
-            out.write(f"{stamp} {line}\n")
-            out.flush()
 
     def sign(self, claims):
         header = {"typ": "JWT", "alg": "RS256", "x5c": self.x5c}
@@ -163,7 +157,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         scheme = auth.split(None, 1)[0] if auth else "-"
         ua = self.headers.get("User-Agent", "-")
         note = getattr(self, "note", "")
-        self.cfg.log(f'{self.command} {self.path} {status} ua="{ua}" auth={scheme}{note}')
+        self.server.log(f'{self.command} {self.path} {status} ua="{ua}" auth={scheme}{note}')
 
     def _unauthorized(self, detail):
         self._reply(401, {"details": detail},
@@ -280,28 +274,6 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self._token_response(user, form.get("scope", []), oauth=True, offline=offline)
 
 
-class TLSServer(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, addr, handler, context, cfg):
-        self.context = context
-        self.cfg = cfg
-        super().__init__(addr, handler)
-
-    def get_request(self):
-        sock, addr = self.socket.accept()
-        # The handshake runs lazily in the handler's thread, so a stuck client cannot block accept().
-        return self.context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), addr
-
-    def handle_error(self, request, client_address):
-        exc = sys.exc_info()[1]
-        if isinstance(exc, (ssl.SSLError, ConnectionError, socket.timeout)):
-            self.cfg.log(f"connection error from {client_address[0]}:{client_address[1]}: {exc!r}")
-            return
-        super().handle_error(request, client_address)
-
-
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     p.add_argument("--port", type=int, required=True)
@@ -316,15 +288,9 @@ def main():
     p.add_argument("--log")
     args = p.parse_args()
     cfg = Config(args)
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(args.cert, args.key)
-    ctx.set_alpn_protocols(["http/1.1"])
-    server = TLSServer(("127.0.0.1", args.port), Handler, ctx, cfg)
-    print(f"listening on {server.server_address[1]}", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+    server = loopback.LoopbackServer(args.port, Handler, args.cert, args.key, args.log)
+    server.cfg = cfg
+    loopback.serve(server)
 
 
 if __name__ == "__main__":

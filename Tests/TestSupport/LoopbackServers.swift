@@ -14,22 +14,25 @@ public enum TestPKI {
             [
                 "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
                 "-days", "30", "-subj", "/CN=gvlt test CA", "-addext", "basicConstraints=critical,CA:TRUE",
-                "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+                "-addext", "keyUsage=critical,keyCertSign,cRLSign"
             ],
-            ["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"],
+            [
+                "openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+                "-subj", "/CN=127.0.0.1"
+            ],
             [
                 "openssl", "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-                "-out", "server.crt", "-days", "30", "-extfile", "server.ext",
+                "-out", "server.crt", "-days", "30", "-extfile", "server.ext"
             ],
             [
                 "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "sign.key", "-out", "sign.crt",
-                "-days", "30", "-subj", "/CN=gvlt test token signer",
+                "-days", "30", "-subj", "/CN=gvlt test token signer"
             ],
             // A second CA nobody trusts, for the TLS failure test.
             [
                 "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "other.key", "-out", "other.crt",
-                "-days", "30", "-subj", "/CN=someone else",
-            ],
+                "-days", "30", "-subj", "/CN=someone else"
+            ]
         ]
         try! Data(
             """
@@ -109,7 +112,8 @@ public final class ServerProcess {
             guard process.isRunning else { break }
             usleep(50_000)
         }
-        throw NSError(domain: "server did not start: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")", code: 1)
+        throw NSError(
+            domain: "server did not start: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")", code: 1)
     }
 
     public var output: String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
@@ -211,7 +215,7 @@ public final class LoopbackRegistry {
                     pki + "/server.crt", "--key", pki + "/server.key", "--signing-key", pki + "/sign.key",
                     "--signing-cert", pki + "/sign.crt", "--issuer", "gvlt-test-issuer", "--service",
                     "gvlt-test-registry", "--users", users.map { "\($0.0):\($0.1)" }.joined(separator: ","),
-                    "--log", directory + "/token-requests.log",
+                    "--log", directory + "/token-requests.log"
                 ], log: directory + "/token-server.log")
             let tokenPort = try token.announcedPort()
             tokenServer = token
@@ -247,7 +251,8 @@ public final class LoopbackRegistry {
 
             """.utf8
         ).write(to: URL(fileURLWithPath: directory + "/config.yml"))
-        server = try ServerProcess(["docker-registry", "serve", directory + "/config.yml"], log: directory + "/registry.log")
+        server = try ServerProcess(
+            ["docker-registry", "serve", directory + "/config.yml"], log: directory + "/registry.log")
         try ServerProcess.waitForPort(port)
     }
 
@@ -271,7 +276,9 @@ public final class LoopbackRegistry {
     public var log: String { server.output }
 
     /// The token server's request log (method, path, status, auth scheme; never a secret).
-    public var tokenLog: String { (try? String(contentsOfFile: directory + "/token-requests.log", encoding: .utf8)) ?? "" }
+    public var tokenLog: String {
+        (try? String(contentsOfFile: directory + "/token-requests.log", encoding: .utf8)) ?? ""
+    }
 
     /// Blob GETs gvlt sent (its User-Agent), as the access log records them.
     public func blobRequests(_ digest: String? = nil) -> [String] {
@@ -308,7 +315,7 @@ public final class CuttingProxy {
         server = try ServerProcess(
             [
                 "python3", LoopbackRegistry.repository + "/Tests/Registry/cut-proxy.py", "--listen-port", "0",
-                "--target", target, "--cut-after", "\(cutAfter)", "--cuts", "\(cuts)", "--log", logFile,
+                "--target", target, "--cut-after", "\(cutAfter)", "--cuts", "\(cuts)", "--log", logFile
             ], log: directory + "/out.log")
         port = try server.announcedPort()
     }
@@ -331,10 +338,36 @@ public final class FileServer {
         logFile = directory + "/requests.log"
         var arguments = [
             "python3", LoopbackRegistry.repository + "/Tests/Registry/file-server.py", "--port", "0", "--root", root,
-            "--log", logFile,
+            "--log", logFile
         ]
-        if tls { arguments += ["--cert", TestPKI.directory + "/server.crt", "--key", TestPKI.directory + "/server.key"] }
+        if tls {
+            arguments += ["--cert", TestPKI.directory + "/server.crt", "--key", TestPKI.directory + "/server.key"]
+        }
         server = try ServerProcess(arguments, log: directory + "/out.log")
+        port = try server.announcedPort()
+    }
+
+    public var log: String { (try? String(contentsOfFile: logFile, encoding: .utf8)) ?? "" }
+}
+
+/// `Tests/Registry/redirect-front.py` before a registry: blob GETs are redirected (307) to the
+/// registry itself, another origin, as Docker Hub sends them to blob storage; the rest is forwarded.
+public final class RedirectFront {
+    public let port: Int
+    let server: ServerProcess
+    let logFile: String
+
+    public init(registry: LoopbackRegistry) throws {
+        let directory = NSTemporaryDirectory() + "gvlt-test-front-" + UUID().uuidString
+        RemoveAtEnd.register(directory)
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        logFile = directory + "/front.log"
+        server = try ServerProcess(
+            [
+                "python3", LoopbackRegistry.repository + "/Tests/Registry/redirect-front.py", "--port", "0", "--target",
+                "https://\(registry.host)", "--cafile", TestPKI.caFile, "--cert", TestPKI.directory + "/server.crt",
+                "--key", TestPKI.directory + "/server.key", "--log", logFile
+            ], log: directory + "/out.log")
         port = try server.announcedPort()
     }
 

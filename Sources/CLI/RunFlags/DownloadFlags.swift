@@ -1,5 +1,6 @@
 import ArgumentParser
 import Core
+import CoreNetwork
 import Foundation
 
 /// How a task's remote image and inputs are fetched.
@@ -26,7 +27,8 @@ struct DownloadFlags: ParsableArguments {
             valueName: "dir"))
     var certDir: String?
 
-    func files(global: GlobalOptions, quiet: Bool, warn: @escaping @Sendable (String) -> Void) throws -> RemoteTaskFiles {
+    func files(global: GlobalOptions, quiet: Bool, warn: @escaping @Sendable (String) -> Void) throws -> RemoteTaskFiles
+    {
         var files = RemoteTaskFiles(cache: CacheDirectory.resolve(override: global.cacheDir))
         files.offline = offline
         files.certDirectory = certDir

@@ -174,7 +174,9 @@ extension GevulotTask {
         case .url, .unsupported:
             throw InputError(
                 "\(what) \(source) is remote and was not fetched",
-                hint: "download it and give its local path (or pass it with \(what.contains("image") ? "gvlt run IMAGE" : "--input FILE:TARGET"))")
+                hint:
+                    "download it and give its local path (or pass it with \(what.contains("image") ? "gvlt run IMAGE" : "--input FILE:TARGET"))"
+            )
         }
     }
 }

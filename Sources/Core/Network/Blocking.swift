@@ -1,3 +1,4 @@
+import Core
 import Foundation
 
 /// Runs async work to completion from synchronous code. gvlt's pipeline is synchronous; the HTTP

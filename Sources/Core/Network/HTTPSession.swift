@@ -1,3 +1,4 @@
+import Core
 import AsyncHTTPClient
 import Crypto
 import Foundation
@@ -132,6 +133,32 @@ struct ResumableDownload {
         self.writer = writer
         self.limit = limit
         self.exact = exact
+    }
+
+    /// Creates `path` and runs `attempt` (one request, streamed in) until it completes. After a
+    /// transient failure the next attempt resumes where the bytes stopped; bytes that arrived count as
+    /// progress, so only six failures in a row end the download.
+    static func run<T>(
+        to path: String, limit: Int64?, exact: Bool, note: (String) -> Void,
+        _ attempt: (inout ResumableDownload) async throws -> T
+    ) async throws -> (result: T, download: ResumableDownload) {
+        let fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw SystemError("cannot create", path: path, errno: errno) }
+        defer { close(fd) }
+        var download = ResumableDownload(writer: StreamingFileWriter(fd: fd, path: path), limit: limit, exact: exact)
+        var failures = 0
+        while true {
+            let before = download.offset
+            do {
+                return (try await attempt(&download), download)
+            } catch let error as NetworkError where error.transient {
+                failures = download.offset > before ? 1 : failures + 1
+                guard failures < 6 else { throw error }
+                let delay = min(8.0, 0.25 * Double(1 << failures))
+                note("\(error.message) after \(ProgressReporter.bytes(download.offset)); resuming in \(delay) s")
+                try await Task.sleep(nanoseconds: UInt64(delay * 1e9))
+            }
+        }
     }
 
     /// The `Range` header that asks for the rest, when part of the file is here.

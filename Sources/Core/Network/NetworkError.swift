@@ -1,3 +1,4 @@
+import Core
 import AsyncHTTPClient
 import Foundation
 import NIOCore
@@ -98,7 +99,8 @@ public struct NetworkError: UserFacingError {
             )
         }
         // BoringSSL's words carry a source path; the reason is what the user needs.
-        let reason = text.range(of: "OPENSSL_internal:").map { String(text[$0.upperBound...].prefix { $0 != " " }) } ?? text
+        let reason =
+            text.range(of: "OPENSSL_internal:").map { String(text[$0.upperBound...].prefix { $0 != " " }) } ?? text
         return NetworkError(
             "\(what): TLS with \(host) failed (\(reason))",
             hint: "is it an https server? a registries.conf `insecure = true` entry allows plain http")

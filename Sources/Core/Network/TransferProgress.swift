@@ -1,3 +1,4 @@
+import Core
 import Foundation
 
 /// Progress of parallel downloads: on a terminal, one line per transfer with its bytes and rate and

@@ -1,3 +1,4 @@
+import Core
 import AsyncHTTPClient
 import Foundation
 import NIOCore
@@ -32,30 +33,15 @@ public struct URLDownloader: Sendable {
         _ url: String, to path: String, limit: Int64, what: String, validator: Validator? = nil,
         progress: @escaping @Sendable (Int64) -> Void
     ) async throws -> Outcome {
-        let fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw SystemError("cannot create", path: path, errno: errno) }
-        defer { close(fd) }
-        var download = ResumableDownload(writer: StreamingFileWriter(fd: fd, path: path), limit: limit, exact: false)
-        var failures = 0
-        var answer: Validator?
-        while true {
-            do {
-                guard
-                    let received = try await fetch(
-                        url, into: &download, what: what, validator: download.offset == 0 ? validator : nil,
-                        progress: progress)
-                else { return .notModified }
-                answer = answer ?? received
-                break
-            } catch let error as NetworkError where error.transient {
-                failures += 1
-                guard failures < 6 else { throw error }
-                let delay = min(8.0, 0.25 * Double(1 << failures))
-                note("\(error.message) after \(ProgressReporter.bytes(download.offset)); resuming in \(delay) s")
-                try await Task.sleep(nanoseconds: UInt64(delay * 1e9))
-            }
+        let (answer, download) = try await ResumableDownload.run(to: path, limit: limit, exact: false, note: note) {
+            download in
+            // A validator asks whether the whole file changed; a resumed request wants the rest.
+            let fresh = download.offset == 0
+            return try await fetch(
+                url, into: &download, what: what, validator: fresh ? validator : nil, progress: progress)
         }
-        return .downloaded(sha256: download.sha256, bytes: download.offset, validator: answer ?? Validator())
+        guard let answer else { return .notModified }
+        return .downloaded(sha256: download.sha256, bytes: download.offset, validator: answer)
     }
 
     /// One request; nil when the server says the validator's copy is current.

@@ -84,12 +84,28 @@ public struct Descriptor: Codable, Sendable {
     public var size: Int64
     public var platform: Platform?
     public var annotations: [String: String]?
+
+    public init(
+        mediaType: String?, digest: String, size: Int64, platform: Platform? = nil, annotations: [String: String]? = nil
+    ) {
+        self.mediaType = mediaType
+        self.digest = digest
+        self.size = size
+        self.platform = platform
+        self.annotations = annotations
+    }
 }
 
 public struct ImageIndex: Codable, Sendable {
     public var schemaVersion: Int?
     public var mediaType: String?
     public var manifests: [Descriptor]
+
+    public init(schemaVersion: Int?, mediaType: String?, manifests: [Descriptor]) {
+        self.schemaVersion = schemaVersion
+        self.mediaType = mediaType
+        self.manifests = manifests
+    }
 }
 
 public struct ImageManifest: Codable, Sendable {

@@ -67,6 +67,12 @@ public struct BlobCache: Sendable {
         public var digest: String
         public var mediaType: String
         public var size: Int64
+
+        public init(digest: String, mediaType: String, size: Int64) {
+            self.digest = digest
+            self.mediaType = mediaType
+            self.size = size
+        }
     }
 
     func tagPath(_ reference: ImageReference) -> String? {

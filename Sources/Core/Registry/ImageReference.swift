@@ -162,7 +162,7 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
-    static func isTag(_ text: String) -> Bool {
+    package static func isTag(_ text: String) -> Bool {
         let bytes = Array(text.utf8)
         func word(_ b: UInt8) -> Bool {
             (b >= 0x61 && b <= 0x7a) || (b >= 0x41 && b <= 0x5a) || (b >= 0x30 && b <= 0x39) || b == 0x5f

@@ -102,7 +102,7 @@ public final class ScratchDirectory {
     private let owner: Int32
 
     /// The lock file inside each scratch directory.
-    static let ownerFile = ".gvlt-owner"
+    package static let ownerFile = ".gvlt-owner"
 
     public static var base: String {
         ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"

@@ -40,10 +40,10 @@ extension BlobStore {
 import Crypto
 
 /// JSON documents of images: bounded in size, with errors that say which document is broken.
-enum JSONFiles {
-    static let maximumSize: Int64 = 16 << 20
+package enum JSONFiles {
+    package static let maximumSize: Int64 = 16 << 20
 
-    static func read(file: SharedFile, offset: Int64, length: Int64, what: String) throws -> Data {
+    package static func read(file: SharedFile, offset: Int64, length: Int64, what: String) throws -> Data {
         guard length >= 0 else { throw HostileInputError("\(what) has a negative size (\(length))") }
         guard length <= maximumSize else {
             throw HostileInputError(
@@ -56,7 +56,7 @@ enum JSONFiles {
         return data
     }
 
-    static func decode<T: Decodable>(_ type: T.Type, from data: Data, what: String) throws -> T {
+    package static func decode<T: Decodable>(_ type: T.Type, from data: Data, what: String) throws -> T {
         do {
             return try JSONDecoder().decode(type, from: data)
         } catch let error as DecodingError {
@@ -96,6 +96,10 @@ enum JSONFiles {
 public struct DirectoryBlobStore: BlobStore {
     public let directory: String
     public var displayName: String { directory }
+
+    public init(directory: String) {
+        self.directory = directory
+    }
 
     public func blob(_ digest: ContentDigest, context: String) throws -> (
         file: SharedFile, offset: Int64, length: Int64

@@ -38,7 +38,7 @@ public struct SourceContext {
         self.platform = platform
     }
 
-    func flattener() -> ImageFlattener {
+    package func flattener() -> ImageFlattener {
         ImageFlattener(
             jobs: jobs, scratchDirectory: scratch.path, logger: logger, progress: progress,
             maximumExpandedSize: maximumExpandedSize)
@@ -61,9 +61,11 @@ public enum ContainerReference {
     ]
     static let transportNames: Set = ["oci", "oci-archive", "docker-archive", "containers-storage", "docker"]
 
-    /// `registry` says how to reach registries, for `docker://REF` and plain references; it is asked
-    /// only for those.
-    public static func parse(_ text: String, registry: (() throws -> RegistryAccess)? = nil) throws -> ImageSource {
+    /// `registry` makes the source of a registry reference (`docker://REF`, or a plain reference);
+    /// it is asked only for those.
+    public static func parse(_ text: String, registry: ((ImageReference) throws -> ImageSource)? = nil) throws
+        -> ImageSource
+    {
         let transport = text.firstIndex(of: ":").map { String(text[..<$0]) }
         if text.hasPrefix("docker://") || !(transport.map(transportNames.contains) ?? false) {
             // Not a known transport: a registry reference (`alpine`, `ghcr.io/o/r:tag`, `host:5000/r`).
@@ -80,7 +82,7 @@ public enum ContainerReference {
             guard let registry else {
                 throw UnsupportedError("--container \(text): registry pulls are not available in this command")
             }
-            return RegistrySource(reference: reference, access: try registry())
+            return try registry(reference)
         }
         let colon = text.firstIndex(of: ":")!
         let rest = String(text[text.index(after: colon)...])

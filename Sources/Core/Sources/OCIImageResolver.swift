@@ -1,11 +1,16 @@
 import Foundation
 
 /// Walks index → (nested index →) manifest → config → layers, choosing by tag and platform.
-struct OCIImageResolver {
+package struct OCIImageResolver {
     let store: BlobStore
     let platform: Platform
 
-    static let refNameAnnotation = "org.opencontainers.image.ref.name"
+    package init(store: BlobStore, platform: Platform) {
+        self.store = store
+        self.platform = platform
+    }
+
+    package static let refNameAnnotation = "org.opencontainers.image.ref.name"
 
     struct Resolved {
         var manifest: ImageManifest
@@ -14,12 +19,12 @@ struct OCIImageResolver {
     }
 
     /// The image chosen by tag and platform: its manifest and config, before any layer is read.
-    struct Chosen {
+    package struct Chosen {
         /// The manifest's descriptor, with the platform its index gave it.
-        var descriptor: Descriptor
-        var manifestDigest: ContentDigest
-        var manifest: ImageManifest
-        var config: ImageConfig
+        package var descriptor: Descriptor
+        package var manifestDigest: ContentDigest
+        package var manifest: ImageManifest
+        package var config: ImageConfig
     }
 
     func resolve(index: ImageIndex, tag: String?) throws -> Resolved {
@@ -27,7 +32,7 @@ struct OCIImageResolver {
         return Resolved(manifest: chosen.manifest, config: chosen.config, layers: try layers(of: chosen))
     }
 
-    func choose(index: ImageIndex, tag: String?) throws -> Chosen {
+    package func choose(index: ImageIndex, tag: String?) throws -> Chosen {
         var candidates = index.manifests
         if let tag {
             candidates = candidates.filter { descriptor in
@@ -67,7 +72,7 @@ struct OCIImageResolver {
     }
 
     /// The chosen image's layers, each checked against its descriptor.
-    func layers(of chosen: Chosen) throws -> [LayerBlob] {
+    package func layers(of chosen: Chosen) throws -> [LayerBlob] {
         let (manifest, config) = (chosen.manifest, chosen.config)
         var layers: [LayerBlob] = []
         for (index, descriptor) in manifest.layers.enumerated() {

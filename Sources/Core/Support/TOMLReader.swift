@@ -142,6 +142,7 @@ public struct TOMLReader {
             switch table.values[part] {
             case nil:
                 let made = Table()
+                made.explicit = last
                 if last && isArray {
                     table.keys.append(part)
                     table.values[part] = .tables([made])
@@ -264,8 +265,11 @@ public struct TOMLReader {
             if word.contains("-") && word.first?.isNumber == true || word.contains(":") {
                 throw fail("`\(word)`: dates and times are not supported here")
             }
-            if word.contains(".") || word.contains("e") || word.contains("E") || word.hasSuffix("inf")
-                || word.hasSuffix("nan")
+            let numeric = word.first.map { $0.isNumber || $0 == "+" || $0 == "-" } ?? false
+            if numeric
+                && (word.contains(".") || word.contains("e") || word.contains("E") || word.hasSuffix("inf")
+                    || word.hasSuffix("nan"))
+                || word == "inf" || word == "nan"
             {
                 throw fail("`\(word)`: floating-point values are not supported here")
             }
@@ -310,6 +314,7 @@ public struct TOMLReader {
             }
             items.append(try value(depth: depth + 1))
             try skipWhitespaceAndComments()
+            if current == nil { throw fail("an array is not closed with `]`") }
             if current == 0x2c {
                 position += 1
             } else if current != 0x5d {

@@ -91,3 +91,21 @@ public func fuzzELF(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     }
     return 0
 }
+
+/// What a registry pull reads before any blob: the input split at its first NUL byte into a
+/// registries.conf (TOML) and a line-separated list of image references and `WWW-Authenticate`
+/// headers; each reference is also run through the conf's pull sources.
+@_cdecl("gvlt_fuzz_registry")
+public func fuzzRegistry(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
+    let input = bytes(data, size)
+    let split = input.firstIndex(of: 0) ?? input.endIndex
+    let conf =
+        (try? RegistriesConf.parse(String(decoding: input[..<split], as: UTF8.self), file: "fuzz.conf"))
+        ?? RegistriesConf()
+    let rest = split < input.endIndex ? input[(split + 1)...] : Data()
+    for line in String(decoding: rest, as: UTF8.self).split(separator: "\n").prefix(64) {
+        _ = AuthChallenge.parse(String(line))
+        if let reference = try? ImageReference(parsing: String(line)) { _ = try? conf.pullSources(for: reference) }
+    }
+    return 0
+}

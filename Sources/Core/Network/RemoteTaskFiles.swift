@@ -1,42 +1,6 @@
+import Core
 import Crypto
 import Foundation
-
-/// Where a task's image or input comes from, as `spec.image` and `inputContexts[].source` name it.
-public enum TaskSource: Equatable, Sendable {
-    /// A path, or a `file://` URL's path.
-    case local(String)
-    /// An `http://` or `https://` URL, without its `#fragment`; `sha256` from a `#sha256=HEX` fragment.
-    case url(String, sha256: String?)
-    /// An IPFS CID (Firestarter's private network stores images and inputs there).
-    case ipfs(String)
-    /// Another scheme (`s3://`, `ftp://`).
-    case unsupported(String)
-
-    public static func classify(_ text: String) -> TaskSource {
-        let lower = text.lowercased()
-        if lower.hasPrefix("file://") { return .local(String(text.dropFirst("file://".count))) }
-        if lower.hasPrefix("http://") || lower.hasPrefix("https://") {
-            guard let hash = text.firstIndex(of: "#") else { return .url(text, sha256: nil) }
-            let fragment = text[text.index(after: hash)...]
-            let sha = fragment.hasPrefix("sha256=") ? String(fragment.dropFirst("sha256=".count)).lowercased() : nil
-            return .url(String(text[..<hash]), sha256: sha)
-        }
-        if lower.hasPrefix("ipfs://") || lower.hasPrefix("ipns://") || text.hasPrefix("/ipfs/") { return .ipfs(text) }
-        if text.contains("://") { return .unsupported(text) }
-        if !FileManager.default.fileExists(atPath: text), isCID(text) { return .ipfs(text) }
-        return .local(text)
-    }
-
-    /// CIDv0 (`Qm` + 44 base58 characters) or CIDv1 in base32 (`b…`) or base58 (`z…`).
-    static func isCID(_ text: String) -> Bool {
-        let base58 = Set("123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz")
-        let base32 = Set("abcdefghijklmnopqrstuvwxyz234567")
-        if text.count == 46, text.hasPrefix("Qm") { return text.allSatisfy(base58.contains) }
-        if text.count >= 50, text.hasPrefix("b") { return text.dropFirst().allSatisfy(base32.contains) }
-        if text.count >= 48, text.hasPrefix("z") { return text.dropFirst().allSatisfy(base58.contains) }
-        return false
-    }
-}
 
 /// Fetches what a task names by URL: `spec.image` into the cache (keyed by its sha256, with a record
 /// per URL so that a repeated run sends a conditional request and downloads nothing new), and each
@@ -73,7 +37,8 @@ public struct RemoteTaskFiles {
         switch source {
         case .local(let path):
             guard FileManager.default.fileExists(atPath: path) else {
-                throw InputError("\(what) \(path) does not exist", hint: "give a local image, a file:// or an http(s):// URL")
+                throw InputError(
+                    "\(what) \(path) does not exist", hint: "give a local image, a file:// or an http(s):// URL")
             }
             if let expected { try Self.verify(file: path, expected: expected, what: "\(what) \(path)") }
             return path
@@ -82,7 +47,9 @@ public struct RemoteTaskFiles {
                 "\(what) \(cid) is an IPFS CID, which is not supported: gvlt cannot reach Firestarter's private IPFS network",
                 hint: "give a URL (http:// or https://) or a local image")
         case .unsupported(let text):
-            throw UnsupportedError("\(what) \(text): only http://, https:// and file:// URLs are supported", hint: "give a URL or a local image")
+            throw UnsupportedError(
+                "\(what) \(text): only http://, https:// and file:// URLs are supported",
+                hint: "give a URL or a local image")
         case .url(let url, _):
             if offline { throw Self.offlineError(what: what, source: spec, flagHint: "gvlt run IMAGE") }
             return try downloadImage(url, expected: expected, what: what)
@@ -121,7 +88,9 @@ public struct RemoteTaskFiles {
 
     private func downloadImage(_ url: String, expected: String?, what: String) throws -> String {
         let blobs = BlobCache(cache)
-        if let expected, let digest = try? ContentDigest("sha256:" + expected, context: "sha256"), blobs.contains(digest) {
+        if let expected, let digest = try? ContentDigest("sha256:" + expected, context: "sha256"),
+            blobs.contains(digest)
+        {
             return blobs.path(digest)
         }
         let recordPath = cache.root + "/urls/" + SHA256Hex.of(data: Data(url.utf8)) + ".json"
@@ -172,7 +141,9 @@ public struct RemoteTaskFiles {
 
     /// The task with each remote input source downloaded into `directory` and replaced by its path;
     /// and those paths, which the run may move instead of copying.
-    public func fetchInputs(_ task: GevulotTask, into directory: String) throws -> (GevulotTask, downloaded: Set<String>) {
+    public func fetchInputs(_ task: GevulotTask, into directory: String) throws -> (
+        GevulotTask, downloaded: Set<String>
+    ) {
         var task = task
         var wanted: [(index: Int, url: String, target: String)] = []
         for (index, context) in task.inputContexts.enumerated() {
@@ -188,7 +159,8 @@ public struct RemoteTaskFiles {
                 throw UnsupportedError("\(what) \(text): only http://, https:// and file:// URLs are supported")
             case .url(let url, let sha):
                 if offline {
-                    throw Self.offlineError(what: what, source: context.source, flagHint: "--input FILE:\(context.target)")
+                    throw Self.offlineError(
+                        what: what, source: context.source, flagHint: "--input FILE:\(context.target)")
                 }
                 if sha != nil { _ = try Self.checkedHex(sha!, flag: "the #sha256= of \(context.source)") }
                 wanted.append((index, url, context.target))
@@ -196,13 +168,16 @@ public struct RemoteTaskFiles {
         }
         guard !wanted.isEmpty else { return (task, []) }
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let display = TransferProgress(mode: progress, title: "downloading \(wanted.count) input\(wanted.count == 1 ? "" : "s")")
+        let display = TransferProgress(
+            mode: progress, title: "downloading \(wanted.count) input\(wanted.count == 1 ? "" : "s")")
         var downloaded: Set<String> = []
         for item in wanted {
             let line = display.add(item.target, total: nil)
             let path = "\(directory)/\(item.index)-" + (URL(fileURLWithPath: item.target).lastPathComponent)
             display.start()
-            let outcome = try fetch(item.url, to: path, what: "input \(item.target)") { display.update(line, bytes: $0) }
+            let outcome = try fetch(item.url, to: path, what: "input \(item.target)") {
+                display.update(line, bytes: $0)
+            }
             display.finish(line)
             if case .url(_, let sha?) = TaskSource.classify(task.inputContexts[item.index].source),
                 case .downloaded(let actual, _, _) = outcome, actual != sha.lowercased()
@@ -230,7 +205,8 @@ public struct RemoteTaskFiles {
         let downloader = URLDownloader(session: session, trust: trust, note: note)
         let limit = maximumSize
         return try Blocking.run {
-            try await downloader.download(url, to: path, limit: limit, what: what, validator: validator, progress: progress)
+            try await downloader.download(
+                url, to: path, limit: limit, what: what, validator: validator, progress: progress)
         }
     }
 }

@@ -1,3 +1,4 @@
+import Core
 import Foundation
 
 /// Writes a pulled image as an OCI image layout (`gvlt pull -o oci:DIR[:TAG]`), for air-gapped

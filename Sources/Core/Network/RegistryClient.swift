@@ -1,3 +1,4 @@
+import Core
 import AsyncHTTPClient
 import Crypto
 import Foundation
@@ -150,31 +151,17 @@ public final class RegistryClient: @unchecked Sendable {
         repository: String, digest: ContentDigest, size: Int64?, to path: String,
         progress: @escaping @Sendable (Int64) -> Void
     ) async throws {
-        let fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw SystemError("cannot create", path: path, errno: errno) }
-        defer { close(fd) }
         let what = "registry \(registry): blob \(digest.short) of \(repository)"
-        var download = ResumableDownload(
-            writer: StreamingFileWriter(fd: fd, path: path), limit: size, exact: size != nil)
-        var failures = 0
-        while true {
-            do {
-                try await fetch(repository: repository, digest: digest, into: &download, what: what, progress: progress)
-                break
-            } catch let error as NetworkError where error.transient {
-                // Bytes that arrived before the failure count as progress: only failures in a row stop.
-                failures += 1
-                guard failures < 6 else { throw error }
-                let delay = min(8.0, 0.25 * Double(1 << failures))
-                note("\(error.message) after \(ProgressReporter.bytes(download.offset)); resuming in \(delay) s")
-                try await Task.sleep(nanoseconds: UInt64(delay * 1e9))
-            }
+        let (_, download) = try await ResumableDownload.run(to: path, limit: size, exact: size != nil, note: note) {
+            try await fetch(repository: repository, digest: digest, into: &$0, what: what, progress: progress)
         }
         let actual = "sha256:" + download.sha256
         guard actual == digest.description else {
             throw HostileInputError(
                 "\(what) does not match its digest (its bytes hash to \(actual)); it was not cached",
-                hint: "the registry, a mirror or something in between served other bytes; pull again, or report it to the registry's owner")
+                hint:
+                    "the registry, a mirror or something in between served other bytes; pull again, or report it to the registry's owner"
+            )
         }
     }
 
@@ -199,6 +186,7 @@ public final class RegistryClient: @unchecked Sendable {
             _ = try? await HTTPSession.collect(response, limit: 1 << 20, what: "a redirect")
             var next = HTTPClientRequest(url: target)
             next.headers = extra
+            next.headers.add(name: "User-Agent", value: "gvlt/\(Installation.version)")
             if HTTPSession.origin(target) == HTTPSession.origin(url),
                 let auth = lock.withLock({ currentAuthorization(repository) })
             {
@@ -215,7 +203,8 @@ public final class RegistryClient: @unchecked Sendable {
         }
         guard response.status.code == 200 || response.status.code == 206 else {
             let body = (try? await HTTPSession.collect(response, limit: 1 << 20, what: "an error")) ?? Data()
-            throw failure(response, body: body, what: "GET blob \(digest.short) of \(repository)", repository: repository)
+            throw failure(
+                response, body: body, what: "GET blob \(digest.short) of \(repository)", repository: repository)
         }
         try download.begin(response, what: what)
         try await download.receive(response, what: what, host: host, progress: progress)

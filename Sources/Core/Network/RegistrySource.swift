@@ -1,3 +1,4 @@
+import Core
 import Foundation
 
 /// `--container docker://REF` or `--container REF`: an image pulled from a registry over the OCI
