@@ -57,6 +57,9 @@ struct DoctorCommand: ParsableCommand {
         var pluginProtocol: String
         var pluginsFiles: [Located]
         var cache: Located
+        /// What registry pulls read: registries.conf files, and the auth files in lookup order.
+        var registriesConf: [String]
+        var authFiles: [Located]
     }
 
     struct Report: Encodable {
@@ -113,6 +116,11 @@ struct DoctorCommand: ParsableCommand {
             print("plugins: protocol \(installed.pluginProtocol); plugins.json files, lowest precedence first:")
             for file in installed.pluginsFiles { print("          " + Self.describe(file)) }
             print("cache: " + Self.describe(installed.cache))
+            print(
+                "registries.conf: "
+                    + (installed.registriesConf.isEmpty ? "none" : installed.registriesConf.joined(separator: ", ")))
+            print("auth files, first match wins:")
+            for file in installed.authFiles { print("          " + Self.describe(file)) }
             for (name, version) in report.libraries.sorted(by: { $0.key < $1.key }) { print("\(name): \(version)") }
             for check in checks {
                 let label = check.ok ? "ok     " : check.need == .required ? "MISSING" : "missing"
@@ -149,10 +157,21 @@ struct DoctorCommand: ParsableCommand {
             return Located(path: path, origin: FileManager.default.fileExists(atPath: path) ? "found" : "absent")
         }
         let (cache, cacheOrigin) = CacheDirectory.resolveWithOrigin()
+        // A broken registries.conf is reported here as what it is; a pull would stop on it.
+        let registries: [String]
+        do {
+            registries = try RegistriesConf.load().files
+        } catch {
+            registries = ["unreadable: \(error)"]
+        }
+        let authFiles = CredentialStore.standard(explicit: nil).files.map {
+            Located(path: $0, origin: FileManager.default.fileExists(atPath: $0) ? "found" : "absent")
+        }
         return Installed(
             version: Installation.version, commit: Installation.sourceCommit, executable: installation.executable,
             guestInit: guestInit, pluginProtocol: PluginProtocol.version,
-            pluginsFiles: files, cache: Located(path: cache.root, origin: cacheOrigin))
+            pluginsFiles: files, cache: Located(path: cache.root, origin: cacheOrigin), registriesConf: registries,
+            authFiles: authFiles)
     }
 
     /// Runs the probe in a child (`gvlt __probe-kvm`) with a timeout: a broken KVM can hang forever.

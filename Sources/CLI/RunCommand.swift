@@ -141,7 +141,7 @@ struct RunCommand: ParsableCommand {
     /// The image on the command line, else the task's `spec.image` (downloaded when it is a URL).
     func taskImage(_ task: GevulotTask?, remote: RemoteTaskFiles) throws -> String {
         if let image {
-            return try remote.image(image, expectedSHA256: downloads.imageSHA256, what: "the image")
+            return try remote.image(image, expectedSHA256: downloads.imageSHA256, what: "the image", mustExist: false)
         }
         guard let spec = task?.image, !spec.isEmpty else {
             throw InputError("no image given", hint: "gvlt run IMAGE, or -f TASK.yaml whose spec.image names one")

@@ -315,14 +315,18 @@ final class GvltctlRunTests: XCTestCase {
         let sandbox = try Sandbox()
         try sandbox.write("disk.img", FakeDisk.firestarterShaped())
         let cases: [(String, String)] = [
-            ("spec:\n  image: https://example.com/hello.img\n", "is remote, and gvlt run works offline"),
+            // URLs are fetched (TaskURLTests); --offline refuses them as before.
+            (
+                "spec:\n  image: https://example.com/hello.img\n",
+                "is remote, and --offline keeps gvlt run from fetching it"
+            ),
             (
                 "spec:\n  image: disk.img\n  inputContexts: [{source: 'https://example.com/in.txt', target: /mnt/gevulot/input/in.txt}]\n",
-                "not supported offline"
+                "is remote, and --offline keeps gvlt run from fetching it"
             ),
             (
                 "spec:\n  image: disk.img\n  inputContexts: [{source: bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi, target: in.txt}]\n",
-                "a CID or other remote source"
+                "is an IPFS CID, which is not supported"
             ),
             ("spec:\n  image: disk.img\n  resources: {memory: 8}\n", "too little to boot"),
             ("spec:\n  image: disk.img\n  outputContexts: [{source: /tmp/x}]\n", "not under /mnt/gevulot/output"),
@@ -331,7 +335,7 @@ final class GvltctlRunTests: XCTestCase {
         ]
         for (index, (spec, expected)) in cases.enumerated() {
             try sandbox.write("t\(index).yaml", Data("kind: Task\nversion: v0\n\(spec)".utf8))
-            let result = try GvltBinary.run(["run", "-f", "t\(index).yaml", "--accel", "tcg"], in: sandbox)
+            let result = try GvltBinary.run(["run", "-f", "t\(index).yaml", "--accel", "tcg", "--offline"], in: sandbox)
             XCTAssertNotEqual(result.status, 0, spec)
             XCTAssertTrue(result.stderr.contains(expected), "\(spec): \(result.stderr)")
         }

@@ -390,10 +390,15 @@ final class HostileInputTests: XCTestCase {
         var result = try GvltBinary.run(["export", "--container", "oci:nowhere", "-o", "out.tar"], in: sandbox)
         XCTAssertEqual(result.status, 1)
         XCTAssertTrue(result.stderr.contains("nowhere is not a directory"), result.stderr)
-        result = try GvltBinary.run(["export", "--container", "docker://busybox", "-o", "out.tar"], in: sandbox)
+        result = try GvltBinary.run(["export", "--container", "ocj:./img/X", "-o", "out.tar"], in: sandbox)
         XCTAssertTrue(
-            result.stderr.contains("unknown transport `docker`") && result.stderr.contains("oci:DIR[:TAG]"),
+            result.stderr.contains("neither TRANSPORT:REF nor an image reference")
+                && result.stderr.contains("oci:DIR[:TAG]"),
             result.stderr)
+        result = try GvltBinary.run(
+            ["export", "--container", "docker://busybox", "-o", "out.tar", "--offline"], in: sandbox)
+        XCTAssertTrue(
+            result.stderr.contains("--offline: docker.io/library/busybox:latest is not in the cache"), result.stderr)
         result = try GvltBinary.run(["export", "-o", "out.tar"], in: sandbox)
         XCTAssertTrue(result.stderr.contains("no source given"), result.stderr)
         XCTAssertEqual(sandbox.listing(sandbox.work), [])

@@ -144,15 +144,18 @@ public final class RegistryClient: @unchecked Sendable {
 
     // MARK: Blobs
 
-    /// Streams the blob into `path` (created or resumed), verifying `size` and `digest` on the way;
+    /// Streams the blob into `path` (created or resumed), verifying `size` (or, when it is not known,
+    /// staying within `maximum`) and `digest` on the way;
     /// `progress` gets the bytes written so far. On a dropped connection the download resumes where
     /// it stopped (`Range`), or starts over when the server ignores the range.
     public func download(
-        repository: String, digest: ContentDigest, size: Int64?, to path: String,
+        repository: String, digest: ContentDigest, size: Int64?, maximum: Int64? = nil, to path: String,
         progress: @escaping @Sendable (Int64) -> Void
     ) async throws {
         let what = "registry \(registry): blob \(digest.short) of \(repository)"
-        let (_, download) = try await ResumableDownload.run(to: path, limit: size, exact: size != nil, note: note) {
+        let (_, download) = try await ResumableDownload.run(
+            to: path, limit: size ?? maximum, exact: size != nil, note: note
+        ) {
             try await fetch(repository: repository, digest: digest, into: &$0, what: what, progress: progress)
         }
         let actual = "sha256:" + download.sha256

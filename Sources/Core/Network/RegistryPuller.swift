@@ -54,12 +54,14 @@ public final class RegistryPuller {
     let progress: ProgressReporter
     let logger: Logger
     let cache: BlobCache
+    let notes: NoteSink
 
     public init(access: RegistryAccess, progress: ProgressReporter, logger: Logger) {
         self.access = access
         self.progress = progress
         self.logger = logger
         cache = BlobCache(access.cache)
+        notes = NoteSink(logger: logger)
     }
 
     public func pull(_ reference: ImageReference, platform: Platform) throws -> PulledImage {
@@ -111,11 +113,11 @@ public final class RegistryPuller {
                 "TLS verification is off for \(registry) (--tls-verify=false): its certificate is not checked")
         }
         if !access.tlsVerify || listedInsecure { trust.verify = false }
-        let logger = self.logger
+        let notes = self.notes
         return RegistryClient(
             registry: registry, host: source.reference.apiHost, session: session, tls: trust,
             allowPlainHTTP: !access.tlsVerify || listedInsecure, credentials: access.credentials,
-            note: { logger.warning("\($0)") })
+            note: { notes.post($0) })
     }
 
     /// The descriptor of what `reference` names: from the cache for a cached digest (and offline for
@@ -181,7 +183,7 @@ public final class RegistryPuller {
         }
         let downloaded = try store.prefetch(
             chosen.manifest.layers, jobs: max(1, access.jobs), mode: progress.mode,
-            title: "pulling \(store.reference) (\(chosen.manifest.layers.count) layers)")
+            title: "pulling \(store.reference) (\(chosen.manifest.layers.count) layers)", notes: notes)
         return PulledImage(
             reference: store.reference, pulledFrom: store.reference, top: top, manifest: descriptor,
             config: chosen.config, configDescriptor: chosen.manifest.config, layers: try resolver.layers(of: chosen),
@@ -249,16 +251,21 @@ final class RegistryBlobStore: BlobStore {
             }
             try cache.store(manifest.data, as: digest, staging: staging)
         } else {
+            // Only a config is fetched here (layers are prefetched with their sizes): bounded as JSON.
             let path = staging.path + "/blob-" + digest.hex
             try Blocking.run {
-                try await client.download(repository: repository, digest: digest, size: nil, to: path) { _ in }
+                try await client.download(
+                    repository: repository, digest: digest, size: nil, maximum: JSONFiles.maximumSize, to: path
+                ) { _ in }
             }
             try cache.publish(path, as: digest)
         }
     }
 
     /// Downloads the layers not yet cached, `jobs` at a time; returns the bytes downloaded.
-    func prefetch(_ layers: [Descriptor], jobs: Int, mode: ProgressReporter.Mode, title: String) throws -> Int64 {
+    func prefetch(_ layers: [Descriptor], jobs: Int, mode: ProgressReporter.Mode, title: String, notes: NoteSink)
+        throws -> Int64
+    {
         let display = TransferProgress(mode: mode, title: title)
         var wanted: [(index: Int, digest: ContentDigest, size: Int64)] = []
         var seen: Set<ContentDigest> = []
@@ -277,7 +284,10 @@ final class RegistryBlobStore: BlobStore {
             wanted.append((display.add(label, total: layer.size), digest, layer.size))
         }
         guard let client, !wanted.isEmpty else { return 0 }
+        try checkSpace(for: wanted.reduce(0) { $0 + $1.size })
         let queue = wanted
+        notes.display = display
+        defer { notes.display = nil }
         display.start()
         let repository = self.repository, staging = self.staging.path, cache = self.cache
         try Blocking.run {
@@ -305,5 +315,40 @@ final class RegistryBlobStore: BlobStore {
         }
         display.end()
         return display.downloadedBytes
+    }
+}
+
+extension RegistryBlobStore {
+    /// Refuses a pull that cannot fit: the layers' sizes come from the manifest, and a disk filled
+    /// halfway helps nobody.
+    func checkSpace(for bytes: Int64) throws {
+        var info = statvfs()
+        guard statvfs(cache.root, &info) == 0 else { return }
+        let free = Int64(
+            clamping: UInt64(info.f_bavail).multipliedReportingOverflow(by: UInt64(info.f_frsize)).partialValue)
+        guard bytes <= free else {
+            throw InputError(
+                "\(displayName) needs \(ProgressReporter.bytes(bytes)) for its layers, and the cache \(cache.root) has \(ProgressReporter.bytes(free)) free",
+                hint: "free space there, or point --cache-dir at a larger disk")
+        }
+    }
+}
+
+/// Where a pull's notes (a retry, a resumed blob) go: through the transfer display while it draws,
+/// so that its lines stay in place, else to the log.
+final class NoteSink: @unchecked Sendable {
+    let logger: Logger
+    private let lock = NSLock()
+    private var current: TransferProgress?
+
+    init(logger: Logger) { self.logger = logger }
+
+    var display: TransferProgress? {
+        get { lock.withLock { current } }
+        set { lock.withLock { current = newValue } }
+    }
+
+    func post(_ text: String) {
+        if let display { display.message("warning: " + text) } else { logger.warning("\(text)") }
     }
 }

@@ -21,8 +21,11 @@ public struct RemoteTaskFiles {
     }
 
     /// The local path of the image `spec` names, downloaded when it is a URL. `expectedSHA256`
-    /// (`--image-sha256`) or a `#sha256=` fragment is checked, for local files too.
-    public func image(_ spec: String, expectedSHA256 given: String?, what: String) throws -> String {
+    /// (`--image-sha256`) or a `#sha256=` fragment is checked, for local files too. A local path
+    /// that must not exist yet is left for the runner to judge (a plugin's image may be no file).
+    public func image(_ spec: String, expectedSHA256 given: String?, what: String, mustExist: Bool = true) throws
+        -> String
+    {
         let source = TaskSource.classify(spec)
         var expected = try given.map { try Self.checkedHex($0, flag: "--image-sha256") }
         if case .url(_, let fragment?) = source {
@@ -36,7 +39,7 @@ public struct RemoteTaskFiles {
         }
         switch source {
         case .local(let path):
-            guard FileManager.default.fileExists(atPath: path) else {
+            guard FileManager.default.fileExists(atPath: path) || (!mustExist && expected == nil) else {
                 throw InputError(
                     "\(what) \(path) does not exist", hint: "give a local image, a file:// or an http(s):// URL")
             }

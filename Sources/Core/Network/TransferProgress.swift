@@ -66,6 +66,21 @@ public final class TransferProgress: @unchecked Sendable {
         }
     }
 
+    /// A message line above the transfers (a retry), which stay drawn below it.
+    public func message(_ text: String) {
+        lock.withLock {
+            switch mode {
+            case .bar:
+                let up = drawnLines > 0 ? "\u{1B}[\(drawnLines)A" : ""
+                emit(up + "\r\u{1B}[2K" + text + "\n")
+                drawnLines = 0
+                draw(force: true)
+            case .lines: emit(text + "\n")
+            case .quiet: break
+            }
+        }
+    }
+
     /// The total line, last.
     public func end() {
         lock.withLock {
