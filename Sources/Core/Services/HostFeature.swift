@@ -45,6 +45,11 @@ extension HostFeature {
         HostFeature("export/build from OCI layouts, docker archives, rootfs dirs", .required, tools: []),
         HostFeature("--container containers-storage:REF", .optional, tools: [[.skopeo]]),
         HostFeature("--containerfile", .optional, tools: [[.podman, .buildah]]),
+        HostFeature(
+            "registry pulls and task downloads over HTTPS (the system's CAs)", .optional,
+            tools: [
+                [HostTool("/etc/ssl/certs/ca-certificates.crt", apt: "ca-certificates", purpose: "HTTPS downloads")]
+            ]),
         HostFeature("gvlt run", .required, tools: [[QEMUProbe.qemu]])
     ]
 }
