@@ -87,6 +87,16 @@ final class RegistriesConfTests: XCTestCase {
             prefix = "*.evil.example"
             blocked = true
 
+            [[registry]]
+            prefix = "*.corp.example"
+            [[registry.mirror]]
+            location = "cache.corp.example:5000/proxy"
+
+            [[registry]]
+            prefix = "docker.io/myorg"
+            location = "docker.io/myorg"
+            insecure = true
+
             [registries.insecure]
             registries = ["legacy.local"]
             """, file: "test.conf")
@@ -107,8 +117,15 @@ final class RegistriesConfTests: XCTestCase {
         XCTAssertThrowsError(try conf.pullSources(for: try ImageReference(parsing: "x.evil.example/app"))) {
             XCTAssertTrue("\($0)".contains("is blocked by test.conf"), "\($0)")
         }
-        XCTAssertTrue(conf.isInsecure(host: "legacy.local"))
-        XCTAssertFalse(conf.isInsecure(host: "docker.io"))
+        XCTAssertEqual(try conf.pullSources(for: try ImageReference(parsing: "legacy.local/x")).map(\.insecure), [true])
+        // `insecure` holds for its prefix only, not for every image on the host.
+        XCTAssertEqual(try conf.pullSources(for: try ImageReference(parsing: "myorg/app")).map(\.insecure), [true])
+        XCTAssertEqual(try conf.pullSources(for: alpine).map(\.insecure), [false, false])
+        // A wildcard's mirror replaces the matched host, port included.
+        XCTAssertEqual(
+            try conf.pullSources(for: try ImageReference(parsing: "git.corp.example:5000/team/app:1")).map(
+                \.reference.description),
+            ["cache.corp.example:5000/proxy/team/app:1", "git.corp.example:5000/team/app:1"])
     }
 
     func testBadEntriesAreRefusedByName() {
@@ -120,7 +137,11 @@ final class RegistriesConfTests: XCTestCase {
                 "[[registry]]\nlocation = \"a.b\"\n[[registry.mirror]]\nlocation = \"m\"\npull-from-mirror = \"some\"",
                 "pull-from-mirror"
             ),
-            ("registry = 1", "[[registry]]")
+            ("registry = 1", "[[registry]]"),
+            (
+                "[[registry]]\nlocation = \"a.b\"\nmirror-by-digest-only = true\n[[registry.mirror]]\nlocation = \"m\"\npull-from-mirror = \"all\"",
+                "cannot be combined"
+            )
         ] {
             XCTAssertThrowsError(try RegistriesConf.parse(text, file: "r.conf"), text) {
                 XCTAssertTrue("\($0)".contains(expected), "\(text): \($0)")

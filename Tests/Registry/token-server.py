@@ -15,7 +15,7 @@ when PORT is 0) once it accepts connections.
 Endpoints (both at /token):
   GET  /token?service=S&scope=repository:NAME:pull,push[&scope=...]
        needs `Authorization: Basic` for one of --users. 401 without it or with a wrong password,
-       400 when `service` is given and is not SERVICE. Answers
+       400 when `service` is missing or is not SERVICE. Answers
        {"token": JWT, "access_token": JWT, "expires_in": 300, "issued_at": RFC3339}.
   POST /token  (OAuth2, form encoded, as docker and containers/image send it; skopeo sends the
        body with Transfer-Encoding: chunked, which is handled)
@@ -196,9 +196,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self._reply(200, body)
 
     def _check_service(self, params):
+        # Required, as GitLab's token endpoint requires it: a client that drops the challenge's
+        # service (by splitting the header at its commas) must fail here.
         service = params.get("service", [None])[0]
-        if service is not None and service != self.cfg.service:
-            self._reply(400, {"details": f"unknown service {service!r}"})
+        if service != self.cfg.service:
+            self._reply(400, {"details": f"unknown or missing service {service!r}"})
             return False
         return True
 

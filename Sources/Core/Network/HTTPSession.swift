@@ -126,26 +126,44 @@ struct ResumableDownload {
     /// The most bytes the file may have: the exact size when `exact`, else a bound.
     let limit: Int64?
     let exact: Bool
+    /// How to allow more, for the error when a body passes `limit` (not `exact`).
+    let limitHint: String
     private(set) var hasher = SHA256()
     private(set) var offset: Int64 = 0
+    /// The validator of the response the bytes came from (`ETag`, else `Last-Modified`): a resumed
+    /// request sends it as `If-Range`, so a file that changed meanwhile starts over.
+    private(set) var validator: String?
 
-    init(writer: StreamingFileWriter, limit: Int64?, exact: Bool) {
+    init(writer: StreamingFileWriter, limit: Int64?, exact: Bool, limitHint: String = "") {
         self.writer = writer
         self.limit = limit
         self.exact = exact
+        self.limitHint = limitHint
+    }
+
+    /// Whether every byte of an exact-size body is here.
+    var isComplete: Bool { exact && limit == offset }
+
+    /// Drops what was received, for a download that must start over.
+    mutating func reset() throws {
+        try writer.truncate()
+        hasher = SHA256()
+        offset = 0
+        validator = nil
     }
 
     /// Creates `path` and runs `attempt` (one request, streamed in) until it completes. After a
     /// transient failure the next attempt resumes where the bytes stopped; bytes that arrived count as
     /// progress, so only six failures in a row end the download.
     static func run<T>(
-        to path: String, limit: Int64?, exact: Bool, note: (String) -> Void,
+        to path: String, limit: Int64?, exact: Bool, limitHint: String = "", note: (String) -> Void,
         _ attempt: (inout ResumableDownload) async throws -> T
     ) async throws -> (result: T, download: ResumableDownload) {
         let fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw SystemError("cannot create", path: path, errno: errno) }
         defer { close(fd) }
-        var download = ResumableDownload(writer: StreamingFileWriter(fd: fd, path: path), limit: limit, exact: exact)
+        var download = ResumableDownload(
+            writer: StreamingFileWriter(fd: fd, path: path), limit: limit, exact: exact, limitHint: limitHint)
         var failures = 0
         while true {
             let before = download.offset
@@ -168,18 +186,21 @@ struct ResumableDownload {
     mutating func begin(_ response: HTTPClientResponse, what: String) throws {
         switch response.status.code {
         case 200:
-            if offset > 0 {
-                try writer.truncate()
-                hasher = SHA256()
-                offset = 0
-            }
+            if offset > 0 { try reset() }
             if let length = response.headers.first(name: "content-length").flatMap(Int64.init), let limit {
-                if exact ? length != limit : length > limit { throw tooLong(length, what: what) }
+                if exact && length != limit {
+                    throw HostileInputError(
+                        "\(what) is \(length) bytes, but its descriptor says \(limit); it was not kept")
+                }
+                if !exact && length > limit { throw tooLong(length, what: what) }
             }
+            validator = response.headers.first(name: "etag") ?? response.headers.first(name: "last-modified")
         case 206:
             let range = response.headers.first(name: "content-range") ?? ""
             guard range.hasPrefix("bytes \(offset)-") else {
-                throw NetworkError("\(what): the resumed answer starts elsewhere (`Content-Range: \(range)`)")
+                throw NetworkError(
+                    "\(what): the resumed answer starts elsewhere (`Content-Range: \(ServerText.clean(range, limit: 80))`)"
+                )
             }
         default:
             preconditionFailure("begin takes 200 and 206 answers only")
@@ -191,7 +212,7 @@ struct ResumableDownload {
             ? HostileInputError("\(what) is longer than its descriptor's \(limit!) bytes; it was not kept")
             : InputError(
                 "\(what) is \(size) bytes, more than the \(ProgressReporter.bytes(limit!)) allowed",
-                hint: "raise --max-download-size if it is meant to be that large")
+                hint: limitHint.isEmpty ? nil : limitHint)
     }
 
     /// Streams the body in. A failure of the connection is a transient `NetworkError`; what arrived

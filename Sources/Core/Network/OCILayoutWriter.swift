@@ -79,6 +79,9 @@ public struct OCILayoutWriter {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let temporary = target + "/index.json.gvlt-tmp"
+        // An interrupted write of an existing layout leaves no temp file in it.
+        let token = Cleanup.shared.register(path: temporary)
+        defer { Cleanup.shared.remove(token) }
         try encoder.encode(index).write(to: URL(fileURLWithPath: temporary))
         guard rename(temporary, target + "/index.json") == 0 else {
             throw SystemError("cannot write", path: target + "/index.json", errno: errno)
@@ -103,6 +106,8 @@ public struct OCILayoutWriter {
         if link(source, destination) == 0 { return }
         let temporary = destination + ".gvlt-tmp"
         unlink(temporary)
+        let token = Cleanup.shared.register(path: temporary)
+        defer { Cleanup.shared.remove(token) }
         do {
             try FileManager.default.copyItem(atPath: source, toPath: temporary)
         } catch {

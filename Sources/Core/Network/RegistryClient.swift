@@ -20,7 +20,9 @@ public final class RegistryClient: @unchecked Sendable {
     /// registries.conf `insecure` or an allowed `--tls-verify=false`: plain HTTP may be tried when
     /// HTTPS fails.
     let allowPlainHTTP: Bool
-    let credentials: CredentialStore
+    /// The credential for the repository pulled, looked up before any request (an auth file or a
+    /// helper program), so that no request waits on a file or a child process.
+    let credential: RegistryCredential?
     let note: @Sendable (String) -> Void
 
     private let lock = NSLock()
@@ -36,14 +38,14 @@ public final class RegistryClient: @unchecked Sendable {
 
     public init(
         registry: String, host: String, session: HTTPSession, tls: TLSTrust, allowPlainHTTP: Bool,
-        credentials: CredentialStore, note: @escaping @Sendable (String) -> Void
+        credential: RegistryCredential?, note: @escaping @Sendable (String) -> Void
     ) {
         self.registry = registry
         self.host = host
         self.session = session
         self.tls = tls
         self.allowPlainHTTP = allowPlainHTTP
-        self.credentials = credentials
+        self.credential = credential
         self.note = note
     }
 
@@ -92,7 +94,7 @@ public final class RegistryClient: @unchecked Sendable {
                         "registry \(registry): \(repository) has no tag `\(reference)` (HTTP 404\(Self.errorCode(data).map { " \($0)" } ?? ""))",
                         hint: tags.isEmpty
                             ? "check the repository and the tag"
-                            : "tags there: \(tags.prefix(20).joined(separator: ", "))\(tags.count > 20 ? ", …" : "")",
+                            : "tags there: \(tags.prefix(20).map { ServerText.clean($0, limit: 128) }.joined(separator: ", "))\(tags.count > 20 ? ", …" : "")",
                         status: 404)
                 }
                 throw failure(response, body: data, what: "GET the manifest of \(what)", repository: repository)
@@ -106,7 +108,8 @@ public final class RegistryClient: @unchecked Sendable {
                 header != actual.description
             {
                 throw HostileInputError(
-                    "registry \(registry): the manifest of \(what) is \(actual), but the registry says \(header)")
+                    "registry \(registry): the manifest of \(what) is \(actual), but the registry says \(ServerText.clean(header, limit: 80))"
+                )
             }
             var mediaType = response.headers.first(name: "content-type")?.split(separator: ";").first.map {
                 $0.trimmingCharacters(in: .whitespaces)
@@ -173,6 +176,8 @@ public final class RegistryClient: @unchecked Sendable {
         repository: String, digest: ContentDigest, into download: inout ResumableDownload, what: String,
         progress: @Sendable (Int64) -> Void
     ) async throws {
+        // Every byte is here (the body failed after its end): only the digest is left to check.
+        if download.isComplete { return }
         var extra = HTTPHeaders()
         if let range = download.rangeHeader { extra.add(name: "Range", value: range) }
         let path = "/v2/\(repository)/blobs/\(digest)"
@@ -195,7 +200,10 @@ public final class RegistryClient: @unchecked Sendable {
             {
                 next.headers.add(name: "Authorization", value: auth)
             }
-            next.tlsConfiguration = try tls.configuration()
+            // Blob storage elsewhere is verified even when the registry on this machine is not.
+            var storageTrust = tls
+            storageTrust.verify = tls.verify || !TLSTrust.isLoopback(URLComponents(string: target)?.host ?? "")
+            next.tlsConfiguration = try storageTrust.configuration()
             url = target
             do {
                 response = try await session.send(next)
@@ -240,9 +248,8 @@ public final class RegistryClient: @unchecked Sendable {
             }
             answeredChallenge = true
             _ = try? await HTTPSession.collect(response, limit: 1 << 20, what: "an error")
-            let challenges = response.headers[canonicalForm: "www-authenticate"].flatMap {
-                AuthChallenge.parse(String($0))
-            }
+            // Whole header lines: NIO's canonical form splits at every comma, quoted or not.
+            let challenges = response.headers["www-authenticate"].flatMap(AuthChallenge.parse)
             guard
                 let chosen = challenges.first(where: { $0.scheme == "bearer" })
                     ?? challenges.first(where: { $0.scheme == "basic" })
@@ -256,12 +263,16 @@ public final class RegistryClient: @unchecked Sendable {
                 let scope = chosen.parameters["scope"] ?? "repository:\(repository):pull"
                 let token = try await fetchToken(chosen, scope: scope, repository: repository)
                 lock.withLock { tokens[repository] = token }
-            } else if try credentials.credential(registry: registry, repository: repository) == nil {
+            } else if credential == nil {
                 throw NetworkError(
                     "registry \(registry): \(what) needs credentials (HTTP 401, Basic)",
                     hint:
                         "pass --creds USER:PASSWORD, or log in with `podman login \(registry)` or `docker login \(registry)`",
                     status: 401)
+            } else if credential?.user == nil {
+                throw NetworkError(
+                    "registry \(registry): \(what) asks for a password (HTTP 401, Basic), and \(credential!) is a token",
+                    hint: "pass --creds USER:PASSWORD", status: 401)
             }
         }
     }
@@ -270,9 +281,7 @@ public final class RegistryClient: @unchecked Sendable {
     private func currentAuthorization(_ repository: String) -> String? {
         guard let challenge else { return nil }
         if challenge.scheme == "bearer" { return tokens[repository].map { "Bearer \($0)" } }
-        guard let credential = try? credentials.credential(registry: registry, repository: repository),
-            case .password(let user, let password) = credential.secret
-        else { return nil }
+        guard case .password(let user, let password)? = credential?.secret else { return nil }
         return "Basic " + Data("\(user):\(password)".utf8).base64EncodedString()
     }
 
@@ -315,10 +324,15 @@ public final class RegistryClient: @unchecked Sendable {
             let realmHost = components.host
         else {
             throw NetworkError(
-                "registry \(registry): its Bearer challenge has no usable realm (`\(challenge.parameters["realm"] ?? "")`)"
+                "registry \(registry): its Bearer challenge has no usable realm (`\(ServerText.clean(challenge.parameters["realm"] ?? ""))`)"
             )
         }
-        let credential = try credentials.credential(registry: registry, repository: repository)
+        // A secret goes to a plain-HTTP realm only where the registry itself may be plain HTTP.
+        if scheme == "http", credential != nil, !allowPlainHTTP, !TLSTrust.isLoopback(realmHost) {
+            throw NetworkError(
+                "registry \(registry): its token realm \(ServerText.clean(realm)) is plain HTTP, and gvlt will not send \(credential!) there",
+                hint: "the registry must name an https:// realm, or be listed as insecure in registries.conf")
+        }
         var request: HTTPClientRequest
         if case .identityToken(let refresh)? = credential?.secret {
             request = HTTPClientRequest(url: realm)
@@ -394,7 +408,6 @@ public final class RegistryClient: @unchecked Sendable {
 
     /// A 401 after the challenge was answered.
     private func unauthorized(repository: String, what: String, body: Data) -> NetworkError {
-        let credential = try? credentials.credential(registry: registry, repository: repository)
         let code = Self.errorCode(body).map { " \($0)" } ?? ""
         if let credential {
             return NetworkError(
@@ -442,6 +455,6 @@ public final class RegistryClient: @unchecked Sendable {
         }
         guard let first = (try? JSONDecoder().decode(Errors.self, from: body))?.errors?.first else { return nil }
         let text = [first.code, first.message].compactMap { $0 }.joined(separator: ": ")
-        return text.isEmpty ? nil : String(text.prefix(200))
+        return text.isEmpty ? nil : ServerText.clean(text, limit: 200)
     }
 }

@@ -72,13 +72,12 @@ public final class RegistryPuller {
         defer { session?.shutdown() }
 
         let sources = try access.registriesConf.pullSources(for: reference)
-        var failures: [String] = []
         for (index, source) in sources.enumerated() {
-            let client = try session.map { try makeClient(for: source, session: $0) }
-            let store = RegistryBlobStore(
-                reference: reference, repository: source.reference.repository, client: client, cache: cache,
-                staging: staging)
             do {
+                let client = try session.map { try makeClient(for: source, session: $0) }
+                let store = RegistryBlobStore(
+                    reference: reference, repository: source.reference.repository, client: client, cache: cache,
+                    staging: staging)
                 let top = try resolveTop(reference: reference, at: source.reference, client: client, store: store)
                 var image = try pullImage(top: top, store: store, platform: platform)
                 image.pulledFrom = source.reference
@@ -87,8 +86,8 @@ public final class RegistryPuller {
                 progress.record(step: "pulling \(reference)", seconds: Date().timeIntervalSince(started))
                 return image
             } catch let error where index + 1 < sources.count && !(error is HostileInputError) {
-                // A mirror that fails hands over to the next place, as containers/image does.
-                failures.append("\(source.reference.name): \(error)")
+                // A mirror that fails hands over to the next place, as containers/image does; each
+                // failure is said as it happens, so the last error stands for the last place only.
                 logger.warning(
                     "\(source.isMirror ? "mirror" : "location") \(source.reference.registry) failed for \(reference): \(error); trying \(sources[index + 1].reference.registry)"
                 )
@@ -100,7 +99,8 @@ public final class RegistryPuller {
     func makeClient(for source: RegistriesConf.PullSource, session: HTTPSession) throws -> RegistryClient {
         let registry = source.reference.registry
         var trust = try TLSTrust.forHost(registry, certDirectory: access.certDirectory, environment: access.environment)
-        let listedInsecure = source.insecure || access.registriesConf.isInsecure(host: registry)
+        // `insecure` as registries.conf scopes it: this source's prefix, not every image on the host.
+        let listedInsecure = source.insecure
         if !access.tlsVerify {
             guard TLSTrust.isLoopback(registry) || listedInsecure else {
                 throw InputError(
@@ -116,7 +116,8 @@ public final class RegistryPuller {
         let notes = self.notes
         return RegistryClient(
             registry: registry, host: source.reference.apiHost, session: session, tls: trust,
-            allowPlainHTTP: !access.tlsVerify || listedInsecure, credentials: access.credentials,
+            allowPlainHTTP: !access.tlsVerify || listedInsecure,
+            credential: try access.credentials.credential(registry: registry, repository: source.reference.repository),
             note: { notes.post($0) })
     }
 
@@ -284,7 +285,15 @@ final class RegistryBlobStore: BlobStore {
             wanted.append((display.add(label, total: layer.size), digest, layer.size))
         }
         guard let client, !wanted.isEmpty else { return 0 }
-        try checkSpace(for: wanted.reduce(0) { $0 + $1.size })
+        var total: Int64 = 0
+        for item in wanted {
+            let (sum, overflow) = total.addingReportingOverflow(item.size)
+            guard !overflow else {
+                throw HostileInputError("\(displayName): its layers' sizes add up past 2^63 bytes")
+            }
+            total = sum
+        }
+        try checkSpace(for: total)
         let queue = wanted
         notes.display = display
         defer { notes.display = nil }

@@ -29,10 +29,10 @@ public struct RemoteTaskFiles {
         let source = TaskSource.classify(spec)
         var expected = try given.map { try Self.checkedHex($0, flag: "--image-sha256") }
         if case .url(_, let fragment?) = source {
-            let fromURL = try Self.checkedHex(fragment, flag: "the #sha256= of \(spec)")
+            let fromURL = try Self.checkedHex(fragment, flag: "the #sha256= of \(ServerText.url(spec))")
             if let expected, expected != fromURL {
                 throw InputError(
-                    "--image-sha256 \(expected) differs from the #sha256= of \(spec) (\(fromURL))",
+                    "--image-sha256 \(expected) differs from the #sha256= of \(ServerText.url(spec)) (\(fromURL))",
                     hint: "give one of them, or make them agree")
             }
             expected = fromURL
@@ -54,7 +54,7 @@ public struct RemoteTaskFiles {
                 "\(what) \(text): only http://, https:// and file:// URLs are supported",
                 hint: "give a URL or a local image")
         case .url(let url, _):
-            if offline { throw Self.offlineError(what: what, source: spec, flagHint: "gvlt run IMAGE") }
+            if offline { throw Self.offlineError(what: what, source: ServerText.url(spec), flagHint: "gvlt run IMAGE") }
             return try downloadImage(url, expected: expected, what: what)
         }
     }
@@ -108,8 +108,9 @@ public struct RemoteTaskFiles {
         let staging = try blobs.staging()
         defer { staging.remove() }
         let file = staging.path + "/image"
-        let display = TransferProgress(mode: progress, title: "downloading \(what) \(url)")
-        let line = display.add(URL(string: url)?.lastPathComponent ?? url, total: nil)
+        let display = TransferProgress(mode: progress, title: "downloading \(what) \(ServerText.url(url))")
+        let line = display.add(
+            URLComponents(string: url)?.path.split(separator: "/").last.map(String.init) ?? "image", total: nil)
         display.start()
         let outcome = try fetch(url, to: file, what: what, validator: cached != nil ? record?.validator : nil) {
             display.update(line, bytes: $0)
@@ -120,17 +121,18 @@ public struct RemoteTaskFiles {
             let digest = cached!
             if let expected, expected != digest.hex {
                 throw HostileInputError(
-                    "\(what) \(url) has sha256 \(digest.hex), not the \(expected) asked for",
+                    "\(what) \(ServerText.url(url)) has sha256 \(digest.hex), not the \(expected) asked for",
                     hint: "the file is not the one the task names; check the URL and the sha256")
             }
-            note("\(what): \(url) is unchanged; using the cached copy")
+            note("\(what): \(ServerText.url(url)) is unchanged; using the cached copy")
             return blobs.path(digest)
         }
         if let expected, expected != sha256 {
             throw HostileInputError(
-                "\(what) \(url) has sha256 \(sha256), not the \(expected) asked for; it was not kept",
+                "\(what) \(ServerText.url(url)) has sha256 \(sha256), not the \(expected) asked for; it was not kept",
                 hint: "the file is not the one the task names; check the URL and the sha256")
         }
+        try Self.refuseExternalReferences(file, what: "\(what) \(ServerText.url(url))")
         let digest = try ContentDigest("sha256:" + sha256, context: "sha256")
         if blobs.contains(digest) { unlink(file) } else { try blobs.publish(file, as: digest) }
         let encoded = try JSONEncoder().encode(URLRecord(url: url, sha256: sha256, bytes: bytes, validator: validator))
@@ -148,7 +150,7 @@ public struct RemoteTaskFiles {
         GevulotTask, downloaded: Set<String>
     ) {
         var task = task
-        var wanted: [(index: Int, url: String, target: String)] = []
+        var wanted: [(index: Int, url: String, target: String, sha256: String?)] = []
         for (index, context) in task.inputContexts.enumerated() {
             let what = "input context source"
             switch TaskSource.classify(context.source) {
@@ -163,10 +165,10 @@ public struct RemoteTaskFiles {
             case .url(let url, let sha):
                 if offline {
                     throw Self.offlineError(
-                        what: what, source: context.source, flagHint: "--input FILE:\(context.target)")
+                        what: what, source: ServerText.url(context.source), flagHint: "--input FILE:\(context.target)")
                 }
-                if sha != nil { _ = try Self.checkedHex(sha!, flag: "the #sha256= of \(context.source)") }
-                wanted.append((index, url, context.target))
+                let expected = try sha.map { try Self.checkedHex($0, flag: "the #sha256= of \(ServerText.url(url))") }
+                wanted.append((index, url, context.target, expected))
             }
         }
         guard !wanted.isEmpty else { return (task, []) }
@@ -182,11 +184,10 @@ public struct RemoteTaskFiles {
                 display.update(line, bytes: $0)
             }
             display.finish(line)
-            if case .url(_, let sha?) = TaskSource.classify(task.inputContexts[item.index].source),
-                case .downloaded(let actual, _, _) = outcome, actual != sha.lowercased()
-            {
+            if let expected = item.sha256, case .downloaded(let actual, _, _) = outcome, actual != expected {
                 throw HostileInputError(
-                    "input \(item.target) from \(item.url) has sha256 \(actual), not the \(sha) its URL names")
+                    "input \(item.target) from \(ServerText.url(item.url)) has sha256 \(actual), not the \(expected) its URL names"
+                )
             }
             task.inputContexts[item.index].source = path
             downloaded.insert(path)
@@ -210,6 +211,28 @@ public struct RemoteTaskFiles {
         return try Blocking.run {
             try await downloader.download(
                 url, to: path, limit: limit, what: what, validator: validator, progress: progress)
+        }
+    }
+
+    /// A qcow2 disk names other files in its header (a backing file, an external data file), which
+    /// QEMU would open on the host: a downloaded image could read the host's files into the guest.
+    /// Raw disks name nothing.
+    static func refuseExternalReferences(_ path: String, what: String) throws {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return }
+        defer { try? handle.close() }
+        let header = [UInt8]((try? handle.read(upToCount: 104)) ?? Data())
+        guard header.count >= 72, header.starts(with: [0x51, 0x46, 0x49, 0xFB]) else { return }
+        func big(_ offset: Int, _ count: Int) -> UInt64 {
+            header[offset..<offset + count].reduce(0) { $0 << 8 | UInt64($1) }
+        }
+        let version = big(4, 4)
+        let backingFile = big(8, 8)
+        // Version 3 headers carry feature bits; bit 2 of the incompatible ones is an external data file.
+        let externalData = version >= 3 && header.count >= 80 && big(72, 8) & 0b100 != 0
+        if backingFile != 0 || externalData {
+            throw HostileInputError(
+                "\(what) is a qcow2 disk that names \(backingFile != 0 ? "a backing file" : "an external data file") on the host, which a downloaded image may not do",
+                hint: "give a raw or self-contained qcow2 image (qemu-img convert -O qcow2 IN OUT)")
         }
     }
 }

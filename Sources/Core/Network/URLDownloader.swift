@@ -33,8 +33,10 @@ public struct URLDownloader: Sendable {
         _ url: String, to path: String, limit: Int64, what: String, validator: Validator? = nil,
         progress: @escaping @Sendable (Int64) -> Void
     ) async throws -> Outcome {
-        let (answer, download) = try await ResumableDownload.run(to: path, limit: limit, exact: false, note: note) {
-            download in
+        let (answer, download) = try await ResumableDownload.run(
+            to: path, limit: limit, exact: false,
+            limitHint: "raise --max-download-size if it is meant to be that large", note: note
+        ) { download in
             // A validator asks whether the whole file changed; a resumed request wants the rest.
             let fresh = download.offset == 0
             return try await fetch(
@@ -54,10 +56,17 @@ public struct URLDownloader: Sendable {
         while true {
             guard let components = URLComponents(string: url), let host = components.host,
                 let scheme = components.scheme?.lowercased(), scheme == "https" || scheme == "http"
-            else { throw InputError("\(what): `\(url)` is not an http(s) URL") }
+            else { throw InputError("\(what): `\(ServerText.url(url))` is not an http(s) URL") }
             var request = HTTPClientRequest(url: url)
             request.headers.add(name: "User-Agent", value: "gvlt/\(Installation.version)")
-            if let range = download.rangeHeader { request.headers.add(name: "Range", value: range) }
+            if download.rangeHeader != nil && download.validator == nil {
+                // Without a validator a resumed tail could belong to a newer file: start over.
+                try download.reset()
+            }
+            if let range = download.rangeHeader, let validator = download.validator {
+                request.headers.add(name: "Range", value: range)
+                request.headers.add(name: "If-Range", value: validator)
+            }
             if let etag = validator?.etag { request.headers.add(name: "If-None-Match", value: etag) }
             if let modified = validator?.lastModified {
                 request.headers.add(name: "If-Modified-Since", value: modified)
@@ -72,10 +81,12 @@ public struct URLDownloader: Sendable {
             if let target = HTTPSession.redirectTarget(response, from: url) {
                 _ = try? await HTTPSession.collect(response, limit: 1 << 20, what: "a redirect")
                 hops += 1
-                guard hops <= 10 else { throw NetworkError("\(what): more than 10 redirects from \(start)") }
+                guard hops <= 10 else {
+                    throw NetworkError("\(what): more than 10 redirects from \(ServerText.url(start))")
+                }
                 guard !(scheme == "https" && target.lowercased().hasPrefix("http:")) else {
                     throw NetworkError(
-                        "\(what): \(host) redirects from HTTPS to plain HTTP (\(target)), which is refused",
+                        "\(what): \(host) redirects from HTTPS to plain HTTP (\(ServerText.url(target))), which is refused",
                         hint: "give the final URL if it is meant to be plain HTTP")
                 }
                 url = target
@@ -92,19 +103,19 @@ public struct URLDownloader: Sendable {
                 return nil
             case 404:
                 throw NetworkError(
-                    "\(what): \(url) was not found (HTTP 404)", hint: "check the URL", status: 404)
+                    "\(what): \(ServerText.url(url)) was not found (HTTP 404)", hint: "check the URL", status: 404)
             case 401, 403:
                 throw NetworkError(
-                    "\(what): \(host) refused access to \(url) (HTTP \(response.status.code))",
+                    "\(what): \(host) refused access to \(ServerText.url(url)) (HTTP \(response.status.code))",
                     hint: "the URL needs credentials gvlt does not send; download it yourself and give the file",
                     status: Int(response.status.code))
             case 408, 429, 500...599:
                 throw NetworkError(
-                    "\(what): \(host) answered HTTP \(response.status.code) for \(url)",
+                    "\(what): \(host) answered HTTP \(response.status.code) for \(ServerText.url(url))",
                     status: Int(response.status.code), transient: true)
             default:
                 throw NetworkError(
-                    "\(what): \(host) answered HTTP \(response.status.code) for \(url)",
+                    "\(what): \(host) answered HTTP \(response.status.code) for \(ServerText.url(url))",
                     status: Int(response.status.code))
             }
         }

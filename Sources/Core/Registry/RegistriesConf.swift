@@ -141,7 +141,7 @@ public struct RegistriesConf: Sendable {
                 throw InputError(
                     "\(where_): a wildcard prefix (`\(prefix)`) cannot have a location", hint: "drop `location`")
             }
-            let byDigestOnly = try entry.bool("mirror-by-digest-only") ?? false
+            let byDigestOnly = try entry.bool("mirror-by-digest-only")
             var mirrors: [Mirror] = []
             let mirrorItems: [JSONValue]
             switch entry.fields["mirror"] {
@@ -153,6 +153,11 @@ public struct RegistriesConf: Sendable {
                 let mirror = try StrictObject(
                     mirrorItem, location: "\(where_) mirror #\(number + 1)",
                     allowed: ["location", "insecure", "pull-from-mirror"])
+                if byDigestOnly != nil && mirror.fields["pull-from-mirror"] != nil {
+                    throw InputError(
+                        "\(mirror.location): pull-from-mirror cannot be combined with the registry's mirror-by-digest-only",
+                        hint: "keep pull-from-mirror, as containers-registries.conf(5) asks")
+                }
                 let use = try mirror.string("pull-from-mirror").map { text -> MirrorUse in
                     guard let use = MirrorUse(rawValue: text) else {
                         throw InputError(
@@ -164,7 +169,7 @@ public struct RegistriesConf: Sendable {
                     Mirror(
                         location: try mirror.string("location", required: true)!,
                         insecure: try mirror.bool("insecure") ?? false,
-                        use: use ?? (byDigestOnly ? .digestOnly : .all)))
+                        use: use ?? (byDigestOnly == true ? .digestOnly : .all)))
             }
             let registry = Registry(
                 prefix: prefix, location: location.isEmpty ? prefix : location,
@@ -185,7 +190,7 @@ public struct RegistriesConf: Sendable {
             let length: Int
             if entry.prefix.hasPrefix("*.") {
                 let domain = entry.prefix.dropFirst(1)
-                guard reference.registry.hasSuffix(domain) else { continue }
+                guard Self.hostWithoutPort(reference.registry).hasSuffix(domain) else { continue }
                 length = domain.count
             } else {
                 guard name == entry.prefix || name.hasPrefix(entry.prefix + "/") || reference.registry == entry.prefix
@@ -208,9 +213,12 @@ public struct RegistriesConf: Sendable {
                 hint: "remove `blocked = true` there, or pull from another registry")
         }
         func relocate(_ location: String) throws -> ImageReference {
-            if entry.prefix.hasPrefix("*.") { return reference }
+            // A wildcard matches the whole host (port included), which the location replaces; the
+            // registry's own location of a wildcard entry is the reference itself.
+            let matched = entry.prefix.hasPrefix("*.") ? reference.registry.count : entry.prefix.count
+            if entry.prefix.hasPrefix("*.") && location == entry.prefix { return reference }
             // The prefix matched at a component boundary, so the rest is empty or starts with `/`.
-            let rewritten = location + reference.name.dropFirst(entry.prefix.count)
+            let rewritten = location + reference.name.dropFirst(matched)
             let parts = rewritten.split(separator: "/", maxSplits: 1).map(String.init)
             guard parts.count == 2,
                 parts[1].split(separator: "/", omittingEmptySubsequences: false).allSatisfy(
@@ -239,13 +247,8 @@ public struct RegistriesConf: Sendable {
         return sources
     }
 
-    /// Whether registries.conf lists `host` (a location or mirror) as insecure.
-    public func isInsecure(host: String) -> Bool {
-        registries.contains { entry in
-            (entry.insecure && entry.location.split(separator: "/").first.map(String.init) == host)
-                || entry.mirrors.contains {
-                    $0.insecure && $0.location.split(separator: "/").first.map(String.init) == host
-                }
-        }
+    static func hostWithoutPort(_ registry: String) -> Substring {
+        guard !registry.hasPrefix("["), let colon = registry.lastIndex(of: ":") else { return Substring(registry) }
+        return registry[..<colon]
     }
 }

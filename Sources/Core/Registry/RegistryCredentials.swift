@@ -157,8 +157,14 @@ public struct CredentialStore: Sendable {
     /// `https://index.docker.io/v1/` → `docker.io`; `https://host:5000/v2/` → `host:5000`.
     static func normalizedKey(_ key: String) -> String {
         var text = Substring(key)
-        for scheme in ["https://", "http://"] where text.hasPrefix(scheme) { text = text.dropFirst(scheme.count) }
-        if key.hasPrefix("http"), let slash = text.firstIndex(of: "/") { text = text[..<slash] }
+        var hadScheme = false
+        for scheme in ["https://", "http://"] where text.hasPrefix(scheme) {
+            text = text.dropFirst(scheme.count)
+            hadScheme = true
+        }
+        // Docker writes URLs (`https://host/v1/`), whose path is no namespace; containers writes
+        // `host/namespace` keys, whose path is.
+        if hadScheme, let slash = text.firstIndex(of: "/") { text = text[..<slash] }
         if text.hasSuffix("/") { text = text.dropLast() }
         if text == "index.docker.io" || text == "registry-1.docker.io" { return ImageReference.dockerHub }
         return String(text)
@@ -187,7 +193,9 @@ public struct CredentialStore: Sendable {
         }
         guard done.wait(timeout: .now() + 60) == .success, let ending = child.wait(timeout: 5) else {
             child.killGroup()
-            throw InputError("the credential helper \(program) did not answer within 60 s", hint: "check the helper")
+            throw InputError(
+                "the credential helper \(program) did not finish within 60 s", hint: "check the helper; or pass --creds"
+            )
         }
         let output = read.data
         if case .exited(let status) = ending, status != 0 {

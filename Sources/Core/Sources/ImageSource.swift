@@ -68,7 +68,16 @@ public enum ContainerReference {
     {
         let transport = text.firstIndex(of: ":").map { String(text[..<$0]) }
         if text.hasPrefix("docker://") || !(transport.map(transportNames.contains) ?? false) {
-            // Not a known transport: a registry reference (`alpine`, `ghcr.io/o/r:tag`, `host:5000/r`).
+            // Not a known transport: a registry reference (`alpine`, `ghcr.io/o/r:tag`, `host:5000/r`),
+            // unless it names a local file, which a pull would send to Docker Hub as a name.
+            let looksLocal = [".tar", ".tar.gz", ".tgz", ".tar.zst"].contains { text.hasSuffix($0) }
+            if !text.hasPrefix("docker://"), FileManager.default.fileExists(atPath: text) || looksLocal {
+                throw InputError(
+                    "--container `\(text)` names a file or directory, not an image in a registry",
+                    hint:
+                        "write its transport: oci:\(text) (an OCI layout), oci-archive:\(text) or docker-archive:\(text)"
+                )
+            }
             let reference: ImageReference
             do {
                 reference = try ImageReference(parsing: text)

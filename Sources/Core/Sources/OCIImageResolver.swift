@@ -160,6 +160,7 @@ package struct OCIImageResolver {
         throw InputError(
             "\(store.displayName): \(matching.count) \(platform) images match",
             hint: tagGiven || tags.isEmpty
-                ? "keep one image in the layout" : "choose one by tag: \(tags.joined(separator: ", "))")
+                ? "pin one by digest (REF@sha256:…), or keep one image in the layout"
+                : "choose one by tag: \(tags.joined(separator: ", "))")
     }
 }

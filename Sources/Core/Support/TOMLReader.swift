@@ -234,6 +234,8 @@ public struct TOMLReader {
             }
             skipBlanks()
             guard current == 0x2e else { return parts }
+            // Each part is a level of tables; the bound keeps the nesting (and its recursion) shallow.
+            guard parts.count < Self.maximumDepth else { throw fail("a key has more than \(Self.maximumDepth) parts") }
             position += 1
         }
     }
