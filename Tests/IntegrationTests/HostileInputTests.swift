@@ -395,6 +395,13 @@ final class HostileInputTests: XCTestCase {
             result.stderr.contains("neither TRANSPORT:REF nor an image reference")
                 && result.stderr.contains("oci:DIR[:TAG]"),
             result.stderr)
+        // A local file without its transport is not sent to Docker Hub as an image name.
+        try sandbox.write("image.tar", Data("not pulled".utf8))
+        result = try GvltBinary.run(["export", "--container", "image.tar", "-o", "out.tar"], in: sandbox)
+        XCTAssertTrue(
+            result.stderr.contains("names a file or directory") && result.stderr.contains("docker-archive:image.tar"),
+            result.stderr)
+        try FileManager.default.removeItem(atPath: sandbox.path("image.tar"))
         result = try GvltBinary.run(
             ["export", "--container", "docker://busybox", "-o", "out.tar", "--offline"], in: sandbox)
         XCTAssertTrue(
