@@ -458,6 +458,39 @@ final class RegistryPullTests: XCTestCase {
         XCTAssertFalse(token.tokenLog.contains(secret))
     }
 
+    /// A pull that crashes (no cleanup runs) leaves its download in the cache's tmp and its layout in
+    /// a staging directory; neither is a cache entry or a layout, and the next pull sweeps both.
+    func testACrashedPullLeavesNothingOnceTheNextPullSweeps() throws {
+        let sandbox = try Sandbox()
+        try Self.sharedBaseLayout(sandbox.path("img"))
+        let registry = try LoopbackRegistry()
+        try registry.push(layout: sandbox.path("img"), tag: "latest", as: "img:v1")
+        let cache = sandbox.root + "/cache"
+        let pull = [
+            "pull", "\(registry.host)/img:v1", "--cache-dir", cache, "--cert-dir", TestPKI.certDirectory, "-o",
+            "oci:out"
+        ]
+        for step in ["pull-blob", "pull-layout"] {
+            let crashed = try gvlt(
+                pull, sandbox, environment: ["GVLT_TEST_TRAP_AT": step, "SWIFT_BACKTRACE": "enable=no"])
+            XCTAssertTrue(crashed.stderr.contains("GVLT_TEST_TRAP_AT=\(step)"), "\(step): \(crashed.stderr)")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: sandbox.path("out")), "\(step): a partial layout")
+            if step == "pull-blob" {
+                XCTAssertFalse(sandbox.listing(cache + "/tmp").isEmpty, "the crashed pull had a staging directory")
+                let cached = Set(sandbox.listing(cache + "/blobs/sha256"))
+                for layer in try Self.layerDigests(sandbox.path("img")) {
+                    XCTAssertFalse(cached.contains(String(layer.dropFirst(7))), "a layer entered the cache unpublished")
+                }
+            }
+        }
+        XCTAssertTrue(sandbox.listing(sandbox.work).contains { $0.hasPrefix("gvlt-layout-") })
+        let next = try gvlt(pull, sandbox)
+        XCTAssertEqual(next.status, 0, next.stderr)
+        XCTAssertEqual(sandbox.listing(cache + "/tmp"), [], "abandoned downloads were not swept")
+        XCTAssertEqual(
+            try FileManager.default.contentsOfDirectory(atPath: sandbox.work).filter { $0 != "img" }.sorted(), ["out"])
+    }
+
     /// registries.conf: a mirror serves a name whose own registry does not exist; a blocked prefix
     /// is refused by name.
     func testRegistriesConfMirrorsAndBlocks() throws {

@@ -54,7 +54,10 @@ public struct OCILayoutWriter {
         if isLayout {
             target = directory
         } else {
-            staging = try ScratchDirectory(label: ".gvlt-layout", in: parent)
+            // A killed pull's staging layout is swept by the next one writing beside it (only
+            // directories gvlt made and whose owner is gone, as in $TMPDIR).
+            ScratchDirectory.sweepAbandoned(in: parent)
+            staging = try ScratchDirectory(label: "gvlt-layout", in: parent)
             target = staging!.path
             try Data(#"{"imageLayoutVersion":"1.0.0"}"#.utf8).write(to: URL(fileURLWithPath: target + "/oci-layout"))
         }
@@ -86,6 +89,7 @@ public struct OCILayoutWriter {
         guard rename(temporary, target + "/index.json") == 0 else {
             throw SystemError("cannot write", path: target + "/index.json", errno: errno)
         }
+        TestTrap.reach("pull-layout")
         if let staging {
             // The staging directory's lock file is not part of the layout, and mkdtemp's 0700 is not
             // what a new directory gets.

@@ -310,6 +310,7 @@ final class RegistryBlobStore: BlobStore {
                             try await client.download(
                                 repository: repository, digest: item.digest, size: item.size, to: path
                             ) { display.update(item.index, bytes: $0) }
+                            TestTrap.reach("pull-blob")
                             try cache.publish(path, as: item.digest)
                         } catch {
                             unlink(path)
