@@ -50,13 +50,6 @@ final class ImageReferenceTests: XCTestCase {
         XCTAssertThrowsError(try parse("alpine@md5:abc")) { XCTAssertTrue("\($0)".contains("md5"), "\($0)") }
     }
 
-    func testLooksLikeAReferenceButNotAPath() {
-        XCTAssertTrue(ImageReference.looksLikeReference("alpine:3.20"))
-        XCTAssertTrue(ImageReference.looksLikeReference("docker://x"))
-        XCTAssertFalse(ImageReference.looksLikeReference("./img"))
-        XCTAssertFalse(ImageReference.looksLikeReference("/abs/img"))
-    }
-
     func testContainerFlagTellsTransportsFromReferences() throws {
         let access = RegistryAccess(
             cache: CacheDirectory(root: "/nonexistent"), credentials: CredentialStore(files: [], environment: [:]),

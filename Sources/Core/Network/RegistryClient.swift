@@ -115,20 +115,15 @@ public final class RegistryClient: @unchecked Sendable {
                 $0.trimmingCharacters(in: .whitespaces)
             }
             // The document's own mediaType wins over a generic Content-Type.
-            struct Typed: Decodable {
-                var mediaType: String?
-                var manifests: [Descriptor]?
-                var schemaVersion: Int?
-            }
-            let typed = try? JSONDecoder().decode(Typed.self, from: data)
-            if let declared = typed?.mediaType { mediaType = declared }
+            let shape = ManifestShape(data)
+            if let declared = shape.mediaType { mediaType = declared }
             if mediaType == nil || !(MediaType.indexTypes.union(MediaType.manifestTypes).contains(mediaType!)) {
-                if typed?.schemaVersion == 1 || mediaType?.contains("v1+") == true {
+                if shape.schemaVersion == 1 || mediaType?.contains("v1+") == true {
                     throw UnsupportedError(
                         "registry \(registry): \(what) is a Docker schema 1 manifest, which gvlt does not read",
                         hint: "push the image again with a current tool (it writes schema 2 or OCI manifests)")
                 }
-                mediaType = typed?.manifests != nil ? MediaType.ociIndex : MediaType.ociManifest
+                mediaType = shape.typeByShape
             }
             return Manifest(data: data, mediaType: mediaType!, digest: actual)
         }
@@ -184,7 +179,7 @@ public final class RegistryClient: @unchecked Sendable {
         var response = try await request(
             .GET, path: path, repository: repository, accept: ["*/*"], headers: extra,
             what: "GET blob \(digest.short) of \(repository)")
-        var url = try await baseURL() + path
+        var url = baseURL() + path
         // Registries send blobs from storage elsewhere (S3, a CDN) by redirect; the registry's
         // Authorization stays with the registry.
         var hops = 0
@@ -225,7 +220,7 @@ public final class RegistryClient: @unchecked Sendable {
 
     /// `https://host` (or `http://host` where plain HTTP is allowed and HTTPS failed), decided by the
     /// first request.
-    func baseURL() async throws -> String {
+    func baseURL() -> String {
         if let scheme = lock.withLock({ scheme }) { return "\(scheme)://\(host)" }
         return "https://\(host)"
     }

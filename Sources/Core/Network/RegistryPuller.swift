@@ -79,8 +79,7 @@ public final class RegistryPuller {
                     reference: reference, repository: source.reference.repository, client: client, cache: cache,
                     staging: staging)
                 let top = try resolveTop(reference: reference, at: source.reference, client: client, store: store)
-                var image = try pullImage(top: top, store: store, platform: platform)
-                image.pulledFrom = source.reference
+                let image = try pullImage(top: top, from: source.reference, store: store, platform: platform)
                 cache.record(
                     reference, BlobCache.TagRecord(digest: top.digest, mediaType: top.mediaType ?? "", size: top.size))
                 progress.record(step: "pulling \(reference)", seconds: Date().timeIntervalSince(started))
@@ -171,10 +170,12 @@ public final class RegistryPuller {
                 "the cached manifest \(digest.short) in \(cache.root) is damaged; it was removed",
                 hint: "run the command again (with the network) to fetch it anew")
         }
-        return Descriptor(mediaType: MediaType.ofDocument(data), digest: digest.description, size: length)
+        return Descriptor(mediaType: ManifestShape(data).mediaTypeOrShape, digest: digest.description, size: length)
     }
 
-    func pullImage(top: Descriptor, store: RegistryBlobStore, platform: Platform) throws -> PulledImage {
+    func pullImage(top: Descriptor, from location: ImageReference, store: RegistryBlobStore, platform: Platform)
+        throws -> PulledImage
+    {
         let resolver = OCIImageResolver(store: store, platform: platform)
         let chosen = try resolver.choose(
             index: ImageIndex(schemaVersion: 2, mediaType: nil, manifests: [top]), tag: nil)
@@ -186,23 +187,35 @@ public final class RegistryPuller {
             chosen.manifest.layers, jobs: max(1, access.jobs), mode: progress.mode,
             title: "pulling \(store.reference) (\(chosen.manifest.layers.count) layers)", notes: notes)
         return PulledImage(
-            reference: store.reference, pulledFrom: store.reference, top: top, manifest: descriptor,
+            reference: store.reference, pulledFrom: location, top: top, manifest: descriptor,
             config: chosen.config, configDescriptor: chosen.manifest.config, layers: try resolver.layers(of: chosen),
             layerDescriptors: chosen.manifest.layers, downloadedBytes: downloaded)
     }
 }
 
-extension MediaType {
-    /// A document's media type from its own `mediaType`, else from its shape (an index lists
-    /// `manifests`).
-    static func ofDocument(_ data: Data) -> String {
-        struct Typed: Decodable {
-            var mediaType: String?
-            var manifests: [Descriptor]?
-        }
-        let typed = try? JSONDecoder().decode(Typed.self, from: data)
-        return typed?.mediaType ?? (typed?.manifests != nil ? ociIndex : ociManifest)
+/// What a manifest or index says of itself; the OCI spec makes `mediaType` optional.
+struct ManifestShape: Decodable {
+    var mediaType: String?
+    var manifests: [Descriptor]?
+    var schemaVersion: Int?
+
+    init(_ data: Data) {
+        self =
+            (try? JSONDecoder().decode(ManifestShape.self, from: data))
+            ?? ManifestShape(mediaType: nil, manifests: nil, schemaVersion: nil)
     }
+
+    init(mediaType: String?, manifests: [Descriptor]?, schemaVersion: Int?) {
+        self.mediaType = mediaType
+        self.manifests = manifests
+        self.schemaVersion = schemaVersion
+    }
+
+    /// The OCI type its shape gives: an index lists `manifests`.
+    var typeByShape: String { manifests != nil ? MediaType.ociIndex : MediaType.ociManifest }
+
+    /// Its own `mediaType`, else the type its shape gives.
+    var mediaTypeOrShape: String { mediaType ?? typeByShape }
 }
 
 /// The blobs of one repository: the cache first, then the registry (unless offline). What arrives

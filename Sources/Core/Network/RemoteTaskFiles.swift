@@ -97,8 +97,7 @@ public struct RemoteTaskFiles {
             return blobs.path(digest)
         }
         let recordPath = cache.root + "/urls/" + SHA256Hex.of(data: Data(url.utf8)) + ".json"
-        let record = (try? ConfigFile.read(recordPath, what: "url record", hint: "", limit: 1 << 16))
-            .flatMap { try? JSONDecoder().decode(URLRecord.self, from: $0) }
+        let record = CacheDirectory.readRecord(URLRecord.self, at: recordPath)
         let cached = record.flatMap { record -> ContentDigest? in
             guard record.url == url, let digest = try? ContentDigest("sha256:" + record.sha256, context: "sha256"),
                 blobs.contains(digest, size: record.bytes)
@@ -106,13 +105,17 @@ public struct RemoteTaskFiles {
             return digest
         }
         let staging = try blobs.staging()
+        let session = HTTPSession()
+        defer { session.shutdown() }
         defer { staging.remove() }
         let file = staging.path + "/image"
         let display = TransferProgress(mode: progress, title: "downloading \(what) \(ServerText.url(url))")
         let line = display.add(
             URLComponents(string: url)?.path.split(separator: "/").last.map(String.init) ?? "image", total: nil)
         display.start()
-        let outcome = try fetch(url, to: file, what: what, validator: cached != nil ? record?.validator : nil) {
+        let outcome = try fetch(
+            url, to: file, what: what, session: session, validator: cached != nil ? record?.validator : nil
+        ) {
             display.update(line, bytes: $0)
         }
         display.finish(line)
@@ -135,12 +138,8 @@ public struct RemoteTaskFiles {
         try Self.refuseExternalReferences(file, what: "\(what) \(ServerText.url(url))")
         let digest = try ContentDigest("sha256:" + sha256, context: "sha256")
         if blobs.contains(digest) { unlink(file) } else { try blobs.publish(file, as: digest) }
-        let encoded = try JSONEncoder().encode(URLRecord(url: url, sha256: sha256, bytes: bytes, validator: validator))
-        try? FileManager.default.createDirectory(atPath: cache.root + "/urls", withIntermediateDirectories: true)
-        let temporary = recordPath + ".\(getpid()).tmp"
-        if FileManager.default.createFile(atPath: temporary, contents: encoded), rename(temporary, recordPath) != 0 {
-            unlink(temporary)
-        }
+        CacheDirectory.writeRecord(
+            URLRecord(url: url, sha256: sha256, bytes: bytes, validator: validator), to: recordPath)
         return blobs.path(digest)
     }
 
@@ -172,6 +171,9 @@ public struct RemoteTaskFiles {
             }
         }
         guard !wanted.isEmpty else { return (task, []) }
+        // One client for every input: connections to the same server are reused.
+        let session = HTTPSession()
+        defer { session.shutdown() }
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let display = TransferProgress(
             mode: progress, title: "downloading \(wanted.count) input\(wanted.count == 1 ? "" : "s")")
@@ -180,7 +182,7 @@ public struct RemoteTaskFiles {
             let line = display.add(item.target, total: nil)
             let path = "\(directory)/\(item.index)-" + (URL(fileURLWithPath: item.target).lastPathComponent)
             display.start()
-            let outcome = try fetch(item.url, to: path, what: "input \(item.target)") {
+            let outcome = try fetch(item.url, to: path, what: "input \(item.target)", session: session) {
                 display.update(line, bytes: $0)
             }
             display.finish(line)
@@ -197,15 +199,13 @@ public struct RemoteTaskFiles {
     }
 
     private func fetch(
-        _ url: String, to path: String, what: String, validator: URLDownloader.Validator? = nil,
+        _ url: String, to path: String, what: String, session: HTTPSession, validator: URLDownloader.Validator? = nil,
         progress: @escaping @Sendable (Int64) -> Void = { _ in }
     ) throws -> URLDownloader.Outcome {
         let host = URLComponents(string: url)?.host ?? url
         let port = URLComponents(string: url)?.port
         let trust = try TLSTrust.forHost(
             host + (port.map { ":\($0)" } ?? ""), certDirectory: certDirectory, environment: environment)
-        let session = HTTPSession()
-        defer { session.shutdown() }
         let downloader = URLDownloader(session: session, trust: trust, note: note)
         let limit = maximumSize
         return try Blocking.run {

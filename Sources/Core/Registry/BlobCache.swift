@@ -83,21 +83,11 @@ public struct BlobCache: Sendable {
     }
 
     public func tag(_ reference: ImageReference) -> TagRecord? {
-        guard let path = tagPath(reference),
-            let data = try? ConfigFile.read(path, what: "tag record \(path)", hint: "", limit: 64 << 10)
-        else { return nil }
-        return try? JSONDecoder().decode(TagRecord.self, from: data)
+        tagPath(reference).flatMap { CacheDirectory.readRecord(TagRecord.self, at: $0) }
     }
 
     public func record(_ reference: ImageReference, _ record: TagRecord) {
         guard let path = tagPath(reference) else { return }
-        let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
-        guard (try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)) != nil,
-            let data = try? JSONEncoder().encode(record)
-        else { return }
-        let temporary = path + ".\(getpid()).tmp"
-        if FileManager.default.createFile(atPath: temporary, contents: data), rename(temporary, path) != 0 {
-            unlink(temporary)
-        }
+        CacheDirectory.writeRecord(record, to: path)
     }
 }

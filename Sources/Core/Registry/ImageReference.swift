@@ -98,14 +98,6 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
         ImageReference(registry: registry, repository: repository, tag: tag, digest: digest)
     }
 
-    /// Whether `text` reads as a registry reference rather than a transport (`oci:DIR`): a name with a
-    /// registry host, or a short name (docker's rules); never a path that exists.
-    public static func looksLikeReference(_ text: String) -> Bool {
-        if text.hasPrefix("docker://") { return true }
-        if text.hasPrefix("/") || text.hasPrefix(".") || text.hasPrefix("~") { return false }
-        return (try? ImageReference(parsing: text)) != nil
-    }
-
     static func checkRegistry(_ registry: String, bad: (String, String?) -> InputError) throws {
         var host = Substring(registry)
         if host.hasPrefix("[") {

@@ -86,6 +86,26 @@ public struct CacheDirectory: Sendable {
         }
     }
 
+    /// A small record beside the entries (a resolved package version, a pulled tag, a URL's
+    /// validator), or nil when it is missing, unreadable or not a `T`: a record is only ever a hint.
+    public static func readRecord<T: Decodable>(_ type: T.Type, at path: String) -> T? {
+        guard let data = try? ConfigFile.read(path, what: "cache record \(path)", hint: "", limit: 64 << 10) else {
+            return nil
+        }
+        return try? JSONDecoder().decode(type, from: data)
+    }
+
+    /// Writes a record whole and renames it into place, so a concurrent reader never sees half of
+    /// one. Best effort: a record that cannot be written only means a miss next time.
+    public static func writeRecord<T: Encodable>(_ value: T, to path: String) {
+        guard let data = try? JSONEncoder().encode(value) else { return }
+        try? FileManager.default.createDirectory(
+            atPath: URL(fileURLWithPath: path).deletingLastPathComponent().path, withIntermediateDirectories: true)
+        let temporary = path + ".\(getpid()).tmp"
+        if FileManager.default.createFile(atPath: temporary, contents: data), rename(temporary, path) == 0 { return }
+        unlink(temporary)
+    }
+
     private func createDirectory(_ path: String) throws {
         do {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)

@@ -104,23 +104,15 @@ public struct DebianKernelProvider {
         let signature = Self.aptListsSignature()
         let key = "\(Self.cacheNamespace)/resolved-\(flavour)\(version.map { "-" + $0 } ?? "")"
         let record = try? cache.entryPath(key.replacingOccurrences(of: ":", with: "_")) + ".json"
-        if let signature, let record, let data = FileManager.default.contents(atPath: record),
-            let saved = try? JSONDecoder().decode([String: String].self, from: data),
+        if let signature, let record, let saved = CacheDirectory.readRecord([String: String].self, at: record),
             saved["signature"] == signature, let package = saved["package"], let version = saved["version"]
         {
             return (package, version)
         }
         guard let resolved = try resolveWithApt() else { return nil }
         if let signature, let record {
-            try? FileManager.default.createDirectory(
-                atPath: URL(fileURLWithPath: record).deletingLastPathComponent().path,
-                withIntermediateDirectories: true)
-            let data = try JSONEncoder().encode([
-                "signature": signature, "package": resolved.package, "version": resolved.version
-            ])
-            // Written whole then renamed, so a concurrent build never reads half a record.
-            let temporary = record + ".\(getpid()).tmp"
-            if (try? data.write(to: URL(fileURLWithPath: temporary))) != nil { rename(temporary, record) }
+            CacheDirectory.writeRecord(
+                ["signature": signature, "package": resolved.package, "version": resolved.version], to: record)
         }
         return resolved
     }
