@@ -347,8 +347,8 @@ extension RegistryBlobStore {
     func checkSpace(for bytes: Int64) throws {
         var info = statvfs()
         guard statvfs(cache.root, &info) == 0 else { return }
-        let free = Int64(
-            clamping: UInt64(info.f_bavail).multipliedReportingOverflow(by: UInt64(info.f_frsize)).partialValue)
+        let (product, overflow) = UInt64(info.f_bavail).multipliedReportingOverflow(by: UInt64(info.f_frsize))
+        let free = overflow ? Int64.max : Int64(clamping: product)
         guard bytes <= free else {
             throw InputError(
                 "\(displayName) needs \(ProgressReporter.bytes(bytes)) for its layers, and the cache \(cache.root) has \(ProgressReporter.bytes(free)) free",
