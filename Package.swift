@@ -88,7 +88,7 @@ let package = Package(
         .target(name: "Nanos", dependencies: ["Core", .product(name: "Crypto", package: "swift-crypto")], path: "Sources/Backends/Nanos",
                 swiftSettings: [.swiftLanguageMode(.v5)]),
         // GuestInit is the guest's PID 1, built separately with Embedded Swift (scripts/build-init).
-        .target(name: "LinuxVM", dependencies: ["Core", "CSquashfs"], path: "Sources/Backends/LinuxVM", exclude: ["GuestInit"],
+        .target(name: "LinuxVM", dependencies: ["Core", "CSquashfs", .product(name: "Crypto", package: "swift-crypto")], path: "Sources/Backends/LinuxVM", exclude: ["GuestInit"],
                 swiftSettings: [.swiftLanguageMode(.v5)]),
         .target(name: "NvidiaGPU", dependencies: ["Core"], path: "Sources/Backends/NvidiaGPU",
                 swiftSettings: [.swiftLanguageMode(.v5)]),

@@ -79,6 +79,12 @@ struct BuildCommand: ParsableCommand {
     @Flag(help: "Print a JSON report (path, sha256, size, step timings) on stdout.")
     var json = false
 
+    @Flag(
+        help:
+            "Neither read nor write the build caches (whole roots, compressed blocks) for this build: an honest cold build. Kernels, drivers and downloads stay cached."
+    )
+    var noCache = false
+
     func run() throws {
         let file = try config.map(BuildConfigFile.init(path:)) ?? BuildConfigFile()
         let logger = global.makeLogger()
@@ -119,6 +125,7 @@ struct BuildCommand: ParsableCommand {
             platform: try Platform(parsing: source.platform), maximumExpandedSize: try source.maximumExpandedSize())
         request.backendInferredFrom = inferred?.reason
         request.runOverrides = try source.runOverrides()
+        request.buildCache = !noCache
         let pipeline = BuildPipeline(
             registry: registry, progress: .automatic(quiet: global.quiet), logger: logger,
             cache: CacheDirectory.resolve(override: global.cacheDir))
@@ -129,6 +136,7 @@ struct BuildCommand: ParsableCommand {
             try printJSON(report)
         case .built(let report) where !global.quiet:
             print("Bootable image file:\(report.output)")
+            if let cache = report.cache { print("Build cache: \(cache.summary)") }
             for (accelerator, needs) in (report.resources ?? [:]).sorted(by: { $0.key < $1.key }) {
                 print(
                     "Run resources (\(accelerator)): "

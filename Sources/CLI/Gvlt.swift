@@ -27,7 +27,7 @@ struct Gvlt: ParsableCommand {
         version: Installation.versionLine,
         subcommands: [
             ExportCommand.self, BuildCommand.self, RunCommand.self, PullCommand.self, InspectCommand.self,
-            ExtractCommand.self,
+            ExtractCommand.self, CacheCommand.self,
             BackendsCommand.self, PluginsCommand.self, DoctorCommand.self,
             KVMProbeCommand.self
         ])

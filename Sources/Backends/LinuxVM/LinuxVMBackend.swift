@@ -30,6 +30,8 @@ public final class LinuxVMBackend: ImageBackend {
     public struct Settings: BuildSettings {
         var kernel: KernelChoice
         var root: RootFilesystem
+        /// `--squashfs-writer`: libsquashfs in-process (with the build caches) or the tar2sqfs pipe.
+        var squashfsWriter: SquashfsImage.Writer
         /// The host's gvlt-init binary to install (`--init-binary`, `--mia-version file:PATH`).
         var initBinary: String?
         /// gvltctl's `--init`: a program in the image the kernel starts instead of gvlt-init.
@@ -61,7 +63,8 @@ public final class LinuxVMBackend: ImageBackend {
                 kernelConfig = "kernel-config"
             case kernelCommandLine = "kernel-cmdline", rootFs = "root-fs", rootFsType = "root-fs-type", kernelModule =
                 "kernel-module"
-            case squashfsCompressor = "squashfs-compressor", customInit = "init", initArgs = "init-args", initBinary =
+            case squashfsCompressor = "squashfs-compressor", squashfsWriter = "squashfs-writer", customInit = "init",
+                initArgs = "init-args", initBinary =
                 "init-binary"
             case miaVersion = "mia-version", noGevulotRuntime = "no-gevulot-runtime", noDefaultMounts =
                 "no-default-mounts"
@@ -98,8 +101,30 @@ public final class LinuxVMBackend: ImageBackend {
                 root = .squashfs(compressor)
             case "ext4":
                 root = .ext4
+                if let writer = try text(.squashfsWriter) {
+                    throw InputError(
+                        "--squashfs-writer \(writer) is for a squashfs root, and this one is ext4",
+                        hint: "drop --squashfs-writer, or drop --root-fs ext4")
+                }
             case let other:
                 throw InputError("--root-fs `\(other)` is not squashfs or ext4")
+            }
+            let writerName = try text(.squashfsWriter)
+            if let writerName {
+                guard let writer = SquashfsImage.Writer(rawValue: writerName) else {
+                    throw InputError(
+                        "--squashfs-writer `\(writerName)` is not native or tool",
+                        hint: "native writes the root in-process (the default); tool streams a tar into tar2sqfs")
+                }
+                squashfsWriter = writer
+            } else {
+                // libsquashfs has no lzo, so lzo roots are the tool's.
+                squashfsWriter = root == .squashfs(.lzo) ? .tool : .native
+            }
+            if squashfsWriter == .native, root == .squashfs(.lzo) {
+                throw InputError(
+                    "--squashfs-writer native cannot write lzo: libsquashfs leaves that compressor out",
+                    hint: "use --squashfs-writer tool for lzo, or another --squashfs-compressor")
             }
             initBinary = try text(.initBinary)
             let mia = try text(.miaVersion)
@@ -265,14 +290,25 @@ public final class LinuxVMBackend: ImageBackend {
             image, contributions: job.contributions, settings: settings, kernel: kernel,
             modules: modules, initBinary: initBinary, mtime: mtime, scratch: scratch)
 
-        let rootImage = scratch + "/root.fs"
+        var rootImage = scratch + "/root.fs"
+        var rootDigest: String?
+        var cacheReport: BuildCacheReport?
         try context.progress.step("packing the root file system (\(settings.root))") {
             switch settings.root {
             case .squashfs(let compressor):
-                try SquashfsImage(compressor: compressor).build(image.tree, to: rootImage)
+                var squashfs = SquashfsImage(
+                    compressor: compressor, writer: settings.squashfsWriter,
+                    cache: context.buildCache ? context.cache : nil)
+                squashfs.mtime = UInt32(clamping: max(0, epoch))
+                let packed = try squashfs.build(image.tree, scratch: scratch)
+                (rootImage, rootDigest, cacheReport) = (packed.path, packed.sha256, packed.cache)
             case .ext4:
                 try Ext4Image(epoch: epoch).build(image.tree, to: rootImage, scratch: scratch)
             }
+        }
+        if let cacheReport {
+            context.logger.info("build cache: \(cacheReport.summary)")
+            if cacheReport.root == .miss { Self.keepCacheBound(context) }
         }
         var initramfs: String?
         var commandLine = ([settings.commandLine] + extraCommandLine).joined(separator: " ")
@@ -283,7 +319,8 @@ public final class LinuxVMBackend: ImageBackend {
             // finds the root by the disk signature, not by a device name that depends on the disk bus
             // and on which other disks the worker attaches.
             let fstype = settings.root == .ext4 ? "ext4" : "squashfs"
-            let signature = try DiskImage.diskSignature(root: rootImage)
+            let signature =
+                try rootDigest.map { UInt32($0.prefix(8), radix: 16)! } ?? DiskImage.diskSignature(root: rootImage)
             diskSignature = signature
             commandLine +=
                 " root=PARTUUID=\(String(format: "%08x", signature))-02 rootfstype=\(fstype) \(settings.rwRoot ? "rw" : "ro") init=\(initPath)"
@@ -304,13 +341,31 @@ public final class LinuxVMBackend: ImageBackend {
         }
         let disk = try context.progress.step("writing \(URL(fileURLWithPath: job.output).lastPathComponent)") {
             try DiskImage.write(
-                boot: boot, root: rootImage, diskSignature: diskSignature, mbrCode: settings.mbrFile,
+                boot: boot, root: rootImage,
+                diskSignature: diskSignature ?? rootDigest.map { UInt32($0.prefix(8), radix: 16)! },
+                mbrCode: settings.mbrFile,
                 size: settings.size,
                 to: job.output, force: job.force)
         }
-        return BuildReport(
+        var report = BuildReport(
             backend: name, output: URL(fileURLWithPath: job.output).standardizedFileURL.path, sha256: disk.sha256,
             bytes: disk.bytes, steps: context.steps)
+        report.cache = cacheReport
+        return report
+    }
+
+    /// Evicts the least recently used build cache entries past the bound (`$GVLT_CACHE_MAX_SIZE`).
+    static func keepCacheBound(_ context: BuildContext) {
+        do {
+            let outcome = CachePruning(cache: context.cache).prune(to: try CachePruning.defaultLimit())
+            if outcome.removedEntries > 0 {
+                context.logger.info(
+                    "build cache: evicted \(outcome.removedEntries) least recently used entries (\(outcome.freedBytes) bytes) to stay within \(outcome.limitBytes) bytes"
+                )
+            }
+        } catch {
+            context.logger.warning("build cache: not pruned: \(error)")
+        }
     }
 
     /// Makes `image.tree` the Firestarter root: the accelerators' files and the kernel modules they

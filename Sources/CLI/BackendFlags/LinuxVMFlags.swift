@@ -58,6 +58,13 @@ struct LinuxVMFlags: ParsableArguments {
     @Option(
         name: .long,
         help: ArgumentHelp(
+            "How the SquashFS root is written: native (in-process through libsquashfs, with the build caches; the default) or tool (a tar streamed into tar2sqfs or mksquashfs, no cache). lzo needs tool.",
+            valueName: "writer"))
+    var squashfsWriter: String?
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
             "gvltctl's: a program in the image that the kernel starts instead of gvlt-init (init=PATH); -i with --backend linuxvm. gvlt-init's options (--kernel-module, --mount, …) do not go with it.",
             valueName: "path"))
     var `init`: String?
@@ -128,6 +135,7 @@ struct LinuxVMFlags: ParsableArguments {
         options.flag("kernel-module", kernelModule)
         options.flag("mount", mount)
         options.flag("squashfs-compressor", squashfsCompressor)
+        options.flag("squashfs-writer", squashfsWriter)
         options.flag("init", `init`)
         options.flag("init-args", initArgs)
         options.flag("init-binary", initBinary)

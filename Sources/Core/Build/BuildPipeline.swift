@@ -96,7 +96,8 @@ public struct BuildPipeline {
         }
         try backend.validate(settings, input: input)
 
-        let context = BuildContext(progress: progress, logger: logger, cache: cache, scratch: scratch)
+        var context = BuildContext(progress: progress, logger: logger, cache: cache, scratch: scratch)
+        context.buildCache = request.buildCache
         let preparation = try backend.prepare(settings, input: input, context: context)
         TestTrap.reach("prepare")
         let contributionRequest = ContributionRequest(backend: backend.name, input: input, target: preparation.target)

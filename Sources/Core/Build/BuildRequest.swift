@@ -25,6 +25,8 @@ public struct BuildRequest {
     public var runOverrides = RunOverrides()
     /// Set when the backend was inferred rather than named; the report carries it.
     public var backendInferredFrom: String?
+    /// `--no-cache`: the build caches are neither read nor written (see `BuildContext.buildCache`).
+    public var buildCache = true
 
     public init(
         backend: String, source: ImageSource? = nil, program: String? = nil, accelerators: [String] = [],

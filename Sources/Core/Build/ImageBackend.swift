@@ -31,6 +31,9 @@ public struct BuildContext {
     public var logger: Logger
     public var cache: CacheDirectory
     public var scratch: ScratchDirectory
+    /// False with `--no-cache`: the build caches (whole roots, compressed blocks) are neither read nor
+    /// written. Kernels, drivers and downloads are cached all the same.
+    public var buildCache = true
 
     public init(progress: ProgressReporter, logger: Logger, cache: CacheDirectory, scratch: ScratchDirectory) {
         self.progress = progress
@@ -162,6 +165,8 @@ public struct BuildReport: Codable, Sendable {
     public var resources: [String: [String: String]]?
     /// Why this backend, when `--backend` was not given ("an ELF program", "--container").
     public var backendInferredFrom: String?
+    /// What the build caches did, for backends that have them.
+    public var cache: BuildCacheReport?
 
     public init(backend: String, output: String, sha256: String, bytes: Int64, steps: [Step]) {
         self.backend = backend
@@ -169,5 +174,43 @@ public struct BuildReport: Codable, Sendable {
         self.sha256 = sha256
         self.bytes = bytes
         self.steps = steps
+    }
+}
+
+/// What the build caches did for one build: whether the image's root came whole from the cache,
+/// and else how many of its compressed blocks did.
+public struct BuildCacheReport: Codable, Equatable, Sendable {
+    public enum Outcome: String, Codable, Sendable {
+        case hit, miss
+    }
+
+    /// False with `--no-cache`.
+    public var enabled: Bool
+    /// The digest of every input of the cached part.
+    public var key: String?
+    public var root: Outcome?
+    public var blocksReused: UInt64?
+    public var blocksCompressed: UInt64?
+    /// Cache entries found damaged (and rebuilt instead of used).
+    public var damagedEntries: Int?
+
+    public init(enabled: Bool, key: String? = nil) {
+        self.enabled = enabled
+        self.key = key
+    }
+
+    /// One line for the build's output.
+    public var summary: String {
+        guard enabled else { return "not used (--no-cache)" }
+        var text: String
+        switch root {
+        case .hit?: text = "hit: the root file system was reused whole"
+        case .miss?:
+            let reused = blocksReused ?? 0, total = reused + (blocksCompressed ?? 0)
+            text = "miss: \(reused) of \(total) compressed blocks reused"
+        case nil: text = "not used"
+        }
+        if let damaged = damagedEntries, damaged > 0 { text += " (\(damaged) damaged entries rebuilt)" }
+        return text
     }
 }

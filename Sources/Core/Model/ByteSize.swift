@@ -85,4 +85,17 @@ public enum ByteSize {
         guard bytes > 0 || dialect.allowsZero else { return nil }
         return bytes
     }
+
+    /// `bytes` for people: `512 B`, `3.4 MiB`, `1.2 GiB`.
+    public static func describe(_ bytes: Int64) -> String {
+        let units = ["KiB", "MiB", "GiB", "TiB", "PiB"]
+        guard bytes >= 1024 else { return "\(bytes) B" }
+        var value = Double(bytes) / 1024
+        var unit = 0
+        while value >= 1024 && unit < units.count - 1 {
+            value /= 1024
+            unit += 1
+        }
+        return String(format: "%.1f %@", value, units[unit])
+    }
 }

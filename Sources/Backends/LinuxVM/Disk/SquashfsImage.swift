@@ -1,24 +1,87 @@
 import Core
 import Foundation
 
-/// Partition 2 of a Firestarter disk: the root tree as SquashFS. The tree is streamed as a tar straight
-/// into `tar2sqfs` (squashfs-tools-ng), or `mksquashfs -tar` (squashfs-tools) when that is what is
-/// installed: nothing is ever extracted onto the host, and owners, devices and setuid bits come from
-/// the tar, not from the build user.
+/// Partition 2 of a Firestarter disk: the root tree as SquashFS, never extracted onto the host;
+/// owners, devices and setuid bits come from the tree, not from the build user.
+///
+/// Two writers: `native` writes it in-process through libsquashfs, with the build caches (whole
+/// roots by input digest, compressed blocks by content); `tool` streams the tree as a tar into
+/// `tar2sqfs` (squashfs-tools-ng), or `mksquashfs -tar` when that is what is installed, and uses no cache.
 public struct SquashfsImage {
+    public enum Writer: String, CaseIterable, Sendable {
+        case native, tool
+    }
+
     public var compressor: RootFilesystem.SquashfsCompressor
     public var jobs: Int
+    public var writer: Writer
+    /// The build caches' home; nil for none (`--no-cache`).
+    public var cache: CacheDirectory?
+    /// The super block's time stamp (the tool writer's is 0).
+    public var mtime: UInt32 = 0
+    public var blockSize: UInt32 = 128 << 10
 
     public static let tar2sqfs = HostTool("tar2sqfs", apt: "squashfs-tools-ng", purpose: "SquashFS root file systems")
     public static let mksquashfs = HostTool("mksquashfs", apt: "squashfs-tools", purpose: "SquashFS root file systems")
 
-    public init(compressor: RootFilesystem.SquashfsCompressor, jobs: Int = ProcessInfo.processInfo.activeProcessorCount)
-    {
+    public init(
+        compressor: RootFilesystem.SquashfsCompressor, writer: Writer = .native, cache: CacheDirectory? = nil,
+        jobs: Int = ProcessInfo.processInfo.activeProcessorCount
+    ) {
         self.compressor = compressor
+        self.writer = writer
+        self.cache = cache
         self.jobs = max(1, jobs)
     }
 
-    public func build(_ tree: FileTree, to output: String) throws {
+    /// The packed root: where it is, its sha256 when the build already knows it, and what the
+    /// caches did.
+    public struct Result {
+        public var path: String
+        public var sha256: String?
+        public var cache: BuildCacheReport?
+    }
+
+    /// Packs `tree` as `scratch/root.fs` (or, on a cache hit across file systems, the cached file).
+    public func build(_ tree: FileTree, scratch: String) throws -> Result {
+        let output = scratch + "/root.fs"
+        guard writer == .native else {
+            try build(tree, to: output)
+            return Result(path: output, cache: nil)
+        }
+        guard let configuration = SquashfsWriter.configuration(compressor, blockSize: blockSize) else {
+            throw UnsupportedError(
+                "the native SquashFS writer has no \(compressor.rawValue) compressor (libsquashfs leaves it out)",
+                hint: "add --squashfs-writer tool (tar2sqfs), or pick another --squashfs-compressor")
+        }
+        var native = SquashfsWriter(compressor: compressor, blockSize: blockSize, mtime: mtime, jobs: jobs)
+        guard let cache else {
+            try native.write(tree, to: output)
+            return Result(path: output, cache: BuildCacheReport(enabled: false))
+        }
+        let toolVersion = SquashfsWriter.toolVersion
+        let roots = RootImageCache(cache: cache)
+        let key = RootImageCache.key(
+            treeDigest: try tree.contentDigest(), configuration: configuration, toolVersion: toolVersion,
+            blockSize: blockSize, mtime: mtime)
+        var report = BuildCacheReport(enabled: true, key: key)
+        var damaged = false
+        if let hit = try roots.lookup(key, at: output, damaged: &damaged) {
+            report.root = .hit
+            return Result(path: hit.path, sha256: hit.sha256, cache: report)
+        }
+        report.root = .miss
+        let blocks = SquashfsBlockCache(cache: cache, compressorConfiguration: configuration, toolVersion: toolVersion)
+        native.cache = blocks
+        let (written, sha256) = try roots.store(key, at: output) { try native.write(tree, to: $0) }
+        report.blocksReused = written.blockHits
+        report.blocksCompressed = written.blockMisses
+        report.damagedEntries = blocks.problems.damaged + (damaged ? 1 : 0)
+        return Result(path: output, sha256: sha256, cache: report)
+    }
+
+    /// The tool writer: the tree as a tar into tar2sqfs or mksquashfs.
+    func build(_ tree: FileTree, to output: String) throws {
         let (tool, arguments): (String, [String])
         if let tar2sqfs = Self.tar2sqfs.locate() {
             // -s: a tar record it cannot store is an error, never a silent skip.
