@@ -64,7 +64,8 @@ struct CacheCommand: ParsableCommand {
             if all {
                 limit = 0
             } else if let maxSize {
-                guard let bytes = ByteSize.parse(maxSize, ByteSize.disk).flatMap({ Int64(exactly: $0) }) else {
+                guard let bytes = ByteSize.parse(maxSize, CachePruning.sizeDialect).flatMap({ Int64(exactly: $0) })
+                else {
                     throw InputError("--max-size `\(maxSize)` is not a size", hint: "e.g. --max-size 2G, or 0 to empty")
                 }
                 limit = bytes

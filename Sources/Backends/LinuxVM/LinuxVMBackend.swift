@@ -334,10 +334,13 @@ public final class LinuxVMBackend: ImageBackend {
         }
         // Everything after `--` is the init's.
         if let args = settings.initArgs, !args.isEmpty { commandLine += " -- " + args }
-        let boot = try context.progress.step("writing the boot partition") {
-            try BootPartition(
-                kernel: kernel.image, initramfs: initramfs, commandLine: commandLine, sourceDateEpoch: epoch
-            ).build(in: scratch)
+        let partition = BootPartition(
+            kernel: kernel.image, initramfs: initramfs, commandLine: commandLine, sourceDateEpoch: epoch)
+        let boot = try context.progress.step("writing the boot partition") { () -> String in
+            guard context.buildCache, cacheReport != nil else { return try partition.build(in: scratch) }
+            let (path, outcome) = try Self.cachedBootPartition(partition, cache: context.cache, scratch: scratch)
+            cacheReport?.bootPartition = outcome
+            return path
         }
         let disk = try context.progress.step("writing \(URL(fileURLWithPath: job.output).lastPathComponent)") {
             try DiskImage.write(
@@ -352,6 +355,36 @@ public final class LinuxVMBackend: ImageBackend {
             bytes: disk.bytes, steps: context.steps)
         report.cache = cacheReport
         return report
+    }
+
+    /// The boot partition from the build cache, keyed by everything in it: the kernel and initramfs
+    /// bytes, the command line, the time stamp and the FAT tools that write it.
+    static func cachedBootPartition(_ partition: BootPartition, cache: CacheDirectory, scratch: String) throws -> (
+        String, BuildCacheReport.Outcome
+    ) {
+        let tools = BootPartition.tools.map { tool -> String in
+            guard let path = tool.locate() else { return tool.name }
+            var info = stat()
+            return stat(path, &info) == 0 ? "\(path) \(info.st_size) \(info.st_mtim.tv_sec)" : path
+        }
+        let key = BuildFileCache.key(
+            [
+                "gvlt-boot-partition-v1", try SHA256Hex.of(file: partition.kernel),
+                try partition.initramfs.map { try SHA256Hex.of(file: $0) } ?? "-", partition.commandLine,
+                String(partition.sourceDateEpoch)
+            ] + tools)
+        let boots = BuildFileCache.bootPartitions(cache)
+        let output = scratch + "/boot-cached.img"
+        var damaged = false
+        if let hit = try boots.lookup(key, at: output, damaged: &damaged) { return (hit.path, .hit) }
+        let (path, _) = try boots.store(key, at: output) { output -> String in
+            let built = try partition.build(in: scratch)
+            guard rename(built, output) == 0 else {
+                throw SystemError("cannot move the boot partition", path: built, errno: errno)
+            }
+            return output
+        }
+        return (path, .miss)
     }
 
     /// Evicts the least recently used build cache entries past the bound (`$GVLT_CACHE_MAX_SIZE`).

@@ -189,6 +189,8 @@ public struct BuildCacheReport: Codable, Equatable, Sendable {
     /// The digest of every input of the cached part.
     public var key: String?
     public var root: Outcome?
+    /// Whether the boot partition came from the cache.
+    public var bootPartition: Outcome?
     public var blocksReused: UInt64?
     public var blocksCompressed: UInt64?
     /// Cache entries found damaged (and rebuilt instead of used).

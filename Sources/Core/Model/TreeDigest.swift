@@ -5,8 +5,39 @@ extension FileTree {
     /// sha256 of everything an image keeps of the tree: each entry's path, kind, permissions, owners,
     /// time, extended attributes and content (bytes, link target, device numbers), in listing order.
     /// Two trees with the same digest give the same image, so build caches key on it. Reads every
-    /// file's bytes once.
-    public func contentDigest() throws -> String {
+    /// file's bytes once, `jobs` files at a time.
+    public func contentDigest(jobs: Int = 1) throws -> String {
+        let entries = entries()
+        let files = entries.indices.filter {
+            if case .regularFile(let content) = entries[$0].kind { return content.size > 0 }
+            return false
+        }
+        final class Shared: @unchecked Sendable {
+            let lock = NSLock()
+            var next = 0
+            var digests: [Int: [UInt8]] = [:]
+            var error: Error?
+        }
+        let shared = Shared()
+        DispatchQueue.concurrentPerform(iterations: max(1, min(jobs, files.count))) { _ in
+            while true {
+                let taken: Int? = shared.lock.withLock {
+                    guard shared.error == nil, shared.next < files.count else { return nil }
+                    shared.next += 1
+                    return files[shared.next - 1]
+                }
+                guard let index = taken, case .regularFile(let content) = entries[index].kind else { return }
+                do {
+                    var fileHasher = SHA256()
+                    try content.stream { fileHasher.update(bufferPointer: $0) }
+                    let digest = Array(fileHasher.finalize())
+                    shared.lock.withLock { shared.digests[index] = digest }
+                } catch {
+                    shared.lock.withLock { shared.error = shared.error ?? error }
+                }
+            }
+        }
+        if let error = shared.error { throw error }
         var hasher = SHA256()
         func bytes(_ value: [UInt8]) {
             integer(UInt64(value.count))
@@ -15,8 +46,8 @@ extension FileTree {
         func integer<T: FixedWidthInteger>(_ value: T) {
             withUnsafeBytes(of: value.littleEndian) { hasher.update(bufferPointer: $0) }
         }
-        bytes(Array("gvlt-tree-v1".utf8))
-        for entry in entries() {
+        bytes(Array("gvlt-tree-v2".utf8))
+        for (index, entry) in entries.enumerated() {
             bytes(Array(entry.path.utf8))
             let metadata = entry.metadata
             integer(metadata.permissions)
@@ -35,7 +66,7 @@ extension FileTree {
                 break
             case .regularFile(let content):
                 integer(content.size)
-                try content.stream { hasher.update(bufferPointer: $0) }
+                bytes(shared.digests[index] ?? [])
             case .symlink(let target), .hardlink(let target):
                 bytes(Array(target.utf8))
             case .characterDevice(let major, let minor), .blockDevice(let major, let minor):

@@ -33,23 +33,33 @@ public struct CachePruning {
     public static let squashfsBlocks = "squashfs-blocks"
     /// Whole SquashFS roots by the digest of their inputs (LinuxVM builds).
     public static let squashfsRoots = "squashfs-roots"
+    /// Boot partitions by the digest of their inputs (LinuxVM builds).
+    public static let bootPartitions = "boot-partitions"
     /// Where an entry goes to be deleted, inside an area's `tmp`: `PREFIX<pid>-<n>`.
     public static let asidePrefix = "gone-"
 
     public static let areas: [Area] = [
         Area(name: squashfsBlocks, sharded: true, evictable: true, summary: "compressed SquashFS blocks (build cache)"),
         Area(name: squashfsRoots, sharded: false, evictable: true, summary: "whole SquashFS roots (build cache)"),
+        Area(name: bootPartitions, sharded: false, evictable: true, summary: "boot partitions (build cache)"),
         Area(name: "blobs", sharded: true, evictable: false, summary: "pulled registry blobs and task images"),
         Area(name: "entries", sharded: true, evictable: false, summary: "kernels, drivers, Nanos releases"),
         Area(name: "refs", sharded: true, evictable: false, summary: "tag and URL records")
     ]
+
+    /// Sizes as `--size` takes them (`512M`, `10G`, bytes), and 0 for an empty cache.
+    public static let sizeDialect: ByteSize.Dialect = {
+        var dialect = ByteSize.disk
+        dialect.allowsZero = true
+        return dialect
+    }()
 
     /// The build caches' bound when none is given: `$GVLT_CACHE_MAX_SIZE`, else 10 GiB.
     public static func defaultLimit(environment: [String: String] = ProcessInfo.processInfo.environment) throws
         -> Int64
     {
         guard let text = environment["GVLT_CACHE_MAX_SIZE"], !text.isEmpty else { return 10 << 30 }
-        guard let bytes = ByteSize.parse(text, ByteSize.disk).flatMap({ Int64(exactly: $0) }) else {
+        guard let bytes = ByteSize.parse(text, Self.sizeDialect).flatMap({ Int64(exactly: $0) }) else {
             throw InputError(
                 "GVLT_CACHE_MAX_SIZE=\(text) is not a size", hint: "e.g. GVLT_CACHE_MAX_SIZE=20G, or unset it for 10G")
         }
@@ -65,6 +75,7 @@ public struct CachePruning {
     private struct Entry {
         var path: String
         var bytes: Int64
+        /// mtime in nanoseconds: entries are marked on every use.
         var lastUse: Int64
     }
 
@@ -138,7 +149,9 @@ public struct CachePruning {
         return paths.compactMap { path in
             var info = stat()
             guard lstat(path, &info) == 0 else { return nil }
-            return Entry(path: path, bytes: Self.diskUsage(path), lastUse: Int64(info.st_mtim.tv_sec))
+            return Entry(
+                path: path, bytes: Self.diskUsage(path),
+                lastUse: Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec))
         }
     }
 

@@ -60,10 +60,11 @@ public struct SquashfsImage {
             return Result(path: output, cache: BuildCacheReport(enabled: false))
         }
         let toolVersion = SquashfsWriter.toolVersion
-        let roots = RootImageCache(cache: cache)
-        let key = RootImageCache.key(
-            treeDigest: try tree.contentDigest(), configuration: configuration, toolVersion: toolVersion,
-            blockSize: blockSize, mtime: mtime)
+        let roots = BuildFileCache.roots(cache)
+        let key = BuildFileCache.key([
+            "gvlt-squashfs-root-v1", try tree.contentDigest(jobs: jobs), configuration.hexString, toolVersion,
+            String(blockSize), String(mtime)
+        ])
         var report = BuildCacheReport(enabled: true, key: key)
         var damaged = false
         if let hit = try roots.lookup(key, at: output, damaged: &damaged) {

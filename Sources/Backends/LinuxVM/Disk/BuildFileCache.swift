@@ -1,29 +1,29 @@
 import Core
 import Foundation
 
-/// Whole SquashFS roots by the digest of everything that goes into them: the complete root tree
-/// (source layers, gvlt-init, the baked config, the accelerators' files), the compressor's
-/// configuration, the block size, the time stamp and the compression libraries. A rebuild whose
-/// inputs are all unchanged reuses the root instead of packing it again.
+/// Whole build products by the digest of everything that goes into them: SquashFS roots (the
+/// complete root tree, the compressor's configuration, the block size, the time stamp and the
+/// compression libraries) and boot partitions (kernel, initramfs, command line, time stamp and the
+/// FAT tools). A rebuild whose inputs are unchanged reuses the product instead of making it again.
 ///
-/// An entry is a directory `CACHE/squashfs-roots/KEY` holding `root.fs` and `sha256`, published by
-/// rename from a staging directory in `CACHE/squashfs-roots/tmp` (swept when its build is gone).
-/// The file is checked against its digest before every use.
-struct RootImageCache {
-    static let area = "squashfs-roots"
+/// An entry is a directory `CACHE/AREA/KEY` holding the file and its `sha256`, published by rename
+/// from a staging directory in `CACHE/AREA/tmp` (swept when its build is gone). The file is checked
+/// against its digest before every use.
+struct BuildFileCache {
     let directory: String
+    let fileName: String
 
-    init(cache: CacheDirectory) {
-        directory = cache.root + "/" + Self.area
+    static func roots(_ cache: CacheDirectory) -> BuildFileCache {
+        BuildFileCache(directory: cache.root + "/" + CachePruning.squashfsRoots, fileName: "root.fs")
     }
 
-    static func key(treeDigest: String, configuration: [UInt8], toolVersion: String, blockSize: UInt32, mtime: UInt32)
-        -> String
-    {
-        let description = [
-            "gvlt-squashfs-root-v1", treeDigest, configuration.hexString, toolVersion, String(blockSize), String(mtime)
-        ].joined(separator: "\n")
-        return SHA256Hex.of(Array(description.utf8))
+    static func bootPartitions(_ cache: CacheDirectory) -> BuildFileCache {
+        BuildFileCache(directory: cache.root + "/" + CachePruning.bootPartitions, fileName: "boot.img")
+    }
+
+    /// A key from the lines that describe every input: sha256 of them, newline-joined.
+    static func key(_ parts: [String]) -> String {
+        SHA256Hex.of(Array(parts.joined(separator: "\n").utf8))
     }
 
     /// The entry for `key` as a file at `output` (a hard link, or the entry itself across file
@@ -34,7 +34,7 @@ struct RootImageCache {
             if FileManager.default.fileExists(atPath: entry) { damaged = remove(entry) }
             return nil
         }
-        let file = entry + "/root.fs"
+        let file = entry + "/" + fileName
         let path = link(file, output) == 0 ? output : file
         guard let actual = try? SHA256Hex.of(file: path),
             actual == recorded.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -48,7 +48,7 @@ struct RootImageCache {
         return (path, actual)
     }
 
-    /// Writes the root at `output` with `produce`, then stores a copy (a hard link where it can) as
+    /// Writes the file at `output` with `produce`, then stores a copy (a hard link where it can) as
     /// the entry for `key`. Storing is best effort: a cache that cannot take it only means a miss next time.
     func store<T>(_ key: String, at output: String, produce: (String) throws -> T) throws -> (T, sha256: String) {
         let result = try produce(output)
@@ -56,10 +56,10 @@ struct RootImageCache {
         let temporary = directory + "/tmp"
         try? FileManager.default.createDirectory(atPath: temporary, withIntermediateDirectories: true)
         ScratchDirectory.sweepAbandoned(in: temporary)
-        guard let staging = try? ScratchDirectory(label: "gvlt-root", in: temporary) else { return (result, sha256) }
+        guard let staging = try? ScratchDirectory(label: "gvlt-entry", in: temporary) else { return (result, sha256) }
         // The entry is a directory inside the staging one, which keeps its owner lock to itself.
         let entry = staging.path + "/entry"
-        let file = entry + "/root.fs"
+        let file = entry + "/" + fileName
         guard (try? FileManager.default.createDirectory(atPath: entry, withIntermediateDirectories: false)) != nil
         else { return (result, sha256) }
         if link(output, file) != 0 {
