@@ -181,19 +181,21 @@ final class IncrementalBuildTests: XCTestCase {
         }
         var areas = try usage(sandbox, cache: cache)
         XCTAssertEqual(areas[CachePruning.squashfsRoots]?.entries, 2)
-        XCTAssertGreaterThan(areas[CachePruning.squashfsBlocks]!.entries, 2)
+        XCTAssertEqual(areas[CachePruning.bootPartitions]?.entries, 1)
         let kernels = areas["entries"]!
 
-        // A bound that holds about one root: the build of a third tree evicts the oldest entries.
-        let bound = sizes[0] + areas[CachePruning.squashfsBlocks]!.bytes / 3
+        // A bound that holds the boot partition and about one root: the build of a third, smaller
+        // tree evicts the two older roots.
+        let bound = areas[CachePruning.bootPartitions]!.bytes + sizes[0]
         try sandbox.write("three/usr/bin/prover", program)
         let third = try build(
             sandbox, cache: cache, source: ["--rootfs-dir", "three", "--entrypoint", "/usr/bin/prover"],
             output: "three.img", environment: ["GVLT_CACHE_MAX_SIZE": String(bound)])
         XCTAssertEqual(third.status, 0, third.stderr)
         areas = try usage(sandbox, cache: cache)
+        XCTAssertEqual(areas[CachePruning.squashfsRoots]?.entries, 1)
         XCTAssertLessThanOrEqual(
-            areas[CachePruning.squashfsRoots]!.bytes + areas[CachePruning.squashfsBlocks]!.bytes, bound + 16384)
+            areas[CachePruning.squashfsRoots]!.bytes + areas[CachePruning.bootPartitions]!.bytes, bound + 16384)
         // The newest root stayed: building three again is a hit.
         let again = try report(
             try build(
@@ -209,7 +211,7 @@ final class IncrementalBuildTests: XCTestCase {
         XCTAssertTrue(pruned.stdout.contains("removed"), pruned.stdout)
         areas = try usage(sandbox, cache: cache)
         XCTAssertEqual(areas[CachePruning.squashfsRoots]?.entries, 0)
-        XCTAssertEqual(areas[CachePruning.squashfsBlocks]?.entries, 0)
+        XCTAssertEqual(areas[CachePruning.bootPartitions]?.entries, 0)
         XCTAssertEqual(areas["entries"]?.entries, kernels.entries, "prune without --all removed downloads")
     }
 }

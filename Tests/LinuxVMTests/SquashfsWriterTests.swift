@@ -87,21 +87,19 @@ final class SquashfsWriterTests: XCTestCase {
         return path
     }
 
-    func write(
-        _ tree: FileTree, _ compressor: RootFilesystem.SquashfsCompressor, cache: SquashfsBlockCache?, in dir: String
-    )
-        throws -> (Data, SquashfsWriter.Report)
-    {
-        let path = dir + "/\(UUID().uuidString).fs"
-        let report = try SquashfsWriter(compressor: compressor, mtime: 0, jobs: 2, cache: cache).write(tree, to: path)
-        return (try Data(contentsOf: URL(fileURLWithPath: path)), report)
-    }
-
-    func blockCache(_ root: String, _ compressor: RootFilesystem.SquashfsCompressor) -> SquashfsBlockCache {
-        SquashfsBlockCache(
-            cache: CacheDirectory(root: root),
-            compressorConfiguration: SquashfsWriter.configuration(compressor, blockSize: 128 << 10)!,
-            toolVersion: SquashfsWriter.toolVersion)
+    /// A root packed by `SquashfsImage` with the build caches at `cacheRoot` (nil: none), and what
+    /// the caches did. `mtime` (the super block's) changes the root's key but none of its blocks.
+    func pack(
+        _ tree: FileTree, _ compressor: RootFilesystem.SquashfsCompressor = .zstd, cacheRoot: String?,
+        mtime: UInt32 = 0,
+        in dir: String
+    ) throws -> (Data, BuildCacheReport?) {
+        let work = dir + "/" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        var image = SquashfsImage(compressor: compressor, cache: cacheRoot.map(CacheDirectory.init(root:)), jobs: 2)
+        image.mtime = mtime
+        let result = try image.build(tree, scratch: work)
+        return (try Data(contentsOf: URL(fileURLWithPath: result.path)), result.cache)
     }
 
     static func run(_ tool: String, _ arguments: [String]) throws -> Data {
@@ -167,67 +165,80 @@ final class SquashfsWriterTests: XCTestCase {
         for compressor in compressors {
             let cacheRoot = dir + "/cache-\(compressor)"
             let tree = try makeTree()
-            let (cold, _) = try write(tree, compressor, cache: nil, in: dir)
-            let (first, firstReport) = try write(tree, compressor, cache: blockCache(cacheRoot, compressor), in: dir)
+            let (cold, none) = try pack(tree, compressor, cacheRoot: nil, in: dir)
+            XCTAssertEqual(none, BuildCacheReport(enabled: false))
+            let (first, firstReport) = try pack(tree, compressor, cacheRoot: cacheRoot, in: dir)
             XCTAssertEqual(first, cold, "\(compressor): a build filling the cache differs from a cold one")
-            XCTAssertEqual(firstReport.blockHits, 0)
-            XCTAssertGreaterThan(firstReport.blockMisses, 5)
-            let (warm, warmReport) = try write(tree, compressor, cache: blockCache(cacheRoot, compressor), in: dir)
-            XCTAssertEqual(warm, cold, "\(compressor): a build from the cache differs from a cold one")
-            XCTAssertEqual(warmReport.blockMisses, 0)
-            XCTAssertEqual(warmReport.blockHits, firstReport.blockMisses)
+            XCTAssertEqual(firstReport?.root, .miss)
+            XCTAssertEqual(firstReport?.blocksReused, 0)
+            let compressed = try XCTUnwrap(firstReport?.blocksCompressed)
+            XCTAssertGreaterThan(compressed, 5)
+
+            // Another time stamp: another root, every block of which is in the cache.
+            let (coldLater, _) = try pack(tree, compressor, cacheRoot: nil, mtime: 1, in: dir)
+            let (warm, warmReport) = try pack(tree, compressor, cacheRoot: cacheRoot, mtime: 1, in: dir)
+            XCTAssertEqual(warm, coldLater, "\(compressor): a build from cached blocks differs from a cold one")
+            XCTAssertEqual(warmReport?.root, .miss)
+            XCTAssertEqual(warmReport?.blocksCompressed, 0)
+            XCTAssertEqual(warmReport?.blocksReused, compressed)
 
             // One program rebuilt with another size: only its blocks are compressed again.
             let changed = try makeTree(bigFileSeed: 9, bigFileSize: 820_001)
-            let (changedCold, _) = try write(changed, compressor, cache: nil, in: dir)
-            let (changedCached, changedReport) = try write(
-                changed, compressor, cache: blockCache(cacheRoot, compressor), in: dir)
+            let (changedCold, _) = try pack(changed, compressor, cacheRoot: nil, in: dir)
+            let (changedCached, changedReport) = try pack(changed, compressor, cacheRoot: cacheRoot, in: dir)
             XCTAssertEqual(changedCached, changedCold, "\(compressor)")
             XCTAssertNotEqual(changedCold, cold)
-            XCTAssertLessThanOrEqual(changedReport.blockMisses, 8, "\(compressor): \(changedReport)")
-            XCTAssertGreaterThan(changedReport.blockHits, 0)
+            XCTAssertLessThanOrEqual(try XCTUnwrap(changedReport?.blocksCompressed), 8, "\(compressor)")
+            XCTAssertGreaterThan(try XCTUnwrap(changedReport?.blocksReused), compressed - 8)
         }
     }
 
-    func entries(in root: String) -> [String] {
-        let base = root + "/" + SquashfsBlockCache.area
-        return ((try? FileManager.default.contentsOfDirectory(atPath: base)) ?? []).filter { $0 != "tmp" }.flatMap {
-            shard in
-            ((try? FileManager.default.contentsOfDirectory(atPath: base + "/" + shard)) ?? []).map {
-                base + "/" + shard + "/" + $0
-            }
-        }.sorted()
+    func rootEntry(_ cacheRoot: String, _ report: BuildCacheReport?) -> String {
+        cacheRoot + "/" + CachePruning.squashfsRoots + "/" + (report?.key ?? "none")
     }
 
-    func testADamagedBlockEntryIsFoundRemovedAndRebuiltNeverUsed() throws {
+    func flip(_ path: String, at offset: Int) throws {
+        var data = try Data(contentsOf: URL(fileURLWithPath: path))
+        data[offset] ^= 0x20
+        try data.write(to: URL(fileURLWithPath: path + ".new"))
+        XCTAssertEqual(rename(path + ".new", path), 0)
+    }
+
+    func testADamagedCachedBlockIsFoundAndCompressedAgainNeverUsed() throws {
         let dir = try scratch()
         let cacheRoot = dir + "/cache"
         let tree = try makeTree()
-        let (cold, _) = try write(tree, .zstd, cache: nil, in: dir)
-        _ = try write(tree, .zstd, cache: blockCache(cacheRoot, .zstd), in: dir)
-        let stored = entries(in: cacheRoot)
-        XCTAssertGreaterThan(stored.count, 5)
-        // A flipped payload byte, a cut entry, and one entry's file put in another's place.
-        func damage(_ path: String, _ change: (inout Data) -> Void) throws {
-            var data = try Data(contentsOf: URL(fileURLWithPath: path))
-            change(&data)
-            chmod(path, 0o644)
-            try data.write(to: URL(fileURLWithPath: path))
-        }
-        try damage(stored[0]) { $0[$0.count - 1] ^= 0x01 }
-        try damage(stored[1]) { $0 = $0.prefix($0.count - 3) }
-        let other = try Data(contentsOf: URL(fileURLWithPath: stored[3]))
-        try damage(stored[2]) { $0 = other }
-        let cache = blockCache(cacheRoot, .zstd)
-        let (rebuilt, report) = try write(tree, .zstd, cache: cache, in: dir)
-        XCTAssertEqual(rebuilt, cold, "a damaged entry changed the output")
-        XCTAssertEqual(cache.problems.damaged, 3)
-        XCTAssertEqual(report.blockMisses, 3)
-        // Rebuilt entries are whole again.
-        let again = blockCache(cacheRoot, .zstd)
-        let (_, clean) = try write(tree, .zstd, cache: again, in: dir)
-        XCTAssertEqual(clean.blockMisses, 0)
-        XCTAssertEqual(again.problems.damaged, 0)
+        let (_, first) = try pack(tree, cacheRoot: cacheRoot, in: dir)
+        let entry = rootEntry(cacheRoot, first)
+        let records = try XCTUnwrap(SquashfsBlockCache.readIndex(entry + "/" + SquashfsBlockCache.indexName))
+        XCTAssertEqual(UInt64(records.count), first?.blocksCompressed)
+        // Flip a byte inside three stored blocks of the cached root.
+        let compressedBlocks = records.filter { $0.1.result > 0 }.sorted { $0.1.offset < $1.1.offset }
+        for record in compressedBlocks.prefix(3) { try flip(entry + "/root.fs", at: Int(record.1.offset) + 10) }
+        let (cold, _) = try pack(tree, cacheRoot: nil, mtime: 7, in: dir)
+        let (rebuilt, report) = try pack(tree, cacheRoot: cacheRoot, mtime: 7, in: dir)
+        XCTAssertEqual(rebuilt, cold, "a damaged block changed the output")
+        XCTAssertEqual(report?.damagedEntries, 3)
+        XCTAssertEqual(report?.blocksCompressed, 3)
+        // The damaged root itself is found by its digest, removed and never reused whole.
+        let (again, againReport) = try pack(tree, cacheRoot: cacheRoot, in: dir)
+        XCTAssertEqual(againReport?.root, .miss)
+        XCTAssertEqual(again, try pack(tree, cacheRoot: nil, in: dir).0)
+    }
+
+    func testADamagedBlockIndexIsIgnoredWhole() throws {
+        let dir = try scratch()
+        let cacheRoot = dir + "/cache"
+        let tree = try makeTree()
+        let (_, first) = try pack(tree, cacheRoot: cacheRoot, in: dir)
+        let index = rootEntry(cacheRoot, first) + "/" + SquashfsBlockCache.indexName
+        try flip(index, at: 100)
+        XCTAssertNil(SquashfsBlockCache.readIndex(index))
+        let (cold, _) = try pack(tree, cacheRoot: nil, mtime: 3, in: dir)
+        let (rebuilt, report) = try pack(tree, cacheRoot: cacheRoot, mtime: 3, in: dir)
+        XCTAssertEqual(rebuilt, cold)
+        XCTAssertEqual(report?.blocksReused, 0)
+        XCTAssertEqual(report?.damagedEntries, 1)
     }
 
     func testADamagedRootEntryIsRebuiltAndTheSameRootComesOut() throws {
@@ -263,7 +274,7 @@ final class SquashfsWriterTests: XCTestCase {
         let dir = try scratch()
         let cacheRoot = dir + "/cache"
         let trees = [try makeTree(), try makeTree(bigFileSeed: 5, bigFileSize: 900_000)]
-        let colds = try trees.map { try write($0, .zstd, cache: nil, in: dir).0 }
+        let colds = try trees.map { try pack($0, cacheRoot: nil, in: dir).0 }
         final class Results: @unchecked Sendable {
             let lock = NSLock()
             var outputs: [Int: Data] = [:]
@@ -284,14 +295,13 @@ final class SquashfsWriterTests: XCTestCase {
         }
         XCTAssertTrue(results.errors.isEmpty, "\(results.errors)")
         for (index, data) in results.outputs { XCTAssertEqual(data, colds[index % 2], "build \(index)") }
-        // What the racers left is whole: a build from it uses every entry and finds nothing damaged.
-        let cache = blockCache(cacheRoot, .zstd)
-        let (again, report) = try write(trees[1], .zstd, cache: cache, in: dir)
-        XCTAssertEqual(again, colds[1])
-        XCTAssertEqual(report.blockMisses, 0)
-        XCTAssertEqual(cache.problems.damaged, 0)
+        // What the racers left is whole: a build from it compresses nothing and finds nothing damaged.
+        let (again, report) = try pack(trees[1], cacheRoot: cacheRoot, mtime: 5, in: dir)
+        XCTAssertEqual(again, try pack(trees[1], cacheRoot: nil, mtime: 5, in: dir).0)
+        XCTAssertEqual(report?.blocksCompressed, 0)
+        XCTAssertEqual(report?.damagedEntries, 0)
         XCTAssertEqual(
-            (try? FileManager.default.contentsOfDirectory(atPath: cacheRoot + "/" + SquashfsBlockCache.area + "/tmp"))
+            (try? FileManager.default.contentsOfDirectory(atPath: cacheRoot + "/" + CachePruning.squashfsRoots + "/tmp"))
                 ?? [], [])
     }
 

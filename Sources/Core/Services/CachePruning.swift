@@ -29,9 +29,8 @@ public struct CachePruning {
         public var limitBytes: Int64
     }
 
-    /// Compressed SquashFS blocks by content (LinuxVM builds).
-    public static let squashfsBlocks = "squashfs-blocks"
-    /// Whole SquashFS roots by the digest of their inputs (LinuxVM builds).
+    /// Whole SquashFS roots by the digest of their inputs, each with the index of its compressed
+    /// blocks, which later builds reuse by content (LinuxVM builds).
     public static let squashfsRoots = "squashfs-roots"
     /// Boot partitions by the digest of their inputs (LinuxVM builds).
     public static let bootPartitions = "boot-partitions"
@@ -39,8 +38,9 @@ public struct CachePruning {
     public static let asidePrefix = "gone-"
 
     public static let areas: [Area] = [
-        Area(name: squashfsBlocks, sharded: true, evictable: true, summary: "compressed SquashFS blocks (build cache)"),
-        Area(name: squashfsRoots, sharded: false, evictable: true, summary: "whole SquashFS roots (build cache)"),
+        Area(
+            name: squashfsRoots, sharded: false, evictable: true,
+            summary: "SquashFS roots and their block indexes (build cache)"),
         Area(name: bootPartitions, sharded: false, evictable: true, summary: "boot partitions (build cache)"),
         Area(name: "blobs", sharded: true, evictable: false, summary: "pulled registry blobs and task images"),
         Area(name: "entries", sharded: true, evictable: false, summary: "kernels, drivers, Nanos releases"),
@@ -115,8 +115,8 @@ public struct CachePruning {
         return Outcome(removedEntries: removed, freedBytes: freed, remainingBytes: total, limitBytes: limit)
     }
 
-    /// Removes what builds killed before they finished left in the areas' `tmp`: block files named by
-    /// a process that is gone, staging directories whose owner lock is free, entries renamed aside.
+    /// Removes what builds killed before they finished left in the areas' `tmp`: staging directories
+    /// whose owner lock is free, and entries renamed aside by a process that is gone.
     public func sweepLeftovers() {
         for area in Self.areas where area.evictable {
             let temporary = cache.root + "/" + area.name + "/tmp"

@@ -75,14 +75,39 @@ static sqfs_s32 caching_do_block(sqfs_compressor_t *base, const sqfs_u8 *in, sqf
     if (c->cache->lookup(c->cache->context, in, size, key, out, outsize, &result) == 1 && result >= 0 &&
         (uint32_t)result <= outsize) {
         atomic_fetch_add(&c->counts->hits, 1);
-        return result;
-    }
-    sqfs_s32 produced = c->inner->do_block(c->inner, in, size, out, outsize);
-    if (produced >= 0) {
+    } else {
+        result = c->inner->do_block(c->inner, in, size, out, outsize);
+        if (result < 0) return result;
         atomic_fetch_add(&c->counts->misses, 1);
-        c->cache->store(c->cache->context, key, out, produced);
     }
-    return produced;
+    c->cache->produced(c->cache->context, key, in, size, out, result);
+    return result;
+}
+
+// A block writer that tells the cache what goes to the file, then writes it as libsquashfs' own does.
+typedef struct {
+    sqfs_block_writer_t base;
+    sqfs_block_writer_t *inner;
+    const gvlt_sqfs_block_cache *cache;
+} recording_writer;
+
+static void recording_destroy(sqfs_object_t *object) {
+    recording_writer *r = (recording_writer *)object;
+    sqfs_destroy(r->inner);
+    free(r);
+}
+
+static int recording_write(sqfs_block_writer_t *base, void *user, sqfs_u32 size, sqfs_u32 checksum, sqfs_u32 flags,
+                           const sqfs_u8 *data, sqfs_u64 *location) {
+    recording_writer *r = (recording_writer *)base;
+    int ret = r->inner->write_data_block(r->inner, user, size, checksum, flags, data, location);
+    if (ret == 0 && size > 0) r->cache->written(r->cache->context, (uint32_t)(uintptr_t)user, flags, data, size);
+    return ret;
+}
+
+static sqfs_u64 recording_count(const sqfs_block_writer_t *base) {
+    const recording_writer *r = (const recording_writer *)base;
+    return r->inner->get_block_count(r->inner);
 }
 
 struct gvlt_sqfs_writer {
@@ -97,6 +122,7 @@ struct gvlt_sqfs_writer {
     gvlt_sqfs_block_cache cache;
     cache_counts counts;
     uint32_t node_count;
+    int data_finished;
     // The block processor keeps a pointer to each file's slot and fills it as blocks are written,
     // so the array is allocated once, at its final size.
     sqfs_inode_generic_t **inodes;
@@ -193,6 +219,16 @@ int gvlt_sqfs_writer_create(const char *path, const char *compressor, uint32_t b
     ret = SQFS_ERROR_ALLOC;
     w->blocks = sqfs_block_writer_create(w->file, SQFS_DEVBLK_SIZE, 0);
     if (w->blocks == NULL) goto fail;
+    if (cache != NULL) {
+        recording_writer *r = calloc(1, sizeof(*r));
+        if (r == NULL) goto fail;
+        r->inner = w->blocks;
+        r->cache = &w->cache;
+        r->base.base.destroy = recording_destroy;
+        r->base.write_data_block = recording_write;
+        r->base.get_block_count = recording_count;
+        w->blocks = &r->base;
+    }
     w->fragments = sqfs_frag_table_create(0);
     if (w->fragments == NULL) goto fail;
     sqfs_block_processor_desc_t desc;
@@ -216,7 +252,7 @@ fail:
 
 int gvlt_sqfs_writer_begin_file(gvlt_sqfs_writer *w, uint32_t inode, int own_tail) {
     if (inode >= w->node_count || w->inodes[inode] != NULL) return SQFS_ERROR_ARG_INVALID;
-    return sqfs_block_processor_begin_file(w->processor, &w->inodes[inode], NULL,
+    return sqfs_block_processor_begin_file(w->processor, &w->inodes[inode], (void *)(uintptr_t)(inode + 1),
                                            own_tail ? SQFS_BLK_DONT_FRAGMENT : 0);
 }
 
@@ -269,13 +305,43 @@ static int pad_to_device_block(sqfs_file_t *file) {
     return file->write_at(file, size, zeros, SQFS_DEVBLK_SIZE - pad);
 }
 
+int gvlt_sqfs_writer_finish_data(gvlt_sqfs_writer *w) {
+    if (w->data_finished) return 0;
+    int ret = sqfs_block_processor_finish(w->processor);
+    if (ret == 0) w->data_finished = 1;
+    return ret;
+}
+
+int gvlt_sqfs_writer_file_blocks(gvlt_sqfs_writer *w, uint32_t inode, uint64_t *start, uint32_t *sizes,
+                                 uint32_t *count) {
+    if (!w->data_finished || inode >= w->node_count || w->inodes[inode] == NULL) return SQFS_ERROR_ARG_INVALID;
+    const sqfs_inode_generic_t *file = w->inodes[inode];
+    sqfs_u64 location = 0;
+    int ret = sqfs_inode_get_file_block_start(file, &location);
+    if (ret != 0) return ret;
+    *start = location;
+    size_t blocks = sqfs_inode_get_file_block_count(file);
+    *count = (uint32_t)blocks;
+    if (sizes != NULL) memcpy(sizes, file->extra, blocks * sizeof(sqfs_u32));
+    return 0;
+}
+
+int gvlt_sqfs_writer_fragment(gvlt_sqfs_writer *w, uint32_t index, uint64_t *start, uint32_t *size) {
+    sqfs_fragment_t fragment;
+    int ret = sqfs_frag_table_lookup(w->fragments, index, &fragment);
+    if (ret != 0) return ret;
+    *start = fragment.start_offset;
+    *size = fragment.size;
+    return 0;
+}
+
 int gvlt_sqfs_writer_finish(gvlt_sqfs_writer *w, const gvlt_sqfs_node *nodes, uint32_t count,
                             const gvlt_sqfs_entry *entries, const gvlt_sqfs_xattr *xattrs, const char **what,
                             uint32_t *failed) {
     *failed = UINT32_MAX;
     int ret;
     *what = "writing the data blocks";
-    if ((ret = sqfs_block_processor_finish(w->processor)) != 0) return ret;
+    if ((ret = gvlt_sqfs_writer_finish_data(w)) != 0) return ret;
     *what = "writing the inodes";
     if (count == 0 || count != w->node_count) return SQFS_ERROR_ARG_INVALID;
 

@@ -50,7 +50,11 @@ struct BuildFileCache {
 
     /// Writes the file at `output` with `produce`, then stores a copy (a hard link where it can) as
     /// the entry for `key`. Storing is best effort: a cache that cannot take it only means a miss next time.
-    func store<T>(_ key: String, at output: String, produce: (String) throws -> T) throws -> (T, sha256: String) {
+    func store<T>(
+        _ key: String, at output: String, extras: (T) -> [String: Data] = { _ in [:] }, produce: (String) throws -> T
+    )
+        throws -> (T, sha256: String)
+    {
         let result = try produce(output)
         let sha256 = try SHA256Hex.of(file: output)
         let temporary = directory + "/tmp"
@@ -69,9 +73,26 @@ struct BuildFileCache {
         }
         guard FileManager.default.createFile(atPath: entry + "/sha256", contents: Data((sha256 + "\n").utf8))
         else { return (result, sha256) }
+        for (name, data) in extras(result) {
+            guard FileManager.default.createFile(atPath: entry + "/" + name, contents: data) else {
+                return (result, sha256)
+            }
+        }
         // A racing build may have published the same entry first; its bytes are the same.
         _ = rename(entry, directory + "/" + key)
         return (result, sha256)
+    }
+
+    /// The entries there, most recently used first, at most `limit`.
+    func entries(limit: Int) -> [String] {
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0 != "tmp" }
+        let dated = names.compactMap { name -> (String, Int64)? in
+            var info = stat()
+            let path = directory + "/" + name
+            guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else { return nil }
+            return (path, Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec))
+        }
+        return dated.sorted { ($0.1, $0.0) > ($1.1, $1.0) }.prefix(limit).map(\.0)
     }
 
     /// Removes an entry by renaming it aside first, so no reader ever sees half of one.

@@ -7,148 +7,249 @@ import Foundation
 /// compression libraries always give the same output block, so a rebuild compresses only the
 /// blocks that changed. A hit changes the time a build takes, never its bytes.
 ///
-/// Each entry is a file `CACHE/squashfs-blocks/XX/KEY`, written aside and renamed into place, that
-/// carries the sha256 of its own payload: a damaged entry is found when it is read, removed and
-/// rebuilt, never used. An entry's mtime is its last use, which `CachePruning` evicts by.
+/// The blocks are not copied anywhere: they are the cached roots' own. Each root entry carries an
+/// index (`blocks.idx`) from every block's key (sha256 of the compressor's configuration, the
+/// libraries and the block's bytes) to where its compressed bytes sit in that root and their
+/// sha256. So a cold build writes nothing but its root and a small index, and a block is read back
+/// only when its digest matches; one that does not (a damaged root) is compressed again, never used.
 ///
-/// The block processor asks from its worker threads, so everything here is thread-safe: the state
-/// is immutable but for the counts, which a lock guards.
+/// libsquashfs calls in from its threads; the lookup table is read-only while blocks are compressed,
+/// and what is recorded for the new index is guarded by a lock.
 final class SquashfsBlockCache: @unchecked Sendable {
-    static let area = "squashfs-blocks"
-    private static let magic = Array("GVLTSQB1".utf8)
-    /// magic, result (Int32), payload length (UInt32), the key, sha256 of the payload.
-    private static let headerSize = 8 + 4 + 4 + 32 + 32
+    static let indexName = "blocks.idx"
+    private static let magic = Array("GVLTBIX1".utf8)
+    /// key, offset (UInt64), stored size (UInt32), result (Int32), sha256 of the stored bytes.
+    private static let recordSize = 32 + 8 + 4 + 4 + 32
 
-    let directory: String
+    struct Key: Hashable {
+        var a, b, c, d: UInt64
+        init(_ bytes: UnsafeRawBufferPointer) {
+            a = bytes.loadUnaligned(fromByteOffset: 0, as: UInt64.self)
+            b = bytes.loadUnaligned(fromByteOffset: 8, as: UInt64.self)
+            c = bytes.loadUnaligned(fromByteOffset: 16, as: UInt64.self)
+            d = bytes.loadUnaligned(fromByteOffset: 24, as: UInt64.self)
+        }
+        var bytes: [UInt8] { withUnsafeBytes(of: (a, b, c, d)) { Array($0) } }
+    }
+
+    /// A block in some cached root: which file, where, and what the compressor returned for it (0
+    /// when the block did not shrink and is stored as it is: then nothing needs reading).
+    struct Stored {
+        var root: Int32
+        var offset: UInt64
+        var result: Int32
+        var digest: [UInt8]
+    }
+
+    /// A block of this build, from its compression to its place in the file.
+    private struct Produced {
+        var key: Key
+        var result: Int32
+        var digest: [UInt8]
+        /// What goes to the file: the compressed bytes, or the input when it did not shrink.
+        var bytes: [UInt8]
+    }
+
+    /// What the new root's index needs of one block that went to the file.
+    private struct Written {
+        var user: UInt32
+        var isFragmentBlock: Bool
+        var produced: Produced?
+    }
+
     /// sha256 of what makes a block's output differ besides its bytes: the compressor's
     /// configuration and the libraries that compress.
     private let keyPrefix: [UInt8]
+    private var known: [Key: Stored] = [:]
+    private var roots: [SharedFile] = []
     private let lock = NSLock()
+    private var pending: [Produced] = []
+    private var written: [Written] = []
     private var damaged = 0
-    private var unwritable = 0
-    private var sequence = 0
+    private var unreadableIndexes = 0
 
-    init(cache: CacheDirectory, compressorConfiguration: [UInt8], toolVersion: String) {
-        directory = cache.root + "/" + Self.area
+    /// Reads the indexes of the roots in `entries` (entry directories of the root cache), newest first.
+    init(compressorConfiguration: [UInt8], toolVersion: String, entries: [String]) {
         keyPrefix = Array(
             SHA256.hash(
-                data: Array("gvlt-squashfs-block-v1\0".utf8) + compressorConfiguration
-                    + Array(toolVersion.utf8)))
+                data: Array("gvlt-squashfs-block-v1\0".utf8) + compressorConfiguration + Array(toolVersion.utf8)))
+        for entry in entries {
+            guard let records = Self.readIndex(entry + "/" + Self.indexName) else {
+                if FileManager.default.fileExists(atPath: entry + "/" + Self.indexName) { unreadableIndexes += 1 }
+                continue
+            }
+            guard !records.isEmpty,
+                let file = try? SharedFile.openRegular(entry + "/root.fs", what: "cached root", followSymlinks: false)
+            else { continue }
+            let root = Int32(roots.count)
+            roots.append(file)
+            for (key, var stored) in records where known[key] == nil {
+                guard stored.result == 0 || stored.offset + UInt64(stored.result) <= UInt64(file.size) else { continue }
+                stored.root = root
+                known[key] = stored
+            }
+        }
     }
 
-    /// Entries found damaged (and removed) and stores that failed, so far.
-    var problems: (damaged: Int, unwritable: Int) { lock.withLock { (damaged, unwritable) } }
+    /// Blocks found damaged (and compressed again), and indexes that could not be read.
+    var problems: (damaged: Int, unreadableIndexes: Int) { lock.withLock { (damaged, unreadableIndexes) } }
+    var knownBlocks: Int { known.count }
 
-    func key(of block: UnsafeRawBufferPointer) -> [UInt8] {
+    func key(of block: UnsafeRawBufferPointer) -> Key {
         var hasher = SHA256()
         hasher.update(data: keyPrefix)
         hasher.update(bufferPointer: block)
-        return Array(hasher.finalize())
+        return hasher.finalize().withUnsafeBytes { Key($0) }
     }
 
-    func path(of key: [UInt8]) -> String {
-        let hex = key.hexString
-        return "\(directory)/\(hex.prefix(2))/\(hex)"
-    }
-
-    /// The stored result for `key`, copied into `out`, or nil. An entry that is not exactly what was
-    /// stored is removed.
-    func lookup(key: [UInt8], into out: UnsafeMutableRawBufferPointer) -> Int32? {
-        let path = path(of: key)
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var header = [UInt8](repeating: 0, count: Self.headerSize)
-        var st = stat()
-        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG,
-            header.withUnsafeMutableBytes({ pread(fd, $0.baseAddress, $0.count, 0) }) == Self.headerSize
-        else { return discard(path) }
-        let result = header.withUnsafeBytes { Int32(littleEndian: $0.loadUnaligned(fromByteOffset: 8, as: Int32.self)) }
-        let length = header.withUnsafeBytes {
-            UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: 12, as: UInt32.self))
+    /// The stored result for `key`, its bytes copied into `out`, or nil. Bytes that are not the ones
+    /// indexed (a damaged root) are a miss.
+    func lookup(_ key: Key, into out: UnsafeMutableRawBufferPointer) -> Int32? {
+        guard let stored = known[key] else { return nil }
+        if stored.result == 0 { return 0 }
+        guard Int(stored.result) <= out.count else { return nil }
+        let payload = UnsafeMutableRawBufferPointer(rebasing: out[0..<Int(stored.result)])
+        guard (try? roots[Int(stored.root)].read(into: payload, at: Int64(stored.offset))) == payload.count,
+            Array(SHA256.hash(data: UnsafeRawBufferPointer(payload))) == stored.digest
+        else {
+            lock.withLock { damaged += 1 }
+            return nil
         }
-        // The compressor reports a block that does not shrink as 0, with nothing to store.
-        guard Array(header[0..<8]) == Self.magic, Array(header[16..<48]) == key, result >= 0,
-            UInt32(result) == length, Int(length) <= out.count,
-            Int64(st.st_size) == Int64(Self.headerSize) + Int64(length)
-        else { return discard(path) }
-        let payload = UnsafeMutableRawBufferPointer(rebasing: out[0..<Int(length)])
-        guard length == 0 || pread(fd, payload.baseAddress, payload.count, off_t(Self.headerSize)) == payload.count,
-            Array(SHA256.hash(data: UnsafeRawBufferPointer(payload))) == Array(header[48..<80])
-        else { return discard(path) }
-        // Marks the entry used, for least-recently-used eviction.
-        _ = futimens(fd, nil)
-        return result
+        return stored.result
     }
 
-    func store(key: [UInt8], result: Int32, payload: UnsafeRawBufferPointer) {
-        guard result >= 0, Int(result) == payload.count else { return }
-        let path = path(of: key)
-        var bytes = Self.magic
-        bytes.reserveCapacity(Self.headerSize + payload.count)
-        withUnsafeBytes(of: result.littleEndian) { bytes += $0 }
-        withUnsafeBytes(of: UInt32(payload.count).littleEndian) { bytes += $0 }
-        bytes += key
-        bytes += Array(SHA256.hash(data: payload))
-        bytes += payload
-        let n = lock.withLock { () -> Int in
-            sequence += 1
-            return sequence
+    func produced(_ key: Key, input: UnsafeRawBufferPointer, output: UnsafeRawBufferPointer, result: Int32) {
+        let bytes = result > 0 ? Array(output.prefix(Int(result))) : Array(input)
+        let digest = result > 0 ? Array(SHA256.hash(data: bytes)) : []
+        lock.withLock {
+            pending.append(Produced(key: key, result: result, digest: digest, bytes: bytes))
+            // Every produced block is written soon after (the processor keeps a bounded backlog);
+            // this only bounds memory should libsquashfs ever drop one.
+            if pending.count > 4096 { pending.removeFirst(pending.count - 4096) }
         }
-        let temporary = "\(directory)/tmp/\(getpid())-\(n)"
-        for attempt in 0..<2 {
-            if Self.write(bytes, to: temporary), rename(temporary, path) == 0 { return }
-            unlink(temporary)
-            guard attempt == 0, errno == ENOENT else { break }
-            // The first store into a fresh cache (or a shard) makes its directory.
-            try? FileManager.default.createDirectory(atPath: directory + "/tmp", withIntermediateDirectories: true)
-            try? FileManager.default.createDirectory(
-                atPath: URL(fileURLWithPath: path).deletingLastPathComponent().path, withIntermediateDirectories: true)
-        }
-        lock.withLock { unwritable += 1 }
     }
 
-    private static func write(_ bytes: [UInt8], to path: String) -> Bool {
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o444)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        return bytes.withUnsafeBytes { buffer in
-            var done = 0
-            while done < buffer.count {
-                let wrote = Glibc.write(fd, buffer.baseAddress! + done, buffer.count - done)
-                if wrote < 0 && errno == EINTR { continue }
-                guard wrote > 0 else { return false }
-                done += wrote
+    func written(user: UInt32, flags: UInt32, data: UnsafeRawBufferPointer) {
+        let isFragmentBlock = flags & 0x4000 != 0  // SQFS_BLK_FRAGMENT_BLOCK
+        lock.withLock {
+            let match = pending.firstIndex { $0.bytes.count == data.count && $0.bytes.elementsEqual(data) }
+            written.append(
+                Written(user: user, isFragmentBlock: isFragmentBlock, produced: match.map { pending.remove(at: $0) }))
+        }
+    }
+
+    /// The new root's index: every block written, where it ended up (the files' block lists and the
+    /// fragment table, read once the data is finished, so a block the block writer deduplicated
+    /// points at the copy that stays), with a digest of the whole index at the end.
+    func index(writer: OpaquePointer) -> Data {
+        var records: [(Key, UInt64, Int32, [UInt8])] = []
+        var perFile: [UInt32: [Written]] = [:]
+        var fragmentBlocks: [Written] = []
+        for block in lock.withLock({ written }) {
+            if block.isFragmentBlock {
+                fragmentBlocks.append(block)
+            } else if block.user > 0 {
+                perFile[block.user, default: []].append(block)
             }
-            return true
+        }
+        for (user, blocks) in perFile {
+            var start: UInt64 = 0
+            var count: UInt32 = 0
+            guard gvlt_sqfs_writer_file_blocks(writer, user - 1, &start, nil, &count) == 0 else { continue }
+            var sizes = [UInt32](repeating: 0, count: Int(count))
+            guard gvlt_sqfs_writer_file_blocks(writer, user - 1, &start, &sizes, &count) == 0 else { continue }
+            var offset = start
+            var next = blocks.makeIterator()
+            for word in sizes {
+                let onDisk = UInt64(word & 0xFF_FFFF)
+                // Sparse blocks take no room and were never written.
+                guard onDisk > 0 else { continue }
+                guard let block = next.next() else { break }
+                if let produced = block.produced, produced.bytes.count == Int(onDisk) {
+                    records.append((produced.key, offset, produced.result, produced.digest))
+                }
+                offset += onDisk
+            }
+        }
+        for (index, block) in fragmentBlocks.enumerated() {
+            var start: UInt64 = 0
+            var size: UInt32 = 0
+            guard let produced = block.produced,
+                gvlt_sqfs_writer_fragment(writer, UInt32(index), &start, &size) == 0,
+                Int(size & 0xFF_FFFF) == produced.bytes.count
+            else { continue }
+            records.append((produced.key, start, produced.result, produced.digest))
+        }
+        records.sort { $0.1 < $1.1 }
+        var data = Data(Self.magic)
+        data.reserveCapacity(Self.magic.count + 4 + records.count * Self.recordSize + 32)
+        withUnsafeBytes(of: UInt32(records.count).littleEndian) { data.append(contentsOf: $0) }
+        for (key, offset, result, digest) in records {
+            data.append(contentsOf: key.bytes)
+            withUnsafeBytes(of: offset.littleEndian) { data.append(contentsOf: $0) }
+            withUnsafeBytes(of: UInt32(max(result, 0)).littleEndian) { data.append(contentsOf: $0) }
+            withUnsafeBytes(of: result.littleEndian) { data.append(contentsOf: $0) }
+            data.append(contentsOf: digest.count == 32 ? digest : [UInt8](repeating: 0, count: 32))
+        }
+        data.append(contentsOf: SHA256.hash(data: data))
+        return data
+    }
+
+    /// An index's records, or nil when it is not exactly what `index` wrote (its digest says so).
+    static func readIndex(_ path: String) -> [(Key, Stored)]? {
+        guard let data = try? ConfigFile.read(path, what: "block index \(path)", hint: "", limit: 1 << 30),
+            data.count >= magic.count + 4 + 32, Array(data.prefix(magic.count)) == magic,
+            Array(SHA256.hash(data: data.dropLast(32))) == Array(data.suffix(32))
+        else { return nil }
+        return data.withUnsafeBytes { raw -> [(Key, Stored)]? in
+            let count = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: magic.count, as: UInt32.self)))
+            guard count <= (data.count - magic.count - 4 - 32) / recordSize,
+                magic.count + 4 + count * recordSize + 32 == data.count
+            else { return nil }
+            var records: [(Key, Stored)] = []
+            records.reserveCapacity(count)
+            for index in 0..<count {
+                let base = magic.count + 4 + index * recordSize
+                let key = Key(UnsafeRawBufferPointer(rebasing: raw[base..<base + 32]))
+                let offset = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: base + 32, as: UInt64.self))
+                let size = UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: base + 40, as: UInt32.self))
+                let result = Int32(littleEndian: raw.loadUnaligned(fromByteOffset: base + 44, as: Int32.self))
+                // Range-checked: a result is a block's compressed size, at most a block (1 MiB).
+                guard result >= 0, result <= 1 << 20, size == UInt32(result), offset <= UInt64(Int64.max) else {
+                    return nil
+                }
+                let digest = Array(raw[base + 48..<base + 80])
+                records.append((key, Stored(root: 0, offset: offset, result: result, digest: digest)))
+            }
+            return records
         }
     }
 
-    private func discard(_ path: String) -> Int32? {
-        if unlink(path) == 0 { lock.withLock { damaged += 1 } }
-        return nil
-    }
-
-    /// What libsquashfs calls, on its worker threads.
+    /// What libsquashfs calls, on its threads.
     var callbacks: gvlt_sqfs_block_cache {
         gvlt_sqfs_block_cache(
             context: Unmanaged.passUnretained(self).toOpaque(),
             lookup: { context, input, size, key, out, outsize, result in
                 let cache = Unmanaged<SquashfsBlockCache>.fromOpaque(context!).takeUnretainedValue()
-                let digest = cache.key(of: UnsafeRawBufferPointer(start: input, count: Int(size)))
-                digest.withUnsafeBytes { key!.update(from: $0.bindMemory(to: UInt8.self).baseAddress!, count: 32) }
+                let found = cache.key(of: UnsafeRawBufferPointer(start: input, count: Int(size)))
+                withUnsafeBytes(of: found) { key!.update(from: $0.bindMemory(to: UInt8.self).baseAddress!, count: 32) }
                 guard
-                    let found = cache.lookup(
-                        key: digest, into: UnsafeMutableRawBufferPointer(start: out, count: Int(outsize)))
+                    let stored = cache.lookup(
+                        found, into: UnsafeMutableRawBufferPointer(start: out, count: Int(outsize)))
                 else { return 0 }
-                result!.pointee = found
+                result!.pointee = stored
                 return 1
             },
-            store: { context, key, out, result in
+            produced: { context, key, input, size, out, result in
                 let cache = Unmanaged<SquashfsBlockCache>.fromOpaque(context!).takeUnretainedValue()
-                cache.store(
-                    key: Array(UnsafeBufferPointer(start: key, count: 32)), result: result,
-                    payload: UnsafeRawBufferPointer(start: out, count: Int(max(result, 0))))
+                cache.produced(
+                    Key(UnsafeRawBufferPointer(start: key, count: 32)),
+                    input: UnsafeRawBufferPointer(start: input, count: Int(size)),
+                    output: UnsafeRawBufferPointer(start: out, count: Int(max(result, 0))), result: result)
+            },
+            written: { context, user, flags, data, size in
+                let cache = Unmanaged<SquashfsBlockCache>.fromOpaque(context!).takeUnretainedValue()
+                cache.written(user: user, flags: flags, data: UnsafeRawBufferPointer(start: data, count: Int(size)))
             })
     }
 }

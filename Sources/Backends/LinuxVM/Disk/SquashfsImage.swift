@@ -72,12 +72,16 @@ public struct SquashfsImage {
             return Result(path: hit.path, sha256: hit.sha256, cache: report)
         }
         report.root = .miss
-        let blocks = SquashfsBlockCache(cache: cache, compressorConfiguration: configuration, toolVersion: toolVersion)
+        // The blocks of the most recently used roots: a rebuild's base is almost always among them.
+        let blocks = SquashfsBlockCache(
+            compressorConfiguration: configuration, toolVersion: toolVersion, entries: roots.entries(limit: 16))
         native.cache = blocks
-        let (written, sha256) = try roots.store(key, at: output) { try native.write(tree, to: $0) }
+        let (written, sha256) = try roots.store(
+            key, at: output, extras: { [SquashfsBlockCache.indexName: $0.blockIndex ?? Data()] }
+        ) { try native.write(tree, to: $0) }
         report.blocksReused = written.blockHits
         report.blocksCompressed = written.blockMisses
-        report.damagedEntries = blocks.problems.damaged + (damaged ? 1 : 0)
+        report.damagedEntries = blocks.problems.damaged + blocks.problems.unreadableIndexes + (damaged ? 1 : 0)
         return Result(path: output, sha256: sha256, cache: report)
     }
 

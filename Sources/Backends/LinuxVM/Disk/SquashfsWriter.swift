@@ -20,6 +20,8 @@ struct SquashfsWriter {
     struct Report {
         var blockHits: UInt64 = 0
         var blockMisses: UInt64 = 0
+        /// With a cache: the index of this root's blocks, for its cache entry.
+        var blockIndex: Data?
     }
 
     /// The configuration bytes libsquashfs compresses with, for cache keys; nil for a compressor this
@@ -89,6 +91,10 @@ struct SquashfsWriter {
                 throw failure(status, nil, path: path, entry: "/" + layout.paths[Int(index)])
             }
         }
+        let data = gvlt_sqfs_writer_finish_data(writer)
+        guard data == 0 else { throw failure(data, nil, path: path) }
+        // Where each block went is known now, and only until the inodes are written.
+        let index = cache?.index(writer: writer)
         var node = UInt32.max
         let finished = layout.nodes.withUnsafeBufferPointer { nodes in
             layout.entries.withUnsafeBufferPointer { entries in
@@ -103,7 +109,7 @@ struct SquashfsWriter {
             throw failure(
                 finished, what, path: path, entry: node == .max ? nil : "/" + layout.paths[Int(node)])
         }
-        var report = Report()
+        var report = Report(blockIndex: index)
         gvlt_sqfs_writer_cache_counts(writer, &report.blockHits, &report.blockMisses)
         return report
     }

@@ -11,16 +11,21 @@
 
 typedef struct gvlt_sqfs_writer gvlt_sqfs_writer;
 
-/// A cache of compressed blocks, asked from the block processor's worker threads (so both
-/// functions must be thread-safe). `lookup` fills `key` (32 bytes) with the block's key; on a hit
-/// it copies the stored result into `out` (at most `outsize` bytes), sets `*result` to what the
-/// compressor returned for that block (its compressed size, or 0 for "does not shrink") and
-/// returns 1. On a miss it returns 0, the compressor runs and `store` gets its result.
+/// A cache of compressed blocks, asked from the block processor's worker threads (so every
+/// function must be thread-safe). `lookup` fills `key` (32 bytes) with the block's key; on a hit it
+/// copies the stored result into `out` (at most `outsize` bytes), sets `*result` to what the
+/// compressor returned for that block (its compressed size, or 0 for "does not shrink") and returns
+/// 1. On a miss it returns 0 and the compressor runs. Either way `produced` then gets the block's key,
+/// its input and the result in `out`, and `written` gets every block as it goes to the file: `user`
+/// is the file's inode index + 1 for a file's data blocks (0 for fragment blocks), `flags` the
+/// libsquashfs block flags, `data` the bytes written.
 typedef struct {
     void *context;
     int (*lookup)(void *context, const uint8_t *in, uint32_t size, uint8_t *key, uint8_t *out, uint32_t outsize,
                   int32_t *result);
-    void (*store)(void *context, const uint8_t *key, const uint8_t *out, int32_t result);
+    void (*produced)(void *context, const uint8_t *key, const uint8_t *in, uint32_t size, const uint8_t *out,
+                     int32_t result);
+    void (*written)(void *context, uint32_t user, uint32_t flags, const uint8_t *data, uint32_t size);
 } gvlt_sqfs_block_cache;
 
 /// The 32-byte `sqfs_compressor_config_t` libsquashfs uses for `compressor` at `block_size`, with
@@ -70,6 +75,20 @@ typedef struct {
     const void *value;
     uint32_t size;
 } gvlt_sqfs_xattr;
+
+/// Waits for the data blocks still being compressed. After it, `gvlt_sqfs_writer_file_blocks` and
+/// `gvlt_sqfs_writer_fragment` say where the data went. (`gvlt_sqfs_writer_finish` calls it if needed.)
+int gvlt_sqfs_writer_finish_data(gvlt_sqfs_writer *writer);
+
+/// A regular file's first block's position and its blocks' on-disk size words (size, with bit 24 set
+/// for a block stored uncompressed; 0 for a sparse block), after `gvlt_sqfs_writer_finish_data`.
+/// `*count` is the number of blocks; `sizes` may be NULL to ask only for it. Returns 0, or < 0 when
+/// `inode` is not a written file.
+int gvlt_sqfs_writer_file_blocks(gvlt_sqfs_writer *writer, uint32_t inode, uint64_t *start, uint32_t *sizes,
+                                 uint32_t *count);
+
+/// Fragment block `index`'s position and on-disk size word.
+int gvlt_sqfs_writer_fragment(gvlt_sqfs_writer *writer, uint32_t index, uint64_t *start, uint32_t *size);
 
 /// Waits for the data blocks, then writes the inodes, directories and tables and the super block.
 /// On failure returns a libsquashfs error code, sets `*what` to the step and `*node` to the index
