@@ -7,9 +7,9 @@ struct CacheCommand: ParsableCommand {
         commandName: "cache",
         abstract: "Show and bound what gvlt's cache holds.",
         discussion: """
-            The build caches make rebuilds cheap: whole SquashFS roots by the digest of every input, and \
-            compressed SquashFS blocks by content, so a rebuild after one program changed compresses only \
-            that program's blocks. They are kept within a size bound ($GVLT_CACHE_MAX_SIZE, default 10G) \
+            The build caches make rebuilds cheap: whole SquashFS roots (and boot partitions) by the \
+            digest of every input, and the compressed blocks inside those roots by content, so a rebuild \
+            after one program changed compresses only that program's blocks. They are kept within a size bound ($GVLT_CACHE_MAX_SIZE, default 10G) \
             by evicting the least recently used entries after every build that stored something. \
             Kernels, drivers and pulled blobs are downloads and are only removed by `prune --all`. \
             `gvlt build --no-cache` neither reads nor writes the build caches.

@@ -132,6 +132,48 @@ final class ServicesTests: XCTestCase {
         XCTAssertTrue(fm.fileExists(atPath: directory + "/elsewhere/.gvlt-owner"))
         live.remove()
     }
+
+    func testPruningEvictsTheLeastRecentlyUsedBuildEntriesDownToTheBoundAndKeepsDownloads() throws {
+        let fm = FileManager.default
+        let cache = CacheDirectory(root: directory + "/cache")
+        let roots = cache.root + "/" + CachePruning.squashfsRoots
+        // Four roots of 64 KiB, used in the order 2, 0, 3, 1, and a pulled blob.
+        for index in 0..<4 {
+            try fm.createDirectory(atPath: roots + "/r\(index)", withIntermediateDirectories: true)
+            XCTAssertTrue(fm.createFile(atPath: roots + "/r\(index)/root.fs", contents: Data(count: 64 << 10)))
+        }
+        for (order, index) in [2, 0, 3, 1].enumerated() {
+            var times = [timeval(tv_sec: 1_000_000 + order, tv_usec: 0), timeval(tv_sec: 1_000_000 + order, tv_usec: 0)]
+            XCTAssertEqual(utimes(roots + "/r\(index)", &times), 0)
+        }
+        try fm.createDirectory(atPath: cache.root + "/blobs/sha256", withIntermediateDirectories: true)
+        XCTAssertTrue(fm.createFile(atPath: cache.root + "/blobs/sha256/aa", contents: Data(count: 200 << 10)))
+        // Leftovers: an entry renamed aside by a process that is gone, and one by this live process.
+        try fm.createDirectory(atPath: roots + "/tmp/gone-999999999-1", withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: roots + "/tmp/gone-\(getpid())-1", withIntermediateDirectories: true)
+
+        let pruning = CachePruning(cache: cache)
+        let usage = Dictionary(uniqueKeysWithValues: pruning.usage().map { ($0.area, $0) })
+        XCTAssertEqual(usage[CachePruning.squashfsRoots]?.entries, 4)
+        XCTAssertEqual(usage["blobs"]?.entries, 1)
+        let outcome = pruning.prune(to: 150 << 10)
+        XCTAssertEqual(outcome.removedEntries, 2)
+        XCTAssertLessThanOrEqual(outcome.remainingBytes, 150 << 10)
+        XCTAssertEqual(try fm.contentsOfDirectory(atPath: roots).sorted(), ["r1", "r3", "tmp"])
+        XCTAssertEqual(try fm.contentsOfDirectory(atPath: roots + "/tmp"), ["gone-\(getpid())-1"])
+        XCTAssertTrue(fm.fileExists(atPath: cache.root + "/blobs/sha256/aa"), "a download was evicted by size")
+        XCTAssertEqual(pruning.prune(to: 0, everything: true).removedEntries, 3)
+        XCTAssertFalse(fm.fileExists(atPath: cache.root + "/blobs/sha256/aa"))
+    }
+
+    func testCacheSizesAcceptZeroAndUnits() throws {
+        XCTAssertEqual(try CachePruning.defaultLimit(environment: [:]), 10 << 30)
+        XCTAssertEqual(try CachePruning.defaultLimit(environment: ["GVLT_CACHE_MAX_SIZE": "0"]), 0)
+        XCTAssertEqual(try CachePruning.defaultLimit(environment: ["GVLT_CACHE_MAX_SIZE": "512M"]), 512 << 20)
+        XCTAssertThrowsError(try CachePruning.defaultLimit(environment: ["GVLT_CACHE_MAX_SIZE": "lots"])) {
+            XCTAssertTrue("\($0)".contains("GVLT_CACHE_MAX_SIZE=lots is not a size"), "\($0)")
+        }
+    }
 }
 
 final class HostFileContentTests: XCTestCase {

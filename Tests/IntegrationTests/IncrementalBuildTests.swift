@@ -214,4 +214,24 @@ final class IncrementalBuildTests: XCTestCase {
         XCTAssertEqual(areas[CachePruning.bootPartitions]?.entries, 0)
         XCTAssertEqual(areas["entries"]?.entries, kernels.entries, "prune without --all removed downloads")
     }
+
+    func testACrashWhileStoringLeavesNoImageAndTheNextBuildSweepsTheStaging() throws {
+        let sandbox = try Sandbox()
+        try LinuxVMImageTests.makeImage(in: sandbox)
+        let cache = try privateCache(sandbox)
+        let crashed = try build(
+            sandbox, cache: cache, output: "vm.img",
+            environment: ["GVLT_TEST_TRAP_AT": "cache-store", "SWIFT_BACKTRACE": "enable=no"])
+        XCTAssertTrue(crashed.stderr.contains("GVLT_TEST_TRAP_AT=cache-store"), crashed.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: sandbox.path("vm.img")))
+        let staging = cache + "/" + CachePruning.squashfsRoots + "/tmp"
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: staging).count, 1)
+        XCTAssertEqual(
+            try FileManager.default.contentsOfDirectory(atPath: cache + "/" + CachePruning.squashfsRoots), ["tmp"],
+            "a crashed build published a cache entry")
+        let next = try report(try build(sandbox, cache: cache, output: "vm.img", extra: ["--json"]))
+        XCTAssertEqual((next["cache"] as! [String: Any])["root"] as? String, "miss")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: staging), [], "the staging was not swept")
+        XCTAssertEqual(sandbox.listing(sandbox.tmp), [], "scratch files left behind")
+    }
 }

@@ -40,10 +40,22 @@ final class LinuxVMSettingsTests: XCTestCase {
             [
                 "kernel", "kernel-url", "kernel-file", "kernel-modules", "kernel-config", "kernel-cmdline", "root-fs",
                 "root-fs-type",
-                "kernel-module", "mount", "squashfs-compressor", "init", "init-args", "init-binary", "mia-version",
+                "kernel-module", "mount", "squashfs-compressor", "squashfs-writer", "init", "init-args", "init-binary",
+                "mia-version",
                 "no-gevulot-runtime",
                 "no-default-mounts", "rw-root", "mbr-file", "size"
             ])
+    }
+
+    func testTheSquashfsWriter() throws {
+        XCTAssertEqual(try settings([:]).squashfsWriter, .native)
+        XCTAssertEqual(try settings(["squashfs-writer": "tool"]).squashfsWriter, .tool)
+        // libsquashfs has no lzo: lzo roots are the tool's unless native is asked for by name.
+        XCTAssertEqual(try settings(["squashfs-compressor": "lzo"]).squashfsWriter, .tool)
+        assertRefused(
+            ["squashfs-compressor": "lzo", "squashfs-writer": "native"], "--squashfs-writer native cannot write lzo")
+        assertRefused(["squashfs-writer": "fast"], "--squashfs-writer `fast` is not native or tool")
+        assertRefused(["root-fs": "ext4", "squashfs-writer": "tool"], "is for a squashfs root, and this one is ext4")
     }
 
     func testKernelOptions() throws {

@@ -4,7 +4,8 @@ import Foundation
 /// reaches STEP, so tests can check that a crash at any step leaves no output and no scratch behind.
 /// Steps: `source` (the tree is read), `prepare`, `build` (before the backend writes), `commit`
 /// (the output is written in full, not yet named); `pull-blob` (a layer downloaded and verified, not
-/// yet in the cache) and `pull-layout` (`gvlt pull -o`'s layout written, not yet named).
+/// yet in the cache), `pull-layout` (`gvlt pull -o`'s layout written, not yet named) and
+/// `cache-store` (a build cache entry staged, not yet published).
 public enum TestTrap {
     @inline(__always)
     public static func reach(_ step: String) {

@@ -72,15 +72,16 @@ static sqfs_s32 caching_do_block(sqfs_compressor_t *base, const sqfs_u8 *in, sqf
     caching_compressor *c = (caching_compressor *)base;
     uint8_t key[32];
     int32_t result = 0;
-    if (c->cache->lookup(c->cache->context, in, size, key, out, outsize, &result) == 1 && result >= 0 &&
-        (uint32_t)result <= outsize) {
+    int hit = c->cache->lookup(c->cache->context, in, size, key, out, outsize, &result) == 1 && result >= 0 &&
+              (uint32_t)result <= outsize;
+    if (hit) {
         atomic_fetch_add(&c->counts->hits, 1);
     } else {
         result = c->inner->do_block(c->inner, in, size, out, outsize);
         if (result < 0) return result;
         atomic_fetch_add(&c->counts->misses, 1);
     }
-    c->cache->produced(c->cache->context, key, in, size, out, result);
+    c->cache->produced(c->cache->context, key, in, size, out, result, hit);
     return result;
 }
 

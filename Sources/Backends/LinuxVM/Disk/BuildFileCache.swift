@@ -78,6 +78,7 @@ struct BuildFileCache {
                 return (result, sha256)
             }
         }
+        TestTrap.reach("cache-store")
         // A racing build may have published the same entry first; its bytes are the same.
         _ = rename(entry, directory + "/" + key)
         return (result, sha256)

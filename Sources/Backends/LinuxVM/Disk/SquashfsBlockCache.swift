@@ -107,8 +107,10 @@ final class SquashfsBlockCache: @unchecked Sendable {
     func lookup(_ key: Key, into out: UnsafeMutableRawBufferPointer) -> Int32? {
         guard let stored = known[key] else { return nil }
         if stored.result == 0 { return 0 }
+        // checked: readIndex keeps results within 0...1 MiB
         guard Int(stored.result) <= out.count else { return nil }
         let payload = UnsafeMutableRawBufferPointer(rebasing: out[0..<Int(stored.result)])
+        // checked: root indexes come from this cache's list; offsets are at most Int64.max (readIndex)
         guard (try? roots[Int(stored.root)].read(into: payload, at: Int64(stored.offset))) == payload.count,
             Array(SHA256.hash(data: UnsafeRawBufferPointer(payload))) == stored.digest
         else {
@@ -118,9 +120,11 @@ final class SquashfsBlockCache: @unchecked Sendable {
         return stored.result
     }
 
-    func produced(_ key: Key, input: UnsafeRawBufferPointer, output: UnsafeRawBufferPointer, result: Int32) {
+    func produced(_ key: Key, input: UnsafeRawBufferPointer, output: UnsafeRawBufferPointer, result: Int32, hit: Bool) {
+        // checked: result is at least 0 here and at most the block size
         let bytes = result > 0 ? Array(output.prefix(Int(result))) : Array(input)
-        let digest = result > 0 ? Array(SHA256.hash(data: bytes)) : []
+        // A hit's bytes were checked against the digest the index holds for them.
+        let digest = result == 0 ? [] : hit ? known[key]?.digest ?? [] : Array(SHA256.hash(data: bytes))
         lock.withLock {
             pending.append(Produced(key: key, result: result, digest: digest, bytes: bytes))
             // Every produced block is written soon after (the processor keeps a bounded backlog);
@@ -132,7 +136,10 @@ final class SquashfsBlockCache: @unchecked Sendable {
     func written(user: UInt32, flags: UInt32, data: UnsafeRawBufferPointer) {
         let isFragmentBlock = flags & 0x4000 != 0  // SQFS_BLK_FRAGMENT_BLOCK
         lock.withLock {
-            let match = pending.firstIndex { $0.bytes.count == data.count && $0.bytes.elementsEqual(data) }
+            let match = pending.firstIndex { candidate in
+                candidate.bytes.count == data.count
+                    && candidate.bytes.withUnsafeBytes { memcmp($0.baseAddress!, data.baseAddress!, data.count) == 0 }
+            }
             written.append(
                 Written(user: user, isFragmentBlock: isFragmentBlock, produced: match.map { pending.remove(at: $0) }))
         }
@@ -156,6 +163,7 @@ final class SquashfsBlockCache: @unchecked Sendable {
             var start: UInt64 = 0
             var count: UInt32 = 0
             guard gvlt_sqfs_writer_file_blocks(writer, user - 1, &start, nil, &count) == 0 else { continue }
+            // checked: a UInt32 count fits Int
             var sizes = [UInt32](repeating: 0, count: Int(count))
             guard gvlt_sqfs_writer_file_blocks(writer, user - 1, &start, &sizes, &count) == 0 else { continue }
             var offset = start
@@ -165,6 +173,7 @@ final class SquashfsBlockCache: @unchecked Sendable {
                 // Sparse blocks take no room and were never written.
                 guard onDisk > 0 else { continue }
                 guard let block = next.next() else { break }
+                // checked: 24 bits
                 if let produced = block.produced, produced.bytes.count == Int(onDisk) {
                     records.append((produced.key, offset, produced.result, produced.digest))
                 }
@@ -176,6 +185,7 @@ final class SquashfsBlockCache: @unchecked Sendable {
             var size: UInt32 = 0
             guard let produced = block.produced,
                 gvlt_sqfs_writer_fragment(writer, UInt32(index), &start, &size) == 0,
+                // checked: 24 bits
                 Int(size & 0xFF_FFFF) == produced.bytes.count
             else { continue }
             records.append((produced.key, start, produced.result, produced.digest))
@@ -202,6 +212,7 @@ final class SquashfsBlockCache: @unchecked Sendable {
             Array(SHA256.hash(data: data.dropLast(32))) == Array(data.suffix(32))
         else { return nil }
         return data.withUnsafeBytes { raw -> [(Key, Stored)]? in
+            // checked: a UInt32 fits Int
             let count = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: magic.count, as: UInt32.self)))
             guard count <= (data.count - magic.count - 4 - 32) / recordSize,
                 magic.count + 4 + count * recordSize + 32 == data.count
@@ -231,8 +242,10 @@ final class SquashfsBlockCache: @unchecked Sendable {
             context: Unmanaged.passUnretained(self).toOpaque(),
             lookup: { context, input, size, key, out, outsize, result in
                 let cache = Unmanaged<SquashfsBlockCache>.fromOpaque(context!).takeUnretainedValue()
+                // checked: UInt32 sizes fit Int
                 let found = cache.key(of: UnsafeRawBufferPointer(start: input, count: Int(size)))
                 withUnsafeBytes(of: found) { key!.update(from: $0.bindMemory(to: UInt8.self).baseAddress!, count: 32) }
+                // checked: UInt32 sizes fit Int
                 guard
                     let stored = cache.lookup(
                         found, into: UnsafeMutableRawBufferPointer(start: out, count: Int(outsize)))
@@ -240,15 +253,18 @@ final class SquashfsBlockCache: @unchecked Sendable {
                 result!.pointee = stored
                 return 1
             },
-            produced: { context, key, input, size, out, result in
+            produced: { context, key, input, size, out, result, hit in
                 let cache = Unmanaged<SquashfsBlockCache>.fromOpaque(context!).takeUnretainedValue()
+                // checked: UInt32 sizes fit Int, and results are at least 0
+                let (inputCount, outputCount) = (Int(size), Int(max(result, 0)))
                 cache.produced(
                     Key(UnsafeRawBufferPointer(start: key, count: 32)),
-                    input: UnsafeRawBufferPointer(start: input, count: Int(size)),
-                    output: UnsafeRawBufferPointer(start: out, count: Int(max(result, 0))), result: result)
+                    input: UnsafeRawBufferPointer(start: input, count: inputCount),
+                    output: UnsafeRawBufferPointer(start: out, count: outputCount), result: result, hit: hit != 0)
             },
             written: { context, user, flags, data, size in
                 let cache = Unmanaged<SquashfsBlockCache>.fromOpaque(context!).takeUnretainedValue()
+                // checked: UInt32 sizes fit Int
                 cache.written(user: user, flags: flags, data: UnsafeRawBufferPointer(start: data, count: Int(size)))
             })
     }

@@ -16,7 +16,7 @@ typedef struct gvlt_sqfs_writer gvlt_sqfs_writer;
 /// copies the stored result into `out` (at most `outsize` bytes), sets `*result` to what the
 /// compressor returned for that block (its compressed size, or 0 for "does not shrink") and returns
 /// 1. On a miss it returns 0 and the compressor runs. Either way `produced` then gets the block's key,
-/// its input and the result in `out`, and `written` gets every block as it goes to the file: `user`
+/// its input, the result in `out` and whether it was a hit, and `written` gets every block as it goes to the file: `user`
 /// is the file's inode index + 1 for a file's data blocks (0 for fragment blocks), `flags` the
 /// libsquashfs block flags, `data` the bytes written.
 typedef struct {
@@ -24,7 +24,7 @@ typedef struct {
     int (*lookup)(void *context, const uint8_t *in, uint32_t size, uint8_t *key, uint8_t *out, uint32_t outsize,
                   int32_t *result);
     void (*produced)(void *context, const uint8_t *key, const uint8_t *in, uint32_t size, const uint8_t *out,
-                     int32_t result);
+                     int32_t result, int hit);
     void (*written)(void *context, uint32_t user, uint32_t flags, const uint8_t *data, uint32_t size);
 } gvlt_sqfs_block_cache;
 
