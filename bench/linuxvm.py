@@ -95,7 +95,9 @@ def main():
     env = dict(os.environ, SOURCE_DATE_EPOCH="1700000000")
     image = os.path.join(work, "bench.img")
     build_cmd = [GVLT, "build", "--backend", "linuxvm", "--rootfs-dir", tree, "-o", image, "--force", "--quiet",
-                 "--init-binary", INIT, "--cache-dir", cache, "--squashfs-compressor", args.compressor]
+                 "--init-binary", INIT, "--cache-dir", cache, "--squashfs-compressor", args.compressor,
+                 # Every run a cold build: the build caches would serve the runs after the first.
+                 "--no-cache"]
     subprocess.run(build_cmd, check=True, env=env)  # warm-up: fills the kernel cache and the page cache
 
     tar_path = os.path.join(work, "tree.tar")

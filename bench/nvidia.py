@@ -38,7 +38,9 @@ def main():
     if not os.path.isdir(tree):
         linuxvm.make_tree(tree, args.mib)
     env = dict(os.environ, SOURCE_DATE_EPOCH="1700000000")
-    base = [GVLT, "build", "--backend", "linuxvm", "--rootfs-dir", tree, "--force", "--quiet", "--init-binary", INIT, "--cache-dir", cache]
+    # --no-cache: the build caches would serve every run after the first (the driver caches stay).
+    base = [GVLT, "build", "--backend", "linuxvm", "--rootfs-dir", tree, "--force", "--quiet", "--init-binary", INIT, "--cache-dir", cache,
+            "--no-cache"]
     plain_cmd = base + ["-o", os.path.join(work, "plain.img")]
     accel_cmd = base + ["-o", os.path.join(work, "accel.img"), "--accel", "nvidia"]
     print("warm-up: fills the kernel and NVIDIA caches (the module build takes about 2 minutes the first time)", file=sys.stderr)

@@ -46,6 +46,16 @@ final class IncrementalBuildTests: XCTestCase {
             })
     }
 
+    /// Boots as the worker does, with the image's own command; status 3 is the program's success.
+    func boot(_ image: String, _ sandbox: Sandbox, input: String) throws -> (Int32, String, String?) {
+        try LinuxVMImageTests.boot(
+            image, sandbox: sandbox,
+            workerConfig: """
+                version: 1.1.0
+                debug-exit: {arch: x86, iobase: 0xf4, iosize: 0x4, success-code: 0x3}
+                """, input: input)
+    }
+
     func testARebuildIsServedFromTheCacheReportedAndBootsTheSame() throws {
         let sandbox = try Sandbox()
         try LinuxVMImageTests.makeImage(in: sandbox)
@@ -76,12 +86,7 @@ final class IncrementalBuildTests: XCTestCase {
         let text = try build(sandbox, cache: fresh, output: "uncached2.img", extra: ["--no-cache"])
         XCTAssertTrue(text.stdout.contains("Build cache: not used (--no-cache)"), text.stdout)
 
-        let (status, console, output) = try LinuxVMImageTests.boot(
-            sandbox.path("hit.img"), sandbox: sandbox,
-            workerConfig: """
-                version: 1.1.0
-                debug-exit: {arch: x86, iobase: 0xf4, iosize: 0x4, success-code: 0x3}
-                """, input: "cached\n")
+        let (status, console, output) = try boot(sandbox.path("hit.img"), sandbox, input: "cached\n")
         XCTAssertTrue(console.contains("prover says: from-image"), console)
         XCTAssertTrue(console.contains("su-like uid=1000 gid=1000 mode=4755"), console)
         XCTAssertEqual(output, "got cached\n")
@@ -126,12 +131,7 @@ final class IncrementalBuildTests: XCTestCase {
         let tool = try report(
             try build(sandbox, cache: cache, output: "tool.img", extra: ["--json", "--squashfs-writer", "tool"]))
         XCTAssertNil(tool["cache"])
-        let (status, console, output) = try LinuxVMImageTests.boot(
-            sandbox.path("tool.img"), sandbox: sandbox,
-            workerConfig: """
-                version: 1.1.0
-                debug-exit: {arch: x86, iobase: 0xf4, iosize: 0x4, success-code: 0x3}
-                """, input: "tool\n")
+        let (status, console, output) = try boot(sandbox.path("tool.img"), sandbox, input: "tool\n")
         XCTAssertTrue(console.contains("ttyX chardev=1 major=4 minor=64"), console)
         XCTAssertEqual(output, "got tool\n")
         XCTAssertEqual(status, 3, console)
