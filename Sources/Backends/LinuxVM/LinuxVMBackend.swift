@@ -293,28 +293,29 @@ public final class LinuxVMBackend: ImageBackend {
         var rootImage = scratch + "/root.fs"
         var rootDigest: String?
         var cacheReport: BuildCacheReport?
-        try context.progress.step("packing the root file system (\(settings.root))") {
-            switch settings.root {
-            case .squashfs(let compressor):
-                var squashfs = SquashfsImage(
-                    compressor: compressor, writer: settings.squashfsWriter,
-                    cache: context.buildCache ? context.cache : nil)
-                squashfs.mtime = UInt32(clamping: max(0, epoch))
-                let packed = try squashfs.build(image.tree, scratch: scratch)
-                (rootImage, rootDigest, cacheReport) = (packed.path, packed.sha256, packed.cache)
-            case .ext4:
-                try Ext4Image(epoch: epoch).build(image.tree, to: rootImage, scratch: scratch)
+        func packRoot() throws {
+            try context.progress.step("packing the root file system (\(settings.root))") {
+                switch settings.root {
+                case .squashfs(let compressor):
+                    var squashfs = SquashfsImage(
+                        compressor: compressor, writer: settings.squashfsWriter,
+                        cache: context.buildCache ? context.cache : nil)
+                    squashfs.mtime = UInt32(clamping: max(0, epoch))
+                    let packed = try squashfs.build(image.tree, scratch: scratch)
+                    (rootImage, rootDigest, cacheReport) = (packed.path, packed.sha256, packed.cache)
+                case .ext4:
+                    try Ext4Image(epoch: epoch).build(image.tree, to: rootImage, scratch: scratch)
+                }
             }
         }
-        if let cacheReport {
-            context.logger.info("build cache: \(cacheReport.summary)")
-            if cacheReport.root == .miss { Self.keepCacheBound(context) }
-        }
-        var initramfs: String?
+        // The boot partition is cached alongside the roots the native writer caches.
+        let cachesBoot = context.buildCache && settings.squashfsWriter == .native && settings.root != .ext4
         var commandLine = ([settings.commandLine] + extraCommandLine).joined(separator: " ")
         var diskSignature: UInt32?
         let initPath = settings.customInit ?? "/" + ImageRoot.initPath
+        let boot: (path: String, outcome: BuildCacheReport.Outcome?)
         if order.isEmpty {
+            try packRoot()
             // Everything is built in: the kernel mounts the root itself and starts the init there. It
             // finds the root by the disk signature, not by a device name that depends on the disk bus
             // and on which other disks the worker attaches.
@@ -324,27 +325,48 @@ public final class LinuxVMBackend: ImageBackend {
             diskSignature = signature
             commandLine +=
                 " root=PARTUUID=\(String(format: "%08x", signature))-02 rootfstype=\(fstype) \(settings.rwRoot ? "rw" : "ro") init=\(initPath)"
+            if let args = settings.initArgs, !args.isEmpty { commandLine += " -- " + args }
+            let partition = BootPartition(
+                kernel: kernel.image, initramfs: nil, commandLine: commandLine, sourceDateEpoch: epoch)
+            boot = try context.progress.step("writing the boot partition") {
+                try Self.bootPartition(partition, cached: cachesBoot, cache: context.cache, scratch: scratch)
+            }
         } else {
             // The initramfs's init reads these: which init to start on the root, and how to mount it.
             if settings.customInit != nil { commandLine += " init=\(initPath)" }
             if settings.rwRoot { commandLine += " rw" }
-            initramfs = try Self.writeInitramfs(
-                kernel: kernel, modules: modules, order: order, initBinary: initBinary, mtime: mtime,
-                scratch: scratch, context: context)
+            // Everything after `--` is the init's.
+            if let args = settings.initArgs, !args.isEmpty { commandLine += " -- " + args }
+            // Nothing in the boot partition depends on the root: it is written while the root
+            // compresses, and its steps are timed on their own.
+            let line = commandLine
+            (_, boot) = try overlapping(
+                {
+                    let started = Date()
+                    let initramfs = try Self.writeInitramfs(
+                        kernel: kernel, modules: modules, order: order, initBinary: initBinary, mtime: mtime,
+                        scratch: scratch, context: context)
+                    context.progress.record(
+                        step: "writing the initramfs (\(order.count) modules)",
+                        seconds: Date().timeIntervalSince(started))
+                    let partitionStarted = Date()
+                    let partition = BootPartition(
+                        kernel: kernel.image, initramfs: initramfs, commandLine: line, sourceDateEpoch: epoch)
+                    let boot = try Self.bootPartition(
+                        partition, cached: cachesBoot, cache: context.cache, scratch: scratch)
+                    context.progress.record(
+                        step: "writing the boot partition", seconds: Date().timeIntervalSince(partitionStarted))
+                    return boot
+                }, while: packRoot)
         }
-        // Everything after `--` is the init's.
-        if let args = settings.initArgs, !args.isEmpty { commandLine += " -- " + args }
-        let partition = BootPartition(
-            kernel: kernel.image, initramfs: initramfs, commandLine: commandLine, sourceDateEpoch: epoch)
-        let boot = try context.progress.step("writing the boot partition") { () -> String in
-            guard context.buildCache, cacheReport != nil else { return try partition.build(in: scratch) }
-            let (path, outcome) = try Self.cachedBootPartition(partition, cache: context.cache, scratch: scratch)
-            cacheReport?.bootPartition = outcome
-            return path
+        cacheReport?.bootPartition = boot.outcome
+        if let cacheReport {
+            context.logger.info("build cache: \(cacheReport.summary)")
+            if cacheReport.root == .miss { Self.keepCacheBound(context) }
         }
         let disk = try context.progress.step("writing \(URL(fileURLWithPath: job.output).lastPathComponent)") {
             try DiskImage.write(
-                boot: boot, root: rootImage,
+                boot: boot.path, root: rootImage,
                 diskSignature: diskSignature ?? rootDigest.map { UInt32($0.prefix(8), radix: 16)! },
                 mbrCode: settings.mbrFile,
                 size: settings.size,
@@ -355,6 +377,15 @@ public final class LinuxVMBackend: ImageBackend {
             bytes: disk.bytes, steps: context.steps)
         report.cache = cacheReport
         return report
+    }
+
+    /// The boot partition, from the build cache when `cached`; the outcome is nil without it.
+    static func bootPartition(_ partition: BootPartition, cached: Bool, cache: CacheDirectory, scratch: String)
+        throws -> (path: String, outcome: BuildCacheReport.Outcome?)
+    {
+        guard cached else { return (try partition.build(in: scratch), nil) }
+        let (path, outcome) = try cachedBootPartition(partition, cache: cache, scratch: scratch)
+        return (path, outcome)
     }
 
     /// The boot partition from the build cache, keyed by everything in it: the kernel and initramfs
@@ -473,14 +504,12 @@ public final class LinuxVMBackend: ImageBackend {
         scratch: String, context: BuildContext
     ) throws -> String {
         let path = scratch + "/initrd.img"
-        try context.progress.step("writing the initramfs (\(order.count) modules)") {
-            var initramfs = Initramfs(
-                release: kernel.release, modules: order.map { ($0, modules!.modules[$0]!) },
-                modulesDirectory: modules?.directory ?? "", initBinary: initBinary, mtime: mtime,
-                slimInto: scratch + "/modules")
-            initramfs.note = { context.logger.warning("\($0)") }
-            _ = try initramfs.write(to: path, force: true)
-        }
+        var initramfs = Initramfs(
+            release: kernel.release, modules: order.map { ($0, modules!.modules[$0]!) },
+            modulesDirectory: modules?.directory ?? "", initBinary: initBinary, mtime: mtime,
+            slimInto: scratch + "/modules")
+        initramfs.note = { context.logger.warning("\($0)") }
+        _ = try initramfs.write(to: path, force: true)
         return path
     }
 

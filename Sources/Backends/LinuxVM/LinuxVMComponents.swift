@@ -79,9 +79,11 @@ public final class LinuxVMComponents: HostComponentProvider {
             if wanted.contains("initramfs") {
                 let order = try KernelValidator.validate(
                     kernel.config, modules: modules, root: settings.root, kernel: kernel.origin)
-                let path = try LinuxVMBackend.writeInitramfs(
-                    kernel: kernel, modules: modules, order: order, initBinary: initBinary,
-                    mtime: mtime, scratch: context.scratch.path, context: context)
+                let path = try context.progress.step("writing the initramfs (\(order.count) modules)") {
+                    try LinuxVMBackend.writeInitramfs(
+                        kernel: kernel, modules: modules, order: order, initBinary: initBinary,
+                        mtime: mtime, scratch: context.scratch.path, context: context)
+                }
                 result["initramfs"] = ["path": path, "modules": order]
             }
             if wanted.contains("init") {

@@ -24,23 +24,51 @@ public struct ModuleTree {
                 "kernel modules directory \(directory) does not exist",
                 hint: "pass the kernel's lib/modules/<release> directory with --kernel-modules DIR")
         }
-        let enumerator = FileManager.default.enumerator(atPath: directory)
-        while let relative = enumerator?.nextObject() as? String {
-            guard relative.hasSuffix(".ko") else {
-                if relative.hasSuffix(".ko.xz") || relative.hasSuffix(".ko.zst") || relative.hasSuffix(".ko.gz") {
-                    throw UnsupportedError(
-                        "\(directory)/\(relative) is compressed; gvlt ships modules uncompressed and does not decompress them yet",
-                        hint: "use a kernel built with CONFIG_MODULE_COMPRESS_NONE (Debian's are)")
-                }
-                continue
-            }
-            let file = URL(fileURLWithPath: relative).deletingPathExtension().lastPathComponent
-            modules[Self.canonical(file)] = relative
+        // readdir, not FileManager's enumerator: a Debian kernel has over 4,000 modules, and the
+        // enumerator's per-entry URL and NSString work cost a build 0.15 s.
+        try Self.walk(directory, relative: "") { relative in
+            let file = relative.split(separator: "/").last.map(String.init) ?? relative
+            modules[Self.canonical(String(file.dropLast(3)))] = relative
         }
         if let text = try? String(contentsOfFile: directory + "/modules.builtin", encoding: .utf8) {
             for line in text.split(separator: "\n") {
-                let file = URL(fileURLWithPath: String(line)).deletingPathExtension().lastPathComponent
+                var file = line.split(separator: "/").last.map(String.init) ?? String(line)
+                if let dot = file.lastIndex(of: "."), dot != file.startIndex { file = String(file[..<dot]) }
                 builtIn.insert(Self.canonical(file))
+            }
+        }
+    }
+
+    /// Calls `module` with the path (relative to `root`) of every `.ko` below `relative`, in name
+    /// order; symbolic links to directories (a tree's `build` and `source`) are not followed.
+    private static func walk(_ root: String, relative: String, module: (String) throws -> Void) throws {
+        let directory = relative.isEmpty ? root : root + "/" + relative
+        guard let handle = opendir(directory) else {
+            throw SystemError("cannot read the kernel modules directory", path: directory, errno: errno)
+        }
+        var entries: [(name: String, type: UInt8)] = []
+        while let entry = readdir(handle) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) {
+                String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if name != "." && name != ".." { entries.append((name, entry.pointee.d_type)) }
+        }
+        closedir(handle)
+        for (name, type) in entries.sorted(by: { $0.name < $1.name }) {
+            let path = relative.isEmpty ? name : relative + "/" + name
+            var isDirectory = type == UInt8(DT_DIR)
+            if type == UInt8(DT_UNKNOWN) {
+                var info = stat()
+                isDirectory = lstat(root + "/" + path, &info) == 0 && info.st_mode & S_IFMT == S_IFDIR
+            }
+            if isDirectory {
+                try walk(root, relative: path, module: module)
+            } else if name.hasSuffix(".ko") {
+                try module(path)
+            } else if name.hasSuffix(".ko.xz") || name.hasSuffix(".ko.zst") || name.hasSuffix(".ko.gz") {
+                throw UnsupportedError(
+                    "\(root)/\(path) is compressed; gvlt ships modules uncompressed and does not decompress them yet",
+                    hint: "use a kernel built with CONFIG_MODULE_COMPRESS_NONE (Debian's are)")
             }
         }
     }

@@ -12,14 +12,18 @@ public struct KernelConfig: Sendable {
     public private(set) var options: [String: Value] = [:]
 
     public init(text: String) {
-        for line in text.split(separator: "\n") {
-            guard line.hasPrefix("CONFIG_"), let eq = line.firstIndex(of: "=") else { continue }
-            let name = String(line[..<eq])
+        // Split on bytes: Character-wise splitting of a 280 KB config took a build 0.06 s.
+        let prefix = Array("CONFIG_".utf8)
+        for line in text.utf8.split(separator: UInt8(ascii: "\n")) {
+            guard line.starts(with: prefix), let eq = line.firstIndex(of: UInt8(ascii: "=")) else { continue }
+            let name = String(decoding: line[..<eq], as: UTF8.self)
             let value = line[line.index(after: eq)...]
-            switch value {
-            case "y": options[name] = .builtIn
-            case "m": options[name] = .module
-            default: options[name] = .other(String(value))
+            if value.elementsEqual([UInt8(ascii: "y")]) {
+                options[name] = .builtIn
+            } else if value.elementsEqual([UInt8(ascii: "m")]) {
+                options[name] = .module
+            } else {
+                options[name] = .other(String(decoding: value, as: UTF8.self))
             }
         }
     }
