@@ -305,6 +305,45 @@ final class SquashfsWriterTests: XCTestCase {
                 ?? [], [])
     }
 
+    /// A root written straight into the disk as it is packed, then completed around it, is the disk
+    /// `DiskImage.write` assembles from the same boot partition and root, byte for byte; a boot
+    /// partition that outgrew the room planned for it leaves the disk to be written anew.
+    func testARootWrittenIntoTheDiskGivesTheAssembledDisk() throws {
+        let dir = try scratch()
+        let boot = dir + "/boot.fat"
+        try Self.content(seed: 3, size: 300 << 10).write(to: URL(fileURLWithPath: boot))
+        let rootStart = DiskImage.rootStart(bootKiB: 300)
+        for cached in [false, true] {
+            let direct = dir + "/direct-\(cached).img"
+            let output = try AtomicOutput(path: direct, force: false)
+            let work = dir + "/work-\(cached)"
+            try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+            let packed = try SquashfsImage(
+                compressor: .zstd, cache: cached ? CacheDirectory(root: dir + "/cache") : nil, jobs: 2
+            ).build(try makeTree(), scratch: work, image: (output.fd, rootStart))
+            XCTAssertTrue(packed.inImage)
+            let rootSize = try XCTUnwrap(
+                try FileManager.default.attributesOfItem(atPath: packed.path)[.size] as? Int)
+            // A plan short of the boot partition is refused, with nothing written.
+            XCTAssertNil(
+                try DiskImage.complete(
+                    output, rootStart: DiskImage.rootStart(bootKiB: 200), rootSize: Int64(rootSize), boot: boot,
+                    diskSignature: 0x1234_5678))
+            let done = try XCTUnwrap(
+                try DiskImage.complete(
+                    output, rootStart: rootStart, rootSize: Int64(rootSize), boot: boot,
+                    diskSignature: 0x1234_5678, size: 64 << 20))
+            let assembled = try DiskImage.write(
+                boot: boot, root: packed.path, diskSignature: 0x1234_5678, size: 64 << 20,
+                to: dir + "/assembled-\(cached).img", force: false)
+            XCTAssertEqual(done.sha256, assembled.sha256)
+            XCTAssertEqual(done.bytes, 64 << 20)
+            XCTAssertEqual(
+                try Data(contentsOf: URL(fileURLWithPath: direct)),
+                try Data(contentsOf: URL(fileURLWithPath: dir + "/assembled-\(cached).img")))
+        }
+    }
+
     func testWithoutACacheNothingIsWrittenToIt() throws {
         let dir = try scratch()
         let result = try SquashfsImage(compressor: .zstd, cache: nil).build(try makeTree(), scratch: dir)

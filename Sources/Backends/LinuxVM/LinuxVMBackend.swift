@@ -293,7 +293,8 @@ public final class LinuxVMBackend: ImageBackend {
         var rootImage = scratch + "/root.fs"
         var rootDigest: String?
         var cacheReport: BuildCacheReport?
-        func packRoot() throws {
+        var rootInImage = false
+        func packRoot(into disk: (fd: Int32, offset: Int64)? = nil) throws {
             try context.progress.step("packing the root file system (\(settings.root))") {
                 switch settings.root {
                 case .squashfs(let compressor):
@@ -301,8 +302,9 @@ public final class LinuxVMBackend: ImageBackend {
                         compressor: compressor, writer: settings.squashfsWriter,
                         cache: context.buildCache ? context.cache : nil)
                     squashfs.mtime = UInt32(clamping: max(0, epoch))
-                    let packed = try squashfs.build(image.tree, scratch: scratch)
+                    let packed = try squashfs.build(image.tree, scratch: scratch, image: disk)
                     (rootImage, rootDigest, cacheReport) = (packed.path, packed.sha256, packed.cache)
+                    rootInImage = packed.inImage
                 case .ext4:
                     try Ext4Image(epoch: epoch).build(image.tree, to: rootImage, scratch: scratch)
                 }
@@ -314,6 +316,9 @@ public final class LinuxVMBackend: ImageBackend {
         var diskSignature: UInt32?
         let initPath = settings.customInit ?? "/" + ImageRoot.initPath
         let boot: (path: String, outcome: BuildCacheReport.Outcome?)
+        // The disk's output, opened before the root is packed straight into it.
+        var early: (output: AtomicOutput, rootStart: Int64)?
+        defer { early?.output.abandon() }
         if order.isEmpty {
             try packRoot()
             // Everything is built in: the kernel mounts the root itself and starts the init there. It
@@ -340,24 +345,42 @@ public final class LinuxVMBackend: ImageBackend {
             // Nothing in the boot partition depends on the root: it is written while the root
             // compresses, and its steps are timed on their own.
             let line = commandLine
+            let writeInitramfs = {
+                try Self.writeInitramfs(
+                    kernel: kernel, modules: modules, order: order, initBinary: initBinary, mtime: mtime,
+                    scratch: scratch, context: context)
+            }
+            let initramfsStep = "writing the initramfs (\(order.count) modules)"
+            // The native writer writes the root straight into the disk, where the boot partition's
+            // planned size puts it, so the disk is not a second copy of it at the end. That needs
+            // the initramfs's size first.
+            var initramfs: String?
+            if settings.squashfsWriter == .native, settings.root != .ext4 {
+                let path = try context.progress.step(initramfsStep) { try writeInitramfs() }
+                initramfs = path
+                let planned = try BootPartition(
+                    kernel: kernel.image, initramfs: path, commandLine: line, sourceDateEpoch: epoch
+                ).plannedKiB()
+                let output = try AtomicOutput(path: job.output, force: job.force)
+                early = (output, DiskImage.rootStart(bootKiB: planned))
+            }
+            let slot = early.map { (fd: $0.output.fd, offset: $0.rootStart) }
             (_, boot) = try overlapping(
                 {
                     let started = Date()
-                    let initramfs = try Self.writeInitramfs(
-                        kernel: kernel, modules: modules, order: order, initBinary: initBinary, mtime: mtime,
-                        scratch: scratch, context: context)
-                    context.progress.record(
-                        step: "writing the initramfs (\(order.count) modules)",
-                        seconds: Date().timeIntervalSince(started))
+                    let initrd = try initramfs ?? writeInitramfs()
+                    if initramfs == nil {
+                        context.progress.record(step: initramfsStep, seconds: Date().timeIntervalSince(started))
+                    }
                     let partitionStarted = Date()
                     let partition = BootPartition(
-                        kernel: kernel.image, initramfs: initramfs, commandLine: line, sourceDateEpoch: epoch)
+                        kernel: kernel.image, initramfs: initrd, commandLine: line, sourceDateEpoch: epoch)
                     let boot = try Self.bootPartition(
                         partition, cached: cachesBoot, cache: context.cache, scratch: scratch)
                     context.progress.record(
                         step: "writing the boot partition", seconds: Date().timeIntervalSince(partitionStarted))
                     return boot
-                }, while: packRoot)
+                }, while: { try packRoot(into: slot) })
         }
         cacheReport?.bootPartition = boot.outcome
         if let cacheReport {
@@ -365,7 +388,27 @@ public final class LinuxVMBackend: ImageBackend {
             if cacheReport.root == .miss { Self.keepCacheBound(context) }
         }
         let disk = try context.progress.step("writing \(URL(fileURLWithPath: job.output).lastPathComponent)") {
-            try DiskImage.write(
+            () -> (sha256: String, bytes: Int64) in
+            if let (output, rootStart) = early {
+                if rootInImage {
+                    var info = stat()
+                    guard stat(rootImage, &info) == 0 else {
+                        throw SystemError("cannot read", path: rootImage, errno: errno)
+                    }
+                    let signature =
+                        try diskSignature ?? rootDigest.map { UInt32($0.prefix(8), radix: 16)! }
+                        ?? DiskImage.diskSignature(root: rootImage)
+                    if let done = try DiskImage.complete(
+                        output, rootStart: rootStart, rootSize: Int64(info.st_size), boot: boot.path,
+                        diskSignature: signature, mbrCode: settings.mbrFile, size: settings.size)
+                    {
+                        return done
+                    }
+                }
+                // A root from the cache, or a boot partition that outgrew its plan: a disk anew.
+                output.abandon()
+            }
+            return try DiskImage.write(
                 boot: boot.path, root: rootImage,
                 diskSignature: diskSignature ?? rootDigest.map { UInt32($0.prefix(8), radix: 16)! },
                 mbrCode: settings.mbrFile,

@@ -1,9 +1,14 @@
+// sync_file_range
+#define _GNU_SOURCE
 #include "gvlt_squashfs_writer.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <sqfs/block.h>
 #include <sqfs/block_processor.h>
@@ -111,6 +116,87 @@ static sqfs_u64 recording_count(const sqfs_block_writer_t *base) {
     return r->inner->get_block_count(r->inner);
 }
 
+// The root's file, with every write made into the disk image too, at the root partition's offset:
+// the disk gets its root while it compresses instead of a copy of it afterwards, and the writes
+// are handed to writeback as they go, so the disk's final flush has little left to wait for.
+typedef struct {
+    sqfs_file_t base;
+    sqfs_file_t *inner;
+    int image_fd;
+    uint64_t offset;
+    uint64_t handed;  // root bytes given to writeback so far
+} tee_file;
+
+static const uint64_t tee_writeback_step = 8u << 20;
+
+static void tee_destroy(sqfs_object_t *object) {
+    tee_file *t = (tee_file *)object;
+    sqfs_destroy(t->inner);
+    free(t);
+}
+
+static int tee_read_at(sqfs_file_t *base, sqfs_u64 offset, void *buffer, size_t size) {
+    tee_file *t = (tee_file *)base;
+    return t->inner->read_at(t->inner, offset, buffer, size);
+}
+
+static int tee_write_at(sqfs_file_t *base, sqfs_u64 offset, const void *buffer, size_t size) {
+    tee_file *t = (tee_file *)base;
+    int ret = t->inner->write_at(t->inner, offset, buffer, size);
+    if (ret != 0) return ret;
+    if (offset > UINT64_MAX - t->offset - size || t->offset + offset + size > (uint64_t)INT64_MAX) {
+        return SQFS_ERROR_OUT_OF_BOUNDS;
+    }
+    const uint8_t *bytes = buffer;
+    size_t done = 0;
+    while (done < size) {
+        ssize_t n = pwrite(t->image_fd, bytes + done, size - done, (off_t)(t->offset + offset + done));
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return SQFS_ERROR_IO;
+        }
+        done += (size_t)n;
+    }
+    uint64_t end = offset + size;
+    if (end >= t->handed + tee_writeback_step) {
+        uint64_t upto = end / tee_writeback_step * tee_writeback_step;
+        // Only a hint (SYNC_FILE_RANGE_WRITE): a later write over the range is still fine.
+        (void)sync_file_range(t->image_fd, (off_t)(t->offset + t->handed), (off_t)(upto - t->handed),
+                              SYNC_FILE_RANGE_WRITE);
+        t->handed = upto;
+    }
+    return 0;
+}
+
+static sqfs_u64 tee_get_size(const sqfs_file_t *base) {
+    const tee_file *t = (const tee_file *)base;
+    return t->inner->get_size(t->inner);
+}
+
+static int tee_truncate(sqfs_file_t *base, sqfs_u64 size) {
+    tee_file *t = (tee_file *)base;
+    int ret = t->inner->truncate(t->inner, size);
+    if (ret != 0) return ret;
+    if (size > (uint64_t)INT64_MAX - t->offset) return SQFS_ERROR_OUT_OF_BOUNDS;
+    if (ftruncate(t->image_fd, (off_t)(t->offset + size)) != 0) return SQFS_ERROR_IO;
+    if (t->handed > size) t->handed = size / tee_writeback_step * tee_writeback_step;
+    return 0;
+}
+
+static sqfs_file_t *tee_open(sqfs_file_t *inner, int image_fd, uint64_t offset) {
+    tee_file *t = calloc(1, sizeof(*t));
+    if (t == NULL) return NULL;
+    t->base.base.destroy = tee_destroy;
+    t->base.read_at = tee_read_at;
+    t->base.write_at = tee_write_at;
+    t->base.get_size = tee_get_size;
+    t->base.truncate = tee_truncate;
+    t->inner = inner;
+    t->image_fd = image_fd;
+    t->offset = offset;
+    return &t->base;
+}
+
 struct gvlt_sqfs_writer {
     sqfs_file_t *file;
     sqfs_compressor_t *cmp;       // metadata and tables
@@ -161,7 +247,8 @@ void gvlt_sqfs_writer_destroy(gvlt_sqfs_writer *w) {
     free(w);
 }
 
-int gvlt_sqfs_writer_create(const char *path, const char *compressor, uint32_t block_size, uint32_t mtime,
+int gvlt_sqfs_writer_create(const char *path, int image_fd, uint64_t image_offset, const char *compressor,
+                            uint32_t block_size, uint32_t mtime,
                             uint32_t workers, uint32_t node_count, const gvlt_sqfs_block_cache *cache,
                             gvlt_sqfs_writer **out, const char **what) {
     *out = NULL;
@@ -207,6 +294,14 @@ int gvlt_sqfs_writer_create(const char *path, const char *compressor, uint32_t b
     if (w->file == NULL) {
         ret = SQFS_ERROR_IO;
         goto fail;
+    }
+    if (image_fd >= 0) {
+        sqfs_file_t *tee = tee_open(w->file, image_fd, image_offset);
+        if (tee == NULL) {
+            ret = SQFS_ERROR_ALLOC;
+            goto fail;
+        }
+        w->file = tee;
     }
     *what = "writing the super block";
     if ((ret = sqfs_super_init(&w->super, block_size, mtime, (SQFS_COMPRESSOR)cfg.id)) != 0) goto fail;

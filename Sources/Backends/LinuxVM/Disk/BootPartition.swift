@@ -36,6 +36,22 @@ public struct BootPartition {
         return text + "  INITRD /initrd.img\n  APPEND \(commandLine)\n"
     }
 
+    /// The partition's size in KiB, from the sizes of the files alone: the files plus SYSLINUX's own
+    /// (~180 KiB) plus the FAT's tables and directory, with a small margin. The disk can be laid
+    /// out by it before the partition is written. Should it fall short, `build` makes the partition
+    /// larger (mcopy says the disk is full, and the next try is 256 KiB larger).
+    public func plannedKiB() throws -> Int {
+        var payload: Int64 = 0
+        var sizes = [Int64(syslinuxConfig.utf8.count)]
+        for path in [kernel] + (initramfs.map { [$0] } ?? []) {
+            var info = stat()
+            guard stat(path, &info) == 0 else { throw SystemError("cannot read", path: path, errno: errno) }
+            sizes.append(Int64(info.st_size))
+        }
+        for size in sizes { payload += (size + 4095) / 4096 * 4096 }
+        return Int((payload + 192 * 1024 + payload / 64 + 128 * 1024) / 1024 + 63) / 64 * 64
+    }
+
     /// Writes the partition image into `scratch` and returns its path.
     public func build(in scratch: String) throws -> String {
         let mkfs = try Self.tools[0].require()
@@ -48,15 +64,8 @@ public struct BootPartition {
         try Data(syslinuxConfig.utf8).write(to: URL(fileURLWithPath: staging + "/syslinux.cfg"))
         files.append(("syslinux.cfg", staging + "/syslinux.cfg"))
 
-        // Size: the files plus SYSLINUX's own (~180 KiB) plus the FAT's tables and directory, with a
-        // small margin. If the estimate is short, mcopy says the disk is full and the next try is 256 KiB
-        // larger; the image holds no more free space than that.
-        var payload: Int64 = 0
         var hasher = ContentHasher()
         for file in files {
-            let size = Int64(
-                (try FileManager.default.attributesOfItem(atPath: file.source)[.size] as? NSNumber)?.int64Value ?? 0)
-            payload += (size + 4095) / 4096 * 4096
             hasher.add(file.name)
             try hasher.add(file: file.source)
         }
@@ -74,7 +83,7 @@ public struct BootPartition {
             ]
             _ = utimensat(AT_FDCWD, copy, &times, 0)
         }
-        var kib = Int((payload + 192 * 1024 + payload / 64 + 128 * 1024) / 1024 + 63) / 64 * 64
+        var kib = try plannedKiB()
         for _ in 0..<16 {
             try? FileManager.default.removeItem(atPath: image)
             try HostCommand.run(

@@ -1,4 +1,5 @@
 import Core
+import Crypto
 import Foundation
 
 /// The worker's disk: a raw MBR disk with SYSLINUX's boot code, partition 1 FAT (active)
@@ -38,53 +39,13 @@ public enum DiskImage {
         boot: String, root: String, diskSignature: UInt32? = nil, mbrCode customCode: String? = nil,
         size: Int64? = nil, to path: String, force: Bool
     ) throws -> (sha256: String, bytes: Int64) {
-        let code: Data
-        if let customCode {
-            guard let data = FileManager.default.contents(atPath: customCode) else {
-                throw InputError("cannot read the MBR boot code \(customCode)", hint: "check the --mbr-file path")
-            }
-            // Bytes 440 on hold the disk signature and the partition table, which are the image's own.
-            guard !data.isEmpty, data.count <= 440 || (data.count == 512 && data[510] == 0x55 && data[511] == 0xAA)
-            else {
-                throw InputError(
-                    "--mbr-file \(customCode) is \(data.count) bytes; MBR boot code is at most 440 bytes (or a 512-byte sector ending in 55 AA)",
-                    hint: "use a boot code file such as syslinux's mbr.bin")
-            }
-            code = data.prefix(440)
-        } else {
-            guard let data = FileManager.default.contents(atPath: mbrCode) else {
-                throw MissingToolError(tool: mbrCode, aptPackage: "syslinux-common", purpose: "booting linuxvm images")
-            }
-            code = data
-        }
+        let code = try bootCode(customCode)
         let bootFile = try SharedFile.openRegular(boot, what: "boot partition", followSymlinks: false)
         let rootFile = try SharedFile.openRegular(root, what: "root file system", followSymlinks: false)
-        var layout = layout(bootSize: bootFile.size, rootSize: rootFile.size)
-        if let size {
-            guard size / 512 * 512 >= layout.total else {
-                throw InputError(
-                    "--size \(size) bytes is too small: this image needs at least \(layout.total) bytes (\((layout.total + (1 << 20) - 1) >> 20) MiB)",
-                    hint:
-                        "pass --size \((layout.total + (1 << 20) - 1) >> 20)M or more, or drop --size for the smallest image"
-                )
-            }
-            guard (size / 512 - layout.rootStart / 512) <= Int64(UInt32.max) else {
-                throw InputError("--size \(size) bytes is more than an MBR partition can hold (2 TiB)")
-            }
-            layout.rootSize = size / 512 * 512 - layout.rootStart
-        }
+        let layout = try sizedLayout(
+            layout(bootSize: bootFile.size, rootSize: rootFile.size), size: size)
         let signature = try diskSignature ?? Self.diskSignature(root: root)
-        let mbr = try MBR(
-            bootCode: Array(code.prefix(440)), diskSignature: signature,
-            partitions: [
-                .init(
-                    active: true, type: MBR.Partition.fat32LBA, firstSector: UInt32(layout.bootStart / 512),
-                    sectorCount: UInt32(layout.bootSize / 512)),
-                .init(
-                    active: false, type: MBR.Partition.linux, firstSector: UInt32(layout.rootStart / 512),
-                    sectorCount: UInt32(layout.rootSize / 512))
-            ]
-        ).encode()
+        let mbr = try Self.mbr(code: code, signature: signature, layout: layout)
 
         let output = try AtomicOutput(path: path, force: force)
         var committed = false
@@ -112,5 +73,111 @@ public enum DiskImage {
         try output.commit()
         committed = true
         return (sink.digest(), sink.byteCount)
+    }
+
+    /// SYSLINUX's MBR boot code, or the user's (`--mbr-file`).
+    static func bootCode(_ customCode: String?) throws -> [UInt8] {
+        if let customCode {
+            guard let data = FileManager.default.contents(atPath: customCode) else {
+                throw InputError("cannot read the MBR boot code \(customCode)", hint: "check the --mbr-file path")
+            }
+            // Bytes 440 on hold the disk signature and the partition table, which are the image's own.
+            guard !data.isEmpty, data.count <= 440 || (data.count == 512 && data[510] == 0x55 && data[511] == 0xAA)
+            else {
+                throw InputError(
+                    "--mbr-file \(customCode) is \(data.count) bytes; MBR boot code is at most 440 bytes (or a 512-byte sector ending in 55 AA)",
+                    hint: "use a boot code file such as syslinux's mbr.bin")
+            }
+            return Array(data.prefix(440))
+        }
+        guard let data = FileManager.default.contents(atPath: mbrCode) else {
+            throw MissingToolError(tool: mbrCode, aptPackage: "syslinux-common", purpose: "booting linuxvm images")
+        }
+        return Array(data.prefix(440))
+    }
+
+    /// `layout` grown to `size` bytes (`--size`), the root partition taking the room.
+    static func sizedLayout(_ layout: Layout, size: Int64?) throws -> Layout {
+        guard let size else { return layout }
+        var layout = layout
+        guard size / 512 * 512 >= layout.total else {
+            throw InputError(
+                "--size \(size) bytes is too small: this image needs at least \(layout.total) bytes (\((layout.total + (1 << 20) - 1) >> 20) MiB)",
+                hint:
+                    "pass --size \((layout.total + (1 << 20) - 1) >> 20)M or more, or drop --size for the smallest image"
+            )
+        }
+        guard (size / 512 - layout.rootStart / 512) <= Int64(UInt32.max) else {
+            throw InputError("--size \(size) bytes is more than an MBR partition can hold (2 TiB)")
+        }
+        layout.rootSize = size / 512 * 512 - layout.rootStart
+        return layout
+    }
+
+    static func mbr(code: [UInt8], signature: UInt32, layout: Layout) throws -> [UInt8] {
+        try MBR(
+            bootCode: code, diskSignature: signature,
+            partitions: [
+                .init(
+                    active: true, type: MBR.Partition.fat32LBA, firstSector: UInt32(layout.bootStart / 512),
+                    sectorCount: UInt32(layout.bootSize / 512)),
+                .init(
+                    active: false, type: MBR.Partition.linux, firstSector: UInt32(layout.rootStart / 512),
+                    sectorCount: UInt32(layout.rootSize / 512))
+            ]
+        ).encode()
+    }
+
+    /// Where the root partition starts when the boot partition is `bootKiB` large.
+    public static func rootStart(bootKiB: Int) -> Int64 {
+        layout(bootSize: Int64(bootKiB) * 1024, rootSize: 0).rootStart
+    }
+
+    /// Completes a disk whose root file system was written into `output` at `rootStart` while it
+    /// was packed: the MBR and the boot partition go before it, and the rest is holes. Returns nil,
+    /// having written nothing, when the boot partition needs more room than `rootStart` leaves
+    /// (then the caller writes the disk anew with `write`). Commits the output.
+    public static func complete(
+        _ output: AtomicOutput, rootStart: Int64, rootSize: Int64, boot: String, diskSignature: UInt32,
+        mbrCode customCode: String? = nil, size: Int64? = nil
+    ) throws -> (sha256: String, bytes: Int64)? {
+        let bootFile = try SharedFile.openRegular(boot, what: "boot partition", followSymlinks: false)
+        var layout = layout(bootSize: bootFile.size, rootSize: rootSize)
+        guard layout.rootStart == rootStart else { return nil }
+        layout = try sizedLayout(layout, size: size)
+        let mbr = try Self.mbr(code: try bootCode(customCode), signature: diskSignature, layout: layout)
+        func put(_ bytes: UnsafeRawBufferPointer, at offset: Int64) throws {
+            var done = 0
+            while done < bytes.count {
+                let n = pwrite(output.fd, bytes.baseAddress! + done, bytes.count - done, off_t(offset) + off_t(done))
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else { throw SystemError("cannot write", path: output.path, errno: errno) }
+                done += n
+            }
+        }
+        try mbr.withUnsafeBytes { try put($0, at: 0) }
+        var offset = layout.bootStart
+        try FileContent.blobRange(file: bootFile, offset: 0, length: bootFile.size).stream { chunk in
+            try put(chunk, at: offset)
+            offset += Int64(chunk.count)
+        }
+        guard ftruncate(output.fd, off_t(layout.total)) == 0 else {
+            throw SystemError("cannot set the size of", path: output.path, errno: errno)
+        }
+        // The disk's digest, read back: the root's super block went to its start last.
+        var hasher = SHA256()
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
+        defer { buffer.deallocate() }
+        var position: Int64 = 0
+        while position < layout.total {
+            let n = pread(
+                output.fd, buffer.baseAddress!, Int(min(Int64(buffer.count), layout.total - position)), off_t(position))
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw SystemError("cannot read back", path: output.path, errno: n < 0 ? errno : EIO) }
+            hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+            position += Int64(n)
+        }
+        try output.commit()
+        return ("sha256:" + hasher.finalize().hexString, layout.total)
     }
 }

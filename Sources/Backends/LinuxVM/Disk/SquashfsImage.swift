@@ -40,10 +40,14 @@ public struct SquashfsImage {
         public var path: String
         public var sha256: String?
         public var cache: BuildCacheReport?
+        /// Whether the root was also written into the disk image passed to `build`.
+        public var inImage = false
     }
 
     /// Packs `tree` as `scratch/root.fs` (or, on a cache hit across file systems, the cached file).
-    public func build(_ tree: FileTree, scratch: String) throws -> Result {
+    /// The native writer also writes a root it compresses into `image` (an open disk image, at its
+    /// root partition's offset); a root from the cache is not.
+    public func build(_ tree: FileTree, scratch: String, image: (fd: Int32, offset: Int64)? = nil) throws -> Result {
         let output = scratch + "/root.fs"
         guard writer == .native else {
             try build(tree, to: output)
@@ -56,8 +60,8 @@ public struct SquashfsImage {
         }
         var native = SquashfsWriter(compressor: compressor, blockSize: blockSize, mtime: mtime, jobs: jobs)
         guard let cache else {
-            try native.write(tree, to: output)
-            return Result(path: output, cache: BuildCacheReport(enabled: false))
+            try native.write(tree, to: output, image: image)
+            return Result(path: output, cache: BuildCacheReport(enabled: false), inImage: image != nil)
         }
         let toolVersion = SquashfsWriter.toolVersion
         let roots = BuildFileCache.roots(cache)
@@ -78,11 +82,11 @@ public struct SquashfsImage {
         native.cache = blocks
         let (written, sha256) = try roots.store(
             key, at: output, extras: { [SquashfsBlockCache.indexName: $0.blockIndex ?? Data()] }
-        ) { try native.write(tree, to: $0) }
+        ) { try native.write(tree, to: $0, image: image) }
         report.blocksReused = written.blockHits
         report.blocksCompressed = written.blockMisses
         report.damagedEntries = blocks.problems.damaged + blocks.problems.unreadableIndexes + (damaged ? 1 : 0)
-        return Result(path: output, sha256: sha256, cache: report)
+        return Result(path: output, sha256: sha256, cache: report, inImage: image != nil)
     }
 
     /// The tool writer: the tree as a tar into tar2sqfs or mksquashfs.

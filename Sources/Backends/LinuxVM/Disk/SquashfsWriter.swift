@@ -62,8 +62,9 @@ struct SquashfsWriter {
             separator: "\n")
     }
 
+    /// Writes the root to `path`, and with `image` into that open file at that offset too.
     @discardableResult
-    func write(_ tree: FileTree, to path: String) throws -> Report {
+    func write(_ tree: FileTree, to path: String, image: (fd: Int32, offset: Int64)? = nil) throws -> Report {
         let layout = try Layout(tree, blockSize: blockSize)
         defer { layout.release() }
         var callbacks = cache?.callbacks ?? gvlt_sqfs_block_cache()
@@ -72,7 +73,8 @@ struct SquashfsWriter {
         var what: UnsafePointer<CChar>?
         let created = withUnsafePointer(to: &callbacks) { pointer -> Int32 in
             gvlt_sqfs_writer_create(
-                path, compressor.rawValue, blockSize, mtime, UInt32(max(1, jobs)), UInt32(layout.nodes.count),
+                path, image?.fd ?? -1, UInt64(max(0, image?.offset ?? 0)), compressor.rawValue, blockSize, mtime,
+                UInt32(max(1, jobs)), UInt32(layout.nodes.count),
                 caching ? pointer : nil, &writer, &what)
         }
         guard created == 0, let writer else { throw failure(created, what, path: path) }

@@ -33,10 +33,13 @@ typedef struct {
 /// code (< 0) for an unknown or unsupported compressor.
 int gvlt_sqfs_compressor_config(const char *compressor, uint32_t block_size, uint8_t out[32]);
 
-/// Creates `path` (replacing a file there) and starts a file system of `node_count` inodes.
+/// Creates `path` (replacing a file there) and starts a file system of `node_count` inodes. With
+/// `image_fd` >= 0, every write is also made into that file at `image_offset` (the disk image's
+/// root partition).
 /// `workers` threads compress; `cache` may be NULL. On failure returns a libsquashfs error code
 /// (< 0) and sets `*what` to the step that failed.
-int gvlt_sqfs_writer_create(const char *path, const char *compressor, uint32_t block_size, uint32_t mtime,
+int gvlt_sqfs_writer_create(const char *path, int image_fd, uint64_t image_offset, const char *compressor,
+                            uint32_t block_size, uint32_t mtime,
                             uint32_t workers, uint32_t node_count, const gvlt_sqfs_block_cache *cache,
                             gvlt_sqfs_writer **out, const char **what);
 void gvlt_sqfs_writer_destroy(gvlt_sqfs_writer *writer);
