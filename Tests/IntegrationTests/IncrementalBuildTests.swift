@@ -221,8 +221,8 @@ final class IncrementalBuildTests: XCTestCase {
         let cache = try privateCache(sandbox)
         let crashed = try build(
             sandbox, cache: cache, output: "vm.img",
-            environment: ["GVLT_TEST_TRAP_AT": "cache-store", "SWIFT_BACKTRACE": "enable=no"])
-        XCTAssertTrue(crashed.stderr.contains("GVLT_TEST_TRAP_AT=cache-store"), crashed.stderr)
+            environment: ["GVLT_TEST_TRAP_AT": "cache-store-squashfs-roots", "SWIFT_BACKTRACE": "enable=no"])
+        XCTAssertTrue(crashed.stderr.contains("GVLT_TEST_TRAP_AT=cache-store-squashfs-roots"), crashed.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: sandbox.path("vm.img")))
         let staging = cache + "/" + CachePruning.squashfsRoots + "/tmp"
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: staging).count, 1)

@@ -365,22 +365,28 @@ public final class LinuxVMBackend: ImageBackend {
                 early = (output, DiskImage.rootStart(bootKiB: planned))
             }
             let slot = early.map { (fd: $0.output.fd, offset: $0.rootStart) }
-            (_, boot) = try overlapping(
-                {
-                    let started = Date()
-                    let initrd = try initramfs ?? writeInitramfs()
-                    if initramfs == nil {
-                        context.progress.record(step: initramfsStep, seconds: Date().timeIntervalSince(started))
-                    }
-                    let partitionStarted = Date()
-                    let partition = BootPartition(
-                        kernel: kernel.image, initramfs: initrd, commandLine: line, sourceDateEpoch: epoch)
-                    let boot = try Self.bootPartition(
-                        partition, cached: cachesBoot, cache: context.cache, scratch: scratch)
-                    context.progress.record(
-                        step: "writing the boot partition", seconds: Date().timeIntervalSince(partitionStarted))
-                    return boot
-                }, while: { try packRoot(into: slot) })
+            let writeBootPartition = {
+                let started = Date()
+                let initrd = try initramfs ?? writeInitramfs()
+                if initramfs == nil {
+                    context.progress.record(step: initramfsStep, seconds: Date().timeIntervalSince(started))
+                }
+                let partitionStarted = Date()
+                let partition = BootPartition(
+                    kernel: kernel.image, initramfs: initrd, commandLine: line, sourceDateEpoch: epoch)
+                let boot = try Self.bootPartition(
+                    partition, cached: cachesBoot, cache: context.cache, scratch: scratch)
+                context.progress.record(
+                    step: "writing the boot partition", seconds: Date().timeIntervalSince(partitionStarted))
+                return boot
+            }
+            if early != nil {
+                (_, boot) = try overlapping(writeBootPartition, while: { try packRoot(into: slot) })
+            } else {
+                // The tool writer and ext4 run their own processes and pipes: one at a time.
+                try packRoot()
+                boot = try writeBootPartition()
+            }
         }
         cacheReport?.bootPartition = boot.outcome
         if let cacheReport {

@@ -5,7 +5,8 @@ import Foundation
 /// Steps: `source` (the tree is read), `prepare`, `build` (before the backend writes), `commit`
 /// (the output is written in full, not yet named); `pull-blob` (a layer downloaded and verified, not
 /// yet in the cache), `pull-layout` (`gvlt pull -o`'s layout written, not yet named) and
-/// `cache-store` (a build cache entry staged, not yet published).
+/// `cache-store-squashfs-roots` and `cache-store-boot-partitions` (a build cache entry staged, not
+/// yet published).
 public enum TestTrap {
     @inline(__always)
     public static func reach(_ step: String) {

@@ -119,20 +119,6 @@ enum YAMLLimits {
     /// Runs `body` on a thread with a 256 MiB stack (reserved, touched only as deep as the
     /// document goes): deep enough for the nesting `checkNesting` lets through.
     static func onLargeStack<T>(_ body: @escaping () throws -> T) throws -> T {
-        let box = ResultBox<T>()
-        let done = DispatchSemaphore(value: 0)
-        let thread = Thread {
-            box.result = Result { try body() }
-            done.signal()
-        }
-        thread.stackSize = 256 << 20
-        thread.start()
-        done.wait()
-        return try box.result!.get()
+        try startThread(stackSize: 256 << 20, body)()
     }
-}
-
-/// Carries a result back from the parsing thread, which `onLargeStack` waits for.
-private final class ResultBox<T>: @unchecked Sendable {
-    var result: Result<T, Error>?
 }

@@ -10,20 +10,30 @@ import Foundation
 public func overlapping<Foreground, Background>(
     _ background: @escaping () throws -> Background, while foreground: () throws -> Foreground
 ) throws -> (Foreground, Background) {
-    let outcome = OverlapOutcome<Background>()
-    let done = DispatchSemaphore(value: 0)
-    let thread = Thread {
-        outcome.value = Result { try background() }
-        done.signal()
-    }
     // The default 512 KiB is tight for the Swift code the background runs (tree and archive writers).
-    thread.stackSize = 8 << 20
-    thread.start()
+    let join = startThread(stackSize: 8 << 20, background)
     let front = Result { try foreground() }
-    done.wait()
-    return (try front.get(), try outcome.value!.get())
+    let back = Result { try join() }
+    return (try front.get(), try back.get())
 }
 
-private final class OverlapOutcome<Value>: @unchecked Sendable {
+/// Starts `body` on a new thread with a stack of `stackSize` bytes; the returned function waits
+/// for it and gives its result.
+func startThread<T>(stackSize: Int, _ body: @escaping () throws -> T) -> () throws -> T {
+    let box = ThreadResult<T>()
+    let done = DispatchSemaphore(value: 0)
+    let thread = Thread {
+        box.value = Result { try body() }
+        done.signal()
+    }
+    thread.stackSize = stackSize
+    thread.start()
+    return {
+        done.wait()
+        return try box.value!.get()
+    }
+}
+
+private final class ThreadResult<Value>: @unchecked Sendable {
     var value: Result<Value, Error>?
 }

@@ -78,7 +78,7 @@ struct BuildFileCache {
                 return (result, sha256)
             }
         }
-        TestTrap.reach("cache-store")
+        TestTrap.reach("cache-store-" + URL(fileURLWithPath: directory).lastPathComponent)
         // A racing build may have published the same entry first; its bytes are the same.
         _ = rename(entry, directory + "/" + key)
         return (result, sha256)
