@@ -397,15 +397,14 @@ public final class LinuxVMBackend: ImageBackend {
             () -> (sha256: String, bytes: Int64) in
             if let (output, rootStart) = early {
                 if rootInImage {
-                    var info = stat()
-                    guard stat(rootImage, &info) == 0 else {
-                        throw SystemError("cannot read", path: rootImage, errno: errno)
-                    }
+                    let rootSize = try SharedFile.openRegular(
+                        rootImage, what: "root file system", followSymlinks: false
+                    ).size
                     let signature =
                         try diskSignature ?? rootDigest.map { UInt32($0.prefix(8), radix: 16)! }
                         ?? DiskImage.diskSignature(root: rootImage)
                     if let done = try DiskImage.complete(
-                        output, rootStart: rootStart, rootSize: Int64(info.st_size), boot: boot.path,
+                        output, rootStart: rootStart, rootSize: rootSize, boot: boot.path,
                         diskSignature: signature, mbrCode: settings.mbrFile, size: settings.size)
                     {
                         return done

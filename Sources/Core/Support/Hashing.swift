@@ -9,7 +9,11 @@ public enum SHA256Hex {
 
     /// Streams the file; never holds it in memory whole.
     public static func of(file path: String) throws -> String {
-        let file = try SharedFile.openRegular(path, what: "file", followSymlinks: true)
+        try of(try SharedFile.openRegular(path, what: "file", followSymlinks: true))
+    }
+
+    /// The same for an open file, which may have no name (an output not yet committed).
+    public static func of(_ file: SharedFile) throws -> String {
         var hasher = SHA256()
         try FileContent.blobRange(file: file, offset: 0, length: file.size).stream { hasher.update(bufferPointer: $0) }
         return hasher.finalize().hexString

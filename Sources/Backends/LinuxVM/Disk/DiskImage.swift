@@ -1,5 +1,4 @@
 import Core
-import Crypto
 import Foundation
 
 /// The worker's disk: a raw MBR disk with SYSLINUX's boot code, partition 1 FAT (active)
@@ -146,38 +145,20 @@ public enum DiskImage {
         guard layout.rootStart == rootStart else { return nil }
         layout = try sizedLayout(layout, size: size)
         let mbr = try Self.mbr(code: try bootCode(customCode), signature: diskSignature, layout: layout)
-        func put(_ bytes: UnsafeRawBufferPointer, at offset: Int64) throws {
-            var done = 0
-            while done < bytes.count {
-                let n = pwrite(output.fd, bytes.baseAddress! + done, bytes.count - done, off_t(offset) + off_t(done))
-                if n < 0 && errno == EINTR { continue }
-                guard n > 0 else { throw SystemError("cannot write", path: output.path, errno: errno) }
-                done += n
-            }
-        }
-        try mbr.withUnsafeBytes { try put($0, at: 0) }
+        // A descriptor of its own: SharedFile closes it, and the output keeps its own to commit.
+        let duplicate = dup(output.fd)
+        guard duplicate >= 0 else { throw SystemError("cannot write", path: output.path, errno: errno) }
+        let disk = SharedFile(fd: duplicate, displayName: output.path)
+        try mbr.withUnsafeBytes { try disk.write($0, at: 0) }
         var offset = layout.bootStart
         try FileContent.blobRange(file: bootFile, offset: 0, length: bootFile.size).stream { chunk in
-            try put(chunk, at: offset)
+            try disk.write(chunk, at: offset)
             offset += Int64(chunk.count)
         }
-        guard ftruncate(output.fd, off_t(layout.total)) == 0 else {
-            throw SystemError("cannot set the size of", path: output.path, errno: errno)
-        }
+        try disk.truncate(to: layout.total)
         // The disk's digest, read back: the root's super block went to its start last.
-        var hasher = SHA256()
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
-        defer { buffer.deallocate() }
-        var position: Int64 = 0
-        while position < layout.total {
-            let n = pread(
-                output.fd, buffer.baseAddress!, Int(min(Int64(buffer.count), layout.total - position)), off_t(position))
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw SystemError("cannot read back", path: output.path, errno: n < 0 ? errno : EIO) }
-            hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
-            position += Int64(n)
-        }
+        let sha256 = try SHA256Hex.of(disk)
         try output.commit()
-        return ("sha256:" + hasher.finalize().hexString, layout.total)
+        return ("sha256:" + sha256, layout.total)
     }
 }
