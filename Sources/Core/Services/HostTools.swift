@@ -90,32 +90,21 @@ public enum HostCommand {
         process.standardOutput = pipe
         process.standardError = pipe
         process.standardInput = FileHandle.nullDevice
-        final class Collected: @unchecked Sendable {
-            let lock = NSLock()
-            var data = Data()
-            func append(_ chunk: Data) { lock.withLock { data.append(chunk) } }
-        }
-        let collected = Collected()
-        pipe.fileHandleForReading.readabilityHandler = { handle in
-            let chunk = handle.availableData
-            guard !chunk.isEmpty else { return }
-            collected.append(chunk)
-            if echo { FileHandle.standardError.write(chunk) }
-        }
         let wait: () -> Void
         do {
             wait = try process.runReturningWaiter()
         } catch {
             throw InputError("cannot run \(executable): \(error.localizedDescription)")
         }
+        // The output is read with blocking reads (see PipeReader), not `readabilityHandler`.
+        let reader = PipeReader(pipe.fileHandleForReading.fileDescriptor) { chunk in
+            if echo { FileHandle.standardError.write(chunk) }
+        }
         let token = Cleanup.shared.register(child: process.processIdentifier)
         wait()
         Cleanup.shared.unregister(token)
-        pipe.fileHandleForReading.readabilityHandler = nil
-        let rest = pipe.fileHandleForReading.readDataToEndOfFile()
-        collected.append(rest)
-        if echo { FileHandle.standardError.write(rest) }
-        let output = String(decoding: collected.lock.withLock { collected.data }, as: UTF8.self)
+        // The reader ends at EOF: when the child, and whatever it left holding its output, is gone.
+        let output = String(decoding: reader.finish(), as: UTF8.self)
         let result = Result(status: process.terminationStatus, output: output)
         if check && result.status != 0 {
             throw Failed(

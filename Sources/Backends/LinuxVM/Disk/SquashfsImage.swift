@@ -120,13 +120,7 @@ public struct SquashfsImage {
         let token = Cleanup.shared.register(child: process.processIdentifier)
         defer { Cleanup.shared.unregister(token) }
         // The tool's messages are drained on another thread so it can never block on a full pipe.
-        final class Box: @unchecked Sendable { var data = Data() }
-        let collected = Box()
-        let drained = DispatchSemaphore(value: 0)
-        DispatchQueue.global().async {
-            collected.data = messages.fileHandleForReading.readDataToEndOfFile()
-            drained.signal()
-        }
+        let messagesReader = PipeReader(messages.fileHandleForReading.fileDescriptor)
         var streamError: Error?
         do {
             try TarExporter().stream(
@@ -136,8 +130,7 @@ public struct SquashfsImage {
         }
         try? input.fileHandleForWriting.close()
         waitForExit()
-        drained.wait()
-        let text = String(decoding: collected.data, as: UTF8.self)
+        let text = String(decoding: messagesReader.finish(), as: UTF8.self)
         guard process.terminationStatus == 0 else {
             throw HostCommand.Failed(
                 command: [URL(fileURLWithPath: tool).lastPathComponent] + arguments, status: process.terminationStatus,

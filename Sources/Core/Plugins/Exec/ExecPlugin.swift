@@ -44,15 +44,13 @@ public struct ExecPlugin {
         } catch {
             throw entry.startFailure(error)
         }
-        let output = process.standardOutput, errors = process.standardError
-        errors.readabilityHandler = { handle in
-            let chunk = handle.availableData
+        state.lock.withLock { state.child = process }
+        let errorReader = PipeReader(process.standardError.fileDescriptor) { chunk in
             state.lock.withLock {
                 if state.stderr.append(chunk) { state.exceed(state.stderr.overflowReason) }
             }
         }
-        output.readabilityHandler = { handle in
-            let chunk = handle.availableData
+        let outputReader = PipeReader(process.standardOutput.fileDescriptor) { chunk in
             let lines = state.lock.withLock { () -> [Data] in
                 let (lines, overflowed) = state.lines.append(chunk)
                 if overflowed { state.exceed(state.lines.overflowReason) }
@@ -60,8 +58,11 @@ public struct ExecPlugin {
             }
             lines.forEach(messages.handle(line:))
         }
-
-        state.lock.withLock { state.child = process }
+        // On every way out the group is killed first, then the readers stop with the pipes still open.
+        defer {
+            _ = outputReader.stop(draining: 0)
+            _ = errorReader.stop(draining: 0)
+        }
         defer { process.killGroup() }
         var requestData = try PluginProtocol.request(method, params: params)
         requestData.append(0x0A)
@@ -75,22 +76,13 @@ public struct ExecPlugin {
         var ending = process.wait(timeout: timeout)
         let timedOut = ending == nil
         if timedOut { ending = process.killGroup() }
-        output.readabilityHandler = nil
-        errors.readabilityHandler = nil
         // What the plugin wrote before it exited is in the pipe now; a child it left behind may
         // hold the pipe open for ever, so read what is there instead of waiting for EOF.
-        let rest = Self.drain(output, limit: PluginProtocol.outputLimit)
-        let tail = state.lock.withLock { () -> [Data] in
-            let (lines, overflowed) = state.lines.append(rest)
-            if overflowed { state.exceed(state.lines.overflowReason) }
-            return lines + (state.lines.remainder().map { [$0] } ?? [])
-        }
+        _ = outputReader.stop(draining: PluginProtocol.outputLimit)
+        let tail = state.lock.withLock { state.lines.remainder().map { [$0] } ?? [] }
         tail.forEach(messages.handle(line:))
-        let stderrRest = Self.drain(errors, limit: 64 << 10)
-        let stderrNote = state.lock.withLock { () -> String in
-            _ = state.stderr.append(stderrRest)
-            return state.stderr.note
-        }
+        _ = errorReader.stop(draining: 64 << 10)
+        let stderrNote = state.lock.withLock { state.stderr.note }
 
         let what = "plugin `\(entry.name)` (\(method))"
         if let overflow = state.lock.withLock({ state.overflow }) {
@@ -115,27 +107,6 @@ public struct ExecPlugin {
                 hint: "a plugin ends each request with a `result` or `error` line")
         }
         return result
-    }
-}
-
-extension ExecPlugin {
-    /// Reads what a pipe holds now, up to `limit` bytes, without waiting for its writers to close it.
-    static func drain(_ handle: FileHandle, limit: Int) -> Data {
-        let fd = handle.fileDescriptor
-        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
-        var data = Data()
-        var chunk = [UInt8](repeating: 0, count: 64 << 10)
-        while data.count < limit {
-            let got = read(fd, &chunk, chunk.count)
-            if got > 0 {
-                data.append(contentsOf: chunk[0..<got])
-            } else if got < 0 && errno == EINTR {
-                continue
-            } else {
-                break
-            }
-        }
-        return data
     }
 }
 
