@@ -56,10 +56,10 @@ final class OverlapAndModuleTreeTests: XCTestCase {
         try fm.createDirectory(atPath: root + "/kernel/drivers/block", withIntermediateDirectories: true)
         try fm.createDirectory(atPath: root + "/kernel/fs/fuse", withIntermediateDirectories: true)
         try fm.createDirectory(atPath: outside, withIntermediateDirectories: true)
-        fm.createFile(atPath: root + "/kernel/drivers/block/virtio_blk.ko", contents: Data())
-        fm.createFile(atPath: root + "/kernel/fs/fuse/virtio-fs.ko", contents: Data())
-        fm.createFile(atPath: root + "/kernel/fs/fuse/README", contents: Data())
-        fm.createFile(atPath: outside + "/headers.ko", contents: Data())
+        XCTAssertTrue(fm.createFile(atPath: root + "/kernel/drivers/block/virtio_blk.ko", contents: Data()))
+        XCTAssertTrue(fm.createFile(atPath: root + "/kernel/fs/fuse/virtio-fs.ko", contents: Data()))
+        XCTAssertTrue(fm.createFile(atPath: root + "/kernel/fs/fuse/README", contents: Data()))
+        XCTAssertTrue(fm.createFile(atPath: outside + "/headers.ko", contents: Data()))
         try fm.createSymbolicLink(atPath: root + "/build", withDestinationPath: outside)
         try "kernel/fs/ext4/ext4.ko\nkernel/crypto/crc32c-generic.ko\n".write(
             toFile: root + "/modules.builtin", atomically: false, encoding: .utf8)
@@ -71,7 +71,7 @@ final class OverlapAndModuleTreeTests: XCTestCase {
         XCTAssertEqual(tree.builtIn, ["ext4", "crc32c_generic"])
         XCTAssertEqual(tree.path(of: "virtio-fs"), root + "/kernel/fs/fuse/virtio-fs.ko")
 
-        fm.createFile(atPath: root + "/kernel/fs/fuse/cuse.ko.zst", contents: Data())
+        XCTAssertTrue(fm.createFile(atPath: root + "/kernel/fs/fuse/cuse.ko.zst", contents: Data()))
         XCTAssertThrowsError(try ModuleTree(directory: root)) {
             XCTAssertTrue("\($0)".contains("kernel/fs/fuse/cuse.ko.zst"), "\($0)")
         }
