@@ -14,19 +14,23 @@ import Foundation
 public final class PipeReader: @unchecked Sendable {
     private let fd: Int32
     private let each: (Data) -> Void
+    private let keep: Bool
     private let lock = NSLock()
     private var stopAfter: Int?
     private var join: (() throws -> Data)?
     private var result: Data?
 
     /// Starts reading `fd`, which stays owned by the caller and open until the reader is done.
-    public init(_ fd: Int32, each: @escaping (Data) -> Void = { _ in }) {
+    /// Without `keep`, chunks go to `each` alone and `finish` returns nothing: a plugin's output
+    /// is consumed as it comes and need not be held twice.
+    public init(_ fd: Int32, keep: Bool = true, each: @escaping (Data) -> Void = { _ in }) {
         self.fd = fd
+        self.keep = keep
         self.each = each
         join = startThread(stackSize: 256 << 10) { [self] in loop() }
     }
 
-    /// Waits for the end of the stream (every writer closed it) and returns all that was read.
+    /// Waits for the end of the stream (every writer closed it) and returns all that was read (when kept).
     public func finish() -> Data {
         if let result = lock.withLock({ result }) { return result }
         let data = (try? join?()) ?? Data()
@@ -62,7 +66,7 @@ public final class PipeReader: @unchecked Sendable {
             if got < 0 && errno == EINTR { continue }
             guard got > 0 else { return data }
             let chunk = Data(buffer[0..<got])
-            data.append(chunk)
+            if keep { data.append(chunk) }
             if limit != nil { drained += got }
             each(chunk)
         }

@@ -45,12 +45,12 @@ public struct ExecPlugin {
             throw entry.startFailure(error)
         }
         state.lock.withLock { state.child = process }
-        let errorReader = PipeReader(process.standardError.fileDescriptor) { chunk in
+        let errorReader = PipeReader(process.standardError.fileDescriptor, keep: false) { chunk in
             state.lock.withLock {
                 if state.stderr.append(chunk) { state.exceed(state.stderr.overflowReason) }
             }
         }
-        let outputReader = PipeReader(process.standardOutput.fileDescriptor) { chunk in
+        let outputReader = PipeReader(process.standardOutput.fileDescriptor, keep: false) { chunk in
             let lines = state.lock.withLock { () -> [Data] in
                 let (lines, overflowed) = state.lines.append(chunk)
                 if overflowed { state.exceed(state.lines.overflowReason) }
