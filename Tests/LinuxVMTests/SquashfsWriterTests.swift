@@ -193,6 +193,68 @@ final class SquashfsWriterTests: XCTestCase {
         }
     }
 
+    /// A copy of a file under another name (another inode, as a library installed twice is) has the
+    /// same blocks: a cached build compresses them once and copies the output, and the root is the
+    /// one a build without the cache writes, whose block writer then keeps one copy of the data.
+    func testBlocksRepeatedInOneTreeAreCompressedOnce() throws {
+        let dir = try scratch()
+        for compressor in compressors {
+            let plain = try makeTree()
+            let (_, plainReport) = try pack(plain, compressor, cacheRoot: dir + "/plain-\(compressor)", in: dir)
+            let tree = try makeTree()
+            let copy = try SharedFile.anonymous(in: NSTemporaryDirectory())
+            // makeTree's program: 5 blocks of 128 KiB and a tail of 44,640 bytes. "opt" comes before
+            // "usr", so the copy is compressed first.
+            try Self.content(seed: 1, size: 700_000).withUnsafeBytes { try copy.write($0, at: 0) }
+            try tree.setLeaf(
+                ["opt", "prover-copy"], kind: .regularFile(.blobRange(file: copy, offset: 0, length: 700_000)),
+                metadata: FileMetadata(permissions: 0o755))
+            let (cold, _) = try pack(tree, compressor, cacheRoot: nil, in: dir)
+            let cacheRoot = dir + "/cache-\(compressor)"
+            let (cached, report) = try pack(tree, compressor, cacheRoot: cacheRoot, in: dir)
+            XCTAssertEqual(cached, cold, "\(compressor): copied blocks changed the output")
+            XCTAssertEqual(report?.blocksReused, 6, "\(compressor)")
+            XCTAssertEqual(report?.blocksCompressed, plainReport?.blocksCompressed, "\(compressor)")
+            // What the index recorded for the root holds: another time stamp compresses nothing.
+            let (coldLater, _) = try pack(tree, compressor, cacheRoot: nil, mtime: 2, in: dir)
+            let (warm, warmReport) = try pack(tree, compressor, cacheRoot: cacheRoot, mtime: 2, in: dir)
+            XCTAssertEqual(warm, coldLater, "\(compressor)")
+            XCTAssertEqual(warmReport?.blocksCompressed, 0, "\(compressor)")
+            XCTAssertEqual(warmReport?.damagedEntries, 0, "\(compressor)")
+        }
+    }
+
+    /// The plan keys exactly the blocks the writer compresses, and counts the copies of each.
+    func testTheBlockPlanFindsTheRepeatedBlocks() throws {
+        let tree = try makeTree()
+        let block = Self.content(seed: 42, size: 128 << 10)
+        let copy = try SharedFile.anonymous(in: NSTemporaryDirectory())
+        // The same block three times in one file, and once more as the first block of another.
+        try (block + block + block + Data("tail".utf8)).withUnsafeBytes { try copy.write($0, at: 0) }
+        let length = Int64(3 * block.count + 4)
+        try tree.setLeaf(
+            ["opt", "thrice"], kind: .regularFile(.blobRange(file: copy, offset: 0, length: length)),
+            metadata: FileMetadata(permissions: 0o644))
+        try tree.setLeaf(
+            ["opt", "once"], kind: .regularFile(.blobRange(file: copy, offset: 0, length: Int64(block.count) + 1)),
+            metadata: FileMetadata(permissions: 0o644))
+        let prefix = SquashfsBlockCache.keyPrefix(compressorConfiguration: [1, 2, 3], toolVersion: "test")
+        let plan = try SquashfsBlockPlan(tree, blockSize: 128 << 10, keyPrefix: prefix, jobs: 2)
+        let key = block.withUnsafeBytes { SquashfsBlockCache.key(of: $0, prefix: prefix) }
+        // makeTree's zeros are three blocks of zeros (which libsquashfs stores sparse, never compressing them).
+        let zeros = Data(count: 128 << 10).withUnsafeBytes { SquashfsBlockCache.key(of: $0, prefix: prefix) }
+        XCTAssertEqual(plan.repeated, [key: 3, zeros: 2])
+        // The digest covers every byte: one byte more in a file's tail is another tree.
+        try tree.setLeaf(
+            ["opt", "once"], kind: .regularFile(.blobRange(file: copy, offset: 0, length: Int64(block.count) + 2)),
+            metadata: FileMetadata(permissions: 0o644))
+        let changed = try SquashfsBlockPlan(tree, blockSize: 128 << 10, keyPrefix: prefix, jobs: 2)
+        XCTAssertNotEqual(changed.treeDigest, plan.treeDigest)
+        XCTAssertEqual(
+            try SquashfsBlockPlan(tree, blockSize: 128 << 10, keyPrefix: prefix, jobs: 1).treeDigest,
+            changed.treeDigest)
+    }
+
     func rootEntry(_ cacheRoot: String, _ report: BuildCacheReport?) -> String {
         cacheRoot + "/" + CachePruning.squashfsRoots + "/" + (report?.key ?? "none")
     }

@@ -14,6 +14,8 @@ public struct Initramfs {
     public var mtime: Timestamp
     /// Where slimmed copies of the modules go (ModuleSlimmer); nil keeps the modules as they are.
     public var slimInto: String?
+    /// Where slimmed copies are kept for later builds; nil makes them anew in `slimInto`.
+    public var moduleCache: CacheDirectory?
     public var note: (String) -> Void = { _ in }
 
     public init(
@@ -56,7 +58,7 @@ public struct Initramfs {
             var source = modulesDirectory + "/" + module.relativePath
             if let slimInto {
                 try FileManager.default.createDirectory(atPath: slimInto, withIntermediateDirectories: true)
-                source = try ModuleSlimmer.slim(source, into: slimInto) { message in
+                source = try ModuleSlimmer.slim(source, into: slimInto, cache: moduleCache) { message in
                     if !noted { note(message) }
                     noted = true
                 }

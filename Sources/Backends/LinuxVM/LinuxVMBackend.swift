@@ -556,6 +556,8 @@ public final class LinuxVMBackend: ImageBackend {
             release: kernel.release, modules: order.map { ($0, modules!.modules[$0]!) },
             modulesDirectory: modules?.directory ?? "", initBinary: initBinary, mtime: mtime,
             slimInto: scratch + "/modules")
+        // Slimmed modules are kept with the kernels, which --no-cache still uses.
+        initramfs.moduleCache = context.cache
         initramfs.note = { context.logger.warning("\($0)") }
         _ = try initramfs.write(to: path, force: true)
         return path

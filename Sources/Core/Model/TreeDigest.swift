@@ -6,7 +6,11 @@ extension FileTree {
     /// time, extended attributes and content (bytes, link target, device numbers), in listing order.
     /// Two trees with the same digest give the same image, so build caches key on it. Reads every
     /// file's bytes once, `jobs` files at a time.
-    public func contentDigest(jobs: Int = 1) throws -> String {
+    ///
+    /// `fileDigest` replaces the sha256 of a file's bytes, for a writer that learns more from the
+    /// same read (the SquashFS writer keys each block); it is called on `jobs` threads at once and must
+    /// be collision-resistant over the bytes, as sha256 is.
+    public func contentDigest(jobs: Int = 1, fileDigest: ((FileContent) throws -> [UInt8])? = nil) throws -> String {
         let entries = entries()
         let files = entries.indices.filter {
             if case .regularFile(let content) = entries[$0].kind { return content.size > 0 }
@@ -28,9 +32,14 @@ extension FileTree {
                 }
                 guard let index = taken, case .regularFile(let content) = entries[index].kind else { return }
                 do {
-                    var fileHasher = SHA256()
-                    try content.stream { fileHasher.update(bufferPointer: $0) }
-                    let digest = Array(fileHasher.finalize())
+                    let digest: [UInt8]
+                    if let fileDigest {
+                        digest = try fileDigest(content)
+                    } else {
+                        var fileHasher = SHA256()
+                        try content.stream { fileHasher.update(bufferPointer: $0) }
+                        digest = Array(fileHasher.finalize())
+                    }
                     shared.lock.withLock { shared.digests[index] = digest }
                 } catch {
                     shared.lock.withLock { shared.error = shared.error ?? error }

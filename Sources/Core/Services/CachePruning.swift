@@ -43,7 +43,9 @@ public struct CachePruning {
             summary: "SquashFS roots and their block indexes (build cache)"),
         Area(name: bootPartitions, sharded: false, evictable: true, summary: "boot partitions (build cache)"),
         Area(name: "blobs", sharded: true, evictable: false, summary: "pulled registry blobs and task images"),
-        Area(name: "entries", sharded: true, evictable: false, summary: "kernels, drivers, Nanos releases"),
+        Area(
+            name: "entries", sharded: true, evictable: false,
+            summary: "kernels and their slimmed modules, drivers, Nanos releases"),
         Area(name: "refs", sharded: true, evictable: false, summary: "tag and URL records")
     ]
 

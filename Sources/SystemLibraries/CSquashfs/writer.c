@@ -83,9 +83,9 @@ static sqfs_s32 caching_do_block(sqfs_compressor_t *base, const sqfs_u8 *in, sqf
         atomic_fetch_add(&c->counts->hits, 1);
     } else {
         result = c->inner->do_block(c->inner, in, size, out, outsize);
-        if (result < 0) return result;
-        atomic_fetch_add(&c->counts->misses, 1);
+        if (result >= 0) atomic_fetch_add(&c->counts->misses, 1);
     }
+    // Also on failure: the cache may have threads waiting for this block.
     c->cache->produced(c->cache->context, key, in, size, out, result, hit);
     return result;
 }

@@ -13,8 +13,12 @@ import Foundation
 /// sha256. So a cold build writes nothing but its root and a small index, and a block is read back
 /// only when its digest matches; one that does not (a damaged root) is compressed again, never used.
 ///
+/// Blocks that occur more than once in the tree being built (identical files: a library installed
+/// twice, one changelog in several packages' docs) are compressed once: `SquashfsBlockPlan` finds
+/// them before the build, and the first one's output is kept in memory until its last copy is made.
+///
 /// libsquashfs calls in from its threads; the lookup table is read-only while blocks are compressed,
-/// and what is recorded for the new index is guarded by a lock.
+/// and what is recorded for the new index, and the repeated blocks, are guarded by a lock.
 final class SquashfsBlockCache: @unchecked Sendable {
     static let indexName = "blocks.idx"
     private static let magic = Array("GVLTBIX1".utf8)
@@ -78,12 +82,38 @@ final class SquashfsBlockCache: @unchecked Sendable {
     private var written: [Written] = []
     private var damaged = 0
     private var unreadableIndexes = 0
+    /// Guards the four below, and wakes threads waiting for a repeated block.
+    private let repeats = NSCondition()
+    /// Blocks of this build that occur again later in it: how many copies are still to come.
+    private var repeated: [Key: Int]
+    /// Repeated blocks being compressed now, by the thread that missed them first.
+    private var compressing: Set<Key> = []
+    /// The output of a repeated block, from its first compression until its last copy.
+    private var repeatedOutput: [Key: (result: Int32, bytes: [UInt8])] = [:]
+    private var repeatedBytes = 0
+    /// What the repeated blocks may hold at once; past it a copy is compressed again. Identical files
+    /// are a small part of a root, so this is reached only by a tree made mostly of copies.
+    static let repeatedLimit = 256 << 20
 
-    /// Reads the indexes of the roots in `entries` (entry directories of the root cache), newest first.
-    init(compressorConfiguration: [UInt8], toolVersion: String, entries: [String]) {
-        keyPrefix = Array(
+    /// What goes before a block's bytes in its key.
+    static func keyPrefix(compressorConfiguration: [UInt8], toolVersion: String) -> [UInt8] {
+        Array(
             SHA256.hash(
                 data: Array("gvlt-squashfs-block-v1\0".utf8) + compressorConfiguration + Array(toolVersion.utf8)))
+    }
+
+    static func key(of block: UnsafeRawBufferPointer, prefix: [UInt8]) -> Key {
+        var hasher = SHA256()
+        hasher.update(data: prefix)
+        hasher.update(bufferPointer: block)
+        return hasher.finalize().withUnsafeBytes { Key($0) }
+    }
+
+    /// Reads the indexes of the roots in `entries` (entry directories of the root cache), newest
+    /// first. `repeated` is `SquashfsBlockPlan.repeated` for the tree about to be written.
+    init(keyPrefix: [UInt8], entries: [String], repeated: [Key: Int] = [:]) {
+        self.keyPrefix = keyPrefix
+        self.repeated = repeated
         for entry in entries {
             guard let records = Self.readIndex(entry + "/" + Self.indexName) else {
                 if FileManager.default.fileExists(atPath: entry + "/" + Self.indexName) { unreadableIndexes += 1 }
@@ -106,42 +136,82 @@ final class SquashfsBlockCache: @unchecked Sendable {
     var problems: (damaged: Int, unreadableIndexes: Int) { lock.withLock { (damaged, unreadableIndexes) } }
     var knownBlocks: Int { known.count }
 
-    func key(of block: UnsafeRawBufferPointer) -> Key {
-        var hasher = SHA256()
-        hasher.update(data: keyPrefix)
-        hasher.update(bufferPointer: block)
-        return hasher.finalize().withUnsafeBytes { Key($0) }
-    }
+    func key(of block: UnsafeRawBufferPointer) -> Key { Self.key(of: block, prefix: keyPrefix) }
 
-    /// The stored result for `key`, its bytes copied into `out`, or nil. Bytes that are not the ones
-    /// indexed (a damaged root) are a miss.
+    /// The stored result for `key`, its bytes copied into `out`, or nil: from a cached root, or from
+    /// an earlier copy of the block in this build. Bytes that are not the ones indexed (a damaged
+    /// root) are a miss.
     func lookup(_ key: Key, into out: UnsafeMutableRawBufferPointer) -> Int32? {
-        guard let stored = known[key] else { return nil }
-        if stored.result == 0 { return 0 }
-        // checked: readIndex keeps results within 0...1 MiB
-        guard Int(stored.result) <= out.count else { return nil }
-        let payload = UnsafeMutableRawBufferPointer(rebasing: out[0..<Int(stored.result)])
-        // checked: root indexes come from this cache's list; offsets are at most Int64.max (readIndex)
-        guard (try? roots[Int(stored.root)].read(into: payload, at: Int64(stored.offset))) == payload.count,
-            Array(SHA256.hash(data: UnsafeRawBufferPointer(payload))) == stored.digest
-        else {
+        if let stored = known[key] {
+            if stored.result == 0 { return 0 }
+            // checked: readIndex keeps results within 0...1 MiB
+            guard Int(stored.result) <= out.count else { return nil }
+            let payload = UnsafeMutableRawBufferPointer(rebasing: out[0..<Int(stored.result)])
+            // checked: root indexes come from this cache's list; offsets are at most Int64.max (readIndex)
+            if (try? roots[Int(stored.root)].read(into: payload, at: Int64(stored.offset))) == payload.count,
+                Array(SHA256.hash(data: UnsafeRawBufferPointer(payload))) == stored.digest
+            {
+                return stored.result
+            }
             lock.withLock { damaged += 1 }
-            return nil
         }
-        return stored.result
+        // A repeated block that another thread is compressing now is waited for: copies of one
+        // file are often in the queue together, and a copy taken from the cache is quick, so the next
+        // copy is reached well before the first one is compressed.
+        repeats.lock()
+        defer { repeats.unlock() }
+        guard (repeated[key] ?? 0) > 0 else { return nil }
+        while true {
+            if let output = repeatedOutput[key] {
+                guard output.bytes.count <= out.count else { return nil }
+                output.bytes.withUnsafeBytes { out.copyMemory(from: $0) }
+                repeated[key] = (repeated[key] ?? 1) - 1
+                if repeated[key]! <= 0 {
+                    repeatedOutput[key] = nil
+                    repeatedBytes -= output.bytes.count
+                }
+                return output.result
+            }
+            guard compressing.contains(key) else { break }
+            repeats.wait()
+        }
+        compressing.insert(key)
+        return nil
     }
 
+    /// After a block's lookup: `result` is what the cache or the compressor gave (below 0: the
+    /// compressor failed, and the build with it).
     func produced(_ key: Key, input: UnsafeRawBufferPointer, output: UnsafeRawBufferPointer, result: Int32, hit: Bool) {
+        if !hit { keepIfRepeated(key, output: output, result: result) }
+        guard result >= 0 else { return }
         // checked: result is at least 0 here and at most the block size
         let bytes = result > 0 ? Array(output.prefix(Int(result))) : Array(input)
-        // A hit's bytes were checked against the digest the index holds for them.
-        let digest = result == 0 ? [] : hit ? known[key]?.digest ?? [] : Array(SHA256.hash(data: bytes))
+        // A hit from a cached root was checked against the digest its index holds for the bytes.
+        let indexed = hit ? known[key]?.digest : nil
+        let digest = result == 0 ? [] : indexed ?? Array(SHA256.hash(data: bytes))
         lock.withLock {
             pending.append(Produced(key: key, result: result, digest: digest, bytes: bytes))
             // Every produced block is written soon after (the processor keeps a bounded backlog);
             // this only bounds memory should libsquashfs ever drop one.
             if pending.count > 4096 { pending.removeFirst(pending.count - 4096) }
         }
+    }
+
+    /// A repeated block this thread compressed: its output is kept for the copies still to come,
+    /// and threads waiting for it go on.
+    private func keepIfRepeated(_ key: Key, output: UnsafeRawBufferPointer, result: Int32) {
+        repeats.lock()
+        defer { repeats.unlock() }
+        guard compressing.remove(key) != nil else { return }
+        defer { repeats.broadcast() }
+        // checked: results are at most the block size
+        let size = max(0, Int(result))
+        guard result >= 0, let left = repeated[key], left > 0, repeatedOutput[key] == nil,
+            repeatedBytes + size <= Self.repeatedLimit
+        else { return }
+        // A block that did not shrink (0) is stored as it is: there is nothing to keep but the 0.
+        repeatedOutput[key] = (result, Array(output.prefix(size)))
+        repeatedBytes += size
     }
 
     func written(user: UInt32, flags: UInt32, data: UnsafeRawBufferPointer) {

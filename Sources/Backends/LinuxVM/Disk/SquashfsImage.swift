@@ -65,9 +65,11 @@ public struct SquashfsImage {
         }
         let toolVersion = SquashfsWriter.toolVersion
         let roots = BuildFileCache.roots(cache)
+        let keyPrefix = SquashfsBlockCache.keyPrefix(compressorConfiguration: configuration, toolVersion: toolVersion)
+        let plan = try SquashfsBlockPlan(tree, blockSize: blockSize, keyPrefix: keyPrefix, jobs: jobs)
         let key = BuildFileCache.key([
-            "gvlt-squashfs-root-v1", try tree.contentDigest(jobs: jobs), configuration.hexString, toolVersion,
-            String(blockSize), String(mtime)
+            "gvlt-squashfs-root-v2", plan.treeDigest, configuration.hexString, toolVersion, String(blockSize),
+            String(mtime)
         ])
         var report = BuildCacheReport(enabled: true, key: key)
         var damaged = false
@@ -78,7 +80,7 @@ public struct SquashfsImage {
         report.root = .miss
         // The blocks of the most recently used roots: a rebuild's base is almost always among them.
         let blocks = SquashfsBlockCache(
-            compressorConfiguration: configuration, toolVersion: toolVersion, entries: roots.entries(limit: 16))
+            keyPrefix: keyPrefix, entries: roots.entries(limit: 16), repeated: plan.repeated)
         native.cache = blocks
         let (written, sha256) = try roots.store(
             key, at: output, extras: { [SquashfsBlockCache.indexName: $0.blockIndex ?? Data()] }

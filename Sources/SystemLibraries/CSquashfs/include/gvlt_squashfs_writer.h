@@ -16,7 +16,8 @@ typedef struct gvlt_sqfs_writer gvlt_sqfs_writer;
 /// copies the stored result into `out` (at most `outsize` bytes), sets `*result` to what the
 /// compressor returned for that block (its compressed size, or 0 for "does not shrink") and returns
 /// 1. On a miss it returns 0 and the compressor runs. Either way `produced` then gets the block's key,
-/// its input, the result in `out` and whether it was a hit, and `written` gets every block as it goes to the file: `user`
+/// its input, the result in `out` (below 0 when the compressor failed) and whether it was a hit, and
+/// `written` gets every block as it goes to the file: `user`
 /// is the file's inode index + 1 for a file's data blocks (0 for fragment blocks), `flags` the
 /// libsquashfs block flags, `data` the bytes written.
 typedef struct {
