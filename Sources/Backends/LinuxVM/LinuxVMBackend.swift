@@ -441,11 +441,7 @@ public final class LinuxVMBackend: ImageBackend {
     static func cachedBootPartition(_ partition: BootPartition, cache: CacheDirectory, scratch: String) throws -> (
         String, BuildCacheReport.Outcome
     ) {
-        let tools = BootPartition.tools.map { tool -> String in
-            guard let path = tool.locate() else { return tool.name }
-            var info = stat()
-            return stat(path, &info) == 0 ? "\(path) \(info.st_size) \(info.st_mtim.tv_sec)" : path
-        }
+        let tools = BootPartition.tools.map { tool in tool.locate().map(BuildFileCache.toolPart) ?? tool.name }
         let key = BuildFileCache.key(
             [
                 "gvlt-boot-partition-v1", try SHA256Hex.of(file: partition.kernel),

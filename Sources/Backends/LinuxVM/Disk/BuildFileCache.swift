@@ -26,6 +26,13 @@ struct BuildFileCache {
         SHA256Hex.of(Array(parts.joined(separator: "\n").utf8))
     }
 
+    /// A host tool as one line of a key: its path, size and time, since another version of it may
+    /// write other bytes.
+    static func toolPart(_ path: String) -> String {
+        var info = stat()
+        return stat(path, &info) == 0 ? "\(path) \(info.st_size) \(info.st_mtim.tv_sec)" : path
+    }
+
     /// The entry for `key` as a file at `output` (a hard link, or the entry itself across file
     /// systems) and its sha256; nil when there is none. A damaged entry is removed, and `damaged` says so.
     func lookup(_ key: String, at output: String, damaged: inout Bool) throws -> (path: String, sha256: String)? {

@@ -28,35 +28,20 @@ enum ModuleSlimmer {
             )
             return path
         }
+        let strip = { (output: String) in try HostCommand.run(tool, ["--remove-section=.BTF", path, output]) }
         if let cache {
-            let key = SHA256Hex.of(
-                Array(
-                    ["gvlt-slim-module-v1", try SHA256Hex.of(file: path), toolIdentity(tool)].joined(separator: "\n")
-                        .utf8))
+            let key = BuildFileCache.key(
+                ["gvlt-slim-module-v1", try SHA256Hex.of(file: path), BuildFileCache.toolPart(tool)])
             // A cache that cannot take it (read-only, full) only costs the objcopy below.
-            if let entry = try? cache.entry(
-                cacheArea + "/" + key,
-                produce: { staging in
-                    try HostCommand.run(tool, ["--remove-section=.BTF", path, staging + "/module.ko"])
-                })
-            {
+            if let entry = try? cache.entry(cacheArea + "/" + key, produce: { try strip($0 + "/module.ko") }) {
                 return entry + "/module.ko"
             }
         }
         let output = directory + "/" + URL(fileURLWithPath: path).lastPathComponent
-        try HostCommand.run(tool, ["--remove-section=.BTF", path, output])
+        try strip(output)
         return output
     }
 
     /// Where slimmed modules sit among the cache's entries.
     static let cacheArea = "slimmed-modules"
-
-    /// Which objcopy binary: another version may write other bytes.
-    static func toolIdentity(_ tool: String) -> String {
-        let resolved = URL(fileURLWithPath: tool).resolvingSymlinksInPath().path
-        var info = stat()
-        guard stat(resolved, &info) == 0 else { return resolved }
-        return
-            "\(resolved) \(info.st_dev) \(info.st_ino) \(info.st_size) \(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec)"
-    }
 }
