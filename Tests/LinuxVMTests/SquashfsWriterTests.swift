@@ -99,7 +99,7 @@ final class SquashfsWriterTests: XCTestCase {
         var image = SquashfsImage(compressor: compressor, cache: cacheRoot.map(CacheDirectory.init(root:)), jobs: 2)
         image.mtime = mtime
         let result = try image.build(tree, scratch: work)
-        return (try Data(contentsOf: URL(fileURLWithPath: result.path)), result.cache)
+        return (try Data(contentsOf: URL(fileURLWithPath: try XCTUnwrap(result.path))), result.cache)
     }
 
     static func run(_ tool: String, _ arguments: [String]) throws -> Data {
@@ -312,11 +312,12 @@ final class SquashfsWriterTests: XCTestCase {
             try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
             let result = try SquashfsImage(compressor: .zstd, cache: CacheDirectory(root: cacheRoot)).build(
                 tree, scratch: work)
-            return (result, try Data(contentsOf: URL(fileURLWithPath: result.path)))
+            return (result, try Data(contentsOf: URL(fileURLWithPath: try XCTUnwrap(result.path))))
         }
         let (first, bytes) = try build()
         XCTAssertEqual(first.cache?.root, .miss)
-        XCTAssertEqual(first.sha256, SHA256Hex.of(data: bytes))
+        let stored = cacheRoot + "/" + CachePruning.squashfsRoots + "/" + first.cache!.key! + "/sha256"
+        XCTAssertEqual(try String(contentsOfFile: stored, encoding: .utf8), SHA256Hex.of(data: bytes) + "\n")
         let (second, again) = try build()
         XCTAssertEqual(second.cache?.root, .hit)
         XCTAssertEqual(again, bytes)
@@ -349,7 +350,7 @@ final class SquashfsWriterTests: XCTestCase {
                 try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
                 let result = try SquashfsImage(compressor: .zstd, cache: CacheDirectory(root: cacheRoot), jobs: 2)
                     .build(trees[index % 2], scratch: work)
-                let data = try Data(contentsOf: URL(fileURLWithPath: result.path))
+                let data = try Data(contentsOf: URL(fileURLWithPath: try XCTUnwrap(result.path)))
                 results.lock.withLock { results.outputs[index] = data }
             } catch {
                 results.lock.withLock { results.errors.append(error) }
@@ -369,12 +370,15 @@ final class SquashfsWriterTests: XCTestCase {
 
     /// A root written straight into the disk as it is packed, then completed around it, is the disk
     /// `DiskImage.write` assembles from the same boot partition and root, byte for byte; a boot
-    /// partition that outgrew the room planned for it leaves the disk to be written anew.
+    /// partition that outgrew the room planned for it leaves the disk to be written anew, with the
+    /// root taken from where it was written. Without a cache the root goes into the disk only.
     func testARootWrittenIntoTheDiskGivesTheAssembledDisk() throws {
         let dir = try scratch()
         let boot = dir + "/boot.fat"
         try Self.content(seed: 3, size: 300 << 10).write(to: URL(fileURLWithPath: boot))
         let rootStart = DiskImage.rootStart(bootKiB: 300)
+        let separate = try SquashfsImage(compressor: .zstd, cache: nil, jobs: 2).build(try makeTree(), scratch: dir)
+        let root = try XCTUnwrap(separate.path)
         for cached in [false, true] {
             let direct = dir + "/direct-\(cached).img"
             let output = try AtomicOutput(path: direct, force: false)
@@ -384,26 +388,72 @@ final class SquashfsWriterTests: XCTestCase {
                 compressor: .zstd, cache: cached ? CacheDirectory(root: dir + "/cache") : nil, jobs: 2
             ).build(try makeTree(), scratch: work, image: (output.fd, rootStart))
             XCTAssertTrue(packed.inImage)
-            let rootSize = try XCTUnwrap(
-                try FileManager.default.attributesOfItem(atPath: packed.path)[.size] as? Int)
+            XCTAssertEqual(packed.size, separate.size)
+            if cached {
+                XCTAssertEqual(
+                    try Data(contentsOf: URL(fileURLWithPath: try XCTUnwrap(packed.path))),
+                    try Data(contentsOf: URL(fileURLWithPath: root)))
+            } else {
+                XCTAssertNil(packed.path)
+                XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: work), [])
+            }
+            let assembled = try DiskImage.write(
+                boot: boot, root: root, size: 64 << 20, to: dir + "/assembled-\(cached).img", force: false)
+            // The signature comes from the root's content: the same wherever the root is read from.
+            let inDisk = SharedFile(fd: dup(output.fd), displayName: direct)
+            let signature = try DiskImage.diskSignature(root: inDisk, offset: rootStart, size: packed.size)
+            XCTAssertEqual(signature, try DiskImage.diskSignature(root: root))
+            let anew = try DiskImage.write(
+                boot: boot, root: (inDisk, rootStart, packed.size), size: 64 << 20,
+                to: dir + "/anew-\(cached).img", force: false)
+            XCTAssertEqual(anew.sha256, assembled.sha256)
             // A plan short of the boot partition is refused, with nothing written.
             XCTAssertNil(
                 try DiskImage.complete(
-                    output, rootStart: DiskImage.rootStart(bootKiB: 200), rootSize: Int64(rootSize), boot: boot,
-                    diskSignature: 0x1234_5678))
+                    output, rootStart: DiskImage.rootStart(bootKiB: 200), rootSize: packed.size, boot: boot,
+                    diskSignature: signature))
             let done = try XCTUnwrap(
                 try DiskImage.complete(
-                    output, rootStart: rootStart, rootSize: Int64(rootSize), boot: boot,
-                    diskSignature: 0x1234_5678, size: 64 << 20))
-            let assembled = try DiskImage.write(
-                boot: boot, root: packed.path, diskSignature: 0x1234_5678, size: 64 << 20,
-                to: dir + "/assembled-\(cached).img", force: false)
+                    output, rootStart: rootStart, rootSize: packed.size, boot: boot,
+                    diskSignature: signature, size: 64 << 20))
             XCTAssertEqual(done.sha256, assembled.sha256)
             XCTAssertEqual(done.bytes, 64 << 20)
             XCTAssertEqual(
                 try Data(contentsOf: URL(fileURLWithPath: direct)),
                 try Data(contentsOf: URL(fileURLWithPath: dir + "/assembled-\(cached).img")))
         }
+    }
+
+    /// The disk signature of a SquashFS root comes from its super block and tables: it follows a
+    /// change to any file's bytes (through the sizes of its compressed blocks) and to the names,
+    /// and a super block that does not describe the file (tables past its end) is not trusted: the
+    /// whole file is hashed instead, as for any other root.
+    func testTheDiskSignatureFollowsTheRootAndTrustsNoBrokenSuperBlock() throws {
+        let dir = try scratch()
+        func signature(_ tree: FileTree) throws -> UInt32 {
+            let work = dir + "/" + UUID().uuidString
+            try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+            let path = try XCTUnwrap(try SquashfsImage(compressor: .zstd, cache: nil).build(tree, scratch: work).path)
+            return try DiskImage.diskSignature(root: path)
+        }
+        let base = try signature(makeTree())
+        XCTAssertEqual(try signature(makeTree()), base)
+        XCTAssertNotEqual(try signature(makeTree(bigFileSeed: 2)), base)
+        XCTAssertNotEqual(try signature(makeTree(bigFileSize: 700_001)), base)
+
+        // Not SquashFS (an ext4 root): the first four bytes of its sha256.
+        let other = dir + "/other.img"
+        let bytes = Self.content(seed: 9, size: 10_000)
+        try bytes.write(to: URL(fileURLWithPath: other))
+        XCTAssertEqual(
+            try DiskImage.diskSignature(root: other), UInt32(String(SHA256Hex.of(data: bytes).prefix(8)), radix: 16))
+        // A SquashFS super block whose tables lie past the end: hashed whole, no read past the end.
+        var broken = Data([0x68, 0x73, 0x71, 0x73]) + Data(count: 92)
+        broken.replaceSubrange(64..<72, with: withUnsafeBytes(of: UInt64(5000).littleEndian) { Data($0) })
+        broken.replaceSubrange(40..<48, with: withUnsafeBytes(of: UInt64(1 << 40).littleEndian) { Data($0) })
+        try broken.write(to: URL(fileURLWithPath: other))
+        XCTAssertEqual(
+            try DiskImage.diskSignature(root: other), UInt32(String(SHA256Hex.of(data: broken).prefix(8)), radix: 16))
     }
 
     func testWithoutACacheNothingIsWrittenToIt() throws {

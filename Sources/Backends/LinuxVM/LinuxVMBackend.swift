@@ -290,10 +290,12 @@ public final class LinuxVMBackend: ImageBackend {
             image, contributions: job.contributions, settings: settings, kernel: kernel,
             modules: modules, initBinary: initBinary, mtime: mtime, scratch: scratch)
 
-        var rootImage = scratch + "/root.fs"
-        var rootDigest: String?
+        // The root as a file (nil when it went into the disk only) and its size.
+        var rootFile: String?
+        var rootSize: Int64 = 0
         var cacheReport: BuildCacheReport?
         var rootInImage = false
+        var storeInCache: (() -> Void)?
         func packRoot(into disk: (fd: Int32, offset: Int64)? = nil) throws {
             try context.progress.step("packing the root file system (\(settings.root))") {
                 switch settings.root {
@@ -302,13 +304,21 @@ public final class LinuxVMBackend: ImageBackend {
                         compressor: compressor, writer: settings.squashfsWriter,
                         cache: context.buildCache ? context.cache : nil)
                     squashfs.mtime = UInt32(clamping: max(0, epoch))
-                    let packed = try squashfs.build(image.tree, scratch: scratch, image: disk)
-                    (rootImage, rootDigest, cacheReport) = (packed.path, packed.sha256, packed.cache)
-                    rootInImage = packed.inImage
+                    let packed = try squashfs.build(image.tree, scratch: scratch, image: disk, leavingCacheStore: true)
+                    (rootFile, rootSize, cacheReport) = (packed.path, packed.size, packed.cache)
+                    (rootInImage, storeInCache) = (packed.inImage, packed.storeInCache)
                 case .ext4:
-                    try Ext4Image(epoch: epoch).build(image.tree, to: rootImage, scratch: scratch)
+                    let path = scratch + "/root.fs"
+                    try Ext4Image(epoch: epoch).build(image.tree, to: path, scratch: scratch)
+                    rootFile = path
+                    rootSize = try SharedFile.openRegular(path, what: "root file system", followSymlinks: false).size
                 }
             }
+        }
+        /// The root packed without a disk to go into, as a file.
+        func packedRootFile() throws -> SharedFile {
+            guard let rootFile else { preconditionFailure("a root packed without a disk has a file") }
+            return try SharedFile.openRegular(rootFile, what: "root file system", followSymlinks: false)
         }
         // The boot partition is cached alongside the roots the native writer caches.
         let cachesBoot = context.buildCache && settings.squashfsWriter == .native && settings.root != .ext4
@@ -325,8 +335,7 @@ public final class LinuxVMBackend: ImageBackend {
             // finds the root by the disk signature, not by a device name that depends on the disk bus
             // and on which other disks the worker attaches.
             let fstype = settings.root == .ext4 ? "ext4" : "squashfs"
-            let signature =
-                try rootDigest.map { UInt32($0.prefix(8), radix: 16)! } ?? DiskImage.diskSignature(root: rootImage)
+            let signature = try DiskImage.diskSignature(root: try packedRootFile(), offset: 0, size: rootSize)
             diskSignature = signature
             commandLine +=
                 " root=PARTUUID=\(String(format: "%08x", signature))-02 rootfstype=\(fstype) \(settings.rwRoot ? "rw" : "ro") init=\(initPath)"
@@ -389,37 +398,41 @@ public final class LinuxVMBackend: ImageBackend {
             }
         }
         cacheReport?.bootPartition = boot.outcome
-        if let cacheReport {
-            context.logger.info("build cache: \(cacheReport.summary)")
-            if cacheReport.root == .miss { Self.keepCacheBound(context) }
-        }
-        let disk = try context.progress.step("writing \(URL(fileURLWithPath: job.output).lastPathComponent)") {
-            () -> (sha256: String, bytes: Int64) in
-            if let (output, rootStart) = early {
-                if rootInImage {
-                    let rootSize = try SharedFile.openRegular(
-                        rootImage, what: "root file system", followSymlinks: false
-                    ).size
-                    let signature =
-                        try diskSignature ?? rootDigest.map { UInt32($0.prefix(8), radix: 16)! }
-                        ?? DiskImage.diskSignature(root: rootImage)
-                    if let done = try DiskImage.complete(
-                        output, rootStart: rootStart, rootSize: rootSize, boot: boot.path,
-                        diskSignature: signature, mbrCode: settings.mbrFile, size: settings.size)
-                    {
-                        return done
-                    }
+        if let cacheReport { context.logger.info("build cache: \(cacheReport.summary)") }
+        let diskName = URL(fileURLWithPath: job.output).lastPathComponent
+        // Storing the root in the build cache reads it whole to hash it, as completing the disk
+        // reads the disk: the two run side by side, and the disk takes its name once both are done.
+        let storing = storeInCache.map(BackgroundWork.init)
+        defer { storing?.wait() }
+        let stored = { storing?.wait() ?? () }
+        let disk = try context.progress.step("writing \(diskName)") { () -> (sha256: String, bytes: Int64) in
+            if let (output, rootStart) = early, rootInImage {
+                let duplicate = dup(output.fd)
+                guard duplicate >= 0 else { throw SystemError("cannot read", path: output.path, errno: errno) }
+                let written = SharedFile(fd: duplicate, displayName: output.path)
+                let signature =
+                    try diskSignature ?? DiskImage.diskSignature(root: written, offset: rootStart, size: rootSize)
+                if let done = try DiskImage.complete(
+                    output, rootStart: rootStart, rootSize: rootSize, boot: boot.path,
+                    diskSignature: signature, mbrCode: settings.mbrFile, size: settings.size, beforeCommit: stored)
+                {
+                    return done
                 }
-                // A root from the cache, or a boot partition that outgrew its plan: a disk anew.
-                output.abandon()
+                // A boot partition that outgrew its plan: a disk anew, its root taken from this one.
+                defer { output.abandon() }
+                return try DiskImage.write(
+                    boot: boot.path, root: (written, rootStart, rootSize), diskSignature: signature,
+                    mbrCode: settings.mbrFile, size: settings.size, to: job.output, force: job.force,
+                    beforeCommit: stored)
             }
+            // A root from the cache, or one packed before the disk was opened.
+            early?.output.abandon()
             return try DiskImage.write(
-                boot: boot.path, root: rootImage,
-                diskSignature: diskSignature ?? rootDigest.map { UInt32($0.prefix(8), radix: 16)! },
-                mbrCode: settings.mbrFile,
-                size: settings.size,
-                to: job.output, force: job.force)
+                boot: boot.path, root: (try packedRootFile(), 0, rootSize), diskSignature: diskSignature,
+                mbrCode: settings.mbrFile, size: settings.size, to: job.output, force: job.force,
+                beforeCommit: stored)
         }
+        if cacheReport?.root == .miss { Self.keepCacheBound(context) }
         var report = BuildReport(
             backend: name, output: URL(fileURLWithPath: job.output).standardizedFileURL.path, sha256: disk.sha256,
             bytes: disk.bytes, steps: context.steps)
@@ -452,7 +465,7 @@ public final class LinuxVMBackend: ImageBackend {
         let output = scratch + "/boot-cached.img"
         var damaged = false
         if let hit = try boots.lookup(key, at: output, damaged: &damaged) { return (hit.path, .hit) }
-        let (path, _) = try boots.store(key, at: output) { output -> String in
+        let path = try boots.store(key, at: output) { output -> String in
             let built = try partition.build(in: scratch)
             guard rename(built, output) == 0 else {
                 throw SystemError("cannot move the boot partition", path: built, errno: errno)

@@ -17,6 +17,26 @@ public func overlapping<Foreground, Background>(
     return (try front.get(), try back.get())
 }
 
+/// Work started on a thread of its own, to be waited for before what depends on it: `wait` may be
+/// called any number of times, and returns once the work is done.
+public final class BackgroundWork: @unchecked Sendable {
+    private let join: () throws -> Void
+    private let lock = NSLock()
+    private var finished = false
+
+    public init(_ body: @escaping () -> Void) {
+        join = startThread(stackSize: 8 << 20, body)
+    }
+
+    public func wait() {
+        lock.withLock {
+            guard !finished else { return }
+            try? join()
+            finished = true
+        }
+    }
+}
+
 /// Starts `body` on a new thread with a stack of `stackSize` bytes; the returned function waits
 /// for it and gives its result.
 func startThread<T>(stackSize: Int, _ body: @escaping () throws -> T) -> () throws -> T {

@@ -119,11 +119,14 @@ static sqfs_u64 recording_count(const sqfs_block_writer_t *base) {
 // The root's file, with every write made into the disk image too, at the root partition's offset:
 // the disk gets its root while it compresses instead of a copy of it afterwards, and the writes
 // are handed to writeback as they go, so the disk's final flush has little left to wait for.
+// Without a file of its own (`inner` NULL) the root lives in the disk image only, and is read
+// back from there (libsquashfs compares fragment blocks it suspects to be duplicates).
 typedef struct {
     sqfs_file_t base;
     sqfs_file_t *inner;
     int image_fd;
     uint64_t offset;
+    uint64_t size;    // the root's size, kept here when there is no inner file
     uint64_t handed;  // root bytes given to writeback so far
 } tee_file;
 
@@ -131,19 +134,32 @@ static const uint64_t tee_writeback_step = 8u << 20;
 
 static void tee_destroy(sqfs_object_t *object) {
     tee_file *t = (tee_file *)object;
-    sqfs_destroy(t->inner);
+    if (t->inner != NULL) sqfs_destroy(t->inner);
     free(t);
 }
 
 static int tee_read_at(sqfs_file_t *base, sqfs_u64 offset, void *buffer, size_t size) {
     tee_file *t = (tee_file *)base;
-    return t->inner->read_at(t->inner, offset, buffer, size);
+    if (t->inner != NULL) return t->inner->read_at(t->inner, offset, buffer, size);
+    if (offset > t->size || size > t->size - offset) return SQFS_ERROR_OUT_OF_BOUNDS;
+    uint8_t *bytes = buffer;
+    size_t done = 0;
+    while (done < size) {
+        ssize_t n = pread(t->image_fd, bytes + done, size - done, (off_t)(t->offset + offset + done));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return SQFS_ERROR_IO;
+        if (n == 0) return SQFS_ERROR_OUT_OF_BOUNDS;
+        done += (size_t)n;
+    }
+    return 0;
 }
 
 static int tee_write_at(sqfs_file_t *base, sqfs_u64 offset, const void *buffer, size_t size) {
     tee_file *t = (tee_file *)base;
-    int ret = t->inner->write_at(t->inner, offset, buffer, size);
-    if (ret != 0) return ret;
+    if (t->inner != NULL) {
+        int ret = t->inner->write_at(t->inner, offset, buffer, size);
+        if (ret != 0) return ret;
+    }
     if (offset > UINT64_MAX - t->offset - size || t->offset + offset + size > (uint64_t)INT64_MAX) {
         return SQFS_ERROR_OUT_OF_BOUNDS;
     }
@@ -158,6 +174,7 @@ static int tee_write_at(sqfs_file_t *base, sqfs_u64 offset, const void *buffer, 
         done += (size_t)n;
     }
     uint64_t end = offset + size;
+    if (end > t->size) t->size = end;
     if (end >= t->handed + tee_writeback_step) {
         uint64_t upto = end / tee_writeback_step * tee_writeback_step;
         // Only a hint (SYNC_FILE_RANGE_WRITE): a later write over the range is still fine.
@@ -170,15 +187,18 @@ static int tee_write_at(sqfs_file_t *base, sqfs_u64 offset, const void *buffer, 
 
 static sqfs_u64 tee_get_size(const sqfs_file_t *base) {
     const tee_file *t = (const tee_file *)base;
-    return t->inner->get_size(t->inner);
+    return t->inner != NULL ? t->inner->get_size(t->inner) : t->size;
 }
 
 static int tee_truncate(sqfs_file_t *base, sqfs_u64 size) {
     tee_file *t = (tee_file *)base;
-    int ret = t->inner->truncate(t->inner, size);
-    if (ret != 0) return ret;
+    if (t->inner != NULL) {
+        int ret = t->inner->truncate(t->inner, size);
+        if (ret != 0) return ret;
+    }
     if (size > (uint64_t)INT64_MAX - t->offset) return SQFS_ERROR_OUT_OF_BOUNDS;
     if (ftruncate(t->image_fd, (off_t)(t->offset + size)) != 0) return SQFS_ERROR_IO;
+    t->size = size;
     if (t->handed > size) t->handed = size / tee_writeback_step * tee_writeback_step;
     return 0;
 }
@@ -290,13 +310,21 @@ int gvlt_sqfs_writer_create(const char *path, int image_fd, uint64_t image_offse
     if (w->inodes == NULL) goto fail;
 
     *what = "creating the file";
-    w->file = sqfs_open_file(path, SQFS_FILE_OPEN_OVERWRITE);
-    if (w->file == NULL) {
-        ret = SQFS_ERROR_IO;
+    if (path == NULL && image_fd < 0) {
+        ret = SQFS_ERROR_ARG_INVALID;
         goto fail;
     }
+    sqfs_file_t *own = NULL;
+    if (path != NULL) {
+        own = sqfs_open_file(path, SQFS_FILE_OPEN_OVERWRITE);
+        if (own == NULL) {
+            ret = SQFS_ERROR_IO;
+            goto fail;
+        }
+    }
+    w->file = own;
     if (image_fd >= 0) {
-        sqfs_file_t *tee = tee_open(w->file, image_fd, image_offset);
+        sqfs_file_t *tee = tee_open(own, image_fd, image_offset);
         if (tee == NULL) {
             ret = SQFS_ERROR_ALLOC;
             goto fail;
@@ -357,6 +385,8 @@ int gvlt_sqfs_writer_append(gvlt_sqfs_writer *w, const void *data, size_t size) 
 }
 
 int gvlt_sqfs_writer_end_file(gvlt_sqfs_writer *w) { return sqfs_block_processor_end_file(w->processor); }
+
+uint64_t gvlt_sqfs_writer_size(const gvlt_sqfs_writer *w) { return w->file->get_size(w->file); }
 
 void gvlt_sqfs_writer_cache_counts(const gvlt_sqfs_writer *w, uint64_t *hits, uint64_t *misses) {
     *hits = atomic_load(&((gvlt_sqfs_writer *)w)->counts.hits);

@@ -57,38 +57,37 @@ struct BuildFileCache {
 
     /// Writes the file at `output` with `produce`, then stores a copy (a hard link where it can) as
     /// the entry for `key`. Storing is best effort: a cache that cannot take it only means a miss next time.
-    func store<T>(
-        _ key: String, at output: String, extras: (T) -> [String: Data] = { _ in [:] }, produce: (String) throws -> T
-    )
-        throws -> (T, sha256: String)
-    {
+    func store<T>(_ key: String, at output: String, produce: (String) throws -> T) throws -> T {
         let result = try produce(output)
-        let sha256 = try SHA256Hex.of(file: output)
+        publish(key, file: output)
+        return result
+    }
+
+    /// Stores `file` (a hard link where it can, else a copy) and `extras` as the entry for `key`,
+    /// with the file's sha256, read here. Best effort: a cache that cannot take it only means a miss
+    /// next time.
+    func publish(_ key: String, file output: String, extras: [String: Data] = [:]) {
+        guard let sha256 = try? SHA256Hex.of(file: output) else { return }
         let temporary = directory + "/tmp"
         try? FileManager.default.createDirectory(atPath: temporary, withIntermediateDirectories: true)
         ScratchDirectory.sweepAbandoned(in: temporary)
-        guard let staging = try? ScratchDirectory(label: "gvlt-entry", in: temporary) else { return (result, sha256) }
+        guard let staging = try? ScratchDirectory(label: "gvlt-entry", in: temporary) else { return }
         // The entry is a directory inside the staging one, which keeps its owner lock to itself.
         let entry = staging.path + "/entry"
         let file = entry + "/" + fileName
         guard (try? FileManager.default.createDirectory(atPath: entry, withIntermediateDirectories: false)) != nil
-        else { return (result, sha256) }
+        else { return }
         if link(output, file) != 0 {
-            guard (try? FileManager.default.copyItem(atPath: output, toPath: file)) != nil else {
-                return (result, sha256)
-            }
+            guard (try? FileManager.default.copyItem(atPath: output, toPath: file)) != nil else { return }
         }
         guard FileManager.default.createFile(atPath: entry + "/sha256", contents: Data((sha256 + "\n").utf8))
-        else { return (result, sha256) }
-        for (name, data) in extras(result) {
-            guard FileManager.default.createFile(atPath: entry + "/" + name, contents: data) else {
-                return (result, sha256)
-            }
+        else { return }
+        for (name, data) in extras {
+            guard FileManager.default.createFile(atPath: entry + "/" + name, contents: data) else { return }
         }
         TestTrap.reach("cache-store-" + URL(fileURLWithPath: directory).lastPathComponent)
         // A racing build may have published the same entry first; its bytes are the same.
         _ = rename(entry, directory + "/" + key)
-        return (result, sha256)
     }
 
     /// The entries there, most recently used first, at most `limit`.

@@ -1,4 +1,5 @@
 import Core
+import Crypto
 import Foundation
 
 /// The worker's disk: a raw MBR disk with SYSLINUX's boot code, partition 1 FAT (active)
@@ -28,7 +29,37 @@ public enum DiskImage {
     /// The disk signature, from the root file system's content rather than a clock or a random
     /// number. The kernel names partition 2 `PARTUUID=<signature>-02` by it.
     public static func diskSignature(root: String) throws -> UInt32 {
-        UInt32(String((try SHA256Hex.of(file: root)).prefix(8)), radix: 16)!
+        let file = try SharedFile.openRegular(root, what: "root file system", followSymlinks: false)
+        return try diskSignature(root: file, offset: 0, size: file.size)
+    }
+
+    /// The same for a root at `offset` in `file` (the disk being written). For a SquashFS root the
+    /// signature comes from its super block and the tables after its data (every inode, with each
+    /// file's size and the size of each of its compressed blocks; the directories; the fragment,
+    /// ID and xattr tables): they change with the tree, and they are a few hundred KB where hashing
+    /// the whole root was the longest step left once it had been compressed. Other roots (ext4),
+    /// and a SquashFS whose super block does not describe what is there, are hashed whole.
+    public static func diskSignature(root file: SharedFile, offset: Int64, size: Int64) throws -> UInt32 {
+        var hasher = SHA256()
+        var superBlock = [UInt8](repeating: 0, count: 96)
+        let read = try superBlock.withUnsafeMutableBytes { try file.read(into: $0, at: offset) }
+        func field(_ at: Int) -> UInt64 {
+            superBlock.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: UInt64.self)) }
+        }
+        let magic = superBlock.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self)) }
+        // Range-checked: the tables must lie after the super block and within the root.
+        let (tables, used) = (field(64), field(40))
+        if read == superBlock.count, magic == 0x7371_7368, tables >= 96, tables <= used, used <= UInt64(max(0, size)) {
+            hasher.update(data: superBlock)
+            // checked: both are at most `size`, an Int64
+            try FileContent.blobRange(file: file, offset: offset + Int64(tables), length: Int64(used - tables))
+                .stream { hasher.update(bufferPointer: $0) }
+        } else {
+            try FileContent.blobRange(file: file, offset: offset, length: size).stream {
+                hasher.update(bufferPointer: $0)
+            }
+        }
+        return hasher.finalize().withUnsafeBytes { UInt32(bigEndian: $0.loadUnaligned(as: UInt32.self)) }
     }
 
     /// Assembles the disk at `path`; returns its sha256 and size. `mbrCode` replaces SYSLINUX's boot
@@ -36,14 +67,27 @@ public enum DiskImage {
     /// taking the room after its file system, which the disk file leaves as a hole.
     public static func write(
         boot: String, root: String, diskSignature: UInt32? = nil, mbrCode customCode: String? = nil,
-        size: Int64? = nil, to path: String, force: Bool
+        size: Int64? = nil, to path: String, force: Bool, beforeCommit: () -> Void = {}
+    ) throws -> (sha256: String, bytes: Int64) {
+        let rootFile = try SharedFile.openRegular(root, what: "root file system", followSymlinks: false)
+        return try write(
+            boot: boot, root: (rootFile, 0, rootFile.size), diskSignature: diskSignature, mbrCode: customCode,
+            size: size, to: path, force: force, beforeCommit: beforeCommit)
+    }
+
+    /// The same with the root taken from `root.size` bytes at `root.offset` in an open file: a disk
+    /// whose root was written into it, written anew. `beforeCommit` runs once the disk is written
+    /// and before it takes its name: work the disk must not appear without.
+    public static func write(
+        boot: String, root: (file: SharedFile, offset: Int64, size: Int64), diskSignature: UInt32? = nil,
+        mbrCode customCode: String? = nil, size: Int64? = nil, to path: String, force: Bool,
+        beforeCommit: () -> Void = {}
     ) throws -> (sha256: String, bytes: Int64) {
         let code = try bootCode(customCode)
         let bootFile = try SharedFile.openRegular(boot, what: "boot partition", followSymlinks: false)
-        let rootFile = try SharedFile.openRegular(root, what: "root file system", followSymlinks: false)
         let layout = try sizedLayout(
-            layout(bootSize: bootFile.size, rootSize: rootFile.size), size: size)
-        let signature = try diskSignature ?? Self.diskSignature(root: root)
+            layout(bootSize: bootFile.size, rootSize: root.size), size: size)
+        let signature = try diskSignature ?? Self.diskSignature(root: root.file, offset: root.offset, size: root.size)
         let mbr = try Self.mbr(code: code, signature: signature, layout: layout)
 
         let output = try AtomicOutput(path: path, force: force)
@@ -65,10 +109,13 @@ public enum DiskImage {
         try FileContent.blobRange(file: bootFile, offset: 0, length: bootFile.size).stream { try sink.write($0) }
         written += bootFile.size
         try zeros(upTo: layout.rootStart)
-        try FileContent.blobRange(file: rootFile, offset: 0, length: rootFile.size).stream { try sink.write($0) }
-        written += rootFile.size
+        try FileContent.blobRange(file: root.file, offset: root.offset, length: root.size).stream {
+            try sink.write($0)
+        }
+        written += root.size
         try sink.writeZeros(layout.total - written)
         try sink.finish()
+        beforeCommit()
         try output.commit()
         committed = true
         return (sink.digest(), sink.byteCount)
@@ -135,10 +182,10 @@ public enum DiskImage {
     /// Completes a disk whose root file system was written into `output` at `rootStart` while it
     /// was packed: the MBR and the boot partition go before it, and the rest is holes. Returns nil,
     /// having written nothing, when the boot partition needs more room than `rootStart` leaves
-    /// (then the caller writes the disk anew with `write`). Commits the output.
+    /// (then the caller writes the disk anew with `write`). Commits the output, after `beforeCommit`.
     public static func complete(
         _ output: AtomicOutput, rootStart: Int64, rootSize: Int64, boot: String, diskSignature: UInt32,
-        mbrCode customCode: String? = nil, size: Int64? = nil
+        mbrCode customCode: String? = nil, size: Int64? = nil, beforeCommit: () -> Void = {}
     ) throws -> (sha256: String, bytes: Int64)? {
         let bootFile = try SharedFile.openRegular(boot, what: "boot partition", followSymlinks: false)
         var layout = layout(bootSize: bootFile.size, rootSize: rootSize)
@@ -158,6 +205,7 @@ public enum DiskImage {
         try disk.truncate(to: layout.total)
         // The disk's digest, read back: the root's super block went to its start last.
         let sha256 = try SHA256Hex.of(disk)
+        beforeCommit()
         try output.commit()
         return ("sha256:" + sha256, layout.total)
     }

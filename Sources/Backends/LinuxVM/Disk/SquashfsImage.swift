@@ -34,24 +34,32 @@ public struct SquashfsImage {
         self.jobs = max(1, jobs)
     }
 
-    /// The packed root: where it is, its sha256 when the build already knows it, and what the
-    /// caches did.
+    /// The packed root: where it is, how large, and what the caches did.
     public struct Result {
-        public var path: String
-        public var sha256: String?
+        /// The root as a file of its own; nil for a root written into the disk image only.
+        public var path: String?
+        public var size: Int64
         public var cache: BuildCacheReport?
         /// Whether the root was also written into the disk image passed to `build`.
         public var inImage = false
+        /// What is left of the build cache's work when `build` was asked to leave it: storing the
+        /// root, which reads it once more to hash it, so the caller can do that while it completes
+        /// the disk instead of after. Best effort, like every store.
+        public var storeInCache: (() -> Void)?
     }
 
     /// Packs `tree` as `scratch/root.fs` (or, on a cache hit across file systems, the cached file).
     /// The native writer also writes a root it compresses into `image` (an open disk image, at its
-    /// root partition's offset); a root from the cache is not.
-    public func build(_ tree: FileTree, scratch: String, image: (fd: Int32, offset: Int64)? = nil) throws -> Result {
+    /// root partition's offset); a root from the cache is not. Without a cache, such a root is
+    /// written into the image only: it needs no file of its own, and its bytes go to disk once.
+    /// With `leavingCacheStore` a cache miss returns before the root is stored (`Result.storeInCache`).
+    public func build(
+        _ tree: FileTree, scratch: String, image: (fd: Int32, offset: Int64)? = nil, leavingCacheStore: Bool = false
+    ) throws -> Result {
         let output = scratch + "/root.fs"
         guard writer == .native else {
             try build(tree, to: output)
-            return Result(path: output, cache: nil)
+            return Result(path: output, size: try Self.size(of: output), cache: nil)
         }
         guard let configuration = SquashfsWriter.configuration(compressor, blockSize: blockSize) else {
             throw UnsupportedError(
@@ -60,8 +68,10 @@ public struct SquashfsImage {
         }
         var native = SquashfsWriter(compressor: compressor, blockSize: blockSize, mtime: mtime, jobs: jobs)
         guard let cache else {
-            try native.write(tree, to: output, image: image)
-            return Result(path: output, cache: BuildCacheReport(enabled: false), inImage: image != nil)
+            let path = image == nil ? output : nil
+            let written = try native.write(tree, to: path, image: image)
+            return Result(
+                path: path, size: written.size, cache: BuildCacheReport(enabled: false), inImage: image != nil)
         }
         let toolVersion = SquashfsWriter.toolVersion
         let roots = BuildFileCache.roots(cache)
@@ -75,20 +85,28 @@ public struct SquashfsImage {
         var damaged = false
         if let hit = try roots.lookup(key, at: output, damaged: &damaged) {
             report.root = .hit
-            return Result(path: hit.path, sha256: hit.sha256, cache: report)
+            return Result(path: hit.path, size: try Self.size(of: hit.path), cache: report)
         }
         report.root = .miss
         // The blocks of the most recently used roots: a rebuild's base is almost always among them.
         let blocks = SquashfsBlockCache(
             keyPrefix: keyPrefix, entries: roots.entries(limit: 16), repeated: plan.repeated)
         native.cache = blocks
-        let (written, sha256) = try roots.store(
-            key, at: output, extras: { [SquashfsBlockCache.indexName: $0.blockIndex ?? Data()] }
-        ) { try native.write(tree, to: $0, image: image) }
+        let written = try native.write(tree, to: output, image: image)
         report.blocksReused = written.blockHits
         report.blocksCompressed = written.blockMisses
         report.damagedEntries = blocks.problems.damaged + blocks.problems.unreadableIndexes + (damaged ? 1 : 0)
-        return Result(path: output, sha256: sha256, cache: report, inImage: image != nil)
+        let store = {
+            roots.publish(key, file: output, extras: [SquashfsBlockCache.indexName: written.blockIndex ?? Data()])
+        }
+        if !leavingCacheStore { store() }
+        return Result(
+            path: output, size: written.size, cache: report, inImage: image != nil,
+            storeInCache: leavingCacheStore ? store : nil)
+    }
+
+    private static func size(of path: String) throws -> Int64 {
+        try SharedFile.openRegular(path, what: "root file system", followSymlinks: false).size
     }
 
     /// The tool writer: the tree as a tar into tar2sqfs or mksquashfs.

@@ -22,6 +22,8 @@ struct SquashfsWriter {
         var blockMisses: UInt64 = 0
         /// With a cache: the index of this root's blocks, for its cache entry.
         var blockIndex: Data?
+        /// The root's size in bytes, padded to 4 KiB as its file is.
+        var size: Int64 = 0
     }
 
     /// The configuration bytes libsquashfs compresses with, for cache keys; nil for a compressor this
@@ -62,9 +64,12 @@ struct SquashfsWriter {
             separator: "\n")
     }
 
-    /// Writes the root to `path`, and with `image` into that open file at that offset too.
+    /// Writes the root to `path`, and with `image` into that open file at that offset too; with an
+    /// image, `path` may be nil, for a root that needs no file of its own.
     @discardableResult
-    func write(_ tree: FileTree, to path: String, image: (fd: Int32, offset: Int64)? = nil) throws -> Report {
+    func write(_ tree: FileTree, to path: String?, image: (fd: Int32, offset: Int64)? = nil) throws -> Report {
+        precondition(path != nil || image != nil, "a root is written somewhere")
+        let place = path ?? "the disk image"
         let layout = try Layout(tree, blockSize: blockSize)
         defer { layout.release() }
         var callbacks = cache?.callbacks ?? gvlt_sqfs_block_cache()
@@ -77,7 +82,7 @@ struct SquashfsWriter {
                 UInt32(max(1, jobs)), UInt32(layout.nodes.count),
                 caching ? pointer : nil, &writer, &what)
         }
-        guard created == 0, let writer else { throw failure(created, what, path: path) }
+        guard created == 0, let writer else { throw failure(created, what, path: place) }
         defer { gvlt_sqfs_writer_destroy(writer) }
 
         for (index, content) in layout.files {
@@ -90,11 +95,11 @@ struct SquashfsWriter {
             }
             if status == 0 { status = gvlt_sqfs_writer_end_file(writer) }
             guard status == 0 else {
-                throw failure(status, nil, path: path, entry: "/" + layout.paths[Int(index)])
+                throw failure(status, nil, path: place, entry: "/" + layout.paths[Int(index)])
             }
         }
         let data = gvlt_sqfs_writer_finish_data(writer)
-        guard data == 0 else { throw failure(data, nil, path: path) }
+        guard data == 0 else { throw failure(data, nil, path: place) }
         // Where each block went is known now, and only until the inodes are written.
         let index = cache?.index(writer: writer)
         var node = UInt32.max
@@ -109,9 +114,10 @@ struct SquashfsWriter {
         }
         guard finished == 0 else {
             throw failure(
-                finished, what, path: path, entry: node == .max ? nil : "/" + layout.paths[Int(node)])
+                finished, what, path: place, entry: node == .max ? nil : "/" + layout.paths[Int(node)])
         }
-        var report = Report(blockIndex: index)
+        // checked: a file's size is at most Int64.max
+        var report = Report(blockIndex: index, size: Int64(gvlt_sqfs_writer_size(writer)))
         gvlt_sqfs_writer_cache_counts(writer, &report.blockHits, &report.blockMisses)
         return report
     }

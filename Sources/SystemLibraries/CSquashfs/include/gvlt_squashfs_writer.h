@@ -36,7 +36,7 @@ int gvlt_sqfs_compressor_config(const char *compressor, uint32_t block_size, uin
 
 /// Creates `path` (replacing a file there) and starts a file system of `node_count` inodes. With
 /// `image_fd` >= 0, every write is also made into that file at `image_offset` (the disk image's
-/// root partition).
+/// root partition); `path` may then be NULL, for a root written into the image only.
 /// `workers` threads compress; `cache` may be NULL. On failure returns a libsquashfs error code
 /// (< 0) and sets `*what` to the step that failed.
 int gvlt_sqfs_writer_create(const char *path, int image_fd, uint64_t image_offset, const char *compressor,
@@ -44,6 +44,9 @@ int gvlt_sqfs_writer_create(const char *path, int image_fd, uint64_t image_offse
                             uint32_t workers, uint32_t node_count, const gvlt_sqfs_block_cache *cache,
                             gvlt_sqfs_writer **out, const char **what);
 void gvlt_sqfs_writer_destroy(gvlt_sqfs_writer *writer);
+
+/// The file system's size so far; after `gvlt_sqfs_writer_finish`, the whole root's, padded to 4 KiB.
+uint64_t gvlt_sqfs_writer_size(const gvlt_sqfs_writer *writer);
 
 /// Data, one regular file at a time: `inode` is the file's index in the node array that
 /// `gvlt_sqfs_writer_finish` gets. `own_tail` keeps the file's last partial block out of the shared
