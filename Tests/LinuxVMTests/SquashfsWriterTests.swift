@@ -371,7 +371,9 @@ final class SquashfsWriterTests: XCTestCase {
     /// A root written straight into the disk as it is packed, then completed around it, is the disk
     /// `DiskImage.write` assembles from the same boot partition and root, byte for byte; a boot
     /// partition that outgrew the room planned for it leaves the disk to be written anew, with the
-    /// root taken from where it was written. Without a cache the root goes into the disk only.
+    /// root taken from where it was written. The root goes into the disk only, without a cache and
+    /// with one on the disk's file system, which then stores the disk itself (hard-linked), or a copy
+    /// of the root when the disk was made far larger than it (`--size`).
     func testARootWrittenIntoTheDiskGivesTheAssembledDisk() throws {
         let dir = try scratch()
         let boot = dir + "/boot.fat"
@@ -379,49 +381,161 @@ final class SquashfsWriterTests: XCTestCase {
         let rootStart = DiskImage.rootStart(bootKiB: 300)
         let separate = try SquashfsImage(compressor: .zstd, cache: nil, jobs: 2).build(try makeTree(), scratch: dir)
         let root = try XCTUnwrap(separate.path)
-        for cached in [false, true] {
-            let direct = dir + "/direct-\(cached).img"
-            let output = try AtomicOutput(path: direct, force: false)
-            let work = dir + "/work-\(cached)"
+        let rootBytes = try Data(contentsOf: URL(fileURLWithPath: root))
+        func packedFromTheCache(_ cache: CacheDirectory) throws -> SquashfsImage.Result {
+            let work = dir + "/" + UUID().uuidString
             try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
-            let packed = try SquashfsImage(
-                compressor: .zstd, cache: cached ? CacheDirectory(root: dir + "/cache") : nil, jobs: 2
-            ).build(try makeTree(), scratch: work, image: (output.fd, rootStart))
+            return try SquashfsImage(compressor: .zstd, cache: cache, jobs: 2).build(try makeTree(), scratch: work)
+        }
+        let cases: [(String, Bool, Int64?)] = [
+            ("plain", false, 64 << 20), ("sized", true, 64 << 20), ("cached", true, nil)
+        ]
+        for (name, cached, size) in cases {
+            let direct = dir + "/direct-\(name).img"
+            let output = try AtomicOutput(path: direct, force: false)
+            let work = dir + "/work-\(name)"
+            try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+            let cache = CacheDirectory(root: dir + "/cache-\(name)")
+            let packed = try SquashfsImage(compressor: .zstd, cache: cached ? cache : nil, jobs: 2).build(
+                try makeTree(), scratch: work, image: (output.fd, rootStart))
             XCTAssertTrue(packed.inImage)
             XCTAssertEqual(packed.size, separate.size)
+            XCTAssertNil(packed.path)
+            XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: work), [])
             if cached {
-                XCTAssertEqual(
-                    try Data(contentsOf: URL(fileURLWithPath: try XCTUnwrap(packed.path))),
-                    try Data(contentsOf: URL(fileURLWithPath: root)))
+                guard case .disk = packed.storeInCache else { return XCTFail("the disk is to be stored") }
             } else {
-                XCTAssertNil(packed.path)
-                XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: work), [])
+                XCTAssertNil(packed.storeInCache)
             }
             let assembled = try DiskImage.write(
-                boot: boot, root: root, size: 64 << 20, to: dir + "/assembled-\(cached).img", force: false)
+                boot: boot, root: root, size: size, to: dir + "/assembled-\(name).img", force: false)
             // The signature comes from the root's content: the same wherever the root is read from.
             let inDisk = SharedFile(fd: dup(output.fd), displayName: direct)
             let signature = try DiskImage.diskSignature(root: inDisk, offset: rootStart, size: packed.size)
             XCTAssertEqual(signature, try DiskImage.diskSignature(root: root))
             let anew = try DiskImage.write(
-                boot: boot, root: (inDisk, rootStart, packed.size), size: 64 << 20,
-                to: dir + "/anew-\(cached).img", force: false)
+                boot: boot, root: (inDisk, rootStart, packed.size), size: size,
+                to: dir + "/anew-\(name).img", force: false)
             XCTAssertEqual(anew.sha256, assembled.sha256)
             // A plan short of the boot partition is refused, with nothing written.
             XCTAssertNil(
                 try DiskImage.complete(
                     output, rootStart: DiskImage.rootStart(bootKiB: 200), rootSize: packed.size, boot: boot,
                     diskSignature: signature))
+            var committing: DiskImage.Committing?
+            var publish: (() -> Void)?
             let done = try XCTUnwrap(
                 try DiskImage.complete(
-                    output, rootStart: rootStart, rootSize: packed.size, boot: boot,
-                    diskSignature: signature, size: 64 << 20))
+                    output, rootStart: rootStart, rootSize: packed.size, boot: boot, diskSignature: signature,
+                    size: size
+                ) { disk in
+                    committing = disk
+                    if case .disk(let stage) = packed.storeInCache { publish = stage(disk) }
+                })
+            XCTAssertEqual(publish == nil, !cached)
+            publish?()
+            XCTAssertEqual(committing?.sha256, String(done.sha256.dropFirst("sha256:".count)))
+            XCTAssertEqual(committing?.rootStart, rootStart)
+            XCTAssertEqual(committing?.rootSize, packed.size)
             XCTAssertEqual(done.sha256, assembled.sha256)
-            XCTAssertEqual(done.bytes, 64 << 20)
+            XCTAssertEqual(done.bytes, size ?? rootStart + packed.size)
             XCTAssertEqual(
                 try Data(contentsOf: URL(fileURLWithPath: direct)),
-                try Data(contentsOf: URL(fileURLWithPath: dir + "/assembled-\(cached).img")))
+                try Data(contentsOf: URL(fileURLWithPath: dir + "/assembled-\(name).img")))
+            guard cached else { continue }
+            // The entry holds the root: in the disk, hard-linked, or (for the sized disk) a copy.
+            let hit = try packedFromTheCache(cache)
+            XCTAssertEqual(hit.cache?.root, .hit)
+            XCTAssertEqual(hit.size, separate.size)
+            XCTAssertEqual(hit.offset, size == nil ? rootStart : 0)
+            let entry = rootEntry(cache.root, hit.cache)
+            var disk = stat()
+            var stored = stat()
+            XCTAssertEqual(stat(direct, &disk), 0)
+            XCTAssertEqual(stat(entry + "/root.fs", &stored), 0)
+            XCTAssertEqual(disk.st_ino == stored.st_ino, size == nil)
+            let held = try Data(contentsOf: URL(fileURLWithPath: try XCTUnwrap(hit.path)))
+            XCTAssertEqual(held[Int(hit.offset)..<Int(hit.offset + hit.size)], rootBytes)
         }
+        // The disk changed in place changes its entry too: found by its digest, removed and rebuilt.
+        let handle = try XCTUnwrap(FileHandle(forUpdatingAtPath: dir + "/direct-cached.img"))
+        try handle.seek(toOffset: UInt64(rootStart) + 5000)
+        try handle.write(contentsOf: Data([0xA5, 0x5A]))
+        try handle.close()
+        let rebuilt = try packedFromTheCache(CacheDirectory(root: dir + "/cache-cached"))
+        XCTAssertEqual(rebuilt.cache?.root, .miss)
+        XCTAssertEqual(rebuilt.cache?.damagedEntries, 1)
+        XCTAssertEqual(rebuilt.offset, 0)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: try XCTUnwrap(rebuilt.path))), rootBytes)
+    }
+
+    /// Two builds of one root racing to store their disks: each disk is staged before it takes its
+    /// name and published after, so the loser's staging link goes away only once its disk is named
+    /// (a file that lost its last name could not be named again), and both disks come out.
+    func testTwoDisksStagedForOneEntryBothTakeTheirNames() throws {
+        let dir = try scratch()
+        let roots = BuildFileCache.roots(CacheDirectory(root: dir + "/cache"))
+        let bytes = Self.content(seed: 4, size: 3 << 20)
+        var outputs: [AtomicOutput] = []
+        var publishes: [() -> Void] = []
+        for name in ["a.img", "b.img"] {
+            let output = try AtomicOutput(path: dir + "/" + name, force: false)
+            try bytes.withUnsafeBytes { try SharedFile(fd: dup(output.fd), displayName: name).write($0, at: 0) }
+            outputs.append(output)
+            publishes.append(
+                try XCTUnwrap(
+                    roots.stage(
+                        "k", file: output.temporaryPath, sha256: SHA256Hex.of(data: bytes), range: (1 << 20, 1 << 20))))
+        }
+        for (output, publish) in zip(outputs, publishes) {
+            try output.commit()
+            publish()
+        }
+        // What the closures kept (the staging directories) goes with them.
+        publishes.removeAll()
+        for name in ["a.img", "b.img"] {
+            XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: dir + "/" + name)), bytes)
+        }
+        var first = stat()
+        var stored = stat()
+        XCTAssertEqual(stat(dir + "/a.img", &first), 0)
+        XCTAssertEqual(stat(roots.directory + "/k/root.fs", &stored), 0)
+        XCTAssertEqual(first.st_ino, stored.st_ino)
+        var damaged = false
+        let hit = try XCTUnwrap(try roots.lookup("k", at: dir + "/hit", damaged: &damaged))
+        XCTAssertEqual([hit.offset, hit.size], [1 << 20, 1 << 20])
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: roots.directory + "/tmp"), [])
+    }
+
+    /// With the cache on another file system than the disk, the root cannot be stored as a link to
+    /// the disk: it gets a file of its own as well, which is stored.
+    func testACacheOnAnotherFileSystemGetsARootFileOfItsOwn() throws {
+        let dir = try scratch()
+        var here = stat()
+        var shm = stat()
+        guard stat(dir, &here) == 0, stat("/dev/shm", &shm) == 0, here.st_dev != shm.st_dev,
+            access("/dev/shm", W_OK) == 0
+        else { throw XCTSkip("no writable /dev/shm on another file system") }
+        let cacheRoot = "/dev/shm/gvlt-test-\(getpid())-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: cacheRoot) }
+        let separate = try SquashfsImage(compressor: .zstd, cache: nil, jobs: 2).build(try makeTree(), scratch: dir)
+        let output = try AtomicOutput(path: dir + "/disk.img", force: false)
+        defer { output.abandon() }
+        let work = dir + "/work"
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        let packed = try SquashfsImage(compressor: .zstd, cache: CacheDirectory(root: cacheRoot), jobs: 2).build(
+            try makeTree(), scratch: work, image: (output.fd, 1 << 20), leavingCacheStore: true)
+        XCTAssertTrue(packed.inImage)
+        XCTAssertEqual(
+            try Data(contentsOf: URL(fileURLWithPath: try XCTUnwrap(packed.path))),
+            try Data(contentsOf: URL(fileURLWithPath: try XCTUnwrap(separate.path))))
+        guard case .file(let store) = packed.storeInCache else { return XCTFail("the root file is to be stored") }
+        store()
+        let entry = rootEntry(cacheRoot, packed.cache)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: entry + "/range"))
+        XCTAssertEqual(
+            try Data(contentsOf: URL(fileURLWithPath: entry + "/root.fs")),
+            try Data(contentsOf: URL(fileURLWithPath: try XCTUnwrap(separate.path))))
     }
 
     /// The disk signature of a SquashFS root comes from its super block and tables: it follows a

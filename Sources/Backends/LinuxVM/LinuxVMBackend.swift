@@ -290,12 +290,13 @@ public final class LinuxVMBackend: ImageBackend {
             image, contributions: job.contributions, settings: settings, kernel: kernel,
             modules: modules, initBinary: initBinary, mtime: mtime, scratch: scratch)
 
-        // The root as a file (nil when it went into the disk only) and its size.
+        // The file holding the root (nil when it went into the disk only), where in it, and its size.
         var rootFile: String?
+        var rootOffset: Int64 = 0
         var rootSize: Int64 = 0
         var cacheReport: BuildCacheReport?
         var rootInImage = false
-        var storeInCache: (() -> Void)?
+        var storeInCache: SquashfsImage.PendingStore?
         func packRoot(into disk: (fd: Int32, offset: Int64)? = nil) throws {
             try context.progress.step("packing the root file system (\(settings.root))") {
                 switch settings.root {
@@ -305,7 +306,9 @@ public final class LinuxVMBackend: ImageBackend {
                         cache: context.buildCache ? context.cache : nil)
                     squashfs.mtime = UInt32(clamping: max(0, epoch))
                     let packed = try squashfs.build(image.tree, scratch: scratch, image: disk, leavingCacheStore: true)
-                    (rootFile, rootSize, cacheReport) = (packed.path, packed.size, packed.cache)
+                    (rootFile, rootOffset, rootSize, cacheReport) = (
+                        packed.path, packed.offset, packed.size, packed.cache
+                    )
                     (rootInImage, storeInCache) = (packed.inImage, packed.storeInCache)
                 case .ext4:
                     let path = scratch + "/root.fs"
@@ -335,7 +338,7 @@ public final class LinuxVMBackend: ImageBackend {
             // finds the root by the disk signature, not by a device name that depends on the disk bus
             // and on which other disks the worker attaches.
             let fstype = settings.root == .ext4 ? "ext4" : "squashfs"
-            let signature = try DiskImage.diskSignature(root: try packedRootFile(), offset: 0, size: rootSize)
+            let signature = try DiskImage.diskSignature(root: try packedRootFile(), offset: rootOffset, size: rootSize)
             diskSignature = signature
             commandLine +=
                 " root=PARTUUID=\(String(format: "%08x", signature))-02 rootfstype=\(fstype) \(settings.rwRoot ? "rw" : "ro") init=\(initPath)"
@@ -400,11 +403,17 @@ public final class LinuxVMBackend: ImageBackend {
         cacheReport?.bootPartition = boot.outcome
         if let cacheReport { context.logger.info("build cache: \(cacheReport.summary)") }
         let diskName = URL(fileURLWithPath: job.output).lastPathComponent
-        // Storing the root in the build cache reads it whole to hash it, as completing the disk
-        // reads the disk: the two run side by side, and the disk takes its name once both are done.
-        let storing = storeInCache.map(BackgroundWork.init)
+        // Storing a root file in the build cache reads it whole to hash it, as completing the disk
+        // reads the disk: the two run side by side. A root in the disk only is stored as the disk,
+        // once it is complete. Either way the disk takes its name after the store.
+        var storing: BackgroundWork?
+        if case .file(let store) = storeInCache { storing = BackgroundWork(store) }
         defer { storing?.wait() }
-        let stored = { storing?.wait() ?? () }
+        var publish: (() -> Void)?
+        let stored = { (disk: DiskImage.Committing) in
+            storing?.wait()
+            if case .disk(let stage) = storeInCache { publish = stage(disk) }
+        }
         let disk = try context.progress.step("writing \(diskName)") { () -> (sha256: String, bytes: Int64) in
             if let (output, rootStart) = early, rootInImage {
                 let duplicate = dup(output.fd)
@@ -428,10 +437,11 @@ public final class LinuxVMBackend: ImageBackend {
             // A root from the cache, or one packed before the disk was opened.
             early?.output.abandon()
             return try DiskImage.write(
-                boot: boot.path, root: (try packedRootFile(), 0, rootSize), diskSignature: diskSignature,
+                boot: boot.path, root: (try packedRootFile(), rootOffset, rootSize), diskSignature: diskSignature,
                 mbrCode: settings.mbrFile, size: settings.size, to: job.output, force: job.force,
                 beforeCommit: stored)
         }
+        publish?()
         if cacheReport?.root == .miss { Self.keepCacheBound(context) }
         var report = BuildReport(
             backend: name, output: URL(fileURLWithPath: job.output).standardizedFileURL.path, sha256: disk.sha256,

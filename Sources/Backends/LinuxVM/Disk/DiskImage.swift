@@ -67,12 +67,23 @@ public enum DiskImage {
     /// taking the room after its file system, which the disk file leaves as a hole.
     public static func write(
         boot: String, root: String, diskSignature: UInt32? = nil, mbrCode customCode: String? = nil,
-        size: Int64? = nil, to path: String, force: Bool, beforeCommit: () -> Void = {}
+        size: Int64? = nil, to path: String, force: Bool, beforeCommit: (Committing) -> Void = { _ in }
     ) throws -> (sha256: String, bytes: Int64) {
         let rootFile = try SharedFile.openRegular(root, what: "root file system", followSymlinks: false)
         return try write(
             boot: boot, root: (rootFile, 0, rootFile.size), diskSignature: diskSignature, mbrCode: customCode,
             size: size, to: path, force: force, beforeCommit: beforeCommit)
+    }
+
+    /// A disk written whole, about to take its name.
+    public struct Committing {
+        /// A path that opens the disk now (it may have no name yet).
+        public var path: String
+        /// Its sha256, in hex.
+        public var sha256: String
+        /// Where its root partition's file system lies.
+        public var rootStart: Int64
+        public var rootSize: Int64
     }
 
     /// The same with the root taken from `root.size` bytes at `root.offset` in an open file: a disk
@@ -81,7 +92,7 @@ public enum DiskImage {
     public static func write(
         boot: String, root: (file: SharedFile, offset: Int64, size: Int64), diskSignature: UInt32? = nil,
         mbrCode customCode: String? = nil, size: Int64? = nil, to path: String, force: Bool,
-        beforeCommit: () -> Void = {}
+        beforeCommit: (Committing) -> Void = { _ in }
     ) throws -> (sha256: String, bytes: Int64) {
         let code = try bootCode(customCode)
         let bootFile = try SharedFile.openRegular(boot, what: "boot partition", followSymlinks: false)
@@ -115,10 +126,14 @@ public enum DiskImage {
         written += root.size
         try sink.writeZeros(layout.total - written)
         try sink.finish()
-        beforeCommit()
+        let digest = sink.digest()
+        beforeCommit(
+            Committing(
+                path: output.temporaryPath, sha256: String(digest.dropFirst("sha256:".count)),
+                rootStart: layout.rootStart, rootSize: root.size))
         try output.commit()
         committed = true
-        return (sink.digest(), sink.byteCount)
+        return (digest, sink.byteCount)
     }
 
     /// SYSLINUX's MBR boot code, or the user's (`--mbr-file`).
@@ -185,7 +200,7 @@ public enum DiskImage {
     /// (then the caller writes the disk anew with `write`). Commits the output, after `beforeCommit`.
     public static func complete(
         _ output: AtomicOutput, rootStart: Int64, rootSize: Int64, boot: String, diskSignature: UInt32,
-        mbrCode customCode: String? = nil, size: Int64? = nil, beforeCommit: () -> Void = {}
+        mbrCode customCode: String? = nil, size: Int64? = nil, beforeCommit: (Committing) -> Void = { _ in }
     ) throws -> (sha256: String, bytes: Int64)? {
         let bootFile = try SharedFile.openRegular(boot, what: "boot partition", followSymlinks: false)
         var layout = layout(bootSize: bootFile.size, rootSize: rootSize)
@@ -205,7 +220,8 @@ public enum DiskImage {
         try disk.truncate(to: layout.total)
         // The disk's digest, read back: the root's super block went to its start last.
         let sha256 = try SHA256Hex.of(disk)
-        beforeCommit()
+        beforeCommit(
+            Committing(path: output.temporaryPath, sha256: sha256, rootStart: rootStart, rootSize: rootSize))
         try output.commit()
         return ("sha256:" + sha256, layout.total)
     }

@@ -7,10 +7,10 @@ import Foundation
 /// compression libraries always give the same output block, so a rebuild compresses only the
 /// blocks that changed. A hit changes the time a build takes, never its bytes.
 ///
-/// The blocks are not copied anywhere: they are the cached roots' own. Each root entry carries an
-/// index (`blocks.idx`) from every block's key (sha256 of the compressor's configuration, the
-/// libraries and the block's bytes) to where its compressed bytes sit in that root and their
-/// sha256. So a cold build writes nothing but its root and a small index, and a block is read back
+/// The blocks are not copied anywhere: they are the cached roots' own (in the disk images they
+/// went into, where the entry is one). Each root entry carries an index (`blocks.idx`) from every
+/// block's key (sha256 of the compressor's configuration, the libraries and the block's bytes) to
+/// where its compressed bytes sit in that root and their sha256. So a cold build writes nothing but its root and a small index, and a block is read back
 /// only when its digest matches; one that does not (a damaged root) is compressed again, never used.
 ///
 /// Blocks that occur more than once in the tree being built (identical files: a library installed
@@ -76,7 +76,8 @@ final class SquashfsBlockCache: @unchecked Sendable {
     /// configuration and the libraries that compress.
     private let keyPrefix: [UInt8]
     private var known: [Key: Stored] = [:]
-    private var roots: [SharedFile] = []
+    /// The cached roots: each one's file, and where in it the root starts.
+    private var roots: [(file: SharedFile, start: Int64)] = []
     private let lock = NSLock()
     private var pending: [Produced] = []
     private var written: [Written] = []
@@ -120,12 +121,16 @@ final class SquashfsBlockCache: @unchecked Sendable {
                 continue
             }
             guard !records.isEmpty,
-                let file = try? SharedFile.openRegular(entry + "/root.fs", what: "cached root", followSymlinks: false)
+                let file = try? SharedFile.openRegular(entry + "/root.fs", what: "cached root", followSymlinks: false),
+                let range = BuildFileCache.range(of: entry, fileSize: file.size)
             else { continue }
             let root = Int32(roots.count)
-            roots.append(file)
+            roots.append((file, range.offset))
             for (key, var stored) in records where known[key] == nil {
-                guard stored.result == 0 || stored.offset + UInt64(stored.result) <= UInt64(file.size) else { continue }
+                // checked: range sizes are positive Int64s; offsets are at most Int64.max (readIndex)
+                guard stored.result == 0 || stored.offset + UInt64(stored.result) <= UInt64(range.size) else {
+                    continue
+                }
                 stored.root = root
                 known[key] = stored
             }
@@ -147,8 +152,9 @@ final class SquashfsBlockCache: @unchecked Sendable {
             // checked: readIndex keeps results within 0...1 MiB
             guard Int(stored.result) <= out.count else { return nil }
             let payload = UnsafeMutableRawBufferPointer(rebasing: out[0..<Int(stored.result)])
-            // checked: root indexes come from this cache's list; offsets are at most Int64.max (readIndex)
-            if (try? roots[Int(stored.root)].read(into: payload, at: Int64(stored.offset))) == payload.count,
+            // checked: root indexes come from this cache's list, and offsets lie within their root (init)
+            let root = roots[Int(stored.root)]
+            if (try? root.file.read(into: payload, at: root.start + Int64(stored.offset))) == payload.count,
                 Array(SHA256.hash(data: UnsafeRawBufferPointer(payload))) == stored.digest
             {
                 return stored.result

@@ -36,23 +36,36 @@ public struct SquashfsImage {
 
     /// The packed root: where it is, how large, and what the caches did.
     public struct Result {
-        /// The root as a file of its own; nil for a root written into the disk image only.
+        /// The file holding the root (a root file system, or a cached disk with the root at
+        /// `offset`); nil for a root written into the disk image only.
         public var path: String?
+        public var offset: Int64 = 0
         public var size: Int64
         public var cache: BuildCacheReport?
         /// Whether the root was also written into the disk image passed to `build`.
         public var inImage = false
-        /// What is left of the build cache's work when `build` was asked to leave it: storing the
-        /// root, which reads it once more to hash it, so the caller can do that while it completes
-        /// the disk instead of after. Best effort, like every store.
-        public var storeInCache: (() -> Void)?
+        /// What is left of the build cache's work when `build` was asked to leave it.
+        public var storeInCache: PendingStore?
     }
 
-    /// Packs `tree` as `scratch/root.fs` (or, on a cache hit across file systems, the cached file).
-    /// The native writer also writes a root it compresses into `image` (an open disk image, at its
-    /// root partition's offset); a root from the cache is not. Without a cache, such a root is
-    /// written into the image only: it needs no file of its own, and its bytes go to disk once.
-    /// With `leavingCacheStore` a cache miss returns before the root is stored (`Result.storeInCache`).
+    /// Storing a compressed root in the build cache, left to the caller. Best effort, like every store.
+    public enum PendingStore {
+        /// Store `root.fs`: it is read once more to hash it, so the caller can do that while it
+        /// completes the disk instead of after.
+        case file(() -> Void)
+        /// The root lives in the disk image only: the disk itself is stored (hard-linked, with the
+        /// root's range and the disk's sha256, which completing it computes), so the root's bytes
+        /// are written and hashed once. Called before the disk takes its name; what it returns
+        /// publishes the entry, and is called after.
+        case disk((DiskImage.Committing) -> (() -> Void)?)
+    }
+
+    /// Packs `tree` as `scratch/root.fs` (or, on a cache hit, the cached file holding it). The
+    /// native writer also writes a root it compresses into `image` (an open disk image, at its root
+    /// partition's offset); a root from the cache is not. Such a root is written into the image only
+    /// when it needs no file of its own: without a cache, or with one on the image's file system,
+    /// which then stores the disk (`PendingStore.disk`). With `leavingCacheStore` a cache miss returns
+    /// before the root is stored (`Result.storeInCache`); a root in the disk only always does.
     public func build(
         _ tree: FileTree, scratch: String, image: (fd: Int32, offset: Int64)? = nil, leavingCacheStore: Bool = false
     ) throws -> Result {
@@ -85,24 +98,53 @@ public struct SquashfsImage {
         var damaged = false
         if let hit = try roots.lookup(key, at: output, damaged: &damaged) {
             report.root = .hit
-            return Result(path: hit.path, size: try Self.size(of: hit.path), cache: report)
+            return Result(path: hit.path, offset: hit.offset, size: hit.size, cache: report)
         }
         report.root = .miss
         // The blocks of the most recently used roots: a rebuild's base is almost always among them.
         let blocks = SquashfsBlockCache(
             keyPrefix: keyPrefix, entries: roots.entries(limit: 16), repeated: plan.repeated)
         native.cache = blocks
-        let written = try native.write(tree, to: output, image: image)
+        let diskOnly = image.map { roots.sameFileSystem(as: $0.fd) } ?? false
+        let written = try native.write(tree, to: diskOnly ? nil : output, image: image)
         report.blocksReused = written.blockHits
         report.blocksCompressed = written.blockMisses
         report.damagedEntries = blocks.problems.damaged + blocks.problems.unreadableIndexes + (damaged ? 1 : 0)
-        let store = {
-            roots.publish(key, file: output, extras: [SquashfsBlockCache.indexName: written.blockIndex ?? Data()])
+        let extras = [SquashfsBlockCache.indexName: written.blockIndex ?? Data()]
+        if diskOnly {
+            let store = PendingStore.disk { disk in
+                guard let file = try? SharedFile.openRegular(disk.path, what: "disk image", followSymlinks: true)
+                else { return nil }
+                // A disk made far larger than its root (--size) would be hashed whole, holes and all,
+                // at every use of the entry: its root is copied out and stored on its own instead.
+                guard file.size - disk.rootStart - disk.rootSize > 1 << 20 else {
+                    return roots.stage(
+                        key, file: disk.path, sha256: disk.sha256, range: (disk.rootStart, disk.rootSize),
+                        extras: extras)
+                }
+                guard (try? Self.copy(file, range: (disk.rootStart, disk.rootSize), to: output)) != nil else {
+                    return nil
+                }
+                return roots.stage(key, file: output, extras: extras)
+            }
+            return Result(path: nil, size: written.size, cache: report, inImage: true, storeInCache: store)
         }
+        let store = { roots.publish(key, file: output, extras: extras) }
         if !leavingCacheStore { store() }
         return Result(
             path: output, size: written.size, cache: report, inImage: image != nil,
-            storeInCache: leavingCacheStore ? store : nil)
+            storeInCache: leavingCacheStore ? .file(store) : nil)
+    }
+
+    private static func copy(_ file: SharedFile, range: (offset: Int64, size: Int64), to path: String) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw SystemError("cannot create", path: path, errno: errno) }
+        let copy = SharedFile(fd: fd, displayName: path)
+        var offset: Int64 = 0
+        try FileContent.blobRange(file: file, offset: range.offset, length: range.size).stream { chunk in
+            try copy.write(chunk, at: offset)
+            offset += Int64(chunk.count)
+        }
     }
 
     private static func size(of path: String) throws -> Int64 {
