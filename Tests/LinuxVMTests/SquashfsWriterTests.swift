@@ -437,6 +437,7 @@ final class SquashfsWriterTests: XCTestCase {
             XCTAssertEqual(committing?.sha256, String(done.sha256.dropFirst("sha256:".count)))
             XCTAssertEqual(committing?.rootStart, rootStart)
             XCTAssertEqual(committing?.rootSize, packed.size)
+            XCTAssertEqual(committing?.bytes, done.bytes)
             XCTAssertEqual(done.sha256, assembled.sha256)
             XCTAssertEqual(done.bytes, size ?? rootStart + packed.size)
             XCTAssertEqual(

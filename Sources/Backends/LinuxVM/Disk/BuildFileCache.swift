@@ -35,11 +35,10 @@ struct BuildFileCache {
         return stat(path, &info) == 0 ? "\(path) \(info.st_size) \(info.st_mtim.tv_sec)" : path
     }
 
-    /// A product found in the cache: the file holding it, the file's sha256, and where in the file
-    /// the product lies (the whole file, unless the entry has a `range`).
+    /// A product found in the cache: the file holding it (checked against the entry's sha256), and
+    /// where in the file the product lies (the whole file, unless the entry has a `range`).
     struct Hit {
         var path: String
-        var sha256: String
         var offset: Int64
         var size: Int64
     }
@@ -65,7 +64,7 @@ struct BuildFileCache {
         }
         // The entry's last use, for least-recently-used eviction.
         _ = utimes(entry, nil)
-        return Hit(path: path, sha256: actual, offset: range.offset, size: range.size)
+        return Hit(path: path, offset: range.offset, size: range.size)
     }
 
     /// Where an entry's product lies in its file of `fileSize` bytes: its `range` ("OFFSET SIZE"),

@@ -79,8 +79,9 @@ public enum DiskImage {
     public struct Committing {
         /// A path that opens the disk now (it may have no name yet).
         public var path: String
-        /// Its sha256, in hex.
+        /// Its sha256, in hex, and its size.
         public var sha256: String
+        public var bytes: Int64
         /// Where its root partition's file system lies.
         public var rootStart: Int64
         public var rootSize: Int64
@@ -130,7 +131,7 @@ public enum DiskImage {
         beforeCommit(
             Committing(
                 path: output.temporaryPath, sha256: String(digest.dropFirst("sha256:".count)),
-                rootStart: layout.rootStart, rootSize: root.size))
+                bytes: sink.byteCount, rootStart: layout.rootStart, rootSize: root.size))
         try output.commit()
         committed = true
         return (digest, sink.byteCount)
@@ -221,7 +222,9 @@ public enum DiskImage {
         // The disk's digest, read back: the root's super block went to its start last.
         let sha256 = try SHA256Hex.of(disk)
         beforeCommit(
-            Committing(path: output.temporaryPath, sha256: sha256, rootStart: rootStart, rootSize: rootSize))
+            Committing(
+                path: output.temporaryPath, sha256: sha256, bytes: layout.total, rootStart: rootStart,
+                rootSize: rootSize))
         try output.commit()
         return ("sha256:" + sha256, layout.total)
     }

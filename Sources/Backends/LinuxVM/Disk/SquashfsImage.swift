@@ -113,18 +113,16 @@ public struct SquashfsImage {
         let extras = [SquashfsBlockCache.indexName: written.blockIndex ?? Data()]
         if diskOnly {
             let store = PendingStore.disk { disk in
-                guard let file = try? SharedFile.openRegular(disk.path, what: "disk image", followSymlinks: true)
-                else { return nil }
                 // A disk made far larger than its root (--size) would be hashed whole, holes and all,
                 // at every use of the entry: its root is copied out and stored on its own instead.
-                guard file.size - disk.rootStart - disk.rootSize > 1 << 20 else {
+                guard disk.bytes - disk.rootStart - disk.rootSize > 1 << 20 else {
                     return roots.stage(
                         key, file: disk.path, sha256: disk.sha256, range: (disk.rootStart, disk.rootSize),
                         extras: extras)
                 }
-                guard (try? Self.copy(file, range: (disk.rootStart, disk.rootSize), to: output)) != nil else {
-                    return nil
-                }
+                guard let file = try? SharedFile.openRegular(disk.path, what: "disk image", followSymlinks: true),
+                    (try? Self.copy(file, range: (disk.rootStart, disk.rootSize), to: output)) != nil
+                else { return nil }
                 return roots.stage(key, file: output, extras: extras)
             }
             return Result(path: nil, size: written.size, cache: report, inImage: true, storeInCache: store)
